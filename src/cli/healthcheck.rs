@@ -1,0 +1,172 @@
+//! `aiworklab healthcheck`: a liveness probe for container health checks.
+//! Connects to the configured bind address on loopback, sends one
+//! `GET /healthz`, and exits 0 on a 200.
+//!
+//! Over TLS the probe pins the configured certificate instead of verifying
+//! a chain: it talks to its own process on loopback, where the public host
+//! name does not apply, and a pinned certificate still proves it reached
+//! this appliance and not something else on the port.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{Failure, settings};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
+    let settings = settings(path)?;
+    let bind = settings.server.bind;
+    let ip = match bind.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    };
+    let addr = SocketAddr::new(ip, bind.port());
+    let pinned = match &settings.server.tls {
+        Some(files) => {
+            let pem = std::fs::read(&files.cert_file).map_err(|e| {
+                Failure::new(
+                    format!("cannot read {}: {e}", files.cert_file.display()),
+                    None,
+                )
+            })?;
+            let first = rustls_pemfile::certs(&mut pem.as_slice())
+                .next()
+                .and_then(Result::ok)
+                .ok_or_else(|| Failure::new("server.tls_cert_file holds no certificate", None))?;
+            Some(first)
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}"), None))?;
+    let status =
+        runtime.block_on(async { tokio::time::timeout(TIMEOUT, probe(addr, pinned)).await });
+    match status {
+        Ok(Ok(200)) => {
+            println!("healthy: {addr} answered 200");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(code)) => Err(Failure::new(
+            format!("{addr} answered /healthz with {code}"),
+            None,
+        )),
+        Ok(Err(e)) => Err(Failure::new(format!("cannot reach {addr}: {e}"), None)),
+        Err(_) => Err(Failure::new(
+            format!("{addr} did not answer within {} s", TIMEOUT.as_secs()),
+            None,
+        )),
+    }
+}
+
+async fn probe(addr: SocketAddr, pinned: Option<CertificateDer<'static>>) -> std::io::Result<u16> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    match pinned {
+        None => get_health(tcp).await,
+        Some(cert) => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .map_err(std::io::Error::other)?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let name = ServerName::IpAddress(addr.ip().into());
+            let tls = connector.connect(name, tcp).await?;
+            get_health(tls).await
+        }
+    }
+}
+
+/// One HTTP/1.1 request and the status code of its answer.
+async fn get_health<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<u16> {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < 12 {
+        let r = s.read(&mut head[n..]).await?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("the answer is not HTTP/1.1"))
+}
+
+/// Accepts exactly the configured certificate.
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server presented a certificate other than server.tls_cert_file".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

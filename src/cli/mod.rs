@@ -1,0 +1,119 @@
+//! The command line (clap). One file per subcommand; each returns an exit
+//! code or a [`Failure`] that says what went wrong and how to fix it.
+
+mod config;
+mod healthcheck;
+mod org;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{CONFIG_PATH_ENV, ConfigErrors, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "aiworklab", version, about = "aiworklab on-prem appliance")]
+pub struct Cli {
+    /// Configuration file (TOML). Default: /etc/aiworklab/aiworklab.toml when it exists.
+    #[arg(long, global = true, env = CONFIG_PATH_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the org server (skill-graph store, APIs, dashboard).
+    Serve,
+    /// Show or check the configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Organisations.
+    #[command(subcommand)]
+    Org(org::OrgCmd),
+    /// API tokens for SCIM provisioning and MCP clients.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Probe /healthz of the local server; exit 0 when healthy (for container health checks).
+    Healthcheck,
+}
+
+/// A failed command: the message, and the fix when one is known.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub fix: Option<String>,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, fix: Option<String>) -> Self {
+        Self {
+            message: message.into(),
+            fix,
+            code: 1,
+        }
+    }
+}
+
+impl From<ConfigErrors> for Failure {
+    fn from(e: ConfigErrors) -> Self {
+        Self {
+            message: e.to_string().trim_end().to_string(),
+            fix: None,
+            code: 2,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::new(e.to_string(), Some(e.fix()))
+    }
+}
+
+impl From<crate::tokens::TokenError> for Failure {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        match e {
+            crate::tokens::TokenError::Store(s) => s.into(),
+            other => Self::new(other.to_string(), None),
+        }
+    }
+}
+
+impl From<crate::http::server::ServeError> for Failure {
+    fn from(e: crate::http::server::ServeError) -> Self {
+        Self::new(e.to_string(), None)
+    }
+}
+
+/// Loads and validates the configuration named on the command line.
+fn settings(cli_config: Option<&std::path::Path>) -> Result<Settings, Failure> {
+    Ok(crate::config::load(cli_config)?.0)
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Serve => serve::run(path),
+        Command::Config(cmd) => config::run(path, cmd),
+        Command::Org(cmd) => org::run(path, cmd),
+        Command::Token(cmd) => token::run(path, cmd),
+        Command::Healthcheck => healthcheck::run(path),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(fix) = f.fix {
+                eprintln!("  fix: {fix}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The configuration as written: serde types that mirror the TOML file and
+//! the `AIWORKLAB_*` environment one to one. Every struct denies unknown
+//! keys, so a typo stops start-up instead of being silently ignored.
+//! Values stay loosely typed here (strings, integers); `settings.rs` turns
+//! them into checked types with errors that name the key and the fix.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file. Field order is the order of `config show`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub storage: RawStorage,
+    pub keys: RawKeys,
+    pub log: RawLog,
+    pub audit: RawAudit,
+    pub metrics: RawMetrics,
+    pub rate_limits: RawRateLimits,
+    pub orgs: Vec<RawOrg>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            server: RawServer::default(),
+            storage: RawStorage::default(),
+            keys: RawKeys::default(),
+            log: RawLog::default(),
+            audit: RawAudit::default(),
+            metrics: RawMetrics::default(),
+            rate_limits: RawRateLimits::default(),
+            orgs: vec![RawOrg {
+                slug: "default".into(),
+                name: "Default organisation".into(),
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub bind: String,
+    /// Empty means "derived from `bind` and whether TLS is on".
+    pub public_url: String,
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    pub tls_min_version: String,
+    pub trusted_proxies: Vec<String>,
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_min_version: "1.3".into(),
+            trusted_proxies: Vec::new(),
+            request_timeout_secs: 30,
+            max_body_bytes: 2 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStorage {
+    pub data_dir: String,
+    pub read_pool_size: u32,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            data_dir: "./data".into(),
+            read_pool_size: 4,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKeys {
+    /// Empty means `<data_dir>/master.key`.
+    pub master_key_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    pub retention_days: u32,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        // 13 months: the upper end of the 12-to-13-month promise (P20).
+        Self {
+            retention_days: 395,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    /// Networks allowed to scrape `/metrics` (CIDR or single addresses).
+    pub allow_from: Vec<String>,
+    /// Optional bearer token scrapers must present; a secret.
+    pub token: String,
+    pub token_file: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self {
+            allow_from: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            token: String::new(),
+            token_file: String::new(),
+        }
+    }
+}
+
+/// One budget: `requests` per `window_secs` per client IP, refilled evenly.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests: u32,
+    pub window_secs: u32,
+}
+
+const fn limit(requests: u32, window_secs: u32) -> RawRateLimit {
+    RawRateLimit {
+        requests,
+        window_secs,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimits {
+    pub general: RawRateLimit,
+    pub sign_in: RawRateLimit,
+    pub sync: RawRateLimit,
+    pub scim: RawRateLimit,
+    pub export: RawRateLimit,
+    pub pairing: RawRateLimit,
+}
+
+impl Default for RawRateLimits {
+    fn default() -> Self {
+        Self {
+            general: limit(600, 60),
+            sign_in: limit(30, 60),
+            sync: limit(600, 60),
+            scim: limit(6_000, 60),
+            export: limit(3, 3_600),
+            pairing: limit(10, 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrg {
+    pub slug: String,
+    pub name: String,
+}

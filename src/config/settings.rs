@@ -1,0 +1,513 @@
+//! Checked settings: what the rest of the appliance receives. Built once at
+//! start-up from the raw configuration; every field here is already valid.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use zeroize::Zeroizing;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::raw::{RawConfig, RawRateLimit};
+use crate::ids::OrgSlug;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub keys: KeySettings,
+    pub log: LogSettings,
+    pub audit: AuditSettings,
+    pub metrics: MetricsSettings,
+    pub rate_limits: RateLimits,
+    pub orgs: Vec<OrgSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub public_url: url::Url,
+    pub tls: Option<TlsFiles>,
+    pub tls_min_version: TlsVersion,
+    pub trusted_proxies: Vec<IpNet>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+    pub read_pool_size: u32,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    pub master_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub allow_from: Vec<IpNet>,
+    pub token: Option<Secret>,
+}
+
+/// A budget of `requests` per `window` per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub general: RateLimit,
+    pub sign_in: RateLimit,
+    pub sync: RateLimit,
+    pub scim: RateLimit,
+    pub export: RateLimit,
+    pub pairing: RateLimit,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrgSettings {
+    pub slug: OrgSlug,
+    pub name: String,
+}
+
+/// A secret value from the configuration. `Debug` never shows it and the
+/// memory is wiped on drop.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Collects problems while validating, so all are reported at once.
+struct Checker<'a> {
+    origin: &'a dyn Fn(&str) -> String,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.errors.push(ConfigError {
+            key: key.to_string(),
+            origin: (self.origin)(key),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn range<T: PartialOrd + fmt::Display + Copy>(&mut self, key: &str, v: T, lo: T, hi: T) -> T {
+        if v < lo || v > hi {
+            self.fail(
+                key,
+                format!("{v} is out of range"),
+                format!("use a value from {lo} to {hi}"),
+            );
+        }
+        v
+    }
+
+    fn nets(&mut self, key: &str, values: &[String]) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            match parse_net(v) {
+                Some(n) => out.push(n),
+                None => self.fail(
+                    &format!("{key}.{i}"),
+                    format!("`{v}` is not an IP address or CIDR network"),
+                    "write it like \"10.0.0.5\" or \"10.0.0.0/8\" or \"fd00::/8\"",
+                ),
+            }
+        }
+        out
+    }
+
+    fn rate(&mut self, key: &str, raw: RawRateLimit) -> RateLimit {
+        let requests = self.range(&format!("{key}.requests"), raw.requests, 1, 1_000_000);
+        let window = self.range(&format!("{key}.window_secs"), raw.window_secs, 1, 86_400);
+        RateLimit {
+            requests: requests.max(1),
+            window: Duration::from_secs(u64::from(window.max(1))),
+        }
+    }
+
+    /// Resolves a secret given inline (`key`) or as a file (`key_file`).
+    fn secret(&mut self, key: &str, inline: &str, file: &str) -> Option<Secret> {
+        match (inline.is_empty(), file.is_empty()) {
+            (true, true) => None,
+            (false, false) => {
+                self.fail(
+                    key,
+                    format!("both {key} and {key}_file are set"),
+                    format!("keep only {key}_file (preferred) or {key}"),
+                );
+                None
+            }
+            (false, true) => Some(Secret::new(inline.to_string())),
+            (true, false) => {
+                let file_key = format!("{key}_file");
+                match read_secret_file(Path::new(file)) {
+                    Ok(s) => Some(s),
+                    Err((problem, fix)) => {
+                        self.fail(&file_key, problem, fix);
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Reads a `*_file` secret: owner-only permissions, non-empty, one trailing
+/// newline trimmed.
+fn read_secret_file(path: &Path) -> Result<Secret, (String, String)> {
+    if let Err(problem) = crate::fsperm::check_private_file(path) {
+        return Err((problem.to_string(), problem.fix()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            format!("cannot read {}: {e}", path.display()),
+            "check the path and that the service user can read it".to_string(),
+        )
+    })?;
+    let value = text.strip_suffix('\n').unwrap_or(&text);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err((
+            format!("{} is empty", path.display()),
+            "write the secret into the file".to_string(),
+        ));
+    }
+    Ok(Secret::new(value.to_string()))
+}
+
+fn is_local_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+impl Settings {
+    /// Validates `raw`. `origin` names where a key was set, for messages.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its key and fix.
+    pub fn from_raw(
+        raw: &RawConfig,
+        origin: &dyn Fn(&str) -> String,
+    ) -> Result<Self, ConfigErrors> {
+        let mut c = Checker {
+            origin,
+            errors: Vec::new(),
+        };
+        let r = &raw.server;
+
+        let bind = match r.bind.parse::<SocketAddr>() {
+            Ok(b) => b,
+            Err(_) => {
+                c.fail(
+                    "server.bind",
+                    format!("`{}` is not an IP address with a port", r.bind),
+                    "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8443\" or \"[::]:8443\"",
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+        let tls = match (r.tls_cert_file.is_empty(), r.tls_key_file.is_empty()) {
+            (true, true) => None,
+            (false, false) => {
+                for (key, path) in [
+                    ("server.tls_cert_file", &r.tls_cert_file),
+                    ("server.tls_key_file", &r.tls_key_file),
+                ] {
+                    if !Path::new(path).is_file() {
+                        c.fail(
+                            key,
+                            format!("{path} does not exist or is not a file"),
+                            "give the path of a PEM file the service user can read",
+                        );
+                    }
+                }
+                Some(TlsFiles {
+                    cert_file: r.tls_cert_file.clone().into(),
+                    key_file: r.tls_key_file.clone().into(),
+                })
+            }
+            (cert_missing, _) => {
+                let (set, unset) = if cert_missing {
+                    ("server.tls_key_file", "server.tls_cert_file")
+                } else {
+                    ("server.tls_cert_file", "server.tls_key_file")
+                };
+                c.fail(
+                    unset,
+                    format!("{set} is set but {unset} is not"),
+                    "set both to enable TLS, or neither to serve plain HTTP on loopback",
+                );
+                None
+            }
+        };
+        let tls_min_version = match r.tls_min_version.as_str() {
+            "1.3" => TlsVersion::V1_3,
+            "1.2" => TlsVersion::V1_2,
+            other => {
+                c.fail(
+                    "server.tls_min_version",
+                    format!("`{other}` is not a supported TLS version"),
+                    "use \"1.3\" (default) or \"1.2\"; older versions are not offered",
+                );
+                TlsVersion::V1_3
+            }
+        };
+        let trusted_proxies = c.nets("server.trusted_proxies", &r.trusted_proxies);
+        if tls.is_none() && !bind.ip().is_loopback() && trusted_proxies.is_empty() {
+            c.fail(
+                "server.bind",
+                format!("plain HTTP on the non-loopback address {bind} would expose sessions and tokens"),
+                "set server.tls_cert_file and server.tls_key_file, or bind to 127.0.0.1 behind a reverse proxy, or list that proxy in server.trusted_proxies",
+            );
+        }
+        let public_url = public_url(&mut c, &r.public_url, bind, tls.is_some());
+        let request_timeout = c.range(
+            "server.request_timeout_secs",
+            r.request_timeout_secs,
+            1,
+            3_600,
+        );
+        let max_body = c.range("server.max_body_bytes", r.max_body_bytes, 1_024, 1 << 30);
+        let grace = c.range("server.shutdown_grace_secs", r.shutdown_grace_secs, 0, 600);
+
+        let s = &raw.storage;
+        if s.data_dir.trim().is_empty() {
+            c.fail(
+                "storage.data_dir",
+                "is empty",
+                "give a directory, e.g. \"/var/lib/aiworklab\"",
+            );
+        }
+        let data_dir = PathBuf::from(&s.data_dir);
+        let read_pool_size = c.range("storage.read_pool_size", s.read_pool_size, 1, 64);
+        let busy = c.range("storage.busy_timeout_ms", s.busy_timeout_ms, 0, 600_000);
+        let master_key_file = if raw.keys.master_key_file.is_empty() {
+            data_dir.join("master.key")
+        } else {
+            PathBuf::from(&raw.keys.master_key_file)
+        };
+
+        let format = match raw.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                c.fail(
+                    "log.format",
+                    format!("`{other}` is not a log format"),
+                    "use \"text\" or \"json\"",
+                );
+                LogFormat::Text
+            }
+        };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
+            c.fail(
+                "log.level",
+                format!("`{}` is not a log filter: {e}", raw.log.level),
+                "use error, warn, info, debug or trace, optionally per module (\"info,aiworklab::http=debug\")",
+            );
+        }
+        let retention_days = c.range("audit.retention_days", raw.audit.retention_days, 30, 3_650);
+        let allow_from = c.nets("metrics.allow_from", &raw.metrics.allow_from);
+        let token = c.secret("metrics.token", &raw.metrics.token, &raw.metrics.token_file);
+
+        let rl = &raw.rate_limits;
+        let rate_limits = RateLimits {
+            general: c.rate("rate_limits.general", rl.general),
+            sign_in: c.rate("rate_limits.sign_in", rl.sign_in),
+            sync: c.rate("rate_limits.sync", rl.sync),
+            scim: c.rate("rate_limits.scim", rl.scim),
+            export: c.rate("rate_limits.export", rl.export),
+            pairing: c.rate("rate_limits.pairing", rl.pairing),
+        };
+        let orgs = orgs(&mut c, raw);
+
+        if !c.errors.is_empty() {
+            return Err(ConfigErrors(c.errors));
+        }
+        Ok(Settings {
+            server: ServerSettings {
+                bind,
+                public_url,
+                tls,
+                tls_min_version,
+                trusted_proxies,
+                request_timeout: Duration::from_secs(request_timeout),
+                max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+                shutdown_grace: Duration::from_secs(grace),
+            },
+            storage: StorageSettings {
+                data_dir,
+                read_pool_size,
+                busy_timeout: Duration::from_millis(busy),
+            },
+            keys: KeySettings { master_key_file },
+            log: LogSettings {
+                format,
+                level: raw.log.level.clone(),
+            },
+            audit: AuditSettings { retention_days },
+            metrics: MetricsSettings { allow_from, token },
+            rate_limits,
+            orgs,
+        })
+    }
+
+    /// The configured org with this slug.
+    pub fn org(&self, slug: &OrgSlug) -> Option<&OrgSettings> {
+        self.orgs.iter().find(|o| &o.slug == slug)
+    }
+}
+
+fn public_url(c: &mut Checker<'_>, raw: &str, bind: SocketAddr, tls: bool) -> url::Url {
+    let derived = || {
+        let scheme = if tls { "https" } else { "http" };
+        let host = if bind.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            match bind.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            }
+        };
+        url::Url::parse(&format!("{scheme}://{host}:{}/", bind.port()))
+            .expect("a scheme, an IP or localhost, and a port always form a valid URL")
+    };
+    if raw.is_empty() {
+        return derived();
+    }
+    let url = match url::Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => {
+            c.fail(
+                "server.public_url",
+                format!("`{raw}` is not a URL: {e}"),
+                "write it like \"https://skills.example.com\"",
+            );
+            return derived();
+        }
+    };
+    let fix = "use https:// (http:// only for localhost), with no path, query or fragment, e.g. \"https://skills.example.com\"";
+    if !matches!(url.scheme(), "https" | "http") || (url.scheme() == "http" && !is_local_host(&url))
+    {
+        c.fail(
+            "server.public_url",
+            format!("`{raw}` must be https: session cookies are Secure-only"),
+            fix,
+        );
+    } else if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        c.fail(
+            "server.public_url",
+            format!("`{raw}` has a path, query or fragment"),
+            fix,
+        );
+    }
+    url
+}
+
+fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {
+    if raw.orgs.is_empty() {
+        c.fail(
+            "orgs",
+            "no organisation is configured",
+            "add an [[orgs]] table with slug and name",
+        );
+    }
+    let mut out: Vec<OrgSettings> = Vec::new();
+    for (i, o) in raw.orgs.iter().enumerate() {
+        let slug = match OrgSlug::parse(&o.slug) {
+            Ok(s) => s,
+            Err(e) => {
+                c.fail(
+                    &format!("orgs.{i}.slug"),
+                    e.to_string(),
+                    "rename it to match ^[a-z0-9][a-z0-9-]{0,62}$",
+                );
+                continue;
+            }
+        };
+        if out.iter().any(|x| x.slug == slug) {
+            c.fail(
+                &format!("orgs.{i}.slug"),
+                format!("org `{slug}` is declared twice"),
+                "remove the duplicate [[orgs]] table",
+            );
+            continue;
+        }
+        let name = o.name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            c.fail(
+                &format!("orgs.{i}.name"),
+                "must be 1 to 200 printable characters",
+                "give the organisation's display name, e.g. \"Acme Corp\"",
+            );
+        }
+        out.push(OrgSettings {
+            slug,
+            name: name.to_string(),
+        });
+    }
+    out
+}

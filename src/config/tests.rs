@@ -1,0 +1,243 @@
+//! Configuration tests: precedence, every kind of error message, redaction.
+//! `figment::Jail` gives each test its own working directory and restores
+//! the environment afterwards.
+
+// figment::Jail closures must return figment::Result, whose error is large.
+#![allow(clippy::result_large_err)]
+
+use std::path::Path;
+
+use figment::Jail;
+
+use super::*;
+
+fn errors(r: Result<(Settings, Loaded), ConfigErrors>) -> ConfigErrors {
+    match r {
+        Ok(_) => panic!("configuration was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn defaults_then_file_then_env() {
+    Jail::expect_with(|jail| {
+        let (s, _) = load(None).expect("defaults are valid");
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.storage.data_dir, Path::new("./data"));
+        assert_eq!(s.keys.master_key_file, Path::new("./data/master.key"));
+        assert_eq!(s.audit.retention_days, 395);
+        assert_eq!(s.orgs.len(), 1);
+        assert_eq!(s.orgs[0].slug.as_str(), "default");
+        assert_eq!(s.server.tls_min_version, TlsVersion::V1_3);
+
+        jail.create_file(
+            "a.toml",
+            r#"
+                [server]
+                bind = "127.0.0.1:9000"
+                [storage]
+                data_dir = "/srv/aiwl"
+                [audit]
+                retention_days = 380
+                [[orgs]]
+                slug = "acme"
+                name = "Acme"
+            "#,
+        )?;
+        let (s, loaded) = load(Some(Path::new("a.toml"))).expect("file is valid");
+        assert_eq!(s.server.bind.port(), 9000);
+        assert_eq!(s.storage.data_dir, Path::new("/srv/aiwl"));
+        assert_eq!(s.keys.master_key_file, Path::new("/srv/aiwl/master.key"));
+        assert_eq!(s.audit.retention_days, 380);
+        assert_eq!(
+            s.orgs[0].slug.as_str(),
+            "acme",
+            "file arrays replace defaults"
+        );
+        assert_eq!(s.orgs.len(), 1);
+        assert_eq!(loaded.file.as_deref(), Some(Path::new("a.toml")));
+
+        jail.set_env("AIWORKLAB_SERVER__BIND", "127.0.0.1:9100");
+        jail.set_env("AIWORKLAB_AUDIT__RETENTION_DAYS", "400");
+        jail.set_env("AIWORKLAB_CONFIG", "ignored-by-the-settings-provider");
+        let (s, _) = load(Some(Path::new("a.toml"))).expect("env is valid");
+        assert_eq!(s.server.bind.port(), 9100, "env beats file");
+        assert_eq!(s.audit.retention_days, 400);
+        assert_eq!(
+            s.storage.data_dir,
+            Path::new("/srv/aiwl"),
+            "file beats default"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_in_file_names_key_file_line_and_alternatives() {
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", "[server]\nbnd = \"127.0.0.1:1\"\n")?;
+        let e = errors(load(Some(Path::new("a.toml"))));
+        let err = e.for_key("server.bnd").expect("names the key");
+        assert!(err.problem.contains("unknown key"), "{err}");
+        assert!(err.origin.contains("a.toml, line 2"), "{err}");
+        assert!(err.fix.contains("bind"), "lists valid keys: {err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn wrong_type_from_env_names_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("AIWORKLAB_STORAGE__READ_POOL_SIZE", "many");
+        let e = errors(load(None));
+        let err = e.for_key("storage.read_pool_size").expect("names the key");
+        assert!(
+            err.origin.contains("AIWORKLAB_STORAGE__READ_POOL_SIZE"),
+            "{err}"
+        );
+        assert!(err.problem.contains("wrong type"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_env_key_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.set_env("AIWORKLAB_SERVR__BIND", "x");
+        let e = errors(load(None));
+        assert!(e.for_key("servr").is_some(), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_values_each_name_key_origin_and_fix() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            r#"[server]
+bind = "localhost"
+tls_min_version = "1.1"
+trusted_proxies = ["10.0.0.0/8", "not-a-net"]
+public_url = "http://skills.example.com"
+[log]
+format = "xml"
+[[orgs]]
+slug = "../x"
+name = "X"
+[[orgs]]
+slug = "ok"
+name = ""
+"#,
+        )?;
+        let e = errors(load(Some(Path::new("a.toml"))));
+        let bind = e.for_key("server.bind").expect("bind");
+        assert!(bind.origin.contains("line 2"), "{bind}");
+        assert!(bind.fix.contains("127.0.0.1:8080"), "{bind}");
+        assert!(e.for_key("server.tls_min_version").is_some(), "{e}");
+        let proxy = e.for_key("server.trusted_proxies.1").expect("proxy");
+        assert!(proxy.problem.contains("not-a-net"), "{proxy}");
+        assert!(e.for_key("server.public_url").is_some(), "{e}");
+        assert!(e.for_key("log.format").is_some(), "{e}");
+        let slug = e.for_key("orgs.0.slug").expect("slug");
+        assert!(slug.origin.contains("line 9"), "{slug}");
+        assert!(e.for_key("orgs.1.name").is_some(), "{e}");
+        // The rendering lists every problem.
+        let text = e.to_string();
+        assert!(text.contains("7 problems"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_behind_a_trusted_proxy() {
+    Jail::expect_with(|jail| {
+        jail.set_env("AIWORKLAB_SERVER__BIND", "0.0.0.0:8080");
+        let e = errors(load(None));
+        let err = e.for_key("server.bind").expect("bind");
+        assert!(err.problem.contains("plain HTTP"), "{err}");
+        assert!(err.origin.contains("AIWORKLAB_SERVER__BIND"), "{err}");
+        assert!(err.fix.contains("tls_cert_file"), "{err}");
+
+        jail.set_env("AIWORKLAB_SERVER__TRUSTED_PROXIES", "[\"10.1.2.3\"]");
+        jail.set_env("AIWORKLAB_SERVER__PUBLIC_URL", "https://skills.example.com");
+        let (s, _) = load(None).expect("behind a proxy is allowed");
+        assert_eq!(s.server.trusted_proxies.len(), 1);
+        Ok(())
+    });
+}
+
+#[test]
+fn half_configured_tls_names_the_missing_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("cert.pem", "x")?;
+        jail.set_env("AIWORKLAB_SERVER__TLS_CERT_FILE", "cert.pem");
+        let e = errors(load(None));
+        assert!(e.for_key("server.tls_key_file").is_some(), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    Jail::expect_with(|_| {
+        let e = errors(load(Some(Path::new("nope.toml"))));
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_are_redacted_everywhere_they_are_shown() {
+    Jail::expect_with(|jail| {
+        jail.set_env("AIWORKLAB_METRICS__TOKEN", "s3cret-scrape-token");
+        let (s, loaded) = load(None).expect("valid");
+        let token = s.metrics.token.as_ref().expect("token");
+        assert_eq!(token.expose(), "s3cret-scrape-token");
+        assert!(!format!("{s:?}").contains("s3cret"), "Debug leaks");
+        let shown = render_redacted(&loaded.raw);
+        assert!(!shown.contains("s3cret"), "config show leaks: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        Ok(())
+    });
+}
+
+#[test]
+fn secret_files_are_read_and_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    Jail::expect_with(|jail| {
+        let path = jail.directory().join("token");
+        std::fs::write(&path, "from-a-file\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        jail.set_env("AIWORKLAB_METRICS__TOKEN_FILE", path.display());
+        let e = errors(load(None));
+        let err = e.for_key("metrics.token_file").expect("perm error");
+        assert!(err.fix.starts_with("chmod 600"), "{err}");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let (s, loaded) = load(None).expect("valid");
+        assert_eq!(
+            s.metrics.token.as_ref().map(Secret::expose),
+            Some("from-a-file")
+        );
+        assert!(!render_redacted(&loaded.raw).contains("from-a-file"));
+
+        jail.set_env("AIWORKLAB_METRICS__TOKEN", "inline");
+        let e = errors(load(None));
+        assert!(
+            e.for_key("metrics.token").is_some(),
+            "both set is refused: {e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn shipped_example_holds_every_key_with_its_default() {
+    let text = include_str!("../../config/aiworklab.toml");
+    // The file's literal content (no serde defaults filled in) must equal the
+    // built-in defaults: every key present, every value the default.
+    let literal: serde_json::Value = toml_edit::de::from_str(text).expect("example parses");
+    let defaults = serde_json::to_value(RawConfig::default()).expect("serialisable");
+    assert_eq!(literal, defaults, "config/aiworklab.toml and the defaults differ");
+}

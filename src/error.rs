@@ -1,0 +1,129 @@
+//! The one error type at the HTTP edge. Each variant documents its status.
+//! API responses are RFC 9457 problem documents; internals never leak: the
+//! real error is logged inside the request span and the client gets a
+//! clear, safe message. (SCIM and HTML renderers join as those surfaces land.)
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Media type of RFC 9457 problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request is malformed; the message names what and the fix.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing, malformed, unknown, expired or revoked credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated (or identified by address) but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource (also for resources of another org).
+    #[error("not found")]
+    NotFound,
+    /// 409: conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than the endpoint accepts.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 429: over the rate limit for this endpoint class; retry after N s.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// 503: a dependency (database, IdP) is not available right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    /// A problem for `status` with the standard reason as its title.
+    pub fn new(status: StatusCode, detail: Option<String>) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+        }
+    }
+
+    pub fn into_response_with(self, status: StatusCode) -> Response {
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        res
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                Some(
+                    "an internal error occurred; the request id identifies it in the server log"
+                        .into(),
+                )
+            }
+            Self::Unavailable(msg) => {
+                tracing::warn!(reason = %msg, "service unavailable");
+                Some(msg.clone())
+            }
+            Self::NotFound => None,
+            Self::TooManyRequests { retry_after_secs } => Some(format!(
+                "rate limit exceeded for this endpoint; retry after {retry_after_secs} s"
+            )),
+            other => Some(other.to_string()),
+        };
+        let mut res = Problem::new(status, detail).into_response_with(status);
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

@@ -1,0 +1,95 @@
+//! The HTTP server: state, router assembly and the layers every response
+//! passes through. Each capability owns its router; this module only merges
+//! them and wraps them in middleware, so security headers, request ids,
+//! metrics and problem documents apply to every route, 404s included.
+
+pub mod client;
+pub mod middleware;
+pub mod ops;
+pub mod ratelimit;
+pub mod server;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use ratelimit::{RateLimiters, RouteClass};
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<RateLimiters>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        let limits = Arc::new(RateLimiters::new(&settings.rate_limits));
+        Self {
+            settings,
+            store,
+            metrics: Arc::new(Metrics::new()),
+            limits,
+            clock,
+        }
+    }
+}
+
+/// The security headers of SECURITY.md P13, on every response.
+pub const SECURITY_HEADERS: [(&str, &str); 7] = [
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains; preload",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+];
+
+/// The whole application as a `Router`, so tests need no socket.
+pub fn app(state: AppState) -> Router {
+    let general = (state.clone(), RouteClass::General);
+    let ops = ops::router().route_layer(from_fn_with_state(general, ratelimit::enforce));
+
+    let s = &state.settings.server;
+    // Router::layer wraps everything added before it: the last layer is the
+    // outermost, so security headers cover even errors from other layers.
+    Router::new()
+        .merge(ops)
+        .route_layer(from_fn(middleware::record_route))
+        .fallback(middleware::not_found)
+        .layer(RequestBodyLimitLayer::new(s.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            s.request_timeout,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::client_context,
+        ))
+        .layer(from_fn(middleware::problem_fallback))
+        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .layer(from_fn(middleware::security_headers))
+        .with_state(state)
+}

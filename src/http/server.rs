@@ -1,0 +1,164 @@
+//! Serving: binding, TLS or plain HTTP, background tasks, and graceful
+//! shutdown on SIGTERM/SIGINT that lets in-flight requests finish.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{AppState, app};
+use crate::audit;
+
+/// How long a client may take to send its first request, or to finish a TLS
+/// handshake, before the connection is dropped (slow-client defence).
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+    stop_background: watch::Sender<bool>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting connections, gives in-flight requests the configured
+    /// grace period, stops background tasks, and waits for the end.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it failed.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        tracing::info!(
+            grace_secs = self.grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
+        let _ = self.stop_background.send(true);
+        self.handle.graceful_shutdown(Some(self.grace));
+        match self.task.await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Binds the configured address.
+///
+/// # Errors
+/// [`ServeError::Bind`] when the address is taken or not allowed.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let l = TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(l)
+}
+
+/// Starts serving `state` on `listener`, with the background tasks (audit
+/// sweeper, rate-limit memory trimming).
+///
+/// # Errors
+/// TLS configuration errors and listener errors.
+pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, ServeError> {
+    let addr = listener.local_addr()?;
+    let settings = Arc::clone(&state.settings);
+    let handle: Handle<SocketAddr> = Handle::new();
+    let (stop_background, stop_rx) = watch::channel(false);
+
+    tokio::spawn(audit::run_sweeper(
+        Arc::clone(&state.store),
+        Arc::clone(&state.clock),
+        settings.audit.retention_days,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(trim_rate_limits(Arc::clone(&state.limits), stop_rx));
+
+    let make = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let task = match &settings.server.tls {
+        Some(files) => {
+            let config = super::tls::server_config(files, settings.server.tls_min_version)?;
+            let mut acceptor =
+                axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(config));
+            acceptor = acceptor.handshake_timeout(FIRST_REQUEST_TIMEOUT);
+            let server = axum_server::from_tcp(listener)?
+                .acceptor(acceptor)
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
+                .handle(handle.clone());
+            tokio::spawn(server.serve(make))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
+                .handle(handle.clone());
+            tokio::spawn(server.serve(make))
+        }
+    };
+    let scheme = if settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, scheme, public_url = %settings.server.public_url, "listening");
+    Ok(Running {
+        addr,
+        handle,
+        task,
+        stop_background,
+        grace: settings.server.shutdown_grace,
+    })
+}
+
+async fn trim_rate_limits(
+    limits: Arc<super::ratelimit::RateLimiters>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => limits.retain_recent(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

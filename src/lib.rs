@@ -1,0 +1,34 @@
+//! aiworklab appliance: the org server, operator tools and backup tooling in
+//! one binary. This file is the table of contents.
+#![forbid(unsafe_code)]
+
+/// The audit log: one-line recording of privileged actions, and its sweeper.
+pub mod audit;
+/// Command-line interface: one file per subcommand.
+pub mod cli;
+/// Time as a parameter: the `Clock` trait, a system and a manual clock.
+pub mod clock;
+/// Configuration loading (figment) and validation into `Settings`.
+pub mod config;
+/// The key hierarchy: master key file and HKDF-derived keys.
+pub mod crypto;
+/// The error type at the HTTP edge and its renderers.
+pub mod error;
+/// Permission rules for secrets and data files.
+pub mod fsperm;
+/// The HTTP server: router assembly, middleware, TLS, operations endpoints.
+pub mod http;
+/// Identifier newtypes that have passed their allow-list check.
+pub mod ids;
+/// Logging setup: text or JSON, request-scoped fields, nothing sensitive.
+pub mod logging;
+/// Prometheus metrics.
+pub mod metrics;
+/// Bearer secrets: generation, prefixes, hashing, constant-time checks.
+pub mod secrets;
+/// The encrypted SQLCipher store: files, keys, migrations, SQL.
+pub mod store;
+/// API tokens (SCIM, MCP): create, list, revoke, authenticate.
+pub mod tokens;
+
+pub use http::{AppState, app};

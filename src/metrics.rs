@@ -1,0 +1,131 @@
+//! Prometheus metrics: request counts and latency by route and status,
+//! rate-limit rejections by endpoint class, database sizes. Held in the
+//! application state, never in a global registry.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbLabels {
+    pub database: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub version: &'static str,
+}
+
+/// Latency buckets in seconds, from 1 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub rate_limited: Family<ClassLabels, Counter>,
+    db_bytes: Family<DbLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aiworklab");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LATENCY_BUCKETS)
+        });
+        let rate_limited = Family::<ClassLabels, Counter>::default();
+        let db_bytes = Family::<DbLabels, Gauge>::default();
+        let info = Family::<VersionLabels, Gauge>::default();
+        info.get_or_create(&VersionLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by method and route",
+            latency.clone(),
+        );
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429, by endpoint class",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "database_size_bytes",
+            "Size on disk of each database (file plus WAL)",
+            db_bytes.clone(),
+        );
+        registry.register("build_info", "Version of the running binary", info);
+        Self {
+            registry,
+            requests,
+            latency,
+            rate_limited,
+            db_bytes,
+        }
+    }
+
+    /// The OpenMetrics text exposition, with database sizes read now.
+    pub fn render(&self, store: &Store) -> String {
+        self.db_bytes
+            .get_or_create(&DbLabels {
+                database: "system".into(),
+            })
+            .set(i64::try_from(store.system().size_on_disk()).unwrap_or(i64::MAX));
+        for org in store.orgs() {
+            self.db_bytes
+                .get_or_create(&DbLabels {
+                    database: format!("org:{}", org.slug),
+                })
+                .set(i64::try_from(org.db.size_on_disk()).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,176 @@
+//! One encrypted SQLite database: a single writer connection behind a mutex
+//! and a pool of read-only connections (`SQLITE_OPEN_READ_ONLY` plus
+//! `PRAGMA query_only`) for read paths, as a defence in depth. Every
+//! connection is keyed with a raw 256-bit SQLCipher key before any other
+//! statement, and the key is proven by reading the schema at once, so a
+//! wrong key is a clear error instead of a crash or an empty database.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use super::StoreError;
+use crate::crypto::DerivedKey;
+
+/// How connections are opened.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub busy_timeout: Duration,
+    pub read_pool_size: u32,
+}
+
+/// An open database.
+pub struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies the key and proves it by reading the schema.
+fn unlock(conn: &Connection, key: &DerivedKey, path: &Path) -> Result<(), StoreError> {
+    // SQLCipher raw-key syntax: the string x'<64 hex>' uses the bytes as the
+    // key directly (no passphrase KDF). pragma_update quotes the value.
+    let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_ref())));
+    conn.pragma_update(None, "key", literal.as_str())?;
+    match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::NotADatabase => {
+            Err(StoreError::WrongKey {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_writer(path: &Path, key: &DerivedKey, opts: &DbOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    unlock(&conn, key, path)?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    // WAL lets readers run beside the writer; NORMAL is durable across
+    // process crashes in WAL mode. Temporary tables and indices stay in
+    // memory so no plaintext temp file is ever written.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Opens the existing database file at `path` with `key`. The file must
+    /// exist: creating it is the caller's decision (see `Store`).
+    ///
+    /// # Errors
+    /// [`StoreError::WrongKey`] for a wrong key or a file that is not an
+    /// aiworklab database, or the underlying SQLite error.
+    pub fn open(path: &Path, key: DerivedKey, opts: &DbOptions) -> Result<Self, StoreError> {
+        let writer = open_writer(path, &key, opts)?;
+        let key = Arc::new(key);
+        let init_key = Arc::clone(&key);
+        let init_path = path.to_path_buf();
+        let busy = opts.busy_timeout;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |conn| {
+                unlock(conn, &init_key, &init_path).map_err(StoreError::into_sqlite)?;
+                conn.busy_timeout(busy)?;
+                conn.pragma_update(None, "query_only", "ON")?;
+                conn.pragma_update(None, "temp_store", "MEMORY")
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(opts.read_pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in an immediate transaction on the writer connection and
+    /// commits when it returns `Ok`. Nothing is written when it fails.
+    ///
+    /// # Errors
+    /// The error `f` returns, or the store error of begin or commit.
+    pub fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Runs `f` with the writer connection outside any transaction
+    /// (migrations, checkpoints, online backup).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn)
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    ///
+    /// # Errors
+    /// The error `f` returns, or a pool error as a store error.
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let conn = self.readers.get().map_err(StoreError::from)?;
+        f(&conn)
+    }
+
+    /// Bytes on disk: the database file plus its WAL.
+    pub fn size_on_disk(&self) -> u64 {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        [self.path.as_path(), wal.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// Creates an empty encrypted database file at `path` (mode 0600) keyed with
+/// `key`. Fails if the file exists.
+///
+/// # Errors
+/// I/O or SQLite errors.
+pub fn create(path: &Path, key: &DerivedKey) -> Result<(), StoreError> {
+    // Create the file ourselves so it is 0600 from its first byte; SQLite
+    // gives the -wal and -shm files the same mode.
+    crate::fsperm::create_private_file(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    unlock(&conn, key, path)?;
+    // Writing the header makes the key part of the file from the start.
+    conn.execute_batch("PRAGMA journal_mode=WAL;")?;
+    Ok(())
+}
