@@ -13,7 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
-pub use raw::{RawConfig, RawOrg};
+pub use raw::{RawConfig, RawOrg, RawRateLimit};
 pub use settings::{
     AuditSettings, KeySettings, LogFormat, LogSettings, MetricsSettings, OrgSettings, RateLimit,
     RateLimits, Secret, ServerSettings, Settings, StorageSettings, TlsFiles, TlsVersion,

@@ -239,5 +239,8 @@ fn shipped_example_holds_every_key_with_its_default() {
     // built-in defaults: every key present, every value the default.
     let literal: serde_json::Value = toml_edit::de::from_str(text).expect("example parses");
     let defaults = serde_json::to_value(RawConfig::default()).expect("serialisable");
-    assert_eq!(literal, defaults, "config/aiworklab.toml and the defaults differ");
+    assert_eq!(
+        literal, defaults,
+        "config/aiworklab.toml and the defaults differ"
+    );
 }

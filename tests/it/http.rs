@@ -1,0 +1,313 @@
+//! The HTTP edge without a socket: security headers (P13), rate limits
+//! (P17), request ids and logs (P24), metrics access, readiness, and plain
+//! HTTP on a public bind (P2).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aiworklab::config::{LogFormat, LogSettings, RawRateLimit};
+use aiworklab::http::SECURITY_HEADERS;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use crate::support::{Answer, Env, get, send, send_from};
+
+fn assert_security_headers(a: &Answer, what: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(a.header(name), Some(value), "{what}: header {name}");
+    }
+    let csp = a.header("content-security-policy").expect("csp");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("http"),
+        "{what}: CSP allows more than self"
+    );
+    assert!(
+        a.header("set-cookie").is_none(),
+        "{what}: anonymous responses set no cookie"
+    );
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_kind_of_response() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.server.max_body_bytes = 1024;
+    env.raw.rate_limits.general = RawRateLimit {
+        requests: 5,
+        window_secs: 3600,
+    };
+    let state = env.state();
+
+    let ok = send(&state, get("/healthz")).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_security_headers(&ok, "200");
+
+    let missing = send(&state, get("/no/such/page")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(missing.json()["status"], 404);
+    assert_security_headers(&missing, "404");
+
+    let wrong_method = send(
+        &state,
+        Request::post("/healthz").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_security_headers(&wrong_method, "405");
+
+    let big = Request::post("/healthz")
+        .header("content-length", "4096")
+        .body(Body::from(vec![b'x'; 4096]))
+        .expect("req");
+    let too_big = send(&state, big).await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        too_big.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_security_headers(&too_big, "413");
+
+    let far = "203.0.113.5:1234".parse().expect("addr");
+    let forbidden = send_from(&state, far, get("/metrics")).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_security_headers(&forbidden, "403");
+
+    let mut limited = None;
+    for _ in 0..10 {
+        let a = send(&state, get("/healthz")).await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(a);
+            break;
+        }
+    }
+    let limited = limited.expect("the general budget of 5 ran out");
+    assert_security_headers(&limited, "429");
+}
+
+#[tokio::test]
+async fn over_budget_answers_429_with_retry_after_and_recovers_after_it() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.general = RawRateLimit {
+        requests: 2,
+        window_secs: 2,
+    };
+    let state = env.state();
+    assert_eq!(send(&state, get("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(send(&state, get("/readyz")).await.status, StatusCode::OK);
+    let refused = send(&state, get("/healthz")).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+    assert_eq!(refused.json()["status"], 429);
+    // Unknown routes spend the same budget, so scanning is limited too.
+    assert_eq!(
+        send(&state, get("/nope")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client is not affected.
+    let other = "192.0.2.44:1".parse().expect("addr");
+    assert_eq!(
+        send_from(&state, other, get("/healthz")).await.status,
+        StatusCode::OK
+    );
+    // Waiting as told restores the budget.
+    tokio::time::sleep(Duration::from_secs(retry) + Duration::from_millis(50)).await;
+    assert_eq!(send(&state, get("/healthz")).await.status, StatusCode::OK);
+    // Rejections are counted in the metrics (read from another loopback
+    // address, which has its own budget).
+    let scraper = "127.0.0.2:9".parse().expect("addr");
+    let m = send_from(&state, scraper, get("/metrics")).await;
+    assert!(
+        m.text()
+            .contains("aiworklab_rate_limited_requests_total{class=\"general\"} 2"),
+        "{}",
+        m.text()
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_accepted_only_when_safe() {
+    let env = Env::new(&["acme"]);
+    let state = env.state();
+    let a = send(&state, get("/healthz")).await;
+    let generated = a.header("x-request-id").expect("generated id");
+    assert_eq!(generated.len(), 36, "{generated}");
+
+    let given = Request::get("/healthz")
+        .header("x-request-id", "lb-1234.abc_DEF")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(
+        send(&state, given).await.header("x-request-id"),
+        Some("lb-1234.abc_DEF")
+    );
+
+    for hostile in ["a b", "x\"y", &"z".repeat(65), "id<script>", "a\tb"] {
+        let req = Request::get("/healthz")
+            .header("x-request-id", hostile.as_bytes())
+            .body(Body::empty())
+            .expect("req");
+        let id = send(&state, req)
+            .await
+            .header("x-request-id")
+            .expect("id")
+            .to_string();
+        assert_ne!(id, hostile);
+        assert_eq!(id.len(), 36);
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_only_to_allowed_networks_and_with_the_token() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.metrics.allow_from = vec!["127.0.0.0/8".into(), "10.9.0.0/16".into()];
+    env.raw.metrics.token = "scrape-me".into();
+    let state = env.state();
+    let inside = "10.9.1.2:999".parse().expect("addr");
+    let outside = "10.8.1.2:999".parse().expect("addr");
+
+    let no_token = send_from(&state, inside, get("/metrics")).await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+    let with = |t: &str| {
+        Request::get("/metrics")
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .expect("req")
+    };
+    assert_eq!(
+        send_from(&state, inside, with("wrong")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send_from(&state, outside, with("scrape-me")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let ok = send_from(&state, inside, with("scrape-me")).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let text = ok.text();
+    for metric in [
+        "aiworklab_http_requests_total{",
+        "aiworklab_http_request_duration_seconds_bucket{",
+        "aiworklab_database_size_bytes{database=\"org:acme\"}",
+        "aiworklab_database_size_bytes{database=\"system\"}",
+        "aiworklab_build_info{",
+    ] {
+        assert!(text.contains(metric), "missing {metric} in\n{text}");
+    }
+    assert!(
+        text.contains("route=\"/metrics\""),
+        "requests are labelled by route"
+    );
+}
+
+#[tokio::test]
+async fn readiness_reports_every_database() {
+    let env = Env::new(&["a", "b"]);
+    let state = env.state();
+    let a = send(&state, get("/readyz")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let names: Vec<String> = a.json()["databases"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(names, ["system", "org:a", "org:b"]);
+}
+
+#[tokio::test]
+async fn plain_http_on_a_public_bind_is_served_only_to_the_trusted_proxy() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.server.bind = "0.0.0.0:8080".into();
+    env.raw.server.public_url = "https://skills.example.com".into();
+    env.raw.server.trusted_proxies = vec!["10.0.0.5".into()];
+    let state = env.state();
+    let stranger = "203.0.113.9:5000".parse().expect("addr");
+    let proxy = "10.0.0.5:5000".parse().expect("addr");
+    let refused = send_from(&state, stranger, get("/healthz")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("reverse proxy")
+    );
+    assert_eq!(
+        send_from(&state, proxy, get("/healthz")).await.status,
+        StatusCode::OK
+    );
+}
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn logs_carry_request_id_and_route_but_never_paths_bodies_or_credentials() {
+    let buffer = Buffer::default();
+    let settings = LogSettings {
+        format: LogFormat::Json,
+        level: "debug".into(),
+    };
+    let _guard =
+        tracing::subscriber::set_default(aiworklab::logging::subscriber(&settings, buffer.clone()));
+    let env = Env::new(&["acme"]);
+    let state = env.state();
+    let req = Request::post("/o/acme/secret-path-QPATH?code=QQUERY")
+        .header("authorization", "Bearer QBEARER")
+        .header("cookie", "__Host-aiwl_session=QCOOKIE")
+        .header("x-request-id", "trace-me-1")
+        .body(Body::from("QBODY answer text"))
+        .expect("req");
+    let answer = send(&state, req).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let _ = send(&state, get("/healthz")).await;
+
+    let logs = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
+    for secret in ["QPATH", "QQUERY", "QBEARER", "QCOOKIE", "QBODY"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+    let line = logs
+        .lines()
+        .find(|l| l.contains("trace-me-1"))
+        .unwrap_or_else(|| panic!("no line carries the request id:\n{logs}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(v["span"]["request_id"], "trace-me-1", "{line}");
+    assert_eq!(v["status"], 404);
+    assert!(
+        logs.contains("\"route\":\"/healthz\""),
+        "route is logged:\n{logs}"
+    );
+}

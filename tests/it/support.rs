@@ -1,0 +1,168 @@
+//! Shared test helpers: temporary installations, requests without a socket,
+//! real servers on loopback, certificates.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aiworklab::clock::{Clock, ManualClock, SystemClock};
+use aiworklab::config::{self, RawConfig, RawOrg, Settings};
+use aiworklab::store::{OpenMode, Store};
+use aiworklab::{AppState, app};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use chrono::{TimeZone, Utc};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// A temporary installation: its directory, configuration and store.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub raw: RawConfig,
+}
+
+impl Env {
+    /// A fresh installation with these orgs, data in `<tmp>/data`.
+    pub fn new(orgs: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut raw = RawConfig::default();
+        raw.storage.data_dir = dir.path().join("data").display().to_string();
+        raw.orgs = orgs
+            .iter()
+            .map(|s| RawOrg {
+                slug: (*s).into(),
+                name: format!("Org {s}"),
+            })
+            .collect();
+        Self { dir, raw }
+    }
+
+    pub fn settings(&self) -> Settings {
+        config::from_raw(&self.raw).expect("test configuration is valid")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Opens (creating on first use) the store.
+    pub fn store(&self) -> Store {
+        Store::open(&self.settings(), OpenMode::Create, &SystemClock).expect("store opens")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state_with_clock(Arc::new(SystemClock))
+    }
+
+    pub fn state_with_clock(&self, clock: Arc<dyn Clock>) -> AppState {
+        AppState::new(Arc::new(self.settings()), Arc::new(self.store()), clock)
+    }
+}
+
+/// A manual clock at a fixed, readable instant.
+pub fn manual_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
+            .single()
+            .expect("valid instant"),
+    ))
+}
+
+/// A response, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends `req` to the application without a socket, as if from `peer`.
+pub async fn send_from(state: &AppState, peer: SocketAddr, mut req: Request<Body>) -> Answer {
+    // What the server's connection layer inserts for every request.
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let res = app(state.clone())
+        .oneshot(req)
+        .await
+        .expect("the router is infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body reads")
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+
+/// Sends `req` from a loopback peer.
+pub async fn send(state: &AppState, req: Request<Body>) -> Answer {
+    send_from(state, LOOPBACK, req).await
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A private CA and a server certificate for localhost/127.0.0.1 that it
+/// signed, written as PEM files (key 0600). Returns (cert, key, ca_der).
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
+    let cert_path = dir.join("server.pem");
+    let key_path = dir.join("server.key");
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    (cert_path, key_path, ca.der().to_vec())
+}
