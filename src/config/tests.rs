@@ -122,6 +122,8 @@ trusted_proxies = ["10.0.0.0/8", "not-a-net"]
 public_url = "http://skills.example.com"
 [log]
 format = "xml"
+[audit]
+retention_days = 10
 [[orgs]]
 slug = "../x"
 name = "X"
@@ -139,12 +141,14 @@ name = ""
         assert!(proxy.problem.contains("not-a-net"), "{proxy}");
         assert!(e.for_key("server.public_url").is_some(), "{e}");
         assert!(e.for_key("log.format").is_some(), "{e}");
+        let retention = e.for_key("audit.retention_days").expect("retention");
+        assert!(retention.fix.contains("from 30 to 3650"), "{retention}");
         let slug = e.for_key("orgs.0.slug").expect("slug");
-        assert!(slug.origin.contains("line 9"), "{slug}");
+        assert!(slug.origin.contains("line 11"), "{slug}");
         assert!(e.for_key("orgs.1.name").is_some(), "{e}");
         // The rendering lists every problem.
         let text = e.to_string();
-        assert!(text.contains("7 problems"), "{text}");
+        assert!(text.contains("8 problems"), "{text}");
         Ok(())
     });
 }

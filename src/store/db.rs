@@ -42,6 +42,9 @@ fn unlock(conn: &Connection, key: &DerivedKey, path: &Path) -> Result<(), StoreE
     // SQLCipher raw-key syntax: the string x'<64 hex>' uses the bytes as the
     // key directly (no passphrase KDF). pragma_update quotes the value.
     let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_ref())));
+    // SQLCipher would print its own lines to stderr on a wrong key; the
+    // error below says it better, in our log format.
+    conn.pragma_update(None, "cipher_log_level", "NONE")?;
     conn.pragma_update(None, "key", literal.as_str())?;
     match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
