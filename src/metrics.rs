@@ -19,12 +19,6 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabels {
     pub class: &'static str,
 }
@@ -47,7 +41,7 @@ const LATENCY_BUCKETS: [f64; 14] = [
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
-    pub latency: Family<RouteLabels, Histogram>,
+    pub latency: Family<RequestLabels, Histogram>,
     pub rate_limited: Family<ClassLabels, Counter>,
     db_bytes: Family<DbLabels, Gauge>,
 }
@@ -68,7 +62,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("aiworklab");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(LATENCY_BUCKETS)
         });
         let rate_limited = Family::<ClassLabels, Counter>::default();
@@ -85,7 +79,7 @@ impl Metrics {
         );
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency, by method and route",
+            "HTTP request latency, by method, route and status",
             latency.clone(),
         );
         registry.register(

@@ -15,7 +15,7 @@ use super::client::{self, ClientInfo};
 use super::ratelimit::{RouteClass, admit};
 use super::{AppState, SECURITY_HEADERS};
 use crate::error::{AppError, PROBLEM_JSON, Problem};
-use crate::metrics::{RequestLabels, RouteLabels};
+use crate::metrics::RequestLabels;
 
 /// The request id header, accepted from clients when well formed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,19 +88,16 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
             "request answered"
         );
     });
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method: method.clone(),
-            route: route.clone(),
-            status,
-        })
-        .inc();
+    let labels = RequestLabels {
+        method,
+        route,
+        status,
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
     state
         .metrics
         .latency
-        .get_or_create(&RouteLabels { method, route })
+        .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
