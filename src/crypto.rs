@@ -108,7 +108,7 @@ impl MasterKey {
     pub fn generate() -> Result<Self, KeyError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng
-            .try_fill_bytes(bytes.as_mut())
+            .try_fill_bytes(bytes.as_mut_slice())
             .map_err(|e| KeyError::Random(e.to_string()))?;
         Ok(Self(bytes))
     }
@@ -147,7 +147,7 @@ impl MasterKey {
         }
         let text = raw.strip_suffix(b"\n").unwrap_or(raw);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        hex::decode_to_slice(text, key.as_mut()).ok()?;
+        hex::decode_to_slice(text, key.as_mut_slice()).ok()?;
         Some(Self(key))
     }
 
@@ -166,7 +166,7 @@ impl MasterKey {
             source,
         };
         let mut file = fsperm::create_private_file(path).map_err(io)?;
-        file.write_all(key.0.as_ref()).map_err(io)?;
+        file.write_all(key.0.as_slice()).map_err(io)?;
         file.sync_all().map_err(io)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
@@ -176,9 +176,9 @@ impl MasterKey {
 
     /// Derives the key for `purpose` with HKDF-SHA256.
     pub fn derive(&self, purpose: KeyPurpose<'_>) -> DerivedKey {
-        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), self.0.as_ref());
+        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), self.0.as_slice());
         let mut okm = Zeroizing::new([0u8; 32]);
-        hk.expand(&purpose.info(), okm.as_mut())
+        hk.expand(&purpose.info(), okm.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         okm
     }

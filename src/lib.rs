@@ -4,6 +4,8 @@
 
 /// The audit log: one-line recording of privileged actions, and its sweeper.
 pub mod audit;
+/// Backups: age-encrypted online snapshots, verify, restore, drill, schedule.
+pub mod backup;
 /// Command-line interface: one file per subcommand.
 pub mod cli;
 /// Time as a parameter: the `Clock` trait, a system and a manual clock.

@@ -38,8 +38,18 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Results of scheduled backups.
+#[derive(Default)]
+pub struct BackupMetrics {
+    pub last_success: Gauge,
+    pub last_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub last_size: Gauge,
+    pub failures: Counter,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub backup: BackupMetrics,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RequestLabels, Histogram>,
     pub rate_limited: Family<ClassLabels, Counter>,
@@ -93,8 +103,30 @@ impl Metrics {
             db_bytes.clone(),
         );
         registry.register("build_info", "Version of the running binary", info);
+        let backup = BackupMetrics::default();
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "Unix time of the last successful scheduled backup",
+            backup.last_success.clone(),
+        );
+        registry.register(
+            "backup_last_duration_seconds",
+            "Duration of the last successful scheduled backup",
+            backup.last_duration.clone(),
+        );
+        registry.register(
+            "backup_last_size_bytes",
+            "Size of the last successful scheduled backup archive",
+            backup.last_size.clone(),
+        );
+        registry.register(
+            "backup_failures",
+            "Scheduled backups that failed",
+            backup.failures.clone(),
+        );
         Self {
             registry,
+            backup,
             requests,
             latency,
             rate_limited,

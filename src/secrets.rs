@@ -119,11 +119,11 @@ pub struct RandomError(String);
 pub fn generate(kind: SecretKind) -> Result<BearerSecret, RandomError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng
-        .try_fill_bytes(bytes.as_mut())
+        .try_fill_bytes(bytes.as_mut_slice())
         .map_err(|e| RandomError(e.to_string()))?;
     let mut s = String::with_capacity(kind.prefix().len() + BODY_LEN);
     s.push_str(kind.prefix());
-    URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut s);
+    URL_SAFE_NO_PAD.encode_string(bytes.as_slice(), &mut s);
     Ok(BearerSecret(Zeroizing::new(s)))
 }
 

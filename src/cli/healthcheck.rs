@@ -17,9 +17,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Failure, settings};
+use crate::http::probe;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -74,7 +74,7 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
 async fn probe(addr: SocketAddr, pinned: Option<CertificateDer<'static>>) -> std::io::Result<u16> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     match pinned {
-        None => get_health(tcp).await,
+        None => Ok(probe::get(tcp, "/healthz", &[]).await?.status),
         Some(cert) => {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -86,29 +86,9 @@ async fn probe(addr: SocketAddr, pinned: Option<CertificateDer<'static>>) -> std
             let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
             let name = ServerName::IpAddress(addr.ip().into());
             let tls = connector.connect(name, tcp).await?;
-            get_health(tls).await
+            Ok(probe::get(tls, "/healthz", &[]).await?.status)
         }
     }
-}
-
-/// One HTTP/1.1 request and the status code of its answer.
-async fn get_health<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<u16> {
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut head = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        let r = s.read(&mut head[n..]).await?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("the answer is not HTTP/1.1"))
 }
 
 /// Accepts exactly the configured certificate.

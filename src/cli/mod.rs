@@ -1,9 +1,11 @@
 //! The command line (clap). One file per subcommand; each returns an exit
 //! code or a [`Failure`] that says what went wrong and how to fix it.
 
+mod backup;
 mod config;
 mod healthcheck;
 mod org;
+mod restore;
 mod serve;
 mod token;
 
@@ -39,6 +41,13 @@ pub enum Command {
     Token(token::TokenCmd),
     /// Probe /healthz of the local server; exit 0 when healthy (for container health checks).
     Healthcheck,
+    /// Encrypted backups: create, list, verify, prune, keygen.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
+    /// Restore an archive into a new data directory (or, with --force, a stopped instance).
+    Restore(restore::RestoreArgs),
+    /// Restore the latest archive into a throwaway instance, smoke-test it, tear it down.
+    Drill(restore::DrillArgs),
 }
 
 /// A failed command: the message, and the fix when one is known.
@@ -105,6 +114,9 @@ pub fn main() -> ExitCode {
         Command::Org(cmd) => org::run(path, cmd),
         Command::Token(cmd) => token::run(path, cmd),
         Command::Healthcheck => healthcheck::run(path),
+        Command::Backup(cmd) => backup::run(path, cmd),
+        Command::Restore(args) => restore::restore(path, args),
+        Command::Drill(args) => restore::drill(path, args),
     };
     match result {
         Ok(code) => code,

@@ -15,8 +15,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
 pub use raw::{RawConfig, RawOrg, RawRateLimit};
 pub use settings::{
-    AuditSettings, KeySettings, LogFormat, LogSettings, MetricsSettings, OrgSettings, RateLimit,
-    RateLimits, Secret, ServerSettings, Settings, StorageSettings, TlsFiles, TlsVersion,
+    AuditSettings, BackupSettings, KeySettings, LogFormat, LogSettings, MetricsSettings,
+    OrgSettings, RateLimit, RateLimits, Secret, ServerSettings, Settings, StorageSettings,
+    TlsFiles, TlsVersion,
 };
 
 /// Where the configuration file is looked for when `--config` is not given.

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub audit: RawAudit,
     pub metrics: RawMetrics,
     pub rate_limits: RawRateLimits,
+    pub backup: RawBackup,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -30,6 +31,7 @@ impl Default for RawConfig {
             audit: RawAudit::default(),
             metrics: RawMetrics::default(),
             rate_limits: RawRateLimits::default(),
+            backup: RawBackup::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -180,6 +182,29 @@ impl Default for RawRateLimits {
             scim: limit(6_000, 60),
             export: limit(3, 3_600),
             pairing: limit(10, 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBackup {
+    /// age X25519 public keys (`age1…`) archives are encrypted to.
+    pub recipients: Vec<String>,
+    /// Empty means `<data_dir>/backups`.
+    pub dir: String,
+    /// Daily UTC time of the scheduled backup, `HH:MM`.
+    pub schedule: String,
+    pub retention_days: u32,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        Self {
+            recipients: Vec::new(),
+            dir: String::new(),
+            schedule: "02:00".into(),
+            retention_days: 30,
         }
     }
 }

@@ -22,7 +22,18 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub metrics: MetricsSettings,
     pub rate_limits: RateLimits,
+    pub backup: BackupSettings,
     pub orgs: Vec<OrgSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// Empty: scheduled backups are off and `backup create` refuses.
+    pub recipients: Vec<age::x25519::Recipient>,
+    pub dir: PathBuf,
+    /// Daily UTC time of the scheduled backup.
+    pub schedule: chrono::NaiveTime,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +393,7 @@ impl Settings {
             export: c.rate("rate_limits.export", rl.export),
             pairing: c.rate("rate_limits.pairing", rl.pairing),
         };
+        let backup = backup(&mut c, raw, &data_dir);
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -411,6 +423,7 @@ impl Settings {
             audit: AuditSettings { retention_days },
             metrics: MetricsSettings { allow_from, token },
             rate_limits,
+            backup,
             orgs,
         })
     }
@@ -465,6 +478,41 @@ fn public_url(c: &mut Checker<'_>, raw: &str, bind: SocketAddr, tls: bool) -> ur
         );
     }
     url
+}
+
+fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettings {
+    let b = &raw.backup;
+    let mut recipients = Vec::new();
+    for (i, r) in b.recipients.iter().enumerate() {
+        match r.trim().parse::<age::x25519::Recipient>() {
+            Ok(k) => recipients.push(k),
+            Err(_) => c.fail(
+                &format!("backup.recipients.{i}"),
+                format!("`{r}` is not an age X25519 public key"),
+                "give the age1… line printed by `aiworklab backup keygen` or `age-keygen`; never the secret key",
+            ),
+        }
+    }
+    let schedule = chrono::NaiveTime::parse_from_str(&b.schedule, "%H:%M").unwrap_or_else(|_| {
+        c.fail(
+            "backup.schedule",
+            format!("`{}` is not a time of day", b.schedule),
+            "write HH:MM in UTC, e.g. \"02:00\"",
+        );
+        chrono::NaiveTime::MIN
+    });
+    let retention_days = c.range("backup.retention_days", b.retention_days, 1, 3_650);
+    let dir = if b.dir.is_empty() {
+        data_dir.join("backups")
+    } else {
+        PathBuf::from(&b.dir)
+    };
+    BackupSettings {
+        recipients,
+        dir,
+        schedule,
+        retention_days,
+    }
 }
 
 fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {

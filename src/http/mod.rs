@@ -6,6 +6,7 @@
 pub mod client;
 pub mod middleware;
 pub mod ops;
+pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;

@@ -89,7 +89,8 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
         settings.audit.retention_days,
         stop_rx.clone(),
     ));
-    tokio::spawn(trim_rate_limits(Arc::clone(&state.limits), stop_rx));
+    tokio::spawn(trim_rate_limits(Arc::clone(&state.limits), stop_rx.clone()));
+    tokio::spawn(crate::backup::schedule::run(state.clone(), stop_rx));
 
     let make = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = match &settings.server.tls {

@@ -41,7 +41,7 @@ impl std::fmt::Debug for Db {
 fn unlock(conn: &Connection, key: &DerivedKey, path: &Path) -> Result<(), StoreError> {
     // SQLCipher raw-key syntax: the string x'<64 hex>' uses the bytes as the
     // key directly (no passphrase KDF). pragma_update quotes the value.
-    let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_ref())));
+    let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_slice())));
     // SQLCipher would print its own lines to stderr on a wrong key; the
     // error below says it better, in our log format.
     conn.pragma_update(None, "cipher_log_level", "NONE")?;

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod db;
+mod lock;
 pub mod migrations;
 pub mod orgs;
 pub mod tokens;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite_migration::Migrations;
 
 pub use db::{Db, DbOptions};
+pub use lock::DataDirLock;
 
 use crate::clock::Clock;
 use crate::config::{OrgSettings, Settings};
@@ -47,6 +49,8 @@ pub enum StoreError {
     MissingDatabase { org: OrgSlug, path: PathBuf },
     #[error("org `{org}` has no database yet")]
     OrgNotCreated { org: OrgSlug },
+    #[error("{path} is in use by another running aiworklab server")]
+    Locked { path: PathBuf },
     #[error("org `{org}` is not configured")]
     UnknownOrg { org: String },
     #[error("{path} has schema version {found}, newer than this binary understands ({supported})")]
@@ -93,6 +97,9 @@ impl StoreError {
                 "restore the file from a backup; the appliance will not silently recreate it empty".into()
             }
             Self::UnknownOrg { .. } => "use a slug listed by `aiworklab org list`".into(),
+            Self::Locked { .. } => {
+                "stop the other server, or give this one its own storage.data_dir".into()
+            }
             Self::TooNew { .. } => {
                 "run the newer aiworklab version that wrote it, or restore a backup made by this version".into()
             }
@@ -139,6 +146,8 @@ pub struct OrgDb {
 /// The open store.
 #[derive(Debug)]
 pub struct Store {
+    /// Held by `serve` (open in `Create` mode) for the store's lifetime.
+    _lock: Option<DataDirLock>,
     data_dir: PathBuf,
     system: Db,
     orgs: BTreeMap<OrgSlug, OrgDb>,
@@ -241,6 +250,10 @@ impl Store {
         }
         fsperm::check_private_dir(data_dir)?;
         check_owner(data_dir)?;
+        let lock = match mode {
+            OpenMode::Create => Some(DataDirLock::acquire(data_dir)?),
+            OpenMode::Existing => None,
+        };
         let key_path = &settings.keys.master_key_file;
         let master = match mode {
             OpenMode::Create => {
@@ -259,7 +272,9 @@ impl Store {
             busy_timeout: settings.storage.busy_timeout,
             read_pool_size: settings.storage.read_pool_size,
         };
-        Self::open_with_key(data_dir, &master, &settings.orgs, &opts, mode, clock)
+        let mut store = Self::open_with_key(data_dir, &master, &settings.orgs, &opts, mode, clock)?;
+        store._lock = lock;
+        Ok(store)
     }
 
     /// Opens the store with an explicit master key (restore, tests).
@@ -328,6 +343,7 @@ impl Store {
             );
         }
         Ok(Self {
+            _lock: None,
             data_dir: data_dir.to_path_buf(),
             system,
             orgs: open,

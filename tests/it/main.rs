@@ -2,6 +2,7 @@
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
 mod audit;
+mod backup;
 mod cli;
 mod http;
 mod store;

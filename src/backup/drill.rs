@@ -1,0 +1,290 @@
+//! The restore drill: restore the latest archive into a throwaway data
+//! directory under a throwaway master key, start the appliance on it on an
+//! ephemeral loopback port, run a smoke test against every primary path
+//! that exists, report, and tear everything down. Capabilities add their
+//! smoke checks to `smoke` as they land.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::audit::Context;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, RawConfig, RawOrg};
+use crate::http::{AppState, probe, server};
+use crate::store::{OpenMode, Store};
+use crate::tokens::{self, TokenKind};
+
+use super::archive::Manifest;
+use super::restore::{self, Target};
+
+/// One step of the drill.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub elapsed: Duration,
+}
+
+/// What the drill did and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub archive: PathBuf,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!("restore drill of {}\n", self.archive.display());
+        for c in &self.checks {
+            out.push_str(&format!(
+                "  {:<4}  {:<28} {:>8.3} s  {}\n",
+                if c.ok { "ok" } else { "FAIL" },
+                c.name,
+                c.elapsed.as_secs_f64(),
+                c.detail
+            ));
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        if self.ok() {
+            out.push_str(&format!("result: PASSED ({} checks)\n", self.checks.len()));
+        } else {
+            out.push_str(&format!(
+                "result: FAILED ({failed} of {} checks)\n",
+                self.checks.len()
+            ));
+        }
+        out
+    }
+}
+
+struct Steps(Vec<Check>);
+
+impl Steps {
+    fn record<T>(
+        &mut self,
+        name: &str,
+        started: Instant,
+        r: Result<(T, String), String>,
+    ) -> Option<T> {
+        let elapsed = started.elapsed();
+        match r {
+            Ok((v, detail)) => {
+                self.0.push(Check {
+                    name: name.into(),
+                    ok: true,
+                    detail,
+                    elapsed,
+                });
+                Some(v)
+            }
+            Err(detail) => {
+                self.0.push(Check {
+                    name: name.into(),
+                    ok: false,
+                    detail,
+                    elapsed,
+                });
+                None
+            }
+        }
+    }
+}
+
+/// Runs the drill on `archive`, with its scratch data under `scratch`.
+pub async fn run(
+    archive: &Path,
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    scratch: &Path,
+) -> Report {
+    let mut steps = Steps(Vec::new());
+    let dir = match tempfile::Builder::new()
+        .prefix("aiworklab-drill-")
+        .tempdir_in(scratch)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            steps.record::<()>("scratch directory", Instant::now(), Err(e.to_string()));
+            return Report {
+                archive: archive.to_path_buf(),
+                checks: steps.0,
+            };
+        }
+    };
+    let data_dir = dir.path().join("data");
+    let t = Instant::now();
+    let file = archive.to_path_buf();
+    let target = Target {
+        data_dir: data_dir.clone(),
+        master_key_file: data_dir.join("master.key"),
+        only_org: None,
+        force: false,
+    };
+    let restored = tokio::task::spawn_blocking(move || {
+        restore::restore(
+            &file,
+            &identities,
+            &target,
+            &Context::system(),
+            SystemClock.now(),
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| format!("{e}; fix: {}", e.fix())))
+    .map(|r| {
+        let rows: i64 = r
+            .manifest
+            .files
+            .iter()
+            .flat_map(|f| f.contents.rows.values())
+            .sum();
+        let detail = format!(
+            "{} databases, {rows} rows, counts match the manifest; made {} on {}",
+            r.restored.len(),
+            r.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
+            r.manifest.host
+        );
+        (r.manifest, detail)
+    });
+    let Some(manifest) = steps.record("restore", t, restored) else {
+        return Report {
+            archive: archive.to_path_buf(),
+            checks: steps.0,
+        };
+    };
+    smoke(&mut steps, &data_dir, &manifest).await;
+    Report {
+        archive: archive.to_path_buf(),
+        checks: steps.0,
+    }
+}
+
+fn drill_settings(data_dir: &Path, manifest: &Manifest) -> Result<config::Settings, String> {
+    let mut raw = RawConfig::default();
+    raw.storage.data_dir = data_dir.display().to_string();
+    raw.server.bind = "127.0.0.1:0".into();
+    raw.orgs = manifest
+        .files
+        .iter()
+        .filter_map(super::archive::FileEntry::org)
+        .map(|slug| RawOrg {
+            name: slug.to_string(),
+            slug: slug.to_string(),
+        })
+        .collect();
+    config::from_raw(&raw).map_err(|e| e.to_string())
+}
+
+/// The smoke test: every primary path that exists today.
+async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
+    let t = Instant::now();
+    let opened = drill_settings(data_dir, manifest).and_then(|settings| {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = Store::open(&settings, OpenMode::Create, clock.as_ref())
+            .map_err(|e| format!("{e}; fix: {}", e.fix()))?;
+        let n = settings.orgs.len();
+        Ok((
+            AppState::new(Arc::new(settings), Arc::new(store), clock),
+            format!("{n} orgs"),
+        ))
+    });
+    let Some(state) = steps.record("open restored store", t, opened) else {
+        return;
+    };
+    let t = Instant::now();
+    let started = match server::bind("127.0.0.1:0".parse().expect("a literal socket address")) {
+        Ok(l) => server::start(state.clone(), l)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+    .map(|r| {
+        let d = format!("listening on {}", r.addr);
+        (r, d)
+    });
+    let Some(running) = steps.record("start server", t, started) else {
+        return;
+    };
+    let addr = running.addr;
+    let get = |path: &'static str| async move {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        probe::get(tcp, path, &[]).await.map_err(|e| e.to_string())
+    };
+    let t = Instant::now();
+    let r = get("/healthz").await.and_then(|a| expect_status(&a, 200));
+    steps.record("GET /healthz", t, r);
+    let t = Instant::now();
+    let r = get("/readyz").await.and_then(|a| {
+        expect_status(&a, 200)?;
+        Ok(((), "every database open and migrated".into()))
+    });
+    steps.record("GET /readyz", t, r);
+    let t = Instant::now();
+    let orgs: Vec<String> = state.store.orgs().map(|o| o.slug.to_string()).collect();
+    let r = get("/metrics").await.and_then(|a| {
+        expect_status(&a, 200)?;
+        match orgs
+            .iter()
+            .find(|o| !a.body.contains(&format!("database=\"org:{o}\"")))
+        {
+            Some(o) => Err(format!("no size reported for org {o}")),
+            None => Ok(((), "database sizes reported".into())),
+        }
+    });
+    steps.record("GET /metrics", t, r);
+    for org in state.store.orgs() {
+        let t = Instant::now();
+        let r = token_round_trip(&state, org.slug.as_str());
+        steps.record(&format!("org {}: tokens", org.slug), t, r);
+    }
+    let t = Instant::now();
+    let r = running
+        .shutdown()
+        .await
+        .map(|()| ((), "drained and stopped".into()))
+        .map_err(|e| e.to_string());
+    steps.record("stop server", t, r);
+}
+
+fn expect_status(a: &probe::Answer, want: u16) -> Result<((), String), String> {
+    if a.status == want {
+        Ok(((), a.status.to_string()))
+    } else {
+        Err(format!(
+            "answered {} (wanted {want}): {}",
+            a.status,
+            a.body.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+/// Mints a token in the restored copy and authenticates with it: exercises
+/// writes, the read pool and the key hierarchy of the restored org.
+fn token_round_trip(state: &AppState, slug: &str) -> Result<((), String), String> {
+    let store = &state.store;
+    let org = store.org(slug).map_err(|e| e.to_string())?;
+    let before = tokens::list(org).map_err(|e| e.to_string())?.len();
+    let now = SystemClock.now();
+    let (_, secret) = tokens::create(org, TokenKind::Scim, "drill", None, &Context::system(), now)
+        .map_err(|e| e.to_string())?;
+    match tokens::authenticate(store, TokenKind::Scim, secret.expose(), now) {
+        Ok(Ok((o, _))) if o.slug.as_str() == slug => Ok((
+            (),
+            format!("{before} restored tokens; a new one authenticates"),
+        )),
+        Ok(Ok((o, _))) => Err(format!(
+            "the token authenticated for org {} instead",
+            o.slug
+        )),
+        Ok(Err(r)) => Err(format!("the new token was refused: {r:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

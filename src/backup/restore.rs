@@ -1,0 +1,243 @@
+//! Restore and verify. Both decrypt the archive as a stream and stage each
+//! database still under its snapshot key. Verify then checks and discards;
+//! restore re-keys each file in place to the target's own master key
+//! (`PRAGMA rekey`: page by page, never plaintext) and swaps it in, keeping
+//! the files it replaces until the restored ones open.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::archive::{self, FileEntry, Manifest};
+use super::snapshot::{self, open_keyed};
+use super::{BackupError, Cleanup, fsync_dir};
+use crate::audit::Context;
+use crate::crypto::{KeyPurpose, MasterKey};
+use crate::fsperm;
+use crate::ids::OrgSlug;
+use crate::store::{DataDirLock, Db, DbOptions, StoreError};
+
+/// What `verify` found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+}
+
+/// Where and what to restore.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub data_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    /// Restore only this org's database.
+    pub only_org: Option<OrgSlug>,
+    /// Replace the databases of an existing (stopped) installation.
+    pub force: bool,
+}
+
+/// What `restore` did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub manifest: Manifest,
+    pub restored: Vec<String>,
+    pub created_master_key: bool,
+}
+
+fn staging_dir(parent: &Path) -> PathBuf {
+    parent.join(format!(".restore-{}", uuid::Uuid::new_v4()))
+}
+
+/// Checks a staged file: it opens with its key, passes `integrity_check`,
+/// and holds exactly the rows the manifest says.
+fn check_staged(file: &Path, entry: &FileEntry) -> Result<(), BackupError> {
+    let key = zeroize::Zeroizing::new(entry.key.0.clone());
+    let conn = open_keyed(file, &key)?;
+    snapshot::integrity_check(&conn, &entry.path)?;
+    let found = snapshot::contents(&conn)?;
+    if found != entry.contents {
+        return Err(BackupError::Corrupt(format!(
+            "{}: row counts differ from the manifest",
+            entry.path
+        )));
+    }
+    Ok(())
+}
+
+/// Decrypts `file` in a private temporary directory, checks the manifest,
+/// checksums, `integrity_check` and row counts of every database, and
+/// removes everything again.
+///
+/// # Errors
+/// [`BackupError`] for any failed check.
+pub fn verify(
+    file: &Path,
+    identities: &[Box<dyn age::Identity + Send + Sync>],
+    scratch: &Path,
+) -> Result<Verified, BackupError> {
+    let staging = staging_dir(scratch);
+    fsperm::ensure_private_dir(&staging)?;
+    let _guard = Cleanup(Some(staging.clone()));
+    let size = fs::metadata(file)?.len();
+    let bar = super::progress(size, "verify");
+    let manifest = archive::unpack(fs::File::open(file)?, identities, &staging, Some(&bar))?;
+    bar.finish_and_clear();
+    for entry in &manifest.files {
+        check_staged(&staging.join(&entry.path), entry)?;
+    }
+    Ok(Verified { manifest })
+}
+
+fn aside(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pre-restore", path.display()))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}{suffix}", path.display()))
+}
+
+/// Restores `file` into `target`.
+///
+/// # Errors
+/// [`BackupError`]; on error the target is as it was.
+pub fn restore(
+    file: &Path,
+    identities: &[Box<dyn age::Identity + Send + Sync>],
+    target: &Target,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Restored, BackupError> {
+    let dir = &target.data_dir;
+    fsperm::ensure_private_dir(dir)?;
+    fsperm::check_private_dir(dir).map_err(StoreError::from)?;
+    let _lock = DataDirLock::acquire(dir).map_err(|e| match e {
+        StoreError::Locked { path } => BackupError::Locked(path),
+        other => other.into(),
+    })?;
+    let (master, created_master_key) =
+        MasterKey::load_or_create(&target.master_key_file).map_err(StoreError::from)?;
+
+    let staging = staging_dir(dir);
+    fsperm::ensure_private_dir(&staging)?;
+    let _guard = Cleanup(Some(staging.clone()));
+    let size = fs::metadata(file)?.len();
+    let bar = super::progress(size, "restore");
+    let manifest = archive::unpack(fs::File::open(file)?, identities, &staging, Some(&bar))?;
+    bar.finish_and_clear();
+
+    let selected: Vec<&FileEntry> = match &target.only_org {
+        Some(org) => {
+            let e = manifest
+                .files
+                .iter()
+                .find(|f| f.org().as_ref() == Some(org))
+                .ok_or_else(|| BackupError::OrgNotInArchive(org.to_string()))?;
+            vec![e]
+        }
+        None => manifest.files.iter().collect(),
+    };
+    if !target.force {
+        for e in &selected {
+            if dir.join(&e.path).exists() {
+                return Err(BackupError::Exists(dir.clone()));
+            }
+        }
+    }
+    // Check, then re-key each staged file to the target's key.
+    for e in &selected {
+        let staged = staging.join(&e.path);
+        check_staged(&staged, e)?;
+        let purpose_org = e.org();
+        let key = match &purpose_org {
+            Some(slug) => master.derive(KeyPurpose::OrgDb(slug)),
+            None => master.derive(KeyPurpose::SystemDb),
+        };
+        let conn = open_keyed(&staged, &zeroize::Zeroizing::new(e.key.0.clone()))?;
+        let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_slice())));
+        conn.pragma_update(None, "rekey", literal.as_str())
+            .map_err(StoreError::from)?;
+        conn.close().map_err(|(_, e)| StoreError::from(e))?;
+    }
+    swap_in(dir, &staging, &selected, &master)?;
+    let restored: Vec<String> = selected.iter().map(|e| e.path.clone()).collect();
+    let details = json!({ "archive": file.file_name().map(|n| n.to_string_lossy().into_owned()), "created_at": manifest.created_at });
+    for e in &selected {
+        if let Some(slug) = e.org() {
+            let db = open_restored(dir, e, &master)?;
+            db.write(|tx| ctx.record(tx, "backup.restore", Some(slug.as_str()), &details, now))?;
+        }
+    }
+    Ok(Restored {
+        manifest,
+        restored,
+        created_master_key,
+    })
+}
+
+fn open_restored(dir: &Path, e: &FileEntry, master: &MasterKey) -> Result<Db, BackupError> {
+    let key = match e.org() {
+        Some(slug) => master.derive(KeyPurpose::OrgDb(&slug)),
+        None => master.derive(KeyPurpose::SystemDb),
+    };
+    let opts = DbOptions {
+        busy_timeout: std::time::Duration::from_secs(5),
+        read_pool_size: 1,
+    };
+    Ok(Db::open(&dir.join(&e.path), key, &opts)?)
+}
+
+/// Moves the current files aside, the staged ones in, and proves each opens
+/// with the target key; rolls everything back if any step fails.
+fn swap_in(
+    dir: &Path,
+    staging: &Path,
+    selected: &[&FileEntry],
+    master: &MasterKey,
+) -> Result<(), BackupError> {
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut placed: Vec<PathBuf> = Vec::new();
+    let result = (|| -> Result<(), BackupError> {
+        for e in selected {
+            let final_path = dir.join(&e.path);
+            if let Some(parent) = final_path.parent() {
+                fsperm::ensure_private_dir(parent)?;
+            }
+            for suffix in ["", "-wal", "-shm"] {
+                let p = with_suffix(&final_path, suffix);
+                if p.exists() {
+                    let a = aside(&p);
+                    fs::rename(&p, &a)?;
+                    moved.push((a, p));
+                }
+            }
+            fs::rename(staging.join(&e.path), &final_path)?;
+            placed.push(final_path.clone());
+            if let Some(parent) = final_path.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        for e in selected {
+            open_restored(dir, e, master)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            for (a, _) in moved {
+                let _ = fs::remove_file(a);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for p in placed {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = fs::remove_file(with_suffix(&p, suffix));
+                }
+            }
+            for (a, p) in moved {
+                let _ = fs::rename(a, p);
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Scheduled backups inside `serve`: daily at `backup.schedule` (UTC), then
+//! pruning to `backup.retention_days`. A failure is logged loudly, counted
+//! in `/metrics`, and retried every 15 minutes until the next scheduled
+//! run; it never stops the server.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use tokio::sync::watch;
+
+use crate::audit::Context;
+use crate::http::AppState;
+
+const RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The first run strictly after `now` at `at` (UTC).
+pub fn next_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
+    let today = now.date_naive().and_time(at).and_utc();
+    if today > now {
+        today
+    } else {
+        today + chrono::Duration::days(1)
+    }
+}
+
+/// One scheduled backup and prune; updates the backup metrics.
+///
+/// # Errors
+/// The backup error, already logged and counted.
+pub fn run_once(state: &AppState) -> Result<super::Created, super::BackupError> {
+    let s = &state.settings.backup;
+    let now = state.clock.now();
+    let result = super::create(
+        &state.store,
+        &s.recipients,
+        None,
+        &s.dir,
+        &Context::system(),
+        now,
+    );
+    let m = &state.metrics.backup;
+    match &result {
+        Ok(c) => {
+            m.last_success.set(now.timestamp());
+            m.last_duration.set(c.elapsed.as_secs_f64());
+            m.last_size.set(i64::try_from(c.size).unwrap_or(i64::MAX));
+            tracing::info!(file = %c.path.display(), size = c.size, databases = c.databases, secs = c.elapsed.as_secs_f64(), "scheduled backup written");
+            match super::prune(&s.dir, s.retention_days, now) {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(removed = removed.len(), "old backups pruned");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pruning old backups failed"),
+            }
+        }
+        Err(e) => {
+            m.failures.inc();
+            tracing::error!(error = %e, fix = %e.fix(), "SCHEDULED BACKUP FAILED; retrying in 15 minutes");
+        }
+    }
+    result
+}
+
+/// Runs the schedule until `shutdown` turns true. Does nothing (after one
+/// warning) when no recipients are configured.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    if state.settings.backup.recipients.is_empty() {
+        tracing::warn!("backup.recipients is empty: scheduled backups are off");
+        return;
+    }
+    let at = state.settings.backup.schedule;
+    let mut due = next_run(state.clock.now(), at);
+    loop {
+        let wait = (due - state.clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        let s = state.clone();
+        let ok = matches!(
+            tokio::task::spawn_blocking(move || run_once(&s)).await,
+            Ok(Ok(_))
+        );
+        let now = state.clock.now();
+        let next = next_run(now, at);
+        due = if ok {
+            next
+        } else {
+            (now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or_default()).min(next)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn next_run_is_today_or_tomorrow() {
+        let at = NaiveTime::from_hms_opt(2, 0, 0).expect("time");
+        let t = |h, m| {
+            Utc.with_ymd_and_hms(2026, 5, 1, h, m, 0)
+                .single()
+                .expect("valid")
+        };
+        assert_eq!(next_run(t(1, 59), at), t(2, 0));
+        assert_eq!(next_run(t(2, 0), at), t(2, 0) + chrono::Duration::days(1));
+        assert_eq!(next_run(t(13, 0), at), t(2, 0) + chrono::Duration::days(1));
+    }
+}
