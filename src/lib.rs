@@ -32,5 +32,7 @@ pub mod secrets;
 pub mod store;
 /// API tokens (SCIM, MCP): create, list, revoke, authenticate.
 pub mod tokens;
+/// People in an org: users, groups, roles, and who a sign-in is.
+pub mod users;
 
 pub use http::{AppState, app};

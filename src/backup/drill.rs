@@ -176,6 +176,7 @@ fn drill_settings(data_dir: &Path, manifest: &Manifest) -> Result<config::Settin
         .map(|slug| RawOrg {
             name: slug.to_string(),
             slug: slug.to_string(),
+            ..RawOrg::default()
         })
         .collect();
     config::from_raw(&raw).map_err(|e| e.to_string())

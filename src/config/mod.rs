@@ -13,11 +13,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
-pub use raw::{RawConfig, RawOrg, RawRateLimit};
+pub use raw::{RawConfig, RawOidc, RawOrg, RawRateLimit, RawSso};
 pub use settings::{
     AuditSettings, BackupSettings, KeySettings, LogFormat, LogSettings, MetricsSettings,
-    OrgSettings, RateLimit, RateLimits, Secret, ServerSettings, Settings, StorageSettings,
-    TlsFiles, TlsVersion,
+    OidcSettings, OrgSettings, Provisioning, RateLimit, RateLimits, Secret, ServerSettings,
+    Settings, SsoSettings, StorageSettings, TlsFiles, TlsVersion,
 };
 
 /// Where the configuration file is looked for when `--config` is not given.
@@ -105,6 +105,13 @@ pub fn render_redacted(raw: &RawConfig) -> String {
     let mut shown = raw.clone();
     if !shown.metrics.token.is_empty() {
         shown.metrics.token = "<redacted>".into();
+    }
+    for org in &mut shown.orgs {
+        if let Some(oidc) = &mut org.oidc
+            && !oidc.client_secret.is_empty()
+        {
+            oidc.client_secret = "<redacted>".into();
+        }
     }
     toml_string(&shown)
 }

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub rate_limits: RawRateLimits,
     pub backup: RawBackup,
+    pub sso: RawSso,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -32,9 +33,11 @@ impl Default for RawConfig {
             metrics: RawMetrics::default(),
             rate_limits: RawRateLimits::default(),
             backup: RawBackup::default(),
+            sso: RawSso::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
+                ..RawOrg::default()
             }],
         }
     }
@@ -209,9 +212,102 @@ impl Default for RawBackup {
     }
 }
 
+/// Sessions and re-authentication, for every org.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSso {
+    /// Admin actions need an IdP sign-in at most this old.
+    pub reauth_max_age_secs: u64,
+    /// A session unused this long ends.
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_timeout_secs: u64,
+    /// The session id is replaced when it is older than this and used.
+    pub rotate_after_secs: u64,
+}
+
+impl Default for RawSso {
+    fn default() -> Self {
+        Self {
+            reauth_max_age_secs: 300,
+            idle_timeout_secs: 1_800,
+            absolute_timeout_secs: 43_200,
+            rotate_after_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawOrg {
     pub slug: String,
     pub name: String,
+    /// "jit": create users at first sign-in; "scim_only": only users an
+    /// identity provider provisioned and left active may sign in.
+    pub provisioning: String,
+    /// With jit, only these email domains may sign in (empty: any).
+    pub allowed_email_domains: Vec<String>,
+    /// Members of these IdP groups are admins of the org.
+    pub admin_groups: Vec<String>,
+    /// Refuse sign-ins whose amr/acr do not show multi-factor authentication.
+    pub require_mfa: bool,
+    /// The org's OpenID Provider; without it, only break-glass links sign in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<RawOidc>,
+}
+
+impl Default for RawOrg {
+    fn default() -> Self {
+        Self {
+            slug: String::new(),
+            name: String::new(),
+            provisioning: "jit".into(),
+            allowed_email_domains: Vec::new(),
+            admin_groups: Vec::new(),
+            require_mfa: false,
+            oidc: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOidc {
+    pub issuer: String,
+    pub client_id: String,
+    /// A secret; prefer client_secret_file.
+    pub client_secret: String,
+    pub client_secret_file: String,
+    pub scopes: Vec<String>,
+    /// ID token (or userinfo) claim holding the user's groups.
+    pub groups_claim: String,
+    /// Claim used as the user name.
+    pub username_claim: String,
+    /// Also fetch the userinfo endpoint and merge its claims.
+    pub use_userinfo: bool,
+    /// `amr` values that count as multi-factor (RFC 8176).
+    pub mfa_amr: Vec<String>,
+    /// `acr` values that count as multi-factor.
+    pub mfa_acr: Vec<String>,
+}
+
+impl Default for RawOidc {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_secret_file: String::new(),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            groups_claim: "groups".into(),
+            username_claim: "preferred_username".into(),
+            use_userinfo: false,
+            mfa_amr: [
+                "mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "sc", "pop",
+            ]
+            .map(String::from)
+            .to_vec(),
+            mfa_acr: Vec::new(),
+        }
+    }
 }

@@ -23,7 +23,38 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub rate_limits: RateLimits,
     pub backup: BackupSettings,
+    pub sso: SsoSettings,
     pub orgs: Vec<OrgSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    pub reauth_max_age: Duration,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub rotate_after: Duration,
+}
+
+/// Who may sign in to an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioning {
+    /// Users are created at their first sign-in (allowed domains apply).
+    Jit,
+    /// Only users an identity provider provisioned over SCIM, and left active.
+    ScimOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: url::Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub username_claim: String,
+    pub use_userinfo: bool,
+    pub mfa_amr: Vec<String>,
+    pub mfa_acr: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +147,12 @@ pub struct RateLimits {
 pub struct OrgSettings {
     pub slug: OrgSlug,
     pub name: String,
+    pub provisioning: Provisioning,
+    /// Lower-case domains; empty means any.
+    pub allowed_email_domains: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub require_mfa: bool,
+    pub oidc: Option<OidcSettings>,
 }
 
 /// A secret value from the configuration. `Debug` never shows it and the
@@ -394,6 +431,32 @@ impl Settings {
             pairing: c.rate("rate_limits.pairing", rl.pairing),
         };
         let backup = backup(&mut c, raw, &data_dir);
+        let sso = SsoSettings {
+            reauth_max_age: Duration::from_secs(c.range(
+                "sso.reauth_max_age_secs",
+                raw.sso.reauth_max_age_secs,
+                0,
+                86_400,
+            )),
+            idle_timeout: Duration::from_secs(c.range(
+                "sso.idle_timeout_secs",
+                raw.sso.idle_timeout_secs,
+                60,
+                86_400,
+            )),
+            absolute_timeout: Duration::from_secs(c.range(
+                "sso.absolute_timeout_secs",
+                raw.sso.absolute_timeout_secs,
+                300,
+                30 * 86_400,
+            )),
+            rotate_after: Duration::from_secs(c.range(
+                "sso.rotate_after_secs",
+                raw.sso.rotate_after_secs,
+                10,
+                86_400,
+            )),
+        };
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -424,6 +487,7 @@ impl Settings {
             metrics: MetricsSettings { allow_from, token },
             rate_limits,
             backup,
+            sso,
             orgs,
         })
     }
@@ -552,10 +616,102 @@ fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {
                 "give the organisation's display name, e.g. \"Acme Corp\"",
             );
         }
+        let key = |k: &str| format!("orgs.{i}.{k}");
+        let provisioning = match o.provisioning.as_str() {
+            "jit" => Provisioning::Jit,
+            "scim_only" => Provisioning::ScimOnly,
+            other => {
+                c.fail(
+                    &key("provisioning"),
+                    format!("`{other}` is not a provisioning policy"),
+                    "use \"jit\" or \"scim_only\"",
+                );
+                Provisioning::ScimOnly
+            }
+        };
+        let mut allowed_email_domains = Vec::new();
+        for (j, d) in o.allowed_email_domains.iter().enumerate() {
+            let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+            if d.is_empty() || d.contains(['@', '/', ' ']) || !d.contains('.') {
+                c.fail(
+                    &format!("orgs.{i}.allowed_email_domains.{j}"),
+                    format!("`{d}` is not an email domain"),
+                    "write the part after @, e.g. \"acme.com\"",
+                );
+            }
+            allowed_email_domains.push(d);
+        }
+        let oidc = o.oidc.as_ref().and_then(|raw| oidc(c, &key("oidc"), raw));
         out.push(OrgSettings {
             slug,
             name: name.to_string(),
+            provisioning,
+            allowed_email_domains,
+            admin_groups: o
+                .admin_groups
+                .iter()
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect(),
+            require_mfa: o.require_mfa,
+            oidc,
         });
     }
     out
+}
+
+fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<OidcSettings> {
+    let k = |s: &str| format!("{key}.{s}");
+    let issuer = match url::Url::parse(&raw.issuer) {
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&u)) => Some(u),
+        Ok(_) => {
+            c.fail(&k("issuer"), format!("`{}` must be https (http only on loopback, for labs)", raw.issuer), "use the issuer URL your identity provider shows, e.g. \"https://login.example.com/realms/acme\"");
+            None
+        }
+        Err(e) => {
+            c.fail(
+                &k("issuer"),
+                format!("`{}` is not a URL: {e}", raw.issuer),
+                "use the issuer URL your identity provider shows",
+            );
+            None
+        }
+    };
+    if raw.client_id.trim().is_empty() {
+        c.fail(
+            &k("client_id"),
+            "is empty",
+            "give the client id of the application registered at the identity provider",
+        );
+    }
+    let secret = c.secret(
+        &k("client_secret"),
+        &raw.client_secret,
+        &raw.client_secret_file,
+    );
+    if secret.is_none() && raw.client_secret.is_empty() && raw.client_secret_file.is_empty() {
+        c.fail(
+            &k("client_secret_file"),
+            "no client secret is configured",
+            "write the client secret into a file of mode 0600 and name it here",
+        );
+    }
+    if !raw.scopes.iter().any(|s| s == "openid") {
+        c.fail(
+            &k("scopes"),
+            "does not include \"openid\"",
+            "add \"openid\" to the scopes",
+        );
+    }
+    Some(OidcSettings {
+        issuer: issuer?,
+        client_id: raw.client_id.trim().to_string(),
+        client_secret: secret?,
+        scopes: raw.scopes.clone(),
+        groups_claim: raw.groups_claim.clone(),
+        username_claim: raw.username_claim.clone(),
+        use_userinfo: raw.use_userinfo,
+        mfa_amr: raw.mfa_amr.clone(),
+        mfa_acr: raw.mfa_acr.clone(),
+    })
 }

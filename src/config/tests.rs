@@ -248,3 +248,12 @@ fn shipped_example_holds_every_key_with_its_default() {
         "config/aiworklab.toml and the defaults differ"
     );
 }
+
+#[test]
+fn packaged_configuration_is_valid() {
+    let text = include_str!("../../packaging/etc/aiworklab.toml");
+    let raw: RawConfig =
+        toml_edit::de::from_str(text).expect("packaged config parses with no unknown key");
+    assert_eq!(raw.storage.data_dir, "/var/lib/aiworklab");
+    from_raw(&raw).expect("packaged config validates");
+}

@@ -8,8 +8,12 @@ use rusqlite_migration::{M, Migrations};
 const SYSTEM_STEPS: &[M<'static>] =
     &[M::up(include_str!("migrations/system/0001_orgs.sql")).comment("registry of created orgs")];
 
-const ORG_STEPS: &[M<'static>] = &[M::up(include_str!("migrations/org/0001_tokens_audit.sql"))
-    .comment("API tokens and the audit log")];
+const ORG_STEPS: &[M<'static>] = &[
+    M::up(include_str!("migrations/org/0001_tokens_audit.sql"))
+        .comment("API tokens and the audit log"),
+    M::up(include_str!("migrations/org/0002_users_sessions.sql"))
+        .comment("users, groups, sessions, sign-ins in progress, break-glass links"),
+];
 
 /// Migrations of `system.db`.
 pub static SYSTEM: Migrations<'static> = Migrations::from_slice(SYSTEM_STEPS);
@@ -32,6 +36,6 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 1);
+        assert_eq!(ORG_VERSION, 2);
     }
 }

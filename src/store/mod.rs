@@ -9,7 +9,9 @@ pub mod db;
 mod lock;
 pub mod migrations;
 pub mod orgs;
+pub mod sessions;
 pub mod tokens;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

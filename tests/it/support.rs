@@ -34,6 +34,7 @@ impl Env {
             .map(|s| RawOrg {
                 slug: (*s).into(),
                 name: format!("Org {s}"),
+                ..RawOrg::default()
             })
             .collect();
         Self { dir, raw }

@@ -1,0 +1,199 @@
+//! SQL of users, groups and memberships (see `crate::users`).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// A user row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub oidc_issuer: Option<String>,
+    pub oidc_subject: Option<String>,
+    pub user_name: String,
+    pub display_name: String,
+    /// JSON array of `{value, type?, primary?}`.
+    pub emails: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub admin_granted: bool,
+    pub provisioned_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, oidc_issuer, oidc_subject, user_name, display_name, emails, external_id, active, admin_granted, provisioned_by, created_at, updated_at"
+    };
+}
+
+fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        oidc_issuer: r.get(1)?,
+        oidc_subject: r.get(2)?,
+        user_name: r.get(3)?,
+        display_name: r.get(4)?,
+        emails: r.get(5)?,
+        external_id: r.get(6)?,
+        active: r.get(7)?,
+        admin_granted: r.get(8)?,
+        provisioned_by: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+/// # Errors
+/// SQLite errors (a duplicate user name or identity is a constraint error).
+pub fn insert(conn: &Connection, u: &UserRow) -> rusqlite::Result<()> {
+    const SQL: &str = concat!(
+        "INSERT INTO users (",
+        user_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    );
+    conn.prepare_cached(SQL)?.execute(params![
+        u.id,
+        u.oidc_issuer,
+        u.oidc_subject,
+        u.user_name,
+        u.display_name,
+        u.emails,
+        u.external_id,
+        u.active,
+        u.admin_granted,
+        u.provisioned_by,
+        u.created_at,
+        u.updated_at
+    ])?;
+    Ok(())
+}
+
+/// Updates every mutable column of `u` (matched by id).
+///
+/// # Errors
+/// SQLite errors.
+pub fn update(conn: &Connection, u: &UserRow) -> rusqlite::Result<bool> {
+    const SQL: &str = "UPDATE users SET oidc_issuer = ?2, oidc_subject = ?3, user_name = ?4,
+         display_name = ?5, emails = ?6, external_id = ?7, active = ?8, admin_granted = ?9,
+         updated_at = ?10 WHERE id = ?1";
+    Ok(conn.prepare_cached(SQL)?.execute(params![
+        u.id,
+        u.oidc_issuer,
+        u.oidc_subject,
+        u.user_name,
+        u.display_name,
+        u.emails,
+        u.external_id,
+        u.active,
+        u.admin_granted,
+        u.updated_at
+    ])? == 1)
+}
+
+/// # Errors
+/// SQLite errors.
+pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+    conn.prepare_cached(SQL)?.query_row([id], user).optional()
+}
+
+/// # Errors
+/// SQLite errors.
+pub fn by_identity(
+    conn: &Connection,
+    issuer: &str,
+    subject: &str,
+) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2"
+    );
+    conn.prepare_cached(SQL)?
+        .query_row([issuer, subject], user)
+        .optional()
+}
+
+/// Case-insensitive, as user names are compared everywhere.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_user_name(conn: &Connection, user_name: &str) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE user_name = ?1 COLLATE NOCASE"
+    );
+    conn.prepare_cached(SQL)?
+        .query_row([user_name], user)
+        .optional()
+}
+
+/// # Errors
+/// SQLite errors.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users ORDER BY user_name COLLATE NOCASE"
+    );
+    conn.prepare_cached(SQL)?.query_map([], user)?.collect()
+}
+
+/// Names of the groups `user_id` belongs to.
+///
+/// # Errors
+/// SQLite errors.
+pub fn group_names(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+    const SQL: &str =
+        "SELECT g.display_name FROM groups g JOIN group_members m ON m.group_id = g.id
+         WHERE m.user_id = ?1 ORDER BY g.display_name";
+    conn.prepare_cached(SQL)?
+        .query_map([user_id], |r| r.get(0))?
+        .collect()
+}
+
+/// The id of the group named `name` (case-insensitive), creating it.
+///
+/// # Errors
+/// SQLite errors.
+pub fn ensure_group(
+    conn: &Connection,
+    id_if_new: &str,
+    name: &str,
+    now_ms: i64,
+) -> rusqlite::Result<String> {
+    const FIND: &str = "SELECT id FROM groups WHERE display_name = ?1 COLLATE NOCASE";
+    if let Some(id) = conn
+        .prepare_cached(FIND)?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    const INSERT: &str =
+        "INSERT INTO groups (id, display_name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
+    conn.prepare_cached(INSERT)?
+        .execute(params![id_if_new, name, now_ms])?;
+    Ok(id_if_new.to_string())
+}
+
+/// Replaces `user_id`'s memberships with exactly `group_ids`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_memberships(
+    conn: &Connection,
+    user_id: &str,
+    group_ids: &[String],
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM group_members WHERE user_id = ?1")?
+        .execute([user_id])?;
+    let mut add = conn.prepare_cached(
+        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+    )?;
+    for g in group_ids {
+        add.execute([g.as_str(), user_id])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! People in an org: users, groups, roles. A user signs in with an OIDC
+//! identity (issuer + subject); the admin role comes from membership of a
+//! group named in the org's `admin_groups`, or is granted directly by the
+//! operator CLI or another admin. Admin operations take an [`AdminCtx`],
+//! which only a fresh admin session or the operator can produce, so a
+//! forgotten check does not compile.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::Context;
+use crate::clock::{from_millis, to_millis};
+use crate::config::OrgSettings;
+use crate::store::users::{self as sql, UserRow};
+use crate::store::{OrgDb, StoreError, sessions as session_sql};
+
+/// One email address, as SCIM and the IdP describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub value: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// A user with their groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: String,
+    pub emails: Vec<Email>,
+    pub active: bool,
+    pub admin_granted: bool,
+    pub provisioned_by: String,
+    pub groups: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub identity: Option<(String, String)>,
+}
+
+impl User {
+    fn from_row(r: UserRow, groups: Vec<String>) -> Self {
+        Self {
+            emails: serde_json::from_str(&r.emails).unwrap_or_default(),
+            identity: r.oidc_issuer.zip(r.oidc_subject),
+            id: r.id,
+            user_name: r.user_name,
+            display_name: r.display_name,
+            active: r.active,
+            admin_granted: r.admin_granted,
+            provisioned_by: r.provisioned_by,
+            groups,
+            created_at: from_millis(r.created_at),
+            updated_at: from_millis(r.updated_at),
+        }
+    }
+
+    /// The primary email, or the first.
+    pub fn email(&self) -> Option<&str> {
+        self.emails
+            .iter()
+            .find(|e| e.primary)
+            .or_else(|| self.emails.first())
+            .map(|e| e.value.as_str())
+    }
+
+    /// The user's role in `org`.
+    pub fn role(&self, org: &OrgSettings) -> Role {
+        let by_group = self
+            .groups
+            .iter()
+            .any(|g| org.admin_groups.iter().any(|a| a.eq_ignore_ascii_case(g)));
+        if self.admin_granted || by_group {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+
+    /// A name to greet the user with.
+    pub fn greeting_name(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.user_name
+        } else {
+            &self.display_name
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+/// Proof that the caller may perform admin operations on one org: built
+/// only from a fresh admin session (`http::extract`) or for the operator.
+#[derive(Debug, Clone)]
+pub struct AdminCtx {
+    audit: Context,
+    /// The acting admin's user id (none for the operator).
+    pub admin_id: Option<String>,
+}
+
+impl AdminCtx {
+    /// The operator at the command line.
+    pub fn operator() -> Self {
+        Self {
+            audit: Context::operator(),
+            admin_id: None,
+        }
+    }
+
+    /// An admin whose session was checked for role and fresh sign-in.
+    pub(crate) fn for_admin(audit: Context, admin_id: String) -> Self {
+        Self {
+            audit,
+            admin_id: Some(admin_id),
+        }
+    }
+
+    pub fn audit(&self) -> &Context {
+        &self.audit
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such user in this org")]
+    NotFound,
+    #[error("the user name `{0}` is taken")]
+    Taken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for UserError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+fn load(conn: &rusqlite::Connection, row: UserRow) -> Result<User, UserError> {
+    let groups = sql::group_names(conn, &row.id)?;
+    Ok(User::from_row(row, groups))
+}
+
+/// The user with this id.
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn get(org: &OrgDb, id: &str) -> Result<User, UserError> {
+    org.db.read(|c| {
+        let row = sql::by_id(c, id)?.ok_or(UserError::NotFound)?;
+        load(c, row)
+    })
+}
+
+/// Finds a user by id or user name (operator commands accept either).
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn find(org: &OrgDb, id_or_name: &str) -> Result<User, UserError> {
+    org.db.read(|c| {
+        let row = match sql::by_id(c, id_or_name)? {
+            Some(r) => r,
+            None => sql::by_user_name(c, id_or_name)?.ok_or(UserError::NotFound)?,
+        };
+        load(c, row)
+    })
+}
+
+/// Every user, by user name.
+///
+/// # Errors
+/// Store errors.
+pub fn list(org: &OrgDb) -> Result<Vec<User>, UserError> {
+    org.db.read(|c| {
+        sql::list(c)?
+            .into_iter()
+            .map(|r| load(c, r))
+            .collect::<Result<Vec<_>, _>>()
+    })
+}
+
+fn check_user_name(name: &str) -> Result<(), UserError> {
+    let n = name.chars().count();
+    if n == 0 || n > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(UserError::Invalid(
+            "a user name is 1 to 256 characters with no spaces or control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a user by hand (operator CLI: labs, break-glass, scripted
+/// set-up). Audited as `user.create`.
+///
+/// # Errors
+/// [`UserError::Taken`] for a user name in use; [`UserError::Invalid`].
+pub fn add(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    user_name: &str,
+    display_name: &str,
+    email: Option<&str>,
+    grant_admin: bool,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    check_user_name(user_name)?;
+    let emails: Vec<Email> = email
+        .map(|e| Email {
+            value: e.to_string(),
+            kind: Some("work".into()),
+            primary: true,
+        })
+        .into_iter()
+        .collect();
+    let row = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        oidc_issuer: None,
+        oidc_subject: None,
+        user_name: user_name.to_string(),
+        display_name: display_name.to_string(),
+        emails: serde_json::to_string(&emails).unwrap_or_else(|_| "[]".into()),
+        external_id: None,
+        active: true,
+        admin_granted: grant_admin,
+        provisioned_by: "operator".into(),
+        created_at: to_millis(now),
+        updated_at: to_millis(now),
+    };
+    org.db.write(|tx| {
+        if sql::by_user_name(tx, user_name)?.is_some() {
+            return Err(UserError::Taken(user_name.to_string()));
+        }
+        sql::insert(tx, &row)?;
+        let details = json!({ "user_name": user_name, "admin": grant_admin });
+        admin
+            .audit()
+            .record(tx, "user.create", Some(&row.id), &details, now)?;
+        Ok(())
+    })?;
+    get(org, &row.id)
+}
+
+/// Activates or deactivates a user. Deactivation ends every session of the
+/// user at once. Audited as `user.activate` / `user.deactivate`.
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn set_active(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id: &str,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    org.db.write(|tx| {
+        let mut row = sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
+        row.active = active;
+        row.updated_at = to_millis(now);
+        sql::update(tx, &row)?;
+        let ended = if active {
+            0
+        } else {
+            session_sql::delete_for_user(tx, id)?
+        };
+        let action = if active {
+            "user.activate"
+        } else {
+            "user.deactivate"
+        };
+        admin.audit().record(
+            tx,
+            action,
+            Some(id),
+            &json!({ "sessions_ended": ended }),
+            now,
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    get(org, id)
+}
+
+/// Grants or revokes the directly granted admin role. Audited.
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn set_admin(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id: &str,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    org.db.write(|tx| {
+        let mut row = sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
+        row.admin_granted = granted;
+        row.updated_at = to_millis(now);
+        sql::update(tx, &row)?;
+        let action = if granted {
+            "admin.grant"
+        } else {
+            "admin.revoke"
+        };
+        admin.audit().record(
+            tx,
+            action,
+            Some(id),
+            &json!({ "user_name": row.user_name }),
+            now,
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    get(org, id)
+}
+
+/// Ends every session of a user. Audited as `sessions.revoke_all`.
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn revoke_sessions(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, UserError> {
+    org.db.write(|tx| {
+        sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
+        let n = session_sql::delete_for_user(tx, id)?;
+        admin.audit().record(
+            tx,
+            "sessions.revoke_all",
+            Some(id),
+            &json!({ "sessions_ended": n }),
+            now,
+        )?;
+        Ok(n)
+    })
+}
+
+pub mod signin;
