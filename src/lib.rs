@@ -28,6 +28,8 @@ pub mod logging;
 pub mod metrics;
 /// Bearer secrets: generation, prefixes, hashing, constant-time checks.
 pub mod secrets;
+/// Browser sessions: creation, rotation, timeouts, sign-out.
+pub mod sessions;
 /// The encrypted SQLCipher store: files, keys, migrations, SQL.
 pub mod store;
 /// API tokens (SCIM, MCP): create, list, revoke, authenticate.
