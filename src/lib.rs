@@ -30,11 +30,15 @@ pub mod metrics;
 pub mod secrets;
 /// Browser sessions: creation, rotation, timeouts, sign-out.
 pub mod sessions;
+/// OIDC single sign-on: the relying party, discovery cache, ID-token checks.
+pub mod sso;
 /// The encrypted SQLCipher store: files, keys, migrations, SQL.
 pub mod store;
 /// API tokens (SCIM, MCP): create, list, revoke, authenticate.
 pub mod tokens;
 /// People in an org: users, groups, roles, and who a sign-in is.
 pub mod users;
+/// The web shell: server-rendered pages for sign-in, account, administration.
+pub mod web;
 
 pub use http::{AppState, app};

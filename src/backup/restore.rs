@@ -154,9 +154,13 @@ pub fn restore(
         };
         let conn = open_keyed(&staged, &zeroize::Zeroizing::new(e.key.0.clone()))?;
         let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_slice())));
-        conn.pragma_update(None, "rekey", literal.as_str())
+        // The staged file is a scratch copy until it is swapped in: re-key it
+        // without a rollback journal, then make it durable once.
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .and_then(|()| conn.pragma_update(None, "rekey", literal.as_str()))
             .map_err(StoreError::from)?;
         conn.close().map_err(|(_, e)| StoreError::from(e))?;
+        fs::File::open(&staged)?.sync_all()?;
     }
     swap_in(dir, &staging, &selected, &master)?;
     let restored: Vec<String> = selected.iter().map(|e| e.path.clone()).collect();

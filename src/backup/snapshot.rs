@@ -58,6 +58,10 @@ pub fn open_keyed(path: &Path, key: &FileKey) -> Result<Connection, BackupError>
 pub fn take(db: &Db, dest: &Path, key: &FileKey) -> Result<Contents, BackupError> {
     crate::fsperm::create_private_file(dest)?;
     let mut out = open_keyed(dest, key)?;
+    // A scratch copy: if this process dies it is discarded, so it needs no
+    // rollback journal and no fsync per write (the archive is fsynced).
+    out.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(StoreError::from)?;
     db.read(|src| {
         let backup = rusqlite::backup::Backup::new(src, &mut out)?;
         // One step of all pages: a single read transaction, so the copy is

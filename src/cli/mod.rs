@@ -8,6 +8,7 @@ mod org;
 mod restore;
 mod serve;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,12 @@ pub enum Command {
     Token(token::TokenCmd),
     /// Probe /healthz of the local server; exit 0 when healthy (for container health checks).
     Healthcheck,
+    /// Users of an org: add, list, disable, enable, grant-admin, revoke-admin.
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Break-glass sign-in links.
+    #[command(subcommand)]
+    Admin(user::AdminCmd),
     /// Encrypted backups: create, list, verify, prune, keygen.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
@@ -114,6 +121,8 @@ pub fn main() -> ExitCode {
         Command::Org(cmd) => org::run(path, cmd),
         Command::Token(cmd) => token::run(path, cmd),
         Command::Healthcheck => healthcheck::run(path),
+        Command::User(cmd) => user::run(path, cmd),
+        Command::Admin(cmd) => user::run_admin(path, cmd),
         Command::Backup(cmd) => backup::run(path, cmd),
         Command::Restore(args) => restore::restore(path, args),
         Command::Drill(args) => restore::drill(path, args),

@@ -4,6 +4,7 @@
 //! metrics and problem documents apply to every route, 404s included.
 
 pub mod client;
+pub mod extract;
 pub mod middleware;
 pub mod ops;
 pub mod probe;
@@ -33,17 +34,24 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<RateLimiters>,
     pub clock: Arc<dyn Clock>,
+    pub sso: Arc<crate::sso::Sso>,
 }
 
 impl AppState {
+    /// # Panics
+    /// Never in practice: building the OIDC HTTP client fails only when the
+    /// TLS stack has no root certificates at all.
     pub fn new(settings: Arc<Settings>, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         let limits = Arc::new(RateLimiters::new(&settings.rate_limits));
+        let sso =
+            crate::sso::Sso::new().expect("the OIDC HTTP client builds with the bundled TLS roots");
         Self {
             settings,
             store,
             metrics: Arc::new(Metrics::new()),
             limits,
             clock,
+            sso: Arc::new(sso),
         }
     }
 }
@@ -78,6 +86,7 @@ pub fn app(state: AppState) -> Router {
     // outermost, so security headers cover even errors from other layers.
     Router::new()
         .merge(ops)
+        .merge(crate::web::router(&state))
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
         .layer(RequestBodyLimitLayer::new(s.max_body_bytes))

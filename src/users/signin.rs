@@ -67,7 +67,7 @@ fn domain_allowed(settings: &OrgSettings, email: Option<&str>) -> Result<(), Ref
         return Ok(());
     }
     let d = email.and_then(domain_of).unwrap_or_default();
-    if settings.allowed_email_domains.iter().any(|a| *a == d) {
+    if settings.allowed_email_domains.contains(&d) {
         Ok(())
     } else {
         Err(Refusal::DomainNotAllowed(if d.is_empty() {

@@ -5,6 +5,8 @@ mod audit;
 mod backup;
 mod cli;
 mod http;
+mod idp;
+mod sso;
 mod store;
 mod support;
 mod tls;

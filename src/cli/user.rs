@@ -1,0 +1,183 @@
+//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin` and
+//! `aiworklab admin login-link`: operator tools for labs, scripted set-up
+//! and break-glass. Every change is audited with the operator as actor.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{Failure, settings};
+use crate::clock::{Clock, SystemClock};
+use crate::store::{OpenMode, Store};
+use crate::users::{self, AdminCtx, UserError};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user (they sign in with SSO once their user name matches, or with a break-glass link).
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        user_name: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Grant the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users with their role and state.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Deactivate a user and end their sessions at once.
+    Disable {
+        #[arg(long)]
+        org: String,
+        /// User id or user name.
+        user: String,
+    },
+    /// Reactivate a user.
+    Enable {
+        #[arg(long)]
+        org: String,
+        user: String,
+    },
+    /// Grant the admin role directly.
+    GrantAdmin {
+        #[arg(long)]
+        org: String,
+        user: String,
+    },
+    /// Revoke the directly granted admin role.
+    RevokeAdmin {
+        #[arg(long)]
+        org: String,
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Print a single-use sign-in link, valid 15 minutes, for when the IdP is down.
+    LoginLink {
+        #[arg(long)]
+        org: String,
+        /// User id or user name.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+impl From<UserError> for Failure {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Store(s) => s.into(),
+            other => Self::new(
+                other.to_string(),
+                Some("check `aiworklab user list --org <org>`".into()),
+            ),
+        }
+    }
+}
+
+pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
+    let settings = settings(path)?;
+    let store = Store::open(&settings, OpenMode::Existing, &SystemClock)?;
+    let now = SystemClock.now();
+    let op = AdminCtx::operator();
+    let org_settings = |slug: &str| settings.orgs.iter().find(|o| o.slug.as_str() == slug);
+    match cmd {
+        UserCmd::Add {
+            org,
+            user_name,
+            display_name,
+            email,
+            admin,
+        } => {
+            let u = users::add(
+                store.org(&org)?,
+                &op,
+                &user_name,
+                &display_name,
+                email.as_deref(),
+                admin,
+                now,
+            )?;
+            println!("created {} ({})", u.user_name, u.id);
+        }
+        UserCmd::List { org } => {
+            let db = store.org(&org)?;
+            let cfg = org_settings(&org);
+            println!(
+                "{:<36}  {:<24}  {:<24}  {:<6}  {:<8}  GROUPS",
+                "ID", "USER NAME", "NAME", "ROLE", "STATE"
+            );
+            for u in users::list(db)? {
+                let role = cfg.map_or("member", |c| {
+                    if u.role(c) == users::Role::Admin {
+                        "admin"
+                    } else {
+                        "member"
+                    }
+                });
+                println!(
+                    "{:<36}  {:<24}  {:<24}  {:<6}  {:<8}  {}",
+                    u.id,
+                    u.user_name,
+                    u.display_name.chars().take(24).collect::<String>(),
+                    role,
+                    if u.active { "active" } else { "disabled" },
+                    u.groups.join(",")
+                );
+            }
+        }
+        UserCmd::Disable { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_active(db, &op, &u.id, false, now)?;
+            println!("disabled {}; their sessions are ended", u.user_name);
+        }
+        UserCmd::Enable { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_active(db, &op, &u.id, true, now)?;
+            println!("enabled {}", u.user_name);
+        }
+        UserCmd::GrantAdmin { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_admin(db, &op, &u.id, true, now)?;
+            println!("{} is now an admin", u.user_name);
+        }
+        UserCmd::RevokeAdmin { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_admin(db, &op, &u.id, false, now)?;
+            println!("{} is no longer a directly granted admin", u.user_name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_admin(path: Option<&Path>, cmd: AdminCmd) -> Result<ExitCode, Failure> {
+    let AdminCmd::LoginLink { org, user } = cmd;
+    let settings = settings(path)?;
+    let store = Store::open(&settings, OpenMode::Existing, &SystemClock)?;
+    let db = store.org(&org)?;
+    let secret =
+        crate::sso::break_glass::mint(db, &AdminCtx::operator(), &user, SystemClock.now())?;
+    let url = settings
+        .server
+        .public_url
+        .join(&format!("o/{}/break-glass/{}", db.slug, secret.expose()))
+        .map_err(|e| Failure::new(e.to_string(), None))?;
+    eprintln!(
+        "Single-use sign-in link for {user} in {org}, valid 15 minutes (its use is audited):"
+    );
+    println!("{url}");
+    Ok(ExitCode::SUCCESS)
+}

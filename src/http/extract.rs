@@ -1,0 +1,305 @@
+//! Our own extractors. The session middleware reads the one cookie, checks
+//! it, and leaves the outcome in the request (absent / valid / invalid,
+//! never an `Option` that hides an error); after the handler it sets the
+//! rotated cookie or clears an invalid one. Handlers then ask for
+//! [`SignedIn`] or [`AdminSession`], whose construction is the check.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::client::ClientInfo;
+use super::middleware::RequestId;
+use crate::audit::Context;
+use crate::config::OrgSettings;
+use crate::sessions::{self, COOKIE, Session};
+use crate::users::{self, AdminCtx, Role, User};
+use crate::web::PageError;
+
+/// The outcome of checking the session cookie.
+#[derive(Debug, Clone)]
+pub enum SessionState {
+    /// No cookie.
+    Absent,
+    /// A live session.
+    Valid(Arc<SignedIn>),
+    /// A cookie that is not (or no longer) a session: signed out, rotated
+    /// away past its grace period, expired, or forged.
+    Invalid,
+}
+
+/// A signed-in person and their session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub org: OrgSettings,
+    pub user: User,
+    pub session: Session,
+}
+
+impl SignedIn {
+    pub fn role(&self) -> Role {
+        self.user.role(&self.org)
+    }
+}
+
+/// `Set-Cookie` for a session id: the `__Host-` prefix pins it to this
+/// host and path `/`, over HTTPS only; not readable by scripts.
+pub fn session_cookie(value: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Lax"
+    ))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "__Host-aiwl_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        )
+    })
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-aiwl_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+    )
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn cookie_value(parts: &axum::http::HeaderMap) -> Option<String> {
+    parts
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Middleware on every page and API that knows people: checks the cookie,
+/// records org and actor in the request span, and after the handler sets a
+/// rotated cookie or clears an invalid one.
+pub async fn session_layer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let presented = cookie_value(req.headers());
+    let mut rotated = None;
+    let outcome = match presented {
+        None => SessionState::Absent,
+        Some(value) => match check(&state, value).await {
+            Ok(Some((signed_in, new_id))) => {
+                rotated = new_id;
+                let span = tracing::Span::current();
+                span.record("org", signed_in.org.slug.as_str());
+                span.record("actor", format!("user:{}", signed_in.user.id).as_str());
+                SessionState::Valid(Arc::new(signed_in))
+            }
+            Ok(None) => SessionState::Invalid,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let invalid = matches!(outcome, SessionState::Invalid);
+    req.extensions_mut().insert(outcome);
+    let mut res = next.run(req).await;
+    // A handler that set its own cookie (sign-in, sign-out) wins.
+    if !res.headers().contains_key(header::SET_COOKIE) {
+        if let Some(id) = rotated {
+            res.headers_mut()
+                .append(header::SET_COOKIE, session_cookie(&id));
+        } else if invalid {
+            res.headers_mut().append(header::SET_COOKIE, clear_cookie());
+        }
+    }
+    res
+}
+
+async fn check(
+    state: &AppState,
+    value: String,
+) -> Result<Option<(SignedIn, Option<String>)>, PageError> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = st.clock.now();
+        let Some(auth) = sessions::authenticate(&st.store, &value, &st.settings.sso, now)? else {
+            return Ok(None);
+        };
+        let Some(org) = st.settings.org(&auth.org.slug).cloned() else {
+            return Ok(None);
+        };
+        let user = match users::get(auth.org, &auth.session.user_id) {
+            Ok(u) => u,
+            Err(users::UserError::NotFound) => return Ok(None),
+            Err(e) => return Err(PageError::internal(e)),
+        };
+        let rotated = auth.rotated.map(|s| s.expose().to_string());
+        Ok(Some((
+            SignedIn {
+                org,
+                user,
+                session: auth.session,
+            },
+            rotated,
+        )))
+    })
+    .await
+    .map_err(PageError::internal)?
+}
+
+/// The audit context of a request: who, from where, under which id.
+pub fn audit_context(parts: &Parts, actor: String) -> Context {
+    Context {
+        actor,
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        ip: parts.extensions.get::<ClientInfo>().map(|c| c.ip),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+/// The request's audit context, for anonymous actions (sign-in).
+#[derive(Debug, Clone)]
+pub struct Meta(pub Context);
+
+impl FromRequestParts<AppState> for Meta {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(audit_context(parts, "anonymous".into())))
+    }
+}
+
+/// The org slug in the path (`/o/{org}/...`), if any.
+fn path_org(parts: &Parts) -> Option<String> {
+    let mut segs = parts.uri.path().split('/');
+    match (segs.next(), segs.next(), segs.next()) {
+        (Some(""), Some("o"), Some(org)) if !org.is_empty() => Some(org.to_string()),
+        _ => None,
+    }
+}
+
+/// A signed-in person. On a page under `/o/{org}/`, the session must belong
+/// to that org: a session of org A never opens org B's pages (P18).
+#[derive(Debug, Clone)]
+pub struct SignedInUser {
+    pub who: Arc<SignedIn>,
+    pub audit: Context,
+}
+
+impl FromRequestParts<AppState> for SignedInUser {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let state = parts
+            .extensions
+            .get::<SessionState>()
+            .cloned()
+            .unwrap_or(SessionState::Absent);
+        let wanted = path_org(parts);
+        match state {
+            SessionState::Valid(who)
+                if wanted.as_deref().is_none_or(|o| o == who.org.slug.as_str()) =>
+            {
+                let audit = audit_context(parts, format!("user:{}", who.user.id));
+                Ok(Self { who, audit })
+            }
+            _ => Err(PageError::SignInRequired {
+                org: wanted,
+                return_to: parts.uri.path().to_string(),
+            }),
+        }
+    }
+}
+
+/// An admin of the path's org whose last sign-in at the IdP is recent
+/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
+/// operations require. A stale sign-in is sent to re-authenticate (P10).
+#[derive(Debug, Clone)]
+pub struct AdminSession {
+    pub who: Arc<SignedIn>,
+    pub ctx: AdminCtx,
+}
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let SignedInUser { who, audit } = SignedInUser::from_request_parts(parts, state).await?;
+        if who.role() != Role::Admin {
+            return Err(PageError::Forbidden(
+                "This page is for administrators of the organisation.".into(),
+            ));
+        }
+        let max_age =
+            Duration::from_std(state.settings.sso.reauth_max_age).unwrap_or(Duration::zero());
+        if who.session.auth_time + max_age < state.clock.now() {
+            return Err(PageError::ReauthRequired {
+                org: who.org.slug.to_string(),
+                return_to: reauth_return(parts),
+            });
+        }
+        let ctx = AdminCtx::for_admin(audit, who.user.id.clone());
+        Ok(Self { who, ctx })
+    }
+}
+
+/// Where to come back to after re-authenticating: the page for a GET, and
+/// for a POST the page the form was on (its action shown again to confirm).
+fn reauth_return(parts: &Parts) -> String {
+    let path = parts.uri.path();
+    if parts.method == axum::http::Method::GET {
+        return parts
+            .uri
+            .path_and_query()
+            .map_or(path, |p| p.as_str())
+            .to_string();
+    }
+    path.rsplit_once("/users/")
+        .map_or(path, |(base, _)| base)
+        .to_string()
+}
+
+/// Checks a form's CSRF token against the session's, in constant time, and
+/// that the request comes from our own origin when the browser says.
+///
+/// # Errors
+/// [`PageError::Forbidden`] on any mismatch.
+pub fn check_csrf(
+    state: &AppState,
+    parts_headers: &axum::http::HeaderMap,
+    who: &SignedIn,
+    token: &str,
+) -> Result<(), PageError> {
+    let ok: bool = token.as_bytes().ct_eq(who.session.csrf.as_bytes()).into();
+    if !ok {
+        return Err(PageError::Forbidden(
+            "This form has expired. Go back, reload the page and try again.".into(),
+        ));
+    }
+    if let Some(origin) = parts_headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ours = state
+            .settings
+            .server
+            .public_url
+            .origin()
+            .ascii_serialization();
+        if origin != ours && origin != "null" {
+            return Err(PageError::Forbidden(
+                "This form was sent from another site.".into(),
+            ));
+        }
+    }
+    Ok(())
+}

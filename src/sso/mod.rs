@@ -1,0 +1,362 @@
+//! OIDC single sign-on, the relying party (SECURITY.md P7, P8, P10): the
+//! authorization code flow with PKCE S256, `state` and `nonce` bound to a
+//! short-lived server-side record consumed once, and full ID-token
+//! validation (signature against the discovered JWKS, refetched once on an
+//! unknown key; `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; `none` and
+//! symmetric algorithms refused). Discovery is cached; the HTTP client
+//! follows no redirects.
+//! (OpenID Connect Core 1.0 §3.1; RFC 7636 for PKCE.)
+
+pub mod break_glass;
+mod claims;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use openidconnect::core::{
+    CoreAuthPrompt, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType,
+};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, SignatureVerificationError,
+};
+
+pub use claims::Verified;
+
+use crate::clock::to_millis;
+use crate::config::{OidcSettings, OrgSettings};
+use crate::ids::OrgSlug;
+use crate::secrets::SecretHash;
+use crate::store::sessions::{self as sql, LoginRow};
+use crate::store::{OrgDb, StoreError};
+use crate::users::signin::Refusal;
+
+/// How long discovery documents (and with them the JWKS) are reused.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// How long a started sign-in may take.
+const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// Tolerated difference between our clock and the IdP's.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Why a sign-in failed. Each ends on a page that says so, and in the audit
+/// log under its `code()`.
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    #[error("single sign-on is not configured for this organisation")]
+    NotConfigured,
+    #[error("the identity provider did not answer: {0}")]
+    IdpUnavailable(String),
+    #[error("the identity provider refused the sign-in: {0}")]
+    Denied(String),
+    #[error("this sign-in has expired or was already used")]
+    BadState,
+    #[error("the identity provider did not accept the sign-in code: {0}")]
+    Exchange(String),
+    #[error("the identity provider's answer failed validation: {0}")]
+    InvalidToken(String),
+    #[error("this organisation requires multi-factor authentication")]
+    MfaRequired,
+    #[error("the identity provider did not confirm a fresh sign-in")]
+    StaleReauth,
+    #[error("{}", .0.message())]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SsoError {
+    /// A stable code for the audit log and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::IdpUnavailable(_) => "idp_unavailable",
+            Self::Denied(_) => "denied",
+            Self::BadState => "bad_state",
+            Self::Exchange(_) => "code_rejected",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::MfaRequired => "mfa_required",
+            Self::StaleReauth => "stale_reauth",
+            Self::Refused(r) => r.code(),
+            Self::Store(_) => "internal",
+        }
+    }
+
+    /// What the person should do, for the error page.
+    pub fn advice(&self) -> String {
+        match self {
+            Self::NotConfigured => "Ask your administrator to configure single sign-on for this organisation.".into(),
+            Self::IdpUnavailable(_) => "Try again in a few minutes. If it persists, your administrator can check the identity provider.".into(),
+            Self::Denied(_) => "Start the sign-in again; if you cancelled it, nothing happened.".into(),
+            Self::BadState => "Start the sign-in again from the sign-in page; links to it expire after ten minutes and work once.".into(),
+            Self::Exchange(_) | Self::InvalidToken(_) => "Start the sign-in again. If it keeps failing, tell your administrator the time and the request id below.".into(),
+            Self::MfaRequired => "Sign in again using a second factor (authenticator app, security key).".into(),
+            Self::StaleReauth => "Sign in again: admin actions need a fresh sign-in.".into(),
+            Self::Refused(r) => r.message(),
+            Self::Store(_) => "Try again; if it persists, tell your administrator the request id below.".into(),
+        }
+    }
+}
+
+/// The OIDC client of every org, with cached discovery.
+pub struct Sso {
+    http: openidconnect::reqwest::Client,
+    cache: Mutex<HashMap<OrgSlug, (CoreProviderMetadata, Instant)>>,
+}
+
+impl std::fmt::Debug for Sso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sso")
+    }
+}
+
+/// The started sign-in: where to send the browser.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub authorize_url: url::Url,
+}
+
+fn store_err(e: rusqlite::Error) -> SsoError {
+    SsoError::Store(e.into())
+}
+
+impl Sso {
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS roots at all).
+    pub fn new() -> Result<Self, SsoError> {
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| SsoError::IdpUnavailable(e.to_string()))?;
+        Ok(Self {
+            http,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, slug: &OrgSlug) -> Option<CoreProviderMetadata> {
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(slug)
+            .filter(|(_, at)| at.elapsed() < DISCOVERY_TTL)
+            .map(|(m, _)| m.clone())
+    }
+
+    async fn metadata(
+        &self,
+        org: &OrgSettings,
+        oidc: &OidcSettings,
+        refresh: bool,
+    ) -> Result<CoreProviderMetadata, SsoError> {
+        if !refresh && let Some(m) = self.cached(&org.slug) {
+            return Ok(m);
+        }
+        let issuer = IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_string())
+            .map_err(|e| SsoError::IdpUnavailable(e.to_string()))?;
+        let meta = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| SsoError::IdpUnavailable(error_chain(&e)))?;
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(org.slug.clone(), (meta.clone(), Instant::now()));
+        Ok(meta)
+    }
+
+    fn client(
+        meta: CoreProviderMetadata,
+        oidc: &OidcSettings,
+        redirect: &url::Url,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        SsoError,
+    > {
+        let redirect = RedirectUrl::new(redirect.to_string())
+            .map_err(|e| SsoError::InvalidToken(e.to_string()))?;
+        Ok(CoreClient::from_provider_metadata(
+            meta,
+            ClientId::new(oidc.client_id.clone()),
+            Some(ClientSecret::new(oidc.client_secret.expose().to_string())),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    /// Starts a sign-in: records state, nonce and PKCE verifier server-side
+    /// and returns the IdP's authorization URL. With `reauth`, the IdP is
+    /// asked for a fresh login (`prompt=login`, `max_age=0`).
+    ///
+    /// # Errors
+    /// [`SsoError::NotConfigured`], [`SsoError::IdpUnavailable`], store errors.
+    pub async fn begin(
+        &self,
+        db: &OrgDb,
+        org: &OrgSettings,
+        redirect: &url::Url,
+        return_to: &str,
+        reauth: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Started, SsoError> {
+        let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
+        let meta = self.metadata(org, oidc, false).await?;
+        let client = Self::client(meta, oidc, redirect)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut req = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for s in oidc.scopes.iter().filter(|s| *s != "openid") {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        if reauth {
+            req = req
+                .add_prompt(CoreAuthPrompt::Login)
+                .set_max_age(Duration::ZERO);
+        }
+        let (url, state, nonce) = req.url();
+        let row = LoginRow {
+            state_hash: SecretHash::of(state.secret()).0.to_vec(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            return_to: return_to.to_string(),
+            reauth,
+            created_at: to_millis(now),
+            expires_at: to_millis(now + LOGIN_TTL),
+        };
+        db.db
+            .write(|tx| sql::insert_login(tx, &row).map_err(store_err))?;
+        Ok(Started { authorize_url: url })
+    }
+
+    /// Completes a sign-in at the callback: consumes the state, exchanges
+    /// the code with the PKCE verifier, and validates the ID token.
+    ///
+    /// # Errors
+    /// Every way a callback can be wrong, as [`SsoError`].
+    pub async fn finish(
+        &self,
+        db: &OrgDb,
+        org: &OrgSettings,
+        redirect: &url::Url,
+        code: &str,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Verified, LoginRow), SsoError> {
+        let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
+        let hash = SecretHash::of(state).0;
+        let login = db
+            .db
+            .write(|tx| sql::take_login(tx, &hash, to_millis(now)).map_err(store_err))?
+            .ok_or(SsoError::BadState)?;
+        let meta = self.metadata(org, oidc, false).await?;
+        let client = Self::client(meta, oidc, redirect)?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| SsoError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| SsoError::Exchange(error_chain(&e)))?;
+        let id_token = response
+            .extra_fields()
+            .id_token()
+            .ok_or_else(|| SsoError::InvalidToken("the token response has no id_token".into()))?
+            .clone();
+        let nonce = Nonce::new(login.nonce.clone());
+        let verify = |client: &CoreClient<_, _, _, _, _, _>| {
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_algs(ASYMMETRIC_ALGS.iter().cloned())
+                .set_time_fn(move || now - CLOCK_SKEW)
+                .set_issue_time_verifier_fn(move |iat| {
+                    if iat > now + CLOCK_SKEW {
+                        Err(format!("issued in the future ({iat})"))
+                    } else {
+                        Ok(())
+                    }
+                });
+            id_token.claims(&verifier, &nonce).cloned()
+        };
+        let claims = match verify(&client) {
+            Ok(c) => c,
+            // An unknown signing key: the IdP may have rotated. Refetch the
+            // JWKS once and try again.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                let meta = self.metadata(org, oidc, true).await?;
+                let client = Self::client(meta, oidc, redirect)?;
+                verify(&client).map_err(|e| SsoError::InvalidToken(e.to_string()))?
+            }
+            Err(e) => return Err(SsoError::InvalidToken(e.to_string())),
+        };
+        let extra = claims::payload(&id_token.to_string())?;
+        let mut verified = claims::Verified::from_claims(&claims, &extra, oidc);
+        if oidc.use_userinfo {
+            let info = client
+                .user_info(
+                    response.access_token().clone(),
+                    Some(claims.subject().clone()),
+                )
+                .map_err(|e| SsoError::InvalidToken(e.to_string()))?
+                .request_async::<claims::ExtraClaims, _, openidconnect::core::CoreGenderClaim>(
+                    &self.http,
+                )
+                .await
+                .map_err(|e| SsoError::IdpUnavailable(error_chain(&e)))?;
+            verified.merge_userinfo(&info, oidc);
+        }
+        if login.reauth {
+            let started = crate::clock::from_millis(login.created_at);
+            if verified.auth_time.is_none_or(|t| t + CLOCK_SKEW < started) {
+                return Err(SsoError::StaleReauth);
+            }
+        }
+        if org.require_mfa && !verified.has_mfa(oidc) {
+            return Err(SsoError::MfaRequired);
+        }
+        Ok((verified, login))
+    }
+}
+
+/// Signature algorithms accepted on ID tokens: asymmetric only, so neither
+/// `none` nor an HMAC keyed with the (shared) client secret passes.
+const ASYMMETRIC_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// An error with its causes, for logs and error details.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

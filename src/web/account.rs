@@ -1,0 +1,142 @@
+//! The account page: profile, active sessions, sign out (here and
+//! everywhere), and ending one session.
+
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::PageError;
+use super::error::redirect_with_cookie;
+use super::pages::{AccountPage, SessionLine, render};
+use crate::http::AppState;
+use crate::http::extract::{SignedInUser, check_csrf, clear_cookie};
+use crate::users::Role;
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn get_account(
+    State(state): State<AppState>,
+    me: SignedInUser,
+) -> Result<Response, PageError> {
+    let who = me.who;
+    let st = state.clone();
+    let (slug, user_id) = (who.org.slug.to_string(), who.user.id.clone());
+    let sessions =
+        tokio::task::spawn_blocking(move || crate::sessions::list(st.store.org(&slug)?, &user_id))
+            .await
+            .map_err(PageError::internal)??;
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let lines = sessions
+        .into_iter()
+        .map(|s| SessionLine {
+            current: s.id_hash == who.session.id_hash,
+            handle: s.handle(),
+            created: fmt(s.created_at),
+            last_seen: fmt(s.last_seen_at),
+            ip: s.ip.clone().unwrap_or_else(|| "unknown".into()),
+            user_agent: s
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| "unknown".into())
+                .chars()
+                .take(120)
+                .collect(),
+        })
+        .collect();
+    let role = who.role();
+    Ok(render(&AccountPage {
+        org_slug: who.org.slug.to_string(),
+        org_name: who.org.name.clone(),
+        name: who.user.greeting_name().to_string(),
+        user_name: who.user.user_name.clone(),
+        email: who.user.email().unwrap_or("none").to_string(),
+        role: if role == Role::Admin {
+            "Administrator"
+        } else {
+            "Member"
+        }
+        .into(),
+        groups: who.user.groups.clone(),
+        is_admin: role == Role::Admin,
+        csrf: who.session.csrf.clone(),
+        sessions: lines,
+    }))
+}
+
+pub async fn post_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    me: SignedInUser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &me.who, &form.csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || {
+        crate::sessions::end(
+            st.store.org(who.org.slug.as_str())?,
+            &who.session,
+            &ctx,
+            now,
+        )
+    })
+    .await
+    .map_err(PageError::internal)??;
+    Ok(redirect_with_cookie(
+        &format!("/o/{}/login?signed_out=1", me.who.org.slug),
+        clear_cookie(),
+    ))
+}
+
+pub async fn post_logout_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    me: SignedInUser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &me.who, &form.csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || {
+        crate::sessions::end_all(
+            st.store.org(who.org.slug.as_str())?,
+            &who.user.id,
+            &ctx,
+            now,
+        )
+    })
+    .await
+    .map_err(PageError::internal)??;
+    Ok(redirect_with_cookie(
+        &format!("/o/{}/login?signed_out=1", me.who.org.slug),
+        clear_cookie(),
+    ))
+}
+
+pub async fn post_revoke_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(handle): Path<String>,
+    me: SignedInUser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &me.who, &form.csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || {
+        crate::sessions::end_by_handle(
+            st.store.org(who.org.slug.as_str())?,
+            &who.user.id,
+            &handle,
+            &ctx,
+            now,
+        )
+    })
+    .await
+    .map_err(PageError::internal)??;
+    Ok(Redirect::to("/account").into_response())
+}

@@ -1,0 +1,150 @@
+//! Errors on the page surface: an HTML page that says what happened and
+//! what to do, or a redirect to sign in. Internals are logged, never shown.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::pages::ErrorPage;
+use crate::sso::SsoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// 303 to the org's sign-in page (or the org list).
+    #[error("sign-in required")]
+    SignInRequired {
+        org: Option<String>,
+        return_to: String,
+    },
+    /// 303 to sign in again at the IdP before an admin action (P10).
+    #[error("re-authentication required")]
+    ReauthRequired { org: String, return_to: String },
+    /// 403 page.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 page.
+    #[error("not found")]
+    NotFound,
+    /// A failed sign-in: the page says why; status by cause.
+    #[error("{err}")]
+    SignIn { org: String, err: Box<SsoError> },
+    /// 500 page; the cause is logged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PageError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<crate::users::UserError> for PageError {
+    fn from(e: crate::users::UserError) -> Self {
+        match e {
+            crate::users::UserError::NotFound => Self::NotFound,
+            other => Self::internal(other),
+        }
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn page(status: StatusCode, p: ErrorPage) -> Response {
+    match p.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "error page failed to render");
+            (status, p.message).into_response()
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignInRequired { org, return_to } => {
+                let to = match org {
+                    Some(o) => format!("/o/{}/login?return_to={}", encode(&o), encode(&return_to)),
+                    None => "/".into(),
+                };
+                Redirect::to(&to).into_response()
+            }
+            Self::ReauthRequired { org, return_to } => Redirect::to(&format!(
+                "/o/{}/login?reauth=1&return_to={}",
+                encode(&org),
+                encode(&return_to)
+            ))
+            .into_response(),
+            Self::Forbidden(msg) => page(
+                StatusCode::FORBIDDEN,
+                ErrorPage::new("Not allowed", &msg, None, None),
+            ),
+            Self::NotFound => page(
+                StatusCode::NOT_FOUND,
+                ErrorPage::new(
+                    "Page not found",
+                    "There is nothing at this address.",
+                    None,
+                    Some(("/", "Go to the start page")),
+                ),
+            ),
+            Self::SignIn { org, err } => {
+                let status = match err.as_ref() {
+                    SsoError::IdpUnavailable(_) => StatusCode::BAD_GATEWAY,
+                    SsoError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    SsoError::Refused(_) | SsoError::MfaRequired => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                if matches!(err.as_ref(), SsoError::Store(_)) {
+                    tracing::error!(error = %err, "sign-in failed");
+                } else {
+                    tracing::warn!(reason = err.code(), "sign-in failed");
+                }
+                let message = match err.as_ref() {
+                    SsoError::Refused(_) | SsoError::Store(_) => {
+                        "Sign-in did not complete.".to_string()
+                    }
+                    other => format!("Sign-in did not complete: {other}."),
+                };
+                let again = format!("/o/{org}/login");
+                page(
+                    status,
+                    ErrorPage::new(
+                        "Sign-in failed",
+                        &message,
+                        Some(err.advice()),
+                        Some((&again, "Back to sign-in")),
+                    ),
+                )
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = %e, "page failed");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorPage::new(
+                        "Something went wrong",
+                        "The appliance could not complete this request; the server log has the details.",
+                        None,
+                        None,
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// 303 See Other to `to`, setting or clearing the session cookie.
+pub fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    res
+}

@@ -1,0 +1,125 @@
+//! The web shell: server-rendered pages (askama, auto-escaped) for signing
+//! in, the account, and org administration, plus the one stylesheet. No
+//! script, no third-party asset, so the CSP of SECURITY.md P13 holds; every
+//! state-changing form carries the session's CSRF token (P16).
+
+mod account;
+mod admin;
+mod error;
+mod pages;
+mod signin;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+pub use error::PageError;
+
+use crate::http::AppState;
+use crate::http::extract::session_layer;
+use crate::http::ratelimit::{RouteClass, enforce};
+
+const CSS: &str = include_str!("static/app.css");
+
+/// The pages, behind the session middleware. Sign-in routes spend the
+/// sign-in rate budget; the rest the general one.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let sign_in = Router::new()
+        .route("/o/{org}/login/start", get(signin::get_login_start))
+        .route("/o/{org}/oidc/callback", get(signin::get_callback))
+        .route(
+            "/o/{org}/break-glass/{secret}",
+            get(signin::get_break_glass).post(signin::post_break_glass),
+        )
+        .route_layer(from_fn_with_state(
+            (state.clone(), RouteClass::SignIn),
+            enforce,
+        ));
+    let pages = Router::new()
+        .route("/", get(signin::get_index))
+        .route("/o/{org}/login", get(signin::get_login))
+        .route("/account", get(account::get_account))
+        .route("/account/logout", post(account::post_logout))
+        .route(
+            "/account/logout-everywhere",
+            post(account::post_logout_everywhere),
+        )
+        .route(
+            "/account/sessions/{handle}/revoke",
+            post(account::post_revoke_session),
+        )
+        .route("/o/{org}/admin", get(admin::get_admin))
+        .route(
+            "/o/{org}/admin/users/{id}/admin",
+            post(admin::post_set_admin),
+        )
+        .route(
+            "/o/{org}/admin/users/{id}/sessions/revoke",
+            post(admin::post_revoke_sessions),
+        )
+        .route_layer(from_fn_with_state(
+            (state.clone(), RouteClass::General),
+            enforce,
+        ));
+    sign_in
+        .merge(pages)
+        .route_layer(from_fn_with_state(state.clone(), session_layer))
+        .route("/static/app.css", get(get_css))
+}
+
+async fn get_css() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        CSS,
+    )
+}
+
+/// A path inside this site to return to after signing in; anything else
+/// (absolute URLs, `//host`, backslashes) becomes `/account`, so the
+/// parameter cannot send people to another site.
+pub fn safe_return(to: Option<&str>) -> String {
+    match to {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.len() <= 512
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_string()
+        }
+        _ => "/account".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return;
+
+    #[test]
+    fn return_targets_stay_on_this_site() {
+        assert_eq!(safe_return(Some("/o/acme/admin")), "/o/acme/admin");
+        for hostile in [
+            "https://evil.test/",
+            "//evil.test",
+            "/\\evil.test",
+            "javascript:alert(1)",
+            "",
+            "/a\nb",
+        ] {
+            assert_eq!(safe_return(Some(hostile)), "/account", "{hostile}");
+        }
+        assert_eq!(safe_return(None), "/account");
+    }
+}

@@ -1,0 +1,108 @@
+//! The page models: what each template shows, already formatted.
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::PageError;
+
+/// Renders a template into a response.
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => PageError::internal(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub message: String,
+    pub advice: Option<String>,
+    pub link: Option<(String, String)>,
+    pub request_id: Option<String>,
+}
+
+impl ErrorPage {
+    pub fn new(
+        title: &str,
+        message: &str,
+        advice: Option<String>,
+        link: Option<(&str, &str)>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            message: message.into(),
+            advice,
+            link: link.map(|(a, b)| (a.to_string(), b.to_string())),
+            request_id: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    pub orgs: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub org_name: String,
+    pub reauth: bool,
+    pub notice: Option<String>,
+    pub sso_configured: bool,
+    pub start_url: String,
+}
+
+pub struct SessionLine {
+    pub handle: String,
+    pub created: String,
+    pub last_seen: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub org_slug: String,
+    pub org_name: String,
+    pub name: String,
+    pub user_name: String,
+    pub email: String,
+    pub role: String,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+    pub csrf: String,
+    pub sessions: Vec<SessionLine>,
+}
+
+pub struct MemberLine {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: String,
+    pub role: String,
+    pub via_group: bool,
+    pub granted: bool,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    pub org_slug: String,
+    pub org_name: String,
+    pub admin_groups: Vec<String>,
+    pub members: Vec<MemberLine>,
+    pub csrf: String,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "break_glass.html")]
+pub struct BreakGlassPage {
+    pub org_name: String,
+}
