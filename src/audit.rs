@@ -1,16 +1,15 @@
 //! The audit log (SECURITY.md P10, P20): every privileged action records
 //! actor, action, target, IP, user agent, time, request id and a details
 //! JSON object, in the same transaction as the action itself, so an action
-//! without its audit row cannot happen. A sweeper deletes rows older than
-//! `audit.retention_days` once a day.
+//! without its audit row cannot happen. The daily sweeper (`crate::sweeper`)
+//! deletes rows older than `audit.retention_days`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use rusqlite::Connection;
 
-use crate::clock::{Clock, to_millis};
+use crate::clock::to_millis;
 use crate::store::audit::{self as sql, NewAuditRow};
 use crate::store::{Store, StoreError};
 
@@ -110,7 +109,7 @@ pub fn sweep(
     Ok(report)
 }
 
-/// The daily time (UTC) the sweeper runs.
+/// The daily time (UTC) the sweepers run.
 pub const SWEEP_AT: NaiveTime = match NaiveTime::from_hms_opt(3, 17, 0) {
     Some(t) => t,
     None => panic!("03:17:00 is a valid time"),
@@ -123,36 +122,6 @@ pub fn next_sweep(now: DateTime<Utc>) -> DateTime<Utc> {
         today
     } else {
         today + Duration::days(1)
-    }
-}
-
-/// Sweeps at start-up and then daily at [`SWEEP_AT`], until `shutdown`
-/// turns true. Failures are logged and retried at the next run.
-pub async fn run_sweeper(
-    store: Arc<Store>,
-    clock: Arc<dyn Clock>,
-    retention_days: u32,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        let now = clock.now();
-        let s = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || sweep(&s, now, retention_days)).await {
-            Ok(Ok(report)) => {
-                for (org, n) in report.deleted.iter().filter(|(_, n)| *n > 0) {
-                    tracing::info!(org = %org, deleted = n, "audit sweep removed expired rows");
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "audit sweep failed; retrying at the next run")
-            }
-            Err(e) => tracing::error!(error = %e, "audit sweep task panicked"),
-        }
-        let wait = (next_sweep(now) - now).to_std().unwrap_or_default();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
     }
 }
 

@@ -34,6 +34,8 @@ pub mod sessions;
 pub mod sso;
 /// The encrypted SQLCipher store: files, keys, migrations, SQL.
 pub mod store;
+/// The daily sweeper: audit retention and expired sessions.
+pub mod sweeper;
 /// API tokens (SCIM, MCP): create, list, revoke, authenticate.
 pub mod tokens;
 /// People in an org: users, groups, roles, and who a sign-in is.

@@ -245,6 +245,9 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
         let t = Instant::now();
         let r = token_round_trip(&state, org.slug.as_str());
         steps.record(&format!("org {}: tokens", org.slug), t, r);
+        let t = Instant::now();
+        let r = signed_in_page(&state, addr, org.slug.as_str()).await;
+        steps.record(&format!("org {}: signed-in page", org.slug), t, r);
     }
     let t = Instant::now();
     let r = running
@@ -253,6 +256,54 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
         .map(|()| ((), "drained and stopped".into()))
         .map_err(|e| e.to_string());
     steps.record("stop server", t, r);
+}
+
+/// Signs in through a break-glass link for a throwaway operator user and
+/// opens the account page: exercises users, sessions, cookies and pages.
+async fn signed_in_page(
+    state: &AppState,
+    addr: std::net::SocketAddr,
+    slug: &str,
+) -> Result<((), String), String> {
+    let org = state.store.org(slug).map_err(|e| e.to_string())?;
+    let now = SystemClock.now();
+    let op = crate::users::AdminCtx::operator();
+    let name = format!("drill-{}", uuid::Uuid::new_v4().simple());
+    crate::users::add(org, &op, &name, "Restore drill", None, false, now)
+        .map_err(|e| e.to_string())?;
+    let link = crate::sso::break_glass::mint(org, &op, &name, now).map_err(|e| e.to_string())?;
+    let path = format!("/o/{slug}/break-glass/{}", link.expose());
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let used = probe::send(tcp, "POST", &path, &[], "")
+        .await
+        .map_err(|e| e.to_string())?;
+    let cookie = used
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .ok_or_else(|| {
+            format!(
+                "the break-glass link answered {} without a session",
+                used.status
+            )
+        })?
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let page = probe::get(tcp, "/account", &[("Cookie", &cookie)])
+        .await
+        .map_err(|e| e.to_string())?;
+    if page.status == 200 && page.body.contains(&name) {
+        let users = crate::users::list(org).map_err(|e| e.to_string())?.len();
+        Ok((
+            (),
+            format!("{users} users; a break-glass session opens the account page"),
+        ))
+    } else {
+        Err(format!("the account page answered {}", page.status))
+    }
 }
 
 fn expect_status(a: &probe::Answer, want: u16) -> Result<((), String), String> {

@@ -4,11 +4,22 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Status and body of one answer.
+/// Status, headers and body of one answer.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    /// Header names in lower case, in order.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends `GET path` with the extra `headers` and reads the whole answer.
@@ -16,15 +27,36 @@ pub struct Answer {
 /// # Errors
 /// I/O errors, or an answer that is not HTTP/1.1.
 pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
+    s: S,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Answer> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    send(s, "GET", path, headers, "").await
+}
+
+/// Sends one request with an optional form body and reads the answer.
+///
+/// # Errors
+/// I/O errors, or an answer that is not HTTP/1.1.
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &str,
+) -> std::io::Result<Answer> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if method != "GET" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        ));
+    }
     req.push_str("\r\n");
+    req.push_str(form);
     s.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
     s.take(64 << 20).read_to_end(&mut raw).await?;
@@ -44,8 +76,15 @@ fn parse(raw: &[u8]) -> Option<Answer> {
     } else {
         body.to_vec()
     };
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     Some(Answer {
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }

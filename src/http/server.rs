@@ -1,4 +1,5 @@
-//! Serving: binding, TLS or plain HTTP, background tasks, and graceful
+//! Serving: binding, TLS or plain HTTP, background tasks (sweeper,
+//! scheduled backups, rate-limit trimming), and graceful
 //! shutdown on SIGTERM/SIGINT that lets in-flight requests finish.
 
 use std::net::{SocketAddr, TcpListener};
@@ -11,7 +12,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{AppState, app};
-use crate::audit;
 
 /// How long a client may take to send its first request, or to finish a TLS
 /// handshake, before the connection is dropped (slow-client defence).
@@ -83,12 +83,7 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
     let handle: Handle<SocketAddr> = Handle::new();
     let (stop_background, stop_rx) = watch::channel(false);
 
-    tokio::spawn(audit::run_sweeper(
-        Arc::clone(&state.store),
-        Arc::clone(&state.clock),
-        settings.audit.retention_days,
-        stop_rx.clone(),
-    ));
+    tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
     tokio::spawn(trim_rate_limits(Arc::clone(&state.limits), stop_rx.clone()));
     tokio::spawn(crate::backup::schedule::run(state.clone(), stop_rx));
 

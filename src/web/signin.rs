@@ -96,6 +96,7 @@ pub async fn get_login_start(
     Path(org): Path<String>,
     Query(q): Query<StartQuery>,
     Extension(session): Extension<SessionState>,
+    Meta(meta): Meta,
 ) -> Result<Response, PageError> {
     let (settings, db) = org_of(&state, &org)?;
     // Re-authentication only makes sense for a session of this org.
@@ -103,22 +104,15 @@ pub async fn get_login_start(
         && matches!(&session, SessionState::Valid(w) if w.org.slug == settings.slug);
     let redirect = callback_url(&state, settings.slug.as_str())?;
     let now = state.clock.now();
-    let started = state
+    let return_to = safe_return(q.return_to.as_deref());
+    match state
         .sso
-        .begin(
-            db,
-            settings,
-            &redirect,
-            &safe_return(q.return_to.as_deref()),
-            reauth,
-            now,
-        )
+        .begin(db, settings, &redirect, &return_to, reauth, now)
         .await
-        .map_err(|err| PageError::SignIn {
-            org: org.clone(),
-            err: Box::new(err),
-        })?;
-    Ok(Redirect::to(started.authorize_url.as_str()).into_response())
+    {
+        Ok(started) => Ok(Redirect::to(started.authorize_url.as_str()).into_response()),
+        Err(err) => Err(failed(&state, org, meta, err, now).await),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,19 +144,29 @@ pub async fn get_callback(
     let now = state.clock.now();
     match complete(&state, settings, db, &q, &session, &meta).await {
         Ok(r) => Ok(r),
-        Err(err) => {
-            let (slug, st, reason) = (org.clone(), state.clone(), err.code());
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(db) = st.store.org(&slug) {
-                    audit_failure(db, &meta, reason, now);
-                }
-            })
-            .await;
-            Err(PageError::SignIn {
-                org,
-                err: Box::new(err),
-            })
+        Err(err) => Err(failed(&state, org, meta, err, now).await),
+    }
+}
+
+/// Audits a failed sign-in (`sign_in.failed` with its reason) and turns it
+/// into the page that explains it.
+async fn failed(
+    state: &AppState,
+    org: String,
+    meta: Context,
+    err: SsoError,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PageError {
+    let (slug, st, reason) = (org.clone(), state.clone(), err.code());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(db) = st.store.org(&slug) {
+            audit_failure(db, &meta, reason, now);
         }
+    })
+    .await;
+    PageError::SignIn {
+        org,
+        err: Box::new(err),
     }
 }
 

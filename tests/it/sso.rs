@@ -657,3 +657,29 @@ async fn pages_carry_the_headers_escape_output_and_load_nothing_from_elsewhere()
     );
     site.stop().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_idp_ends_on_a_clear_page_and_is_audited() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let site = Site::start(&["acme"], Arc::new(SystemClock), |env| {
+        if let Some(oidc) = env.raw.orgs[0].oidc.as_mut() {
+            oidc.issuer = dead.clone();
+        }
+    })
+    .await;
+    let page = Browser::new()
+        .get(&format!("{}/o/acme/login/start", site.base))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY);
+    assert!(page.body.contains("did not answer"), "{}", page.body);
+    assert!(
+        audit_actions(&site, "acme")
+            .iter()
+            .any(|(a, d)| a == "sign_in.failed" && d.contains("idp_unavailable")),
+        "not audited"
+    );
+    site.stop().await;
+}

@@ -1,0 +1,42 @@
+//! The daily sweeper: at start-up and then every day at
+//! [`audit::SWEEP_AT`] (UTC) it deletes audit rows past retention (P20) and
+//! expired sessions. Failures are logged and retried at the next run.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::audit;
+use crate::http::AppState;
+
+/// One sweep of every kind, at `now`.
+pub fn sweep_once(state: &AppState, now: DateTime<Utc>) {
+    match audit::sweep(&state.store, now, state.settings.audit.retention_days) {
+        Ok(report) => {
+            for (org, n) in report.deleted.iter().filter(|(_, n)| *n > 0) {
+                tracing::info!(org = %org, deleted = n, "audit sweep removed expired rows");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "audit sweep failed; retrying at the next run"),
+    }
+    match crate::sessions::sweep(&state.store, &state.settings.sso, now) {
+        Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "session sweep failed; retrying at the next run"),
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let now = state.clock.now();
+        let s = state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || sweep_once(&s, now)).await {
+            tracing::error!(error = %e, "sweeper task panicked");
+        }
+        let wait = (audit::next_sweep(now) - now).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
