@@ -26,6 +26,8 @@ pub enum KeyPurpose<'a> {
     SystemDb,
     /// The key of `orgs/<slug>.db`; the slug is the org's permanent id.
     OrgDb(&'a OrgSlug),
+    /// The HMAC key that signs short-lived device access tokens.
+    AccessTokens,
 }
 
 impl KeyPurpose<'_> {
@@ -33,6 +35,7 @@ impl KeyPurpose<'_> {
         match self {
             Self::SystemDb => b"db:system".to_vec(),
             Self::OrgDb(slug) => [b"db:org:".as_slice(), slug.as_str().as_bytes()].concat(),
+            Self::AccessTokens => b"mac:device-access-tokens".to_vec(),
         }
     }
 }

@@ -15,6 +15,10 @@ pub enum AppError {
     /// 400: the request is malformed; the message names what and the fix.
     #[error("{0}")]
     BadRequest(String),
+    /// 400: a request that breaks the schema; `pointer` (RFC 6901) names the
+    /// first offending value.
+    #[error("{pointer}: {message}")]
+    Schema { pointer: String, message: String },
     /// 401: missing, malformed, unknown, expired or revoked credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -56,6 +60,9 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Extension member: the JSON pointer of the first offending value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 impl Problem {
@@ -66,6 +73,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail,
+            pointer: None,
         }
     }
 
@@ -81,7 +89,7 @@ impl Problem {
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Schema { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -115,7 +123,11 @@ impl IntoResponse for AppError {
             )),
             other => Some(other.to_string()),
         };
-        let mut res = Problem::new(status, detail).into_response_with(status);
+        let mut problem = Problem::new(status, detail);
+        if let Self::Schema { pointer, .. } = &self {
+            problem.pointer = Some(pointer.clone());
+        }
+        let mut res = problem.into_response_with(status);
         if let Self::TooManyRequests { retry_after_secs } = self {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -6,6 +6,8 @@
 pub mod audit;
 /// Backups: age-encrypted online snapshots, verify, restore, drill, schedule.
 pub mod backup;
+/// The concept catalogue shipped in the binary: domains, concepts, edges.
+pub mod catalogue;
 /// Command-line interface: one file per subcommand.
 pub mod cli;
 /// Time as a parameter: the `Clock` trait, a system and a manual clock.
@@ -14,10 +16,14 @@ pub mod clock;
 pub mod config;
 /// The key hierarchy: master key file and HKDF-derived keys.
 pub mod crypto;
+/// Devices: pairing codes, rotating refresh secrets, signed access tokens.
+pub mod devices;
 /// The error type at the HTTP edge and its renderers.
 pub mod error;
 /// Permission rules for secrets and data files.
 pub mod fsperm;
+/// The skill graph: per-engineer concept state and the FSRS memory model.
+pub mod graph;
 /// The HTTP server: router assembly, middleware, TLS, operations endpoints.
 pub mod http;
 /// Identifier newtypes that have passed their allow-list check.
@@ -36,6 +42,8 @@ pub mod sso;
 pub mod store;
 /// The daily sweeper: audit retention and expired sessions.
 pub mod sweeper;
+/// Sync of concept-level deltas: the wire schema (privacy boundary), push, pull, API.
+pub mod sync;
 /// API tokens (SCIM, MCP): create, list, revoke, authenticate.
 pub mod tokens;
 /// People in an org: users, groups, roles, and who a sign-in is.

@@ -303,3 +303,58 @@ pub fn check_csrf(
     }
     Ok(())
 }
+
+/// A caller of the JSON API: a paired device (its bearer access token) or a
+/// signed-in person (the session cookie). Anything else is a 401 problem.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    pub org: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub audit: Context,
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = crate::error::AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use crate::error::AppError;
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        if let Some(token) = bearer {
+            let st = state.clone();
+            let now = state.clock.now();
+            let caller = tokio::task::spawn_blocking(move || crate::devices::verify_access(&st.store, &token, now))
+                .await
+                .map_err(|e| AppError::Internal(e.into()))??
+                .ok_or_else(|| AppError::Unauthorized("the access token is invalid or expired; get a new one at POST /api/v1/devices/token".into()))?;
+            let span = tracing::Span::current();
+            span.record("org", caller.org.as_str());
+            span.record("actor", format!("device:{}", caller.device_id).as_str());
+            let audit = audit_context(parts, format!("device:{}", caller.device_id));
+            return Ok(Self {
+                org: caller.org,
+                user_id: caller.user_id,
+                device_id: Some(caller.device_id),
+                audit,
+            });
+        }
+        match parts.extensions.get::<SessionState>() {
+            Some(SessionState::Valid(who)) => Ok(Self {
+                org: who.org.slug.to_string(),
+                user_id: who.user.id.clone(),
+                device_id: None,
+                audit: audit_context(parts, format!("user:{}", who.user.id)),
+            }),
+            _ => Err(AppError::Unauthorized(
+                "sign in, or send a device access token as `Authorization: Bearer ...`".into(),
+            )),
+        }
+    }
+}

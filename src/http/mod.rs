@@ -35,6 +35,7 @@ pub struct AppState {
     pub limits: Arc<RateLimiters>,
     pub clock: Arc<dyn Clock>,
     pub sso: Arc<crate::sso::Sso>,
+    pub catalogue: Arc<crate::catalogue::Catalogue>,
 }
 
 impl AppState {
@@ -52,6 +53,10 @@ impl AppState {
             limits,
             clock,
             sso: Arc::new(sso),
+            catalogue: Arc::new(
+                crate::catalogue::Catalogue::builtin()
+                    .expect("the shipped catalogue is checked by its tests"),
+            ),
         }
     }
 }
@@ -87,6 +92,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ops)
         .merge(crate::web::router(&state))
+        .merge(crate::sync::routes::router(&state))
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
         .layer(RequestBodyLimitLayer::new(s.max_body_bytes))

@@ -307,6 +307,15 @@ impl Sso {
             Err(e) => return Err(SsoError::InvalidToken(e.to_string())),
         };
         let extra = claims::payload(&id_token.to_string())?;
+        // OIDC Core 1.0 §3.1.3.7 step 5: if azp is present, it must be us.
+        // (The library leaves this check to the client.)
+        if let Some(azp) = extra.get("azp")
+            && azp.as_str() != Some(oidc.client_id.as_str())
+        {
+            return Err(SsoError::InvalidToken(format!(
+                "the token was authorised for another party (azp {azp})"
+            )));
+        }
         let mut verified = claims::Verified::from_claims(&claims, &extra, oidc);
         if oidc.use_userinfo {
             let info = client

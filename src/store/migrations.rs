@@ -13,6 +13,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("API tokens and the audit log"),
     M::up(include_str!("migrations/org/0002_users_sessions.sql"))
         .comment("users, groups, sessions, sign-ins in progress, break-glass links"),
+    M::up(include_str!("migrations/org/0003_devices_deltas.sql"))
+        .comment("devices, pairing codes, deltas, privacy choices"),
 ];
 
 /// Migrations of `system.db`.
@@ -36,6 +38,6 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 2);
+        assert_eq!(ORG_VERSION, 3);
     }
 }

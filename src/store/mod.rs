@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod db;
+pub mod deltas;
+pub mod devices;
 mod lock;
 pub mod migrations;
 pub mod orgs;
@@ -146,11 +148,12 @@ pub struct OrgDb {
 }
 
 /// The open store.
-#[derive(Debug)]
 pub struct Store {
     /// Held by `serve` (open in `Create` mode) for the store's lifetime.
     _lock: Option<DataDirLock>,
     data_dir: PathBuf,
+    /// Signs device access tokens (derived from the master key).
+    access_token_key: crate::crypto::DerivedKey,
     system: Db,
     orgs: BTreeMap<OrgSlug, OrgDb>,
 }
@@ -229,6 +232,15 @@ fn open_db(
     }
     fsperm::check_private_file(path)?;
     Db::open(path, key, opts)
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .field("orgs", &self.orgs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -347,6 +359,7 @@ impl Store {
         Ok(Self {
             _lock: None,
             data_dir: data_dir.to_path_buf(),
+            access_token_key: master.derive(KeyPurpose::AccessTokens),
             system,
             orgs: open,
         })
@@ -354,6 +367,11 @@ impl Store {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The key that signs device access tokens.
+    pub fn access_token_key(&self) -> &[u8; 32] {
+        &self.access_token_key
     }
 
     pub fn system(&self) -> &Db {

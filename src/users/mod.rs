@@ -251,8 +251,8 @@ pub fn add(
     get(org, &row.id)
 }
 
-/// Activates or deactivates a user. Deactivation ends every session of the
-/// user at once. Audited as `user.activate` / `user.deactivate`.
+/// Activates or deactivates a user. Deactivation ends every session and
+/// revokes every device of the user at once. Audited as `user.activate` / `user.deactivate`.
 ///
 /// # Errors
 /// [`UserError::NotFound`].

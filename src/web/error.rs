@@ -107,7 +107,7 @@ impl IntoResponse for PageError {
                 if matches!(err.as_ref(), SsoError::Store(_)) {
                     tracing::error!(error = %err, "sign-in failed");
                 } else {
-                    tracing::warn!(reason = err.code(), "sign-in failed");
+                    tracing::warn!(reason = err.code(), error = %err, "sign-in failed");
                 }
                 let message = match err.as_ref() {
                     SsoError::Refused(_) | SsoError::Store(_) => {

@@ -3,11 +3,14 @@
 
 mod audit;
 mod backup;
+mod browser;
 mod cli;
 mod http;
 mod idp;
 mod sso;
+mod sso_forged;
 mod store;
 mod support;
+mod sync;
 mod tls;
 mod tokens;

@@ -1,0 +1,264 @@
+//! The concept catalogue shipped inside the binary: one TOML file per
+//! domain under `config/catalogue/`, each concept with a slug, title,
+//! summary, prerequisite and related edges (the graph), and the matchers
+//! the teaching kernel uses to spot it. Loaded once and checked: slugs
+//! valid and unique, every edge resolves, prerequisites acyclic.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// The shipped files, in a fixed order.
+const FILES: [(&str, &str); 20] = [
+    (
+        "algorithms",
+        include_str!("../config/catalogue/algorithms.toml"),
+    ),
+    ("auth", include_str!("../config/catalogue/auth.toml")),
+    ("ci-cd", include_str!("../config/catalogue/ci-cd.toml")),
+    ("cloud", include_str!("../config/catalogue/cloud.toml")),
+    (
+        "concurrency",
+        include_str!("../config/catalogue/concurrency.toml"),
+    ),
+    (
+        "containers",
+        include_str!("../config/catalogue/containers.toml"),
+    ),
+    (
+        "databases",
+        include_str!("../config/catalogue/databases.toml"),
+    ),
+    (
+        "distributed-systems",
+        include_str!("../config/catalogue/distributed-systems.toml"),
+    ),
+    (
+        "frontend",
+        include_str!("../config/catalogue/frontend.toml"),
+    ),
+    ("git", include_str!("../config/catalogue/git.toml")),
+    ("go", include_str!("../config/catalogue/go.toml")),
+    (
+        "observability",
+        include_str!("../config/catalogue/observability.toml"),
+    ),
+    (
+        "performance",
+        include_str!("../config/catalogue/performance.toml"),
+    ),
+    ("python", include_str!("../config/catalogue/python.toml")),
+    ("rust", include_str!("../config/catalogue/rust.toml")),
+    (
+        "security",
+        include_str!("../config/catalogue/security.toml"),
+    ),
+    ("sql", include_str!("../config/catalogue/sql.toml")),
+    ("testing", include_str!("../config/catalogue/testing.toml")),
+    (
+        "typescript",
+        include_str!("../config/catalogue/typescript.toml"),
+    ),
+    (
+        "web-http",
+        include_str!("../config/catalogue/web-http.toml"),
+    ),
+];
+
+/// How the teaching kernel spots a concept in agent events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Matchers {
+    pub extensions: Vec<String>,
+    pub imports: Vec<String>,
+    pub keywords: Vec<String>,
+    pub apis: Vec<String>,
+}
+
+/// One concept of the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concept {
+    pub slug: String,
+    pub title: String,
+    #[serde(default)]
+    pub domain: String,
+    pub summary: String,
+    #[serde(default)]
+    pub prerequisites: Vec<String>,
+    #[serde(default)]
+    pub related: Vec<String>,
+    #[serde(default)]
+    pub matchers: Matchers,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    domain: String,
+    title: String,
+    concept: Vec<Concept>,
+}
+
+/// A domain and its display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Domain {
+    pub slug: String,
+    pub title: String,
+}
+
+/// The loaded, checked catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub domains: Vec<Domain>,
+    concepts: BTreeMap<String, Concept>,
+}
+
+/// Concept slugs: `^[a-z0-9][a-z0-9-]{1,63}$`.
+pub fn valid_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=64).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+impl Catalogue {
+    /// The catalogue shipped in the binary.
+    ///
+    /// # Errors
+    /// A description of the first problem (tests keep it at none).
+    pub fn builtin() -> Result<Self, String> {
+        let mut domains = Vec::new();
+        let mut concepts = BTreeMap::new();
+        for (name, text) in FILES {
+            let file: File = toml_edit::de::from_str(text)
+                .map_err(|e| format!("config/catalogue/{name}.toml: {e}"))?;
+            if file.domain != name {
+                return Err(format!(
+                    "config/catalogue/{name}.toml declares domain {}",
+                    file.domain
+                ));
+            }
+            domains.push(Domain {
+                slug: file.domain.clone(),
+                title: file.title,
+            });
+            for mut c in file.concept {
+                c.domain = file.domain.clone();
+                if !valid_slug(&c.slug) {
+                    return Err(format!("{name}: `{}` is not a valid concept slug", c.slug));
+                }
+                if concepts.insert(c.slug.clone(), c.clone()).is_some() {
+                    return Err(format!("{name}: `{}` is defined twice", c.slug));
+                }
+            }
+        }
+        let cat = Self { domains, concepts };
+        cat.check()?;
+        Ok(cat)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for c in self.concepts.values() {
+            for e in c.prerequisites.iter().chain(&c.related) {
+                if !self.concepts.contains_key(e) {
+                    return Err(format!("{}: edge to unknown concept `{e}`", c.slug));
+                }
+                if e == &c.slug {
+                    return Err(format!("{}: links to itself", c.slug));
+                }
+            }
+        }
+        // Prerequisites must be acyclic: depth-first search with colours.
+        let mut colour: HashMap<&str, u8> = HashMap::new();
+        fn visit<'a>(
+            cat: &'a Catalogue,
+            s: &'a str,
+            colour: &mut HashMap<&'a str, u8>,
+            path: &mut Vec<&'a str>,
+        ) -> Result<(), String> {
+            match colour.get(s) {
+                Some(2) => return Ok(()),
+                Some(1) => {
+                    path.push(s);
+                    return Err(format!("prerequisite cycle: {}", path.join(" -> ")));
+                }
+                _ => {}
+            }
+            colour.insert(s, 1);
+            path.push(s);
+            for p in &cat.concepts[s].prerequisites {
+                visit(cat, p, colour, path)?;
+            }
+            path.pop();
+            colour.insert(s, 2);
+            Ok(())
+        }
+        for s in self.concepts.keys() {
+            visit(self, s, &mut colour, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, slug: &str) -> Option<&Concept> {
+        self.concepts.get(slug)
+    }
+
+    pub fn contains(&self, slug: &str) -> bool {
+        self.concepts.contains_key(slug)
+    }
+
+    pub fn len(&self) -> usize {
+        self.concepts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.concepts.is_empty()
+    }
+
+    pub fn concepts(&self) -> impl Iterator<Item = &Concept> {
+        self.concepts.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_catalogue_is_large_valid_and_acyclic() {
+        let cat = Catalogue::builtin().expect("the shipped catalogue is valid");
+        assert!(cat.len() >= 400, "{} concepts", cat.len());
+        assert!(cat.domains.len() >= 15);
+        for d in &cat.domains {
+            assert!(
+                cat.concepts().filter(|c| c.domain == d.slug).count() >= 15,
+                "{}",
+                d.slug
+            );
+        }
+        let c = cat.get("rust-borrowing").expect("a known concept");
+        assert_eq!(c.domain, "rust");
+        assert!(c.prerequisites.contains(&"rust-ownership".to_string()));
+    }
+
+    #[test]
+    fn a_cycle_is_detected() {
+        let mut cat = Catalogue::builtin().expect("valid");
+        let a = cat.concepts.get_mut("rust-ownership").expect("present");
+        a.prerequisites.push("rust-borrowing".into());
+        let err = cat.check().expect_err("cycle");
+        assert!(err.contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn slugs_are_checked() {
+        for ok in ["pg-advisory-locks", "a1", "http-2"] {
+            assert!(valid_slug(ok), "{ok}");
+        }
+        for bad in ["", "a", "-x", "A-b", "a_b", "a b", "../x", &"a".repeat(65)] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+    }
+}
