@@ -32,6 +32,8 @@ pub mod ids;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// SCIM 2.0 provisioning: filter and attribute-path grammar.
+pub mod scim;
 /// Bearer secrets: generation, prefixes, hashing, constant-time checks.
 pub mod secrets;
 /// Browser sessions: creation, rotation, timeouts, sign-out.

@@ -1,6 +1,7 @@
 //! The daily sweeper: at start-up and then every day at
-//! [`audit::SWEEP_AT`] (UTC) it deletes audit rows past retention (P20) and
-//! expired sessions. Failures are logged and retried at the next run.
+//! [`audit::SWEEP_AT`] (UTC) it deletes audit rows past retention (P20),
+//! engineers' data whose 30-day deletion hold has ended (P22), and expired
+//! sessions. Failures are logged and retried at the next run.
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -17,6 +18,11 @@ pub fn sweep_once(state: &AppState, now: DateTime<Utc>) {
             }
         }
         Err(e) => tracing::error!(error = %e, "audit sweep failed; retrying at the next run"),
+    }
+    match crate::graph::me::sweep_deletions(&state.store, now) {
+        Ok(n) if n > 0 => tracing::info!(engineers = n, "data deleted after the 30-day hold"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "deletion sweep failed; retrying at the next run"),
     }
     match crate::sessions::sweep(&state.store, &state.settings.sso, now) {
         Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),

@@ -13,7 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
-pub use raw::{RawConfig, RawOidc, RawOrg, RawRateLimit, RawSso};
+pub use raw::{RawConfig, RawOidc, RawOrg, RawPrivacy, RawRateLimit, RawSso};
 pub use settings::{
     AuditSettings, BackupSettings, KeySettings, LogFormat, LogSettings, MetricsSettings,
     OidcSettings, OrgSettings, Provisioning, RateLimit, RateLimits, Secret, ServerSettings,

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub rate_limits: RawRateLimits,
     pub backup: RawBackup,
     pub sso: RawSso,
+    pub privacy: RawPrivacy,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -34,6 +35,7 @@ impl Default for RawConfig {
             rate_limits: RawRateLimits::default(),
             backup: RawBackup::default(),
             sso: RawSso::default(),
+            privacy: RawPrivacy::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -209,6 +211,20 @@ impl Default for RawBackup {
             schedule: "02:00".into(),
             retention_days: 30,
         }
+    }
+}
+
+/// What org aggregates may reveal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrivacy {
+    /// Cohorts (a concept's engineers, a team) smaller than this are suppressed.
+    pub min_cohort: u32,
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        Self { min_cohort: 5 }
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     pub backup: BackupSettings,
     pub sso: SsoSettings,
+    /// Cohorts smaller than this are suppressed in org aggregates.
+    pub min_cohort: usize,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -457,6 +459,7 @@ impl Settings {
                 86_400,
             )),
         };
+        let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -488,6 +491,7 @@ impl Settings {
             rate_limits,
             backup,
             sso,
+            min_cohort,
             orgs,
         })
     }

@@ -93,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops)
         .merge(crate::web::router(&state))
         .merge(crate::sync::routes::router(&state))
+        .merge(crate::graph::routes::router(&state))
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
         .layer(RequestBodyLimitLayer::new(s.max_body_bytes))

@@ -15,6 +15,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("users, groups, sessions, sign-ins in progress, break-glass links"),
     M::up(include_str!("migrations/org/0003_devices_deltas.sql"))
         .comment("devices, pairing codes, deltas, privacy choices"),
+    M::up(include_str!("migrations/org/0004_concept_states.sql"))
+        .comment("per-engineer concept states for aggregates"),
 ];
 
 /// Migrations of `system.db`.
@@ -38,6 +40,6 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 3);
+        assert_eq!(ORG_VERSION, 4);
     }
 }

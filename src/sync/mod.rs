@@ -37,6 +37,7 @@ pub fn push(
     let now_ms = to_millis(now);
     org.db.write(|tx| {
         let mut accepted = 0;
+        let mut touched = std::collections::BTreeSet::new();
         for d in deltas {
             let id = d.id.to_string();
             if sql::insert(
@@ -51,8 +52,10 @@ pub fn push(
                 now_ms,
             )? {
                 accepted += 1;
+                touched.insert(d.concept.as_str());
             }
         }
+        crate::graph::aggregates::refresh_states(tx, user_id, &touched, now)?;
         Ok(Pushed {
             accepted,
             duplicates: deltas.len() - accepted,

@@ -1,0 +1,379 @@
+//! The engineer's own data and org aggregates: suppression below
+//! `min_cohort`, opt-out and deletion taking effect at once (P19), export
+//! with its rate limit (P21), the 30-day deletion hold (P22), and admins
+//! never reading one engineer's graph (P18).
+
+use aiworklab::AppState;
+use aiworklab::audit::Context;
+use aiworklab::clock::Clock;
+use aiworklab::store::StoreError;
+use aiworklab::users::{self, AdminCtx};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use crate::support::{Answer, Env, manual_clock, send};
+
+struct Person {
+    id: String,
+    cookie: String,
+}
+
+fn person(state: &AppState, org: &str, name: &str, admin: bool) -> Person {
+    let db = state.store.org(org).expect("org");
+    let u = users::add(
+        db,
+        &AdminCtx::operator(),
+        name,
+        name,
+        None,
+        admin,
+        state.clock.now(),
+    )
+    .expect("user");
+    let s = aiworklab::sessions::create(
+        db,
+        &u.id,
+        state.clock.now(),
+        &[],
+        &Context::system(),
+        state.clock.now(),
+    )
+    .expect("session");
+    Person {
+        id: u.id,
+        cookie: format!("__Host-aiwl_session={}", s.expose()),
+    }
+}
+
+fn req(method: &str, uri: &str, p: &Person, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("cookie", &p.cookie)
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .expect("request")
+}
+
+/// Pushes deltas for `p` straight through the sync domain (devices are
+/// covered in sync.rs).
+fn learn(
+    state: &AppState,
+    org: &str,
+    p: &Person,
+    concept: &str,
+    transitions: &[(&str, i64, Option<u8>)],
+) {
+    let base = state.clock.now() - Duration::days(60);
+    let deltas: Vec<_> = transitions
+        .iter()
+        .map(|(t, day, grade)| aiworklab::sync::wire::Delta {
+            id: uuid::Uuid::new_v4(),
+            concept: concept.into(),
+            transition: aiworklab::sync::wire::Transition::parse(t).expect("transition"),
+            at: base + Duration::days(*day),
+            grade: *grade,
+        })
+        .collect();
+    aiworklab::sync::push(
+        state.store.org(org).expect("org"),
+        &p.id,
+        None,
+        &deltas,
+        state.clock.now(),
+    )
+    .expect("push");
+}
+
+async fn aggregates(state: &AppState, admin: &Person, query: &str) -> Answer {
+    send(
+        state,
+        req(
+            "GET",
+            &format!("/api/v1/org/aggregates{query}"),
+            admin,
+            None,
+        ),
+    )
+    .await
+}
+
+fn row<'a>(v: &'a Value, concept: &str) -> &'a Value {
+    v["concepts"]
+        .as_array()
+        .expect("concepts")
+        .iter()
+        .find(|c| c["concept"] == concept)
+        .expect("row")
+}
+
+#[tokio::test]
+async fn aggregates_suppress_small_cohorts_and_opt_out_or_deletion_removes_an_engineer_at_once() {
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let admin = person(&state, "acme", "admin", true);
+    let engineers: Vec<Person> = (0..6)
+        .map(|i| person(&state, "acme", &format!("eng{i}"), false))
+        .collect();
+    for (i, e) in engineers.iter().enumerate() {
+        learn(
+            &state,
+            "acme",
+            e,
+            "rust-lifetimes",
+            &[
+                ("seen", 0, None),
+                ("demonstrated", 1, None),
+                ("check_passed", 40, Some(3)),
+            ],
+        );
+        if i < 3 {
+            learn(&state, "acme", e, "go-goroutines", &[("seen", 2, None)]);
+        }
+    }
+    let a = aggregates(&state, &admin, "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let v = a.json();
+    let lifetimes = row(&v, "rust-lifetimes");
+    assert_eq!(lifetimes["n_seen"], 6);
+    assert_eq!(lifetimes["n_demonstrated"], 6);
+    assert_eq!(lifetimes["retention_30d_observed"], 1.0);
+    assert!(
+        lifetimes["retention_30d_predicted"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0 && r < 1.0)
+    );
+    let goroutines = row(&v, "go-goroutines");
+    assert_eq!(goroutines["suppressed"], true, "3 < min_cohort 5");
+    assert!(goroutines["n_seen"].is_null());
+
+    // Opting out takes effect at once.
+    let out = send(
+        &state,
+        req(
+            "POST",
+            "/api/v1/me/opt-out",
+            &engineers[0],
+            Some(json!({"opted_out": true})),
+        ),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text());
+    assert_eq!(
+        row(
+            &aggregates(&state, &admin, "").await.json(),
+            "rust-lifetimes"
+        )["n_seen"],
+        5
+    );
+    // So does a deletion request; now the cohort is too small.
+    let del = send(
+        &state,
+        req("POST", "/api/v1/me/deletion", &engineers[1], None),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.text());
+    let v = aggregates(&state, &admin, "").await.json();
+    assert_eq!(row(&v, "rust-lifetimes")["suppressed"], true);
+    // Opting back in counts again.
+    send(
+        &state,
+        req(
+            "POST",
+            "/api/v1/me/opt-out",
+            &engineers[0],
+            Some(json!({"opted_out": false})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        row(
+            &aggregates(&state, &admin, "").await.json(),
+            "rust-lifetimes"
+        )["n_seen"],
+        5
+    );
+}
+
+#[tokio::test]
+async fn teams_below_min_cohort_are_suppressed_and_no_route_gives_an_admin_one_engineers_graph() {
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let admin = person(&state, "acme", "admin", true);
+    let member = person(&state, "acme", "member", false);
+    let lone = person(&state, "acme", "lone", false);
+    learn(
+        &state,
+        "acme",
+        &lone,
+        "rust-lifetimes",
+        &[("seen", 0, None)],
+    );
+    // A team of one.
+    let db = state.store.org("acme").expect("org");
+    db.db
+        .write(|tx| {
+            let g = aiworklab::store::users::ensure_group(
+                tx,
+                &uuid::Uuid::new_v4().to_string(),
+                "solo",
+                0,
+            )?;
+            aiworklab::store::users::set_memberships(tx, &lone.id, &[g])?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("group");
+    let team = aggregates(&state, &admin, "?team=solo").await;
+    assert_eq!(team.status, StatusCode::FORBIDDEN, "{}", team.text());
+    assert!(team.text().contains("suppressed"));
+    // Members cannot read aggregates at all.
+    assert_eq!(
+        aggregates(&state, &member, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Asking for a person is not a thing the API understands.
+    for q in [
+        format!("?user={}", lone.id),
+        format!("?user_id={}", lone.id),
+        "?engineer=lone".to_string(),
+    ] {
+        let a = aggregates(&state, &admin, &q).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text());
+    }
+    // The graph routes only ever show the caller's own graph.
+    let mine = send(
+        &state,
+        req(
+            "GET",
+            &format!("/api/v1/me/graph?user={}", lone.id),
+            &admin,
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        mine.status == StatusCode::BAD_REQUEST
+            || mine.json()["concepts"]
+                .as_array()
+                .is_some_and(Vec::is_empty),
+        "{}",
+        mine.text()
+    );
+    let lone_graph = send(&state, req("GET", "/api/v1/me/graph", &lone, None))
+        .await
+        .json();
+    assert_eq!(
+        lone_graph["concepts"][0]["concept"]
+            .as_str()
+            .or(lone_graph["concepts"][0]["slug"].as_str()),
+        Some("rust-lifetimes")
+    );
+}
+
+#[tokio::test]
+async fn the_graph_shows_state_recall_and_the_next_check() {
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let eng = person(&state, "acme", "eng", false);
+    learn(
+        &state,
+        "acme",
+        &eng,
+        "rust-borrowing",
+        &[
+            ("seen", 0, None),
+            ("explained", 0, None),
+            ("demonstrated", 1, None),
+            ("check_passed", 10, Some(3)),
+        ],
+    );
+    learn(
+        &state,
+        "acme",
+        &eng,
+        "sql-joins",
+        &[("check_failed", 0, Some(1))],
+    );
+    let v = send(&state, req("GET", "/api/v1/me/graph", &eng, None))
+        .await
+        .json();
+    let c = v["concepts"].as_array().expect("concepts");
+    let borrowing = c
+        .iter()
+        .find(|x| x["slug"] == "rust-borrowing")
+        .expect("borrowing");
+    assert!(
+        ["retained", "demonstrated", "decaying"]
+            .contains(&borrowing["state"].as_str().expect("state")),
+        "{borrowing}"
+    );
+    assert!(borrowing["recall"].as_f64().is_some() && !borrowing["due"].is_null());
+    let joins = c.iter().find(|x| x["slug"] == "sql-joins").expect("joins");
+    assert_eq!(joins["checks_failed"], 1);
+}
+
+#[tokio::test]
+async fn export_holds_everything_about_me_three_times_an_hour() {
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let eng = person(&state, "acme", "eng", false);
+    learn(&state, "acme", &eng, "rust-lifetimes", &[("seen", 0, None)]);
+    for i in 0..3 {
+        let a = send(&state, req("GET", "/api/v1/me/export", &eng, None)).await;
+        assert_eq!(a.status, StatusCode::OK, "export {i}: {}", a.text());
+        let v = a.json();
+        assert_eq!(v["profile"]["user_name"], "eng");
+        assert_eq!(v["deltas"].as_array().map(Vec::len), Some(1));
+        assert!(v["sessions"].as_array().is_some_and(|s| !s.is_empty()));
+    }
+    let fourth = send(&state, req("GET", "/api/v1/me/export", &eng, None)).await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(fourth.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn deleted_data_is_held_thirty_days_then_swept() {
+    let env = Env::new(&["acme"]);
+    let clock = manual_clock();
+    let state = env.state_with_clock(clock.clone());
+    let eng = person(&state, "acme", "eng", false);
+    learn(&state, "acme", &eng, "rust-lifetimes", &[("seen", 0, None)]);
+    let count = || {
+        state
+            .store
+            .org("acme")
+            .expect("org")
+            .db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM deltas", [], |r| r.get::<_, i64>(0))
+                    .map_err(StoreError::from)
+            })
+            .expect("count")
+    };
+    let due = send(&state, req("POST", "/api/v1/me/deletion", &eng, None))
+        .await
+        .json();
+    assert!(due["deletion_due_at"].is_string());
+    clock.advance(Duration::days(29));
+    aiworklab::sweeper::sweep_once(&state, clock.now());
+    assert_eq!(count(), 1, "deleted before the hold ended");
+    clock.advance(Duration::days(2));
+    aiworklab::sweeper::sweep_once(&state, clock.now());
+    assert_eq!(count(), 0, "still held after 30 days");
+    let audit: Vec<String> = state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .read(|c| aiworklab::store::audit::recent(c, 20).map_err(StoreError::from))
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(
+        audit.contains(&"data.delete_request".into()) && audit.contains(&"data.deleted".into()),
+        "{audit:?}"
+    );
+}
