@@ -48,6 +48,9 @@ pub enum Command {
     /// Break-glass sign-in links.
     #[command(subcommand)]
     Admin(user::AdminCmd),
+    /// Devices: pairing codes for scripted roll-outs.
+    #[command(subcommand)]
+    Device(user::DeviceCmd),
     /// Encrypted backups: create, list, verify, prune, keygen.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
@@ -123,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Healthcheck => healthcheck::run(path),
         Command::User(cmd) => user::run(path, cmd),
         Command::Admin(cmd) => user::run_admin(path, cmd),
+        Command::Device(cmd) => user::run_device(path, cmd),
         Command::Backup(cmd) => backup::run(path, cmd),
         Command::Restore(args) => restore::restore(path, args),
         Command::Drill(args) => restore::drill(path, args),

@@ -61,6 +61,18 @@ pub enum UserCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Print a single-use pairing code (valid 30 days) for a user, for scripted roll-outs.
+    PairingCode {
+        #[arg(long)]
+        org: String,
+        /// User id or user name.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AdminCmd {
     /// Print a single-use sign-in link, valid 15 minutes, for when the IdP is down.
     LoginLink {
@@ -179,5 +191,33 @@ pub fn run_admin(path: Option<&Path>, cmd: AdminCmd) -> Result<ExitCode, Failure
         "Single-use sign-in link for {user} in {org}, valid 15 minutes (its use is audited):"
     );
     println!("{url}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_device(path: Option<&Path>, cmd: DeviceCmd) -> Result<ExitCode, Failure> {
+    let DeviceCmd::PairingCode { org, user } = cmd;
+    let settings = settings(path)?;
+    let store = Store::open(&settings, OpenMode::Existing, &SystemClock)?;
+    let db = store.org(&org)?;
+    let u = users::find(db, &user)?;
+    if !u.active {
+        return Err(Failure::new(
+            format!("{} is deactivated", u.user_name),
+            Some("reactivate them first with `aiworklab user enable`".into()),
+        ));
+    }
+    let (code, expires) = crate::devices::create_pairing_code(
+        db,
+        &u.id,
+        &crate::audit::Context::operator(),
+        SystemClock.now(),
+    )
+    .map_err(|e| Failure::new(e.to_string(), None))?;
+    eprintln!(
+        "Single-use pairing code for {} in {org}, valid until {} (shown once; its creation is audited):",
+        u.user_name,
+        expires.to_rfc3339()
+    );
+    println!("{}", code.expose());
     Ok(ExitCode::SUCCESS)
 }

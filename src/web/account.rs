@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::PageError;
 use super::error::redirect_with_cookie;
-use super::pages::{AccountPage, SessionLine, render};
+use super::pages::{AccountPage, DeviceLine, SessionLine, render};
 use crate::http::AppState;
 use crate::http::extract::{SignedInUser, check_csrf, clear_cookie};
 use crate::users::Role;
@@ -22,13 +22,25 @@ pub async fn get_account(
     State(state): State<AppState>,
     me: SignedInUser,
 ) -> Result<Response, PageError> {
+    account_page(&state, me, None).await
+}
+
+/// The account page, with a just-created pairing code when there is one.
+async fn account_page(
+    state: &AppState,
+    me: SignedInUser,
+    new_code: Option<(String, String)>,
+) -> Result<Response, PageError> {
     let who = me.who;
     let st = state.clone();
     let (slug, user_id) = (who.org.slug.to_string(), who.user.id.clone());
-    let sessions =
-        tokio::task::spawn_blocking(move || crate::sessions::list(st.store.org(&slug)?, &user_id))
-            .await
-            .map_err(PageError::internal)??;
+    let (sessions, devices) = tokio::task::spawn_blocking(move || {
+        let org = st.store.org(&slug)?;
+        let devices = crate::devices::list(org, &user_id).map_err(PageError::internal)?;
+        Ok::<_, PageError>((crate::sessions::list(org, &user_id)?, devices))
+    })
+    .await
+    .map_err(PageError::internal)??;
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let lines = sessions
         .into_iter()
@@ -47,8 +59,32 @@ pub async fn get_account(
                 .collect(),
         })
         .collect();
+    let devices = devices
+        .into_iter()
+        .map(|d| DeviceLine {
+            active: d.revoked_at.is_none(),
+            state: match (&d.revoked_at, &d.revoked_reason) {
+                (None, _) => "active".into(),
+                (Some(_), Some(r)) => format!("revoked ({r})"),
+                (Some(_), None) => "revoked".into(),
+            },
+            created: fmt(d.created_at),
+            last_seen: d.last_seen_at.map_or_else(|| "never".into(), fmt),
+            id: d.id,
+            name: d.name,
+        })
+        .collect();
     let role = who.role();
     Ok(render(&AccountPage {
+        devices,
+        new_code,
+        public_url: state
+            .settings
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
         name: who.user.greeting_name().to_string(),
@@ -139,4 +175,56 @@ pub async fn post_revoke_session(
     .await
     .map_err(PageError::internal)??;
     Ok(Redirect::to("/account").into_response())
+}
+
+pub async fn post_pairing_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    me: SignedInUser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &me.who, &form.csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    let (code, expires) = tokio::task::spawn_blocking(move || {
+        crate::devices::create_pairing_code(
+            st.store.org(who.org.slug.as_str())?,
+            &who.user.id,
+            &ctx,
+            now,
+        )
+        .map_err(PageError::internal)
+    })
+    .await
+    .map_err(PageError::internal)??;
+    let shown = (
+        code.expose().to_string(),
+        expires.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    account_page(&state, me, Some(shown)).await
+}
+
+pub async fn post_revoke_device(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    me: SignedInUser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &me.who, &form.csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || {
+        crate::devices::revoke(
+            st.store.org(who.org.slug.as_str())?,
+            &who.user.id,
+            &id,
+            &ctx,
+            now,
+        )
+        .map_err(|_| PageError::NotFound)
+    })
+    .await
+    .map_err(PageError::internal)??;
+    Ok(Redirect::to("/account#devices").into_response())
 }

@@ -50,6 +50,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/account/sessions/{handle}/revoke",
             post(account::post_revoke_session),
         )
+        .route("/account/pairing-code", post(account::post_pairing_code))
+        .route(
+            "/account/devices/{id}/revoke",
+            post(account::post_revoke_device),
+        )
         .route("/o/{org}/admin", get(admin::get_admin))
         .route(
             "/o/{org}/admin/users/{id}/admin",

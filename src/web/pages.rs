@@ -65,9 +65,22 @@ pub struct SessionLine {
     pub current: bool,
 }
 
+pub struct DeviceLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_seen: String,
+    pub state: String,
+    pub active: bool,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {
+    pub devices: Vec<DeviceLine>,
+    /// A pairing code just created: (code, expiry), shown once.
+    pub new_code: Option<(String, String)>,
+    pub public_url: String,
     pub org_slug: String,
     pub org_name: String,
     pub name: String,

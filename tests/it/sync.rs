@@ -620,3 +620,90 @@ async fn the_catalogue_is_served_to_signed_in_people_and_devices_only() {
         assert!(!c[field].is_null(), "{field}");
     }
 }
+
+#[tokio::test]
+async fn the_account_page_creates_a_pairing_code_shown_once_and_revokes_devices() {
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let (cookie, uid) = session_for(&state, "acme", "eng");
+    let csrf = aiworklab::sessions::list(state.store.org("acme").expect("org"), &uid)
+        .expect("sessions")[0]
+        .csrf
+        .clone();
+    let form = |uri: &str| {
+        Request::post(uri)
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}")))
+            .expect("request")
+    };
+    let page = send(&state, form("/account/pairing-code")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    let code = html
+        .split("id=\"pairing-code\" class=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the code is shown")
+        .to_string();
+    assert!(code.starts_with("aiwl_pair_"));
+    // Shown once: the account page does not show it again.
+    let again = send(
+        &state,
+        Request::get("/account")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert!(!again.text().contains(&code));
+    // It pairs a device, which the page then lists and can revoke.
+    let grant = send(
+        &state,
+        json_req(
+            "POST",
+            "/api/v1/devices/pair",
+            None,
+            None,
+            &json!({"code": code, "device_name": "work laptop"}),
+        ),
+    )
+    .await
+    .json();
+    let listed = send(
+        &state,
+        Request::get("/account")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .text();
+    assert!(listed.contains("work laptop"));
+    let revoked = send(
+        &state,
+        form(&format!(
+            "/account/devices/{}/revoke",
+            grant["device_id"].as_str().expect("id")
+        )),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        push(
+            &state,
+            grant["access_token"].as_str().expect("token"),
+            &json!({"deltas": []})
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Without the CSRF token nothing happens.
+    let forged = Request::post("/account/pairing-code")
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("csrf=nope"))
+        .expect("request");
+    assert_eq!(send(&state, forged).await.status, StatusCode::FORBIDDEN);
+}
