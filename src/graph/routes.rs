@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::aggregates::{self, AggregateError};
 use super::me;
 use crate::error::AppError;
-use crate::http::AppState;
 use crate::http::extract::{ApiCaller, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
+use crate::http::{AppState, blocking};
 use crate::users::{self, Role};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -33,14 +33,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
     export
         .merge(general)
         .route_layer(from_fn_with_state(state.clone(), session_layer))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
 }
 
 /// Destructive or bulk actions on one's data need a person, not a device.

@@ -61,6 +61,18 @@ impl AppState {
     }
 }
 
+/// Runs blocking work (database access) off the async threads.
+///
+/// # Errors
+/// The error `f` returns, or an internal error if the task panicked.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::error::AppError> + Send + 'static,
+) -> Result<T, crate::error::AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::AppError::Internal(e.into()))?
+}
+
 /// The security headers of SECURITY.md P13, on every response.
 pub const SECURITY_HEADERS: [(&str, &str); 7] = [
     (

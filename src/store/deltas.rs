@@ -14,6 +14,18 @@ pub struct DeltaRow {
     pub grade: Option<i64>,
 }
 
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeltaRow> {
+    Ok(DeltaRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        device_id: r.get(2)?,
+        concept: r.get(3)?,
+        transition: r.get(4)?,
+        at: r.get(5)?,
+        grade: r.get(6)?,
+    })
+}
+
 /// Inserts one delta unless the user already has one with this id;
 /// returns whether it was new.
 ///
@@ -52,17 +64,7 @@ pub fn since(
     const SQL: &str = "SELECT seq, id, device_id, concept, transition, at, grade FROM deltas
          WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
     conn.prepare_cached(SQL)?
-        .query_map(params![user_id, since, limit], |r| {
-            Ok(DeltaRow {
-                seq: r.get(0)?,
-                id: r.get(1)?,
-                device_id: r.get(2)?,
-                concept: r.get(3)?,
-                transition: r.get(4)?,
-                at: r.get(5)?,
-                grade: r.get(6)?,
-            })
-        })?
+        .query_map(params![user_id, since, limit], row)?
         .collect()
 }
 
@@ -82,17 +84,7 @@ pub fn last_seq(conn: &Connection, user_id: &str) -> rusqlite::Result<i64> {
 pub fn all_for_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<DeltaRow>> {
     const SQL: &str = "SELECT seq, id, device_id, concept, transition, at, grade FROM deltas WHERE user_id = ?1 ORDER BY seq";
     conn.prepare_cached(SQL)?
-        .query_map([user_id], |r| {
-            Ok(DeltaRow {
-                seq: r.get(0)?,
-                id: r.get(1)?,
-                device_id: r.get(2)?,
-                concept: r.get(3)?,
-                transition: r.get(4)?,
-                at: r.get(5)?,
-                grade: r.get(6)?,
-            })
-        })?
+        .query_map([user_id], row)?
         .collect()
 }
 

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::wire::{self, MAX_BODY};
 use crate::devices::{self, DeviceError};
 use crate::error::AppError;
-use crate::http::AppState;
 use crate::http::extract::{ApiCaller, Meta, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
+use crate::http::{AppState, blocking};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |class| from_fn_with_state((state.clone(), class), enforce);
@@ -46,14 +46,6 @@ impl From<DeviceError> for AppError {
             other => AppError::Unauthorized(other.to_string()),
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
 }
 
 async fn post_deltas(

@@ -10,7 +10,11 @@ use super::PageError;
 use super::error::redirect_with_cookie;
 use super::pages::{AccountPage, DeviceLine, SessionLine, render};
 use crate::http::AppState;
-use crate::http::extract::{SignedInUser, check_csrf, clear_cookie};
+use chrono::{DateTime, Utc};
+
+use crate::audit::Context;
+use crate::http::extract::{SignedIn, SignedInUser, check_csrf, clear_cookie};
+use crate::store::OrgDb;
 use crate::users::Role;
 
 #[derive(Debug, Deserialize)]
@@ -103,29 +107,41 @@ async fn account_page(
     }))
 }
 
+/// Checks the form's CSRF token, then runs `f` on a blocking thread with
+/// the person's org database, their session, the audit context and now.
+async fn act<T: Send + 'static>(
+    state: &AppState,
+    headers: &HeaderMap,
+    me: &SignedInUser,
+    csrf: &str,
+    f: impl FnOnce(&OrgDb, &SignedIn, &Context, DateTime<Utc>) -> Result<T, PageError> + Send + 'static,
+) -> Result<T, PageError> {
+    check_csrf(state, headers, &me.who, csrf)?;
+    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || f(st.store.org(who.org.slug.as_str())?, &who, &ctx, now))
+        .await
+        .map_err(PageError::internal)?
+}
+
+fn signed_out(me: &SignedInUser) -> Response {
+    redirect_with_cookie(
+        &format!("/o/{}/login?signed_out=1", me.who.org.slug),
+        clear_cookie(),
+    )
+}
+
 pub async fn post_logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
-    let now = state.clock.now();
-    tokio::task::spawn_blocking(move || {
-        crate::sessions::end(
-            st.store.org(who.org.slug.as_str())?,
-            &who.session,
-            &ctx,
-            now,
-        )
+    act(&state, &headers, &me, &form.csrf, |org, who, ctx, now| {
+        Ok(crate::sessions::end(org, &who.session, ctx, now)?)
     })
-    .await
-    .map_err(PageError::internal)??;
-    Ok(redirect_with_cookie(
-        &format!("/o/{}/login?signed_out=1", me.who.org.slug),
-        clear_cookie(),
-    ))
+    .await?;
+    Ok(signed_out(&me))
 }
 
 pub async fn post_logout_everywhere(
@@ -134,23 +150,11 @@ pub async fn post_logout_everywhere(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
-    let now = state.clock.now();
-    tokio::task::spawn_blocking(move || {
-        crate::sessions::end_all(
-            st.store.org(who.org.slug.as_str())?,
-            &who.user.id,
-            &ctx,
-            now,
-        )
+    act(&state, &headers, &me, &form.csrf, |org, who, ctx, now| {
+        Ok(crate::sessions::end_all(org, &who.user.id, ctx, now)?)
     })
-    .await
-    .map_err(PageError::internal)??;
-    Ok(redirect_with_cookie(
-        &format!("/o/{}/login?signed_out=1", me.who.org.slug),
-        clear_cookie(),
-    ))
+    .await?;
+    Ok(signed_out(&me))
 }
 
 pub async fn post_revoke_session(
@@ -160,20 +164,22 @@ pub async fn post_revoke_session(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
-    let now = state.clock.now();
-    tokio::task::spawn_blocking(move || {
-        crate::sessions::end_by_handle(
-            st.store.org(who.org.slug.as_str())?,
-            &who.user.id,
-            &handle,
-            &ctx,
-            now,
-        )
-    })
-    .await
-    .map_err(PageError::internal)??;
+    act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| {
+            Ok(crate::sessions::end_by_handle(
+                org,
+                &who.user.id,
+                &handle,
+                ctx,
+                now,
+            )?)
+        },
+    )
+    .await?;
     Ok(Redirect::to("/account").into_response())
 }
 
@@ -183,20 +189,11 @@ pub async fn post_pairing_code(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
-    let now = state.clock.now();
-    let (code, expires) = tokio::task::spawn_blocking(move || {
-        crate::devices::create_pairing_code(
-            st.store.org(who.org.slug.as_str())?,
-            &who.user.id,
-            &ctx,
-            now,
-        )
-        .map_err(PageError::internal)
+    let (code, expires) = act(&state, &headers, &me, &form.csrf, |org, who, ctx, now| {
+        crate::devices::create_pairing_code(org, &who.user.id, ctx, now)
+            .map_err(PageError::internal)
     })
-    .await
-    .map_err(PageError::internal)??;
+    .await?;
     let shown = (
         code.expose().to_string(),
         expires.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -211,20 +208,16 @@ pub async fn post_revoke_device(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    let (st, who, ctx) = (state.clone(), me.who.clone(), me.audit.clone());
-    let now = state.clock.now();
-    tokio::task::spawn_blocking(move || {
-        crate::devices::revoke(
-            st.store.org(who.org.slug.as_str())?,
-            &who.user.id,
-            &id,
-            &ctx,
-            now,
-        )
-        .map_err(|_| PageError::NotFound)
-    })
-    .await
-    .map_err(PageError::internal)??;
+    act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| {
+            crate::devices::revoke(org, &who.user.id, &id, ctx, now)
+                .map_err(|_| PageError::NotFound)
+        },
+    )
+    .await?;
     Ok(Redirect::to("/account#devices").into_response())
 }

@@ -4,16 +4,14 @@
 //! never reading one engineer's graph (P18).
 
 use aiworklab::AppState;
-use aiworklab::audit::Context;
 use aiworklab::clock::Clock;
 use aiworklab::store::StoreError;
-use aiworklab::users::{self, AdminCtx};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send};
+use crate::support::{Answer, Env, manual_clock, send, signed_in};
 
 struct Person {
     id: String,
@@ -21,30 +19,8 @@ struct Person {
 }
 
 fn person(state: &AppState, org: &str, name: &str, admin: bool) -> Person {
-    let db = state.store.org(org).expect("org");
-    let u = users::add(
-        db,
-        &AdminCtx::operator(),
-        name,
-        name,
-        None,
-        admin,
-        state.clock.now(),
-    )
-    .expect("user");
-    let s = aiworklab::sessions::create(
-        db,
-        &u.id,
-        state.clock.now(),
-        &[],
-        &Context::system(),
-        state.clock.now(),
-    )
-    .expect("session");
-    Person {
-        id: u.id,
-        cookie: format!("__Host-aiwl_session={}", s.expose()),
-    }
+    let (cookie, id) = signed_in(state, org, name, admin);
+    Person { id, cookie }
 }
 
 fn req(method: &str, uri: &str, p: &Person, body: Option<Value>) -> Request<Body> {

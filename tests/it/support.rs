@@ -167,3 +167,16 @@ pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     (cert_path, key_path, ca.der().to_vec())
 }
+
+/// A new user of `org` with a live session: (session cookie header value,
+/// user id). Made directly in the store; sign-in itself is tested in sso.rs.
+pub fn signed_in(state: &AppState, org: &str, name: &str, admin: bool) -> (String, String) {
+    use aiworklab::audit::Context;
+    use aiworklab::users::{self, AdminCtx};
+    let db = state.store.org(org).expect("org");
+    let now = state.clock.now();
+    let u = users::add(db, &AdminCtx::operator(), name, name, None, admin, now).expect("user");
+    let s =
+        aiworklab::sessions::create(db, &u.id, now, &[], &Context::system(), now).expect("session");
+    (format!("__Host-aiwl_session={}", s.expose()), u.id)
+}

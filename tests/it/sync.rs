@@ -3,7 +3,6 @@
 //! isolation between engineers and orgs (P18).
 
 use aiworklab::AppState;
-use aiworklab::audit::Context;
 use aiworklab::clock::Clock;
 use aiworklab::store::StoreError;
 use aiworklab::users::{self, AdminCtx};
@@ -12,32 +11,7 @@ use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send};
-
-/// A signed-in person's session cookie, made directly in the store.
-fn session_for(state: &AppState, org: &str, user: &str) -> (String, String) {
-    let db = state.store.org(org).expect("org");
-    let u = users::add(
-        db,
-        &AdminCtx::operator(),
-        user,
-        user,
-        None,
-        false,
-        state.clock.now(),
-    )
-    .expect("user");
-    let s = aiworklab::sessions::create(
-        db,
-        &u.id,
-        state.clock.now(),
-        &[],
-        &Context::system(),
-        state.clock.now(),
-    )
-    .expect("session");
-    (format!("__Host-aiwl_session={}", s.expose()), u.id)
-}
+use crate::support::{Answer, Env, manual_clock, send, signed_in};
 
 fn json_req(
     method: &str,
@@ -61,7 +35,7 @@ fn json_req(
 
 /// Pairs a device for a new user; returns (cookie, user id, grant).
 async fn paired(state: &AppState, org: &str, user: &str) -> (String, String, Value) {
-    let (cookie, uid) = session_for(state, org, user);
+    let (cookie, uid) = signed_in(state, org, user, false);
     let code = send(
         state,
         json_req(
@@ -335,7 +309,7 @@ async fn a_pairing_code_works_once_expires_and_its_reuse_revokes_the_device() {
     let env = Env::new(&["acme"]);
     let clock = manual_clock();
     let state = env.state_with_clock(clock.clone());
-    let (cookie, _) = session_for(&state, "acme", "eng");
+    let (cookie, _) = signed_in(&state, "acme", "eng", false);
     let code = send(
         &state,
         json_req(
@@ -625,7 +599,7 @@ async fn the_catalogue_is_served_to_signed_in_people_and_devices_only() {
 async fn the_account_page_creates_a_pairing_code_shown_once_and_revokes_devices() {
     let env = Env::new(&["acme"]);
     let state = env.state_with_clock(manual_clock());
-    let (cookie, uid) = session_for(&state, "acme", "eng");
+    let (cookie, uid) = signed_in(&state, "acme", "eng", false);
     let csrf = aiworklab::sessions::list(state.store.org("acme").expect("org"), &uid)
         .expect("sessions")[0]
         .csrf
