@@ -32,7 +32,7 @@ pub mod ids;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
-/// SCIM 2.0 provisioning: filter and attribute-path grammar.
+/// SCIM 2.0 provisioning: filters, PATCH, Users and Groups endpoints.
 pub mod scim;
 /// Bearer secrets: generation, prefixes, hashing, constant-time checks.
 pub mod secrets;

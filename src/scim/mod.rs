@@ -1,6 +1,13 @@
-//! SCIM 2.0 provisioning (RFC 7643, RFC 7644). For now the grammar the
-//! `/scim/v2` endpoints will parse: filters (`?filter=`, RFC 7644 §3.4.2.2)
-//! and attribute and PATCH paths (RFC 7644 §3.5.2, §3.10).
+//! SCIM 2.0 provisioning (RFC 7643, RFC 7644): the `/scim/v2` endpoints an
+//! org's identity provider (Okta, Microsoft Entra ID) drives with the org's
+//! SCIM token. The grammar they parse: filters (`?filter=`, RFC 7644
+//! §3.4.2.2) and attribute and PATCH paths (RFC 7644 §3.5.2, §3.10).
 
+pub mod discovery;
+pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod path;
+pub mod resource;
+pub mod routes;
+pub mod service;

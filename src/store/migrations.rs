@@ -17,6 +17,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("devices, pairing codes, deltas, privacy choices"),
     M::up(include_str!("migrations/org/0004_concept_states.sql"))
         .comment("per-engineer concept states for aggregates"),
+    M::up(include_str!("migrations/org/0005_scim.sql"))
+        .comment("SCIM versions, attributes and deleted users"),
 ];
 
 /// Migrations of `system.db`.
@@ -40,6 +42,6 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 4);
+        assert_eq!(ORG_VERSION, 5);
     }
 }

@@ -11,6 +11,7 @@ pub mod devices;
 mod lock;
 pub mod migrations;
 pub mod orgs;
+pub mod scim;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

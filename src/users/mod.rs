@@ -177,14 +177,17 @@ pub fn find(org: &OrgDb, id_or_name: &str) -> Result<User, UserError> {
     })
 }
 
-/// Every user, by user name.
+/// Every user, by user name (not those deleted over SCIM, which wait out
+/// their deletion hold).
 ///
 /// # Errors
 /// Store errors.
 pub fn list(org: &OrgDb) -> Result<Vec<User>, UserError> {
     org.db.read(|c| {
+        let deleted = crate::store::scim::deleted_ids(c)?;
         sql::list(c)?
             .into_iter()
+            .filter(|r| !deleted.contains(&r.id))
             .map(|r| load(c, r))
             .collect::<Result<Vec<_>, _>>()
     })
@@ -255,7 +258,8 @@ pub fn add(
 /// revokes every device of the user at once. Audited as `user.activate` / `user.deactivate`.
 ///
 /// # Errors
-/// [`UserError::NotFound`].
+/// [`UserError::NotFound`], also for a user deleted over SCIM (who must
+/// never be able to sign in again).
 pub fn set_active(
     org: &OrgDb,
     admin: &AdminCtx,
@@ -264,27 +268,30 @@ pub fn set_active(
     now: DateTime<Utc>,
 ) -> Result<User, UserError> {
     org.db.write(|tx| {
+        if crate::store::scim::is_deleted(tx, id)? {
+            return Err(UserError::NotFound);
+        }
         let mut row = sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
         row.active = active;
         row.updated_at = to_millis(now);
         sql::update(tx, &row)?;
-        let ended = if active {
-            0
+        // Deactivation ends sessions and revokes devices at once; a
+        // reactivated person signs in and pairs their devices again.
+        let (ended, revoked) = if active {
+            (0, 0)
         } else {
-            session_sql::delete_for_user(tx, id)?
+            (
+                session_sql::delete_for_user(tx, id)?,
+                crate::store::devices::revoke_for_user(tx, id, "user deactivated", to_millis(now))?,
+            )
         };
         let action = if active {
             "user.activate"
         } else {
             "user.deactivate"
         };
-        admin.audit().record(
-            tx,
-            action,
-            Some(id),
-            &json!({ "sessions_ended": ended }),
-            now,
-        )?;
+        let details = json!({ "sessions_ended": ended, "devices_revoked": revoked });
+        admin.audit().record(tx, action, Some(id), &details, now)?;
         Ok::<_, UserError>(())
     })?;
     get(org, id)

@@ -8,6 +8,7 @@ mod cli;
 mod graph;
 mod http;
 mod idp;
+mod scim;
 mod sso;
 mod sso_forged;
 mod store;

@@ -558,6 +558,28 @@ async fn engineers_and_orgs_never_see_each_others_deltas_and_deactivation_revoke
         &json!({"refresh_token": bob["refresh_token"]}),
     );
     assert_eq!(send(&state, refresh).await.status, StatusCode::UNAUTHORIZED);
+    // The devices were revoked, not just paused: reactivation does not bring
+    // them back (the person pairs again).
+    users::set_active(
+        state.store.org("a").expect("a"),
+        &AdminCtx::operator(),
+        &bob_id,
+        true,
+        state.clock.now(),
+    )
+    .expect("enable");
+    assert_eq!(
+        send(&state, pull(tb)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let refresh = json_req(
+        "POST",
+        "/api/v1/devices/token",
+        None,
+        None,
+        &json!({"refresh_token": bob["refresh_token"]}),
+    );
+    assert_eq!(send(&state, refresh).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

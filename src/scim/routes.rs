@@ -1,0 +1,626 @@
+//! The SCIM 2.0 endpoints under `/scim/v2` (RFC 7644): bearer-token
+//! authentication (the token names the org), `application/scim+json` in and
+//! out, SCIM error documents (§3.12) for every failure including 401, 413,
+//! 415 and 429, ETags (§3.14) and the discovery endpoints (§4). Handlers
+//! are thin: extract, call one `service` function, map the result.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Map, Value as Json, json};
+
+use super::discovery;
+use super::error::ScimError;
+use super::filter::{self, Filter};
+use super::patch;
+use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
+use super::resource;
+use super::service::{self, IfMatch, Scim};
+use crate::audit::Context;
+use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::extract::audit_context;
+use crate::http::ratelimit::{RouteClass, admit};
+use crate::tokens::{self, TokenKind};
+
+/// The SCIM media type (RFC 7644 §3.1).
+pub const SCIM_JSON: &str = "application/scim+json";
+/// The largest request body accepted (the configuration also advertises it).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// The most resources one list page returns.
+pub const MAX_COUNT: usize = 1000;
+
+const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/scim/v2/Users",
+            get(list_users)
+                .post(create_user)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/scim/v2/Users/{id}",
+            get(get_user)
+                .put(replace_user)
+                .patch(patch_user)
+                .delete(delete_user)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/scim/v2/Groups",
+            get(list_groups)
+                .post(create_group)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/scim/v2/Groups/{id}",
+            get(get_group)
+                .put(replace_group)
+                .patch(patch_group)
+                .delete(delete_group)
+                .fallback(method_not_allowed),
+        )
+        .route("/scim/v2/ServiceProviderConfig", get(get_config))
+        .route("/scim/v2/ResourceTypes", get(get_resource_types))
+        .route("/scim/v2/ResourceTypes/{id}", get(get_resource_type))
+        .route("/scim/v2/Schemas", get(get_schemas))
+        .route("/scim/v2/Schemas/{id}", get(get_schema))
+        // Bulk, /Me, /.search and anything else: a SCIM 404, after the token.
+        .route("/scim/v2/{*rest}", any(unknown_endpoint))
+        .route_layer(from_fn_with_state(state.clone(), limit))
+}
+
+/// A [`ScimError`] as an HTTP response: a SCIM error document.
+#[derive(Debug)]
+pub struct Failure(ScimError);
+
+impl From<ScimError> for Failure {
+    fn from(e: ScimError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+fn error_response(status: u16, scim_type: Option<&str>, detail: &str) -> Response {
+    let mut body =
+        json!({ "schemas": [ERROR_URN], "status": status.to_string(), "detail": detail });
+    if let Some(t) = scim_type {
+        body["scimType"] = json!(t);
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = scim_json(code, &body);
+    if code == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self.0 {
+            ScimError::Client {
+                status,
+                scim_type,
+                detail,
+            } => error_response(status, scim_type, &detail),
+            ScimError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                error_response(
+                    500,
+                    None,
+                    "an internal error occurred; the request id identifies it in the server log",
+                )
+            }
+        }
+    }
+}
+
+fn scim_json(status: StatusCode, body: &Json) -> Response {
+    let mut res = (status, body.to_string()).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    res
+}
+
+/// A resource with its ETag (and, when created, its Location).
+fn resource_response(status: StatusCode, body: &Json) -> Response {
+    let mut res = scim_json(status, body);
+    if let Some(v) = body["meta"]["version"]
+        .as_str()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(l) = body["meta"]["location"]
+            .as_str()
+            .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        res.headers_mut().insert(header::LOCATION, l);
+    }
+    res
+}
+
+/// Route layer: the SCIM rate-limit class, answered in SCIM format.
+async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match admit(&state, RouteClass::Scim, &req) {
+        Ok(()) => next.run(req).await,
+        Err(AppError::TooManyRequests { retry_after_secs }) => {
+            let mut res = error_response(
+                429,
+                None,
+                &format!("rate limit exceeded; retry after {retry_after_secs} s"),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            res
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// An identity provider authenticated by the org's SCIM bearer token.
+pub struct ScimBearer {
+    org: String,
+    audit: Context,
+}
+
+impl FromRequestParts<AppState> for ScimBearer {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let unauthorized = || {
+            Failure(ScimError::status(
+                401,
+                "send the org's SCIM token as `Authorization: Bearer ...`",
+            ))
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            })
+            .map(|(_, t)| t.trim().to_string())
+            .ok_or_else(unauthorized)?;
+        let st = state.clone();
+        let now = state.clock.now();
+        let found = tokio::task::spawn_blocking(move || {
+            tokens::authenticate(&st.store, TokenKind::Scim, &presented, now)
+                .map(|r| r.ok().map(|(org, info)| (org.slug.to_string(), info.name)))
+        })
+        .await
+        .map_err(|e| ScimError::Internal(e.into()))?
+        .map_err(|e| ScimError::Internal(e.into()))?;
+        let (org, name) = found.ok_or_else(unauthorized)?;
+        let span = tracing::Span::current();
+        span.record("org", org.as_str());
+        span.record("actor", format!("token:scim:{name}").as_str());
+        let audit = audit_context(parts, format!("token:scim:{name}"));
+        Ok(Self { org, audit })
+    }
+}
+
+/// A request body: `application/scim+json` or `application/json`, at most
+/// [`MAX_BODY`] bytes, a JSON object.
+pub struct ScimBody(Map<String, Json>);
+
+impl<S: Send + Sync> FromRequest<S> for ScimBody {
+    type Rejection = Failure;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Failure> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case(SCIM_JSON) && !mime.eq_ignore_ascii_case("application/json") {
+            return Err(Failure(ScimError::status(
+                415,
+                "send the body as application/scim+json (or application/json)",
+            )));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                Failure(ScimError::status(
+                    413,
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                ))
+            })?;
+        Ok(Self(service::object(&bytes)?))
+    }
+}
+
+fn base(state: &AppState) -> String {
+    format!(
+        "{}/scim/v2",
+        state
+            .settings
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+    )
+}
+
+fn if_match(headers: &HeaderMap) -> IfMatch {
+    let tags: Vec<String> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    IfMatch(if tags.is_empty() { None } else { Some(tags) })
+}
+
+/// Runs `f` with the caller's org on a blocking thread.
+async fn with_scim<T: Send + 'static>(
+    state: &AppState,
+    caller: ScimBearer,
+    f: impl FnOnce(&Scim<'_>) -> Result<T, ScimError> + Send + 'static,
+) -> Result<T, Failure> {
+    let st = state.clone();
+    let base = base(state);
+    tokio::task::spawn_blocking(move || {
+        let org = st.store.org(&caller.org)?;
+        let scim = Scim {
+            org,
+            audit: caller.audit,
+            base,
+        };
+        Ok(f(&scim)?)
+    })
+    .await
+    .map_err(|e| Failure(ScimError::Internal(e.into())))?
+}
+
+/// `?filter=&startIndex=&count=&attributes=&excludedAttributes=`.
+struct ListQuery {
+    filter: Option<Filter>,
+    start: usize,
+    count: usize,
+    attributes: Vec<String>,
+    excluded: Vec<String>,
+}
+
+fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
+    let get = |name: &str| {
+        q.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let filter = match get("filter").map(str::trim).filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => {
+            Some(filter::parse(f).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?)
+        }
+    };
+    let number = |name: &str, default: usize| -> Result<usize, ScimError> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map(|n| usize::try_from(n.max(0)).unwrap_or(0))
+                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer"))),
+        }
+    };
+    let list = |name: &str| -> Vec<String> {
+        get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(ListQuery {
+        filter,
+        start: number("startIndex", 1)?.max(1),
+        count: number("count", 100)?.min(MAX_COUNT),
+        attributes: list("attributes"),
+        excluded: list("excludedAttributes"),
+    })
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level
+/// attributes; `id`, `schemas` and `meta` are always returned.
+fn project(mut r: Json, attributes: &[String], excluded: &[String]) -> Json {
+    let always = ["id", "schemas", "meta"];
+    let top = |a: &String| {
+        let a = a.rsplit_once(':').map_or(a.as_str(), |(_, n)| n);
+        a.split('.').next().unwrap_or(a).to_string()
+    };
+    if let Json::Object(o) = &mut r {
+        if !attributes.is_empty() {
+            let keep: Vec<String> = attributes.iter().map(top).collect();
+            o.retain(|k, _| {
+                always.contains(&k.as_str())
+                    || keep.iter().any(|a| a.eq_ignore_ascii_case(k))
+                    || (k == ENTERPRISE_USER_URN
+                        && attributes
+                            .iter()
+                            .any(|a| a.starts_with(ENTERPRISE_USER_URN)))
+            });
+        }
+        for e in excluded.iter().map(top) {
+            if !always.iter().any(|a| a.eq_ignore_ascii_case(&e)) {
+                o.retain(|k, _| !k.eq_ignore_ascii_case(&e));
+            }
+        }
+    }
+    r
+}
+
+fn list_response(all: Vec<Json>, q: &ListQuery) -> Response {
+    let total = all.len();
+    let page: Vec<Json> = all
+        .into_iter()
+        .skip(q.start - 1)
+        .take(q.count)
+        .map(|r| project(r, &q.attributes, &q.excluded))
+        .collect();
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_URN],
+            "totalResults": total,
+            "startIndex": q.start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    )
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let q = list_query(&q)?;
+    let filter = q.filter.clone();
+    let all = with_scim(&state, caller, move |s| s.list_users(filter.as_ref())).await?;
+    Ok(list_response(all, &q))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let q = list_query(&q)?;
+    let r = with_scim(&state, caller, move |s| s.get_user(&id)).await?;
+    Ok(resource_response(
+        StatusCode::OK,
+        &project(r, &q.attributes, &q.excluded),
+    ))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    resource::check_schemas(&body, &[CORE_USER_URN, ENTERPRISE_USER_URN])?;
+    let f = resource::user_fields(&body)?;
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.create_user(f, now)).await?;
+    Ok(resource_response(StatusCode::CREATED, &r))
+}
+
+async fn replace_user(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    resource::check_schemas(&body, &[CORE_USER_URN, ENTERPRISE_USER_URN])?;
+    let f = resource::user_fields(&body)?;
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.replace_user(&id, &m, f, now)).await?;
+    Ok(resource_response(StatusCode::OK, &r))
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let ops = patch::parse_operations(&body)?;
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.patch_user(&id, &m, &ops, now)).await?;
+    Ok(resource_response(StatusCode::OK, &r))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    with_scim(&state, caller, move |s| s.delete_user(&id, &m, now)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let q = list_query(&q)?;
+    let filter = q.filter.clone();
+    let all = with_scim(&state, caller, move |s| s.list_groups(filter.as_ref())).await?;
+    Ok(list_response(all, &q))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let q = list_query(&q)?;
+    let r = with_scim(&state, caller, move |s| s.get_group(&id)).await?;
+    Ok(resource_response(
+        StatusCode::OK,
+        &project(r, &q.attributes, &q.excluded),
+    ))
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    resource::check_schemas(&body, &[CORE_GROUP_URN])?;
+    let f = resource::group_fields(&body)?;
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.create_group(f, now)).await?;
+    Ok(resource_response(StatusCode::CREATED, &r))
+}
+
+async fn replace_group(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    resource::check_schemas(&body, &[CORE_GROUP_URN])?;
+    let f = resource::group_fields(&body)?;
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.replace_group(&id, &m, f, now)).await?;
+    Ok(resource_response(StatusCode::OK, &r))
+}
+
+async fn patch_group(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let ops = patch::parse_operations(&body)?;
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    let r = with_scim(&state, caller, move |s| s.patch_group(&id, &m, &ops, now)).await?;
+    Ok(resource_response(StatusCode::OK, &r))
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let m = if_match(&headers);
+    let now = state.clock.now();
+    with_scim(&state, caller, move |s| s.delete_group(&id, &m, now)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_config(State(state): State<AppState>, _caller: ScimBearer) -> Response {
+    scim_json(
+        StatusCode::OK,
+        &discovery::service_provider_config(&base(&state)),
+    )
+}
+
+async fn get_resource_types(State(state): State<AppState>, _caller: ScimBearer) -> Response {
+    let all = discovery::resource_types(&base(&state));
+    let q = ListQuery {
+        filter: None,
+        start: 1,
+        count: MAX_COUNT,
+        attributes: Vec::new(),
+        excluded: Vec::new(),
+    };
+    list_response(all, &q)
+}
+
+async fn get_resource_type(
+    State(state): State<AppState>,
+    _caller: ScimBearer,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    discovery::resource_types(&base(&state))
+        .into_iter()
+        .find(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+        })
+        .map(|r| scim_json(StatusCode::OK, &r))
+        .ok_or_else(|| Failure(ScimError::not_found("resource type", &id)))
+}
+
+async fn get_schemas(State(state): State<AppState>, _caller: ScimBearer) -> Response {
+    let all = discovery::schemas(&base(&state));
+    let q = ListQuery {
+        filter: None,
+        start: 1,
+        count: MAX_COUNT,
+        attributes: Vec::new(),
+        excluded: Vec::new(),
+    };
+    list_response(all, &q)
+}
+
+async fn get_schema(
+    State(state): State<AppState>,
+    _caller: ScimBearer,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    discovery::schemas(&base(&state))
+        .into_iter()
+        .find(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+        })
+        .map(|r| scim_json(StatusCode::OK, &r))
+        .ok_or_else(|| Failure(ScimError::not_found("schema", &id)))
+}
+
+async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
+    Failure(ScimError::status(
+        404,
+        "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served (no /Bulk, /Me or /.search)",
+    ))
+}
+
+async fn method_not_allowed(_caller: ScimBearer) -> Failure {
+    Failure(ScimError::status(
+        405,
+        "this method is not allowed on this endpoint",
+    ))
+}

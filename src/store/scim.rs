@@ -1,0 +1,319 @@
+//! SQL of SCIM provisioning (see `crate::scim`): the SCIM columns of users,
+//! groups and their members. Users deleted over SCIM are invisible here.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::users::UserRow;
+
+/// A user row with its SCIM columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimUserRow {
+    pub user: UserRow,
+    pub version: i64,
+    /// JSON object of the attributes without a column of their own.
+    pub attrs: String,
+}
+
+macro_rules! scim_user_columns {
+    () => {
+        "id, oidc_issuer, oidc_subject, user_name, display_name, emails, external_id, active, admin_granted, provisioned_by, created_at, updated_at, scim_version, scim_attrs FROM users WHERE deleted_at IS NULL"
+    };
+}
+
+fn scim_user(r: &Row<'_>) -> rusqlite::Result<ScimUserRow> {
+    Ok(ScimUserRow {
+        user: UserRow {
+            id: r.get(0)?,
+            oidc_issuer: r.get(1)?,
+            oidc_subject: r.get(2)?,
+            user_name: r.get(3)?,
+            display_name: r.get(4)?,
+            emails: r.get(5)?,
+            external_id: r.get(6)?,
+            active: r.get(7)?,
+            admin_granted: r.get(8)?,
+            provisioned_by: r.get(9)?,
+            created_at: r.get(10)?,
+            updated_at: r.get(11)?,
+        },
+        version: r.get(12)?,
+        attrs: r.get(13)?,
+    })
+}
+
+/// A live (not deleted) user by id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn user(conn: &Connection, id: &str) -> rusqlite::Result<Option<ScimUserRow>> {
+    const SQL: &str = concat!("SELECT ", scim_user_columns!(), " AND id = ?1");
+    conn.prepare_cached(SQL)?
+        .query_row([id], scim_user)
+        .optional()
+}
+
+/// Live users whose user name is `name`, case-insensitively (index
+/// `users_user_name`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn users_by_user_name(conn: &Connection, name: &str) -> rusqlite::Result<Vec<ScimUserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        scim_user_columns!(),
+        " AND user_name = ?1 COLLATE NOCASE ORDER BY created_at, id"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([name], scim_user)?
+        .collect()
+}
+
+/// Live users whose externalId is `value` (case-exact, index
+/// `users_external_id`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn users_by_external_id(conn: &Connection, value: &str) -> rusqlite::Result<Vec<ScimUserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        scim_user_columns!(),
+        " AND external_id = ?1 ORDER BY created_at, id"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([value], scim_user)?
+        .collect()
+}
+
+/// Every live user, oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn users(conn: &Connection) -> rusqlite::Result<Vec<ScimUserRow>> {
+    const SQL: &str = concat!("SELECT ", scim_user_columns!(), " ORDER BY created_at, id");
+    conn.prepare_cached(SQL)?
+        .query_map([], scim_user)?
+        .collect()
+}
+
+/// Stores the SCIM version and extra attributes of a user.
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_user_scim(
+    conn: &Connection,
+    id: &str,
+    version: i64,
+    attrs: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET scim_version = ?2, scim_attrs = ?3 WHERE id = ?1")?
+        .execute(params![id, version, attrs])?;
+    Ok(())
+}
+
+/// Marks a user deleted: inactive, out of SCIM and out of every group,
+/// with its user name replaced by `freed_name` so the name can be reused.
+///
+/// # Errors
+/// SQLite errors.
+pub fn mark_deleted(
+    conn: &Connection,
+    id: &str,
+    freed_name: &str,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached("DELETE FROM group_members WHERE user_id = ?1")?
+        .execute([id])?;
+    Ok(conn
+        .prepare_cached(
+            "UPDATE users SET deleted_at = ?3, active = 0, user_name = ?2, updated_at = ?3
+             WHERE id = ?1 AND deleted_at IS NULL",
+        )?
+        .execute(params![id, freed_name, now_ms])?
+        == 1)
+}
+
+/// A group row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+macro_rules! group_columns {
+    () => {
+        "id, display_name, external_id, created_at, updated_at, scim_version FROM groups"
+    };
+}
+
+fn group(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        external_id: r.get(2)?,
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
+/// # Errors
+/// SQLite errors (a duplicate display name is a constraint error).
+pub fn insert_group(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO groups (id, display_name, external_id, created_at, updated_at, scim_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        g.id,
+        g.display_name,
+        g.external_id,
+        g.created_at,
+        g.updated_at,
+        g.version
+    ])?;
+    Ok(())
+}
+
+/// # Errors
+/// SQLite errors.
+pub fn update_group(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE groups SET display_name = ?2, external_id = ?3, updated_at = ?4, scim_version = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        g.id,
+        g.display_name,
+        g.external_id,
+        g.updated_at,
+        g.version
+    ])?;
+    Ok(())
+}
+
+/// Deletes a group and its memberships.
+///
+/// # Errors
+/// SQLite errors.
+pub fn delete_group(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+        .execute([id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM groups WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}
+
+/// # Errors
+/// SQLite errors.
+pub fn group_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<GroupRow>> {
+    const SQL: &str = concat!("SELECT ", group_columns!(), " WHERE id = ?1");
+    conn.prepare_cached(SQL)?.query_row([id], group).optional()
+}
+
+/// Groups named `name`, case-insensitively (index `groups_display_name`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn groups_by_display_name(conn: &Connection, name: &str) -> rusqlite::Result<Vec<GroupRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        group_columns!(),
+        " WHERE display_name = ?1 COLLATE NOCASE ORDER BY created_at, id"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([name], group)?
+        .collect()
+}
+
+/// Groups whose externalId is `value`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn groups_by_external_id(conn: &Connection, value: &str) -> rusqlite::Result<Vec<GroupRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        group_columns!(),
+        " WHERE external_id = ?1 ORDER BY created_at, id"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([value], group)?
+        .collect()
+}
+
+/// Groups that have the user `user_id` as a member (index
+/// `group_members_user`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn groups_with_member(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<GroupRow>> {
+    const SQL: &str = "SELECT g.id, g.display_name, g.external_id, g.created_at, g.updated_at,
+         g.scim_version FROM groups g JOIN group_members m ON m.group_id = g.id
+         WHERE m.user_id = ?1 ORDER BY g.created_at, g.id";
+    conn.prepare_cached(SQL)?
+        .query_map([user_id], group)?
+        .collect()
+}
+
+/// Every group, oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn groups(conn: &Connection) -> rusqlite::Result<Vec<GroupRow>> {
+    const SQL: &str = concat!("SELECT ", group_columns!(), " ORDER BY created_at, id");
+    conn.prepare_cached(SQL)?.query_map([], group)?.collect()
+}
+
+/// The live members of a group: (user id, user name), oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn members(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    const SQL: &str =
+        "SELECT u.id, u.user_name FROM group_members m JOIN users u ON u.id = m.user_id
+         WHERE m.group_id = ?1 AND u.deleted_at IS NULL ORDER BY u.created_at, u.id";
+    conn.prepare_cached(SQL)?
+        .query_map([group_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Replaces the members of a group with exactly `user_ids`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_members(conn: &Connection, group_id: &str, user_ids: &[String]) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+        .execute([group_id])?;
+    let mut add = conn.prepare_cached(
+        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+    )?;
+    for u in user_ids {
+        add.execute([group_id, u.as_str()])?;
+    }
+    Ok(())
+}
+
+/// Whether the user `id` was deleted over SCIM.
+///
+/// # Errors
+/// SQLite errors.
+pub fn is_deleted(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT deleted_at IS NOT NULL FROM users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map(|d| d.unwrap_or(false))
+}
+
+/// The ids of every user deleted over SCIM.
+///
+/// # Errors
+/// SQLite errors.
+pub fn deleted_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT id FROM users WHERE deleted_at IS NOT NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}

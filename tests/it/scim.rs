@@ -1,0 +1,1248 @@
+//! SCIM 2.0 provisioning (RFC 7643, RFC 7644) as Okta and Microsoft Entra
+//! ID drive it: request sequences replayed as those providers send them,
+//! the RFC's filter and PATCH examples, tenant isolation (P18), immediate
+//! revocation on deactivation and deletion, and malformed input answered
+//! with SCIM errors and nothing written.
+
+use aiworklab::AppState;
+use aiworklab::audit::Context;
+use aiworklab::tokens::{self, TokenKind};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Answer, Env, send};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// An installation with these orgs and one SCIM token per org.
+fn setup(orgs: &[&str]) -> (Env, AppState, Vec<String>) {
+    let env = Env::new(orgs);
+    let state = env.state();
+    let toks = orgs
+        .iter()
+        .map(|o| {
+            let (_, secret) = tokens::create(
+                state.store.org(o).expect("org"),
+                TokenKind::Scim,
+                "okta",
+                None,
+                &Context::operator(),
+                state.clock.now(),
+            )
+            .expect("token");
+            secret.expose().to_string()
+        })
+        .collect();
+    (env, state, toks)
+}
+
+fn req(method: &str, uri: &str, token: &str, body: Option<&Value>) -> Request<Body> {
+    let r = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/scim+json");
+    r.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request")
+}
+
+async fn scim(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Answer {
+    send(state, req(method, uri, token, body)).await
+}
+
+fn q(filter: &str) -> String {
+    url_escape(filter)
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn assert_error(a: &Answer, status: StatusCode, scim_type: Option<&str>) {
+    assert_eq!(a.status, status, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("application/scim+json"));
+    let j = a.json();
+    assert_eq!(j["schemas"], json!([ERROR]));
+    assert_eq!(j["status"], json!(status.as_u16().to_string()));
+    if let Some(t) = scim_type {
+        assert_eq!(j["scimType"], json!(t), "{j}");
+    }
+    assert!(j["detail"].is_string());
+}
+
+/// How many rows the org's audit log and users table hold.
+fn counts(state: &AppState, org: &str) -> (i64, i64, i64) {
+    state
+        .store
+        .org(org)
+        .expect("org")
+        .db
+        .read(|c| {
+            let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok::<_, aiworklab::store::StoreError>((
+                n("SELECT count(*) FROM users")?,
+                n("SELECT count(*) FROM groups")?,
+                n("SELECT count(*) FROM audit_log")?,
+            ))
+        })
+        .expect("counts")
+}
+
+fn okta_user(name: &str) -> Value {
+    json!({
+        "schemas": [USER],
+        "userName": name,
+        "name": { "givenName": "Barbara", "familyName": "Jensen" },
+        "emails": [{ "primary": true, "value": name, "type": "work" }],
+        "displayName": "Barbara Jensen",
+        "locale": "en-US",
+        "externalId": "00u1abcd",
+        "groups": [],
+        "password": "ignored-secret",
+        "active": true
+    })
+}
+
+async fn create(state: &AppState, token: &str, body: &Value) -> Value {
+    let a = scim(state, "POST", "/scim/v2/Users", token, Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    a.json()
+}
+
+#[tokio::test]
+async fn okta_user_lifecycle_as_okta_sends_it() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    // Okta first looks the user up, then creates them.
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?filter={}&startIndex=1&count=100",
+            q("userName eq \"bjensen@example.com\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["totalResults"], 0);
+    assert_eq!(a.json()["Resources"], json!([]));
+
+    let a = scim(
+        &state,
+        "POST",
+        "/scim/v2/Users",
+        t,
+        Some(&okta_user("bjensen@example.com")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let u = a.json();
+    let id = u["id"].as_str().expect("id").to_string();
+    assert_eq!(a.header("location"), u["meta"]["location"].as_str());
+    assert!(
+        u["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/scim/v2/Users/{id}"))
+    );
+    assert_eq!(a.header("etag"), Some("W/\"1\""));
+    assert_eq!(u["userName"], "bjensen@example.com");
+    assert_eq!(u["name"]["givenName"], "Barbara");
+    assert_eq!(u["name"]["familyName"], "Jensen");
+    assert_eq!(u["emails"][0]["value"], "bjensen@example.com");
+    assert_eq!(u["emails"][0]["primary"], true);
+    assert_eq!(u["displayName"], "Barbara Jensen");
+    assert_eq!(u["externalId"], "00u1abcd");
+    assert_eq!(u["active"], true);
+    assert_eq!(u["meta"]["resourceType"], "User");
+    assert_eq!(u["meta"]["version"], "W/\"1\"");
+    assert!(u.get("password").is_none());
+    let user = aiworklab::users::get(state.store.org("a").unwrap(), &id).expect("user");
+    assert_eq!(user.provisioned_by, "scim");
+
+    // Filter by userName, case-insensitively.
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?filter={}",
+            q("userName eq \"BJENSEN@example.com\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+    assert_eq!(a.json()["Resources"][0]["id"], json!(id));
+
+    // PUT replace: everything not sent is cleared.
+    let mut put = okta_user("bjensen@example.com");
+    put["id"] = json!(id);
+    put["name"]["givenName"] = json!("Babs");
+    put.as_object_mut().unwrap().remove("locale");
+    let a = scim(
+        &state,
+        "PUT",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&put),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let u = a.json();
+    assert_eq!(u["name"]["givenName"], "Babs");
+    assert!(u.get("locale").is_none());
+    assert_eq!(u["meta"]["version"], "W/\"2\"");
+
+    // Deactivate, as Okta does.
+    let deact =
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&deact),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["active"], false);
+    assert_eq!(a.json()["name"]["givenName"], "Babs");
+    // Reactivate.
+    let react =
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": true}}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&react),
+    )
+    .await;
+    assert_eq!(a.json()["active"], true);
+
+    // DELETE: gone from SCIM, name free again, in the deletion hold.
+    let a = scim(&state, "DELETE", &format!("/scim/v2/Users/{id}"), t, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
+    let a = scim(&state, "GET", &format!("/scim/v2/Users/{id}"), t, None).await;
+    assert_error(&a, StatusCode::NOT_FOUND, None);
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?filter={}",
+            q("userName eq \"bjensen@example.com\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 0);
+    let deleted =
+        aiworklab::users::get(state.store.org("a").unwrap(), &id).expect("row kept for the hold");
+    assert!(!deleted.active, "a deleted user cannot sign in");
+    let held: Option<i64> = state
+        .store
+        .org("a")
+        .unwrap()
+        .db
+        .read(|c| {
+            c.query_row(
+                "SELECT deletion_requested_at FROM user_privacy WHERE user_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("hold");
+    assert!(held.is_some());
+    let again = create(&state, t, &okta_user("bjensen@example.com")).await;
+    assert_ne!(again["id"], json!(id));
+}
+
+#[tokio::test]
+async fn okta_group_push_adds_and_removes_members() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let u1 = create(&state, t, &okta_user("one@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u2 = create(&state, t, &okta_user("two@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups",
+        t,
+        Some(&json!({"schemas": [GROUP], "displayName": "Engineering", "members": []})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let gid = a.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(a.json()["members"], json!([]));
+
+    // Okta renames with the id repeated in the value, and adds members.
+    let p = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "value": {"id": gid, "displayName": "Engineers"}},
+        {"op": "add", "path": "members", "value": [{"value": u1, "display": "one@example.com"}, {"value": u2, "display": "two@example.com"}]}
+    ]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Groups/{gid}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["displayName"], "Engineers");
+    assert_eq!(a.json()["members"].as_array().unwrap().len(), 2);
+    let user = aiworklab::users::get(state.store.org("a").unwrap(), &u1).unwrap();
+    assert_eq!(user.groups, vec!["Engineers".to_string()]);
+    let a = scim(&state, "GET", &format!("/scim/v2/Users/{u1}"), t, None).await;
+    assert_eq!(a.json()["groups"][0]["value"], json!(gid));
+
+    let p = json!({"schemas": [PATCH], "Operations": [
+        {"op": "remove", "path": format!("members[value eq \"{u1}\"]")}
+    ]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Groups/{gid}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(
+        a.json()["members"],
+        json!([{"value": u2, "display": "two@example.com", "$ref": a.json()["members"][0]["$ref"], "type": "User"}])
+    );
+
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Groups?filter={}",
+            q(&format!("members.value eq \"{u2}\""))
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Groups?filter={}",
+            q("displayName eq \"engineers\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+    let a = scim(
+        &state,
+        "GET",
+        "/scim/v2/Groups?excludedAttributes=members",
+        t,
+        None,
+    )
+    .await;
+    assert!(a.json()["Resources"][0].get("members").is_none());
+
+    let a = scim(&state, "DELETE", &format!("/scim/v2/Groups/{gid}"), t, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = scim(&state, "GET", &format!("/scim/v2/Groups/{gid}"), t, None).await;
+    assert_error(&a, StatusCode::NOT_FOUND, None);
+}
+
+#[tokio::test]
+async fn admin_groups_give_the_admin_role() {
+    let mut env = Env::new(&["a"]);
+    env.raw.orgs[0].admin_groups = vec!["aiworklab-admins".into()];
+    let state = env.state();
+    let (_, secret) = tokens::create(
+        state.store.org("a").unwrap(),
+        TokenKind::Scim,
+        "entra",
+        None,
+        &Context::operator(),
+        state.clock.now(),
+    )
+    .unwrap();
+    let t = secret.expose().to_string();
+    let uid = create(&state, &t, &okta_user("boss@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = scim(&state, "POST", "/scim/v2/Groups", &t, Some(&json!({"schemas": [GROUP], "displayName": "aiworklab-admins", "members": [{"value": uid}]}))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let user = aiworklab::users::get(state.store.org("a").unwrap(), &uid).unwrap();
+    let org = state
+        .settings
+        .orgs
+        .iter()
+        .find(|o| o.slug.as_str() == "a")
+        .unwrap();
+    assert_eq!(user.role(org), aiworklab::users::Role::Admin);
+}
+
+#[tokio::test]
+async fn entra_sequence_with_capitalised_ops_string_booleans_and_urn_paths() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let a = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?filter={}",
+            q("userName eq \"alex@contoso.com\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 0);
+    let body = json!({
+        "schemas": [USER, ENTERPRISE],
+        "externalId": "alex",
+        "userName": "alex@contoso.com",
+        "active": true,
+        "displayName": "Alex Wilber",
+        "emails": [{"primary": true, "type": "work", "value": "alex@contoso.com"}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "Alex Wilber", "familyName": "Wilber", "givenName": "Alex"},
+        "title": "Engineer",
+        ENTERPRISE: {"employeeNumber": "701984", "department": "Sales", "manager": {"value": "mgr-1"}}
+    });
+    let u = create(&state, t, &body).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    assert_eq!(u["schemas"], json!([USER, ENTERPRISE]));
+    assert_eq!(u[ENTERPRISE]["employeeNumber"], "701984");
+    assert_eq!(u[ENTERPRISE]["manager"]["value"], "mgr-1");
+    assert_eq!(u["title"], "Engineer");
+
+    let a = scim(
+        &state,
+        "GET",
+        &format!("/scim/v2/Users?filter={}", q("externalId eq \"alex\"")),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+
+    let p = json!({"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "alex.w@contoso.com"},
+        {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Marketing"},
+        {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0100"},
+        {"op": "Replace", "path": "name.givenName", "value": "Alexander"},
+        {"op": "Replace", "path": "title", "value": "Lead"},
+        {"op": "Remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"},
+        {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "mgr-2"}
+    ]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let u = a.json();
+    assert_eq!(
+        u["emails"],
+        json!([{"value": "alex.w@contoso.com", "type": "work", "primary": true}])
+    );
+    assert_eq!(u[ENTERPRISE]["department"], "Marketing");
+    assert_eq!(u[ENTERPRISE]["employeeNumber"], "701984");
+    assert_eq!(u[ENTERPRISE]["manager"], json!({"value": "mgr-2"}));
+    assert_eq!(
+        u["phoneNumbers"],
+        json!([{"type": "mobile", "value": "+1 555 0100"}])
+    );
+    assert_eq!(u["name"]["givenName"], "Alexander");
+    assert_eq!(u["name"]["familyName"], "Wilber");
+    assert_eq!(u["title"], "Lead");
+
+    // Entra disables with a string boolean.
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["active"], false);
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "True"}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.json()["active"], true);
+
+    // Groups: Entra adds and removes members by value.
+    let other = create(
+        &state,
+        t,
+        &json!({"schemas": [USER], "userName": "megan@contoso.com"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = scim(&state, "POST", "/scim/v2/Groups", t, Some(&json!({"schemas": [GROUP], "displayName": "Sales", "externalId": "g-1", "members": []}))).await;
+    let gid = a.json()["id"].as_str().unwrap().to_string();
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": id}, {"value": other}]}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Groups/{gid}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.json()["members"].as_array().unwrap().len(), 2);
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "members", "value": [{"value": id}]}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Groups/{gid}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["members"].as_array().unwrap().len(), 1);
+    assert_eq!(a.json()["members"][0]["value"], json!(other));
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "displayName", "value": "Sales EMEA"}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Groups/{gid}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.json()["displayName"], "Sales EMEA");
+    let a = scim(
+        &state,
+        "GET",
+        &format!("/scim/v2/Groups?filter={}", q("externalId eq \"g-1\"")),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+}
+
+#[tokio::test]
+async fn rfc7644_filter_examples_and_paging() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for (name, family, title, email_type) in [
+        ("bjensen", "Jensen", Some("Tour Guide"), "work"),
+        ("jsmith", "Smith", None, "home"),
+        ("ajensen", "jensen", Some("Engineer"), "work"),
+    ] {
+        let mut b = json!({"schemas": [USER], "userName": name, "name": {"familyName": family},
+            "emails": [{"value": format!("{name}@example.com"), "type": email_type}]});
+        if let Some(title) = title {
+            b["title"] = json!(title);
+        }
+        create(&state, t, &b).await;
+    }
+    let names = |a: &Answer| -> Vec<String> {
+        a.json()["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases: [(&str, &[&str]); 7] = [
+        ("userName Eq \"bjensen\"", &["bjensen"]),
+        ("name.familyName co \"ense\"", &["bjensen", "ajensen"]),
+        ("userName sw \"J\"", &["jsmith"]),
+        ("title pr", &["bjensen", "ajensen"]),
+        ("title pr and userName sw \"a\"", &["ajensen"]),
+        (
+            "emails[type eq \"work\" and value co \"@example.com\"]",
+            &["bjensen", "ajensen"],
+        ),
+        (
+            "not (title pr) or userName eq \"ajensen\"",
+            &["jsmith", "ajensen"],
+        ),
+    ];
+    for (f, want) in cases {
+        let a = scim(
+            &state,
+            "GET",
+            &format!("/scim/v2/Users?filter={}", q(f)),
+            t,
+            None,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{f}: {}", a.text());
+        assert_eq!(names(&a), want.to_vec(), "{f}");
+        assert_eq!(a.json()["totalResults"], want.len(), "{f}");
+    }
+    // Paging: 1-based, stable order by creation.
+    let a = scim(
+        &state,
+        "GET",
+        "/scim/v2/Users?startIndex=2&count=1",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 3);
+    assert_eq!(a.json()["startIndex"], 2);
+    assert_eq!(a.json()["itemsPerPage"], 1);
+    assert_eq!(names(&a), vec!["jsmith"]);
+    let a = scim(&state, "GET", "/scim/v2/Users?count=0", t, None).await;
+    assert_eq!(a.json()["totalResults"], 3);
+    assert_eq!(a.json()["Resources"], json!([]));
+    let a = scim(
+        &state,
+        "GET",
+        "/scim/v2/Users?startIndex=0&count=2",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(names(&a), vec!["bjensen", "jsmith"]);
+    let a = scim(&state, "GET", "/scim/v2/Users?attributes=userName", t, None).await;
+    let r = &a.json()["Resources"][0];
+    assert!(r.get("name").is_none() && r.get("userName").is_some() && r.get("id").is_some());
+
+    for bad in [
+        "userName eq",
+        "userName xx \"a\"",
+        "(userName eq \"a\"",
+        "emails[type eq \"work\"",
+        "userName eq bjensen",
+    ] {
+        let a = scim(
+            &state,
+            "GET",
+            &format!("/scim/v2/Users?filter={}", q(bad)),
+            t,
+            None,
+        )
+        .await;
+        assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+    }
+}
+
+#[tokio::test]
+async fn rfc7644_patch_examples() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let u = create(&state, t, &json!({"schemas": [USER], "userName": "bjensen",
+        "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}, {"value": "babs@jensen.org", "type": "home"}],
+        "phoneNumbers": [{"value": "555-555-5555", "type": "work"}]})).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let patch = |ops: Value| json!({"schemas": [PATCH], "Operations": ops});
+    let uri = format!("/scim/v2/Users/{id}");
+    // §3.5.2.1: add without a path.
+    let a = scim(&state, "PATCH", &uri, t, Some(&patch(json!([{"op": "add", "value": {"emails": [{"value": "babs@jensen.com", "type": "other"}], "nickName": "Babs"}}])))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["emails"].as_array().unwrap().len(), 3);
+    assert_eq!(a.json()["nickName"], "Babs");
+    // §3.5.2.2: remove with a value filter.
+    let a = scim(
+        &state,
+        "PATCH",
+        &uri,
+        t,
+        Some(&patch(
+            json!([{"op": "remove", "path": "emails[type eq \"other\"]"}]),
+        )),
+    )
+    .await;
+    assert_eq!(a.json()["emails"].as_array().unwrap().len(), 2);
+    // §3.5.2.3: replace a sub-attribute of filtered values.
+    let a = scim(&state, "PATCH", &uri, t, Some(&patch(json!([{"op": "replace", "path": "emails[type eq \"home\"].value", "value": "b@jensen.org"}])))).await;
+    assert_eq!(a.json()["emails"][1]["value"], "b@jensen.org");
+    // Remove a whole attribute.
+    let a = scim(
+        &state,
+        "PATCH",
+        &uri,
+        t,
+        Some(&patch(json!([{"op": "remove", "path": "phoneNumbers"}]))),
+    )
+    .await;
+    assert!(a.json().get("phoneNumbers").is_none());
+    // Read-only attributes refuse changes; one bad operation writes nothing.
+    let before = scim(&state, "GET", &uri, t, None).await.json();
+    let a = scim(&state, "PATCH", &uri, t, Some(&patch(json!([{"op": "replace", "path": "nickName", "value": "X"}, {"op": "replace", "path": "id", "value": "x"}])))).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("mutability"));
+    let a = scim(&state, "PATCH", &uri, t, Some(&patch(json!([{"op": "replace", "path": "nickName", "value": "X"}, {"op": "replace", "path": "emails[type eq", "value": "x"}])))).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidPath"));
+    let a = scim(&state, "PATCH", &uri, t, Some(&patch(json!([{"op": "replace", "path": "nickName", "value": "X"}, {"op": "replace", "path": "active", "value": "maybe"}])))).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    let a = scim(
+        &state,
+        "PATCH",
+        &uri,
+        t,
+        Some(&patch(json!([{"op": "move", "path": "nickName"}]))),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidSyntax"));
+    let a = scim(
+        &state,
+        "PATCH",
+        &uri,
+        t,
+        Some(&patch(json!([{"op": "remove"}]))),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("noTarget"));
+    assert_eq!(scim(&state, "GET", &uri, t, None).await.json(), before);
+}
+
+#[tokio::test]
+async fn duplicate_user_names_conflict_and_if_match_is_honoured() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let u = create(&state, t, &okta_user("dup@example.com")).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let before = counts(&state, "a");
+    let a = scim(
+        &state,
+        "POST",
+        "/scim/v2/Users",
+        t,
+        Some(&okta_user("DUP@example.com")),
+    )
+    .await;
+    assert_error(&a, StatusCode::CONFLICT, Some("uniqueness"));
+    assert_eq!(counts(&state, "a"), before);
+    let other = create(&state, t, &okta_user("other@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "dup@example.com"}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{other}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_error(&a, StatusCode::CONFLICT, Some("uniqueness"));
+
+    let p = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "New"}]});
+    let mut r = req("PATCH", &format!("/scim/v2/Users/{id}"), t, Some(&p));
+    r.headers_mut()
+        .insert("if-match", "W/\"7\"".parse().unwrap());
+    let a = send(&state, r).await;
+    assert_error(&a, StatusCode::PRECONDITION_FAILED, None);
+    let mut r = req("PATCH", &format!("/scim/v2/Users/{id}"), t, Some(&p));
+    r.headers_mut()
+        .insert("if-match", "W/\"1\"".parse().unwrap());
+    let a = send(&state, r).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.header("etag"), Some("W/\"2\""));
+    let mut r = req("DELETE", &format!("/scim/v2/Users/{id}"), t, None);
+    r.headers_mut()
+        .insert("if-match", "W/\"1\"".parse().unwrap());
+    assert_error(
+        &send(&state, r).await,
+        StatusCode::PRECONDITION_FAILED,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn one_orgs_token_never_reaches_another_orgs_users_or_groups() {
+    let (_env, state, t) = setup(&["a", "b"]);
+    let (ta, tb) = (&t[0], &t[1]);
+    let ub = create(&state, tb, &okta_user("bob@b.example")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gb = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups",
+        tb,
+        Some(&json!({"schemas": [GROUP], "displayName": "B team", "members": [{"value": ub}]})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = counts(&state, "b");
+    // By id.
+    for uri in [
+        format!("/scim/v2/Users/{ub}"),
+        format!("/scim/v2/Groups/{gb}"),
+    ] {
+        assert_error(
+            &scim(&state, "GET", &uri, ta, None).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+        assert_error(
+            &scim(&state, "DELETE", &uri, ta, None).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+        let p = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]});
+        assert_error(
+            &scim(&state, "PATCH", &uri, ta, Some(&p)).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+    }
+    assert_error(
+        &scim(
+            &state,
+            "PUT",
+            &format!("/scim/v2/Users/{ub}"),
+            ta,
+            Some(&okta_user("bob@b.example")),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    // By filter and listing.
+    for uri in [
+        "/scim/v2/Users".to_string(),
+        "/scim/v2/Groups".to_string(),
+        format!("/scim/v2/Users?filter={}", q(&format!("id eq \"{ub}\""))),
+        format!(
+            "/scim/v2/Users?filter={}",
+            q("userName eq \"bob@b.example\"")
+        ),
+        format!(
+            "/scim/v2/Groups?filter={}",
+            q(&format!("members.value eq \"{ub}\""))
+        ),
+        format!("/scim/v2/Groups?filter={}", q("displayName eq \"B team\"")),
+    ] {
+        let a = scim(&state, "GET", &uri, ta, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert_eq!(a.json()["totalResults"], 0, "{uri}");
+    }
+    // By members references: org A cannot put B's user in its group.
+    let a = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups",
+        ta,
+        Some(&json!({"schemas": [GROUP], "displayName": "A team", "members": [{"value": ub}]})),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    // Org A can use the same names without conflict.
+    create(&state, ta, &okta_user("bob@b.example")).await;
+    assert_eq!(counts(&state, "b").0, before.0);
+    assert_eq!(counts(&state, "b").1, before.1);
+    let b = scim(&state, "GET", &format!("/scim/v2/Users/{ub}"), tb, None).await;
+    assert_eq!(b.json()["userName"], "bob@b.example");
+    assert_eq!(b.json()["active"], true);
+}
+
+#[tokio::test]
+async fn deactivation_and_deletion_end_sessions_and_revoke_devices() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let org = state.store.org("a").unwrap();
+    let id = create(&state, t, &okta_user("leaver@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = state.clock.now();
+    let cookie =
+        aiworklab::sessions::create(org, &id, now, &[], &Context::system(), now).expect("session");
+    let cookie = format!("__Host-aiwl_session={}", cookie.expose());
+    let (code, _) =
+        aiworklab::devices::create_pairing_code(org, &id, &Context::system(), now).expect("code");
+    aiworklab::devices::pair(
+        &state.store,
+        code.expose(),
+        "laptop",
+        &Context::system(),
+        now,
+    )
+    .expect("pair");
+    let me = |cookie: &str| {
+        Request::get("/api/v1/me/devices")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&state, me(&cookie)).await.status, StatusCode::OK);
+
+    let p =
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let a = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        send(&state, me(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(aiworklab::sessions::list(org, &id).unwrap().is_empty());
+    let devices = aiworklab::devices::list(org, &id).unwrap();
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].revoked_at.is_some());
+    let audited: i64 = org.db.read(|c| c.query_row(
+        "SELECT count(*) FROM audit_log WHERE actor = 'token:scim:okta' AND action = 'user.deactivate' AND target = ?1",
+        [&id], |r| r.get(0)).map_err(aiworklab::store::StoreError::from)).unwrap();
+    assert_eq!(audited, 1);
+
+    // Reactivated, signed in again, then deleted: the new session ends too.
+    let p =
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": true}}]});
+    scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&p),
+    )
+    .await;
+    let s =
+        aiworklab::sessions::create(org, &id, now, &[], &Context::system(), now).expect("session");
+    let cookie = format!("__Host-aiwl_session={}", s.expose());
+    assert_eq!(send(&state, me(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(
+        scim(&state, "DELETE", &format!("/scim/v2/Users/{id}"), t, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&state, me(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!aiworklab::users::get(org, &id).unwrap().active);
+    // A deleted person cannot be re-enabled and leaves the member list.
+    let enabled =
+        aiworklab::users::set_active(org, &aiworklab::users::AdminCtx::operator(), &id, true, now);
+    assert!(matches!(
+        enabled,
+        Err(aiworklab::users::UserError::NotFound)
+    ));
+    assert!(
+        aiworklab::users::list(org)
+            .unwrap()
+            .iter()
+            .all(|u| u.id != id)
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_scim_errors_and_write_nothing() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let before = counts(&state, "a");
+    // Authentication.
+    let r = Request::get("/scim/v2/Users").body(Body::empty()).unwrap();
+    let a = send(&state, r).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, None);
+    assert_eq!(a.header("www-authenticate"), Some("Bearer"));
+    for bad in ["aiwl_scim_notarealtoken", "nonsense", ""] {
+        assert_error(
+            &scim(&state, "GET", "/scim/v2/Users", bad, None).await,
+            StatusCode::UNAUTHORIZED,
+            None,
+        );
+    }
+    let raw = |body: &str, ct: &str| {
+        Request::post("/scim/v2/Users")
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", ct)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    assert_error(
+        &send(&state, raw("{\"schemas\": [", "application/scim+json")).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &send(&state, raw("[1, 2]", "application/json")).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidSyntax"),
+    );
+    let deep = format!(
+        "{{\"schemas\": [\"{USER}\"], \"userName\": \"d\", \"x\": {}{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    assert_error(
+        &send(&state, raw(&deep, "application/scim+json")).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidSyntax"),
+    );
+    let body = okta_user("ct@example.com").to_string();
+    assert_eq!(
+        send(&state, raw(&body, "text/plain")).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        send(&state, raw(&body, "application/x-www-form-urlencoded"))
+            .await
+            .status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let huge = json!({"schemas": [USER], "userName": "huge", "nickName": "x".repeat(1_200_000)})
+        .to_string();
+    assert_error(
+        &send(&state, raw(&huge, "application/scim+json")).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+    );
+    let unknown = json!({"schemas": ["urn:example:evil:2.0:User"], "userName": "u"});
+    assert_error(
+        &scim(&state, "POST", "/scim/v2/Users", t, Some(&unknown)).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidValue"),
+    );
+    let noname = json!({"schemas": [USER], "displayName": "No name"});
+    assert_error(
+        &scim(&state, "POST", "/scim/v2/Users", t, Some(&noname)).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidValue"),
+    );
+    let spaced = json!({"schemas": [USER], "userName": "a b"});
+    assert_error(
+        &scim(&state, "POST", "/scim/v2/Users", t, Some(&spaced)).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidValue"),
+    );
+    let group_bad =
+        json!({"schemas": [GROUP], "displayName": "G", "members": [{"value": "no-such-user"}]});
+    assert_error(
+        &scim(&state, "POST", "/scim/v2/Groups", t, Some(&group_bad)).await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidValue"),
+    );
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"op": "add", "path": "nickName", "value": "x"}))
+        .collect();
+    assert_error(
+        &scim(
+            &state,
+            "PATCH",
+            "/scim/v2/Users/x",
+            t,
+            Some(&json!({"schemas": [PATCH], "Operations": too_many})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        Some("tooMany"),
+    );
+    assert_eq!(counts(&state, "a"), before);
+}
+
+#[tokio::test]
+async fn discovery_endpoints_describe_what_is_supported() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let a = scim(&state, "GET", "/scim/v2/ServiceProviderConfig", t, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("content-type"), Some("application/scim+json"));
+    let c = a.json();
+    assert_eq!(c["patch"]["supported"], true);
+    assert_eq!(c["bulk"]["supported"], false);
+    assert_eq!(c["filter"]["supported"], true);
+    assert_eq!(c["etag"]["supported"], true);
+    assert_eq!(c["authenticationSchemes"][0]["type"], "oauthbearertoken");
+    let a = scim(&state, "GET", "/scim/v2/ResourceTypes", t, None).await;
+    assert_eq!(a.json()["totalResults"], 2);
+    let a = scim(&state, "GET", "/scim/v2/ResourceTypes/User", t, None).await;
+    assert_eq!(a.json()["schemaExtensions"][0]["schema"], ENTERPRISE);
+    let a = scim(&state, "GET", "/scim/v2/Schemas", t, None).await;
+    assert_eq!(a.json()["totalResults"], 3);
+    let a = scim(
+        &state,
+        "GET",
+        &format!("/scim/v2/Schemas/{ENTERPRISE}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.json()["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "department")
+    );
+    for (m, uri) in [
+        ("POST", "/scim/v2/Bulk"),
+        ("GET", "/scim/v2/Me"),
+        ("POST", "/scim/v2/.search"),
+    ] {
+        assert_error(
+            &scim(&state, m, uri, t, Some(&json!({}))).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+    }
+    assert_error(
+        &scim(&state, "DELETE", "/scim/v2/Users", t, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+    );
+    let r = Request::get("/scim/v2/Bulk").body(Body::empty()).unwrap();
+    assert_error(&send(&state, r).await, StatusCode::UNAUTHORIZED, None);
+    let r = Request::get("/scim/v2/ServiceProviderConfig")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(&send(&state, r).await, StatusCode::UNAUTHORIZED, None);
+}
+
+#[tokio::test]
+async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
+    let mut env = Env::new(&["a"]);
+    env.raw.rate_limits.scim = aiworklab::config::RawRateLimit {
+        requests: 2,
+        window_secs: 3600,
+    };
+    let state = env.state();
+    let (_, secret) = tokens::create(
+        state.store.org("a").unwrap(),
+        TokenKind::Scim,
+        "okta",
+        None,
+        &Context::operator(),
+        state.clock.now(),
+    )
+    .unwrap();
+    let t = secret.expose().to_string();
+    for _ in 0..2 {
+        assert_eq!(
+            scim(&state, "GET", "/scim/v2/Users", &t, None).await.status,
+            StatusCode::OK
+        );
+    }
+    let a = scim(&state, "GET", "/scim/v2/Users", &t, None).await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, None);
+    assert!(a.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn put_without_active_keeps_a_deactivated_user_deactivated() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let mut body = okta_user("keep@example.com");
+    body["active"] = json!(false);
+    let id = create(&state, t, &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    body.as_object_mut().unwrap().remove("active");
+    let a = scim(
+        &state,
+        "PUT",
+        &format!("/scim/v2/Users/{id}"),
+        t,
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["active"], false);
+}
+
+#[tokio::test]
+async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
+    use aiworklab::users::signin::{Identity, Refusal, resolve};
+    let mut env = Env::new(&["a"]);
+    env.raw.orgs[0].provisioning = "scim_only".into();
+    let state = env.state();
+    let (_, secret) = tokens::create(
+        state.store.org("a").unwrap(),
+        TokenKind::Scim,
+        "entra",
+        None,
+        &Context::operator(),
+        state.clock.now(),
+    )
+    .unwrap();
+    let t = secret.expose().to_string();
+    let org = state.store.org("a").unwrap();
+    let settings = state.settings.orgs[0].clone();
+    let who = |name: &str, sub: &str| Identity {
+        issuer: "https://idp.example".into(),
+        subject: sub.into(),
+        user_name: name.into(),
+        display_name: String::new(),
+        email: None,
+        email_verified: true,
+        groups: None,
+    };
+    let now = state.clock.now();
+    let sys = Context::system();
+    // Not provisioned: refused.
+    let r = resolve(org, &settings, &who("pat@example.com", "s1"), &sys, now).unwrap();
+    assert_eq!(r.err(), Some(Refusal::NotProvisioned));
+    // Provisioned over SCIM: admitted, the identity linked by user name.
+    let id = create(&state, &t, &okta_user("pat@example.com")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = resolve(org, &settings, &who("PAT@example.com", "s1"), &sys, now)
+        .unwrap()
+        .expect("admitted");
+    assert_eq!(u.id, id);
+    // Deleted: refused, by identity and by name.
+    scim(&state, "DELETE", &format!("/scim/v2/Users/{id}"), &t, None).await;
+    let r = resolve(org, &settings, &who("pat@example.com", "s1"), &sys, now).unwrap();
+    assert_eq!(r.err(), Some(Refusal::Deactivated));
+    let r = resolve(org, &settings, &who("pat@example.com", "s2"), &sys, now).unwrap();
+    assert_eq!(r.err(), Some(Refusal::NotProvisioned));
+}
