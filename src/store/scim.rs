@@ -105,7 +105,11 @@ pub fn set_user_scim(
     version: i64,
     attrs: &str,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE users SET scim_version = ?2, scim_attrs = ?3 WHERE id = ?1")?
+    // Any SCIM write takes the user over: from then on the identity
+    // provider manages them (and a `scim_only` org admits them).
+    conn.prepare_cached(
+        "UPDATE users SET scim_version = ?2, scim_attrs = ?3, provisioned_by = 'scim' WHERE id = ?1",
+    )?
         .execute(params![id, version, attrs])?;
     Ok(())
 }

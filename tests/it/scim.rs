@@ -1246,3 +1246,66 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
     let r = resolve(org, &settings, &who("pat@example.com", "s2"), &sys, now).unwrap();
     assert_eq!(r.err(), Some(Refusal::NotProvisioned));
 }
+
+#[tokio::test]
+async fn a_user_the_idp_finds_and_updates_becomes_scim_managed() {
+    // Someone created by the operator (or at a jit sign-in) before SCIM was
+    // connected: the IdP's POST conflicts, it looks the user up and PATCHes.
+    let (_env, state, toks) = setup(&["acme"]);
+    let db = state.store.org("acme").expect("org");
+    let before = aiworklab::users::add(
+        db,
+        &aiworklab::users::AdminCtx::operator(),
+        "dana@acme.test",
+        "Dana",
+        None,
+        false,
+        state.clock.now(),
+    )
+    .expect("user");
+    assert_eq!(before.provisioned_by, "operator");
+    let conflict = scim(
+        &state,
+        "POST",
+        "/scim/v2/Users",
+        &toks[0],
+        Some(&okta_user("dana@acme.test")),
+    )
+    .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    let found = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?filter={}",
+            q("userName eq \"dana@acme.test\"")
+        ),
+        &toks[0],
+        None,
+    )
+    .await;
+    let id = found.json()["Resources"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(id, before.id);
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"displayName": "Dana D."}}]
+    });
+    let done = scim(
+        &state,
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        &toks[0],
+        Some(&patch),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let after = aiworklab::users::get(db, &id).expect("user");
+    assert_eq!(
+        after.provisioned_by, "scim",
+        "a scim_only org would still refuse them"
+    );
+    assert_eq!(after.display_name, "Dana D.");
+}
