@@ -21,21 +21,9 @@ macro_rules! scim_user_columns {
 }
 
 fn scim_user(r: &Row<'_>) -> rusqlite::Result<ScimUserRow> {
+    // The first twelve columns are those `store::users` reads.
     Ok(ScimUserRow {
-        user: UserRow {
-            id: r.get(0)?,
-            oidc_issuer: r.get(1)?,
-            oidc_subject: r.get(2)?,
-            user_name: r.get(3)?,
-            display_name: r.get(4)?,
-            emails: r.get(5)?,
-            external_id: r.get(6)?,
-            active: r.get(7)?,
-            admin_granted: r.get(8)?,
-            provisioned_by: r.get(9)?,
-            created_at: r.get(10)?,
-            updated_at: r.get(11)?,
-        },
+        user: super::users::user(r)?,
         version: r.get(12)?,
         attrs: r.get(13)?,
     })

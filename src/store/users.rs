@@ -26,7 +26,8 @@ macro_rules! user_columns {
     };
 }
 
-fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+/// Maps the first twelve columns (in `user_columns!` order) to a row.
+pub(crate) fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         oidc_issuer: r.get(1)?,
