@@ -1,34 +1,44 @@
-//! The archive format (version 1): a tar stream inside an age envelope.
+//! The archive format (version 2): a tar stream inside an age envelope.
 //!
 //! ```text
 //! age( tar( format.json        {format, appliance_version}
-//!           db/system.db       SQLCipher snapshot under its own random key
+//!           db/system.db       the database's page image (see snapshot.rs)
 //!           db/orgs/<slug>.db  one per org
 //!           manifest.json      times, host, and per file: size, SHA-256,
-//!                              schema version, row counts, key ) )
+//!                              page size, schema version, row counts ) )
 //! ```
 //!
+//! The page images are plaintext SQLite databases, but only ever inside the
+//! envelope: they are streamed from the pager into age while written, and
+//! from age into a new SQLCipher file (encrypted page by page) while read.
 //! `format.json` comes first so that a newer format is refused before
 //! anything is written; `manifest.json` comes last so that hashes are taken
 //! while streaming and every byte is read once. age authenticates every
 //! 64 KiB chunk and the end of the stream, so a changed or truncated archive
-//! fails to decrypt. The manifest's keys never leave the envelope.
+//! fails to decrypt.
+//!
+//! Encryption (writing) and decryption (reading) run on a thread of their
+//! own, fed through a bounded channel of 1 MiB chunks, so the pager's work
+//! and age's use both cores while memory stays a few MiB.
+//!
+//! Format 1 (development builds before this one) held SQLCipher files under
+//! per-archive keys; no release wrote it, and it is refused as unknown.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::BackupError;
-use super::snapshot::Contents;
+use super::snapshot::{self, Contents, FileKey};
 use crate::ids::OrgSlug;
 
 /// The format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_ENTRY: &str = "format.json";
 const MANIFEST_ENTRY: &str = "manifest.json";
 const DB_PREFIX: &str = "db/";
@@ -39,23 +49,6 @@ struct Header {
     appliance_version: String,
 }
 
-/// A snapshot file's key, hex; `Debug` redacts it.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct KeyHex(pub String);
-
-impl fmt::Debug for KeyHex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Drop for KeyHex {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
 /// One database in the archive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -63,7 +56,7 @@ pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub sha256: String,
-    pub key: KeyHex,
+    pub page_size: u32,
     #[serde(flatten)]
     pub contents: Contents,
 }
@@ -125,78 +118,146 @@ fn tar_header(size: u64, at: DateTime<Utc>) -> tar::Header {
     h
 }
 
-/// Writes an archive to `out`.
-pub struct Writer<W: Write> {
-    tar: tar::Builder<age::stream::StreamWriter<W>>,
+/// Bytes per chunk passed between the archive and its age thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight: bounds memory at a few MiB.
+const IN_FLIGHT: usize = 4;
+
+/// The producer's end of the pipe to the age thread.
+pub struct ChannelWriter {
+    tx: SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx.send(full).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped")
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Adds entries to an archive being written; see [`write`].
+pub struct Writer {
+    tar: tar::Builder<ChannelWriter>,
     at: DateTime<Utc>,
 }
 
-impl<W: Write> Writer<W> {
-    /// Starts an archive encrypted to `recipients`.
-    ///
-    /// # Errors
-    /// [`BackupError::NoRecipients`] for an empty list; I/O errors.
-    pub fn new(
-        out: W,
-        recipients: &[age::x25519::Recipient],
-        at: DateTime<Utc>,
-    ) -> Result<Self, BackupError> {
-        let encryptor =
-            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-                .map_err(|_| BackupError::NoRecipients)?;
-        let stream = encryptor.wrap_output(out)?;
-        let mut w = Self {
-            tar: tar::Builder::new(stream),
-            at,
-        };
-        let header = serde_json::to_vec(&Header {
-            format: FORMAT_VERSION,
-            appliance_version: env!("CARGO_PKG_VERSION").into(),
-        })
-        .map_err(io::Error::other)?;
-        w.append(HEADER_ENTRY, &header)?;
-        Ok(w)
-    }
-
+impl Writer {
     fn append(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
         let mut h = tar_header(data.len() as u64, self.at);
         self.tar.append_data(&mut h, name, data)
     }
 
-    /// Streams the snapshot file at `file` in as `db/<path>`; returns its
+    /// Streams a page image of `size` bytes in as `db/<path>`; returns its
     /// size and SHA-256 (hex).
     ///
     /// # Errors
-    /// I/O errors.
-    pub fn add_db(
+    /// I/O errors, and an image shorter than `size`.
+    pub fn add_image(
         &mut self,
         path: &str,
-        file: &Path,
+        size: u64,
+        image: &mut dyn Read,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<(u64, String), BackupError> {
-        let size = std::fs::metadata(file)?.len();
         let mut h = tar_header(size, self.at);
         let mut reader = Hashing {
-            inner: File::open(file)?,
+            inner: image,
             hash: Sha256::new(),
             bytes: 0,
             progress: progress.cloned(),
         };
         self.tar
             .append_data(&mut h, format!("{DB_PREFIX}{path}"), &mut reader)?;
+        if reader.bytes != size {
+            return Err(BackupError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path}: the snapshot gave {} of {size} bytes", reader.bytes),
+            )));
+        }
         Ok((reader.bytes, hex::encode(reader.hash.finalize())))
     }
+}
 
-    /// Appends the manifest and closes the envelope.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn finish(mut self, manifest: &Manifest) -> Result<W, BackupError> {
-        let data = serde_json::to_vec_pretty(manifest).map_err(io::Error::other)?;
-        self.append(MANIFEST_ENTRY, &data)?;
-        let stream = self.tar.into_inner()?;
-        Ok(stream.finish()?)
-    }
+/// Writes an archive encrypted to `recipients` into `out`: the format
+/// header, whatever `f` adds, then the manifest `f` returns. age runs on a
+/// second thread. Returns the manifest and `out`, flushed but not fsynced.
+///
+/// # Errors
+/// [`BackupError::NoRecipients`] for an empty list; the error `f` returns;
+/// I/O errors writing `out` (which then holds no complete archive).
+pub fn write<W: Write + Send>(
+    out: W,
+    recipients: &[age::x25519::Recipient],
+    at: DateTime<Utc>,
+    f: impl FnOnce(&mut Writer) -> Result<Manifest, BackupError>,
+) -> Result<(Manifest, W), BackupError> {
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|_| BackupError::NoRecipients)?;
+    let mut stream = encryptor.wrap_output(out)?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let sink = scope.spawn(move || -> io::Result<W> {
+            for chunk in rx {
+                stream.write_all(&chunk)?;
+            }
+            let mut out = stream.finish()?;
+            out.flush()?;
+            Ok(out)
+        });
+        let produced = (|| {
+            let mut w = Writer {
+                tar: tar::Builder::new(ChannelWriter {
+                    tx,
+                    buf: Vec::with_capacity(CHUNK),
+                }),
+                at,
+            };
+            let header = serde_json::to_vec(&Header {
+                format: FORMAT_VERSION,
+                appliance_version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .map_err(io::Error::other)?;
+            w.append(HEADER_ENTRY, &header)?;
+            let manifest = f(&mut w)?;
+            let data = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
+            w.append(MANIFEST_ENTRY, &data)?;
+            w.tar.into_inner()?.send()?;
+            Ok::<_, BackupError>(manifest)
+            // The channel closes here, on success or error, so the age
+            // thread always ends.
+        })();
+        let sunk = sink
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the archive writer panicked")));
+        match (produced, sunk) {
+            (Ok(manifest), Ok(out)) => Ok((manifest, out)),
+            // A failed write stops the pipe; its cause is the writer's error.
+            (_, Err(e)) => Err(BackupError::Io(e)),
+            (Err(e), Ok(_)) => Err(e),
+        }
+    })
 }
 
 /// Reads the identities in an age identity file (`AGE-SECRET-KEY-1…`).
@@ -220,18 +281,76 @@ fn damaged(e: &io::Error) -> BackupError {
     BackupError::Damaged(e.to_string())
 }
 
-/// Decrypts `input` and writes each database into `staging` (still under
-/// its snapshot key: nothing decrypted reaches the disk). Checks the format,
-/// paths, sizes and hashes against the manifest, which it returns.
+/// The consumer's end of the pipe from the age thread.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.buf = chunk?;
+                    self.pos = 0;
+                }
+                // The age thread ended: the stream is over.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Sends the decrypted stream in chunks until it ends, fails, or the
+/// receiver is gone.
+fn pump(mut input: impl Read, tx: &SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut filled = 0;
+        let result = loop {
+            match input.read(&mut chunk[filled..]) {
+                Ok(0) => break Ok(true),
+                Ok(n) => {
+                    filled += n;
+                    if filled == CHUNK {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        chunk.truncate(filled);
+        let (msg, last) = match result {
+            Ok(end) => (Ok(chunk), end),
+            Err(e) => (Err(e), true),
+        };
+        if tx.send(msg).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Decrypts `input` and writes each database into `staging` as a new
+/// SQLCipher file under the key `key_for(path)` gives: nothing decrypted
+/// reaches the disk. Checks the format, paths, sizes and hashes against the
+/// manifest, which it returns. Decryption runs on a second thread.
 ///
 /// # Errors
 /// Wrong identity, damaged or truncated archive, newer format, hash
 /// mismatch; files written so far stay in `staging` for the caller to
 /// remove.
-pub fn unpack<R: Read>(
+pub fn unpack<R: Read + Send>(
     input: R,
     identities: &[Box<dyn age::Identity + Send + Sync>],
     staging: &Path,
+    key_for: &dyn Fn(&str) -> FileKey,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<Manifest, BackupError> {
     let decryptor = age::Decryptor::new(input).map_err(|e| match e {
@@ -246,7 +365,25 @@ pub fn unpack<R: Read>(
             age::DecryptError::NoMatchingKeys => BackupError::WrongIdentity,
             other => BackupError::Damaged(other.to_string()),
         })?;
-    let mut archive = tar::Archive::new(reader);
+    let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || pump(reader, &tx));
+        let plain = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        // Returning drops `plain`, which stops the age thread early on error.
+        read_entries(tar::Archive::new(plain), staging, key_for, progress)
+    })
+}
+
+fn read_entries(
+    mut archive: tar::Archive<ChannelReader>,
+    staging: &Path,
+    key_for: &dyn Fn(&str) -> FileKey,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Manifest, BackupError> {
     let mut seen_header = false;
     let mut staged: Vec<(String, u64, String)> = Vec::new();
     let mut manifest: Option<Manifest> = None;
@@ -269,13 +406,7 @@ pub fn unpack<R: Read>(
                 ));
             }
             let h: Header = read_json(&mut entry)?;
-            if h.format > FORMAT_VERSION {
-                return Err(BackupError::NewerFormat {
-                    found: h.format,
-                    supported: FORMAT_VERSION,
-                    writer: h.appliance_version,
-                });
-            }
+            check_format(h.format, &h.appliance_version)?;
             seen_header = true;
         } else if name == MANIFEST_ENTRY {
             manifest = Some(read_json(&mut entry)?);
@@ -285,7 +416,8 @@ pub fn unpack<R: Read>(
                 .filter(|p| valid_db_path(p))
                 .ok_or_else(|| BackupError::Damaged(format!("unexpected entry `{name}`")))?
                 .to_string();
-            let (size, sha) = stage(&mut entry, &staging.join(&path), progress)?;
+            let size = entry.size();
+            let sha = stage(&mut entry, size, &staging.join(&path), &key_for(&path), progress)?;
             staged.push((path, size, sha));
         }
     }
@@ -294,6 +426,20 @@ pub fn unpack<R: Read>(
     })?;
     check_against(&manifest, &staged)?;
     Ok(manifest)
+}
+
+fn check_format(found: u32, writer: &str) -> Result<(), BackupError> {
+    match found {
+        FORMAT_VERSION => Ok(()),
+        f if f > FORMAT_VERSION => Err(BackupError::NewerFormat {
+            found,
+            supported: FORMAT_VERSION,
+            writer: writer.to_string(),
+        }),
+        _ => Err(BackupError::NotAnArchive(format!(
+            "format {found} (aiworklab {writer}) is a development format this release does not read"
+        ))),
+    }
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, BackupError> {
@@ -305,40 +451,36 @@ fn read_json<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, Bac
         .map_err(|e| BackupError::Damaged(format!("unreadable metadata: {e}")))
 }
 
+/// Writes one page image into a new SQLCipher file at `dest`, hashing it
+/// on the way, and makes the file durable. Returns the SHA-256 (hex).
 fn stage(
     entry: &mut impl Read,
+    size: u64,
     dest: &Path,
+    key: &FileKey,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<(u64, String), BackupError> {
+) -> Result<String, BackupError> {
     if let Some(dir) = dest.parent() {
         crate::fsperm::ensure_private_dir(dir)?;
     }
-    let mut out = crate::fsperm::create_private_file(dest)?;
     let mut reader = Hashing {
         inner: entry,
         hash: Sha256::new(),
         bytes: 0,
         progress: progress.cloned(),
     };
-    io::copy(&mut reader, &mut out).map_err(|e| {
-        if e.kind() == io::ErrorKind::StorageFull {
-            BackupError::Io(e)
-        } else {
-            damaged(&e)
+    snapshot::write_image(dest, key, snapshot::PAGE_SIZE, size, &mut reader).map_err(|e| {
+        match e {
+            BackupError::Io(e) if e.kind() != io::ErrorKind::StorageFull => damaged(&e),
+            other => other,
         }
     })?;
-    out.sync_all()?;
-    Ok((reader.bytes, hex::encode(reader.hash.finalize())))
+    File::open(dest)?.sync_all()?;
+    Ok(hex::encode(reader.hash.finalize()))
 }
 
 fn check_against(manifest: &Manifest, staged: &[(String, u64, String)]) -> Result<(), BackupError> {
-    if manifest.format > FORMAT_VERSION {
-        return Err(BackupError::NewerFormat {
-            found: manifest.format,
-            supported: FORMAT_VERSION,
-            writer: manifest.appliance_version.clone(),
-        });
-    }
+    check_format(manifest.format, &manifest.appliance_version)?;
     if manifest.files.len() != staged.len() {
         return Err(BackupError::Damaged(format!(
             "the manifest lists {} databases but the archive holds {}",
@@ -353,7 +495,7 @@ fn check_against(manifest: &Manifest, staged: &[(String, u64, String)]) -> Resul
                 f.path
             )));
         };
-        if *size != f.size || *sha != f.sha256 {
+        if *size != f.size || *sha != f.sha256 || f.page_size != snapshot::PAGE_SIZE {
             return Err(BackupError::Damaged(format!(
                 "{} does not match its checksum",
                 f.path

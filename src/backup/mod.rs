@@ -22,7 +22,7 @@ use crate::audit::Context;
 use crate::fsperm;
 use crate::ids::OrgSlug;
 use crate::store::{Db, Store, StoreError};
-use archive::{FileEntry, KeyHex, Manifest, Writer};
+use archive::{FileEntry, Manifest};
 
 /// Archive names: `aiworklab-backup-<UTC time>[-<org>].age`.
 const PREFIX: &str = "aiworklab-backup-";
@@ -59,6 +59,8 @@ pub enum BackupError {
     NoArchives(PathBuf),
     #[error("org `{0}` is not in this archive")]
     OrgNotInArchive(String),
+    #[error("this aiworklab binary was built without SQLite's sqlite_dbpage table, which backups read and write")]
+    Unsupported,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("I/O error: {0}")]
@@ -79,6 +81,7 @@ impl BackupError {
             Self::Exists(_) => "restore into an empty --data-dir, or add --force to replace the databases of this stopped instance".into(),
             Self::NoArchives(_) => "check --from/backup.dir, or make one with `aiworklab backup create`".into(),
             Self::OrgNotInArchive(_) => "list the archive's orgs with `aiworklab backup verify`".into(),
+            Self::Unsupported => "use the released binary or package, or build from the repository, whose .cargo/config.toml sets LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_DBPAGE_VTAB".into(),
             Self::Store(e) => e.fix(),
             Self::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => "free disk space in the output directory and run it again; nothing partial was kept".into(),
             Self::Io(_) => "check the paths and permissions named above".into(),
@@ -161,9 +164,9 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Makes an archive of every database (or of one org's) in `out_dir`.
 ///
-/// Snapshots are taken first, under fresh random keys, in a private work
-/// directory; then streamed through tar and age into a `.partial` file that
-/// is fsynced and renamed. On any error both are removed.
+/// Each database's page image is streamed from one read transaction
+/// through tar and age into a `.partial` file that is fsynced and renamed.
+/// On any error it is removed.
 ///
 /// # Errors
 /// [`BackupError`]; nothing is left in `out_dir` on error.
@@ -181,10 +184,7 @@ pub fn create(
     }
     fsperm::ensure_private_dir(out_dir)?;
     let name = archive_name(now, only_org);
-    let work = out_dir.join(format!(".{name}.work"));
     let partial = out_dir.join(format!(".{name}.partial"));
-    fsperm::ensure_private_dir(&work)?;
-    let _work_guard = Cleanup(Some(work.clone()));
     let mut partial_guard = Cleanup(Some(partial.clone()));
 
     let mut dbs: Vec<(String, &Db)> = Vec::new();
@@ -201,48 +201,41 @@ pub fn create(
     {
         return Err(StoreError::UnknownOrg { org: o.to_string() }.into());
     }
-    let mut snaps = Vec::new();
-    for (i, (path, db)) in dbs.iter().enumerate() {
-        let key = snapshot::new_file_key()?;
-        let file = work.join(format!("{i}.db"));
-        let contents = snapshot::take(db, &file, &key)?;
-        snaps.push((path.clone(), file, key, contents));
-    }
-
-    let total: u64 = snaps
-        .iter()
-        .filter_map(|(_, f, _, _)| fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = progress(total, "backup");
+    // The images' sizes are known inside their read transactions; the
+    // files' sizes on disk are close enough for a progress bar.
+    let estimate = dbs.iter().map(|(_, db)| db.size_on_disk()).sum();
+    let bar = progress(estimate, "backup");
     let out = fsperm::create_private_file(&partial)?;
-    let mut writer = Writer::new(
-        std::io::BufWriter::with_capacity(1 << 20, out),
-        recipients,
-        now,
-    )?;
-    let mut files = Vec::new();
-    for (path, file, key, contents) in snaps {
-        let (size, sha256) = writer.add_db(&path, &file, Some(&bar))?;
-        fs::remove_file(&file)?;
-        files.push(FileEntry {
-            path,
-            size,
-            sha256,
-            key: KeyHex(key.to_string()),
-            contents,
-        });
-    }
-    let rows = files.iter().flat_map(|f| f.contents.rows.values()).sum();
-    let databases = files.len();
-    let manifest = Manifest {
-        format: archive::FORMAT_VERSION,
-        appliance_version: env!("CARGO_PKG_VERSION").into(),
-        created_at: now,
-        host: hostname(),
-        files,
-    };
-    let out = writer.finish(&manifest)?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let (manifest, out) = archive::write(out, recipients, now, |w| {
+        let mut files = Vec::new();
+        for (path, db) in &dbs {
+            let entry = snapshot::read_image(db, |contents, shape, pages| {
+                let (size, sha256) = w.add_image(path, shape.bytes(), pages, Some(&bar))?;
+                Ok(FileEntry {
+                    path: path.clone(),
+                    size,
+                    sha256,
+                    page_size: shape.page_size,
+                    contents: contents.clone(),
+                })
+            })?;
+            files.push(entry);
+        }
+        Ok(Manifest {
+            format: archive::FORMAT_VERSION,
+            appliance_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: now,
+            host: hostname(),
+            files,
+        })
+    })?;
+    let rows = manifest
+        .files
+        .iter()
+        .flat_map(|f| f.contents.rows.values())
+        .sum();
+    let databases = manifest.files.len();
     let file = out
         .into_inner()
         .map_err(|e| BackupError::Io(e.into_error()))?;

@@ -1,8 +1,9 @@
-//! Restore and verify. Both decrypt the archive as a stream and stage each
-//! database still under its snapshot key. Verify then checks and discards;
-//! restore re-keys each file in place to the target's own master key
-//! (`PRAGMA rekey`: page by page, never plaintext) and swaps it in, keeping
-//! the files it replaces until the restored ones open.
+//! Restore and verify. Both decrypt the archive as a stream and write each
+//! database's page image into a new SQLCipher file (encrypted page by page,
+//! never plaintext on disk). Verify writes them under a throwaway key,
+//! checks and discards them; restore writes them under the target's own
+//! master-derived keys and swaps them in, keeping the files it replaces
+//! until the restored ones open.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::archive::{self, FileEntry, Manifest};
-use super::snapshot::{self, open_keyed};
+use super::snapshot::{self, FileKey, open_keyed};
 use super::{BackupError, Cleanup, fsync_dir};
 use crate::audit::Context;
 use crate::crypto::{KeyPurpose, MasterKey};
@@ -50,9 +51,8 @@ fn staging_dir(parent: &Path) -> PathBuf {
 
 /// Checks a staged file: it opens with its key, passes `integrity_check`,
 /// and holds exactly the rows the manifest says.
-fn check_staged(file: &Path, entry: &FileEntry) -> Result<(), BackupError> {
-    let key = zeroize::Zeroizing::new(entry.key.0.clone());
-    let conn = open_keyed(file, &key)?;
+fn check_staged(file: &Path, entry: &FileEntry, key: &FileKey) -> Result<(), BackupError> {
+    let conn = open_keyed(file, key)?;
     snapshot::integrity_check(&conn, &entry.path)?;
     let found = snapshot::contents(&conn)?;
     if found != entry.contents {
@@ -80,10 +80,17 @@ pub fn verify(
     let _guard = Cleanup(Some(staging.clone()));
     let size = fs::metadata(file)?.len();
     let bar = super::progress(size, "verify");
-    let manifest = archive::unpack(fs::File::open(file)?, identities, &staging, Some(&bar))?;
+    let key = snapshot::new_file_key()?;
+    let manifest = archive::unpack(
+        fs::File::open(file)?,
+        identities,
+        &staging,
+        &|_| key.clone(),
+        Some(&bar),
+    )?;
     bar.finish_and_clear();
     for entry in &manifest.files {
-        check_staged(&staging.join(&entry.path), entry)?;
+        check_staged(&staging.join(&entry.path), entry, &key)?;
     }
     Ok(Verified { manifest })
 }
@@ -122,7 +129,14 @@ pub fn restore(
     let _guard = Cleanup(Some(staging.clone()));
     let size = fs::metadata(file)?.len();
     let bar = super::progress(size, "restore");
-    let manifest = archive::unpack(fs::File::open(file)?, identities, &staging, Some(&bar))?;
+    let key_for = |path: &str| target_key(&master, path);
+    let manifest = archive::unpack(
+        fs::File::open(file)?,
+        identities,
+        &staging,
+        &key_for,
+        Some(&bar),
+    )?;
     bar.finish_and_clear();
 
     let selected: Vec<&FileEntry> = match &target.only_org {
@@ -143,24 +157,8 @@ pub fn restore(
             }
         }
     }
-    // Check, then re-key each staged file to the target's key.
     for e in &selected {
-        let staged = staging.join(&e.path);
-        check_staged(&staged, e)?;
-        let purpose_org = e.org();
-        let key = match &purpose_org {
-            Some(slug) => master.derive(KeyPurpose::OrgDb(slug)),
-            None => master.derive(KeyPurpose::SystemDb),
-        };
-        let conn = open_keyed(&staged, &zeroize::Zeroizing::new(e.key.0.clone()))?;
-        let literal = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.as_slice())));
-        // The staged file is a scratch copy until it is swapped in: re-key it
-        // without a rollback journal, then make it durable once.
-        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
-            .and_then(|()| conn.pragma_update(None, "rekey", literal.as_str()))
-            .map_err(StoreError::from)?;
-        conn.close().map_err(|(_, e)| StoreError::from(e))?;
-        fs::File::open(&staged)?.sync_all()?;
+        check_staged(&staging.join(&e.path), e, &target_key(&master, &e.path))?;
     }
     swap_in(dir, &staging, &selected, &master)?;
     let restored: Vec<String> = selected.iter().map(|e| e.path.clone()).collect();
@@ -176,6 +174,20 @@ pub fn restore(
         restored,
         created_master_key,
     })
+}
+
+/// The key a database at `path` (`system.db`, `orgs/<slug>.db`) has under
+/// `master`; the archive's paths were checked by `valid_db_path`.
+fn target_key(master: &MasterKey, path: &str) -> FileKey {
+    let org = path
+        .strip_prefix("orgs/")
+        .and_then(|p| p.strip_suffix(".db"))
+        .and_then(|s| OrgSlug::parse(s).ok());
+    let key = match &org {
+        Some(slug) => master.derive(KeyPurpose::OrgDb(slug)),
+        None => master.derive(KeyPurpose::SystemDb),
+    };
+    zeroize::Zeroizing::new(hex::encode(key.as_slice()))
 }
 
 fn open_restored(dir: &Path, e: &FileEntry, master: &MasterKey) -> Result<Db, BackupError> {
