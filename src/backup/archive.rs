@@ -135,9 +135,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx.send(full).map_err(|_| {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped")
-        })
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped"))
     }
 }
 
@@ -254,7 +254,7 @@ pub fn write<W: Write + Send>(
         match (produced, sunk) {
             (Ok(manifest), Ok(out)) => Ok((manifest, out)),
             // A failed write stops the pipe; its cause is the writer's error.
-            (_, Err(e)) => Err(BackupError::Io(e)),
+            (_, Err(e)) => Err(BackupError::Write(e)),
             (Err(e), Ok(_)) => Err(e),
         }
     })
@@ -417,7 +417,13 @@ fn read_entries(
                 .ok_or_else(|| BackupError::Damaged(format!("unexpected entry `{name}`")))?
                 .to_string();
             let size = entry.size();
-            let sha = stage(&mut entry, size, &staging.join(&path), &key_for(&path), progress)?;
+            let sha = stage(
+                &mut entry,
+                size,
+                &staging.join(&path),
+                &key_for(&path),
+                progress,
+            )?;
             staged.push((path, size, sha));
         }
     }
@@ -469,13 +475,15 @@ fn stage(
         bytes: 0,
         progress: progress.cloned(),
     };
-    snapshot::write_image(dest, key, snapshot::PAGE_SIZE, size, &mut reader).map_err(|e| {
-        match e {
+    snapshot::write_image(dest, key, snapshot::PAGE_SIZE, size, &mut reader).map_err(
+        |e| match e {
             BackupError::Io(e) if e.kind() != io::ErrorKind::StorageFull => damaged(&e),
             other => other,
-        }
-    })?;
-    File::open(dest)?.sync_all()?;
+        },
+    )?;
+    File::open(dest)
+        .and_then(|f| f.sync_all())
+        .map_err(super::write_to(dest))?;
     Ok(hex::encode(reader.hash.finalize()))
 }
 

@@ -59,12 +59,17 @@ pub enum BackupError {
     NoArchives(PathBuf),
     #[error("org `{0}` is not in this archive")]
     OrgNotInArchive(String),
-    #[error("this aiworklab binary was built without SQLite's sqlite_dbpage table, which backups read and write")]
+    #[error(
+        "this aiworklab binary was built without SQLite's sqlite_dbpage table, which backups read and write"
+    )]
     Unsupported,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Writing a database or an archive failed (the error names the file).
+    #[error("{0}")]
+    Write(std::io::Error),
 }
 
 impl BackupError {
@@ -83,7 +88,8 @@ impl BackupError {
             Self::OrgNotInArchive(_) => "list the archive's orgs with `aiworklab backup verify`".into(),
             Self::Unsupported => "use the released binary or package, or build from the repository, whose .cargo/config.toml sets LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_DBPAGE_VTAB".into(),
             Self::Store(e) => e.fix(),
-            Self::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => "free disk space in the output directory and run it again; nothing partial was kept".into(),
+            Self::Io(e) | Self::Write(e) if e.kind() == std::io::ErrorKind::StorageFull => "free disk space on the file system holding the file named above (or write elsewhere: --to, --data-dir) and run it again; nothing partial was kept".into(),
+            Self::Write(_) => "check that the file system holding the file named above is writable and has room (permissions, quota, file size limit); nothing partial was kept".into(),
             Self::Io(_) => "check the paths and permissions named above".into(),
         }
     }
@@ -162,6 +168,38 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// An I/O error that names the file it happened on, keeping its kind (so a
+/// full disk is still recognised as one).
+fn on(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// A failed write to `path`, naming it.
+pub(crate) fn write_to(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |e| BackupError::Write(writing(path)(e))
+}
+
+/// An I/O error on writing `path`, naming it and keeping its kind.
+fn writing(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+}
+
+/// The archive file being written: its errors name it.
+struct OutFile<'a> {
+    file: fs::File,
+    path: &'a Path,
+}
+
+impl std::io::Write for OutFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).map_err(writing(self.path))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().map_err(writing(self.path))
+    }
+}
+
 /// Makes an archive of every database (or of one org's) in `out_dir`.
 ///
 /// Each database's page image is streamed from one read transaction
@@ -205,7 +243,11 @@ pub fn create(
     // files' sizes on disk are close enough for a progress bar.
     let estimate = dbs.iter().map(|(_, db)| db.size_on_disk()).sum();
     let bar = progress(estimate, "backup");
-    let out = fsperm::create_private_file(&partial)?;
+    let file = fsperm::create_private_file(&partial).map_err(write_to(&partial))?;
+    let out = OutFile {
+        file,
+        path: &partial,
+    };
     let out = std::io::BufWriter::with_capacity(1 << 20, out);
     let (manifest, out) = archive::write(out, recipients, now, |w| {
         let mut files = Vec::new();
@@ -236,16 +278,16 @@ pub fn create(
         .flat_map(|f| f.contents.rows.values())
         .sum();
     let databases = manifest.files.len();
-    let file = out
+    let out = out
         .into_inner()
-        .map_err(|e| BackupError::Io(e.into_error()))?;
-    file.sync_all()?;
-    drop(file);
+        .map_err(|e| BackupError::Write(e.into_error()))?;
+    out.file.sync_all().map_err(write_to(&partial))?;
+    drop(out);
     bar.finish_and_clear();
     let path = out_dir.join(&name);
-    fs::rename(&partial, &path)?;
+    fs::rename(&partial, &path).map_err(write_to(&path))?;
     partial_guard.0 = None;
-    fsync_dir(out_dir)?;
+    fsync_dir(out_dir).map_err(write_to(out_dir))?;
     let size = fs::metadata(&path)?.len();
     let details = json!({ "file": name, "size": size, "databases": databases });
     for org in store
@@ -371,5 +413,20 @@ mod tests {
         );
         assert_eq!(parse_name("aiworklab-backup-garbage.age"), None);
         assert_eq!(parse_name("other.age"), None);
+    }
+
+    #[test]
+    fn a_full_disk_names_the_file_and_asks_for_space() {
+        let path = Path::new("/backups/.aiworklab-backup-x.age.partial");
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = write_to(path)(full);
+        assert!(
+            e.to_string()
+                .starts_with("cannot write /backups/.aiworklab-backup-x.age.partial: "),
+            "{e}"
+        );
+        assert!(e.fix().contains("free disk space"), "{}", e.fix());
+        let denied = write_to(path)(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(denied.fix().contains("writable"), "{}", denied.fix());
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::archive::{self, FileEntry, Manifest};
 use super::snapshot::{self, FileKey, open_keyed};
-use super::{BackupError, Cleanup, fsync_dir};
+use super::{BackupError, Cleanup, fsync_dir, on};
 use crate::audit::Context;
 use crate::crypto::{KeyPurpose, MasterKey};
 use crate::fsperm;
@@ -78,11 +78,11 @@ pub fn verify(
     let staging = staging_dir(scratch);
     fsperm::ensure_private_dir(&staging)?;
     let _guard = Cleanup(Some(staging.clone()));
-    let size = fs::metadata(file)?.len();
+    let size = fs::metadata(file).map_err(on(file))?.len();
     let bar = super::progress(size, "verify");
     let key = snapshot::new_file_key()?;
     let manifest = archive::unpack(
-        fs::File::open(file)?,
+        fs::File::open(file).map_err(on(file))?,
         identities,
         &staging,
         &|_| key.clone(),
@@ -115,6 +115,9 @@ pub fn restore(
     now: DateTime<Utc>,
 ) -> Result<Restored, BackupError> {
     let dir = &target.data_dir;
+    // A data directory or master key made here goes again on failure
+    // (dropped after the lock is released).
+    let mut made_dir = Cleanup((!dir.exists()).then(|| dir.clone()));
     fsperm::ensure_private_dir(dir)?;
     fsperm::check_private_dir(dir).map_err(StoreError::from)?;
     let _lock = DataDirLock::acquire(dir).map_err(|e| match e {
@@ -123,15 +126,18 @@ pub fn restore(
     })?;
     let (master, created_master_key) =
         MasterKey::load_or_create(&target.master_key_file).map_err(StoreError::from)?;
+    let mut made_key = Cleanup(
+        (created_master_key && made_dir.0.is_none()).then(|| target.master_key_file.clone()),
+    );
 
     let staging = staging_dir(dir);
     fsperm::ensure_private_dir(&staging)?;
     let _guard = Cleanup(Some(staging.clone()));
-    let size = fs::metadata(file)?.len();
+    let size = fs::metadata(file).map_err(on(file))?.len();
     let bar = super::progress(size, "restore");
     let key_for = |path: &str| target_key(&master, path);
     let manifest = archive::unpack(
-        fs::File::open(file)?,
+        fs::File::open(file).map_err(on(file))?,
         identities,
         &staging,
         &key_for,
@@ -169,6 +175,8 @@ pub fn restore(
             db.write(|tx| ctx.record(tx, "backup.restore", Some(slug.as_str()), &details, now))?;
         }
     }
+    made_key.0 = None;
+    made_dir.0 = None;
     Ok(Restored {
         manifest,
         restored,

@@ -213,12 +213,12 @@ pub fn write_image(
     size: u64,
     image: &mut impl Read,
 ) -> Result<(), BackupError> {
-    if page_size != PAGE_SIZE || size % u64::from(page_size) != 0 {
+    if page_size != PAGE_SIZE || !size.is_multiple_of(u64::from(page_size)) {
         return Err(BackupError::Damaged(format!(
             "a database image of {size} bytes in pages of {page_size}"
         )));
     }
-    crate::fsperm::create_private_file(dest)?;
+    crate::fsperm::create_private_file(dest).map_err(super::write_to(dest))?;
     let mut conn = open_keyed(dest, key)?;
     // A scratch file until it is checked and swapped in: no rollback
     // journal and no fsync per write; the caller fsyncs it once.
@@ -230,19 +230,33 @@ pub fn write_image(
             .prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")
             .map_err(unsupported)?;
         let mut page = vec![0u8; page_size as usize];
-        let pages = i64::try_from(size / u64::from(page_size)).map_err(|_| {
-            BackupError::Damaged(format!("a database image of {size} bytes"))
-        })?;
+        let pages = i64::try_from(size / u64::from(page_size))
+            .map_err(|_| BackupError::Damaged(format!("a database image of {size} bytes")))?;
         for pgno in 1..=pages {
             image.read_exact(&mut page)?;
             insert
                 .execute(rusqlite::params![pgno, page])
-                .map_err(StoreError::from)?;
+                .map_err(writing(dest))?;
         }
     }
-    tx.commit().map_err(StoreError::from)?;
-    conn.close().map_err(|(_, e)| StoreError::from(e))?;
+    tx.commit().map_err(writing(dest))?;
+    conn.close().map_err(|(_, e)| writing(dest)(e))?;
     Ok(())
+}
+
+/// A failed page write, naming the file; a full disk stays recognisable
+/// as one ([`io::ErrorKind::StorageFull`]).
+fn writing(dest: &Path) -> impl Fn(rusqlite::Error) -> BackupError + '_ {
+    move |e| {
+        let kind = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => io::ErrorKind::StorageFull,
+            _ => io::ErrorKind::Other,
+        };
+        BackupError::Write(io::Error::new(
+            kind,
+            format!("cannot write {}: {e}", dest.display()),
+        ))
+    }
 }
 
 const TABLES: &str = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
@@ -301,9 +315,11 @@ pub fn integrity_check(conn: &Connection, name: &str) -> Result<(), BackupError>
 /// SQLite errors other than the table being absent.
 pub fn dbpage_available(conn: &Connection) -> Result<bool, BackupError> {
     match conn
-        .query_row("SELECT count(*) FROM sqlite_dbpage WHERE pgno = 1", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM sqlite_dbpage WHERE pgno = 1",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
         .optional()
     {
         Ok(_) => Ok(true),
@@ -336,8 +352,8 @@ mod tests {
     #[test]
     fn this_build_has_sqlite_dbpage() {
         let dir = tempfile::tempdir().expect("tmp");
-        let conn = open_keyed(&dir.path().join("a.db"), &new_file_key().expect("key"))
-            .expect("open");
+        let conn =
+            open_keyed(&dir.path().join("a.db"), &new_file_key().expect("key")).expect("open");
         conn.execute_batch("CREATE TABLE x (a)").expect("table");
         assert!(
             dbpage_available(&conn).expect("query"),
@@ -370,8 +386,14 @@ mod tests {
         }
         assert_eq!(image.len() as u64, shape.bytes());
         assert!(image.starts_with(b"SQLite format 3\0"));
-        write_image(&b, &kb, shape.page_size, shape.bytes(), &mut image.as_slice())
-            .expect("write");
+        write_image(
+            &b,
+            &kb,
+            shape.page_size,
+            shape.bytes(),
+            &mut image.as_slice(),
+        )
+        .expect("write");
         let raw = std::fs::read(&b).expect("read b");
         assert!(
             !raw.windows(7).any(|w| w == b"marker-"),

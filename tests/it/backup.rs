@@ -420,6 +420,110 @@ fn missing_recipients_is_a_clear_error_and_writes_nothing() {
     assert!(e.for_key("backup.recipients.0").is_some(), "{e}");
 }
 
+/// Runs the binary with its file size limited to `kib` KiB, the way a disk
+/// that fills up mid-write looks to it: writes past the limit fail (EFBIG;
+/// SIGXFSZ is ignored, as it is for a process that handles the error).
+fn run_with_file_limit(kib: u32, args: &[&str]) -> std::process::Output {
+    let script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", kib * 2);
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_aiworklab"))
+        .args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIWORKLAB_") {
+            c.env_remove(k);
+        }
+    }
+    c.output().expect("the binary runs")
+}
+
+#[test]
+fn a_write_failure_mid_backup_or_restore_fails_clearly_and_leaves_nothing_behind() {
+    let (env, ids, key_file) = env_with_backups(&["acme"]);
+    let store = env.store();
+    for i in 0..200 {
+        tokens::create(
+            store.org("acme").expect("org"),
+            TokenKind::Scim,
+            &format!("token {i}"),
+            None,
+            &Context::operator(),
+            SystemClock.now(),
+        )
+        .expect("token");
+    }
+    let good = backup_now(&env, &store);
+    let s = env.settings();
+    drop(store);
+    let config = env.dir.path().join("aiworklab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = {:?}\n[backup]\nrecipients = [{:?}]\ndir = {:?}\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n",
+            env.data_dir().display().to_string(),
+            env.raw.backup.recipients[0],
+            s.backup.dir.display().to_string(),
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    // The databases are well over the limit; SQLite's shared-memory file
+    // (32 KiB) is not.
+    let db = std::fs::metadata(env.data_dir().join("orgs/acme.db")).expect("db");
+    assert!(db.len() > 128 * 1024, "{}", db.len());
+
+    let out_dir = env.dir.path().join("out");
+    let out = run_with_file_limit(
+        64,
+        &[
+            "backup",
+            "create",
+            "--config",
+            &config,
+            "--to",
+            &out_dir.display().to_string(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write") && stderr.contains(".partial"),
+        "names the file: {stderr}"
+    );
+    assert!(stderr.contains("too large"), "gives the cause: {stderr}");
+    assert!(stderr.contains("has room"), "says what to do: {stderr}");
+    assert!(
+        files_below(&out_dir).is_empty(),
+        "left behind: {:?}",
+        files_below(&out_dir)
+    );
+
+    let target = env.dir.path().join("restored");
+    let out = run_with_file_limit(
+        64,
+        &[
+            "restore",
+            &good.path.display().to_string(),
+            "--identity",
+            &key_file.display().to_string(),
+            "--config",
+            &config,
+            "--data-dir",
+            &target.display().to_string(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write") && stderr.contains("acme.db"),
+        "names the file, not the archive, as the cause: {stderr}"
+    );
+    assert!(!target.exists(), "left behind: {:?}", files_below(&target));
+    // The archive itself is untouched and still restores.
+    restore::verify(&good.path, &ids, &env.dir.path().join("scratch")).expect("still good");
+}
+
 #[test]
 fn prune_keeps_exactly_the_archives_within_retention() {
     let dir = tempfile::tempdir().expect("tempdir");
