@@ -338,6 +338,22 @@ async fn deleted_data_is_held_thirty_days_then_swept() {
     clock.advance(Duration::days(2));
     aiworklab::sweeper::sweep_once(&state, clock.now());
     assert_eq!(count(), 0, "still held after 30 days");
+    let states = state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM concept_states", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(StoreError::from)
+        })
+        .expect("count");
+    assert_eq!(
+        states, 0,
+        "the swept engineer's concept states survived (and would count in aggregates again)"
+    );
     let audit: Vec<String> = state
         .store
         .org("acme")
