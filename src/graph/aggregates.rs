@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::fsrs;
 use super::state::{self, Fact, Level};
 use crate::catalogue::Catalogue;
+use crate::catalogue::custom::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
 use crate::store::{OrgDb, StoreError};
 use crate::sync::wire::Transition;
@@ -92,6 +93,8 @@ pub struct ConceptAggregate {
     pub concept: String,
     pub title: String,
     pub domain: String,
+    /// An org concept that no longer takes new facts (its data still counts).
+    pub retired: bool,
     pub suppressed: bool,
     pub n_seen: Option<i64>,
     pub n_demonstrated: Option<i64>,
@@ -145,6 +148,7 @@ pub fn org_aggregates(
     team: Option<&str>,
     min_cohort: usize,
 ) -> Result<Vec<ConceptAggregate>, AggregateError> {
+    let concepts = OrgConcepts::load(catalogue, org)?;
     org.db.read(|c| {
         let group_id: Option<String> = match team {
             None => None,
@@ -182,11 +186,12 @@ pub fn org_aggregates(
         for row in rows {
             let (concept, seen, demonstrated, late, late_passed, late_people, recall, with_card) =
                 row?;
-            let meta = catalogue.get(&concept);
+            let meta = concepts.get(&concept);
             let suppressed = seen < cohort;
             out.push(ConceptAggregate {
                 title: meta.map(|m| m.title.clone()).unwrap_or_default(),
                 domain: meta.map(|m| m.domain.clone()).unwrap_or_default(),
+                retired: concepts.retired_at(&concept).is_some(),
                 concept,
                 suppressed,
                 n_seen: (!suppressed).then_some(seen),

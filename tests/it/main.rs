@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod browser;
 mod cli;
+mod concepts;
 mod graph;
 mod http;
 mod idp;
