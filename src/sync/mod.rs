@@ -75,7 +75,7 @@ pub fn push(
     let now_ms = to_millis(now);
     org.db.write(|tx| {
         recheck_retired(tx, deltas)?;
-        let mut accepted = 0;
+        let mut accepted = Vec::new();
         let mut touched = std::collections::BTreeSet::new();
         for d in deltas {
             let id = d.id.to_string();
@@ -90,14 +90,15 @@ pub fn push(
                 d.grade,
                 now_ms,
             )? {
-                accepted += 1;
+                accepted.push(d);
                 touched.insert(d.concept.as_str());
             }
         }
         crate::graph::aggregates::refresh_states(tx, user_id, &touched, now)?;
+        crate::graph::trend::record(tx, user_id, &accepted)?;
         Ok(Pushed {
-            accepted,
-            duplicates: deltas.len() - accepted,
+            accepted: accepted.len(),
+            duplicates: deltas.len() - accepted.len(),
             cursor: sql::last_seq(tx, user_id)?,
         })
     })
