@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::web::router(&state))
         .merge(crate::sync::routes::router(&state))
         .merge(crate::graph::routes::router(&state))
+        .merge(crate::catalogue::routes::router(&state))
         .merge(crate::scim::routes::router(&state))
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
