@@ -21,7 +21,7 @@ use super::filter::{self, Filter};
 use super::patch;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
 use super::resource;
-use super::service::{self, IfMatch, Scim};
+use super::service::{self, IfMatch, Listing, Page, Scim};
 use crate::audit::Context;
 use crate::error::AppError;
 use crate::http::AppState;
@@ -294,10 +294,10 @@ async fn with_scim<T: Send + 'static>(
 }
 
 /// `?filter=&startIndex=&count=&attributes=&excludedAttributes=`.
+#[derive(Default)]
 struct ListQuery {
     filter: Option<Filter>,
-    start: usize,
-    count: usize,
+    page: Page,
     attributes: Vec<String>,
     excluded: Vec<String>,
 }
@@ -336,8 +336,10 @@ fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
     };
     Ok(ListQuery {
         filter,
-        start: number("startIndex", 1)?.max(1),
-        count: number("count", 100)?.min(MAX_COUNT),
+        page: Page {
+            start: number("startIndex", 1)?.max(1),
+            count: number("count", 100)?.min(MAX_COUNT),
+        },
         attributes: list("attributes"),
         excluded: list("excludedAttributes"),
     })
@@ -372,20 +374,18 @@ fn project(mut r: Json, attributes: &[String], excluded: &[String]) -> Json {
     r
 }
 
-fn list_response(all: Vec<Json>, q: &ListQuery) -> Response {
-    let total = all.len();
-    let page: Vec<Json> = all
+fn list_response(listing: Listing, q: &ListQuery) -> Response {
+    let page: Vec<Json> = listing
+        .resources
         .into_iter()
-        .skip(q.start - 1)
-        .take(q.count)
         .map(|r| project(r, &q.attributes, &q.excluded))
         .collect();
     scim_json(
         StatusCode::OK,
         &json!({
             "schemas": [LIST_URN],
-            "totalResults": total,
-            "startIndex": q.start,
+            "totalResults": listing.total,
+            "startIndex": q.page.start,
             "itemsPerPage": page.len(),
             "Resources": page,
         }),
@@ -399,8 +399,9 @@ async fn list_users(
 ) -> Result<Response, Failure> {
     let q = list_query(&q)?;
     let filter = q.filter.clone();
-    let all = with_scim(&state, caller, move |s| s.list_users(filter.as_ref())).await?;
-    Ok(list_response(all, &q))
+    let page = q.page;
+    let listing = with_scim(&state, caller, move |s| s.list_users(filter.as_ref(), page)).await?;
+    Ok(list_response(listing, &q))
 }
 
 async fn get_user(
@@ -477,8 +478,12 @@ async fn list_groups(
 ) -> Result<Response, Failure> {
     let q = list_query(&q)?;
     let filter = q.filter.clone();
-    let all = with_scim(&state, caller, move |s| s.list_groups(filter.as_ref())).await?;
-    Ok(list_response(all, &q))
+    let page = q.page;
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_groups(filter.as_ref(), page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
 }
 
 async fn get_group(
@@ -556,15 +561,10 @@ async fn get_config(State(state): State<AppState>, _caller: ScimBearer) -> Respo
 }
 
 async fn get_resource_types(State(state): State<AppState>, _caller: ScimBearer) -> Response {
-    let all = discovery::resource_types(&base(&state));
-    let q = ListQuery {
-        filter: None,
-        start: 1,
-        count: MAX_COUNT,
-        attributes: Vec::new(),
-        excluded: Vec::new(),
-    };
-    list_response(all, &q)
+    list_response(
+        Listing::whole(discovery::resource_types(&base(&state))),
+        &ListQuery::default(),
+    )
 }
 
 async fn get_resource_type(
@@ -584,15 +584,10 @@ async fn get_resource_type(
 }
 
 async fn get_schemas(State(state): State<AppState>, _caller: ScimBearer) -> Response {
-    let all = discovery::schemas(&base(&state));
-    let q = ListQuery {
-        filter: None,
-        start: 1,
-        count: MAX_COUNT,
-        attributes: Vec::new(),
-        excluded: Vec::new(),
-    };
-    list_response(all, &q)
+    list_response(
+        Listing::whole(discovery::schemas(&base(&state))),
+        &ListQuery::default(),
+    )
 }
 
 async fn get_schema(

@@ -3,6 +3,8 @@
 //! writes, so an error leaves nothing behind. The org is always the one the
 //! bearer token belongs to; resources of other orgs are simply not found.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json, json};
 
@@ -49,9 +51,78 @@ impl IfMatch {
     }
 }
 
-/// An attribute, value pair the store can look up by index.
-fn indexed_eq(filter: &Filter) -> Option<(String, String)> {
-    match filter {
+/// One page of a list (RFC 7644 §3.4.2.4): from the 1-based `start`, at
+/// most `count` resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub start: usize,
+    pub count: usize,
+}
+
+impl Page {
+    /// Every resource, for callers that want them all.
+    pub const ALL: Page = Page {
+        start: 1,
+        count: usize::MAX,
+    };
+
+    fn offset(self) -> usize {
+        self.start.max(1) - 1
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// A page of resources and how many match in all (`totalResults`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub total: usize,
+    pub resources: Vec<Json>,
+}
+
+impl Listing {
+    /// All of `resources`, as one page.
+    pub fn whole(resources: Vec<Json>) -> Self {
+        Self {
+            total: resources.len(),
+            resources,
+        }
+    }
+
+    /// The page of `rendered` that matches `filter`.
+    fn of_matching(rendered: Vec<Json>, filter: &Filter, page: Page) -> Self {
+        let matching: Vec<Json> = rendered
+            .into_iter()
+            .filter(|r| filter.matches(r, &case_exact))
+            .collect();
+        Self {
+            total: matching.len(),
+            resources: matching
+                .into_iter()
+                .skip(page.offset())
+                .take(page.count)
+                .collect(),
+        }
+    }
+}
+
+/// The attributes whose equality the store looks up by index, as
+/// [`AttrPath::key`](super::path::AttrPath::key) spells them.
+const USER_INDEXES: [&str; 3] = ["username", "externalid", "id"];
+const GROUP_INDEXES: [&str; 4] = ["displayname", "externalid", "id", "members.value"];
+
+/// An attribute, value pair among `indexes` the store can look up: an
+/// equality on one, alone or on either side of an `and` (whose other side
+/// is checked afterwards with the rest of the filter).
+fn indexed_eq(filter: &Filter, indexes: &[&str]) -> Option<(String, String)> {
+    let key = match filter {
+        Filter::And(l, r) => {
+            return indexed_eq(l, indexes).or_else(|| indexed_eq(r, indexes));
+        }
         Filter::Compare {
             path,
             op: CompareOp::Eq,
@@ -71,7 +142,8 @@ fn indexed_eq(filter: &Filter) -> Option<(String, String)> {
             }
         }
         _ => None,
-    }
+    };
+    key.filter(|(k, _)| indexes.contains(&k.as_str()))
 }
 
 impl Scim<'_> {
@@ -92,29 +164,61 @@ impl Scim<'_> {
         Ok(resource::render_group(g, &members, &self.base))
     }
 
-    /// Users matching `filter`, oldest first (RFC 7644 §3.4.2). `userName`,
-    /// `externalId` and `id` equality use the store's indexes; anything else
-    /// is evaluated over the rendered resources.
+    /// One page of the users matching `filter`, oldest first (RFC 7644
+    /// §3.4.2), with the number that match in all. Without a filter the
+    /// page is read from the store as a page; `userName`, `externalId` and
+    /// `id` equality (alone or as one side of `and`) narrow the candidates
+    /// by index; every candidate is then rendered and the whole filter
+    /// evaluated, so the index only ever saves work.
     ///
     /// # Errors
     /// Store errors.
-    pub fn list_users(&self, filter: Option<&Filter>) -> Result<Vec<Json>, ScimError> {
+    pub fn list_users(&self, filter: Option<&Filter>, page: Page) -> Result<Listing, ScimError> {
         self.org.db.read(|c| {
-            let rows = match filter.and_then(indexed_eq) {
-                Some((k, v)) if k == "username" => sql::users_by_user_name(c, &v)?,
-                Some((k, v)) if k == "externalid" => sql::users_by_external_id(c, &v)?,
-                Some((k, v)) if k == "id" => sql::user(c, &v)?.into_iter().collect(),
-                _ => sql::users(c)?,
+            // One snapshot for the count and the page.
+            let _snapshot = c.unchecked_transaction()?;
+            let Some(filter) = filter else {
+                let rows = sql::users_page(c, page.count, page.offset())?;
+                let resources = rows
+                    .iter()
+                    .map(|row| self.render_user(c, row))
+                    .collect::<Result<_, _>>()?;
+                return Ok(Listing {
+                    total: sql::count_users(c)?,
+                    resources,
+                });
             };
-            let mut out = Vec::new();
-            for row in &rows {
-                let r = self.render_user(c, row)?;
-                if filter.is_none_or(|f| f.matches(&r, &case_exact)) {
-                    out.push(r);
-                }
-            }
-            Ok(out)
+            let candidates = match indexed_eq(filter, &USER_INDEXES) {
+                Some((k, v)) if k == "username" => Some(sql::users_by_user_name(c, &v)?),
+                Some((k, v)) if k == "externalid" => Some(sql::users_by_external_id(c, &v)?),
+                Some((k, v)) if k == "id" => Some(sql::user(c, &v)?.into_iter().collect()),
+                _ => None,
+            };
+            let rendered = match candidates {
+                Some(rows) => rows
+                    .iter()
+                    .map(|row| self.render_user(c, row))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => self.render_every_user(c)?,
+            };
+            Ok(Listing::of_matching(rendered, filter, page))
         })
+    }
+
+    /// Every live user rendered, oldest first, with one query for all
+    /// group memberships rather than one per user.
+    fn render_every_user(&self, c: &Connection) -> Result<Vec<Json>, ScimError> {
+        let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (user, id, name) in sql::all_memberships(c)? {
+            groups.entry(user).or_default().push((id, name));
+        }
+        Ok(sql::users(c)?
+            .iter()
+            .map(|row| {
+                let g = groups.get(&row.user.id).map_or(&[][..], Vec::as_slice);
+                resource::render_user(row, g, &self.base)
+            })
+            .collect())
     }
 
     /// # Errors
@@ -282,15 +386,28 @@ impl Scim<'_> {
         })
     }
 
-    /// Groups matching `filter`, oldest first. `displayName`, `externalId`,
-    /// `id` and `members.value` (or `members[value eq …]`) equality use the
-    /// store's indexes.
+    /// One page of the groups matching `filter`, oldest first, with the
+    /// number that match in all. `displayName`, `externalId`, `id` and
+    /// `members.value` (or `members[value eq …]`) equality narrow the
+    /// candidates by index, as for [`Scim::list_users`].
     ///
     /// # Errors
     /// Store errors.
-    pub fn list_groups(&self, filter: Option<&Filter>) -> Result<Vec<Json>, ScimError> {
+    pub fn list_groups(&self, filter: Option<&Filter>, page: Page) -> Result<Listing, ScimError> {
         self.org.db.read(|c| {
-            let rows = match filter.and_then(indexed_eq) {
+            let _snapshot = c.unchecked_transaction()?;
+            let Some(filter) = filter else {
+                let rows = sql::groups_page(c, page.count, page.offset())?;
+                let resources = rows
+                    .iter()
+                    .map(|g| self.render_group(c, g))
+                    .collect::<Result<_, _>>()?;
+                return Ok(Listing {
+                    total: sql::count_groups(c)?,
+                    resources,
+                });
+            };
+            let rows = match indexed_eq(filter, &GROUP_INDEXES) {
                 Some((k, v)) if k == "displayname" => sql::groups_by_display_name(c, &v)?,
                 Some((k, v)) if k == "externalid" => sql::groups_by_external_id(c, &v)?,
                 Some((k, v)) if k == "id" => sql::group_by_id(c, &v)?.into_iter().collect(),
@@ -303,14 +420,11 @@ impl Scim<'_> {
                 }
                 _ => sql::groups(c)?,
             };
-            let mut out = Vec::new();
-            for g in &rows {
-                let r = self.render_group(c, g)?;
-                if filter.is_none_or(|f| f.matches(&r, &case_exact)) {
-                    out.push(r);
-                }
-            }
-            Ok(out)
+            let rendered = rows
+                .iter()
+                .map(|g| self.render_group(c, g))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Listing::of_matching(rendered, filter, page))
         })
     }
 

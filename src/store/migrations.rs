@@ -19,6 +19,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("per-engineer concept states for aggregates"),
     M::up(include_str!("migrations/org/0005_scim.sql"))
         .comment("SCIM versions, attributes and deleted users"),
+    M::up(include_str!("migrations/org/0006_scim_list_indexes.sql"))
+        .comment("indexes of live and deleted users for SCIM paging and counts"),
 ];
 
 /// Migrations of `system.db`.
@@ -42,6 +44,6 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 5);
+        assert_eq!(ORG_VERSION, 6);
     }
 }

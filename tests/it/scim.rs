@@ -1309,3 +1309,67 @@ async fn a_user_the_idp_finds_and_updates_becomes_scim_managed() {
     );
     assert_eq!(after.display_name, "Dana D.");
 }
+
+#[tokio::test]
+async fn pages_count_and_list_live_users_only_in_creation_order() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let mut ids = Vec::new();
+    for name in ["p1", "p2", "p3", "p4", "p5"] {
+        let u = create(&state, t, &json!({"schemas": [USER], "userName": name})).await;
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    for gone in [&ids[1], &ids[4]] {
+        let a = scim(&state, "DELETE", &format!("/scim/v2/Users/{gone}"), t, None).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+    }
+    let page = |start: usize, count: usize| {
+        let state = state.clone();
+        async move {
+            let a = scim(
+                &state,
+                "GET",
+                &format!("/scim/v2/Users?startIndex={start}&count={count}"),
+                t,
+                None,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            let j = a.json();
+            let names: Vec<String> = j["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["userName"].as_str().unwrap().to_string())
+                .collect();
+            (j["totalResults"].as_u64().unwrap(), names)
+        }
+    };
+    assert_eq!(page(1, 2).await, (3, vec!["p1".into(), "p3".into()]));
+    assert_eq!(page(3, 2).await, (3, vec!["p4".into()]));
+    assert_eq!(page(4, 2).await, (3, vec![]));
+    assert_eq!(page(2, 0).await, (3, vec![]));
+    // An indexed equality on one side of `and` narrows; the other side
+    // still applies.
+    let f = |filter: &str| format!("/scim/v2/Users?filter={}", q(filter));
+    let a = scim(
+        &state,
+        "GET",
+        &f("userName eq \"p3\" and active eq true"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+    let a = scim(
+        &state,
+        "GET",
+        &f("active eq false and userName eq \"p3\""),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 0);
+    let a = scim(&state, "GET", &f("userName eq \"p2\""), t, None).await;
+    assert_eq!(a.json()["totalResults"], 0, "a deleted user is not found");
+}
