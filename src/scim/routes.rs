@@ -45,7 +45,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/scim/v2/Users",
             get(list_users)
                 .post(create_user)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, POST")),
         )
         .route(
             "/scim/v2/Users/{id}",
@@ -53,13 +53,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .put(replace_user)
                 .patch(patch_user)
                 .delete(delete_user)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
         .route(
             "/scim/v2/Groups",
             get(list_groups)
                 .post(create_group)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, POST")),
         )
         .route(
             "/scim/v2/Groups/{id}",
@@ -67,16 +67,86 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .put(replace_group)
                 .patch(patch_group)
                 .delete(delete_group)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
-        .route("/scim/v2/ServiceProviderConfig", get(get_config))
-        .route("/scim/v2/ResourceTypes", get(get_resource_types))
-        .route("/scim/v2/ResourceTypes/{id}", get(get_resource_type))
-        .route("/scim/v2/Schemas", get(get_schemas))
-        .route("/scim/v2/Schemas/{id}", get(get_schema))
-        // Bulk, /Me, /.search and anything else: a SCIM 404, after the token.
+        .route(
+            "/scim/v2/ServiceProviderConfig",
+            get(get_config).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/ResourceTypes",
+            get(get_resource_types).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/ResourceTypes/{id}",
+            get(get_resource_type).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/Schemas",
+            get(get_schemas).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/Schemas/{id}",
+            get(get_schema).fallback(not_allowed("GET")),
+        )
+        // The base URL itself, Bulk, /Me, /.search and anything else: a
+        // SCIM 404, after the token.
+        .route("/scim/v2", any(unknown_endpoint))
+        .route("/scim/v2/", any(unknown_endpoint))
         .route("/scim/v2/{*rest}", any(unknown_endpoint))
         .route_layer(from_fn_with_state(state.clone(), limit))
+}
+
+/// Whether `path` is under the SCIM base URL.
+fn is_scim_path(path: &str) -> bool {
+    path.strip_prefix("/scim/v2")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The largest SCIM request body: [`MAX_BODY`], or the server's
+/// `max_body_bytes` when that is smaller.
+fn body_limit(state: &AppState) -> usize {
+    MAX_BODY.min(state.settings.server.max_body_bytes)
+}
+
+/// Layered by `http::app` outside the server-wide body limit, timeout and
+/// client checks: an error those layers (or the router) answer for a path
+/// under `/scim/v2` becomes a SCIM error document (RFC 7644 §3.12), as SCIM
+/// clients expect, instead of a problem document. Headers such as `Allow`
+/// and `Retry-After` are kept.
+pub async fn scim_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !is_scim_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let res = next.run(req).await;
+    let status = res.status();
+    let scim_typed = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(SCIM_JSON));
+    if scim_typed || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the body is larger than {} bytes", body_limit(&state))
+        }
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request took longer than {} s",
+            state.settings.server.request_timeout.as_secs()
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this endpoint".into(),
+        StatusCode::NOT_FOUND => NO_SUCH_ENDPOINT.into(),
+        other => other.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut fresh = error_response(status.as_u16(), None, &detail);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
 }
 
 /// A [`ScimError`] as an HTTP response: a SCIM error document.
@@ -218,12 +288,12 @@ impl FromRequestParts<AppState> for ScimBearer {
 }
 
 /// A request body: `application/scim+json` or `application/json`, at most
-/// [`MAX_BODY`] bytes, a JSON object.
+/// [`body_limit`] bytes, a JSON object.
 pub struct ScimBody(Map<String, Json>);
 
-impl<S: Send + Sync> FromRequest<S> for ScimBody {
+impl FromRequest<AppState> for ScimBody {
     type Rejection = Failure;
-    async fn from_request(req: Request, _: &S) -> Result<Self, Failure> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Failure> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -236,12 +306,13 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                 "send the body as application/scim+json (or application/json)",
             )));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        let max = body_limit(state);
+        let bytes = axum::body::to_bytes(req.into_body(), max)
             .await
             .map_err(|_| {
                 Failure(ScimError::status(
                     413,
-                    format!("the body is larger than {MAX_BODY} bytes"),
+                    format!("the body is larger than {max} bytes"),
                 ))
             })?;
         Ok(Self(service::object(&bytes)?))
@@ -606,16 +677,25 @@ async fn get_schema(
         .ok_or_else(|| Failure(ScimError::not_found("schema", &id)))
 }
 
+const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served (no /Bulk, /Me or /.search)";
+
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
-    Failure(ScimError::status(
-        404,
-        "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served (no /Bulk, /Me or /.search)",
-    ))
+    Failure(ScimError::status(404, NO_SUCH_ENDPOINT))
 }
 
-async fn method_not_allowed(_caller: ScimBearer) -> Failure {
-    Failure(ScimError::status(
-        405,
-        "this method is not allowed on this endpoint",
-    ))
+/// The fallback of a route for the methods it does not serve: 405 with
+/// `Allow` (RFC 9110 §15.5.6), after the token.
+fn not_allowed(
+    allow: &'static str,
+) -> impl Fn(ScimBearer) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |_caller: ScimBearer| {
+        let mut res = Failure(ScimError::status(
+            405,
+            "this method is not allowed on this endpoint",
+        ))
+        .into_response();
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        std::future::ready(res)
+    }
 }

@@ -21,7 +21,16 @@ const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// An installation with these orgs and one SCIM token per org.
 fn setup(orgs: &[&str]) -> (Env, AppState, Vec<String>) {
-    let env = Env::new(orgs);
+    setup_with(orgs, |_| {})
+}
+
+/// [`setup`] with a configuration changed by `configure`.
+fn setup_with(
+    orgs: &[&str],
+    configure: impl FnOnce(&mut aiworklab::config::RawConfig),
+) -> (Env, AppState, Vec<String>) {
+    let mut env = Env::new(orgs);
+    configure(&mut env.raw);
     let state = env.state();
     let toks = orgs
         .iter()
@@ -1372,4 +1381,111 @@ async fn pages_count_and_list_live_users_only_in_creation_order() {
     assert_eq!(a.json()["totalResults"], 0);
     let a = scim(&state, "GET", &f("userName eq \"p2\""), t, None).await;
     assert_eq!(a.json()["totalResults"], 0, "a deleted user is not found");
+}
+
+/// A request with a body of `size` bytes of valid JSON, with or without a
+/// `Content-Length` header (without, the limit applies as the body streams).
+fn big(method: &str, uri: &str, token: &str, size: usize, length_header: bool) -> Request<Body> {
+    let padding = size.saturating_sub(60);
+    let body =
+        json!({"schemas": [USER], "userName": "big", "nickName": "x".repeat(padding)}).to_string();
+    let mut r = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/scim+json");
+    if length_header {
+        r = r.header("content-length", body.len());
+    }
+    r.body(Body::from(body)).expect("request")
+}
+
+#[tokio::test]
+async fn bodies_over_the_server_limit_get_a_scim_413_and_write_nothing() {
+    let (_env, state, t) = setup_with(&["a"], |raw| raw.server.max_body_bytes = 64 * 1024);
+    let t = &t[0];
+    let u = create(&state, t, &json!({"schemas": [USER], "userName": "kept"})).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let before = counts(&state, "a");
+    for (method, uri) in [
+        ("POST", "/scim/v2/Users".to_string()),
+        ("PUT", format!("/scim/v2/Users/{id}")),
+        ("PATCH", format!("/scim/v2/Users/{id}")),
+        ("POST", "/scim/v2/Groups".to_string()),
+    ] {
+        for length_header in [true, false] {
+            let a = send(&state, big(method, &uri, t, 100 * 1024, length_header)).await;
+            assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, None);
+            assert!(
+                a.json()["detail"].as_str().unwrap().contains("65536 bytes"),
+                "{method} {uri}: {}",
+                a.text()
+            );
+            // The server-wide layers still apply.
+            assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
+        }
+    }
+    // Just under the limit is read (and refused for what it says, not its size).
+    let a = send(&state, big("POST", "/scim/v2/Users", t, 60 * 1024, true)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let a = scim(&state, "GET", &format!("/scim/v2/Users/{id}"), t, None).await;
+    assert_eq!(a.json()["meta"]["version"], u["meta"]["version"]);
+    let after = counts(&state, "a");
+    assert_eq!((after.0, after.1), (before.0 + 1, before.1));
+}
+
+#[tokio::test]
+async fn the_default_limits_answer_in_scim_format_too() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let before = counts(&state, "a");
+    // Over SCIM's own 1 MiB, and over the server's 2 MiB.
+    for size in [1536 * 1024, 3 * 1024 * 1024] {
+        let a = send(&state, big("POST", "/scim/v2/Users", t, size, true)).await;
+        assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, None);
+        assert!(a.text().contains("1048576 bytes"), "{}", a.text());
+    }
+    assert_eq!(counts(&state, "a"), before);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_under_scim_get_scim_errors() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for uri in [
+        "/scim/v2",
+        "/scim/v2/",
+        "/scim/v2/Nope",
+        "/scim/v2/Users/x/y",
+        "/scim/v2/Bulk",
+    ] {
+        assert_error(
+            &scim(&state, "GET", uri, t, None).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+        // Without the token, the token is what is wrong.
+        let a = send(&state, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_error(&a, StatusCode::UNAUTHORIZED, None);
+    }
+    for (method, uri, allow) in [
+        ("DELETE", "/scim/v2/Users", "GET, POST"),
+        ("POST", "/scim/v2/Users/x", "GET, PUT, PATCH, DELETE"),
+        ("PUT", "/scim/v2/Groups", "GET, POST"),
+        ("POST", "/scim/v2/ServiceProviderConfig", "GET"),
+        ("DELETE", "/scim/v2/Schemas", "GET"),
+        ("PATCH", "/scim/v2/ResourceTypes/User", "GET"),
+    ] {
+        let a = scim(&state, method, uri, t, Some(&json!({}))).await;
+        assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, None);
+        assert_eq!(a.header("allow"), Some(allow), "{method} {uri}");
+    }
+    // Outside /scim/v2 the API's problem documents are unchanged.
+    let a = send(
+        &state,
+        Request::get("/scim/v2x").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
 }
