@@ -27,7 +27,8 @@ use aiworklab::audit::Context;
 use aiworklab::clock::{Clock, SystemClock, to_millis};
 use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
 use aiworklab::scim::filter;
-use aiworklab::scim::service::{Page, Scim};
+use aiworklab::scim::list::Page;
+use aiworklab::scim::service::Scim;
 use aiworklab::store::scim::{self as scim_sql, GroupRow};
 use aiworklab::store::users::{self as user_sql, UserRow};
 use aiworklab::store::{OpenMode, Store, StoreError};
@@ -353,6 +354,7 @@ async fn run(
         let listing = scim
             .list_users(
                 Some(&f),
+                None,
                 Page {
                     start: 1,
                     count: 100,
@@ -460,7 +462,7 @@ async fn run(
     for start in (1..=sizes.users).step_by(100) {
         let p = Instant::now();
         let listing = scim
-            .list_users(None, Page { start, count: 100 })
+            .list_users(None, None, Page { start, count: 100 })
             .expect("page");
         let body =
             json!({ "totalResults": listing.total, "Resources": listing.resources }).to_string();

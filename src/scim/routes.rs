@@ -18,10 +18,11 @@ use serde_json::{Map, Value as Json, json};
 use super::discovery;
 use super::error::ScimError;
 use super::filter::{self, Filter};
+use super::list::{Kind, Listing, Page, Sort};
 use super::patch;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
 use super::resource;
-use super::service::{self, IfMatch, Listing, Page, Scim};
+use super::service::{self, IfMatch, Scim};
 use crate::audit::Context;
 use crate::error::AppError;
 use crate::http::AppState;
@@ -364,16 +365,17 @@ async fn with_scim<T: Send + 'static>(
     .map_err(|e| Failure(ScimError::Internal(e.into())))?
 }
 
-/// `?filter=&startIndex=&count=&attributes=&excludedAttributes=`.
+/// `?filter=&sortBy=&sortOrder=&startIndex=&count=&attributes=&excludedAttributes=`.
 #[derive(Default)]
 struct ListQuery {
     filter: Option<Filter>,
+    sort: Option<Sort>,
     page: Page,
     attributes: Vec<String>,
     excluded: Vec<String>,
 }
 
-fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
+fn list_query(q: &HashMap<String, String>, kind: Kind) -> Result<ListQuery, ScimError> {
     let get = |name: &str| {
         q.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -405,8 +407,18 @@ fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
             })
             .unwrap_or_default()
     };
+    let sort = match get("sortBy").map(str::trim).filter(|s| !s.is_empty()) {
+        Some(by) => Some(Sort::parse(by, get("sortOrder"), kind)?),
+        None => {
+            // Without sortBy the order is fixed, but a bad sortOrder is
+            // still a mistake worth naming.
+            Sort::parse("id", get("sortOrder"), kind)?;
+            None
+        }
+    };
     Ok(ListQuery {
         filter,
+        sort,
         page: Page {
             start: number("startIndex", 1)?.max(1),
             count: number("count", 100)?.min(MAX_COUNT),
@@ -468,10 +480,13 @@ async fn list_users(
     caller: ScimBearer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::User)?;
     let filter = q.filter.clone();
-    let page = q.page;
-    let listing = with_scim(&state, caller, move |s| s.list_users(filter.as_ref(), page)).await?;
+    let (sort, page) = (q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_users(filter.as_ref(), sort, page)
+    })
+    .await?;
     Ok(list_response(listing, &q))
 }
 
@@ -481,7 +496,7 @@ async fn get_user(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::User)?;
     let r = with_scim(&state, caller, move |s| s.get_user(&id)).await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -547,11 +562,11 @@ async fn list_groups(
     caller: ScimBearer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::Group)?;
     let filter = q.filter.clone();
-    let page = q.page;
+    let (sort, page) = (q.sort, q.page);
     let listing = with_scim(&state, caller, move |s| {
-        s.list_groups(filter.as_ref(), page)
+        s.list_groups(filter.as_ref(), sort, page)
     })
     .await?;
     Ok(list_response(listing, &q))
@@ -563,7 +578,7 @@ async fn get_group(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::Group)?;
     let r = with_scim(&state, caller, move |s| s.get_group(&id)).await?;
     Ok(resource_response(
         StatusCode::OK,

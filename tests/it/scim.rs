@@ -1489,3 +1489,126 @@ async fn unknown_routes_and_methods_under_scim_get_scim_errors() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.header("content-type"), Some("application/problem+json"));
 }
+
+#[tokio::test]
+async fn lists_sort_by_sort_by_and_sort_order() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for (name, display, external) in [
+        ("carol", Some("Zed"), Some("x2")),
+        ("Alice", None, Some("X1")),
+        ("bob", Some("amy"), None),
+        ("dave", Some("Amy"), Some("x10")),
+    ] {
+        let mut b = json!({"schemas": [USER], "userName": name});
+        if let Some(d) = display {
+            b["displayName"] = json!(d);
+        }
+        if let Some(x) = external {
+            b["externalId"] = json!(x);
+        }
+        create(&state, t, &b).await;
+    }
+    let names = |a: &Answer| -> Vec<String> {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        a.json()["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |query: String| {
+        let state = state.clone();
+        async move { scim(&state, "GET", &format!("/scim/v2/Users?{query}"), t, None).await }
+    };
+    // userName ignores case; ascending is the default.
+    let a = get("sortBy=userName".into()).await;
+    assert_eq!(names(&a), ["Alice", "bob", "carol", "dave"]);
+    let a = get("sortBy=userName&sortOrder=descending".into()).await;
+    assert_eq!(names(&a), ["dave", "carol", "bob", "Alice"]);
+    // Equal displayNames (in any case) by id; no displayName last, or
+    // first when descending.
+    let a = get("sortBy=displayName".into()).await;
+    let got = names(&a);
+    assert_eq!(got[2..], ["carol", "Alice"]);
+    let amys = {
+        let j = a.json();
+        let mut ids: Vec<String> = j["Resources"].as_array().unwrap()[..2]
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        let in_order = ids.clone();
+        ids.sort();
+        (in_order, ids)
+    };
+    assert_eq!(amys.0, amys.1, "ties are broken by id");
+    let a = get("sortBy=displayName&sortOrder=Descending".into()).await;
+    assert_eq!(names(&a)[..2], ["Alice", "carol"]);
+    // externalId is case-exact: "X1" before "x10" before "x2".
+    let a = get("sortBy=externalId".into()).await;
+    assert_eq!(names(&a), ["Alice", "dave", "carol", "bob"]);
+    // With a filter and paging: the sorted matches, cut into pages.
+    let f = q("userName ne \"bob\"");
+    let a = get(format!(
+        "filter={f}&sortBy=userName&sortOrder=descending&startIndex=2&count=1"
+    ))
+    .await;
+    assert_eq!(a.json()["totalResults"], 3);
+    assert_eq!(names(&a), ["carol"]);
+    // Creation times (users made in the same millisecond tie, by id).
+    let a = get("sortBy=meta.created&sortOrder=descending".into()).await;
+    let created: Vec<String> = a.json()["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["created"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created.len(), 4);
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+
+    // Groups sort too.
+    for g in ["beta", "Alpha", "gamma"] {
+        let a = scim(
+            &state,
+            "POST",
+            "/scim/v2/Groups",
+            t,
+            Some(&json!({"schemas": [GROUP], "displayName": g})),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+    let a = scim(
+        &state,
+        "GET",
+        "/scim/v2/Groups?sortBy=displayName&sortOrder=descending",
+        t,
+        None,
+    )
+    .await;
+    let shown: Vec<String> = a.json()["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, ["gamma", "beta", "Alpha"]);
+
+    for bad in [
+        "sortBy=name.givenName",
+        "sortBy=password",
+        "sortBy=userName&sortOrder=sideways",
+        "sortOrder=up",
+    ] {
+        assert_error(
+            &get(bad.into()).await,
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+        );
+    }
+    let a = scim(&state, "GET", "/scim/v2/Groups?sortBy=userName", t, None).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    let a = scim(&state, "GET", "/scim/v2/ServiceProviderConfig", t, None).await;
+    assert_eq!(a.json()["sort"]["supported"], true);
+}
