@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Map, Value as Json, json};
 
 use super::discovery;
@@ -49,6 +49,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .fallback(not_allowed("GET, POST")),
         )
         .route(
+            "/scim/v2/Users/.search",
+            post(search_users).fallback(not_allowed("POST")),
+        )
+        .route(
             "/scim/v2/Users/{id}",
             get(get_user)
                 .put(replace_user)
@@ -61,6 +65,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(list_groups)
                 .post(create_group)
                 .fallback(not_allowed("GET, POST")),
+        )
+        .route(
+            "/scim/v2/Groups/.search",
+            post(search_groups).fallback(not_allowed("POST")),
         )
         .route(
             "/scim/v2/Groups/{id}",
@@ -90,7 +98,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/scim/v2/Schemas/{id}",
             get(get_schema).fallback(not_allowed("GET")),
         )
-        // The base URL itself, Bulk, /Me, /.search and anything else: a
+        // The base URL itself, Bulk, /Me, the root /.search and anything else: a
         // SCIM 404, after the token.
         .route("/scim/v2", any(unknown_endpoint))
         .route("/scim/v2/", any(unknown_endpoint))
@@ -428,6 +436,68 @@ fn list_query(q: &HashMap<String, String>, kind: Kind) -> Result<ListQuery, Scim
     })
 }
 
+/// The `SearchRequest` message (RFC 7644 §3.4.3).
+const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// A `POST …/.search` body read as the query parameters of a `GET` list:
+/// `schemas` must name the `SearchRequest` message; `filter`, `sortBy`,
+/// `sortOrder` are strings, `startIndex` and `count` integers,
+/// `attributes` and `excludedAttributes` arrays of strings.
+///
+/// # Errors
+/// 400 `invalidValue` for another schema, an unknown member or a value of
+/// the wrong type.
+fn search_query(body: &Map<String, Json>) -> Result<HashMap<String, String>, ScimError> {
+    resource::check_schemas(body, &[SEARCH_URN])?;
+    let mut q = HashMap::new();
+    for (name, value) in body {
+        let known = |n: &str| name.eq_ignore_ascii_case(n);
+        let text = match value {
+            _ if known("schemas") => continue,
+            Json::Null => continue,
+            Json::String(v) if known("filter") || known("sortBy") || known("sortOrder") => {
+                v.clone()
+            }
+            Json::Number(n) if (known("startIndex") || known("count")) && n.is_i64() => {
+                n.to_string()
+            }
+            Json::Array(items) if known("attributes") || known("excludedAttributes") => items
+                .iter()
+                .map(|a| match a {
+                    Json::String(a) if !a.contains(',') => Ok(a.as_str()),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "{name} must be an array of attribute names"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ if [
+                "filter",
+                "sortBy",
+                "sortOrder",
+                "startIndex",
+                "count",
+                "attributes",
+                "excludedAttributes",
+            ]
+            .iter()
+            .any(|n| known(n)) =>
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "{name} has the wrong type for a SearchRequest"
+                )));
+            }
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "a SearchRequest has no member {name:?}"
+                )));
+            }
+        };
+        q.insert(name.clone(), text);
+    }
+    Ok(q)
+}
+
 /// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level
 /// attributes; `id`, `schemas` and `meta` are always returned.
 fn project(mut r: Json, attributes: &[String], excluded: &[String]) -> Json {
@@ -483,6 +553,21 @@ async fn list_users(
     let q = list_query(&q, Kind::User)?;
     let filter = q.filter.clone();
     let (sort, page) = (q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_users(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): a list whose query is the body.
+async fn search_users(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let q = list_query(&search_query(&body)?, Kind::User)?;
+    let (filter, sort, page) = (q.filter.clone(), q.sort, q.page);
     let listing = with_scim(&state, caller, move |s| {
         s.list_users(filter.as_ref(), sort, page)
     })
@@ -565,6 +650,21 @@ async fn list_groups(
     let q = list_query(&q, Kind::Group)?;
     let filter = q.filter.clone();
     let (sort, page) = (q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_groups(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
+}
+
+/// `POST /Groups/.search` (RFC 7644 §3.4.3).
+async fn search_groups(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let q = list_query(&search_query(&body)?, Kind::Group)?;
+    let (filter, sort, page) = (q.filter.clone(), q.sort, q.page);
     let listing = with_scim(&state, caller, move |s| {
         s.list_groups(filter.as_ref(), sort, page)
     })
@@ -692,7 +792,7 @@ async fn get_schema(
         .ok_or_else(|| Failure(ScimError::not_found("schema", &id)))
 }
 
-const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served (no /Bulk, /Me or /.search)";
+const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search and /Groups/.search (no /Bulk, /Me or /.search at the root)";
 
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
     Failure(ScimError::status(404, NO_SUCH_ENDPOINT))

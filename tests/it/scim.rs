@@ -1612,3 +1612,134 @@ async fn lists_sort_by_sort_by_and_sort_order() {
     let a = scim(&state, "GET", "/scim/v2/ServiceProviderConfig", t, None).await;
     assert_eq!(a.json()["sort"]["supported"], true);
 }
+
+#[tokio::test]
+async fn search_with_post_answers_as_the_same_get() {
+    const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for name in ["bjensen", "jsmith", "ajensen", "mjensen"] {
+        create(
+            &state,
+            t,
+            &json!({"schemas": [USER], "userName": name, "displayName": name.to_uppercase()}),
+        )
+        .await;
+    }
+    let group = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups",
+        t,
+        Some(&json!({"schemas": [GROUP], "displayName": "Tour Guides"})),
+    )
+    .await;
+    assert_eq!(group.status, StatusCode::CREATED);
+    let before = counts(&state, "a");
+
+    // RFC 7644 §3.4.3's example, with sorting and paging.
+    let body = json!({
+        "schemas": [SEARCH],
+        "attributes": ["displayName", "userName"],
+        "filter": "userName ew \"jensen\"",
+        "sortBy": "userName",
+        "sortOrder": "descending",
+        "startIndex": 2,
+        "count": 2
+    });
+    let posted = scim(&state, "POST", "/scim/v2/Users/.search", t, Some(&body)).await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.text());
+    assert_eq!(posted.header("content-type"), Some("application/scim+json"));
+    let got = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?attributes=displayName,userName&filter={}&sortBy=userName&sortOrder=descending&startIndex=2&count=2",
+            q("userName ew \"jensen\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(posted.json(), got.json());
+    let j = posted.json();
+    assert_eq!(j["totalResults"], 3);
+    let names: Vec<&str> = j["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bjensen", "ajensen"]);
+    assert!(
+        j["Resources"][0].get("active").is_none(),
+        "attributes applied"
+    );
+
+    let groups = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups/.search",
+        t,
+        Some(&json!({"schemas": [SEARCH], "filter": "displayName eq \"tour guides\""})),
+    )
+    .await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.text());
+    assert_eq!(groups.json()["totalResults"], 1);
+    // An empty search lists everything.
+    let all = scim(
+        &state,
+        "POST",
+        "/scim/v2/Users/.search",
+        t,
+        Some(&json!({"schemas": [SEARCH]})),
+    )
+    .await;
+    assert_eq!(all.json()["totalResults"], 4);
+
+    for (bad, scim_type) in [
+        (
+            json!({"schemas": [USER], "filter": "userName pr"}),
+            "invalidValue",
+        ),
+        (json!({"filter": "userName pr"}), "invalidValue"),
+        (json!({"schemas": [SEARCH], "count": "10"}), "invalidValue"),
+        (
+            json!({"schemas": [SEARCH], "startIndex": 1.5}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "attributes": "userName"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "attributes": ["a,b"]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "password": "x"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "sortBy": "password"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "filter": "userName eq"}),
+            "invalidFilter",
+        ),
+    ] {
+        let a = scim(&state, "POST", "/scim/v2/Users/.search", t, Some(&bad)).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, Some(scim_type));
+    }
+    let a = scim(&state, "GET", "/scim/v2/Users/.search", t, None).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, None);
+    assert_eq!(a.header("allow"), Some("POST"));
+    let r = Request::post("/scim/v2/Groups/.search")
+        .header("content-type", "application/scim+json")
+        .body(Body::from(json!({"schemas": [SEARCH]}).to_string()))
+        .unwrap();
+    assert_error(&send(&state, r).await, StatusCode::UNAUTHORIZED, None);
+    // Searching changes nothing and is not audited as a change.
+    assert_eq!(counts(&state, "a"), before);
+}
