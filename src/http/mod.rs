@@ -119,6 +119,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::client_context,
         ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::scim::routes::scim_errors,
+        ))
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn_with_state(state.clone(), middleware::observe))
         .layer(from_fn(middleware::security_headers))

@@ -23,6 +23,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("concepts an org adds to the shipped catalogue"),
     M::up(include_str!("migrations/org/0007_concept_weeks.sql"))
         .comment("weekly activity per engineer and concept, for trends"),
+    M::up(include_str!("migrations/org/0008_scim_list_indexes.sql"))
+        .comment("indexes of live and deleted users for SCIM paging and counts"),
 ];
 
 /// Migrations of `system.db`.
@@ -46,7 +48,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 7);
+        assert_eq!(ORG_VERSION, 8);
     }
 
     #[test]
