@@ -6,7 +6,7 @@
 pub mod audit;
 /// Backups: age-encrypted online snapshots, verify, restore, drill, schedule.
 pub mod backup;
-/// The concept catalogue shipped in the binary: domains, concepts, edges.
+/// The concept catalogue shipped in the binary, and each org's own concepts beside it.
 pub mod catalogue;
 /// Command-line interface: one file per subcommand.
 pub mod cli;

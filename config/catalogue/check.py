@@ -4,6 +4,7 @@
 Standard library only (Python 3.11+ for tomllib). Checks every file present:
   - file layout: top-level `domain`, `title`, `[[concept]]`; domain == file name
   - concept fields, types, slug pattern, title/summary length limits
+  - no slug or domain uses the `x-` prefix (reserved for org concepts)
   - slugs unique across all files
   - prerequisites/related resolve to slugs in the files present, no self links,
     no duplicates, `related` does not repeat a prerequisite
@@ -24,6 +25,8 @@ from pathlib import Path
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 MIN_CONCEPTS_PER_DOMAIN = 21
+# Reserved for the concepts and domains an org adds (src/catalogue/custom.rs).
+CUSTOM_PREFIX = "x-"
 MAX_TITLE = 80
 MAX_SUMMARY = 200
 FILE_KEYS = {"domain", "title", "concept"}
@@ -58,6 +61,8 @@ def main() -> int:
         domain = doc.get("domain")
         if not isinstance(domain, str) or not SLUG_RE.match(domain):
             errors.append(f"{name}: `domain` must be a slug string, got {domain!r}")
+        elif domain.startswith(CUSTOM_PREFIX):
+            errors.append(f"{name}: domain {domain!r}: the {CUSTOM_PREFIX!r} prefix is reserved for org domains")
         elif domain != path.stem:
             errors.append(f"{name}: domain {domain!r} does not match file name {path.stem!r}")
         elif domain in domains_seen:
@@ -155,6 +160,8 @@ def check_concept(name: str, i: int, c: object) -> list[str]:
     slug = c.get("slug")
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         errs.append(f"{label}: slug {slug!r} does not match {SLUG_RE.pattern}")
+    elif slug.startswith(CUSTOM_PREFIX):
+        errs.append(f"{label}: the {CUSTOM_PREFIX!r} prefix is reserved for org concepts")
 
     title = c.get("title")
     if not isinstance(title, str) or not title.strip():

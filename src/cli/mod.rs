@@ -2,6 +2,7 @@
 //! code or a [`Failure`] that says what went wrong and how to fix it.
 
 mod backup;
+mod concept;
 mod config;
 mod healthcheck;
 mod org;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Break-glass sign-in links.
     #[command(subcommand)]
     Admin(user::AdminCmd),
+    /// The org's own concepts: add, edit, list, retire, restore.
+    #[command(subcommand)]
+    Concept(concept::ConceptCmd),
     /// Devices: pairing codes for scripted roll-outs.
     #[command(subcommand)]
     Device(user::DeviceCmd),
@@ -127,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::User(cmd) => user::run(path, cmd),
         Command::Admin(cmd) => user::run_admin(path, cmd),
         Command::Device(cmd) => user::run_device(path, cmd),
+        Command::Concept(cmd) => concept::run(path, cmd),
         Command::Backup(cmd) => backup::run(path, cmd),
         Command::Restore(args) => restore::restore(path, args),
         Command::Drill(args) => restore::drill(path, args),

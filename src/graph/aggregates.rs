@@ -3,8 +3,9 @@
 //! Read from `concept_states` (one row per engineer and concept, refreshed
 //! on every push), never from raw deltas. Opted-out engineers and those
 //! awaiting deletion are never counted; a cohort smaller than
-//! `privacy.min_cohort` is suppressed. There is no way to ask for one
-//! engineer's graph here.
+//! `privacy.min_cohort` is suppressed. Each concept carries its weekly
+//! trend (`trend`), counted and suppressed by the same rules. There is no
+//! way to ask for one engineer's graph here.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,9 @@ use serde::Serialize;
 
 use super::fsrs;
 use super::state::{self, Fact, Level};
+use super::trend::{self, WeekCount};
 use crate::catalogue::Catalogue;
+use crate::catalogue::custom::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
 use crate::store::{OrgDb, StoreError};
 use crate::sync::wire::Transition;
@@ -92,6 +95,8 @@ pub struct ConceptAggregate {
     pub concept: String,
     pub title: String,
     pub domain: String,
+    /// An org concept that no longer takes new facts (its data still counts).
+    pub retired: bool,
     pub suppressed: bool,
     pub n_seen: Option<i64>,
     pub n_demonstrated: Option<i64>,
@@ -99,24 +104,23 @@ pub struct ConceptAggregate {
     pub retention_30d_observed: Option<f64>,
     /// Mean predicted recall 30 days after the last check (FSRS).
     pub retention_30d_predicted: Option<f64>,
+    /// The last weeks, oldest first (see `trend`).
+    pub trend: Vec<WeekCount>,
 }
 
 /// Engineers counted: active, not opted out, not awaiting deletion, and (for
 /// a team) members of it.
-const COUNTED: &str = "SELECT u.id FROM users u
-     LEFT JOIN user_privacy p ON p.user_id = u.id
-     WHERE u.active = 1 AND coalesce(p.opted_out, 0) = 0 AND p.deletion_requested_at IS NULL
-       AND (?1 IS NULL OR u.id IN (SELECT user_id FROM group_members WHERE group_id = ?1))";
+const COUNTED: &str = counted_engineers!();
 
-const AGGREGATE: &str = "WITH counted AS (SELECT u.id FROM users u
-       LEFT JOIN user_privacy p ON p.user_id = u.id
-       WHERE u.active = 1 AND coalesce(p.opted_out, 0) = 0 AND p.deletion_requested_at IS NULL
-         AND (?1 IS NULL OR u.id IN (SELECT user_id FROM group_members WHERE group_id = ?1)))
-     SELECT s.concept, count(*), sum(s.level >= 3),
+const AGGREGATE: &str = concat!(
+    "WITH counted AS (",
+    counted_engineers!(),
+    ") SELECT s.concept, count(*), sum(s.level >= 3),
             sum(s.late_checks), sum(s.late_passed), sum(s.late_checks > 0),
             avg(s.recall_30d), count(s.recall_30d)
      FROM concept_states s JOIN counted c ON c.id = s.user_id
-     GROUP BY s.concept ORDER BY s.concept";
+     GROUP BY s.concept ORDER BY s.concept"
+);
 
 /// Why an aggregate cannot be given.
 #[derive(Debug, thiserror::Error)]
@@ -135,16 +139,32 @@ impl From<rusqlite::Error> for AggregateError {
     }
 }
 
-/// Aggregates for the whole org, or for the team (group) named `team`.
+/// What to aggregate: the whole org or one team, and how many weeks of
+/// trend up to the week holding `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub team: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    pub weeks: u32,
+    pub min_cohort: usize,
+}
+
+/// Aggregates for the whole org, or for the team (group) named in `scope`.
 ///
 /// # Errors
 /// [`AggregateError`].
 pub fn org_aggregates(
     org: &OrgDb,
     catalogue: &Catalogue,
-    team: Option<&str>,
-    min_cohort: usize,
+    scope: Scope<'_>,
 ) -> Result<Vec<ConceptAggregate>, AggregateError> {
+    let Scope {
+        team,
+        now,
+        weeks,
+        min_cohort,
+    } = scope;
+    let concepts = OrgConcepts::load(catalogue, org)?;
     org.db.read(|c| {
         let group_id: Option<String> = match team {
             None => None,
@@ -177,16 +197,22 @@ pub fn org_aggregates(
                 r.get::<_, i64>(7)?,
             ))
         })?;
+        let mut trends = trend::weekly(c, group_id.as_deref(), now, weeks, min_cohort)?;
         let cohort = i64::try_from(min_cohort).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         for row in rows {
             let (concept, seen, demonstrated, late, late_passed, late_people, recall, with_card) =
                 row?;
-            let meta = catalogue.get(&concept);
+            let meta = concepts.get(&concept);
             let suppressed = seen < cohort;
+            let series = trends
+                .remove(&concept)
+                .unwrap_or_else(|| trend::empty(now, weeks));
             out.push(ConceptAggregate {
+                trend: series,
                 title: meta.map(|m| m.title.clone()).unwrap_or_default(),
                 domain: meta.map(|m| m.domain.clone()).unwrap_or_default(),
+                retired: concepts.retired_at(&concept).is_some(),
                 concept,
                 suppressed,
                 n_seen: (!suppressed).then_some(seen),

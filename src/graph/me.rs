@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::state::{self, Fact};
 use crate::audit::Context;
 use crate::catalogue::Catalogue;
+use crate::catalogue::custom::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
 use crate::store::deltas as sql;
 use crate::store::{OrgDb, Store, StoreError};
@@ -64,10 +65,11 @@ pub fn graph(
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>, StoreError> {
     let states = state::fold_all(facts(org, user_id)?);
+    let concepts = OrgConcepts::load(catalogue, org)?;
     Ok(states
         .into_iter()
         .map(|(slug, s)| {
-            let c = catalogue.get(&slug);
+            let c = concepts.get(&slug);
             Entry {
                 title: c.map(|c| c.title.clone()).unwrap_or_default(),
                 domain: c.map(|c| c.domain.clone()).unwrap_or_default(),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::aggregates::{self, AggregateError};
 use super::me;
+use super::trend;
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
@@ -166,6 +167,8 @@ async fn delete_deletion(
 #[serde(deny_unknown_fields)]
 struct AggregateQuery {
     team: Option<String>,
+    /// Weeks of trend, 1 to `trend::MAX_WEEKS` (default 12).
+    weeks: Option<u32>,
 }
 
 async fn get_aggregates(
@@ -174,6 +177,14 @@ async fn get_aggregates(
     Query(q): Query<AggregateQuery>,
 ) -> Result<Json<Value>, AppError> {
     person(&caller)?;
+    let weeks = q.weeks.unwrap_or(trend::DEFAULT_WEEKS);
+    if !(1..=trend::MAX_WEEKS).contains(&weeks) {
+        return Err(AppError::BadRequest(format!(
+            "weeks must be 1 to {}; it is how many weeks of trend to show",
+            trend::MAX_WEEKS
+        )));
+    }
+    let now = state.clock.now();
     let st = state.clone();
     let rows = blocking(move || {
         let org = st.store.org(&caller.org)?;
@@ -185,13 +196,13 @@ async fn get_aggregates(
                 "org aggregates are for administrators".into(),
             ));
         }
-        aggregates::org_aggregates(
-            org,
-            &st.catalogue,
-            q.team.as_deref(),
-            st.settings.min_cohort,
-        )
-        .map_err(|e| match e {
+        let scope = aggregates::Scope {
+            team: q.team.as_deref(),
+            now,
+            weeks,
+            min_cohort: st.settings.min_cohort,
+        };
+        aggregates::org_aggregates(org, &st.catalogue, scope).map_err(|e| match e {
             AggregateError::Store(s) => s.into(),
             AggregateError::UnknownTeam(_) => AppError::NotFound,
             other @ AggregateError::TeamTooSmall(_) => AppError::Forbidden(other.to_string()),

@@ -268,6 +268,43 @@ fn reauth_return(parts: &Parts) -> String {
         .to_string()
 }
 
+/// What can be wrong with a state-changing request from a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsrfProblem {
+    /// The token is missing or is not the session's.
+    Token,
+    /// The browser says the request comes from another site.
+    Origin,
+}
+
+/// What is wrong with a state-changing request's CSRF token and origin,
+/// if anything: the token must equal the session's (compared in constant
+/// time) and the browser's `Origin`, when sent, must be this site.
+fn csrf_problem(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    who: &SignedIn,
+    token: &str,
+) -> Option<CsrfProblem> {
+    let ok: bool = token.as_bytes().ct_eq(who.session.csrf.as_bytes()).into();
+    if !ok {
+        return Some(CsrfProblem::Token);
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        let ours = state
+            .settings
+            .server
+            .public_url
+            .origin()
+            .ascii_serialization();
+        if origin != ours && origin != "null" {
+            return Some(CsrfProblem::Origin);
+        }
+    }
+    None
+}
+
 /// Checks a form's CSRF token against the session's, in constant time, and
 /// that the request comes from our own origin when the browser says.
 ///
@@ -279,29 +316,110 @@ pub fn check_csrf(
     who: &SignedIn,
     token: &str,
 ) -> Result<(), PageError> {
-    let ok: bool = token.as_bytes().ct_eq(who.session.csrf.as_bytes()).into();
-    if !ok {
-        return Err(PageError::Forbidden(
+    match csrf_problem(state, parts_headers, who, token) {
+        None => Ok(()),
+        Some(CsrfProblem::Token) => Err(PageError::Forbidden(
             "This form has expired. Go back, reload the page and try again.".into(),
-        ));
+        )),
+        Some(CsrfProblem::Origin) => Err(PageError::Forbidden(
+            "This form was sent from another site.".into(),
+        )),
     }
-    if let Some(origin) = parts_headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        let ours = state
-            .settings
-            .server
-            .public_url
-            .origin()
-            .ascii_serialization();
-        if origin != ours && origin != "null" {
-            return Err(PageError::Forbidden(
-                "This form was sent from another site.".into(),
+}
+
+/// The header that carries the session's CSRF token on admin API changes;
+/// `GET /api/v1/org/concepts` returns the value in the same header.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An administrator of their org calling the JSON API with their browser
+/// session. A device token is refused: devices act for an engineer, never
+/// as an admin.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin {
+    pub who: Arc<SignedIn>,
+    pub audit: Context,
+}
+
+impl FromRequestParts<AppState> for ApiAdmin {
+    type Rejection = crate::error::AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        use crate::error::AppError;
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(AppError::Forbidden(
+                "the admin API takes an administrator's signed-in session, not a device or API token".into(),
             ));
         }
+        let who = match parts.extensions.get::<SessionState>() {
+            Some(SessionState::Valid(who)) => who.clone(),
+            _ => {
+                return Err(AppError::Unauthorized(
+                    "sign in as an administrator of the organisation".into(),
+                ));
+            }
+        };
+        if who.role() != Role::Admin {
+            return Err(AppError::Forbidden(
+                "this is for administrators of the organisation".into(),
+            ));
+        }
+        let audit = audit_context(parts, format!("user:{}", who.user.id));
+        Ok(Self { who, audit })
     }
-    Ok(())
+}
+
+/// An admin change over the JSON API: an [`ApiAdmin`] whose last sign-in at
+/// the IdP is recent enough (P10), sending the session's CSRF token in
+/// [`CSRF_HEADER`] from this site's origin (P16). Carries the [`AdminCtx`]
+/// that admin operations require.
+#[derive(Debug, Clone)]
+pub struct ApiAdminAction {
+    pub who: Arc<SignedIn>,
+    pub ctx: AdminCtx,
+}
+
+impl FromRequestParts<AppState> for ApiAdminAction {
+    type Rejection = crate::error::AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use crate::error::AppError;
+        let ApiAdmin { who, audit } = ApiAdmin::from_request_parts(parts, state).await?;
+        let max_age =
+            Duration::from_std(state.settings.sso.reauth_max_age).unwrap_or(Duration::zero());
+        if who.session.auth_time + max_age < state.clock.now() {
+            let url = state
+                .settings
+                .server
+                .public_url
+                .join(&format!("o/{}/login?reauth=1", who.org.slug))
+                .map_or_else(|_| String::new(), |u| u.to_string());
+            return Err(AppError::Forbidden(format!(
+                "administrator changes need a sign-in within the last {} s; sign in again at {url}, then retry",
+                max_age.num_seconds()
+            )));
+        }
+        let token = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match csrf_problem(state, &parts.headers, &who, token) {
+            None => {}
+            Some(CsrfProblem::Token) => {
+                return Err(AppError::Forbidden(format!(
+                    "send the session's CSRF token in the `{CSRF_HEADER}` header; GET /api/v1/org/concepts returns it in that header"
+                )));
+            }
+            Some(CsrfProblem::Origin) => {
+                return Err(AppError::Forbidden(
+                    "this request was sent from another site".into(),
+                ));
+            }
+        }
+        let ctx = AdminCtx::for_admin(audit, who.user.id.clone());
+        Ok(Self { who, ctx })
+    }
 }
 
 /// A caller of the JSON API: a paired device (its bearer access token) or a

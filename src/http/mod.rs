@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::web::router(&state))
         .merge(crate::sync::routes::router(&state))
         .merge(crate::graph::routes::router(&state))
+        .merge(crate::catalogue::routes::router(&state))
         .merge(crate::scim::routes::router(&state))
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
@@ -117,6 +118,10 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(
             state.clone(),
             middleware::client_context,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::scim::routes::scim_errors,
         ))
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn_with_state(state.clone(), middleware::observe))

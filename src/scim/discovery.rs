@@ -18,7 +18,7 @@ pub fn service_provider_config(base: &str) -> Json {
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": super::routes::MAX_COUNT },
         "changePassword": { "supported": false },
-        "sort": { "supported": false },
+        "sort": { "supported": true },
         "etag": { "supported": true },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

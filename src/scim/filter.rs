@@ -419,42 +419,54 @@ impl fmt::Display for CompValue {
 // Evaluation
 // ---------------------------------------------------------------------------
 
+/// How the strings of an attribute compare, as its schema says (RFC 7643
+/// §2.3): `caseExact` or not, or as `dateTime` instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `caseExact: false`: ASCII letters compare without case. Only ASCII,
+    /// as SQLite's `NOCASE` does: the equivalence `userName` uniqueness and
+    /// the indexed lookups use, so a filter and the store agree on which
+    /// names are the same.
+    CaseIgnore,
+    /// `caseExact: true`: code point by code point.
+    CaseExact,
+    /// `type: dateTime`: two RFC 3339 values compare as instants (other
+    /// values as exact strings).
+    DateTime,
+}
+
 impl Filter {
     /// Whether `resource` (a SCIM resource as JSON) matches, by RFC 7644
-    /// §3.4.2.2: attribute names are case-insensitive; strings compare
-    /// case-insensitively unless `case_exact` says the attribute is
-    /// `caseExact` (it gets the path as written, or `emails.value` for
-    /// `value` inside `emails[…]`); a multi-valued attribute matches if any
-    /// value does; `pr` needs a non-null, non-empty value; `gt`/`ge`/`lt`/`le`
-    /// order strings lexicographically, numbers numerically and two RFC 3339
-    /// date-times chronologically (`eq`/`ne` also compare date-times as
-    /// instants); a comparison between different types is false.
+    /// §3.4.2.2: attribute names are case-insensitive; strings compare as
+    /// `schema` says for the attribute (it gets the path as written, or
+    /// `emails.value` for `value` inside `emails[…]`); a multi-valued
+    /// attribute matches if any value does; `pr` needs a non-null,
+    /// non-empty value; `gt`/`ge`/`lt`/`le` order strings lexicographically
+    /// (by code point, after folding case unless case-exact), numbers
+    /// numerically and date-times chronologically; a comparison between
+    /// different types is false.
     ///
     /// Absent, `null` and `[]` are alike (RFC 7643 §2.5): such an attribute
     /// matches `eq null` and `ne` anything else, and nothing more.
-    pub fn matches(&self, resource: &Json, case_exact: &dyn Fn(&AttrPath) -> bool) -> bool {
-        self.eval(resource, None, case_exact)
+    pub fn matches(&self, resource: &Json, schema: &dyn Fn(&AttrPath) -> Comparison) -> bool {
+        self.eval(resource, None, schema)
     }
 
     fn eval(
         &self,
         node: &Json,
         parent: Option<&AttrPath>,
-        case_exact: &dyn Fn(&AttrPath) -> bool,
+        schema: &dyn Fn(&AttrPath) -> Comparison,
     ) -> bool {
         match self {
-            Filter::And(l, r) => {
-                l.eval(node, parent, case_exact) && r.eval(node, parent, case_exact)
-            }
-            Filter::Or(l, r) => {
-                l.eval(node, parent, case_exact) || r.eval(node, parent, case_exact)
-            }
-            Filter::Not(inner) => !inner.eval(node, parent, case_exact),
+            Filter::And(l, r) => l.eval(node, parent, schema) && r.eval(node, parent, schema),
+            Filter::Or(l, r) => l.eval(node, parent, schema) || r.eval(node, parent, schema),
+            Filter::Not(inner) => !inner.eval(node, parent, schema),
             Filter::Present(path) => path.values(node).into_iter().any(non_empty),
             Filter::ValuePath { attr, filter } => attr
                 .values(node)
                 .into_iter()
-                .any(|value| filter.eval(value, Some(attr), case_exact)),
+                .any(|value| filter.eval(value, Some(attr), schema)),
             Filter::Compare { path, op, value } => {
                 let found = path.values(node);
                 match value {
@@ -465,8 +477,8 @@ impl Filter {
                     },
                     _ if found.is_empty() => *op == CompareOp::Ne,
                     _ => {
-                        let exact = case_exact(&path.within(parent));
-                        found.into_iter().any(|v| compare(v, *op, value, exact))
+                        let how = schema(&path.within(parent));
+                        found.into_iter().any(|v| compare(v, *op, value, how))
                     }
                 }
             }
@@ -497,16 +509,16 @@ fn ordered(op: CompareOp, order: Ordering) -> bool {
     }
 }
 
-fn compare(value: &Json, op: CompareOp, literal: &CompValue, exact: bool) -> bool {
+fn compare(value: &Json, op: CompareOp, literal: &CompValue, how: Comparison) -> bool {
     match (value, literal) {
-        (Json::String(a), CompValue::String(b)) => compare_strings(a, b, op, exact),
+        (Json::String(a), CompValue::String(b)) => compare_strings(a, b, op, how),
         (Json::Number(a), CompValue::Number(b)) => {
             number_order(a, b).is_some_and(|o| ordered(op, o))
         }
         // `emails co "example.com"` (RFC 7644 §3.4.2.2): a complex value
         // compares by its `value` sub-attribute (RFC 7643 §2.4).
         (Json::Object(_), _) => match get_ci(value, "value") {
-            Some(inner) if !inner.is_object() => compare(inner, op, literal, exact),
+            Some(inner) if !inner.is_object() => compare(inner, op, literal, how),
             _ => false,
         },
         (Json::Bool(a), CompValue::Bool(b)) => match op {
@@ -518,9 +530,10 @@ fn compare(value: &Json, op: CompareOp, literal: &CompValue, exact: bool) -> boo
     }
 }
 
-fn compare_strings(a: &str, b: &str, op: CompareOp, exact: bool) -> bool {
+fn compare_strings(a: &str, b: &str, op: CompareOp, how: Comparison) -> bool {
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
-    if !substring
+    if how == Comparison::DateTime
+        && !substring
         && let (Ok(x), Ok(y)) = (
             DateTime::parse_from_rfc3339(a),
             DateTime::parse_from_rfc3339(b),
@@ -528,10 +541,13 @@ fn compare_strings(a: &str, b: &str, op: CompareOp, exact: bool) -> bool {
     {
         return ordered(op, x.cmp(&y));
     }
-    let (a, b) = if exact {
-        (Cow::Borrowed(a), Cow::Borrowed(b))
+    let (a, b) = if how == Comparison::CaseIgnore {
+        (
+            Cow::Owned(a.to_ascii_lowercase()),
+            Cow::Owned(b.to_ascii_lowercase()),
+        )
     } else {
-        (Cow::Owned(a.to_lowercase()), Cow::Owned(b.to_lowercase()))
+        (Cow::Borrowed(a), Cow::Borrowed(b))
     };
     match op {
         CompareOp::Co => a.contains(&*b),
@@ -1074,9 +1090,18 @@ mod tests {
         })
     }
 
+    /// The test user's schema: `meta.*` are date-times, the rest ignores case.
+    fn schema(path: &AttrPath) -> Comparison {
+        if path.name.eq_ignore_ascii_case("meta") {
+            Comparison::DateTime
+        } else {
+            Comparison::CaseIgnore
+        }
+    }
+
     fn check(filter: &str, expected: bool) {
         let f = p(filter);
-        assert_eq!(f.matches(&user(), &|_| false), expected, "{filter}");
+        assert_eq!(f.matches(&user(), &schema), expected, "{filter}");
     }
 
     #[test]
@@ -1088,10 +1113,16 @@ mod tests {
     #[test]
     fn evaluation_of_strings_is_case_insensitive_unless_case_exact() {
         let f = p(r#"userName eq "bjensen""#);
-        assert!(f.matches(&user(), &|_| false));
-        assert!(!f.matches(&user(), &|path| path.name.eq_ignore_ascii_case("userName")));
+        assert!(f.matches(&user(), &|_| Comparison::CaseIgnore));
+        assert!(!f.matches(&user(), &|path| {
+            if path.name.eq_ignore_ascii_case("userName") {
+                Comparison::CaseExact
+            } else {
+                Comparison::CaseIgnore
+            }
+        }));
         let exact = p(r#"userName eq "BJensen""#);
-        assert!(exact.matches(&user(), &|_| true));
+        assert!(exact.matches(&user(), &|_| Comparison::CaseExact));
     }
 
     #[test]
@@ -1148,7 +1179,7 @@ mod tests {
         let mut seen = std::cell::RefCell::new(Vec::new());
         p(r#"emails[value co "zzz"]"#).matches(&user(), &|path| {
             seen.borrow_mut().push(path.to_string());
-            false
+            Comparison::CaseIgnore
         });
         assert_eq!(seen.get_mut(), &vec!["emails.value".to_owned(); 2]);
     }
@@ -1175,6 +1206,34 @@ mod tests {
         check(r#"meta.lastModified gt "2011-05-13T05:00:00+02:00""#, true);
         check(r#"meta.lastModified le "2012-01-01T00:00:00Z""#, true);
         check(r#"meta.lastModified sw "2011-05""#, true);
+    }
+
+    #[test]
+    fn only_date_time_attributes_compare_as_instants() {
+        // The same instant written two ways: equal as meta.created, not as
+        // a userName (which the store looks up as text).
+        let r = json!({
+            "userName": "2020-01-01T01:00:00+01:00",
+            "meta": {"created": "2020-01-01T01:00:00+01:00"}
+        });
+        let f = |text: &str| p(text).matches(&r, &schema);
+        assert!(f(r#"meta.created eq "2020-01-01T00:00:00Z""#));
+        assert!(!f(r#"userName eq "2020-01-01T00:00:00Z""#));
+        // As text "…T01:00…" sorts after "…T00:59…"; as instants it is earlier.
+        assert!(f(r#"userName gt "2020-01-01T00:59:59Z""#));
+        assert!(!f(r#"meta.created gt "2020-01-01T00:59:59Z""#));
+        assert!(f(r#"meta.created sw "2020-01-01T01""#)); // substrings stay text
+    }
+
+    #[test]
+    fn case_is_folded_for_ascii_letters_only() {
+        let r = json!({"userName": "\u{c4}rger", "displayName": "\u{212a}im"});
+        let f = |text: &str| p(text).matches(&r, &schema);
+        assert!(f("userName eq \"\u{c4}RGER\""));
+        assert!(!f("userName eq \"\u{e4}rger\""));
+        // The Kelvin sign lower-cases to `k` in Unicode, not in ASCII.
+        assert!(!f(r#"displayName eq "kim""#));
+        assert!(f("displayName eq \"\u{212a}IM\""));
     }
 
     #[test]
@@ -1266,7 +1325,11 @@ mod tests {
 
         #[test]
         fn prop_matches_never_panics(f in strategy::filter()) {
-            let _ = f.matches(&user(), &|path| path.name.len() % 2 == 0);
+            let _ = f.matches(&user(), &|path| match path.name.len() % 3 {
+                0 => Comparison::CaseIgnore,
+                1 => Comparison::CaseExact,
+                _ => Comparison::DateTime,
+            });
         }
     }
 }

@@ -14,7 +14,7 @@ use super::filter::{CompValue, CompareOp, Filter};
 use super::path::{
     AttrPath, CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN, PatchPath, parse_path,
 };
-use super::resource::{case_exact, get_ci, is_read_only, key_ci};
+use super::resource::{comparison, get_ci, is_read_only, key_ci};
 
 /// The PatchOp message schema.
 pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -327,7 +327,7 @@ fn filtered(
     op: Op,
     value: Option<Json>,
 ) -> Result<(), ScimError> {
-    let exact = |p: &AttrPath| case_exact(&p.within(Some(attr)));
+    let how = |p: &AttrPath| comparison(&p.within(Some(attr)));
     let items = match obj.get_mut(key) {
         Some(Json::Array(items)) => items,
         _ => {
@@ -339,7 +339,7 @@ fn filtered(
         }
     };
     let hits: Vec<usize> = (0..items.len())
-        .filter(|&i| filter.matches(&items[i], &exact))
+        .filter(|&i| filter.matches(&items[i], &how))
         .collect();
     if hits.is_empty() {
         if op == Op::Remove {

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::error::ScimError;
+use super::filter::Comparison;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
 use crate::clock::from_millis;
 use crate::store::scim::{GroupRow, ScimUserRow};
@@ -341,13 +342,28 @@ pub fn is_read_only(name: &str) -> bool {
     READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
-/// Whether `path` names a `caseExact` attribute (RFC 7643 §7): ids,
-/// externalId and `$ref`s; everything else compares case-insensitively.
-pub fn case_exact(path: &super::path::AttrPath) -> bool {
+/// How `path` compares (RFC 7643 §7): `meta.created` and
+/// `meta.lastModified` are date-times; ids, externalId and `$ref`s are
+/// `caseExact`; everything else ignores case.
+pub fn comparison(path: &super::path::AttrPath) -> Comparison {
     let name = path.sub.as_deref().unwrap_or(&path.name);
-    ["id", "externalId", "$ref"]
+    let sub_of = |parent: &str, sub: &str| {
+        path.name.eq_ignore_ascii_case(parent)
+            && path
+                .sub
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(sub))
+    };
+    if sub_of("meta", "created") || sub_of("meta", "lastModified") {
+        Comparison::DateTime
+    } else if ["id", "externalId", "$ref"]
         .iter()
         .any(|n| n.eq_ignore_ascii_case(name))
-        || (path.name.eq_ignore_ascii_case("members") && path.sub.as_deref() == Some("value"))
-        || (path.name.eq_ignore_ascii_case("groups") && path.sub.as_deref() == Some("value"))
+        || sub_of("members", "value")
+        || sub_of("groups", "value")
+    {
+        Comparison::CaseExact
+    } else {
+        Comparison::CaseIgnore
+    }
 }

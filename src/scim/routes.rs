@@ -12,12 +12,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Map, Value as Json, json};
 
 use super::discovery;
 use super::error::ScimError;
 use super::filter::{self, Filter};
+use super::list::{Kind, Listing, Page, Sort};
 use super::patch;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
 use super::resource;
@@ -45,7 +46,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/scim/v2/Users",
             get(list_users)
                 .post(create_user)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, POST")),
+        )
+        .route(
+            "/scim/v2/Users/.search",
+            post(search_users).fallback(not_allowed("POST")),
         )
         .route(
             "/scim/v2/Users/{id}",
@@ -53,13 +58,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .put(replace_user)
                 .patch(patch_user)
                 .delete(delete_user)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
         .route(
             "/scim/v2/Groups",
             get(list_groups)
                 .post(create_group)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, POST")),
+        )
+        .route(
+            "/scim/v2/Groups/.search",
+            post(search_groups).fallback(not_allowed("POST")),
         )
         .route(
             "/scim/v2/Groups/{id}",
@@ -67,16 +76,86 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .put(replace_group)
                 .patch(patch_group)
                 .delete(delete_group)
-                .fallback(method_not_allowed),
+                .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
-        .route("/scim/v2/ServiceProviderConfig", get(get_config))
-        .route("/scim/v2/ResourceTypes", get(get_resource_types))
-        .route("/scim/v2/ResourceTypes/{id}", get(get_resource_type))
-        .route("/scim/v2/Schemas", get(get_schemas))
-        .route("/scim/v2/Schemas/{id}", get(get_schema))
-        // Bulk, /Me, /.search and anything else: a SCIM 404, after the token.
+        .route(
+            "/scim/v2/ServiceProviderConfig",
+            get(get_config).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/ResourceTypes",
+            get(get_resource_types).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/ResourceTypes/{id}",
+            get(get_resource_type).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/Schemas",
+            get(get_schemas).fallback(not_allowed("GET")),
+        )
+        .route(
+            "/scim/v2/Schemas/{id}",
+            get(get_schema).fallback(not_allowed("GET")),
+        )
+        // The base URL itself, Bulk, /Me, the root /.search and anything else: a
+        // SCIM 404, after the token.
+        .route("/scim/v2", any(unknown_endpoint))
+        .route("/scim/v2/", any(unknown_endpoint))
         .route("/scim/v2/{*rest}", any(unknown_endpoint))
         .route_layer(from_fn_with_state(state.clone(), limit))
+}
+
+/// Whether `path` is under the SCIM base URL.
+fn is_scim_path(path: &str) -> bool {
+    path.strip_prefix("/scim/v2")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The largest SCIM request body: [`MAX_BODY`], or the server's
+/// `max_body_bytes` when that is smaller.
+fn body_limit(state: &AppState) -> usize {
+    MAX_BODY.min(state.settings.server.max_body_bytes)
+}
+
+/// Layered by `http::app` outside the server-wide body limit, timeout and
+/// client checks: an error those layers (or the router) answer for a path
+/// under `/scim/v2` becomes a SCIM error document (RFC 7644 §3.12), as SCIM
+/// clients expect, instead of a problem document. Headers such as `Allow`
+/// and `Retry-After` are kept.
+pub async fn scim_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !is_scim_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let res = next.run(req).await;
+    let status = res.status();
+    let scim_typed = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(SCIM_JSON));
+    if scim_typed || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the body is larger than {} bytes", body_limit(&state))
+        }
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request took longer than {} s",
+            state.settings.server.request_timeout.as_secs()
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this endpoint".into(),
+        StatusCode::NOT_FOUND => NO_SUCH_ENDPOINT.into(),
+        other => other.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut fresh = error_response(status.as_u16(), None, &detail);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
 }
 
 /// A [`ScimError`] as an HTTP response: a SCIM error document.
@@ -218,12 +297,12 @@ impl FromRequestParts<AppState> for ScimBearer {
 }
 
 /// A request body: `application/scim+json` or `application/json`, at most
-/// [`MAX_BODY`] bytes, a JSON object.
+/// [`body_limit`] bytes, a JSON object.
 pub struct ScimBody(Map<String, Json>);
 
-impl<S: Send + Sync> FromRequest<S> for ScimBody {
+impl FromRequest<AppState> for ScimBody {
     type Rejection = Failure;
-    async fn from_request(req: Request, _: &S) -> Result<Self, Failure> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Failure> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -236,12 +315,13 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                 "send the body as application/scim+json (or application/json)",
             )));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        let max = body_limit(state);
+        let bytes = axum::body::to_bytes(req.into_body(), max)
             .await
             .map_err(|_| {
                 Failure(ScimError::status(
                     413,
-                    format!("the body is larger than {MAX_BODY} bytes"),
+                    format!("the body is larger than {max} bytes"),
                 ))
             })?;
         Ok(Self(service::object(&bytes)?))
@@ -293,16 +373,17 @@ async fn with_scim<T: Send + 'static>(
     .map_err(|e| Failure(ScimError::Internal(e.into())))?
 }
 
-/// `?filter=&startIndex=&count=&attributes=&excludedAttributes=`.
+/// `?filter=&sortBy=&sortOrder=&startIndex=&count=&attributes=&excludedAttributes=`.
+#[derive(Default)]
 struct ListQuery {
     filter: Option<Filter>,
-    start: usize,
-    count: usize,
+    sort: Option<Sort>,
+    page: Page,
     attributes: Vec<String>,
     excluded: Vec<String>,
 }
 
-fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
+fn list_query(q: &HashMap<String, String>, kind: Kind) -> Result<ListQuery, ScimError> {
     let get = |name: &str| {
         q.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -334,13 +415,87 @@ fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
             })
             .unwrap_or_default()
     };
+    let sort = match get("sortBy").map(str::trim).filter(|s| !s.is_empty()) {
+        Some(by) => Some(Sort::parse(by, get("sortOrder"), kind)?),
+        None => {
+            // Without sortBy the order is fixed, but a bad sortOrder is
+            // still a mistake worth naming.
+            Sort::parse("id", get("sortOrder"), kind)?;
+            None
+        }
+    };
     Ok(ListQuery {
         filter,
-        start: number("startIndex", 1)?.max(1),
-        count: number("count", 100)?.min(MAX_COUNT),
+        sort,
+        page: Page {
+            start: number("startIndex", 1)?.max(1),
+            count: number("count", 100)?.min(MAX_COUNT),
+        },
         attributes: list("attributes"),
         excluded: list("excludedAttributes"),
     })
+}
+
+/// The `SearchRequest` message (RFC 7644 §3.4.3).
+const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// A `POST …/.search` body read as the query parameters of a `GET` list:
+/// `schemas` must name the `SearchRequest` message; `filter`, `sortBy`,
+/// `sortOrder` are strings, `startIndex` and `count` integers,
+/// `attributes` and `excludedAttributes` arrays of strings.
+///
+/// # Errors
+/// 400 `invalidValue` for another schema, an unknown member or a value of
+/// the wrong type.
+fn search_query(body: &Map<String, Json>) -> Result<HashMap<String, String>, ScimError> {
+    resource::check_schemas(body, &[SEARCH_URN])?;
+    let mut q = HashMap::new();
+    for (name, value) in body {
+        let known = |n: &str| name.eq_ignore_ascii_case(n);
+        let text = match value {
+            _ if known("schemas") => continue,
+            Json::Null => continue,
+            Json::String(v) if known("filter") || known("sortBy") || known("sortOrder") => {
+                v.clone()
+            }
+            Json::Number(n) if (known("startIndex") || known("count")) && n.is_i64() => {
+                n.to_string()
+            }
+            Json::Array(items) if known("attributes") || known("excludedAttributes") => items
+                .iter()
+                .map(|a| match a {
+                    Json::String(a) if !a.contains(',') => Ok(a.as_str()),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "{name} must be an array of attribute names"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ if [
+                "filter",
+                "sortBy",
+                "sortOrder",
+                "startIndex",
+                "count",
+                "attributes",
+                "excludedAttributes",
+            ]
+            .iter()
+            .any(|n| known(n)) =>
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "{name} has the wrong type for a SearchRequest"
+                )));
+            }
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "a SearchRequest has no member {name:?}"
+                )));
+            }
+        };
+        q.insert(name.clone(), text);
+    }
+    Ok(q)
 }
 
 /// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level
@@ -372,20 +527,18 @@ fn project(mut r: Json, attributes: &[String], excluded: &[String]) -> Json {
     r
 }
 
-fn list_response(all: Vec<Json>, q: &ListQuery) -> Response {
-    let total = all.len();
-    let page: Vec<Json> = all
+fn list_response(listing: Listing, q: &ListQuery) -> Response {
+    let page: Vec<Json> = listing
+        .resources
         .into_iter()
-        .skip(q.start - 1)
-        .take(q.count)
         .map(|r| project(r, &q.attributes, &q.excluded))
         .collect();
     scim_json(
         StatusCode::OK,
         &json!({
             "schemas": [LIST_URN],
-            "totalResults": total,
-            "startIndex": q.start,
+            "totalResults": listing.total,
+            "startIndex": q.page.start,
             "itemsPerPage": page.len(),
             "Resources": page,
         }),
@@ -397,10 +550,29 @@ async fn list_users(
     caller: ScimBearer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::User)?;
     let filter = q.filter.clone();
-    let all = with_scim(&state, caller, move |s| s.list_users(filter.as_ref())).await?;
-    Ok(list_response(all, &q))
+    let (sort, page) = (q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_users(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): a list whose query is the body.
+async fn search_users(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let q = list_query(&search_query(&body)?, Kind::User)?;
+    let (filter, sort, page) = (q.filter.clone(), q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_users(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
 }
 
 async fn get_user(
@@ -409,7 +581,7 @@ async fn get_user(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::User)?;
     let r = with_scim(&state, caller, move |s| s.get_user(&id)).await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -475,10 +647,29 @@ async fn list_groups(
     caller: ScimBearer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::Group)?;
     let filter = q.filter.clone();
-    let all = with_scim(&state, caller, move |s| s.list_groups(filter.as_ref())).await?;
-    Ok(list_response(all, &q))
+    let (sort, page) = (q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_groups(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
+}
+
+/// `POST /Groups/.search` (RFC 7644 §3.4.3).
+async fn search_groups(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let q = list_query(&search_query(&body)?, Kind::Group)?;
+    let (filter, sort, page) = (q.filter.clone(), q.sort, q.page);
+    let listing = with_scim(&state, caller, move |s| {
+        s.list_groups(filter.as_ref(), sort, page)
+    })
+    .await?;
+    Ok(list_response(listing, &q))
 }
 
 async fn get_group(
@@ -487,7 +678,7 @@ async fn get_group(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q)?;
+    let q = list_query(&q, Kind::Group)?;
     let r = with_scim(&state, caller, move |s| s.get_group(&id)).await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -556,15 +747,10 @@ async fn get_config(State(state): State<AppState>, _caller: ScimBearer) -> Respo
 }
 
 async fn get_resource_types(State(state): State<AppState>, _caller: ScimBearer) -> Response {
-    let all = discovery::resource_types(&base(&state));
-    let q = ListQuery {
-        filter: None,
-        start: 1,
-        count: MAX_COUNT,
-        attributes: Vec::new(),
-        excluded: Vec::new(),
-    };
-    list_response(all, &q)
+    list_response(
+        Listing::whole(discovery::resource_types(&base(&state))),
+        &ListQuery::default(),
+    )
 }
 
 async fn get_resource_type(
@@ -584,15 +770,10 @@ async fn get_resource_type(
 }
 
 async fn get_schemas(State(state): State<AppState>, _caller: ScimBearer) -> Response {
-    let all = discovery::schemas(&base(&state));
-    let q = ListQuery {
-        filter: None,
-        start: 1,
-        count: MAX_COUNT,
-        attributes: Vec::new(),
-        excluded: Vec::new(),
-    };
-    list_response(all, &q)
+    list_response(
+        Listing::whole(discovery::schemas(&base(&state))),
+        &ListQuery::default(),
+    )
 }
 
 async fn get_schema(
@@ -611,16 +792,25 @@ async fn get_schema(
         .ok_or_else(|| Failure(ScimError::not_found("schema", &id)))
 }
 
+const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search and /Groups/.search (no /Bulk, /Me or /.search at the root)";
+
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
-    Failure(ScimError::status(
-        404,
-        "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served (no /Bulk, /Me or /.search)",
-    ))
+    Failure(ScimError::status(404, NO_SUCH_ENDPOINT))
 }
 
-async fn method_not_allowed(_caller: ScimBearer) -> Failure {
-    Failure(ScimError::status(
-        405,
-        "this method is not allowed on this endpoint",
-    ))
+/// The fallback of a route for the methods it does not serve: 405 with
+/// `Allow` (RFC 9110 §15.5.6), after the token.
+fn not_allowed(
+    allow: &'static str,
+) -> impl Fn(ScimBearer) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |_caller: ScimBearer| {
+        let mut res = Failure(ScimError::status(
+            405,
+            "this method is not allowed on this endpoint",
+        ))
+        .into_response();
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        std::future::ready(res)
+    }
 }

@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json, json};
 
 use super::error::ScimError;
-use super::filter::{CompValue, CompareOp, Filter};
 use super::patch::{self, Operation};
 use super::path::{CORE_GROUP_URN, CORE_USER_URN};
-use super::resource::{self, GroupFields, UserFields, case_exact};
+use super::resource::{self, GroupFields, UserFields};
 use crate::audit::Context;
 use crate::clock::to_millis;
 use crate::store::OrgDb;
@@ -49,31 +48,6 @@ impl IfMatch {
     }
 }
 
-/// An attribute, value pair the store can look up by index.
-fn indexed_eq(filter: &Filter) -> Option<(String, String)> {
-    match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::String(v),
-        } if path.urn.is_none() => Some((path.key(CORE_USER_URN), v.clone())),
-        Filter::ValuePath { attr, filter } if attr.urn.is_none() && attr.sub.is_none() => {
-            match filter.as_ref() {
-                Filter::Compare {
-                    path,
-                    op: CompareOp::Eq,
-                    value: CompValue::String(v),
-                } if path.urn.is_none() && path.sub.is_none() => Some((
-                    format!("{}.{}", attr.name, path.name).to_ascii_lowercase(),
-                    v.clone(),
-                )),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
 impl Scim<'_> {
     fn user_groups(&self, c: &Connection, id: &str) -> Result<Vec<(String, String)>, ScimError> {
         Ok(sql::groups_with_member(c, id)?
@@ -82,39 +56,14 @@ impl Scim<'_> {
             .collect())
     }
 
-    fn render_user(&self, c: &Connection, row: &ScimUserRow) -> Result<Json, ScimError> {
+    pub(super) fn render_user(&self, c: &Connection, row: &ScimUserRow) -> Result<Json, ScimError> {
         let groups = self.user_groups(c, &row.user.id)?;
         Ok(resource::render_user(row, &groups, &self.base))
     }
 
-    fn render_group(&self, c: &Connection, g: &GroupRow) -> Result<Json, ScimError> {
+    pub(super) fn render_group(&self, c: &Connection, g: &GroupRow) -> Result<Json, ScimError> {
         let members = sql::members(c, &g.id)?;
         Ok(resource::render_group(g, &members, &self.base))
-    }
-
-    /// Users matching `filter`, oldest first (RFC 7644 §3.4.2). `userName`,
-    /// `externalId` and `id` equality use the store's indexes; anything else
-    /// is evaluated over the rendered resources.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn list_users(&self, filter: Option<&Filter>) -> Result<Vec<Json>, ScimError> {
-        self.org.db.read(|c| {
-            let rows = match filter.and_then(indexed_eq) {
-                Some((k, v)) if k == "username" => sql::users_by_user_name(c, &v)?,
-                Some((k, v)) if k == "externalid" => sql::users_by_external_id(c, &v)?,
-                Some((k, v)) if k == "id" => sql::user(c, &v)?.into_iter().collect(),
-                _ => sql::users(c)?,
-            };
-            let mut out = Vec::new();
-            for row in &rows {
-                let r = self.render_user(c, row)?;
-                if filter.is_none_or(|f| f.matches(&r, &case_exact)) {
-                    out.push(r);
-                }
-            }
-            Ok(out)
-        })
     }
 
     /// # Errors
@@ -279,38 +228,6 @@ impl Scim<'_> {
                 now,
             )?;
             Ok(())
-        })
-    }
-
-    /// Groups matching `filter`, oldest first. `displayName`, `externalId`,
-    /// `id` and `members.value` (or `members[value eq …]`) equality use the
-    /// store's indexes.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn list_groups(&self, filter: Option<&Filter>) -> Result<Vec<Json>, ScimError> {
-        self.org.db.read(|c| {
-            let rows = match filter.and_then(indexed_eq) {
-                Some((k, v)) if k == "displayname" => sql::groups_by_display_name(c, &v)?,
-                Some((k, v)) if k == "externalid" => sql::groups_by_external_id(c, &v)?,
-                Some((k, v)) if k == "id" => sql::group_by_id(c, &v)?.into_iter().collect(),
-                Some((k, v)) if k == "members.value" => {
-                    if sql::user(c, &v)?.is_some() {
-                        sql::groups_with_member(c, &v)?
-                    } else {
-                        Vec::new()
-                    }
-                }
-                _ => sql::groups(c)?,
-            };
-            let mut out = Vec::new();
-            for g in &rows {
-                let r = self.render_group(c, g)?;
-                if filter.is_none_or(|f| f.matches(&r, &case_exact)) {
-                    out.push(r);
-                }
-            }
-            Ok(out)
         })
     }
 

@@ -15,6 +15,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 use super::StoreError;
 use crate::crypto::DerivedKey;
 
+/// The page cache of each read connection, in KiB (SQLite's negative
+/// `cache_size`; its default is 2 MiB). SQLCipher decrypts every page it
+/// reads into this cache, so an index larger than the cache is decrypted
+/// again on every scan: paging through 100,000 SCIM users took ~25 ms a
+/// page with 2 MiB and ~4 ms with 16 MiB (`docs/benchmarks.md`). The cache
+/// grows only as pages are read, so small orgs use little of it.
+const READ_CACHE_KIB: i64 = -16 * 1024;
+
 /// How connections are opened.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -93,6 +101,7 @@ impl Db {
                 unlock(conn, &init_key, &init_path).map_err(StoreError::into_sqlite)?;
                 conn.busy_timeout(busy)?;
                 conn.pragma_update(None, "query_only", "ON")?;
+                conn.pragma_update(None, "cache_size", READ_CACHE_KIB)?;
                 conn.pragma_update(None, "temp_store", "MEMORY")
             });
         let readers = r2d2::Pool::builder()

@@ -128,7 +128,9 @@ pub fn set_deletion(conn: &Connection, user_id: &str, at_ms: Option<i64>) -> rus
 }
 
 /// Deletes the deltas of users whose deletion was requested before
-/// `cutoff_ms`, and their pending request; returns the users affected.
+/// `cutoff_ms`, everything derived from them, and their pending request;
+/// returns the users affected. (With the request cleared they count in
+/// aggregates again, so no derived row may survive them.)
 ///
 /// # Errors
 /// SQLite errors.
@@ -139,6 +141,10 @@ pub fn sweep_deletions(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Ve
         .collect::<rusqlite::Result<_>>()?;
     for u in &users {
         conn.prepare_cached("DELETE FROM deltas WHERE user_id = ?1")?
+            .execute([u])?;
+        conn.prepare_cached("DELETE FROM concept_states WHERE user_id = ?1")?
+            .execute([u])?;
+        conn.prepare_cached("DELETE FROM concept_weeks WHERE user_id = ?1")?
             .execute([u])?;
         conn.prepare_cached(
             "UPDATE user_privacy SET deletion_requested_at = NULL WHERE user_id = ?1",

@@ -19,6 +19,12 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("per-engineer concept states for aggregates"),
     M::up(include_str!("migrations/org/0005_scim.sql"))
         .comment("SCIM versions, attributes and deleted users"),
+    M::up(include_str!("migrations/org/0006_custom_concepts.sql"))
+        .comment("concepts an org adds to the shipped catalogue"),
+    M::up(include_str!("migrations/org/0007_concept_weeks.sql"))
+        .comment("weekly activity per engineer and concept, for trends"),
+    M::up(include_str!("migrations/org/0008_scim_list_indexes.sql"))
+        .comment("indexes of live and deleted users for SCIM paging and counts"),
 ];
 
 /// Migrations of `system.db`.
@@ -42,6 +48,36 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 5);
+        assert_eq!(ORG_VERSION, 8);
+    }
+
+    #[test]
+    fn concept_weeks_are_backfilled_from_the_deltas_already_held() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
+        ORG.to_version(&mut conn, 6).expect("to 6");
+        conn.execute_batch(
+            "INSERT INTO users (id, user_name, provisioned_by, created_at, updated_at)
+                 VALUES ('u1', 'priya', 'operator', 0, 0);
+             -- Tue 6 and Sun 11 Jan 2026 (one week), Mon 12 Jan (the next).
+             INSERT INTO deltas (id, user_id, concept, transition, at, received_at) VALUES
+                 ('a', 'u1', 'sql-joins', 'seen', 1767693600000, 0),
+                 ('b', 'u1', 'sql-joins', 'demonstrated', 1768172400000, 0),
+                 ('c', 'u1', 'sql-joins', 'seen', 1768176000000, 0);",
+        )
+        .expect("deltas");
+        ORG.to_latest(&mut conn).expect("to latest");
+        let weeks: Vec<(i64, i64)> = conn
+            .prepare("SELECT week, demonstrated FROM concept_weeks ORDER BY week")
+            .expect("query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("weeks");
+        let monday = |ms: i64| crate::graph::trend::week_of(crate::clock::from_millis(ms));
+        assert_eq!(
+            weeks,
+            [(monday(1767693600000), 1), (monday(1768176000000), 0)]
+        );
+        assert_eq!(weeks[1].0 - weeks[0].0, 7);
     }
 }

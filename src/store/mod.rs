@@ -5,6 +5,7 @@
 //! PostgreSQL backend would replace it without touching the handlers.
 
 pub mod audit;
+pub mod concepts;
 pub mod db;
 pub mod deltas;
 pub mod devices;

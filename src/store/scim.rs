@@ -83,6 +83,59 @@ pub fn users(conn: &Connection) -> rusqlite::Result<Vec<ScimUserRow>> {
         .collect()
 }
 
+/// A count as SQLite's integer (`usize::MAX` means no limit).
+fn clamp(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// How many live users there are: every row less the deleted ones, which
+/// SQLite counts from the smallest index and `users_deleted` without
+/// reading the table.
+///
+/// # Errors
+/// SQLite errors.
+pub fn count_users(conn: &Connection) -> rusqlite::Result<usize> {
+    const SQL: &str = "SELECT (SELECT count(*) FROM users)
+         - (SELECT count(*) FROM users WHERE deleted_at IS NOT NULL)";
+    conn.prepare_cached(SQL)?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| usize::try_from(n).unwrap_or(0))
+}
+
+/// One page of live users, oldest first: at most `limit`, after skipping
+/// `offset` (index `users_live_created`, so skipped users are never read).
+///
+/// # Errors
+/// SQLite errors.
+pub fn users_page(
+    conn: &Connection,
+    limit: usize,
+    offset: usize,
+) -> rusqlite::Result<Vec<ScimUserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        scim_user_columns!(),
+        " ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map(params![clamp(limit), clamp(offset)], scim_user)?
+        .collect()
+}
+
+/// Every membership of a live user as (user id, group id, group display
+/// name), each user's groups oldest first: one query instead of one per
+/// user when every user is rendered.
+///
+/// # Errors
+/// SQLite errors.
+pub fn all_memberships(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
+    const SQL: &str = "SELECT m.user_id, g.id, g.display_name FROM group_members m
+         JOIN groups g ON g.id = m.group_id ORDER BY m.user_id, g.created_at, g.id";
+    conn.prepare_cached(SQL)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}
+
 /// Stores the SCIM version and extra attributes of a user.
 ///
 /// # Errors
@@ -258,6 +311,35 @@ pub fn groups_with_member(conn: &Connection, user_id: &str) -> rusqlite::Result<
 pub fn groups(conn: &Connection) -> rusqlite::Result<Vec<GroupRow>> {
     const SQL: &str = concat!("SELECT ", group_columns!(), " ORDER BY created_at, id");
     conn.prepare_cached(SQL)?.query_map([], group)?.collect()
+}
+
+/// How many groups there are.
+///
+/// # Errors
+/// SQLite errors.
+pub fn count_groups(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT count(*) FROM groups")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| usize::try_from(n).unwrap_or(0))
+}
+
+/// One page of groups, oldest first (index `groups_created`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn groups_page(
+    conn: &Connection,
+    limit: usize,
+    offset: usize,
+) -> rusqlite::Result<Vec<GroupRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        group_columns!(),
+        " ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map(params![clamp(limit), clamp(offset)], group)?
+        .collect()
 }
 
 /// The live members of a group: (user id, user name), oldest first.

@@ -154,6 +154,17 @@ pub fn group_names(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<Str
         .collect()
 }
 
+/// The names of every group of the org, alphabetically.
+///
+/// # Errors
+/// SQLite errors.
+pub fn all_group_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    const SQL: &str = "SELECT display_name FROM groups ORDER BY display_name COLLATE NOCASE";
+    conn.prepare_cached(SQL)?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
 /// The id of the group named `name` (case-insensitive), creating it.
 ///
 /// # Errors

@@ -9,10 +9,11 @@ pub mod wire;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::catalogue::CUSTOM_PREFIX;
 use crate::clock::{from_millis, to_millis};
 use crate::store::deltas as sql;
-use crate::store::{OrgDb, StoreError};
-use wire::Delta;
+use crate::store::{OrgDb, StoreError, concepts as concept_sql};
+use wire::{Delta, WireError};
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,20 +24,58 @@ pub struct Pushed {
     pub cursor: i64,
 }
 
+/// Why a push stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// An org concept was retired after the batch passed the schema and
+    /// before it was written; the pointer names the first delta affected.
+    #[error(transparent)]
+    Retired(WireError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for PushError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Checks, inside the push's transaction, that no org concept of the batch
+/// was retired since [`wire::parse_push`] saw it (an admin may retire one
+/// at any moment).
+fn recheck_retired(tx: &rusqlite::Connection, deltas: &[Delta]) -> Result<(), PushError> {
+    for (i, d) in deltas.iter().enumerate() {
+        if !d.concept.starts_with(CUSTOM_PREFIX) {
+            continue;
+        }
+        if let Some(Some(since)) = concept_sql::get(tx, &d.concept)?.map(|c| c.retired_at)
+            && to_millis(d.at) >= since
+        {
+            return Err(PushError::Retired(WireError {
+                pointer: format!("/deltas/{i}/concept"),
+                message: wire::retired_message(&d.concept, from_millis(since)),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Stores `deltas` for `user_id` in one transaction.
 ///
 /// # Errors
-/// Store errors; then nothing was stored.
+/// Store errors, or [`PushError::Retired`]; then nothing was stored.
 pub fn push(
     org: &OrgDb,
     user_id: &str,
     device_id: Option<&str>,
     deltas: &[Delta],
     now: DateTime<Utc>,
-) -> Result<Pushed, StoreError> {
+) -> Result<Pushed, PushError> {
     let now_ms = to_millis(now);
     org.db.write(|tx| {
-        let mut accepted = 0;
+        recheck_retired(tx, deltas)?;
+        let mut accepted = Vec::new();
         let mut touched = std::collections::BTreeSet::new();
         for d in deltas {
             let id = d.id.to_string();
@@ -51,14 +90,15 @@ pub fn push(
                 d.grade,
                 now_ms,
             )? {
-                accepted += 1;
+                accepted.push(d);
                 touched.insert(d.concept.as_str());
             }
         }
         crate::graph::aggregates::refresh_states(tx, user_id, &touched, now)?;
+        crate::graph::trend::record(tx, user_id, &accepted)?;
         Ok(Pushed {
-            accepted,
-            duplicates: deltas.len() - accepted,
+            accepted: accepted.len(),
+            duplicates: deltas.len() - accepted.len(),
             cursor: sql::last_seq(tx, user_id)?,
         })
     })

@@ -10,7 +10,9 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::PushError;
 use super::wire::{self, MAX_BODY};
+use crate::catalogue::custom::{KnownIds, OrgConcepts};
 use crate::devices::{self, DeviceError};
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, Meta, session_layer};
@@ -54,23 +56,32 @@ async fn post_deltas(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let now = state.clock.now();
-    let deltas = wire::parse_push(&body, &state.catalogue, now).map_err(|e| AppError::Schema {
-        pointer: e.pointer,
-        message: e.message,
-    })?;
     let st = state.clone();
     let pushed = blocking(move || {
         let org = st.store.org(&caller.org)?;
-        Ok(super::push(
+        let known = KnownIds::load(&st.catalogue, org)?;
+        let deltas = wire::parse_push(&body, &known, now).map_err(schema)?;
+        super::push(
             org,
             &caller.user_id,
             caller.device_id.as_deref(),
             &deltas,
             now,
-        )?)
+        )
+        .map_err(|e| match e {
+            PushError::Retired(w) => schema(w),
+            PushError::Store(s) => s.into(),
+        })
     })
     .await?;
     Ok(Json(json!(pushed)))
+}
+
+fn schema(e: wire::WireError) -> AppError {
+    AppError::Schema {
+        pointer: e.pointer,
+        message: e.message,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,18 +116,18 @@ async fn get_deltas(
     Ok(Json(json!(pulled)))
 }
 
-async fn get_concepts(State(state): State<AppState>, _caller: ApiCaller) -> Json<Value> {
-    let concepts: Vec<Value> = state
-        .catalogue
-        .concepts()
-        .map(|c| {
-            json!({
-                "slug": c.slug, "title": c.title, "domain": c.domain, "summary": c.summary,
-                "prerequisites": c.prerequisites, "related": c.related, "matchers": c.matchers,
-            })
-        })
-        .collect();
-    Json(json!({ "domains": state.catalogue.domains, "concepts": concepts }))
+/// The shipped catalogue and the caller's org's own concepts (never
+/// another org's).
+async fn get_concepts(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> Result<Json<Value>, AppError> {
+    let st = state.clone();
+    blocking(move || {
+        let org = st.store.org(&caller.org)?;
+        Ok(Json(OrgConcepts::load(&st.catalogue, org)?.listing()))
+    })
+    .await
 }
 
 async fn post_pairing_code(

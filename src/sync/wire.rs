@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::catalogue::{Catalogue, valid_slug};
+use crate::catalogue::custom::{KnownIds, Standing};
+use crate::catalogue::valid_slug;
 
 /// Most deltas one request may carry.
 pub const MAX_DELTAS: usize = 1000;
@@ -95,13 +96,22 @@ fn earliest() -> DateTime<Utc> {
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
+/// Why a fact about a retired concept is refused: facts dated before the
+/// retirement are still taken (a device may sync late), later ones not.
+pub fn retired_message(concept: &str, since: DateTime<Utc>) -> String {
+    format!(
+        "`{concept}` was retired by your organisation at {}; facts dated after that are refused, so drop them (GET /api/v1/concepts marks it retired)",
+        since.to_rfc3339()
+    )
+}
+
 /// Parses and checks a push body.
 ///
 /// # Errors
 /// The first problem found, as a [`WireError`].
 pub fn parse_push(
     body: &[u8],
-    catalogue: &Catalogue,
+    concepts: &KnownIds<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Delta>, WireError> {
     if body.len() > MAX_BODY {
@@ -138,7 +148,7 @@ pub fn parse_push(
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| parse_delta(i, v, catalogue, now))
+        .map(|(i, v)| parse_delta(i, v, concepts, now))
         .collect()
 }
 
@@ -162,7 +172,7 @@ fn string_field<'a>(
 fn parse_delta(
     i: usize,
     v: &Value,
-    catalogue: &Catalogue,
+    concepts: &KnownIds<'_>,
     now: DateTime<Utc>,
 ) -> Result<Delta, WireError> {
     let p = format!("/deltas/{i}");
@@ -187,7 +197,8 @@ fn parse_delta(
             ),
         ));
     }
-    if !catalogue.contains(concept) {
+    let standing = concepts.standing(concept);
+    if standing == Standing::Unknown {
         return Err(err(
             format!("{p}/concept"),
             format!("`{concept}` is not in the catalogue (GET /api/v1/concepts)"),
@@ -217,6 +228,11 @@ fn parse_delta(
             format!("{p}/at"),
             "more than a day in the future; check the device's clock",
         ));
+    }
+    if let Standing::Retired(since) = standing
+        && at >= since
+    {
+        return Err(err(format!("{p}/concept"), retired_message(concept, since)));
     }
     let grade = match o.get("grade") {
         None | Some(Value::Null) => None,

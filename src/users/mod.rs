@@ -193,6 +193,16 @@ pub fn list(org: &OrgDb) -> Result<Vec<User>, UserError> {
     })
 }
 
+/// The org's teams (its groups), by name: what org aggregates can be
+/// narrowed to.
+///
+/// # Errors
+/// Store errors.
+pub fn teams(org: &OrgDb) -> Result<Vec<String>, StoreError> {
+    org.db
+        .read(|c| sql::all_group_names(c).map_err(StoreError::from))
+}
+
 fn check_user_name(name: &str) -> Result<(), UserError> {
     let n = name.chars().count();
     if n == 0 || n > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {

@@ -5,6 +5,7 @@
 
 mod account;
 mod admin;
+mod aggregates;
 mod error;
 mod pages;
 mod signin;
@@ -56,6 +57,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(account::post_revoke_device),
         )
         .route("/o/{org}/admin", get(admin::get_admin))
+        .route("/o/{org}/admin/aggregates", get(aggregates::get_aggregates))
         .route(
             "/o/{org}/admin/users/{id}/admin",
             post(admin::post_set_admin),

@@ -119,3 +119,46 @@ pub struct AdminPage {
 pub struct BreakGlassPage {
     pub org_name: String,
 }
+
+/// One week's bar in a trend: CSS classes for its height (`h0`..`h8`) and
+/// demonstrated share (`f0`..`f8`), or `sup` when suppressed.
+pub struct Bar {
+    pub class: String,
+    pub label: String,
+}
+
+pub struct AggregateLine {
+    pub slug: String,
+    pub title: String,
+    pub retired: bool,
+    pub suppressed: bool,
+    pub n_seen: String,
+    pub n_demonstrated: String,
+    pub observed: String,
+    pub predicted: String,
+    pub bars: Vec<Bar>,
+    /// The trend as text, week by week (for screen readers and tooltips).
+    pub summary: String,
+}
+
+pub struct DomainSection {
+    pub title: String,
+    pub rows: Vec<AggregateLine>,
+}
+
+#[derive(Template)]
+#[template(path = "aggregates.html")]
+pub struct AggregatesPage {
+    pub org_slug: String,
+    pub org_name: String,
+    pub csrf: String,
+    /// Every team, and whether it is the one shown.
+    pub teams: Vec<(String, bool)>,
+    pub team: Option<String>,
+    pub min_cohort: usize,
+    pub first_week: String,
+    pub last_week: String,
+    /// Why there are no figures (an unknown or too small team).
+    pub notice: Option<String>,
+    pub domains: Vec<DomainSection>,
+}

@@ -1,8 +1,9 @@
 //! The web pages in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, which `tests/run` installs). One person signs in through
-//! the real test IdP, checks the account and admin pages, signs out and
-//! presses Back; on the way the test proves that Chromium keeps the
-//! `__Host-` session cookie on http://127.0.0.1, that the pages fit a
+//! the real test IdP, checks the account, admin and skill aggregates
+//! pages, signs out and presses Back; on the way the test proves that
+//! Chromium keeps the `__Host-` session cookie on http://127.0.0.1, that
+//! the pages fit a
 //! 390 px phone without sideways scrolling, that the sign-in button is
 //! reachable by keyboard, and that no request leaves loopback. Screenshots
 //! of every page at desktop and phone width land in `target/screenshots/`.
@@ -416,6 +417,38 @@ async fn focused(b: &Browser) -> String {
     .to_string()
 }
 
+/// Five engineers who met `rust-lifetimes` last week, so the aggregates
+/// page has a row above `min_cohort`.
+fn seed_aggregates(state: &aiworklab::AppState) {
+    use aiworklab::sync::wire::{Delta, Transition};
+    let org = state.store.org("acme").expect("org");
+    let now = state.clock.now();
+    for i in 0..5 {
+        let u = aiworklab::users::add(
+            org,
+            &aiworklab::users::AdminCtx::operator(),
+            &format!("engineer{i}"),
+            "",
+            None,
+            false,
+            now,
+        )
+        .expect("user");
+        let delta = |transition, days| Delta {
+            id: uuid::Uuid::new_v4(),
+            concept: "rust-lifetimes".into(),
+            transition,
+            at: now - chrono::Duration::days(days),
+            grade: None,
+        };
+        let deltas = [
+            delta(Transition::Seen, 8),
+            delta(Transition::Demonstrated, 7),
+        ];
+        aiworklab::sync::push(org, &u.id, None, &deltas, now).expect("push");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_through_the_idp_fits_a_phone_and_cannot_go_back_after_sign_out() {
     let site = Site::start(&["acme"], Arc::new(SystemClock), |_| {}).await;
@@ -504,6 +537,28 @@ async fn chromium_signs_in_through_the_idp_fits_a_phone_and_cannot_go_back_after
     inspect(&b, "admin-desktop", &allowed).await;
     b.set_window_size(PHONE).await;
     inspect(&b, "admin-phone", &allowed).await;
+
+    // Skill aggregates, with enough engineers for numbers and a trend:
+    // the table turns into labelled cards on the phone.
+    seed_aggregates(&site.state);
+    b.click("#aggregates-link").await;
+    b.wait_for_url("the aggregates page", |u| {
+        u.ends_with("/o/acme/admin/aggregates")
+    })
+    .await;
+    assert!(b.text("h1").await.contains("Skill aggregates"));
+    let seen_cell = "const td = document.querySelector('#concept-rust-lifetimes td[data-label=Seen]'); \
+                     return [getComputedStyle(td).display, td.textContent.trim()]";
+    assert_eq!(
+        b.execute(seen_cell).await,
+        json!(["block", "5"]),
+        "on a phone each cell is a line of its card"
+    );
+    inspect(&b, "aggregates-phone", &allowed).await;
+    b.set_window_size(DESKTOP).await;
+    assert_eq!(b.execute(seen_cell).await, json!(["table-cell", "5"]));
+    inspect(&b, "aggregates-desktop", &allowed).await;
+    b.set_window_size(PHONE).await;
     b.goto(&account).await;
     b.find("#user-name").await;
     inspect(&b, "account-phone", &allowed).await;

@@ -338,6 +338,24 @@ async fn deleted_data_is_held_thirty_days_then_swept() {
     clock.advance(Duration::days(2));
     aiworklab::sweeper::sweep_once(&state, clock.now());
     assert_eq!(count(), 0, "still held after 30 days");
+    let states = state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .read(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM concept_states) + (SELECT count(*) FROM concept_weeks)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(StoreError::from)
+        })
+        .expect("count");
+    assert_eq!(
+        states, 0,
+        "the swept engineer's concept states or weeks survived (and would count in aggregates again)"
+    );
     let audit: Vec<String> = state
         .store
         .org("acme")
@@ -352,4 +370,179 @@ async fn deleted_data_is_held_thirty_days_then_swept() {
         audit.contains(&"data.delete_request".into()) && audit.contains(&"data.deleted".into()),
         "{audit:?}"
     );
+}
+
+/// Pushes facts at explicit instants for `p` (through the sync domain).
+fn facts_at(
+    state: &AppState,
+    p: &Person,
+    concept: &str,
+    facts: &[(&str, chrono::DateTime<chrono::Utc>)],
+) {
+    let deltas: Vec<_> = facts
+        .iter()
+        .map(|(t, at)| aiworklab::sync::wire::Delta {
+            id: uuid::Uuid::new_v4(),
+            concept: concept.into(),
+            transition: aiworklab::sync::wire::Transition::parse(t).expect("transition"),
+            at: *at,
+            grade: (*t == "check_passed").then_some(3),
+        })
+        .collect();
+    aiworklab::sync::push(
+        state.store.org("acme").expect("org"),
+        &p.id,
+        None,
+        &deltas,
+        state.clock.now(),
+    )
+    .expect("push");
+}
+
+fn week<'a>(row: &'a Value, name: &str) -> &'a Value {
+    row["trend"]
+        .as_array()
+        .expect("trend")
+        .iter()
+        .find(|w| w["week"] == name)
+        .unwrap_or_else(|| panic!("no week {name} in {row}"))
+}
+
+#[tokio::test]
+async fn the_weekly_trend_counts_iso_weeks_suppresses_small_ones_and_forgets_opted_out_engineers_at_once()
+ {
+    use chrono::TimeZone;
+    let t = |m: u32, d: u32, h: u32| {
+        let y = if m == 12 { 2025 } else { 2026 };
+        chrono::Utc
+            .with_ymd_and_hms(y, m, d, h, 0, 0)
+            .single()
+            .expect("valid")
+    };
+    let env = Env::new(&["acme"]);
+    // 15 January 2026, a Thursday in 2026-W03.
+    let state = env.state_with_clock(manual_clock());
+    let admin = person(&state, "acme", "admin", true);
+    let engineers: Vec<Person> = (0..6)
+        .map(|i| person(&state, "acme", &format!("eng{i}"), false))
+        .collect();
+    for (i, e) in engineers.iter().enumerate() {
+        // 2026-W02: six see it; five demonstrate it, late on the Sunday.
+        let mut facts = vec![("seen", t(1, 6, 10))];
+        if i < 5 {
+            facts.push(("demonstrated", t(1, 11, 23)));
+        }
+        // 2026-W03 (this week): three pass a check.
+        if i < 3 {
+            facts.push(("check_passed", t(1, 13, 9)));
+        }
+        facts_at(&state, e, "rust-lifetimes", &facts);
+    }
+    // A late-syncing device: one fact from 2026-W01 arrives now.
+    facts_at(
+        &state,
+        &engineers[5],
+        "rust-lifetimes",
+        &[("seen", t(12, 30, 8))],
+    );
+
+    let v = aggregates(&state, &admin, "").await.json();
+    let r = row(&v, "rust-lifetimes");
+    let weeks: Vec<&str> = r["trend"]
+        .as_array()
+        .expect("trend")
+        .iter()
+        .map(|w| w["week"].as_str().expect("label"))
+        .collect();
+    assert_eq!(weeks.len(), 12, "{weeks:?}");
+    assert_eq!(weeks.first(), Some(&"2025-W44"));
+    assert_eq!(weeks.last(), Some(&"2026-W03"));
+    let w02 = week(r, "2026-W02");
+    assert_eq!(
+        (
+            w02["n_seen"].clone(),
+            w02["n_demonstrated"].clone(),
+            w02["suppressed"].clone()
+        ),
+        (json!(6), json!(5), json!(false))
+    );
+    assert_eq!(w02["starts"], "2026-01-05");
+    for small in ["2026-W03", "2026-W01"] {
+        let w = week(r, small);
+        assert_eq!(w["suppressed"], true, "{small} has fewer than 5: {w}");
+        assert!(
+            w["n_seen"].is_null() && w["n_demonstrated"].is_null(),
+            "{w}"
+        );
+    }
+    let empty = week(r, "2025-W52");
+    assert_eq!(
+        (empty["n_seen"].clone(), empty["suppressed"].clone()),
+        (json!(0), json!(false))
+    );
+
+    // Fewer weeks on request, and only a sensible number.
+    let two = aggregates(&state, &admin, "?weeks=2").await.json();
+    assert_eq!(
+        row(&two, "rust-lifetimes")["trend"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    for bad in ["?weeks=0", "?weeks=53"] {
+        let a = aggregates(&state, &admin, bad).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(a.text().contains("weeks must be 1 to 52"), "{}", a.text());
+    }
+
+    // A team's trend counts its members only.
+    let db = state.store.org("acme").expect("org");
+    db.db
+        .write(|tx| {
+            let g = aiworklab::store::users::ensure_group(
+                tx,
+                &uuid::Uuid::new_v4().to_string(),
+                "core",
+                0,
+            )?;
+            for e in &engineers[1..] {
+                aiworklab::store::users::set_memberships(tx, &e.id, std::slice::from_ref(&g))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("team");
+    let team = aggregates(&state, &admin, "?team=core").await.json();
+    let w02 = week(row(&team, "rust-lifetimes"), "2026-W02");
+    assert_eq!(
+        (w02["n_seen"].clone(), w02["n_demonstrated"].clone()),
+        (json!(5), json!(4))
+    );
+
+    // Opting out takes the engineer out of past weeks at once.
+    let opt_out = |p: &Person| {
+        req(
+            "POST",
+            "/api/v1/me/opt-out",
+            p,
+            Some(json!({"opted_out": true})),
+        )
+    };
+    assert_eq!(
+        send(&state, opt_out(&engineers[0])).await.status,
+        StatusCode::OK
+    );
+    let v = aggregates(&state, &admin, "").await.json();
+    let w02 = week(row(&v, "rust-lifetimes"), "2026-W02");
+    assert_eq!(
+        (w02["n_seen"].clone(), w02["n_demonstrated"].clone()),
+        (json!(5), json!(4))
+    );
+    assert_eq!(
+        send(&state, opt_out(&engineers[1])).await.status,
+        StatusCode::OK
+    );
+    let v = aggregates(&state, &admin, "").await.json();
+    let w02 = week(row(&v, "rust-lifetimes"), "2026-W02");
+    assert_eq!(w02["suppressed"], true, "four left in the week: {w02}");
+    assert!(w02["n_seen"].is_null());
 }

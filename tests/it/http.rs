@@ -278,6 +278,13 @@ async fn logs_carry_request_id_and_route_but_never_paths_bodies_or_credentials()
         format: LogFormat::Json,
         level: "debug".into(),
     };
+    // tracing caches each callsite's interest for the whole process. While
+    // only one dispatcher is registered, that interest comes from the
+    // default subscriber of whichever thread reaches the callsite first:
+    // a sibling test's thread, which has none, would cache `never` and
+    // this test would capture nothing. A second registered dispatcher
+    // makes tracing ask every registered one instead.
+    let _anchor = tracing::Dispatch::new(aiworklab::logging::subscriber(&settings, std::io::sink));
     let _guard =
         tracing::subscriber::set_default(aiworklab::logging::subscriber(&settings, buffer.clone()));
     let env = Env::new(&["acme"]);

@@ -1,10 +1,12 @@
 //! The one integration test binary. Each module tries to break one group of
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
+mod aggregates_page;
 mod audit;
 mod backup;
 mod browser;
 mod cli;
+mod concepts;
 mod graph;
 mod http;
 mod idp;

@@ -21,7 +21,16 @@ const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// An installation with these orgs and one SCIM token per org.
 fn setup(orgs: &[&str]) -> (Env, AppState, Vec<String>) {
-    let env = Env::new(orgs);
+    setup_with(orgs, |_| {})
+}
+
+/// [`setup`] with a configuration changed by `configure`.
+fn setup_with(
+    orgs: &[&str],
+    configure: impl FnOnce(&mut aiworklab::config::RawConfig),
+) -> (Env, AppState, Vec<String>) {
+    let mut env = Env::new(orgs);
+    configure(&mut env.raw);
     let state = env.state();
     let toks = orgs
         .iter()
@@ -1308,4 +1317,429 @@ async fn a_user_the_idp_finds_and_updates_becomes_scim_managed() {
         "a scim_only org would still refuse them"
     );
     assert_eq!(after.display_name, "Dana D.");
+}
+
+#[tokio::test]
+async fn pages_count_and_list_live_users_only_in_creation_order() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let mut ids = Vec::new();
+    for name in ["p1", "p2", "p3", "p4", "p5"] {
+        let u = create(&state, t, &json!({"schemas": [USER], "userName": name})).await;
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    for gone in [&ids[1], &ids[4]] {
+        let a = scim(&state, "DELETE", &format!("/scim/v2/Users/{gone}"), t, None).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+    }
+    let page = |start: usize, count: usize| {
+        let state = state.clone();
+        async move {
+            let a = scim(
+                &state,
+                "GET",
+                &format!("/scim/v2/Users?startIndex={start}&count={count}"),
+                t,
+                None,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            let j = a.json();
+            let names: Vec<String> = j["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["userName"].as_str().unwrap().to_string())
+                .collect();
+            (j["totalResults"].as_u64().unwrap(), names)
+        }
+    };
+    assert_eq!(page(1, 2).await, (3, vec!["p1".into(), "p3".into()]));
+    assert_eq!(page(3, 2).await, (3, vec!["p4".into()]));
+    assert_eq!(page(4, 2).await, (3, vec![]));
+    assert_eq!(page(2, 0).await, (3, vec![]));
+    // An indexed equality on one side of `and` narrows; the other side
+    // still applies.
+    let f = |filter: &str| format!("/scim/v2/Users?filter={}", q(filter));
+    let a = scim(
+        &state,
+        "GET",
+        &f("userName eq \"p3\" and active eq true"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 1);
+    let a = scim(
+        &state,
+        "GET",
+        &f("active eq false and userName eq \"p3\""),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["totalResults"], 0);
+    let a = scim(&state, "GET", &f("userName eq \"p2\""), t, None).await;
+    assert_eq!(a.json()["totalResults"], 0, "a deleted user is not found");
+}
+
+/// A request with a body of `size` bytes of valid JSON, with or without a
+/// `Content-Length` header (without, the limit applies as the body streams).
+fn big(method: &str, uri: &str, token: &str, size: usize, length_header: bool) -> Request<Body> {
+    let padding = size.saturating_sub(60);
+    let body =
+        json!({"schemas": [USER], "userName": "big", "nickName": "x".repeat(padding)}).to_string();
+    let mut r = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/scim+json");
+    if length_header {
+        r = r.header("content-length", body.len());
+    }
+    r.body(Body::from(body)).expect("request")
+}
+
+#[tokio::test]
+async fn bodies_over_the_server_limit_get_a_scim_413_and_write_nothing() {
+    let (_env, state, t) = setup_with(&["a"], |raw| raw.server.max_body_bytes = 64 * 1024);
+    let t = &t[0];
+    let u = create(&state, t, &json!({"schemas": [USER], "userName": "kept"})).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let before = counts(&state, "a");
+    for (method, uri) in [
+        ("POST", "/scim/v2/Users".to_string()),
+        ("PUT", format!("/scim/v2/Users/{id}")),
+        ("PATCH", format!("/scim/v2/Users/{id}")),
+        ("POST", "/scim/v2/Groups".to_string()),
+    ] {
+        for length_header in [true, false] {
+            let a = send(&state, big(method, &uri, t, 100 * 1024, length_header)).await;
+            assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, None);
+            assert!(
+                a.json()["detail"].as_str().unwrap().contains("65536 bytes"),
+                "{method} {uri}: {}",
+                a.text()
+            );
+            // The server-wide layers still apply.
+            assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
+        }
+    }
+    // Just under the limit is read (and refused for what it says, not its size).
+    let a = send(&state, big("POST", "/scim/v2/Users", t, 60 * 1024, true)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let a = scim(&state, "GET", &format!("/scim/v2/Users/{id}"), t, None).await;
+    assert_eq!(a.json()["meta"]["version"], u["meta"]["version"]);
+    let after = counts(&state, "a");
+    assert_eq!((after.0, after.1), (before.0 + 1, before.1));
+}
+
+#[tokio::test]
+async fn the_default_limits_answer_in_scim_format_too() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    let before = counts(&state, "a");
+    // Over SCIM's own 1 MiB, and over the server's 2 MiB.
+    for size in [1536 * 1024, 3 * 1024 * 1024] {
+        let a = send(&state, big("POST", "/scim/v2/Users", t, size, true)).await;
+        assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, None);
+        assert!(a.text().contains("1048576 bytes"), "{}", a.text());
+    }
+    assert_eq!(counts(&state, "a"), before);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_under_scim_get_scim_errors() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for uri in [
+        "/scim/v2",
+        "/scim/v2/",
+        "/scim/v2/Nope",
+        "/scim/v2/Users/x/y",
+        "/scim/v2/Bulk",
+    ] {
+        assert_error(
+            &scim(&state, "GET", uri, t, None).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+        // Without the token, the token is what is wrong.
+        let a = send(&state, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_error(&a, StatusCode::UNAUTHORIZED, None);
+    }
+    for (method, uri, allow) in [
+        ("DELETE", "/scim/v2/Users", "GET, POST"),
+        ("POST", "/scim/v2/Users/x", "GET, PUT, PATCH, DELETE"),
+        ("PUT", "/scim/v2/Groups", "GET, POST"),
+        ("POST", "/scim/v2/ServiceProviderConfig", "GET"),
+        ("DELETE", "/scim/v2/Schemas", "GET"),
+        ("PATCH", "/scim/v2/ResourceTypes/User", "GET"),
+    ] {
+        let a = scim(&state, method, uri, t, Some(&json!({}))).await;
+        assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, None);
+        assert_eq!(a.header("allow"), Some(allow), "{method} {uri}");
+    }
+    // Outside /scim/v2 the API's problem documents are unchanged.
+    let a = send(
+        &state,
+        Request::get("/scim/v2x").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+}
+
+#[tokio::test]
+async fn lists_sort_by_sort_by_and_sort_order() {
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for (name, display, external) in [
+        ("carol", Some("Zed"), Some("x2")),
+        ("Alice", None, Some("X1")),
+        ("bob", Some("amy"), None),
+        ("dave", Some("Amy"), Some("x10")),
+    ] {
+        let mut b = json!({"schemas": [USER], "userName": name});
+        if let Some(d) = display {
+            b["displayName"] = json!(d);
+        }
+        if let Some(x) = external {
+            b["externalId"] = json!(x);
+        }
+        create(&state, t, &b).await;
+    }
+    let names = |a: &Answer| -> Vec<String> {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        a.json()["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |query: String| {
+        let state = state.clone();
+        async move { scim(&state, "GET", &format!("/scim/v2/Users?{query}"), t, None).await }
+    };
+    // userName ignores case; ascending is the default.
+    let a = get("sortBy=userName".into()).await;
+    assert_eq!(names(&a), ["Alice", "bob", "carol", "dave"]);
+    let a = get("sortBy=userName&sortOrder=descending".into()).await;
+    assert_eq!(names(&a), ["dave", "carol", "bob", "Alice"]);
+    // Equal displayNames (in any case) by id; no displayName last, or
+    // first when descending.
+    let a = get("sortBy=displayName".into()).await;
+    let got = names(&a);
+    assert_eq!(got[2..], ["carol", "Alice"]);
+    let amys = {
+        let j = a.json();
+        let mut ids: Vec<String> = j["Resources"].as_array().unwrap()[..2]
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        let in_order = ids.clone();
+        ids.sort();
+        (in_order, ids)
+    };
+    assert_eq!(amys.0, amys.1, "ties are broken by id");
+    let a = get("sortBy=displayName&sortOrder=Descending".into()).await;
+    assert_eq!(names(&a)[..2], ["Alice", "carol"]);
+    // externalId is case-exact: "X1" before "x10" before "x2".
+    let a = get("sortBy=externalId".into()).await;
+    assert_eq!(names(&a), ["Alice", "dave", "carol", "bob"]);
+    // With a filter and paging: the sorted matches, cut into pages.
+    let f = q("userName ne \"bob\"");
+    let a = get(format!(
+        "filter={f}&sortBy=userName&sortOrder=descending&startIndex=2&count=1"
+    ))
+    .await;
+    assert_eq!(a.json()["totalResults"], 3);
+    assert_eq!(names(&a), ["carol"]);
+    // Creation times (users made in the same millisecond tie, by id).
+    let a = get("sortBy=meta.created&sortOrder=descending".into()).await;
+    let created: Vec<String> = a.json()["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["created"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created.len(), 4);
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+
+    // Groups sort too.
+    for g in ["beta", "Alpha", "gamma"] {
+        let a = scim(
+            &state,
+            "POST",
+            "/scim/v2/Groups",
+            t,
+            Some(&json!({"schemas": [GROUP], "displayName": g})),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+    let a = scim(
+        &state,
+        "GET",
+        "/scim/v2/Groups?sortBy=displayName&sortOrder=descending",
+        t,
+        None,
+    )
+    .await;
+    let shown: Vec<String> = a.json()["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, ["gamma", "beta", "Alpha"]);
+
+    for bad in [
+        "sortBy=name.givenName",
+        "sortBy=password",
+        "sortBy=userName&sortOrder=sideways",
+        "sortOrder=up",
+    ] {
+        assert_error(
+            &get(bad.into()).await,
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+        );
+    }
+    let a = scim(&state, "GET", "/scim/v2/Groups?sortBy=userName", t, None).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    let a = scim(&state, "GET", "/scim/v2/ServiceProviderConfig", t, None).await;
+    assert_eq!(a.json()["sort"]["supported"], true);
+}
+
+#[tokio::test]
+async fn search_with_post_answers_as_the_same_get() {
+    const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let (_env, state, t) = setup(&["a"]);
+    let t = &t[0];
+    for name in ["bjensen", "jsmith", "ajensen", "mjensen"] {
+        create(
+            &state,
+            t,
+            &json!({"schemas": [USER], "userName": name, "displayName": name.to_uppercase()}),
+        )
+        .await;
+    }
+    let group = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups",
+        t,
+        Some(&json!({"schemas": [GROUP], "displayName": "Tour Guides"})),
+    )
+    .await;
+    assert_eq!(group.status, StatusCode::CREATED);
+    let before = counts(&state, "a");
+
+    // RFC 7644 §3.4.3's example, with sorting and paging.
+    let body = json!({
+        "schemas": [SEARCH],
+        "attributes": ["displayName", "userName"],
+        "filter": "userName ew \"jensen\"",
+        "sortBy": "userName",
+        "sortOrder": "descending",
+        "startIndex": 2,
+        "count": 2
+    });
+    let posted = scim(&state, "POST", "/scim/v2/Users/.search", t, Some(&body)).await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.text());
+    assert_eq!(posted.header("content-type"), Some("application/scim+json"));
+    let got = scim(
+        &state,
+        "GET",
+        &format!(
+            "/scim/v2/Users?attributes=displayName,userName&filter={}&sortBy=userName&sortOrder=descending&startIndex=2&count=2",
+            q("userName ew \"jensen\"")
+        ),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(posted.json(), got.json());
+    let j = posted.json();
+    assert_eq!(j["totalResults"], 3);
+    let names: Vec<&str> = j["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bjensen", "ajensen"]);
+    assert!(
+        j["Resources"][0].get("active").is_none(),
+        "attributes applied"
+    );
+
+    let groups = scim(
+        &state,
+        "POST",
+        "/scim/v2/Groups/.search",
+        t,
+        Some(&json!({"schemas": [SEARCH], "filter": "displayName eq \"tour guides\""})),
+    )
+    .await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.text());
+    assert_eq!(groups.json()["totalResults"], 1);
+    // An empty search lists everything.
+    let all = scim(
+        &state,
+        "POST",
+        "/scim/v2/Users/.search",
+        t,
+        Some(&json!({"schemas": [SEARCH]})),
+    )
+    .await;
+    assert_eq!(all.json()["totalResults"], 4);
+
+    for (bad, scim_type) in [
+        (
+            json!({"schemas": [USER], "filter": "userName pr"}),
+            "invalidValue",
+        ),
+        (json!({"filter": "userName pr"}), "invalidValue"),
+        (json!({"schemas": [SEARCH], "count": "10"}), "invalidValue"),
+        (
+            json!({"schemas": [SEARCH], "startIndex": 1.5}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "attributes": "userName"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "attributes": ["a,b"]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "password": "x"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "sortBy": "password"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [SEARCH], "filter": "userName eq"}),
+            "invalidFilter",
+        ),
+    ] {
+        let a = scim(&state, "POST", "/scim/v2/Users/.search", t, Some(&bad)).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, Some(scim_type));
+    }
+    let a = scim(&state, "GET", "/scim/v2/Users/.search", t, None).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, None);
+    assert_eq!(a.header("allow"), Some("POST"));
+    let r = Request::post("/scim/v2/Groups/.search")
+        .header("content-type", "application/scim+json")
+        .body(Body::from(json!({"schemas": [SEARCH]}).to_string()))
+        .unwrap();
+    assert_error(&send(&state, r).await, StatusCode::UNAUTHORIZED, None);
+    // Searching changes nothing and is not audited as a change.
+    assert_eq!(counts(&state, "a"), before);
 }

@@ -2,7 +2,11 @@
 //! domain under `config/catalogue/`, each concept with a slug, title,
 //! summary, prerequisite and related edges (the graph), and the matchers
 //! the teaching kernel uses to spot it. Loaded once and checked: slugs
-//! valid and unique, every edge resolves, prerequisites acyclic.
+//! valid and unique, every edge resolves, prerequisites acyclic. Orgs add
+//! their own concepts beside it (`custom`), under the reserved `x-` prefix.
+
+pub mod custom;
+pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,56 +16,59 @@ use serde::{Deserialize, Serialize};
 const FILES: [(&str, &str); 20] = [
     (
         "algorithms",
-        include_str!("../config/catalogue/algorithms.toml"),
+        include_str!("../../config/catalogue/algorithms.toml"),
     ),
-    ("auth", include_str!("../config/catalogue/auth.toml")),
-    ("ci-cd", include_str!("../config/catalogue/ci-cd.toml")),
-    ("cloud", include_str!("../config/catalogue/cloud.toml")),
+    ("auth", include_str!("../../config/catalogue/auth.toml")),
+    ("ci-cd", include_str!("../../config/catalogue/ci-cd.toml")),
+    ("cloud", include_str!("../../config/catalogue/cloud.toml")),
     (
         "concurrency",
-        include_str!("../config/catalogue/concurrency.toml"),
+        include_str!("../../config/catalogue/concurrency.toml"),
     ),
     (
         "containers",
-        include_str!("../config/catalogue/containers.toml"),
+        include_str!("../../config/catalogue/containers.toml"),
     ),
     (
         "databases",
-        include_str!("../config/catalogue/databases.toml"),
+        include_str!("../../config/catalogue/databases.toml"),
     ),
     (
         "distributed-systems",
-        include_str!("../config/catalogue/distributed-systems.toml"),
+        include_str!("../../config/catalogue/distributed-systems.toml"),
     ),
     (
         "frontend",
-        include_str!("../config/catalogue/frontend.toml"),
+        include_str!("../../config/catalogue/frontend.toml"),
     ),
-    ("git", include_str!("../config/catalogue/git.toml")),
-    ("go", include_str!("../config/catalogue/go.toml")),
+    ("git", include_str!("../../config/catalogue/git.toml")),
+    ("go", include_str!("../../config/catalogue/go.toml")),
     (
         "observability",
-        include_str!("../config/catalogue/observability.toml"),
+        include_str!("../../config/catalogue/observability.toml"),
     ),
     (
         "performance",
-        include_str!("../config/catalogue/performance.toml"),
+        include_str!("../../config/catalogue/performance.toml"),
     ),
-    ("python", include_str!("../config/catalogue/python.toml")),
-    ("rust", include_str!("../config/catalogue/rust.toml")),
+    ("python", include_str!("../../config/catalogue/python.toml")),
+    ("rust", include_str!("../../config/catalogue/rust.toml")),
     (
         "security",
-        include_str!("../config/catalogue/security.toml"),
+        include_str!("../../config/catalogue/security.toml"),
     ),
-    ("sql", include_str!("../config/catalogue/sql.toml")),
-    ("testing", include_str!("../config/catalogue/testing.toml")),
+    ("sql", include_str!("../../config/catalogue/sql.toml")),
+    (
+        "testing",
+        include_str!("../../config/catalogue/testing.toml"),
+    ),
     (
         "typescript",
-        include_str!("../config/catalogue/typescript.toml"),
+        include_str!("../../config/catalogue/typescript.toml"),
     ),
     (
         "web-http",
-        include_str!("../config/catalogue/web-http.toml"),
+        include_str!("../../config/catalogue/web-http.toml"),
     ),
 ];
 
@@ -114,6 +121,16 @@ pub struct Catalogue {
     concepts: BTreeMap<String, Concept>,
 }
 
+/// The prefix of every org's own concepts (and org-defined domains). The
+/// shipped catalogue never uses it, so an org's concept can never collide
+/// with one shipped in a later release; the slug pattern stays the same,
+/// so the sync schema (the privacy boundary) does not widen.
+pub const CUSTOM_PREFIX: &str = "x-";
+/// Longest concept title, in characters (shipped and custom alike).
+pub const MAX_TITLE: usize = 80;
+/// Longest one-line summary, in characters.
+pub const MAX_SUMMARY: usize = 200;
+
 /// Concept slugs: `^[a-z0-9][a-z0-9-]{1,63}$`.
 pub fn valid_slug(s: &str) -> bool {
     let b = s.as_bytes();
@@ -134,6 +151,11 @@ impl Catalogue {
         for (name, text) in FILES {
             let file: File = toml_edit::de::from_str(text)
                 .map_err(|e| format!("config/catalogue/{name}.toml: {e}"))?;
+            if file.domain.starts_with(CUSTOM_PREFIX) {
+                return Err(format!(
+                    "config/catalogue/{name}.toml: the `{CUSTOM_PREFIX}` prefix is reserved for org domains"
+                ));
+            }
             if file.domain != name {
                 return Err(format!(
                     "config/catalogue/{name}.toml declares domain {}",
@@ -148,6 +170,12 @@ impl Catalogue {
                 c.domain = file.domain.clone();
                 if !valid_slug(&c.slug) {
                     return Err(format!("{name}: `{}` is not a valid concept slug", c.slug));
+                }
+                if c.slug.starts_with(CUSTOM_PREFIX) {
+                    return Err(format!(
+                        "{name}: `{}` uses the `{CUSTOM_PREFIX}` prefix, which is reserved for org concepts",
+                        c.slug
+                    ));
                 }
                 if concepts.insert(c.slug.clone(), c.clone()).is_some() {
                     return Err(format!("{name}: `{}` is defined twice", c.slug));
@@ -220,6 +248,11 @@ impl Catalogue {
     pub fn concepts(&self) -> impl Iterator<Item = &Concept> {
         self.concepts.values()
     }
+
+    /// Whether `slug` names a shipped domain.
+    pub fn has_domain(&self, slug: &str) -> bool {
+        self.domains.iter().any(|d| d.slug == slug)
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +271,11 @@ mod tests {
                 d.slug
             );
         }
+        assert!(
+            cat.concepts()
+                .all(|c| !c.slug.starts_with(CUSTOM_PREFIX) && !c.domain.starts_with(CUSTOM_PREFIX)),
+            "the x- prefix is reserved for org concepts"
+        );
         let c = cat.get("rust-borrowing").expect("a known concept");
         assert_eq!(c.domain, "rust");
         assert!(c.prerequisites.contains(&"rust-ownership".to_string()));

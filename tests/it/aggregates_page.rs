@@ -1,0 +1,267 @@
+//! The admin page of org aggregates over real HTTP: admins only, of their
+//! own org (P18); suppression shown and explained, teams below
+//! `min_cohort` refused (P19); escaped output, no script or inline style,
+//! and every table cell labelled for the phone layout (P13, P16).
+
+use aiworklab::AppState;
+use aiworklab::catalogue::Concept;
+use aiworklab::catalogue::custom;
+use aiworklab::http::server;
+use aiworklab::store::StoreError;
+use aiworklab::users::AdminCtx;
+use chrono::{DateTime, TimeZone, Utc};
+use reqwest::StatusCode;
+
+use crate::support::{Env, manual_clock, signed_in};
+
+/// A server on loopback and a client that follows no redirect.
+struct Served {
+    base: String,
+    state: AppState,
+    running: server::Running,
+    http: reqwest::Client,
+}
+
+impl Served {
+    async fn start(env: &mut Env) -> Self {
+        let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        env.raw.server.public_url = base.clone();
+        let state = env.state_with_clock(manual_clock());
+        let running = server::start(state.clone(), listener)
+            .await
+            .expect("server starts");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base,
+            state,
+            running,
+            http,
+        }
+    }
+
+    /// GET `path` with the session cookie (if any): status, Location, body.
+    async fn page(&self, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        let res = r.send().await.expect("request");
+        let status = res.status();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, location, res.text().await.expect("body"))
+    }
+}
+
+fn t(m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, m, d, 10, 0, 0)
+        .single()
+        .expect("valid")
+}
+
+fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Utc>)]) {
+    use aiworklab::sync::wire::{Delta, Transition};
+    let deltas: Vec<Delta> = facts
+        .iter()
+        .map(|(tr, at)| Delta {
+            id: uuid::Uuid::new_v4(),
+            concept: concept.into(),
+            transition: Transition::parse(tr).expect("transition"),
+            at: *at,
+            grade: (*tr == "check_passed").then_some(3),
+        })
+        .collect();
+    aiworklab::sync::push(
+        state.store.org("acme").expect("org"),
+        user,
+        None,
+        &deltas,
+        state.clock.now(),
+    )
+    .expect("push");
+}
+
+fn team(state: &AppState, name: &str, members: &[String]) {
+    state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .write(|tx| {
+            let g = aiworklab::store::users::ensure_group(
+                tx,
+                &uuid::Uuid::new_v4().to_string(),
+                name,
+                0,
+            )?;
+            for m in members {
+                aiworklab::store::users::set_memberships(tx, m, std::slice::from_ref(&g))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("team");
+}
+
+/// The `<tr>` of a concept, as text.
+fn row<'a>(html: &'a str, slug: &str) -> &'a str {
+    let start = html
+        .find(&format!("<tr id=\"concept-{slug}\""))
+        .unwrap_or_else(|| panic!("no row for {slug}"));
+    let len = html[start..].find("</tr>").expect("row end");
+    &html[start..start + len]
+}
+
+fn cell<'a>(row: &'a str, label: &str) -> &'a str {
+    let at = row
+        .find(&format!("data-label=\"{label}\""))
+        .unwrap_or_else(|| panic!("no {label} cell in {row}"));
+    let rest = &row[at..];
+    let open = rest.find('>').expect("tag end") + 1;
+    let close = rest.find("</td>").expect("cell end");
+    rest[open..close].trim()
+}
+
+#[tokio::test]
+async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explained() {
+    let mut env = Env::new(&["acme", "other"]);
+    let site = Served::start(&mut env).await;
+    let state = &site.state;
+    let (admin, _) = signed_in(state, "acme", "admin", true);
+    let (member, _) = signed_in(state, "acme", "member", false);
+    let (other_admin, _) = signed_in(state, "other", "boss", true);
+    let engineers: Vec<String> = (0..6)
+        .map(|i| signed_in(state, "acme", &format!("eng{i}"), false).1)
+        .collect();
+    // An org concept whose title an admin typed with markup in it.
+    let hostile = Concept {
+        slug: "x-ledger".into(),
+        title: "<script>alert(1)</script> ledger".into(),
+        domain: "x-payments".into(),
+        summary: "The ledger.".into(),
+        prerequisites: vec![],
+        related: vec![],
+        matchers: Default::default(),
+    };
+    custom::add(
+        state.store.org("acme").expect("org"),
+        &state.catalogue,
+        &AdminCtx::operator(),
+        hostile,
+        state.clock.now(),
+    )
+    .expect("custom concept");
+    for (i, e) in engineers.iter().enumerate() {
+        // 2026-W02: six see rust-lifetimes, five demonstrate it.
+        let mut facts = vec![("seen", t(1, 6))];
+        if i < 5 {
+            facts.push(("demonstrated", t(1, 7)));
+        }
+        push(state, e, "rust-lifetimes", &facts);
+        push(state, e, "x-ledger", &[("seen", t(1, 8))]);
+        if i < 3 {
+            push(state, e, "go-goroutines", &[("seen", t(1, 6))]);
+        }
+    }
+    team(state, "core", &engineers[1..]);
+    team(state, "solo", &engineers[..1]);
+    let url = "/o/acme/admin/aggregates";
+
+    // Who may see it.
+    let (status, location, _) = site.page(url, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with("/o/acme/login"), "{location}");
+    let (status, _, body) = site.page(url, Some(&member)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a member saw aggregates");
+    assert!(body.contains("administrators"), "{body}");
+    let (status, location, _) = site.page(url, Some(&other_admin)).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "another org's admin opened this org's aggregates"
+    );
+    assert!(location.starts_with("/o/acme/login"), "{location}");
+
+    // The whole org.
+    let (status, _, html) = site.page(url, Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(">Rust</h2>") && html.contains(">Go</h2>"),
+        "domains"
+    );
+    assert!(html.contains(">x-payments</h2>"), "the org's own domain");
+    let lifetimes = row(&html, "rust-lifetimes");
+    assert_eq!(cell(lifetimes, "Seen"), "6");
+    assert_eq!(cell(lifetimes, "Demonstrated"), "5");
+    assert_eq!(cell(lifetimes, "Retention observed"), "too few");
+    assert!(
+        lifetimes.contains("title=\"2026-W02: 6 seen, 5 demonstrated\""),
+        "{lifetimes}"
+    );
+    assert!(
+        lifetimes.contains("class=\"h8 f7\""),
+        "the busiest week is full height: {lifetimes}"
+    );
+    assert_eq!(
+        lifetimes.matches("<i class=").count(),
+        12,
+        "twelve weeks of bars"
+    );
+    let goroutines = row(&html, "go-goroutines");
+    assert!(goroutines.contains("class=\"suppressed\""));
+    for label in [
+        "Seen",
+        "Demonstrated",
+        "Retention observed",
+        "Retention predicted",
+    ] {
+        assert_eq!(cell(goroutines, label), "suppressed", "{label}");
+    }
+    assert!(goroutines.contains("class=\"sup\""), "a hatched week");
+    assert!(html.contains("fewer than 5 engineers is shown as <em>suppressed</em>"));
+    // Escaped, script-free, style-free, every cell labelled for phones.
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62; ledger"),
+        "{}",
+        row(&html, "x-ledger")
+    );
+    assert!(!html.contains("<script"), "markup got through");
+    assert!(!html.contains(" style="), "inline style breaks the CSP");
+    assert_eq!(
+        html.matches("<td ").count(),
+        html.matches("<td data-label=").count(),
+        "a cell without its label would be unreadable as a card on a phone"
+    );
+    assert!(html.contains("<option value=\"core\">core</option>"));
+
+    // One team, with its own numbers; a team too small is refused.
+    let (status, _, html) = site.page(&format!("{url}?team=core"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<option value=\"core\" selected>core</option>"),
+        "{html}"
+    );
+    assert_eq!(cell(row(&html, "rust-lifetimes"), "Seen"), "5");
+    assert_eq!(cell(row(&html, "rust-lifetimes"), "Demonstrated"), "4");
+    let (status, _, html) = site.page(&format!("{url}?team=solo"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("fewer than 5 counted engineers"), "{html}");
+    assert!(
+        !html.contains("concept-rust-lifetimes"),
+        "a tiny team's figures were shown"
+    );
+    let (_, _, html) = site.page(&format!("{url}?team=nobody"), Some(&admin)).await;
+    assert!(html.contains("No team is named “nobody”"), "{html}");
+
+    // The admin page links here.
+    let (_, _, admin_page) = site.page("/o/acme/admin", Some(&admin)).await;
+    assert!(admin_page.contains("href=\"/o/acme/admin/aggregates\""));
+    site.running.shutdown().await.expect("shutdown");
+}
