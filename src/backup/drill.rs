@@ -242,12 +242,25 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
     });
     steps.record("GET /metrics", t, r);
     for org in state.store.orgs() {
+        let slug = org.slug.as_str();
         let t = Instant::now();
-        let r = token_round_trip(&state, org.slug.as_str());
-        steps.record(&format!("org {}: tokens", org.slug), t, r);
+        let r = token_round_trip(&state, slug);
+        if let Some(scim) = steps.record(&format!("org {slug}: tokens"), t, r) {
+            let t = Instant::now();
+            let r = scim_list(addr, &scim, manifest, slug).await;
+            steps.record(&format!("org {slug}: SCIM list"), t, r);
+        }
         let t = Instant::now();
-        let r = signed_in_page(&state, addr, org.slug.as_str()).await;
-        steps.record(&format!("org {}: signed-in page", org.slug), t, r);
+        let r = signed_in_page(&state, addr, slug).await;
+        let Some(session) = steps.record(&format!("org {slug}: signed-in page"), t, r) else {
+            continue;
+        };
+        let t = Instant::now();
+        let r = aggregates(addr, &session).await;
+        steps.record(&format!("org {slug}: aggregates"), t, r);
+        let t = Instant::now();
+        let r = sync_pull(&state, addr, slug, &session).await;
+        steps.record(&format!("org {slug}: sync pull"), t, r);
     }
     let t = Instant::now();
     let r = running
@@ -258,24 +271,141 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
     steps.record("stop server", t, r);
 }
 
-/// Signs in through a break-glass link for a throwaway operator user and
-/// opens the account page: exercises users, sessions, cookies and pages.
+/// The throwaway admin the drill signed in as.
+struct Session {
+    cookie: String,
+    user_id: String,
+}
+
+/// Connects to the drill's server.
+async fn connect(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
+    tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// An answer's JSON body, when it has the wanted status.
+fn json_answer(a: &probe::Answer, want: u16) -> Result<serde_json::Value, String> {
+    expect_status(a, want)?;
+    serde_json::from_str(&a.body).map_err(|e| format!("the answer is not JSON: {e}"))
+}
+
+/// Lists users over SCIM with the token minted in the restored org; the
+/// total is compared with the archive's row count of `users`.
+async fn scim_list(
+    addr: std::net::SocketAddr,
+    token: &crate::secrets::BearerSecret,
+    manifest: &Manifest,
+    slug: &str,
+) -> Result<((), String), String> {
+    let bearer = format!("Bearer {}", token.expose());
+    let a = probe::get(
+        connect(addr).await?,
+        "/scim/v2/Users?count=1",
+        &[("Authorization", &bearer)],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let body = json_answer(&a, 200)?;
+    let total = body["totalResults"]
+        .as_i64()
+        .ok_or("the SCIM list has no totalResults")?;
+    let rows = manifest
+        .files
+        .iter()
+        .find(|f| f.org().is_some_and(|o| o.as_str() == slug))
+        .and_then(|f| f.contents.rows.get("users").copied())
+        .unwrap_or(0);
+    if total > rows {
+        return Err(format!(
+            "SCIM lists {total} users but the archive holds {rows} user rows"
+        ));
+    }
+    Ok((
+        (),
+        format!("{total} users listed (the archive holds {rows} user rows, deleted ones included)"),
+    ))
+}
+
+/// Reads the org aggregates as the drill's admin.
+async fn aggregates(addr: std::net::SocketAddr, session: &Session) -> Result<((), String), String> {
+    let a = probe::get(
+        connect(addr).await?,
+        "/api/v1/org/aggregates?weeks=4",
+        &[("Cookie", &session.cookie)],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let body = json_answer(&a, 200)?;
+    let concepts = body["concepts"]
+        .as_array()
+        .ok_or("the aggregates have no list of concepts")?;
+    Ok(((), format!("{} concepts with data", concepts.len())))
+}
+
+/// Pairs a device for the drill's admin with an operator pairing code,
+/// then pulls its deltas: exercises the keys derived from the new master
+/// key (access tokens) and the sync path.
+async fn sync_pull(
+    state: &AppState,
+    addr: std::net::SocketAddr,
+    slug: &str,
+    session: &Session,
+) -> Result<((), String), String> {
+    let org = state.store.org(slug).map_err(|e| e.to_string())?;
+    let (code, _) = crate::devices::create_pairing_code(
+        org,
+        &session.user_id,
+        &Context::operator(),
+        SystemClock.now(),
+    )
+    .map_err(|e| e.to_string())?;
+    let body = serde_json::json!({ "code": code.expose(), "device_name": "restore drill" });
+    let a = probe::send_json(
+        connect(addr).await?,
+        "POST",
+        "/api/v1/devices/pair",
+        &[],
+        &body.to_string(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let grant = json_answer(&a, 200)?;
+    let access = grant["access_token"]
+        .as_str()
+        .ok_or("pairing gave no access_token")?;
+    let bearer = format!("Bearer {access}");
+    let a = probe::get(
+        connect(addr).await?,
+        "/api/v1/sync/deltas?since=0",
+        &[("Authorization", &bearer)],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let pulled = json_answer(&a, 200)?;
+    let n = pulled["deltas"].as_array().map_or(0, Vec::len);
+    Ok((
+        (),
+        format!("a device paired and pulled ({n} deltas of its engineer)"),
+    ))
+}
+
+/// Signs in through a break-glass link for a throwaway admin and opens the
+/// account page: exercises users, sessions, cookies and pages.
 async fn signed_in_page(
     state: &AppState,
     addr: std::net::SocketAddr,
     slug: &str,
-) -> Result<((), String), String> {
+) -> Result<(Session, String), String> {
     let org = state.store.org(slug).map_err(|e| e.to_string())?;
     let now = SystemClock.now();
     let op = crate::users::AdminCtx::operator();
     let name = format!("drill-{}", uuid::Uuid::new_v4().simple());
-    crate::users::add(org, &op, &name, "Restore drill", None, false, now)
+    let user = crate::users::add(org, &op, &name, "Restore drill", None, true, now)
         .map_err(|e| e.to_string())?;
     let link = crate::sso::break_glass::mint(org, &op, &name, now).map_err(|e| e.to_string())?;
     let path = format!("/o/{slug}/break-glass/{}", link.expose());
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp = connect(addr).await?;
     let used = probe::send(tcp, "POST", &path, &[], "")
         .await
         .map_err(|e| e.to_string())?;
@@ -289,16 +419,17 @@ async fn signed_in_page(
             )
         })?
         .to_string();
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp = connect(addr).await?;
     let page = probe::get(tcp, "/account", &[("Cookie", &cookie)])
         .await
         .map_err(|e| e.to_string())?;
     if page.status == 200 && page.body.contains(&name) {
         let users = crate::users::list(org).map_err(|e| e.to_string())?.len();
         Ok((
-            (),
+            Session {
+                cookie,
+                user_id: user.id,
+            },
             format!("{users} users; a break-glass session opens the account page"),
         ))
     } else {
@@ -318,9 +449,13 @@ fn expect_status(a: &probe::Answer, want: u16) -> Result<((), String), String> {
     }
 }
 
-/// Mints a token in the restored copy and authenticates with it: exercises
-/// writes, the read pool and the key hierarchy of the restored org.
-fn token_round_trip(state: &AppState, slug: &str) -> Result<((), String), String> {
+/// Mints a SCIM token in the restored copy and authenticates with it:
+/// exercises writes, the read pool and the key hierarchy of the restored
+/// org. The token is used for the SCIM check.
+fn token_round_trip(
+    state: &AppState,
+    slug: &str,
+) -> Result<(crate::secrets::BearerSecret, String), String> {
     let store = &state.store;
     let org = store.org(slug).map_err(|e| e.to_string())?;
     let before = tokens::list(org).map_err(|e| e.to_string())?.len();
@@ -329,7 +464,7 @@ fn token_round_trip(state: &AppState, slug: &str) -> Result<((), String), String
         .map_err(|e| e.to_string())?;
     match tokens::authenticate(store, TokenKind::Scim, secret.expose(), now) {
         Ok(Ok((o, _))) if o.slug.as_str() == slug => Ok((
-            (),
+            secret,
             format!("{before} restored tokens; a new one authenticates"),
         )),
         Ok(Ok((o, _))) => Err(format!(

@@ -39,11 +39,44 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
 /// # Errors
 /// I/O errors, or an answer that is not HTTP/1.1.
 pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
+    s: S,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     form: &str,
+) -> std::io::Result<Answer> {
+    exchange(
+        s,
+        method,
+        path,
+        headers,
+        "application/x-www-form-urlencoded",
+        form,
+    )
+    .await
+}
+
+/// Sends `method path` with a JSON body over `s`.
+///
+/// # Errors
+/// I/O errors, or an answer that is not HTTP/1.1.
+pub async fn send_json<S: AsyncRead + AsyncWrite + Unpin>(
+    s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: &str,
+) -> std::io::Result<Answer> {
+    exchange(s, method, path, headers, "application/json", json).await
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &str,
 ) -> std::io::Result<Answer> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -51,12 +84,12 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if method != "GET" {
         req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            form.len()
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
         ));
     }
     req.push_str("\r\n");
-    req.push_str(form);
+    req.push_str(body);
     s.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
     s.take(64 << 20).read_to_end(&mut raw).await?;

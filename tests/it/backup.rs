@@ -744,8 +744,13 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
         "GET /metrics",
         "org a: tokens",
         "org b: tokens",
+        "org a: SCIM list",
+        "org b: SCIM list",
         "org a: signed-in page",
         "org b: signed-in page",
+        "org a: aggregates",
+        "org a: sync pull",
+        "org b: sync pull",
         "stop server",
     ] {
         assert!(text.contains(step), "{step} missing from\n{text}");
