@@ -1,5 +1,6 @@
-//! Org administration: members and roles. Viewing needs the admin role;
-//! every change needs a fresh sign-in (`AdminSession`) and is audited.
+//! Org administration: members and roles, and the SCIM tokens the identity
+//! provider uses. Viewing needs the admin role; every change needs a fresh
+//! sign-in (`AdminSession`) and is audited.
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
@@ -7,9 +8,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::PageError;
-use super::pages::{AdminPage, MemberLine, render};
+use super::pages::{AdminPage, MemberLine, TokenLine, render};
 use crate::http::AppState;
-use crate::http::extract::{AdminSession, SignedInUser, check_csrf};
+use crate::http::extract::{AdminSession, SignedIn, SignedInUser, check_csrf};
+use crate::tokens::{self, TokenError, TokenInfo, TokenKind};
 use crate::users::{self, Role};
 
 #[derive(Debug, Deserialize)]
@@ -23,7 +25,25 @@ pub async fn get_admin(
     Query(q): Query<AdminQuery>,
     me: SignedInUser,
 ) -> Result<Response, PageError> {
-    let who = me.who;
+    let notice = q.done.map(|d| {
+        match d.as_str() {
+            "granted" => "Admin role granted.",
+            "revoked" => "Admin role revoked.",
+            "token-revoked" => "SCIM token revoked; the identity provider can no longer use it.",
+            _ => "Sessions ended.",
+        }
+        .to_string()
+    });
+    admin_page(&state, &me.who, notice, None).await
+}
+
+/// The administration page, with a token just created shown once.
+async fn admin_page(
+    state: &AppState,
+    who: &SignedIn,
+    notice: Option<String>,
+    new_token: Option<(String, String)>,
+) -> Result<Response, PageError> {
     if who.role() != Role::Admin {
         return Err(PageError::Forbidden(
             "This page is for administrators of the organisation.".into(),
@@ -31,9 +51,18 @@ pub async fn get_admin(
     }
     let st = state.clone();
     let slug = who.org.slug.to_string();
-    let members = tokio::task::spawn_blocking(move || users::list(st.store.org(&slug)?))
-        .await
-        .map_err(PageError::internal)??;
+    let (members, held) = tokio::task::spawn_blocking(move || {
+        let org = st.store.org(&slug)?;
+        let members = users::list(org)?;
+        let held = tokens::list(org).map_err(PageError::internal)?;
+        Ok::<_, PageError>((members, held))
+    })
+    .await
+    .map_err(PageError::internal)??;
+    let names: std::collections::HashMap<String, String> = members
+        .iter()
+        .map(|u| (format!("user:{}", u.id), u.user_name.clone()))
+        .collect();
     let lines = members
         .into_iter()
         .map(|u| {
@@ -54,18 +83,128 @@ pub async fn get_admin(
             }
         })
         .collect();
+    let now = state.clock.now();
+    let scim_tokens = held
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Scim)
+        .map(|mut t| {
+            if let Some(name) = names.get(&t.created_by) {
+                t.created_by.clone_from(name);
+            }
+            token_line(t, now)
+        })
+        .collect();
+    let base = state
+        .settings
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/');
     Ok(render(&AdminPage {
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
         admin_groups: who.org.admin_groups.clone(),
         members: lines,
+        scim_tokens,
+        new_token,
+        scim_url: format!("{base}/scim/v2"),
         csrf: who.session.csrf.clone(),
-        notice: q.done.map(|d| match d.as_str() {
-            "granted" => "Admin role granted.".to_string(),
-            "revoked" => "Admin role revoked.".to_string(),
-            _ => "Sessions ended.".to_string(),
-        }),
+        notice,
     }))
+}
+
+fn token_line(t: TokenInfo, now: chrono::DateTime<chrono::Utc>) -> TokenLine {
+    let day = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+    let state = match (t.revoked_at, t.expires_at) {
+        (Some(r), _) => format!("revoked {}", day(r)),
+        (None, Some(e)) if e <= now => format!("expired {}", day(e)),
+        (None, Some(e)) => format!("active until {}", day(e)),
+        (None, None) => "active".into(),
+    };
+    TokenLine {
+        live: t.is_live(now),
+        id: t.id.to_string(),
+        name: t.name,
+        created: day(t.created_at),
+        created_by: t.created_by,
+        last_used: t.last_used_at.map_or_else(|| "never".into(), day),
+        state,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewTokenForm {
+    csrf: String,
+    name: String,
+}
+
+/// Creates a SCIM token and shows its secret once, on the page itself
+/// (never in a URL). A bad name is a 400 page that says what to change.
+pub async fn post_scim_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    admin: AdminSession,
+    Form(form): Form<NewTokenForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &admin.who, &form.csrf)?;
+    let st = state.clone();
+    let now = state.clock.now();
+    let name = form.name.trim().to_string();
+    let ctx = admin.ctx.audit().clone();
+    let (info, secret) = tokio::task::spawn_blocking(move || {
+        tokens::create(st.store.org(&org)?, TokenKind::Scim, &name, None, &ctx, now)
+            .map_err(token_error)
+    })
+    .await
+    .map_err(PageError::internal)??;
+    let notice = format!("SCIM token {} created.", info.name);
+    admin_page(
+        &state,
+        &admin.who,
+        Some(notice),
+        Some((info.name, secret.expose().to_string())),
+    )
+    .await
+}
+
+pub async fn post_revoke_scim_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org, id)): Path<(String, String)>,
+    admin: AdminSession,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &admin.who, &form.csrf)?;
+    let st = state.clone();
+    let now = state.clock.now();
+    let slug = org.clone();
+    let ctx = admin.ctx.audit().clone();
+    tokio::task::spawn_blocking(move || {
+        let db = st.store.org(&slug)?;
+        // Only SCIM tokens are managed here.
+        let held = tokens::list(db).map_err(token_error)?;
+        if !held
+            .iter()
+            .any(|t| t.kind == TokenKind::Scim && t.id.to_string() == id)
+        {
+            return Err(PageError::NotFound);
+        }
+        tokens::revoke(db, &id, &ctx, now).map_err(token_error)
+    })
+    .await
+    .map_err(PageError::internal)??;
+    Ok(Redirect::to(&format!("/o/{org}/admin?done=token-revoked#scim")).into_response())
+}
+
+fn token_error(e: TokenError) -> PageError {
+    match e {
+        TokenError::Invalid(why) => {
+            PageError::BadRequest(format!("The token was not created: {why}."))
+        }
+        TokenError::NotFound(_) => PageError::NotFound,
+        other => PageError::internal(other),
+    }
 }
 
 #[derive(Debug, Deserialize)]

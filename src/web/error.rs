@@ -25,6 +25,9 @@ pub enum PageError {
     /// 404 page.
     #[error("not found")]
     NotFound,
+    /// 400 page: what in the form was wrong and how to fix it.
+    #[error("{0}")]
+    BadRequest(String),
     /// A failed sign-in: the page says why; status by cause.
     #[error("{err}")]
     SignIn { org: String, err: Box<SsoError> },
@@ -87,6 +90,15 @@ impl IntoResponse for PageError {
             Self::Forbidden(msg) => page(
                 StatusCode::FORBIDDEN,
                 ErrorPage::new("Not allowed", &msg, None, None),
+            ),
+            Self::BadRequest(msg) => page(
+                StatusCode::BAD_REQUEST,
+                ErrorPage::new(
+                    "Please check the form",
+                    &msg,
+                    Some("Go back, correct the field and send it again.".into()),
+                    None,
+                ),
             ),
             Self::NotFound => page(
                 StatusCode::NOT_FOUND,

@@ -66,6 +66,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/o/{org}/admin/users/{id}/sessions/revoke",
             post(admin::post_revoke_sessions),
         )
+        .route("/o/{org}/admin/scim-tokens", post(admin::post_scim_token))
+        .route(
+            "/o/{org}/admin/scim-tokens/{id}/revoke",
+            post(admin::post_revoke_scim_token),
+        )
         .route_layer(from_fn_with_state(
             (state.clone(), RouteClass::General),
             enforce,

@@ -103,6 +103,18 @@ pub struct MemberLine {
     pub active: bool,
 }
 
+/// One SCIM token on the admin page (never its secret).
+pub struct TokenLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub created_by: String,
+    pub last_used: String,
+    /// `active`, `revoked …` or `expired …`.
+    pub state: String,
+    pub live: bool,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 pub struct AdminPage {
@@ -110,6 +122,11 @@ pub struct AdminPage {
     pub org_name: String,
     pub admin_groups: Vec<String>,
     pub members: Vec<MemberLine>,
+    pub scim_tokens: Vec<TokenLine>,
+    /// A token just created: its name and secret, shown this once.
+    pub new_token: Option<(String, String)>,
+    /// Where the identity provider sends SCIM requests.
+    pub scim_url: String,
     pub csrf: String,
     pub notice: Option<String>,
 }

@@ -1743,3 +1743,231 @@ async fn search_with_post_answers_as_the_same_get() {
     // Searching changes nothing and is not audited as a change.
     assert_eq!(counts(&state, "a"), before);
 }
+
+/// The CSRF token of the session `uid` holds (the one its pages carry).
+fn csrf_of_session(state: &AppState, org: &str, uid: &str) -> String {
+    aiworklab::sessions::list(state.store.org(org).expect("org"), uid).expect("sessions")[0]
+        .csrf
+        .clone()
+}
+
+fn form_post(uri: &str, cookie: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+fn scim_token_count(state: &AppState, org: &str) -> usize {
+    tokens::list(state.store.org(org).expect("org"))
+        .expect("tokens")
+        .iter()
+        .filter(|t| t.kind == TokenKind::Scim)
+        .count()
+}
+
+#[tokio::test]
+async fn admins_create_and_revoke_scim_tokens_on_the_admin_page_with_a_fresh_sign_in() {
+    let env = Env::new(&["acme", "other"]);
+    let clock = crate::support::manual_clock();
+    let state = env.state_with_clock(clock.clone());
+    let (cookie, uid) = crate::support::signed_in(&state, "acme", "ines", true);
+    let csrf = csrf_of_session(&state, "acme", &uid);
+
+    let page = send(
+        &state,
+        crate::support::get_with_cookie("/o/acme/admin", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("No SCIM token yet"), "{}", page.text());
+    assert!(page.text().contains("/scim/v2</code>"));
+
+    // Created: the secret is shown once, on the page, and works at once.
+    let created = send(
+        &state,
+        form_post(
+            "/o/acme/admin/scim-tokens",
+            &cookie,
+            &format!("csrf={csrf}&name=okta+prod"),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let html = created.text();
+    let secret = html
+        .split("id=\"new-scim-token\" class=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the secret is shown")
+        .to_string();
+    assert!(secret.starts_with("aiwl_scim_"), "{secret}");
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let listed = scim(&state, "GET", "/scim/v2/Users", &secret, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let again = send(
+        &state,
+        crate::support::get_with_cookie("/o/acme/admin", &cookie),
+    )
+    .await;
+    let html = again.text();
+    assert!(
+        html.contains("okta prod") && html.contains(">ines<"),
+        "{html}"
+    );
+    assert!(!html.contains(&secret), "the secret is shown only once");
+    let org = state.store.org("acme").expect("org");
+    let audited: i64 = org
+        .db
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM audit_log WHERE action = 'token.create' AND actor = ?1",
+                [format!("user:{uid}")],
+                |r| r.get(0),
+            )
+            .map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("audit");
+    assert_eq!(audited, 1);
+
+    // A bad name: a 400 page naming the problem; nothing created.
+    for bad in ["name=", "name=%01x", &format!("name={}", "n".repeat(101))] {
+        let a = send(
+            &state,
+            form_post(
+                "/o/acme/admin/scim-tokens",
+                &cookie,
+                &format!("csrf={csrf}&{bad}"),
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            a.text().contains("1 to 100 printable characters"),
+            "{}",
+            a.text()
+        );
+    }
+    // A forged CSRF token, a member, another org's admin: nothing created.
+    let forged = send(
+        &state,
+        form_post(
+            "/o/acme/admin/scim-tokens",
+            &cookie,
+            "csrf=forged&name=evil",
+        ),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let (member, member_id) = crate::support::signed_in(&state, "acme", "mo", false);
+    let member_csrf = csrf_of_session(&state, "acme", &member_id);
+    let refused = send(
+        &state,
+        form_post(
+            "/o/acme/admin/scim-tokens",
+            &member,
+            &format!("csrf={member_csrf}&name=evil"),
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let (outsider, outsider_id) = crate::support::signed_in(&state, "other", "oz", true);
+    let outsider_csrf = csrf_of_session(&state, "other", &outsider_id);
+    let refused = send(
+        &state,
+        form_post(
+            "/o/acme/admin/scim-tokens",
+            &outsider,
+            &format!("csrf={outsider_csrf}&name=evil"),
+        ),
+    )
+    .await;
+    assert_ne!(refused.status, StatusCode::OK);
+    assert_eq!(scim_token_count(&state, "acme"), 1);
+    assert_eq!(scim_token_count(&state, "other"), 0);
+
+    // An MCP token is not revocable here.
+    let (mcp, _) = tokens::create(
+        org,
+        TokenKind::Mcp,
+        "agent",
+        None,
+        &Context::operator(),
+        aiworklab::clock::Clock::now(clock.as_ref()),
+    )
+    .expect("mcp token");
+    let a = send(
+        &state,
+        form_post(
+            &format!("/o/acme/admin/scim-tokens/{}/revoke", mcp.id),
+            &cookie,
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // After reauth_max_age, a change sends the admin to sign in again and
+    // changes nothing.
+    let id = tokens::list(org)
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.kind == TokenKind::Scim)
+        .expect("scim")
+        .id;
+    clock.advance(chrono::Duration::seconds(301));
+    let stale = send(
+        &state,
+        form_post(
+            &format!("/o/acme/admin/scim-tokens/{id}/revoke"),
+            &cookie,
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER);
+    assert!(
+        stale
+            .header("location")
+            .expect("location")
+            .contains("reauth=1")
+    );
+    assert_eq!(
+        scim(&state, "GET", "/scim/v2/Users", &secret, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Revoked with a fresh sign-in: the identity provider is refused at once.
+    let (fresh, fresh_id) = crate::support::signed_in(&state, "acme", "ines2", true);
+    let fresh_csrf = csrf_of_session(&state, "acme", &fresh_id);
+    let revoked = send(
+        &state,
+        form_post(
+            &format!("/o/acme/admin/scim-tokens/{id}/revoke"),
+            &fresh,
+            &format!("csrf={fresh_csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
+    assert_eq!(
+        scim(&state, "GET", "/scim/v2/Users", &secret, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = send(
+        &state,
+        crate::support::get_with_cookie("/o/acme/admin?done=token-revoked", &fresh),
+    )
+    .await;
+    assert!(
+        page.text().contains("SCIM token revoked"),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains("revoked 20"), "{}", page.text());
+}
