@@ -60,10 +60,13 @@ pub struct RateLimiters {
     scim: DefaultKeyedRateLimiter<IpAddr>,
     export: DefaultKeyedRateLimiter<IpAddr>,
     pairing: DefaultKeyedRateLimiter<IpAddr>,
+    /// The scim budget again, per SCIM token: an identity provider that
+    /// calls from many addresses still shares one budget.
+    scim_tokens: DefaultKeyedRateLimiter<uuid::Uuid>,
     clock: DefaultClock,
 }
 
-fn limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<IpAddr> {
+fn limiter<K: Clone + Eq + std::hash::Hash>(limit: RateLimit) -> DefaultKeyedRateLimiter<K> {
     let burst = NonZeroU32::new(limit.requests).unwrap_or(NonZeroU32::MIN);
     // `requests` per `window`, refilled evenly: one cell every window/requests.
     let period = limit.window / burst.get();
@@ -93,6 +96,7 @@ impl RateLimiters {
             scim: limiter(cfg.scim),
             export: limiter(cfg.export),
             pairing: limiter(cfg.pairing),
+            scim_tokens: limiter(cfg.scim),
             clock: DefaultClock::default(),
         }
     }
@@ -113,11 +117,28 @@ impl RateLimiters {
     /// # Errors
     /// The whole seconds to wait (at least 1) when the budget is spent.
     pub fn check(&self, class: RouteClass, ip: IpAddr) -> Result<(), u64> {
-        self.of(class).check_key(&key(ip)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            // Round up, and never tell a client to retry after 0 s.
-            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-        })
+        self.of(class)
+            .check_key(&key(ip))
+            .map_err(|not_until| self.seconds_until(&not_until))
+    }
+
+    /// Takes one request from the SCIM token's own budget (`rate_limits.scim`).
+    ///
+    /// # Errors
+    /// The whole seconds to wait (at least 1) when the budget is spent.
+    pub fn check_scim_token(&self, token: uuid::Uuid) -> Result<(), u64> {
+        self.scim_tokens
+            .check_key(&token)
+            .map_err(|not_until| self.seconds_until(&not_until))
+    }
+
+    fn seconds_until(
+        &self,
+        not_until: &governor::NotUntil<<DefaultClock as governor::clock::Clock>::Instant>,
+    ) -> u64 {
+        let wait = not_until.wait_time_from(self.clock.now());
+        // Round up, and never tell a client to retry after 0 s.
+        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
     }
 
     /// Forgets clients whose budgets are full again, bounding memory.
@@ -127,6 +148,8 @@ impl RateLimiters {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        self.scim_tokens.retain_recent();
+        self.scim_tokens.shrink_to_fit();
     }
 }
 
@@ -152,16 +175,34 @@ pub fn admit(state: &AppState, class: RouteClass, req: &Request) -> Result<(), A
         .extensions()
         .get::<ClientInfo>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip);
-    state.limits.check(class, ip).map_err(|retry_after_secs| {
-        state
-            .metrics
-            .rate_limited
-            .get_or_create(&ClassLabels {
-                class: class.as_str(),
-            })
-            .inc();
-        AppError::TooManyRequests { retry_after_secs }
-    })
+    state
+        .limits
+        .check(class, ip)
+        .map_err(|retry_after_secs| rejected(state, class, retry_after_secs))
+}
+
+/// Charges a request to its SCIM token's own budget (checked once the
+/// token is known, after [`admit`] charged the address).
+///
+/// # Errors
+/// [`AppError::TooManyRequests`] over budget.
+pub fn admit_scim_token(state: &AppState, token: uuid::Uuid) -> Result<(), AppError> {
+    state
+        .limits
+        .check_scim_token(token)
+        .map_err(|retry_after_secs| rejected(state, RouteClass::Scim, retry_after_secs))
+}
+
+/// Counts a rejection in `/metrics`.
+fn rejected(state: &AppState, class: RouteClass, retry_after_secs: u64) -> AppError {
+    state
+        .metrics
+        .rate_limited
+        .get_or_create(&ClassLabels {
+            class: class.as_str(),
+        })
+        .inc();
+    AppError::TooManyRequests { retry_after_secs }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::audit::Context;
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::extract::audit_context;
-use crate::http::ratelimit::{RouteClass, admit};
+use crate::http::ratelimit::{RouteClass, admit, admit_scim_token};
 use crate::tokens::{self, TokenKind};
 
 /// The SCIM media type (RFC 7644 §3.1).
@@ -235,20 +235,23 @@ fn resource_response(status: StatusCode, body: &Json) -> Response {
     res
 }
 
+/// A SCIM 429 with `Retry-After`.
+fn too_many(retry_after_secs: u64) -> Response {
+    let mut res = error_response(
+        429,
+        None,
+        &format!("rate limit exceeded; retry after {retry_after_secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    res
+}
+
 /// Route layer: the SCIM rate-limit class, answered in SCIM format.
 async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match admit(&state, RouteClass::Scim, &req) {
         Ok(()) => next.run(req).await,
-        Err(AppError::TooManyRequests { retry_after_secs }) => {
-            let mut res = error_response(
-                429,
-                None,
-                &format!("rate limit exceeded; retry after {retry_after_secs} s"),
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            res
-        }
+        Err(AppError::TooManyRequests { retry_after_secs }) => too_many(retry_after_secs),
         Err(e) => e.into_response(),
     }
 }
@@ -260,14 +263,16 @@ pub struct ScimBearer {
 }
 
 impl FromRequestParts<AppState> for ScimBearer {
-    type Rejection = Failure;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let unauthorized = || {
             Failure(ScimError::status(
                 401,
                 "send the org's SCIM token as `Authorization: Bearer ...`",
             ))
+            .into_response()
         };
+        let internal = |e: anyhow::Error| Failure(ScimError::Internal(e)).into_response();
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -282,12 +287,21 @@ impl FromRequestParts<AppState> for ScimBearer {
         let now = state.clock.now();
         let found = tokio::task::spawn_blocking(move || {
             tokens::authenticate(&st.store, TokenKind::Scim, &presented, now)
-                .map(|r| r.ok().map(|(org, info)| (org.slug.to_string(), info.name)))
+                .map(|r| r.ok().map(|(org, info)| (org.slug.to_string(), info)))
         })
         .await
-        .map_err(|e| ScimError::Internal(e.into()))?
-        .map_err(|e| ScimError::Internal(e.into()))?;
-        let (org, name) = found.ok_or_else(unauthorized)?;
+        .map_err(|e| internal(e.into()))?
+        .map_err(|e| internal(e.into()))?;
+        let (org, info) = found.ok_or_else(unauthorized)?;
+        // Besides the per-address budget: one budget per token.
+        match admit_scim_token(state, info.id) {
+            Ok(()) => {}
+            Err(AppError::TooManyRequests { retry_after_secs }) => {
+                return Err(too_many(retry_after_secs));
+            }
+            Err(e) => return Err(e.into_response()),
+        }
+        let name = info.name;
         let span = tracing::Span::current();
         span.record("org", org.as_str());
         span.record("actor", format!("token:scim:{name}").as_str());

@@ -1185,6 +1185,50 @@ async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
 }
 
 #[tokio::test]
+async fn a_token_calling_from_many_addresses_shares_one_budget() {
+    let (_env, state, t) = setup_with(&["a"], |raw| {
+        raw.rate_limits.scim = aiworklab::config::RawRateLimit {
+            requests: 3,
+            window_secs: 3600,
+        };
+    });
+    let from = |last: u8, token: &str| {
+        let peer = std::net::SocketAddr::from(([10, 0, 0, last], 40000));
+        crate::support::send_from(&state, peer, req("GET", "/scim/v2/Users", token, None))
+    };
+    // Three addresses, one request each: each address is within its own
+    // budget, and the token has now spent its three.
+    for last in 1..=3 {
+        assert_eq!(from(last, &t[0]).await.status, StatusCode::OK);
+    }
+    let a = from(4, &t[0]).await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, None);
+    assert!(
+        a.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1))
+    );
+    // Another token of the same org, from a fresh address, has its own.
+    let (_, other) = tokens::create(
+        state.store.org("a").expect("org"),
+        TokenKind::Scim,
+        "entra",
+        None,
+        &Context::operator(),
+        state.clock.now(),
+    )
+    .expect("token");
+    assert_eq!(from(5, other.expose()).await.status, StatusCode::OK);
+    let metrics = crate::support::send(&state, crate::support::get("/metrics")).await;
+    assert!(
+        metrics
+            .text()
+            .contains("aiworklab_rate_limited_requests_total{class=\"scim\"} 1"),
+        "{}",
+        metrics.text()
+    );
+}
+
+#[tokio::test]
 async fn put_without_active_keeps_a_deactivated_user_deactivated() {
     let (_env, state, t) = setup(&["a"]);
     let t = &t[0];
