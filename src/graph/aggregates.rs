@@ -1,11 +1,14 @@
 //! Org aggregates (SECURITY.md P19): per concept, and per team, how many
 //! engineers have seen and demonstrated it and how well it is retained.
-//! Read from `concept_states` (one row per engineer and concept, refreshed
-//! on every push), never from raw deltas. Opted-out engineers and those
-//! awaiting deletion are never counted; a cohort smaller than
-//! `privacy.min_cohort` is suppressed. Each concept carries its weekly
-//! trend (`trend`), counted and suppressed by the same rules. There is no
-//! way to ask for one engineer's graph here.
+//! Each engineer's state per concept lives in `concept_states`, refreshed on
+//! every push; the sums over the counted engineers of each scope (the org,
+//! each team) live in `concept_totals`, kept by the database's triggers on
+//! every change of who is counted or what they hold (migration 0009), so a
+//! request reads one row per concept, never every engineer's states or
+//! deltas. Opted-out engineers and those awaiting deletion are never
+//! counted; a cohort smaller than `privacy.min_cohort` is suppressed. Each
+//! concept carries its weekly trend (`trend`), counted and suppressed by the
+//! same rules. There is no way to ask for one engineer's graph here.
 
 use std::collections::BTreeSet;
 
@@ -108,19 +111,24 @@ pub struct ConceptAggregate {
     pub trend: Vec<WeekCount>,
 }
 
-/// Engineers counted: active, not opted out, not awaiting deletion, and (for
-/// a team) members of it.
-const COUNTED: &str = counted_engineers!();
+/// How many counted engineers (active, not opted out, not awaiting
+/// deletion: the view `counted_users`) the team `?1` has.
+const TEAM_SIZE: &str = "SELECT count(*) FROM group_members m
+     JOIN counted_users c ON c.id = m.user_id WHERE m.group_id = ?1";
 
-const AGGREGATE: &str = concat!(
-    "WITH counted AS (",
-    counted_engineers!(),
-    ") SELECT s.concept, count(*), sum(s.level >= 3),
-            sum(s.late_checks), sum(s.late_passed), sum(s.late_checks > 0),
-            avg(s.recall_30d), count(s.recall_30d)
-     FROM concept_states s JOIN counted c ON c.id = s.user_id
-     GROUP BY s.concept ORDER BY s.concept"
-);
+/// The mean of `n` recalls kept as a sum of millionths (see migration 0009).
+fn mean_recall(micros: i64, n: i64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    micros as f64 / 1e6 / n as f64
+}
+
+/// The totals of one scope: `?1` is the team (group id), or `''` for the
+/// whole org. A concept nobody counted holds any more has a row of zeros.
+const AGGREGATE: &str = "SELECT concept, n_seen, n_demonstrated, late_checks, late_passed, n_late,
+            recall_micros, n_recall
+     FROM concept_totals WHERE scope = ?1 AND n_seen > 0 ORDER BY concept";
 
 /// Why an aggregate cannot be given.
 #[derive(Debug, thiserror::Error)]
@@ -175,17 +183,16 @@ pub fn org_aggregates(
                     .ok_or_else(|| AggregateError::UnknownTeam(name.chars().take(64).collect()))?,
             ),
         };
-        if group_id.is_some() {
-            let members = c
-                .prepare_cached(COUNTED)?
-                .query_map([&group_id], |_| Ok(()))?
-                .count();
-            if members < min_cohort {
+        if let Some(group) = &group_id {
+            let members: i64 = c
+                .prepare_cached(TEAM_SIZE)?
+                .query_row([group], |r| r.get(0))?;
+            if usize::try_from(members).unwrap_or(0) < min_cohort {
                 return Err(AggregateError::TeamTooSmall(min_cohort));
             }
         }
         let mut stmt = c.prepare_cached(AGGREGATE)?;
-        let rows = stmt.query_map([&group_id], |r| {
+        let rows = stmt.query_map([group_id.as_deref().unwrap_or("")], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
@@ -193,7 +200,7 @@ pub fn org_aggregates(
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
-                r.get::<_, Option<f64>>(6)?,
+                r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
             ))
         })?;
@@ -201,8 +208,9 @@ pub fn org_aggregates(
         let cohort = i64::try_from(min_cohort).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         for row in rows {
-            let (concept, seen, demonstrated, late, late_passed, late_people, recall, with_card) =
+            let (concept, seen, demonstrated, late, late_passed, late_people, micros, with_card) =
                 row?;
+            let recall = mean_recall(micros, with_card);
             let meta = concepts.get(&concept);
             let suppressed = seen < cohort;
             let series = trends
@@ -219,11 +227,393 @@ pub fn org_aggregates(
                 n_demonstrated: (!suppressed).then_some(demonstrated),
                 retention_30d_observed: (!suppressed && late_people >= cohort && late > 0)
                     .then(|| late_passed as f64 / late as f64),
-                retention_30d_predicted: (!suppressed && with_card >= cohort)
-                    .then_some(recall)
-                    .flatten(),
+                retention_30d_predicted: (!suppressed && with_card >= cohort).then_some(recall),
             });
         }
         Ok(out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The totals kept by migration 0009's triggers must equal, after any
+    //! sequence of changes to their inputs, the same sums computed from
+    //! scratch with the rule for who is counted written out again here
+    //! (not through the `counted_users` view the triggers use).
+
+    use proptest::prelude::*;
+    use rusqlite::{Connection, params};
+
+    use super::{AGGREGATE, UPSERT};
+    use crate::graph::trend;
+    use crate::store::{deltas, migrations, scim as scim_sql, users as user_sql};
+
+    const USERS: usize = 5;
+    const GROUPS: usize = 3;
+    const CONCEPTS: usize = 3;
+
+    /// One change to what the totals depend on, made the way the
+    /// appliance makes it.
+    #[derive(Debug, Clone)]
+    enum Op {
+        State {
+            user: usize,
+            concept: usize,
+            level: u8,
+            late: (u8, u8),
+            recall: Option<f64>,
+        },
+        Week {
+            user: usize,
+            concept: usize,
+            week: i64,
+            demonstrated: bool,
+        },
+        Active(usize, bool),
+        OptOut(usize, bool),
+        Deletion(usize, Option<i64>),
+        ForgetPrivacy(usize),
+        Sweep,
+        Join(usize, usize),
+        Leave(usize, usize),
+        SetMembers(usize, Vec<usize>),
+        SetMemberships(usize, Vec<usize>),
+        DeleteGroup(usize),
+        ScimDelete(usize),
+        DeleteUser(usize),
+    }
+
+    fn user(i: usize) -> String {
+        format!("u{i}")
+    }
+
+    fn group(i: usize) -> String {
+        format!("g{i}")
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        let u = 0..USERS;
+        let g = 0..GROUPS;
+        prop_oneof![
+            4 => (u.clone(), 0..CONCEPTS, 1u8..=4, (0u8..4, 0u8..4), proptest::option::of(0.0f64..1.0))
+                .prop_map(|(user, concept, level, (a, b), recall)| Op::State {
+                    user, concept, level, late: (a.max(b), a.min(b)), recall,
+                }),
+            2 => (u.clone(), 0..CONCEPTS, 0i64..3, any::<bool>())
+                .prop_map(|(user, concept, week, demonstrated)| Op::Week { user, concept, week: week * 7, demonstrated }),
+            1 => (u.clone(), any::<bool>()).prop_map(|(u, a)| Op::Active(u, a)),
+            1 => (u.clone(), any::<bool>()).prop_map(|(u, o)| Op::OptOut(u, o)),
+            1 => (u.clone(), proptest::option::of(0i64..10)).prop_map(|(u, d)| Op::Deletion(u, d)),
+            1 => u.clone().prop_map(Op::ForgetPrivacy),
+            1 => Just(Op::Sweep),
+            2 => (g.clone(), u.clone()).prop_map(|(g, u)| Op::Join(g, u)),
+            1 => (g.clone(), u.clone()).prop_map(|(g, u)| Op::Leave(g, u)),
+            1 => (g.clone(), proptest::collection::vec(u.clone(), 0..4)).prop_map(|(g, m)| Op::SetMembers(g, m)),
+            1 => (u.clone(), proptest::collection::vec(g.clone(), 0..3)).prop_map(|(u, m)| Op::SetMemberships(u, m)),
+            1 => g.prop_map(Op::DeleteGroup),
+            1 => u.clone().prop_map(Op::ScimDelete),
+            1 => u.prop_map(Op::DeleteUser),
+        ]
+    }
+
+    /// An org database with every user and group present (a removed one is
+    /// put back before it is used again, as a new sign-in or push would).
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        migrations::ORG.to_latest(&mut conn).expect("migrate");
+        conn
+    }
+
+    fn ensure(conn: &Connection, users: &[usize], groups: &[usize]) {
+        for u in users {
+            conn.execute(
+                "INSERT OR IGNORE INTO users (id, user_name, provisioned_by, created_at, updated_at)
+                 VALUES (?1, ?1, 'operator', 0, 0)",
+                [user(*u)],
+            )
+            .expect("user");
+        }
+        for g in groups {
+            conn.execute(
+                "INSERT OR IGNORE INTO groups (id, display_name, created_at, updated_at)
+                 VALUES (?1, ?1, 0, 0)",
+                [group(*g)],
+            )
+            .expect("group");
+        }
+    }
+
+    fn apply(conn: &Connection, op: &Op) {
+        match op {
+            Op::State {
+                user: u,
+                concept,
+                level,
+                late,
+                recall,
+            } => {
+                ensure(conn, &[*u], &[]);
+                conn.execute(
+                    UPSERT,
+                    params![
+                        user(*u),
+                        format!("c{concept}"),
+                        level,
+                        0,
+                        None::<i64>,
+                        recall,
+                        late.0,
+                        late.1,
+                        0
+                    ],
+                )
+                .expect("state");
+            }
+            Op::Week {
+                user: u,
+                concept,
+                week,
+                demonstrated,
+            } => {
+                ensure(conn, &[*u], &[]);
+                conn.execute(
+                    trend::UPSERT,
+                    params![week, format!("c{concept}"), user(*u), demonstrated],
+                )
+                .expect("week");
+            }
+            Op::Active(u, active) => {
+                conn.execute(
+                    "UPDATE users SET active = ?2 WHERE id = ?1",
+                    params![user(*u), active],
+                )
+                .expect("active");
+            }
+            Op::OptOut(u, out) => {
+                ensure(conn, &[*u], &[]);
+                deltas::set_opted_out(conn, &user(*u), *out).expect("opt out");
+            }
+            Op::Deletion(u, at) => {
+                ensure(conn, &[*u], &[]);
+                deltas::set_deletion(conn, &user(*u), *at).expect("deletion");
+            }
+            Op::ForgetPrivacy(u) => {
+                conn.execute("DELETE FROM user_privacy WHERE user_id = ?1", [user(*u)])
+                    .expect("forget");
+            }
+            Op::Sweep => {
+                deltas::sweep_deletions(conn, 5).expect("sweep");
+            }
+            Op::Join(g, u) => {
+                ensure(conn, &[*u], &[*g]);
+                conn.execute(
+                    "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                    [group(*g), user(*u)],
+                )
+                .expect("join");
+            }
+            Op::Leave(g, u) => {
+                conn.execute(
+                    "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+                    [group(*g), user(*u)],
+                )
+                .expect("leave");
+            }
+            Op::SetMembers(g, members) => {
+                ensure(conn, members, &[*g]);
+                let ids: Vec<String> = members.iter().map(|u| user(*u)).collect();
+                scim_sql::set_members(conn, &group(*g), &ids).expect("members");
+            }
+            Op::SetMemberships(u, groups) => {
+                ensure(conn, &[*u], groups);
+                let ids: Vec<String> = groups.iter().map(|g| group(*g)).collect();
+                user_sql::set_memberships(conn, &user(*u), &ids).expect("memberships");
+            }
+            Op::DeleteGroup(g) => {
+                scim_sql::delete_group(conn, &group(*g)).expect("delete group");
+            }
+            Op::ScimDelete(u) => {
+                scim_sql::mark_deleted(conn, &user(*u), &format!("deleted-{u}"), 1)
+                    .expect("scim delete");
+            }
+            Op::DeleteUser(u) => {
+                conn.execute("DELETE FROM users WHERE id = ?1", [user(*u)])
+                    .expect("delete user");
+            }
+        }
+    }
+
+    /// Who is counted, written out independently of the `counted_users`
+    /// view; `?1` is the scope ('' or a group id).
+    const COUNTED_FROM_SCRATCH: &str = "SELECT u.id FROM users u
+         LEFT JOIN user_privacy p ON p.user_id = u.id
+         WHERE u.active = 1 AND coalesce(p.opted_out, 0) = 0 AND p.deletion_requested_at IS NULL
+           AND (?1 = '' OR u.id IN (SELECT user_id FROM group_members WHERE group_id = ?1))";
+
+    type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+
+    fn rows(conn: &Connection, sql: &str, scope: &str) -> Vec<Row> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([scope], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    fn from_scratch(conn: &Connection, scope: &str) -> (Vec<Row>, Vec<(String, i64, i64, i64)>) {
+        let totals = rows(
+            conn,
+            &format!(
+                "WITH counted AS ({COUNTED_FROM_SCRATCH})
+                 SELECT s.concept, count(*), sum(s.level >= 3), sum(s.late_checks), sum(s.late_passed),
+                        sum(s.late_checks > 0),
+                        sum(coalesce(CAST(round(s.recall_30d * 1000000) AS INTEGER), 0)),
+                        count(s.recall_30d)
+                 FROM concept_states s JOIN counted c ON c.id = s.user_id
+                 GROUP BY s.concept ORDER BY s.concept"
+            ),
+            scope,
+        );
+        let weeks = weeks(
+            conn,
+            &format!(
+                "WITH counted AS ({COUNTED_FROM_SCRATCH})
+                 SELECT w.concept, w.week, count(*), sum(w.demonstrated)
+                 FROM concept_weeks w JOIN counted c ON c.id = w.user_id
+                 GROUP BY w.concept, w.week ORDER BY w.concept, w.week"
+            ),
+            scope,
+        );
+        (totals, weeks)
+    }
+
+    fn weeks(conn: &Connection, sql: &str, scope: &str) -> Vec<(String, i64, i64, i64)> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([scope], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    fn kept(conn: &Connection, scope: &str) -> (Vec<Row>, Vec<(String, i64, i64, i64)>) {
+        let mut w = weeks(
+            conn,
+            "SELECT concept, week, n_seen, n_demonstrated FROM week_totals
+             WHERE scope = ?1 AND n_seen > 0 ORDER BY concept, week",
+            scope,
+        );
+        w.sort();
+        (rows(conn, AGGREGATE, scope), w)
+    }
+
+    fn check(conn: &Connection) -> Result<(), TestCaseError> {
+        let mut scopes = vec![String::new()];
+        scopes.extend(
+            conn.prepare("SELECT id FROM groups ORDER BY id")
+                .expect("groups")
+                .query_map([], |r| r.get::<_, String>(0))
+                .expect("query")
+                .map(|g| g.expect("group")),
+        );
+        for scope in &scopes {
+            prop_assert_eq!(
+                kept(conn, scope),
+                from_scratch(conn, scope),
+                "scope {:?}",
+                scope
+            );
+        }
+        // Nothing is left over: no totals of a group that is gone, no
+        // negative counts, and a row nobody holds any more is all zeros.
+        let stray: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM concept_totals WHERE scope <> '' AND scope NOT IN (SELECT id FROM groups)
+                         OR n_seen < 0 OR n_demonstrated < 0 OR late_checks < 0 OR n_late < 0 OR n_recall < 0
+                         OR (n_seen = 0 AND (n_demonstrated, late_checks, late_passed, n_late, recall_micros, n_recall)
+                                            IS NOT (0, 0, 0, 0, 0, 0)))
+                      + (SELECT count(*) FROM week_totals WHERE scope <> '' AND scope NOT IN (SELECT id FROM groups)
+                         OR n_seen < 0 OR n_demonstrated < 0 OR (n_seen = 0 AND n_demonstrated <> 0))
+                      + (SELECT count(*) FROM counted_changes)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("stray");
+        prop_assert_eq!(stray, 0);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn totals_kept_by_triggers_equal_the_sums_from_scratch(ops in proptest::collection::vec(arb_op(), 1..40)) {
+            let conn = db();
+            for op in &ops {
+                apply(&conn, op);
+                check(&conn)?;
+            }
+        }
+    }
+
+    #[test]
+    fn the_migration_totals_what_is_already_held() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        migrations::ORG.to_version(&mut conn, 8).expect("to 8");
+        ensure(&conn, &[0, 1, 2, 3], &[0, 1]);
+        for (u, c, level, recall) in [
+            (0, 0, 3, Some(0.9)),
+            (1, 0, 1, None),
+            (2, 1, 4, Some(0.25)),
+            (3, 0, 3, Some(0.5)),
+        ] {
+            conn.execute(
+                UPSERT,
+                params![
+                    user(u),
+                    format!("c{c}"),
+                    level,
+                    0,
+                    None::<i64>,
+                    recall,
+                    1,
+                    1,
+                    0
+                ],
+            )
+            .expect("state");
+            conn.execute(
+                trend::UPSERT,
+                params![7, format!("c{c}"), user(u), level >= 3],
+            )
+            .expect("week");
+        }
+        for (g, u) in [(0, 0), (0, 1), (1, 2), (1, 0)] {
+            conn.execute(
+                "INSERT INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                [group(g), user(u)],
+            )
+            .expect("member");
+        }
+        deltas::set_opted_out(&conn, &user(3), true).expect("opt out");
+        migrations::ORG.to_latest(&mut conn).expect("to latest");
+        check(&conn).expect("totals of the data already held");
+        let (org, _) = kept(&conn, "");
+        assert_eq!(org[0], ("c0".into(), 2, 1, 2, 2, 2, 900_000, 1));
+    }
 }

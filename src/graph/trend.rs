@@ -3,9 +3,12 @@
 //! that week (`n_seen`) and how many demonstrated it or passed a check on
 //! it that week (`n_demonstrated`). Each push records the weeks of its new
 //! deltas in `concept_weeks` (one small row per engineer, concept and
-//! week), so a trend reads a few weeks of rows, never the deltas. Who is
-//! counted is decided when the trend is read, exactly as for the totals,
-//! and each week is suppressed on its own below `privacy.min_cohort`.
+//! week), and the database sums those rows per scope (org, team), concept
+//! and week in `week_totals` over the counted engineers, by the same rules
+//! and triggers as the totals (migration 0009): a trend reads a few weeks
+//! of one scope's rows, never the deltas, and opting out removes someone
+//! from past weeks at once. Each week is suppressed on its own below
+//! `privacy.min_cohort`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,7 +45,7 @@ pub fn label(week: i64) -> String {
     format!("{}-W{:02}", iso.year(), iso.week())
 }
 
-const UPSERT: &str = "INSERT INTO concept_weeks (week, concept, user_id, demonstrated)
+pub(super) const UPSERT: &str = "INSERT INTO concept_weeks (week, concept, user_id, demonstrated)
      VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (week, concept, user_id) DO UPDATE
      SET demonstrated = max(demonstrated, excluded.demonstrated)";
@@ -82,16 +85,11 @@ pub struct WeekCount {
     pub n_demonstrated: Option<i64>,
 }
 
-/// Counts per concept and week for the counted engineers; `?1` is the team
-/// (group id) or NULL, as in the totals' query.
-const WEEKLY: &str = concat!(
-    "WITH counted AS (",
-    counted_engineers!(),
-    ") SELECT w.concept, w.week, count(*), sum(w.demonstrated)
-     FROM concept_weeks w JOIN counted c ON c.id = w.user_id
-     WHERE w.week BETWEEN ?2 AND ?3
-     GROUP BY w.concept, w.week"
-);
+/// Counts per concept and week of one scope: `?1` is the team (group id),
+/// or `''` for the whole org, as in the totals (`week_totals`, kept by
+/// migration 0009's triggers).
+const WEEKLY: &str = "SELECT concept, week, n_seen, n_demonstrated FROM week_totals
+     WHERE scope = ?1 AND week BETWEEN ?2 AND ?3 AND n_seen > 0";
 
 /// The last `weeks` weeks up to the one holding `now`, oldest first, per
 /// concept with any activity in them. A week with nobody is 0; one with
@@ -110,7 +108,7 @@ pub fn weekly(
     let first = last - 7 * (i64::from(weeks.clamp(1, MAX_WEEKS)) - 1);
     let mut found: HashMap<String, BTreeMap<i64, (i64, i64)>> = HashMap::new();
     let mut stmt = conn.prepare_cached(WEEKLY)?;
-    let rows = stmt.query_map(params![group_id, first, last], |r| {
+    let rows = stmt.query_map(params![group_id.unwrap_or(""), first, last], |r| {
         Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
     for row in rows {

@@ -25,6 +25,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("weekly activity per engineer and concept, for trends"),
     M::up(include_str!("migrations/org/0008_scim_list_indexes.sql"))
         .comment("indexes of live and deleted users for SCIM paging and counts"),
+    M::up(include_str!("migrations/org/0009_aggregate_totals.sql"))
+        .comment("org aggregates and weekly trends as totals kept by triggers"),
 ];
 
 /// Migrations of `system.db`.
@@ -48,7 +50,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 8);
+        assert_eq!(ORG_VERSION, 9);
     }
 
     #[test]

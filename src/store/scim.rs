@@ -355,13 +355,19 @@ pub fn members(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<(Strin
         .collect()
 }
 
-/// Replaces the members of a group with exactly `user_ids`.
+/// Replaces the members of a group with exactly `user_ids`. Only the
+/// memberships that change are written: each one moves that member's share
+/// of the team's aggregates (migration 0009's triggers).
 ///
 /// # Errors
 /// SQLite errors.
 pub fn set_members(conn: &Connection, group_id: &str, user_ids: &[String]) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
-        .execute([group_id])?;
+    let keep = serde_json::to_string(user_ids).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_id = ?1
+         AND user_id NOT IN (SELECT value FROM json_each(?2))",
+    )?
+    .execute([group_id, keep.as_str()])?;
     let mut add = conn.prepare_cached(
         "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
     )?;

@@ -190,7 +190,9 @@ pub fn ensure_group(
     Ok(id_if_new.to_string())
 }
 
-/// Replaces `user_id`'s memberships with exactly `group_ids`.
+/// Replaces `user_id`'s memberships with exactly `group_ids`. Only the
+/// memberships that change are written: each one moves the user's share of
+/// the team's aggregates (migration 0009's triggers).
 ///
 /// # Errors
 /// SQLite errors.
@@ -199,8 +201,12 @@ pub fn set_memberships(
     user_id: &str,
     group_ids: &[String],
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM group_members WHERE user_id = ?1")?
-        .execute([user_id])?;
+    let keep = serde_json::to_string(group_ids).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "DELETE FROM group_members WHERE user_id = ?1
+         AND group_id NOT IN (SELECT value FROM json_each(?2))",
+    )?
+    .execute([user_id, keep.as_str()])?;
     let mut add = conn.prepare_cached(
         "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
     )?;
