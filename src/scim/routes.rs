@@ -160,17 +160,22 @@ pub async fn scim_errors(State(state): State<AppState>, req: Request, next: Next
 
 /// A [`ScimError`] as an HTTP response: a SCIM error document.
 #[derive(Debug)]
-pub struct Failure(ScimError);
+pub enum Failure {
+    Scim(ScimError),
+    /// An answer already made: a refused token, or a rate limit with its
+    /// `Retry-After`.
+    Answer(Response),
+}
 
 impl From<ScimError> for Failure {
     fn from(e: ScimError) -> Self {
-        Self(e)
+        Self::Scim(e)
     }
 }
 
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        Self(e.into())
+        Self::Scim(e.into())
     }
 }
 
@@ -191,7 +196,11 @@ fn error_response(status: u16, scim_type: Option<&str>, detail: &str) -> Respons
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match self.0 {
+        let e = match self {
+            Self::Scim(e) => e,
+            Self::Answer(res) => return res,
+        };
+        match e {
             ScimError::Client {
                 status,
                 scim_type,
@@ -256,24 +265,20 @@ async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 }
 
-/// An identity provider authenticated by the org's SCIM bearer token.
-pub struct ScimBearer {
-    org: String,
+/// The SCIM bearer token a request presents, not checked yet, with the
+/// request's audit context. Handlers of requests without a body take this
+/// and check it in the same blocking task as their work ([`with_scim`]),
+/// which saves a trip through the blocking pool; handlers that read a
+/// body take [`ScimBearer`], checked before the body is read.
+pub struct ScimPresented {
+    token: String,
     audit: Context,
 }
 
-impl FromRequestParts<AppState> for ScimBearer {
-    type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let unauthorized = || {
-            Failure(ScimError::status(
-                401,
-                "send the org's SCIM token as `Authorization: Bearer ...`",
-            ))
-            .into_response()
-        };
-        let internal = |e: anyhow::Error| Failure(ScimError::Internal(e)).into_response();
-        let presented = parts
+impl FromRequestParts<AppState> for ScimPresented {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Failure> {
+        let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -283,30 +288,79 @@ impl FromRequestParts<AppState> for ScimBearer {
             })
             .map(|(_, t)| t.trim().to_string())
             .ok_or_else(unauthorized)?;
-        let st = state.clone();
-        let now = state.clock.now();
-        let found = tokio::task::spawn_blocking(move || {
-            tokens::authenticate(&st.store, TokenKind::Scim, &presented, now)
-                .map(|r| r.ok().map(|(org, info)| (org.slug.to_string(), info)))
+        Ok(Self {
+            token,
+            audit: audit_context(parts, String::new()),
         })
-        .await
-        .map_err(|e| internal(e.into()))?
-        .map_err(|e| internal(e.into()))?;
-        let (org, info) = found.ok_or_else(unauthorized)?;
+    }
+}
+
+fn unauthorized() -> Failure {
+    Failure::Scim(ScimError::status(
+        401,
+        "send the org's SCIM token as `Authorization: Bearer ...`",
+    ))
+}
+
+impl ScimPresented {
+    /// Checks the token (blocking: it reads the orgs' token tables) and
+    /// its own rate budget: the org it belongs to and the audit context
+    /// with the token as actor.
+    fn check(self, state: &AppState) -> Result<ScimBearer, Failure> {
+        let found = tokens::authenticate(
+            &state.store,
+            TokenKind::Scim,
+            &self.token,
+            state.clock.now(),
+        )
+        .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
+        .ok()
+        .ok_or_else(unauthorized)?;
+        let (org, info) = found;
         // Besides the per-address budget: one budget per token.
         match admit_scim_token(state, info.id) {
             Ok(()) => {}
             Err(AppError::TooManyRequests { retry_after_secs }) => {
-                return Err(too_many(retry_after_secs));
+                return Err(Failure::Answer(too_many(retry_after_secs)));
             }
-            Err(e) => return Err(e.into_response()),
+            Err(e) => return Err(Failure::Answer(e.into_response())),
         }
-        let name = info.name;
+        let actor = format!("token:scim:{}", info.name);
+        Ok(ScimBearer {
+            org: org.slug.to_string(),
+            audit: Context {
+                actor,
+                ..self.audit
+            },
+        })
+    }
+}
+
+/// An identity provider authenticated by the org's SCIM bearer token.
+pub struct ScimBearer {
+    org: String,
+    audit: Context,
+}
+
+impl ScimBearer {
+    /// Tags the request's span with the org and the token.
+    fn record(&self) {
         let span = tracing::Span::current();
-        span.record("org", org.as_str());
-        span.record("actor", format!("token:scim:{name}").as_str());
-        let audit = audit_context(parts, format!("token:scim:{name}"));
-        Ok(Self { org, audit })
+        span.record("org", self.org.as_str());
+        span.record("actor", self.audit.actor.as_str());
+    }
+}
+
+impl FromRequestParts<AppState> for ScimBearer {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let presented = ScimPresented::from_request_parts(parts, state).await?;
+        let st = state.clone();
+        let caller = tokio::task::spawn_blocking(move || presented.check(&st))
+            .await
+            .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))??;
+        caller.record();
+        Ok(caller)
     }
 }
 
@@ -324,7 +378,7 @@ impl FromRequest<AppState> for ScimBody {
             .unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case(SCIM_JSON) && !mime.eq_ignore_ascii_case("application/json") {
-            return Err(Failure(ScimError::status(
+            return Err(Failure::Scim(ScimError::status(
                 415,
                 "send the body as application/scim+json (or application/json)",
             )));
@@ -333,7 +387,7 @@ impl FromRequest<AppState> for ScimBody {
         let bytes = axum::body::to_bytes(req.into_body(), max)
             .await
             .map_err(|_| {
-                Failure(ScimError::status(
+                Failure::Scim(ScimError::status(
                     413,
                     format!("the body is larger than {max} bytes"),
                 ))
@@ -366,15 +420,45 @@ fn if_match(headers: &HeaderMap) -> IfMatch {
     IfMatch(if tags.is_empty() { None } else { Some(tags) })
 }
 
-/// Runs `f` with the caller's org on a blocking thread.
+/// Who calls: a token already checked, or one to check first, in the
+/// same blocking task as the work.
+pub enum Caller {
+    Checked(ScimBearer),
+    Presented(ScimPresented),
+}
+
+impl From<ScimBearer> for Caller {
+    fn from(c: ScimBearer) -> Self {
+        Self::Checked(c)
+    }
+}
+
+impl From<ScimPresented> for Caller {
+    fn from(p: ScimPresented) -> Self {
+        Self::Presented(p)
+    }
+}
+
+/// Runs `f` with the caller's org on a blocking thread, checking the
+/// caller's token there first when it is not checked yet.
 async fn with_scim<T: Send + 'static>(
     state: &AppState,
-    caller: ScimBearer,
+    caller: impl Into<Caller>,
     f: impl FnOnce(&Scim<'_>) -> Result<T, ScimError> + Send + 'static,
 ) -> Result<T, Failure> {
     let st = state.clone();
     let base = base(state);
+    let caller = caller.into();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let caller = match caller {
+            Caller::Checked(c) => c,
+            Caller::Presented(p) => {
+                let c = p.check(&st)?;
+                span.in_scope(|| c.record());
+                c
+            }
+        };
         let org = st.store.org(&caller.org)?;
         let scim = Scim {
             org,
@@ -384,7 +468,7 @@ async fn with_scim<T: Send + 'static>(
         Ok(f(&scim)?)
     })
     .await
-    .map_err(|e| Failure(ScimError::Internal(e.into())))?
+    .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
 }
 
 /// `?filter=&sortBy=&sortOrder=&startIndex=&count=&attributes=&excludedAttributes=`.
@@ -561,14 +645,15 @@ fn list_response(listing: Listing, q: &ListQuery) -> Response {
 
 async fn list_users(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q, Kind::User)?;
-    let filter = q.filter.clone();
-    let (sort, page) = (q.sort, q.page);
-    let listing = with_scim(&state, caller, move |s| {
-        s.list_users(filter.as_ref(), sort, page)
+    // A bad query is answered after the token is checked, like any other
+    // request: nobody learns anything from the appliance without one.
+    let parsed = list_query(&q, Kind::User);
+    let (listing, q) = with_scim(&state, caller, move |s| {
+        let q = parsed?;
+        Ok((s.list_users(q.filter.as_ref(), q.sort, q.page)?, q))
     })
     .await?;
     Ok(list_response(listing, &q))
@@ -591,12 +676,16 @@ async fn search_users(
 
 async fn get_user(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q, Kind::User)?;
-    let r = with_scim(&state, caller, move |s| s.get_user(&id)).await?;
+    let parsed = list_query(&q, Kind::User);
+    let (r, q) = with_scim(&state, caller, move |s| {
+        let q = parsed?;
+        Ok((s.get_user(&id)?, q))
+    })
+    .await?;
     Ok(resource_response(
         StatusCode::OK,
         &project(r, &q.attributes, &q.excluded),
@@ -646,7 +735,7 @@ async fn patch_user(
 
 async fn delete_user(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
@@ -658,14 +747,13 @@ async fn delete_user(
 
 async fn list_groups(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q, Kind::Group)?;
-    let filter = q.filter.clone();
-    let (sort, page) = (q.sort, q.page);
-    let listing = with_scim(&state, caller, move |s| {
-        s.list_groups(filter.as_ref(), sort, page)
+    let parsed = list_query(&q, Kind::Group);
+    let (listing, q) = with_scim(&state, caller, move |s| {
+        let q = parsed?;
+        Ok((s.list_groups(q.filter.as_ref(), q.sort, q.page)?, q))
     })
     .await?;
     Ok(list_response(listing, &q))
@@ -688,12 +776,16 @@ async fn search_groups(
 
 async fn get_group(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
-    let q = list_query(&q, Kind::Group)?;
-    let r = with_scim(&state, caller, move |s| s.get_group(&id)).await?;
+    let parsed = list_query(&q, Kind::Group);
+    let (r, q) = with_scim(&state, caller, move |s| {
+        let q = parsed?;
+        Ok((s.get_group(&id)?, q))
+    })
+    .await?;
     Ok(resource_response(
         StatusCode::OK,
         &project(r, &q.attributes, &q.excluded),
@@ -743,7 +835,7 @@ async fn patch_group(
 
 async fn delete_group(
     State(state): State<AppState>,
-    caller: ScimBearer,
+    caller: ScimPresented,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
@@ -780,7 +872,7 @@ async fn get_resource_type(
                 .is_some_and(|i| i.eq_ignore_ascii_case(&id))
         })
         .map(|r| scim_json(StatusCode::OK, &r))
-        .ok_or_else(|| Failure(ScimError::not_found("resource type", &id)))
+        .ok_or_else(|| Failure::Scim(ScimError::not_found("resource type", &id)))
 }
 
 async fn get_schemas(State(state): State<AppState>, _caller: ScimBearer) -> Response {
@@ -803,13 +895,13 @@ async fn get_schema(
                 .is_some_and(|i| i.eq_ignore_ascii_case(&id))
         })
         .map(|r| scim_json(StatusCode::OK, &r))
-        .ok_or_else(|| Failure(ScimError::not_found("schema", &id)))
+        .ok_or_else(|| Failure::Scim(ScimError::not_found("schema", &id)))
 }
 
 const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search and /Groups/.search (no /Bulk, /Me or /.search at the root)";
 
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
-    Failure(ScimError::status(404, NO_SUCH_ENDPOINT))
+    Failure::Scim(ScimError::status(404, NO_SUCH_ENDPOINT))
 }
 
 /// The fallback of a route for the methods it does not serve: 405 with
@@ -818,7 +910,7 @@ fn not_allowed(
     allow: &'static str,
 ) -> impl Fn(ScimBearer) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     move |_caller: ScimBearer| {
-        let mut res = Failure(ScimError::status(
+        let mut res = Failure::Scim(ScimError::status(
             405,
             "this method is not allowed on this endpoint",
         ))

@@ -1007,7 +1007,40 @@ async fn bad_requests_get_clear_scim_errors_and_write_nothing() {
             StatusCode::UNAUTHORIZED,
             None,
         );
+        // Without a valid token a bad query, a bad id or a delete learns
+        // nothing more than 401 either (the token is checked first).
+        for (method, uri) in [
+            (
+                "GET",
+                format!("/scim/v2/Users?filter={}", q("userName zz \"a\"")),
+            ),
+            ("GET", "/scim/v2/Groups?count=x".to_string()),
+            (
+                "GET",
+                "/scim/v2/Users/no-such-id?attributes=%5B".to_string(),
+            ),
+            ("DELETE", "/scim/v2/Users/no-such-id".to_string()),
+            ("DELETE", "/scim/v2/Groups/no-such-id".to_string()),
+        ] {
+            assert_error(
+                &scim(&state, method, &uri, bad, None).await,
+                StatusCode::UNAUTHORIZED,
+                None,
+            );
+        }
     }
+    assert_error(
+        &scim(
+            &state,
+            "GET",
+            &format!("/scim/v2/Users?filter={}", q("userName zz \"a\"")),
+            t,
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        Some("invalidFilter"),
+    );
     let raw = |body: &str, ct: &str| {
         Request::post("/scim/v2/Users")
             .header("authorization", format!("Bearer {t}"))
