@@ -1,0 +1,771 @@
+//! Sync ingest and org aggregates at the size of a large enterprise.
+//!
+//! Run: `cargo bench --bench sync` (under `cargo test` it runs with tiny
+//! sizes as a smoke check). Measured in one run:
+//!
+//! - **ingest end to end**: 4 engineers, each with a device paired through
+//!   the real API, push batches of 500 deltas to `POST /api/v1/sync/deltas`
+//!   of the real binary (`aiworklab serve`, plain HTTP on loopback), each
+//!   device sequentially in its own task and client, all 4 at once; beside
+//!   it, on fresh org databases of the same data dir and with the very same
+//!   rows: the **baseline**, raw inserts into `deltas` (one transaction
+//!   and one prepared statement per 500 rows); `sync::push` in this process
+//!   (no HTTP); and one push taken apart into its phases (parse, inserts,
+//!   `refresh_states`, `trend::record`, cursor, commit);
+//! - the server's peak RSS (`VmHWM`);
+//! - **org aggregates**: `graph::aggregates::org_aggregates` for the whole
+//!   org and for teams of 50, in this process, on an org of 10,000
+//!   engineers with ~1,000 deltas each over the shipped catalogue, seeded
+//!   through `sync::push` so that every derived table is what ingest makes.
+//!
+//! Sizes: `BENCH_ENGINEERS`, `BENCH_DELTAS_PER_ENGINEER`, `BENCH_TEAM_SIZE`,
+//! `BENCH_INGEST_BATCHES` (per device) and `BENCH_ROUNDS` (aggregate calls
+//! of each kind). With `BENCH_DIR` set, the seeded aggregate org is kept in
+//! `$BENCH_DIR/sync-org-<engineers>x<deltas>` and reused by later runs once
+//! its `seeded` marker exists; everything else is scratch.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aiworklab::audit::Context;
+use aiworklab::catalogue::Catalogue;
+use aiworklab::catalogue::custom::{KnownIds, Standing};
+use aiworklab::clock::{Clock, SystemClock, from_millis, to_millis};
+use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
+use aiworklab::graph::aggregates::{self, Scope};
+use aiworklab::graph::trend;
+use aiworklab::store::deltas as delta_sql;
+use aiworklab::store::scim::{self as scim_sql, GroupRow};
+use aiworklab::store::users::{self as user_sql, UserRow};
+use aiworklab::store::{OpenMode, OrgDb, Store, StoreError};
+use aiworklab::sync::wire::{self, Delta, Transition};
+use aiworklab::{devices, sync};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+const BATCH: usize = 500;
+const DEVICES: usize = 4;
+const DAY_MS: i64 = 86_400_000;
+
+struct Sizes {
+    engineers: usize,
+    deltas_per_engineer: usize,
+    team_size: usize,
+    ingest_batches: usize,
+    rounds: usize,
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator (xorshift64), so runs make the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// One engineer's deltas, oldest first as a device sends its backlog:
+/// over 100 to 300 concepts of the catalogue, dated within the last
+/// `span_days`, with the transitions' usual mix and grades on checks.
+fn engineer_deltas(
+    rng: &mut Rng,
+    slugs: &[&str],
+    count: usize,
+    span_days: i64,
+    now: DateTime<Utc>,
+) -> Vec<Delta> {
+    let pool: Vec<&str> = (0..100 + rng.below(201))
+        .map(|_| slugs[rng.below(slugs.len())])
+        .collect();
+    let span = usize::try_from(span_days * DAY_MS).expect("positive span");
+    let now_ms = to_millis(now);
+    let mut out: Vec<Delta> = (0..count)
+        .map(|_| {
+            let (transition, grade) = match rng.below(100) {
+                0..40 => (Transition::Seen, None),
+                40..55 => (Transition::Explained, None),
+                55..75 => (Transition::CheckPassed, Some(2 + rng.below(3) as u8)),
+                75..83 => (Transition::CheckFailed, Some(1)),
+                _ => (Transition::Demonstrated, None),
+            };
+            Delta {
+                id: uuid::Uuid::new_v4(),
+                concept: pool[rng.below(pool.len())].to_string(),
+                transition,
+                at: from_millis(now_ms - 1 - rng.below(span) as i64),
+                grade,
+            }
+        })
+        .collect();
+    out.sort_by_key(|d| d.at);
+    out
+}
+
+/// The JSON body a device sends for `deltas`.
+fn body(deltas: &[Delta]) -> Vec<u8> {
+    let items: Vec<Value> = deltas
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "id": d.id.to_string(),
+                "concept": d.concept,
+                "transition": d.transition.as_str(),
+                "at": d.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            });
+            if let Some(g) = d.grade {
+                v["grade"] = json!(g);
+            }
+            v
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "deltas": items })).expect("JSON")
+}
+
+fn user_row(i: usize, now_ms: i64) -> UserRow {
+    let name = format!("engineer.{i:05}@acme.example");
+    UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        oidc_issuer: None,
+        oidc_subject: None,
+        user_name: name.clone(),
+        display_name: format!("Engineer {i}"),
+        emails: json!([{ "value": name, "type": "work", "primary": true }]).to_string(),
+        external_id: Some(format!("00u{i:08}")),
+        active: true,
+        admin_granted: false,
+        provisioned_by: "scim".into(),
+        created_at: now_ms,
+        updated_at: now_ms,
+    }
+}
+
+/// Inserts `rows` into `org`, 1,000 per transaction.
+fn insert_users(org: &OrgDb, rows: &[UserRow]) {
+    for chunk in rows.chunks(1000) {
+        org.db
+            .write(|tx| {
+                for r in chunk {
+                    user_sql::insert(tx, r)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("seed users");
+    }
+}
+
+/// The kernel's high-water mark of `pid`'s resident memory, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The `q` quantile of `samples` (sorted in place), in milliseconds.
+fn quantile(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort();
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1].as_secs_f64() * 1e3
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    n as f64 / t.as_secs_f64()
+}
+
+fn settings(dir: &Path, bind: &str, orgs: &[&str]) -> (Settings, PathBuf) {
+    let mut raw = RawConfig::default();
+    raw.storage.data_dir = dir.join("data").display().to_string();
+    raw.server.bind = bind.to_string();
+    // Four devices pushing as fast as they can; the default sync budget
+    // (600 requests a minute per address) would pace them instead.
+    raw.rate_limits.sync = RawRateLimit {
+        requests: 1_000_000,
+        window_secs: 60,
+    };
+    raw.rate_limits.pairing = RawRateLimit {
+        requests: 1_000,
+        window_secs: 60,
+    };
+    raw.orgs = orgs
+        .iter()
+        .map(|s| RawOrg {
+            slug: (*s).into(),
+            name: format!("Org {s}"),
+            ..RawOrg::default()
+        })
+        .collect();
+    let file = dir.join("aiworklab.toml");
+    std::fs::write(&file, toml_edit::ser::to_string_pretty(&raw).expect("toml")).expect("config");
+    (config::from_raw(&raw).expect("valid"), file)
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(config_file: &Path, bind: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_aiworklab"))
+            .arg("--config")
+            .arg(config_file)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let base = format!("http://{bind}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Time spent in each phase of a push, summed over batches.
+#[derive(Default)]
+struct Phases {
+    parse: Duration,
+    insert: Duration,
+    refresh: Duration,
+    trend: Duration,
+    cursor: Duration,
+    total: Duration,
+}
+
+/// One push as `sync::push` and the route do it, phase by phase.
+fn timed_push(
+    org: &OrgDb,
+    catalogue: &Catalogue,
+    user_id: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    p: &mut Phases,
+) -> usize {
+    let start = Instant::now();
+    let known = KnownIds::load(catalogue, org).expect("known ids");
+    let deltas = wire::parse_push(body, &known, now).expect("a valid batch");
+    p.parse += start.elapsed();
+    let now_ms = to_millis(now);
+    let accepted = org
+        .db
+        .write(|tx| {
+            let t = Instant::now();
+            let mut accepted = Vec::new();
+            let mut touched = BTreeSet::new();
+            for d in &deltas {
+                let id = d.id.to_string();
+                let (tr, at) = (d.transition.as_str(), to_millis(d.at));
+                if delta_sql::insert(tx, user_id, None, &id, &d.concept, tr, at, d.grade, now_ms)? {
+                    accepted.push(d);
+                    touched.insert(d.concept.as_str());
+                }
+            }
+            p.insert += t.elapsed();
+            let t = Instant::now();
+            aggregates::refresh_states(tx, user_id, &touched, now)?;
+            p.refresh += t.elapsed();
+            let t = Instant::now();
+            trend::record(tx, user_id, &accepted)?;
+            p.trend += t.elapsed();
+            let t = Instant::now();
+            delta_sql::last_seq(tx, user_id)?;
+            p.cursor += t.elapsed();
+            Ok::<_, StoreError>(accepted.len())
+        })
+        .expect("push");
+    p.total += start.elapsed();
+    accepted
+}
+
+const RAW_INSERT: &str =
+    "INSERT INTO deltas (id, user_id, device_id, concept, transition, at, grade, received_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (user_id, id) DO NOTHING";
+
+struct Ingest {
+    total: usize,
+    raw: Duration,
+    in_process: Duration,
+    phases: Phases,
+    http: Duration,
+    latencies: Vec<Duration>,
+    rss_mib: f64,
+}
+
+/// Part 1: the same rows through raw inserts, `sync::push`, its phases and
+/// the real server.
+async fn ingest(scratch: &Path, catalogue: &Catalogue, slugs: &[&str], sizes: &Sizes) -> Ingest {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let orgs = ["ingest", "raw", "push", "phases"];
+    let (settings, config_file) = settings(scratch, &bind, &orgs);
+    let now = SystemClock.now();
+    let now_ms = to_millis(now);
+    let per_device = sizes.ingest_batches * BATCH;
+    let total = DEVICES * per_device;
+    let users: Vec<UserRow> = (0..DEVICES).map(|i| user_row(i, now_ms)).collect();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    // Each device's backlog, as 500-delta batches, dated in the last 90 days.
+    let batches: Vec<Vec<Vec<Delta>>> = (0..DEVICES)
+        .map(|_| {
+            engineer_deltas(&mut rng, slugs, per_device, 90, now)
+                .chunks(BATCH)
+                .map(<[Delta]>::to_vec)
+                .collect()
+        })
+        .collect();
+    let bodies: Vec<Vec<Vec<u8>>> = batches
+        .iter()
+        .map(|b| b.iter().map(|d| body(d)).collect())
+        .collect();
+    // Batches in the order they reach the server: device by device, round robin.
+    let order: Vec<(usize, usize)> = (0..sizes.ingest_batches)
+        .flat_map(|b| (0..DEVICES).map(move |d| (d, b)))
+        .collect();
+
+    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
+    for slug in orgs {
+        insert_users(store.org(slug).expect("org"), &users);
+    }
+    let codes: Vec<String> = users
+        .iter()
+        .map(|u| {
+            let org = store.org("ingest").expect("org");
+            let (code, _) = devices::create_pairing_code(org, &u.id, &Context::operator(), now)
+                .expect("pairing code");
+            code.expose().to_string()
+        })
+        .collect();
+
+    eprintln!("ingest: {total} deltas, raw inserts ...");
+    let raw_org = store.org("raw").expect("org");
+    let t = Instant::now();
+    for &(d, b) in &order {
+        raw_org
+            .db
+            .write(|tx| {
+                let mut stmt = tx.prepare_cached(RAW_INSERT)?;
+                for x in &batches[d][b] {
+                    stmt.execute(rusqlite::params![
+                        x.id.to_string(),
+                        users[d].id,
+                        Option::<&str>::None,
+                        x.concept,
+                        x.transition.as_str(),
+                        to_millis(x.at),
+                        x.grade,
+                        now_ms,
+                    ])?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("raw insert");
+    }
+    let raw = t.elapsed();
+
+    eprintln!("ingest: sync::push in process ...");
+    let push_org = store.org("push").expect("org");
+    let t = Instant::now();
+    for &(d, b) in &order {
+        let known = KnownIds::load(catalogue, push_org).expect("known ids");
+        let deltas = wire::parse_push(&bodies[d][b], &known, now).expect("a valid batch");
+        let pushed = sync::push(push_org, &users[d].id, None, &deltas, now).expect("push");
+        assert_eq!(pushed.accepted, BATCH);
+    }
+    let in_process = t.elapsed();
+
+    eprintln!("ingest: one push phase by phase ...");
+    let mut phases = Phases::default();
+    let phase_org = store.org("phases").expect("org");
+    for &(d, b) in &order {
+        let n = timed_push(
+            phase_org,
+            catalogue,
+            &users[d].id,
+            &bodies[d][b],
+            now,
+            &mut phases,
+        );
+        assert_eq!(n, BATCH);
+    }
+    drop(store);
+
+    eprintln!("ingest: {DEVICES} devices over HTTP ...");
+    let server = Server::start(&config_file, &bind).await;
+    let mut tokens = Vec::new();
+    for (i, code) in codes.iter().enumerate() {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/devices/pair", server.base))
+            .json(&json!({ "code": code, "device_name": format!("laptop {i}") }))
+            .send()
+            .await
+            .expect("pair");
+        assert_eq!(r.status(), 200, "pairing");
+        let grant: Value = r.json().await.expect("grant");
+        tokens.push(
+            grant["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string(),
+        );
+    }
+    let url = format!("{}/api/v1/sync/deltas", server.base);
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (token, bodies) in tokens.into_iter().zip(bodies) {
+        let url = url.clone();
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            let mut accepted = 0;
+            for b in bodies {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await
+                    .expect("POST");
+                assert_eq!(r.status(), 200, "push refused");
+                let pushed: Value = r.json().await.expect("JSON");
+                latencies.push(t.elapsed());
+                assert_eq!(pushed["duplicates"], 0);
+                accepted += pushed["accepted"].as_u64().expect("accepted") as usize;
+            }
+            (latencies, accepted)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut accepted = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (l, a) = done.expect("device task");
+        latencies.extend(l);
+        accepted += a;
+    }
+    let http = t.elapsed();
+    assert_eq!(accepted, total, "the server accepted every delta sent");
+    let rss_mib = peak_rss_mib(server.child.id());
+    drop(server);
+    Ingest {
+        total,
+        raw,
+        in_process,
+        phases,
+        http,
+        latencies,
+        rss_mib,
+    }
+}
+
+/// Seeds the aggregate org: users, teams of `team_size`, then every
+/// engineer's deltas through `sync::push`, 500 at a time.
+fn seed_org(store: &Store, catalogue: &Catalogue, slugs: &[&str], sizes: &Sizes) {
+    let org = store.org("acme").expect("org");
+    let now = SystemClock.now();
+    let now_ms = to_millis(now);
+    let users: Vec<UserRow> = (0..sizes.engineers).map(|i| user_row(i, now_ms)).collect();
+    insert_users(org, &users);
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    org.db
+        .write(|tx| {
+            for (g, members) in ids.chunks(sizes.team_size).enumerate() {
+                let row = GroupRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    display_name: format!("Team {g:04}"),
+                    external_id: None,
+                    created_at: now_ms,
+                    updated_at: now_ms,
+                    version: 1,
+                };
+                scim_sql::insert_group(tx, &row)?;
+                scim_sql::set_members(tx, &row.id, members)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("seed teams");
+    let total = sizes.engineers * sizes.deltas_per_engineer;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (t, mut done, mut last_report) = (Instant::now(), 0, Instant::now());
+    let known = KnownIds::load(catalogue, org).expect("known ids");
+    for (i, id) in ids.iter().enumerate() {
+        let deltas = engineer_deltas(&mut rng, slugs, sizes.deltas_per_engineer, 364, now);
+        for batch in deltas.chunks(BATCH) {
+            assert!(
+                batch
+                    .iter()
+                    .all(|d| known.standing(&d.concept) == Standing::Known)
+            );
+            let pushed = sync::push(org, id, None, batch, now).expect("seed push");
+            assert_eq!(pushed.accepted, batch.len());
+        }
+        done += deltas.len();
+        if last_report.elapsed() > Duration::from_secs(10) || i + 1 == ids.len() {
+            last_report = Instant::now();
+            let per_s = rate(done, t.elapsed());
+            eprintln!(
+                "seeded {done} of {total} deltas ({:.0}%), {per_s:.0}/s, about {:.0} s left",
+                100.0 * done as f64 / total as f64,
+                (total - done) as f64 / per_s
+            );
+        }
+    }
+}
+
+struct Aggregates {
+    seed: Option<Duration>,
+    counts: (i64, i64, i64),
+    size_mib: f64,
+    org: Vec<Duration>,
+    team: Vec<Duration>,
+    concepts: usize,
+}
+
+/// Part 2: `org_aggregates` on the seeded org, whole org and teams.
+fn aggregates_part(
+    root: &Path,
+    scratch: &Path,
+    keep: bool,
+    catalogue: &Catalogue,
+    slugs: &[&str],
+    sizes: &Sizes,
+) -> Aggregates {
+    let dir = if keep {
+        root.join(format!(
+            "sync-org-{}x{}",
+            sizes.engineers, sizes.deltas_per_engineer
+        ))
+    } else {
+        scratch.join("org")
+    };
+    let marker = dir.join("seeded");
+    let mut seed = None;
+    if !marker.exists() {
+        if dir.exists() {
+            eprintln!("{} was not seeded completely; starting over", dir.display());
+            std::fs::remove_dir_all(&dir).expect("remove the incomplete seed");
+        }
+        std::fs::create_dir_all(&dir).expect("seed dir");
+    } else {
+        eprintln!("reusing the org seeded in {}", dir.display());
+    }
+    let (settings, _) = settings(&dir, "127.0.0.1:0", &["acme"]);
+    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
+    if !marker.exists() {
+        eprintln!(
+            "seeding {} engineers x {} deltas ...",
+            sizes.engineers, sizes.deltas_per_engineer
+        );
+        let t = Instant::now();
+        seed_org(&store, catalogue, slugs, sizes);
+        seed = Some(t.elapsed());
+        std::fs::write(&marker, format!("{} engineers\n", sizes.engineers)).expect("marker");
+    }
+    let org = store.org("acme").expect("org");
+    let count = |table: &str| -> i64 {
+        org.db
+            .read(|c| {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .expect("count")
+    };
+    let counts = (
+        count("deltas"),
+        count("concept_states"),
+        count("concept_weeks"),
+    );
+    assert_eq!(
+        counts.0 as usize,
+        sizes.engineers * sizes.deltas_per_engineer
+    );
+    let teams = sizes.engineers.div_ceil(sizes.team_size);
+    let (mut whole, mut team, mut concepts) = (Vec::new(), Vec::new(), 0);
+    for round in 0..sizes.rounds + 2 {
+        let scope = Scope {
+            team: None,
+            now: SystemClock.now(),
+            weeks: trend::DEFAULT_WEEKS,
+            min_cohort: settings.min_cohort,
+        };
+        let t = Instant::now();
+        let all = aggregates::org_aggregates(org, catalogue, scope).expect("org aggregates");
+        let org_time = t.elapsed();
+        let name = format!("Team {:04}", round * 7 % teams);
+        let t = Instant::now();
+        let one = aggregates::org_aggregates(
+            org,
+            catalogue,
+            Scope {
+                team: Some(&name),
+                ..scope
+            },
+        )
+        .expect("team aggregates");
+        let team_time = t.elapsed();
+        // Every concept somebody touched is there, and the big ones are counted.
+        assert!(all.iter().any(|a| a.n_seen.is_some_and(|n| n > 0)));
+        assert!(one.iter().any(|a| !a.suppressed) || sizes.team_size < settings.min_cohort);
+        concepts = all.len();
+        if round >= 2 {
+            whole.push(org_time);
+            team.push(team_time);
+        }
+    }
+    let size_mib = org.db.size_on_disk() as f64 / (1024.0 * 1024.0);
+    Aggregates {
+        seed,
+        counts,
+        size_mib,
+        org: whole,
+        team,
+        concepts,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // binary without it, as a quick check that the bench still works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let pick = |full_size, smoke| if full { full_size } else { smoke };
+    let sizes = Sizes {
+        engineers: env_or("BENCH_ENGINEERS", pick(10_000, 100)),
+        deltas_per_engineer: env_or("BENCH_DELTAS_PER_ENGINEER", pick(1_000, 100)),
+        team_size: env_or("BENCH_TEAM_SIZE", 50),
+        ingest_batches: env_or("BENCH_INGEST_BATCHES", pick(50, 2)),
+        rounds: env_or("BENCH_ROUNDS", pick(30, 3)),
+    };
+    let catalogue = Catalogue::builtin().expect("the shipped catalogue");
+    let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
+    let keep = std::env::var_os("BENCH_DIR").is_some();
+    let root = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into()));
+    std::fs::create_dir_all(&root).expect("BENCH_DIR");
+    let scratch = tempfile::tempdir_in(&root).expect("tempdir");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut i = rt.block_on(ingest(scratch.path(), &catalogue, &slugs, &sizes));
+    let mut a = aggregates_part(&root, scratch.path(), keep, &catalogue, &slugs, &sizes);
+
+    let raw_rate = rate(i.total, i.raw);
+    let http_rate = rate(i.total, i.http);
+    let requests = i.latencies.len();
+    let p = &i.phases;
+    let commit = p.total - p.parse - p.insert - p.refresh - p.trend - p.cursor;
+    let share = |d: Duration| {
+        format!(
+            "{:.2} ms ({:.0}%)",
+            d.as_secs_f64() * 1e3 / requests as f64,
+            100.0 * d.as_secs_f64() / p.total.as_secs_f64()
+        )
+    };
+    println!("| ingest, {DEVICES} devices x {BATCH}-delta batches | figure |");
+    println!("|---|---|");
+    println!(
+        "| rows | {} deltas in {requests} batches over {} concepts |",
+        i.total,
+        slugs.len()
+    );
+    println!(
+        "| raw inserts (baseline) | {:.2} s, {raw_rate:.0} deltas/s |",
+        i.raw.as_secs_f64()
+    );
+    println!(
+        "| `sync::push` in process, sequential | {:.2} s, {:.0} deltas/s ({:.0}% of raw) |",
+        i.in_process.as_secs_f64(),
+        rate(i.total, i.in_process),
+        100.0 * rate(i.total, i.in_process) / raw_rate
+    );
+    println!(
+        "| `POST /api/v1/sync/deltas`, end to end | {:.2} s, **{http_rate:.0} deltas/s ({:.0}% of raw)** |",
+        i.http.as_secs_f64(),
+        100.0 * http_rate / raw_rate
+    );
+    println!(
+        "| per request | p50 {:.1} ms, p95 {:.1} ms |",
+        quantile(&mut i.latencies, 0.50),
+        quantile(&mut i.latencies, 0.95)
+    );
+    println!("| server peak RSS (VmHWM) | {:.0} MiB |", i.rss_mib);
+    println!(
+        "| one push by phase, per batch | parse {}, inserts {}, refresh_states {}, trend::record {}, cursor {}, begin+commit {}; total {:.2} ms |",
+        share(p.parse),
+        share(p.insert),
+        share(p.refresh),
+        share(p.trend),
+        share(p.cursor),
+        share(commit),
+        p.total.as_secs_f64() * 1e3 / requests as f64
+    );
+    println!();
+    println!(
+        "| org aggregates, {} engineers, teams of {} | figure |",
+        sizes.engineers, sizes.team_size
+    );
+    println!("|---|---|");
+    match a.seed {
+        Some(t) => println!(
+            "| seeded through `sync::push` | {:.0} s, {:.0} deltas/s |",
+            t.as_secs_f64(),
+            rate(a.counts.0 as usize, t)
+        ),
+        None => println!("| seeded | reused from an earlier run |"),
+    }
+    println!(
+        "| rows | {} deltas, {} concept_states, {} concept_weeks; {:.0} MiB; {} concepts in the answer |",
+        a.counts.0, a.counts.1, a.counts.2, a.size_mib, a.concepts
+    );
+    println!(
+        "| `org_aggregates`, whole org, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
+        a.org.len(),
+        quantile(&mut a.org, 0.50),
+        quantile(&mut a.org, 0.95)
+    );
+    println!(
+        "| `org_aggregates`, one team, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
+        a.team.len(),
+        quantile(&mut a.team, 0.50),
+        quantile(&mut a.team, 0.95)
+    );
+}
