@@ -120,6 +120,18 @@ fn token(store: &Store, org: &str) -> String {
     secret.expose().to_string()
 }
 
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The kernel's high-water mark of `pid`'s resident memory, in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -194,6 +206,65 @@ fn raw_lookup(store: &Store, name: &str) -> RawRow {
                 .map_err(StoreError::from)
         })
         .expect("raw lookup")
+}
+
+/// The leanest HTTP/1.1 client: one keep-alive connection, a request
+/// written as bytes, the answer read up to its `content-length`. Beside
+/// `reqwest` it shows how much of a round trip is the client's own work
+/// rather than the appliance's.
+struct RawClient {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(bind: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(bind).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Sends a GET of `target` (path and query, already encoded) and
+    /// returns the status and the body.
+    async fn get(&mut self, target: &str, bearer: Option<&str>) -> (u16, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let auth = bearer.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        let request = format!("GET {target} HTTP/1.1\r\nhost: bench\r\n{auth}\r\n");
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write");
+        self.buf.clear();
+        let (head_end, length) = loop {
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("a content-length");
+                break (end + 4, length);
+            }
+        };
+        while self.buf.len() < head_end + length {
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).await.expect("read body");
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        let status = std::str::from_utf8(&self.buf[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        (status, self.buf[head_end..head_end + length].to_vec())
+    }
 }
 
 struct Server {
@@ -340,6 +411,8 @@ async fn run(
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut raw, mut service, mut http, mut floor, mut auth) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut lean_http, mut lean_floor) = (Vec::new(), Vec::new());
+    let mut lean = RawClient::connect(bind).await;
     for round in 0..sizes.lookups + sizes.lookups / 10 {
         let name = user_name(rng.below(sizes.users));
         let warm_up = round < sizes.lookups / 10;
@@ -399,7 +472,25 @@ async fn run(
         let _: Value = r.json().await.expect("JSON");
         let floor_time = t.elapsed();
 
+        // The same lookup and floor through the lean client.
+        let target = format!(
+            "/scim/v2/Users?filter={}",
+            url_encode(&format!("userName eq {}", json!(name)))
+        );
+        let t = Instant::now();
+        let (status, body) = lean.get(&target, Some(bench_token)).await;
+        let lean_http_time = t.elapsed();
+        assert_eq!(status, 200);
+        let body: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["Resources"][0]["userName"], json!(name));
+        let t = Instant::now();
+        let (status, _) = lean.get("/healthz", None).await;
+        let lean_floor_time = t.elapsed();
+        assert_eq!(status, 200);
+
         if !warm_up {
+            lean_http.push(lean_http_time);
+            lean_floor.push(lean_floor_time);
             floor.push(floor_time);
             auth.push(auth_time);
             raw.push(raw_time);
@@ -417,6 +508,10 @@ async fn run(
     let floor_p95 = quantile(&mut floor, 0.95);
     let auth_p50 = quantile(&mut auth, 0.50);
     let auth_p95 = quantile(&mut auth, 0.95);
+    let lean_http_p50 = quantile(&mut lean_http, 0.50);
+    let lean_http_p95 = quantile(&mut lean_http, 0.95);
+    let lean_floor_p50 = quantile(&mut lean_floor, 0.50);
+    let lean_floor_p95 = quantile(&mut lean_floor, 0.95);
 
     // (b) Every user, 100 per page.
     let t = Instant::now();
@@ -526,6 +621,14 @@ async fn run(
         http_p95 / raw_p95
     );
     println!("| HTTP floor: `GET /healthz` | p50 {floor_p50:.3} ms, p95 {floor_p95:.3} ms |");
+    println!(
+        "| the lookup over HTTP, lean client | p50 {lean_http_p50:.3} ms, p95 {lean_http_p95:.3} ms ({:.1}x raw at p95) |",
+        lean_http_p95 / raw_p95
+    );
+    println!(
+        "| HTTP floor, lean client | p50 {lean_floor_p50:.3} ms, p95 {lean_floor_p95:.3} ms ({:.1}x raw at p95) |",
+        lean_floor_p95 / raw_p95
+    );
     println!(
         "| SCIM token check, `tokens::authenticate` (no HTTP) | p50 {auth_p50:.3} ms, p95 {auth_p95:.3} ms |"
     );

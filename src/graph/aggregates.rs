@@ -452,6 +452,8 @@ mod tests {
            AND (?1 = '' OR u.id IN (SELECT user_id FROM group_members WHERE group_id = ?1))";
 
     type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+    type WeekRow = (String, i64, i64, i64);
+    type Totals = (Vec<Row>, Vec<WeekRow>);
 
     fn rows(conn: &Connection, sql: &str, scope: &str) -> Vec<Row> {
         conn.prepare(sql)
@@ -473,7 +475,7 @@ mod tests {
             .expect("rows")
     }
 
-    fn from_scratch(conn: &Connection, scope: &str) -> (Vec<Row>, Vec<(String, i64, i64, i64)>) {
+    fn from_scratch(conn: &Connection, scope: &str) -> Totals {
         let totals = rows(
             conn,
             &format!(
@@ -500,7 +502,7 @@ mod tests {
         (totals, weeks)
     }
 
-    fn weeks(conn: &Connection, sql: &str, scope: &str) -> Vec<(String, i64, i64, i64)> {
+    fn weeks(conn: &Connection, sql: &str, scope: &str) -> Vec<WeekRow> {
         conn.prepare(sql)
             .expect("prepare")
             .query_map([scope], |r| {
@@ -511,7 +513,7 @@ mod tests {
             .expect("rows")
     }
 
-    fn kept(conn: &Connection, scope: &str) -> (Vec<Row>, Vec<(String, i64, i64, i64)>) {
+    fn kept(conn: &Connection, scope: &str) -> Totals {
         let mut w = weeks(
             conn,
             "SELECT concept, week, n_seen, n_demonstrated FROM week_totals

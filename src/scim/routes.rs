@@ -164,7 +164,7 @@ pub enum Failure {
     Scim(ScimError),
     /// An answer already made: a refused token, or a rate limit with its
     /// `Retry-After`.
-    Answer(Response),
+    Answer(Box<Response>),
 }
 
 impl From<ScimError> for Failure {
@@ -198,7 +198,7 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let e = match self {
             Self::Scim(e) => e,
-            Self::Answer(res) => return res,
+            Self::Answer(res) => return *res,
         };
         match e {
             ScimError::Client {
@@ -321,9 +321,9 @@ impl ScimPresented {
         match admit_scim_token(state, info.id) {
             Ok(()) => {}
             Err(AppError::TooManyRequests { retry_after_secs }) => {
-                return Err(Failure::Answer(too_many(retry_after_secs)));
+                return Err(Failure::Answer(Box::new(too_many(retry_after_secs))));
             }
-            Err(e) => return Err(Failure::Answer(e.into_response())),
+            Err(e) => return Err(Failure::Answer(Box::new(e.into_response()))),
         }
         let actor = format!("token:scim:{}", info.name);
         Ok(ScimBearer {
