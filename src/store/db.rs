@@ -23,6 +23,13 @@ use crate::crypto::DerivedKey;
 /// grows only as pages are read, so small orgs use little of it.
 const READ_CACHE_KIB: i64 = -16 * 1024;
 
+/// The writer's page cache, in KiB. A push inserts into indexes spread
+/// over the whole file and refreshes states and totals beside them; with
+/// SQLite's 2 MiB default each of those pages is decrypted again on most
+/// pushes once a database is large. One writer per org, grown only as
+/// pages are touched.
+const WRITE_CACHE_KIB: i64 = -64 * 1024;
+
 /// How connections are opened.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -79,6 +86,7 @@ fn open_writer(path: &Path, key: &DerivedKey, opts: &DbOptions) -> Result<Connec
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", WRITE_CACHE_KIB)?;
     Ok(conn)
 }
 
