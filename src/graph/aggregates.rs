@@ -1,7 +1,7 @@
 //! Org aggregates (SECURITY.md P19): per concept, and per team, how many
 //! engineers have seen and demonstrated it and how well it is retained.
-//! Each engineer's state per concept lives in `concept_states`, refreshed on
-//! every push; the sums over the counted engineers of each scope (the org,
+//! Each engineer's state per concept lives in `concept_states`, kept by
+//! every push (`states`); the sums over the counted engineers of each scope (the org,
 //! each team) live in `concept_totals`, kept by the database's triggers on
 //! every change of who is counted or what they hold (migration 0009), so a
 //! request reads one row per concept, never every engineer's states or
@@ -10,87 +10,14 @@
 //! concept carries its weekly trend (`trend`), counted and suppressed by the
 //! same rules. There is no way to ask for one engineer's graph here.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use super::fsrs;
-use super::state::{self, Fact, Level};
 use super::trend::{self, WeekCount};
 use crate::catalogue::Catalogue;
 use crate::catalogue::custom::OrgConcepts;
-use crate::clock::{from_millis, to_millis};
 use crate::store::{OrgDb, StoreError};
-use crate::sync::wire::Transition;
-
-const FACTS: &str =
-    "SELECT id, transition, at, grade FROM deltas WHERE user_id = ?1 AND concept = ?2";
-
-const UPSERT: &str = "INSERT INTO concept_states
-     (user_id, concept, level, first_seen_at, first_demonstrated, recall_30d, late_checks, late_passed, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-     ON CONFLICT (user_id, concept) DO UPDATE SET level = excluded.level,
-       first_seen_at = excluded.first_seen_at, first_demonstrated = excluded.first_demonstrated,
-       recall_30d = excluded.recall_30d, late_checks = excluded.late_checks,
-       late_passed = excluded.late_passed, updated_at = excluded.updated_at";
-
-/// Recomputes the user's state for `concepts` from their deltas (inside
-/// the push's transaction).
-///
-/// # Errors
-/// SQLite errors.
-pub fn refresh_states(
-    conn: &Connection,
-    user_id: &str,
-    concepts: &BTreeSet<&str>,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    let mut facts_stmt = conn.prepare_cached(FACTS)?;
-    let mut upsert = conn.prepare_cached(UPSERT)?;
-    for concept in concepts {
-        let facts: Vec<Fact> = facts_stmt
-            .query_map(params![user_id, concept], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
-            })?
-            .filter_map(|row| {
-                let (id, tr, at, grade) = row.ok()?;
-                Some(Fact {
-                    id,
-                    transition: Transition::parse(&tr)?,
-                    at: from_millis(at),
-                    grade: grade.and_then(|g| u8::try_from(g).ok()),
-                })
-            })
-            .collect();
-        let s = state::fold(&facts);
-        let level = match s.level {
-            Level::Unseen => continue,
-            Level::Seen => 1,
-            Level::Explained => 2,
-            Level::Demonstrated => 3,
-            Level::Retained => 4,
-        };
-        upsert.execute(params![
-            user_id,
-            concept,
-            level,
-            s.first_seen.map(to_millis),
-            s.first_demonstrated.map(to_millis),
-            s.card.as_ref().map(|c| fsrs::recall_at(c, 30.0)),
-            s.late_checks,
-            s.late_passed,
-            to_millis(now),
-        ])?;
-    }
-    Ok(())
-}
 
 /// One concept's aggregate in a cohort. Suppressed rows carry no numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -244,9 +171,19 @@ mod tests {
     use proptest::prelude::*;
     use rusqlite::{Connection, params};
 
-    use super::{AGGREGATE, UPSERT};
+    use super::AGGREGATE;
     use crate::graph::trend;
     use crate::store::{deltas, migrations, scim as scim_sql, users as user_sql};
+
+    /// Writes the columns of a state the totals read (those of migration
+    /// 0004, so the backfill test can write them before 0009 too).
+    const UPSERT: &str = "INSERT INTO concept_states
+         (user_id, concept, level, first_seen_at, first_demonstrated, recall_30d, late_checks, late_passed, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (user_id, concept) DO UPDATE SET level = excluded.level,
+           first_seen_at = excluded.first_seen_at, first_demonstrated = excluded.first_demonstrated,
+           recall_30d = excluded.recall_30d, late_checks = excluded.late_checks,
+           late_passed = excluded.late_passed, updated_at = excluded.updated_at";
 
     const USERS: usize = 5;
     const GROUPS: usize = 3;

@@ -5,4 +5,5 @@ pub mod fsrs;
 pub mod me;
 pub mod routes;
 pub mod state;
+pub mod states;
 pub mod trend;

@@ -10,6 +10,7 @@
 //! then predicts lower recall) instead of moving the state back.
 //! `docs/skill-graph.md` explains the model with a worked example.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -95,38 +96,56 @@ impl ConceptState {
     }
 }
 
+/// The order facts are folded in: time, then id. The rest only breaks ties
+/// between facts that reuse an id, which idempotency prevents within one
+/// engineer's facts, so (`at`, `id`) is the fold's cursor (`super::states`).
+pub fn fact_order(a: &Fact, b: &Fact) -> Ordering {
+    a.at.cmp(&b.at)
+        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.transition.cmp(&b.transition))
+        .then_with(|| a.grade.cmp(&b.grade))
+}
+
 /// Folds one concept's facts (any order) into its state.
 pub fn fold(facts: &[Fact]) -> ConceptState {
     let mut sorted: Vec<&Fact> = facts.iter().collect();
-    // A total order: time, then id; the rest only breaks ties between
-    // facts that reuse an id (which idempotency normally prevents).
-    sorted.sort_by(|a, b| {
-        a.at.cmp(&b.at)
-            .then_with(|| a.id.cmp(&b.id))
-            .then_with(|| a.transition.cmp(&b.transition))
-            .then_with(|| a.grade.cmp(&b.grade))
-    });
-    let mut s = ConceptState {
-        level: Level::Unseen,
-        first_seen: None,
-        first_demonstrated: None,
-        last_activity: None,
-        card: None,
-        checks_passed: 0,
-        checks_failed: 0,
-        late_checks: 0,
-        late_passed: 0,
-    };
+    sorted.sort_by(|a, b| fact_order(a, b));
+    let mut s = ConceptState::unseen();
     for f in sorted {
-        s.first_seen.get_or_insert(f.at);
-        s.last_activity = Some(f.at);
-        s.level = s.level.max(Level::Seen);
+        s.apply(f);
+    }
+    s
+}
+
+impl ConceptState {
+    /// The state before any fact.
+    pub fn unseen() -> Self {
+        Self {
+            level: Level::Unseen,
+            first_seen: None,
+            first_demonstrated: None,
+            last_activity: None,
+            card: None,
+            checks_passed: 0,
+            checks_failed: 0,
+            late_checks: 0,
+            late_passed: 0,
+        }
+    }
+
+    /// Folds in one more fact. It must sort after every fact already
+    /// folded in ([`fact_order`]): then folding a sorted list one fact at a
+    /// time, in any number of steps, gives [`fold`] of the whole list.
+    pub fn apply(&mut self, f: &Fact) {
+        self.first_seen.get_or_insert(f.at);
+        self.last_activity = Some(f.at);
+        self.level = self.level.max(Level::Seen);
         match f.transition {
             Transition::Seen => {}
-            Transition::Explained => s.level = s.level.max(Level::Explained),
+            Transition::Explained => self.level = self.level.max(Level::Explained),
             Transition::Demonstrated => {
-                s.first_demonstrated.get_or_insert(f.at);
-                s.level = s.level.max(Level::Demonstrated);
+                self.first_demonstrated.get_or_insert(f.at);
+                self.level = self.level.max(Level::Demonstrated);
             }
             Transition::CheckPassed | Transition::CheckFailed => {
                 let grade = f.grade.and_then(|g| Grade::from_u8(g).ok()).unwrap_or(
@@ -136,32 +155,32 @@ pub fn fold(facts: &[Fact]) -> ConceptState {
                         Grade::Again
                     },
                 );
-                s.card = Some(fsrs::review(s.card.as_ref(), grade, f.at));
-                if s.first_demonstrated
+                self.card = Some(fsrs::review(self.card.as_ref(), grade, f.at));
+                if self
+                    .first_demonstrated
                     .is_some_and(|first| f.at - first >= LATE_AFTER)
                 {
-                    s.late_checks += 1;
-                    s.late_passed += u32::from(f.transition == Transition::CheckPassed);
+                    self.late_checks += 1;
+                    self.late_passed += u32::from(f.transition == Transition::CheckPassed);
                 }
                 if f.transition == Transition::CheckPassed {
-                    s.checks_passed += 1;
-                    match s.first_demonstrated {
+                    self.checks_passed += 1;
+                    match self.first_demonstrated {
                         Some(first) if f.at - first >= RETAIN_AFTER => {
-                            s.level = s.level.max(Level::Retained)
+                            self.level = self.level.max(Level::Retained)
                         }
                         Some(_) => {}
                         None => {
-                            s.first_demonstrated = Some(f.at);
-                            s.level = s.level.max(Level::Demonstrated);
+                            self.first_demonstrated = Some(f.at);
+                            self.level = self.level.max(Level::Demonstrated);
                         }
                     }
                 } else {
-                    s.checks_failed += 1;
+                    self.checks_failed += 1;
                 }
             }
         }
     }
-    s
 }
 
 /// Folds an engineer's facts for every concept.
@@ -268,6 +287,18 @@ mod tests {
                 shuffled.swap(i, (x % (i as u64 + 1)) as usize);
             }
             prop_assert_eq!(fold(&facts), fold(&shuffled));
+        }
+
+        #[test]
+        fn folding_on_from_a_stored_state_equals_folding_everything(facts in proptest::collection::vec(arb_fact(), 0..40), cut in any::<proptest::sample::Index>()) {
+            let mut sorted = facts.clone();
+            sorted.sort_by(fact_order);
+            let at = cut.index(sorted.len() + 1);
+            let mut resumed = fold(&sorted[..at]);
+            for f in &sorted[at..] {
+                resumed.apply(f);
+            }
+            prop_assert_eq!(resumed, fold(&facts));
         }
     }
 }

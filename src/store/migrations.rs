@@ -27,6 +27,12 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("indexes of live and deleted users for SCIM paging and counts"),
     M::up(include_str!("migrations/org/0009_aggregate_totals.sql"))
         .comment("org aggregates and weekly trends as totals kept by triggers"),
+    M::up(include_str!("migrations/org/0010_state_fold_cursor.sql"))
+        .comment("the whole fold of each concept state and its cursor, for incremental folds"),
+    M::up(include_str!(
+        "migrations/org/0011_drop_delta_concept_index.sql"
+    ))
+    .comment("no per-concept index of deltas: pushes fold on from the stored states"),
 ];
 
 /// Migrations of `system.db`.
@@ -50,7 +56,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 9);
+        assert_eq!(ORG_VERSION, 11);
     }
 
     #[test]
