@@ -11,7 +11,7 @@
 //!   rows: the **baseline**, raw inserts into `deltas` (one transaction
 //!   and one prepared statement per 500 rows); `sync::push` in this process
 //!   (no HTTP); and one push taken apart into its phases (parse, inserts,
-//!   `refresh_states`, `trend::record`, cursor, commit);
+//!   `states::refresh`, `trend::record`, cursor, commit);
 //! - the server's peak RSS (`VmHWM`);
 //! - **org aggregates**: `graph::aggregates::org_aggregates` for the whole
 //!   org and for teams of 50, in this process, on an org of 10,000
@@ -20,11 +20,11 @@
 //!
 //! Sizes: `BENCH_ENGINEERS`, `BENCH_DELTAS_PER_ENGINEER`, `BENCH_TEAM_SIZE`,
 //! `BENCH_INGEST_BATCHES` (per device) and `BENCH_ROUNDS` (aggregate calls
-//! of each kind). With `BENCH_DIR` set, the seeded aggregate org is kept in
+//! of each kind); `BENCH_IDS=v4` has devices mint random ids instead of
+//! time-ordered UUIDv7. With `BENCH_DIR` set, the seeded aggregate org is kept in
 //! `$BENCH_DIR/sync-org-<engineers>x<deltas>` and reused by later runs once
 //! its `seeded` marker exists; everything else is scratch.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ use aiworklab::catalogue::custom::{KnownIds, Standing};
 use aiworklab::clock::{Clock, SystemClock, from_millis, to_millis};
 use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
 use aiworklab::graph::aggregates::{self, Scope};
-use aiworklab::graph::trend;
+use aiworklab::graph::{states, trend};
 use aiworklab::store::deltas as delta_sql;
 use aiworklab::store::scim::{self as scim_sql, GroupRow};
 use aiworklab::store::users::{self as user_sql, UserRow};
@@ -55,6 +55,17 @@ struct Sizes {
     team_size: usize,
     ingest_batches: usize,
     rounds: usize,
+    /// The ids devices mint (`BENCH_IDS`).
+    ids: Ids,
+}
+
+/// How devices mint delta ids: time-ordered UUIDv7 (RFC 9562 §5.7), as
+/// docs/skill-graph.md asks of them, or random v4, which the appliance
+/// accepts too but indexes at random places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    V7,
+    V4,
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -84,6 +95,7 @@ impl Rng {
 /// `span_days`, with the transitions' usual mix and grades on checks.
 fn engineer_deltas(
     rng: &mut Rng,
+    ids: Ids,
     slugs: &[&str],
     count: usize,
     span_days: i64,
@@ -113,6 +125,18 @@ fn engineer_deltas(
         })
         .collect();
     out.sort_by_key(|d| d.at);
+    if ids == Ids::V7 {
+        // Minted when the fact happened, so a backlog's ids rise with `at`.
+        for d in &mut out {
+            let at = d.at.timestamp_millis().unsigned_abs();
+            let ts = uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                at / 1000,
+                (at % 1000) as u32 * 1_000_000,
+            );
+            d.id = uuid::Uuid::new_v7(ts);
+        }
+    }
     out
 }
 
@@ -286,19 +310,10 @@ fn timed_push(
         .db
         .write(|tx| {
             let t = Instant::now();
-            let mut accepted = Vec::new();
-            let mut touched = BTreeSet::new();
-            for d in &deltas {
-                let id = d.id.to_string();
-                let (tr, at) = (d.transition.as_str(), to_millis(d.at));
-                if delta_sql::insert(tx, user_id, None, &id, &d.concept, tr, at, d.grade, now_ms)? {
-                    accepted.push(d);
-                    touched.insert(d.concept.as_str());
-                }
-            }
+            let accepted = sync::insert_new(tx, user_id, None, &deltas, now_ms)?;
             p.insert += t.elapsed();
             let t = Instant::now();
-            aggregates::refresh_states(tx, user_id, &touched, now)?;
+            states::refresh(tx, user_id, &accepted, now)?;
             p.refresh += t.elapsed();
             let t = Instant::now();
             trend::record(tx, user_id, &accepted)?;
@@ -346,7 +361,7 @@ async fn ingest(scratch: &Path, catalogue: &Catalogue, slugs: &[&str], sizes: &S
     // Each device's backlog, as 500-delta batches, dated in the last 90 days.
     let batches: Vec<Vec<Vec<Delta>>> = (0..DEVICES)
         .map(|_| {
-            engineer_deltas(&mut rng, slugs, per_device, 90, now)
+            engineer_deltas(&mut rng, sizes.ids, slugs, per_device, 90, now)
                 .chunks(BATCH)
                 .map(<[Delta]>::to_vec)
                 .collect()
@@ -528,7 +543,14 @@ fn seed_org(store: &Store, catalogue: &Catalogue, slugs: &[&str], sizes: &Sizes)
     let (t, mut done, mut last_report) = (Instant::now(), 0, Instant::now());
     let known = KnownIds::load(catalogue, org).expect("known ids");
     for (i, id) in ids.iter().enumerate() {
-        let deltas = engineer_deltas(&mut rng, slugs, sizes.deltas_per_engineer, 364, now);
+        let deltas = engineer_deltas(
+            &mut rng,
+            sizes.ids,
+            slugs,
+            sizes.deltas_per_engineer,
+            364,
+            now,
+        );
         for batch in deltas.chunks(BATCH) {
             assert!(
                 batch
@@ -673,6 +695,11 @@ fn main() {
         team_size: env_or("BENCH_TEAM_SIZE", 50),
         ingest_batches: env_or("BENCH_INGEST_BATCHES", pick(50, 2)),
         rounds: env_or("BENCH_ROUNDS", pick(30, 3)),
+        ids: match std::env::var("BENCH_IDS").as_deref() {
+            Ok("v4") => Ids::V4,
+            Ok("v7") | Err(_) => Ids::V7,
+            Ok(other) => panic!("BENCH_IDS must be v7 or v4, not {other}"),
+        },
     };
     let catalogue = Catalogue::builtin().expect("the shipped catalogue");
     let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
@@ -700,7 +727,11 @@ fn main() {
             100.0 * d.as_secs_f64() / p.total.as_secs_f64()
         )
     };
-    println!("| ingest, {DEVICES} devices x {BATCH}-delta batches | figure |");
+    let ids = match sizes.ids {
+        Ids::V7 => "UUIDv7",
+        Ids::V4 => "UUIDv4",
+    };
+    println!("| ingest, {DEVICES} devices x {BATCH}-delta batches, {ids} ids | figure |");
     println!("|---|---|");
     println!(
         "| rows | {} deltas in {requests} batches over {} concepts |",
@@ -729,7 +760,7 @@ fn main() {
     );
     println!("| server peak RSS (VmHWM) | {:.0} MiB |", i.rss_mib);
     println!(
-        "| one push by phase, per batch | parse {}, inserts {}, refresh_states {}, trend::record {}, cursor {}, begin+commit {}; total {:.2} ms |",
+        "| one push by phase, per batch | parse {}, inserts {}, states::refresh {}, trend::record {}, cursor {}, begin+commit {}; total {:.2} ms |",
         share(p.parse),
         share(p.insert),
         share(p.refresh),
