@@ -1,11 +1,11 @@
 //! Org aggregates (SECURITY.md P19): per concept, and per team, how many
 //! engineers have seen and demonstrated it and how well it is retained.
 //! Each engineer's state per concept lives in `concept_states`, kept by
-//! every push (`states`); the sums over the counted engineers of each scope (the org,
-//! each team) live in `concept_totals`, kept by the database's triggers on
-//! every change of who is counted or what they hold (migration 0009), so a
-//! request reads one row per concept, never every engineer's states or
-//! deltas. Opted-out engineers and those awaiting deletion are never
+//! every push (`states`); the sums over the counted engineers of each
+//! scope (the org, each team) live in `concept_totals`, kept by the
+//! database's triggers on every change of who is counted or what they
+//! hold (migration 0009), so a request reads one row per concept, never
+//! every engineer's states or deltas. Opted-out engineers and those awaiting deletion are never
 //! counted; a cohort smaller than `privacy.min_cohort` is suppressed. Each
 //! concept carries its weekly trend (`trend`), counted and suppressed by the
 //! same rules. There is no way to ask for one engineer's graph here.
