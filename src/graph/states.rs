@@ -8,8 +8,8 @@
 //! case. A fact that arrives out of order (another device synced later, a
 //! clock was off) has the concept folded again from all its deltas, read
 //! in one pass over the engineer's deltas for every such concept of the
-//! push. Either way the row equals the fold of every fact held (property test below), so
-//! the convergence of `state::fold` carries over. Rows written before
+//! push. Either way the row equals the fold of every fact held (property
+//! test below), so the convergence of `state::fold` carries over. Rows written before
 //! migration 0010 have no cursor and are folded again on their next push.
 //!
 //! Every (engineer, concept) with a delta has a row: both are written in
@@ -114,14 +114,6 @@ fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
         late_passed: count(r.get(7)?),
     };
     Ok((state, cursor))
-}
-
-/// The stored state of `user_id` for `concept`, if any.
-///
-/// # Errors
-/// SQLite errors.
-pub fn load(conn: &Connection, user_id: &str, concept: &str) -> rusqlite::Result<Option<Stored>> {
-    Ok(load_many(conn, user_id, &[concept])?.remove(concept))
 }
 
 /// The stored states of `user_id` for `concepts`, by concept.
@@ -334,7 +326,10 @@ mod tests {
         for c in &concepts {
             let mut facts = all.remove(c.as_str()).expect("facts of a concept held");
             facts.sort_by(state::fact_order);
-            let (stored, cursor) = load(conn, USER, c).expect("load").expect("a row");
+            let (stored, cursor) = load_many(conn, USER, &[c.as_str()])
+                .expect("load")
+                .remove(c)
+                .expect("a row");
             prop_assert_eq!(&stored, &state::fold(&facts), "concept {}", c);
             let last = facts.last().expect("a fact");
             prop_assert_eq!(cursor, Some((to_millis(last.at), last.id.clone())));
@@ -421,7 +416,10 @@ mod tests {
             grade: Some(3),
         };
         push(&conn, &[check_passed]);
-        let (s, cursor) = load(&conn, USER, "c0").expect("load").expect("row");
+        let (s, cursor) = load_many(&conn, USER, &["c0"])
+            .expect("load")
+            .remove("c0")
+            .expect("row");
         assert_eq!(s.level, Level::Retained, "folded from both deltas");
         assert_eq!(s.checks_passed, 1);
         assert!(cursor.is_some());
