@@ -316,7 +316,7 @@ mod tests {
                 ensure(conn, &[*u], &[]);
                 conn.execute(
                     trend::UPSERT,
-                    params![week, format!("c{concept}"), user(*u), demonstrated],
+                    params![user(*u), week, format!("c{concept}"), demonstrated],
                 )
                 .expect("week");
             }
@@ -507,6 +507,38 @@ mod tests {
                 check(&conn)?;
             }
         }
+
+        /// Migration 0012 makes `concept_weeks` again under a new key: its
+        /// rows come through, and the totals stay kept afterwards (the
+        /// triggers made again, and those of other tables that name it).
+        #[test]
+        fn the_rekeyed_weekly_rows_keep_their_totals(
+            before in proptest::collection::vec(arb_op(), 1..30),
+            after in proptest::collection::vec(arb_op(), 1..30),
+        ) {
+            let mut conn = Connection::open_in_memory().expect("memory db");
+            conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+            migrations::ORG.to_version(&mut conn, 11).expect("to 11");
+            for op in &before {
+                apply(&conn, op);
+            }
+            let held = |conn: &Connection| -> Vec<(String, i64, String, i64)> {
+                conn.prepare("SELECT user_id, week, concept, demonstrated FROM concept_weeks ORDER BY 1, 2, 3")
+                    .expect("prepare")
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .expect("query")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            };
+            let rows = held(&conn);
+            migrations::ORG.to_latest(&mut conn).expect("to latest");
+            prop_assert_eq!(held(&conn), rows);
+            check(&conn)?;
+            for op in &after {
+                apply(&conn, op);
+                check(&conn)?;
+            }
+        }
     }
 
     #[test]
@@ -538,7 +570,7 @@ mod tests {
             .expect("state");
             conn.execute(
                 trend::UPSERT,
-                params![7, format!("c{c}"), user(u), level >= 3],
+                params![user(u), 7, format!("c{c}"), level >= 3],
             )
             .expect("week");
         }

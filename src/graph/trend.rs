@@ -45,9 +45,9 @@ pub fn label(week: i64) -> String {
     format!("{}-W{:02}", iso.year(), iso.week())
 }
 
-pub(super) const UPSERT: &str = "INSERT INTO concept_weeks (week, concept, user_id, demonstrated)
+pub(super) const UPSERT: &str = "INSERT INTO concept_weeks (user_id, week, concept, demonstrated)
      VALUES (?1, ?2, ?3, ?4)
-     ON CONFLICT (week, concept, user_id) DO UPDATE
+     ON CONFLICT (user_id, week, concept) DO UPDATE
      SET demonstrated = max(demonstrated, excluded.demonstrated)";
 
 /// Records the weeks of newly accepted `deltas` of `user_id` (inside the
@@ -68,7 +68,7 @@ pub fn record(conn: &Connection, user_id: &str, deltas: &[&Delta]) -> rusqlite::
     }
     let mut upsert = conn.prepare_cached(UPSERT)?;
     for ((week, concept), shown) in weeks {
-        upsert.execute(params![week, concept, user_id, shown])?;
+        upsert.execute(params![user_id, week, concept, shown])?;
     }
     Ok(())
 }

@@ -33,6 +33,8 @@ const ORG_STEPS: &[M<'static>] = &[
         "migrations/org/0011_drop_delta_concept_index.sql"
     ))
     .comment("no per-concept index of deltas: pushes fold on from the stored states"),
+    M::up(include_str!("migrations/org/0012_per_engineer_keys.sql"))
+        .comment("weekly activity keyed by engineer first; concept states indexed by concept only"),
 ];
 
 /// Migrations of `system.db`.
@@ -56,7 +58,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 11);
+        assert_eq!(ORG_VERSION, 12);
     }
 
     #[test]
