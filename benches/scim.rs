@@ -20,12 +20,11 @@
 //! batches, not over HTTP.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aiworklab::audit::Context;
 use aiworklab::clock::{Clock, SystemClock, to_millis};
-use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
+use aiworklab::config::{RawRateLimit, Settings};
 use aiworklab::scim::filter;
 use aiworklab::scim::list::Page;
 use aiworklab::scim::service::Scim;
@@ -34,6 +33,9 @@ use aiworklab::store::users::{self as user_sql, UserRow};
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::tokens::{self, TokenKind};
 use serde_json::{Value, json};
+
+mod common;
+use common::{Rng, Server, peak_rss_mib, quantile};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -133,37 +135,6 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The kernel's high-water mark of `pid`'s resident memory, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// The `q` quantile of `samples` (sorted in place), in milliseconds.
-fn quantile(samples: &mut [Duration], q: f64) -> f64 {
-    samples.sort();
-    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1].as_secs_f64() * 1e3
-}
-
-/// A small deterministic generator (xorshift64), so runs pick the same names.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 /// The same lookup as `GET /Users?filter=userName eq "…"`, as one raw SQL
 /// query reading every column the SCIM path reads.
 const RAW_LOOKUP: &str = "SELECT id, oidc_issuer, oidc_subject, user_name, display_name, emails,
@@ -267,70 +238,22 @@ impl RawClient {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(config_file: &Path, bind: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_aiworklab"))
-            .arg("--config")
-            .arg(config_file)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let base = format!("http://{bind}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Settings serving the bench's two orgs, with the budgets the bench would
+/// otherwise be paced by raised.
 fn settings(dir: &Path, bind: &str) -> (Settings, std::path::PathBuf) {
-    let mut raw = RawConfig::default();
-    raw.storage.data_dir = dir.join("data").display().to_string();
-    raw.server.bind = bind.to_string();
-    // The goal is 10,000 POSTs in under 30 s from one address; the default
-    // SCIM budget (6,000 a minute) would pace them instead.
-    raw.rate_limits.scim = RawRateLimit {
-        requests: 1_000_000,
-        window_secs: 60,
-    };
-    // The HTTP floor below calls /healthz, in the general budget.
-    raw.rate_limits.general = RawRateLimit {
-        requests: 1_000_000,
-        window_secs: 60,
-    };
-    raw.orgs = ["bench", "fresh"]
-        .iter()
-        .map(|s| RawOrg {
-            slug: (*s).into(),
-            name: format!("Org {s}"),
-            ..RawOrg::default()
-        })
-        .collect();
-    let file = dir.join("aiworklab.toml");
-    std::fs::write(&file, toml_edit::ser::to_string_pretty(&raw).expect("toml")).expect("config");
-    (config::from_raw(&raw).expect("valid"), file)
+    common::settings(dir, bind, &["bench", "fresh"], |raw| {
+        // The goal is 10,000 POSTs in under 30 s from one address; the
+        // default SCIM budget (6,000 a minute) would pace them instead.
+        raw.rate_limits.scim = RawRateLimit {
+            requests: 1_000_000,
+            window_secs: 60,
+        };
+        // The HTTP floor below calls /healthz, in the general budget.
+        raw.rate_limits.general = RawRateLimit {
+            requests: 1_000_000,
+            window_secs: 60,
+        };
+    })
 }
 
 fn main() {
@@ -354,11 +277,7 @@ fn main() {
     };
     let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into()))
         .expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = common::loopback_bind();
     let (settings, config_file) = settings(dir.path(), &bind);
 
     eprintln!(

@@ -26,14 +26,13 @@
 //! its `seeded` marker exists; everything else is scratch.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aiworklab::audit::Context;
 use aiworklab::catalogue::Catalogue;
 use aiworklab::catalogue::custom::{KnownIds, Standing};
 use aiworklab::clock::{Clock, SystemClock, from_millis, to_millis};
-use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
+use aiworklab::config::{RawRateLimit, Settings};
 use aiworklab::graph::aggregates::{self, Scope};
 use aiworklab::graph::{states, trend};
 use aiworklab::store::deltas as delta_sql;
@@ -44,6 +43,9 @@ use aiworklab::sync::wire::{self, Delta, Transition};
 use aiworklab::{devices, sync};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+
+mod common;
+use common::{Rng, Server, peak_rss_mib, quantile};
 
 const BATCH: usize = 500;
 const DEVICES: usize = 4;
@@ -76,18 +78,6 @@ fn env_or(name: &str, default: usize) -> usize {
                 .unwrap_or_else(|_| panic!("{name} must be a number"))
         })
         .unwrap_or(default)
-}
-
-/// A small deterministic generator (xorshift64), so runs make the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
-    }
 }
 
 /// One engineer's deltas, oldest first as a device sends its backlog:
@@ -193,92 +183,23 @@ fn insert_users(org: &OrgDb, rows: &[UserRow]) {
 }
 
 /// The kernel's high-water mark of `pid`'s resident memory, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// The `q` quantile of `samples` (sorted in place), in milliseconds.
-fn quantile(samples: &mut [Duration], q: f64) -> f64 {
-    samples.sort();
-    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1].as_secs_f64() * 1e3
-}
-
 fn rate(n: usize, t: Duration) -> f64 {
     n as f64 / t.as_secs_f64()
 }
 
+/// Settings serving `orgs`: four devices push as fast as they can, which
+/// the default sync budget (600 requests a minute per address) would pace.
 fn settings(dir: &Path, bind: &str, orgs: &[&str]) -> (Settings, PathBuf) {
-    let mut raw = RawConfig::default();
-    raw.storage.data_dir = dir.join("data").display().to_string();
-    raw.server.bind = bind.to_string();
-    // Four devices pushing as fast as they can; the default sync budget
-    // (600 requests a minute per address) would pace them instead.
-    raw.rate_limits.sync = RawRateLimit {
-        requests: 1_000_000,
-        window_secs: 60,
-    };
-    raw.rate_limits.pairing = RawRateLimit {
-        requests: 1_000,
-        window_secs: 60,
-    };
-    raw.orgs = orgs
-        .iter()
-        .map(|s| RawOrg {
-            slug: (*s).into(),
-            name: format!("Org {s}"),
-            ..RawOrg::default()
-        })
-        .collect();
-    let file = dir.join("aiworklab.toml");
-    std::fs::write(&file, toml_edit::ser::to_string_pretty(&raw).expect("toml")).expect("config");
-    (config::from_raw(&raw).expect("valid"), file)
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(config_file: &Path, bind: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_aiworklab"))
-            .arg("--config")
-            .arg(config_file)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let base = format!("http://{bind}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::settings(dir, bind, orgs, |raw| {
+        raw.rate_limits.sync = RawRateLimit {
+            requests: 1_000_000,
+            window_secs: 60,
+        };
+        raw.rate_limits.pairing = RawRateLimit {
+            requests: 1_000,
+            window_secs: 60,
+        };
+    })
 }
 
 /// Time spent in each phase of a push, summed over batches.
@@ -345,11 +266,7 @@ struct Ingest {
 /// Part 1: the same rows through raw inserts, `sync::push`, its phases and
 /// the real server.
 async fn ingest(scratch: &Path, catalogue: &Catalogue, slugs: &[&str], sizes: &Sizes) -> Ingest {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = common::loopback_bind();
     let orgs = ["ingest", "raw", "push", "phases"];
     let (settings, config_file) = settings(scratch, &bind, &orgs);
     let now = SystemClock.now();
