@@ -73,7 +73,8 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 /// Starts serving `state` on `listener`, with the background tasks (audit
-/// sweeper, rate-limit memory trimming).
+/// sweeper, trimming of rate-limit memory and idle read connections,
+/// scheduled backups).
 ///
 /// # Errors
 /// TLS configuration errors and listener errors.
@@ -84,7 +85,7 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
     let (stop_background, stop_rx) = watch::channel(false);
 
     tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
-    tokio::spawn(trim_rate_limits(Arc::clone(&state.limits), stop_rx.clone()));
+    tokio::spawn(trim_idle(state.clone(), stop_rx.clone()));
     tokio::spawn(crate::backup::schedule::run(state.clone(), stop_rx));
 
     let make = app(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -122,13 +123,25 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
     })
 }
 
-async fn trim_rate_limits(
-    limits: Arc<super::ratelimit::RateLimiters>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// How long a read connection may sit unused before it is closed and its
+/// page cache (up to 16 MiB) given back: an org read once an hour does not
+/// hold a full pool between reads.
+const READER_IDLE: Duration = Duration::from_secs(600);
+
+/// Every minute: forgets rate-limit buckets not used lately and closes the
+/// read connections idle for [`READER_IDLE`].
+async fn trim_idle(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(60)) => limits.retain_recent(),
+            () = tokio::time::sleep(Duration::from_secs(60)) => {
+                state.limits.retain_recent();
+                let store = Arc::clone(&state.store);
+                if let Err(e) =
+                    tokio::task::spawn_blocking(move || store.close_idle_readers(READER_IDLE)).await
+                {
+                    tracing::error!(error = %e, "closing idle read connections panicked");
+                }
+            }
             _ = stop.changed() => return,
         }
     }

@@ -6,13 +6,13 @@
 //! wrong key is a clear error instead of a crash or an empty database.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
 use super::StoreError;
+use super::readers::Readers;
 use crate::crypto::DerivedKey;
 
 /// The page cache of each read connection, in KiB (SQLite's negative
@@ -46,11 +46,16 @@ pub struct DbOptions {
     pub read_pool_size: u32,
 }
 
-/// An open database.
+/// How long a read waits for a connection when all of the pool's are busy.
+const READ_WAIT: Duration = Duration::from_secs(30);
+
+/// An open database. Dropping it closes every connection on the dropping
+/// thread, the readers first: the writer, closed last, folds the WAL back
+/// into the file and removes it, which a read-only connection cannot.
 pub struct Db {
     path: PathBuf,
+    readers: Readers,
     writer: Mutex<Connection>,
-    readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
 impl std::fmt::Debug for Db {
@@ -109,28 +114,22 @@ impl Db {
     /// aiworklab database, or the underlying SQLite error.
     pub fn open(path: &Path, key: DerivedKey, opts: &DbOptions) -> Result<Self, StoreError> {
         let writer = open_writer(path, &key, opts)?;
-        let key = Arc::new(key);
-        let init_key = Arc::clone(&key);
-        let init_path = path.to_path_buf();
+        let reader_path = path.to_path_buf();
         let busy = opts.busy_timeout;
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |conn| {
-                unlock(conn, &init_key, &init_path).map_err(StoreError::into_sqlite)?;
-                conn.busy_timeout(busy)?;
-                conn.pragma_update(None, "query_only", "ON")?;
-                conn.pragma_update(None, "cache_size", READ_CACHE_KIB)?;
-                conn.pragma_update(None, "temp_store", "MEMORY")
-            });
-        let readers = r2d2::Pool::builder()
-            .max_size(opts.read_pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(30))
-            .build(manager)?;
+        let open = move || -> Result<Connection, StoreError> {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(&reader_path, flags)?;
+            unlock(&conn, &key, &reader_path)?;
+            conn.busy_timeout(busy)?;
+            conn.pragma_update(None, "query_only", "ON")?;
+            conn.pragma_update(None, "cache_size", READ_CACHE_KIB)?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            Ok(conn)
+        };
         Ok(Self {
             path: path.to_path_buf(),
+            readers: Readers::new(path, opts.read_pool_size, READ_WAIT, Box::new(open)),
             writer: Mutex::new(writer),
-            readers,
         })
     }
 
@@ -171,8 +170,19 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        let conn = self.readers.get().map_err(StoreError::from)?;
+        let conn = self.readers.get()?;
         f(&conn)
+    }
+
+    /// Closes the read connections idle for `idle_for` or longer, giving
+    /// their page caches back. Returns how many were closed.
+    pub fn close_idle_readers(&self, idle_for: Duration) -> usize {
+        self.readers.close_idle(idle_for)
+    }
+
+    /// Read connections open, and how many of them are idle.
+    pub fn reader_counts(&self) -> (usize, usize) {
+        self.readers.counts()
     }
 
     /// Bytes on disk: the database file plus its WAL.
@@ -203,4 +213,81 @@ pub fn create(path: &Path, key: &DerivedKey) -> Result<(), StoreError> {
     // Writing the header makes the key part of the file from the start.
     conn.execute_batch("PRAGMA journal_mode=WAL;")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> DbOptions {
+        DbOptions {
+            busy_timeout: Duration::from_secs(5),
+            read_pool_size: 4,
+        }
+    }
+
+    #[test]
+    fn dropping_a_database_closes_every_connection_before_it_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let key = crate::crypto::DerivedKey::new([7; 32]);
+        create(&path, &key).expect("create");
+        let wal = dir.path().join("t.db-wal");
+        for round in 0..20 {
+            let db = Db::open(&path, key.clone(), &opts()).expect("open");
+            db.write(|tx| {
+                tx.execute_batch("CREATE TABLE IF NOT EXISTS t (n INTEGER)")?;
+                tx.execute("INSERT INTO t VALUES (?1)", [round])
+                    .map_err(StoreError::from)
+            })
+            .expect("write");
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        db.read(|c| {
+                            c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                                .map_err(StoreError::from)
+                        })
+                        .expect("read")
+                    });
+                }
+            });
+            assert!(wal.exists(), "the WAL is in use while the database is open");
+            drop(db);
+            // The writer, closed last, removes the WAL; had any reader
+            // still been open (or been closed later on another thread),
+            // the file would remain.
+            assert!(
+                !wal.exists(),
+                "round {round}: a connection outlived the drop"
+            );
+        }
+    }
+
+    #[test]
+    fn readers_are_opened_only_when_needed_and_closed_when_idle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let key = crate::crypto::DerivedKey::new([9; 32]);
+        create(&path, &key).expect("create");
+        let db = Db::open(&path, key, &opts()).expect("open");
+        assert_eq!(db.reader_counts(), (0, 0));
+        let n = db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .expect("read");
+        assert_eq!(n, 0);
+        assert_eq!(db.reader_counts(), (1, 1));
+        let refused = db.read(|c| {
+            c.execute_batch("CREATE TABLE x (a)")
+                .map_err(StoreError::from)
+        });
+        assert!(refused.is_err(), "read connections cannot write");
+        assert_eq!(db.close_idle_readers(Duration::ZERO), 1);
+        assert_eq!(db.reader_counts(), (0, 0));
+    }
 }

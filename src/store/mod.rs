@@ -12,6 +12,7 @@ pub mod devices;
 mod lock;
 pub mod migrations;
 pub mod orgs;
+mod readers;
 pub mod scim;
 pub mod sessions;
 pub mod tokens;
@@ -73,8 +74,12 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("no read connection available: {0}")]
-    Pool(#[from] r2d2::Error),
+    #[error("all {size} read connections of {path} stayed busy for {waited:?}")]
+    ReadersBusy {
+        path: PathBuf,
+        size: usize,
+        waited: std::time::Duration,
+    },
     #[error("cannot access {path}: {source}")]
     Io {
         path: PathBuf,
@@ -109,23 +114,15 @@ impl StoreError {
             Self::TooNew { .. } => {
                 "run the newer aiworklab version that wrote it, or restore a backup made by this version".into()
             }
-            Self::Migration { .. } | Self::Sqlite(_) | Self::Pool(_) => {
+            Self::ReadersBusy { .. } => {
+                "the server is overloaded: raise storage.read_pool_size, or look in the log for a slow request holding connections".into()
+            }
+            Self::Migration { .. } | Self::Sqlite(_) => {
                 "check the log for details; restore from a backup if the file is damaged".into()
             }
             Self::Io { path, .. } => format!(
                 "check that {} exists and the service user may read and write it",
                 path.display()
-            ),
-        }
-    }
-
-    /// For APIs that must return a `rusqlite::Error` (pool initialisers).
-    pub fn into_sqlite(self) -> rusqlite::Error {
-        match self {
-            Self::Sqlite(e) => e,
-            other => rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-                Some(other.to_string()),
             ),
         }
     }
@@ -410,6 +407,15 @@ impl Store {
             .into_iter()
             .filter(|r| !self.orgs.contains_key(&r.slug))
             .collect())
+    }
+
+    /// Closes, in every database, the read connections idle for `idle_for`
+    /// or longer. Returns how many were closed.
+    pub fn close_idle_readers(&self, idle_for: std::time::Duration) -> usize {
+        std::iter::once(&self.system)
+            .chain(self.orgs.values().map(|o| &o.db))
+            .map(|db| db.close_idle_readers(idle_for))
+            .sum()
     }
 
     /// Schema state of every database, read through the read-only pools.

@@ -816,7 +816,8 @@ fn the_cli_adds_edits_lists_retires_and_restores_audited_as_the_operator() {
     let ok = |out: &Output| {
         assert!(
             out.status.success(),
-            "{}{}",
+            "{}\n{}{}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
