@@ -226,12 +226,18 @@ mod tests {
         }
     }
 
+    /// A new empty database in `dir`, with its key.
+    fn fresh(dir: &tempfile::TempDir, seed: u8) -> (PathBuf, crate::crypto::DerivedKey) {
+        let path = dir.path().join("t.db");
+        let key = crate::crypto::DerivedKey::new([seed; 32]);
+        create(&path, &key).expect("create");
+        (path, key)
+    }
+
     #[test]
     fn dropping_a_database_closes_every_connection_before_it_returns() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let key = crate::crypto::DerivedKey::new([7; 32]);
-        create(&path, &key).expect("create");
+        let (path, key) = fresh(&dir, 7);
         let wal = dir.path().join("t.db-wal");
         for round in 0..20 {
             let db = Db::open(&path, key.clone(), &opts()).expect("open");
@@ -267,9 +273,7 @@ mod tests {
     #[test]
     fn readers_are_opened_only_when_needed_and_closed_when_idle() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let key = crate::crypto::DerivedKey::new([9; 32]);
-        create(&path, &key).expect("create");
+        let (path, key) = fresh(&dir, 9);
         let db = Db::open(&path, key, &opts()).expect("open");
         assert_eq!(db.reader_counts(), (0, 0));
         let n = db
