@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency by route and status,
-//! rate-limit rejections by endpoint class, database sizes. Held in the
+//! rate-limit rejections by endpoint class, database sizes and read
+//! connections. Held in the
 //! application state, never in a global registry.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -29,6 +30,13 @@ pub struct DbLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReaderLabels {
+    pub database: String,
+    /// `busy` (handed out) or `idle` (open, waiting to be).
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub version: &'static str,
 }
@@ -54,6 +62,7 @@ pub struct Metrics {
     pub latency: Family<RequestLabels, Histogram>,
     pub rate_limited: Family<ClassLabels, Counter>,
     db_bytes: Family<DbLabels, Gauge>,
+    db_readers: Family<ReaderLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +86,7 @@ impl Metrics {
         });
         let rate_limited = Family::<ClassLabels, Counter>::default();
         let db_bytes = Family::<DbLabels, Gauge>::default();
+        let db_readers = Family::<ReaderLabels, Gauge>::default();
         let info = Family::<VersionLabels, Gauge>::default();
         info.get_or_create(&VersionLabels {
             version: env!("CARGO_PKG_VERSION"),
@@ -101,6 +111,11 @@ impl Metrics {
             "database_size_bytes",
             "Size on disk of each database (file plus WAL)",
             db_bytes.clone(),
+        );
+        registry.register(
+            "database_read_connections",
+            "Open read-only connections of each database, busy or idle (at most storage.read_pool_size)",
+            db_readers.clone(),
         );
         registry.register("build_info", "Version of the running binary", info);
         let backup = BackupMetrics::default();
@@ -131,22 +146,28 @@ impl Metrics {
             latency,
             rate_limited,
             db_bytes,
+            db_readers,
         }
     }
 
-    /// The OpenMetrics text exposition, with database sizes read now.
+    /// The OpenMetrics text exposition, with database sizes and read
+    /// connections read now.
     pub fn render(&self, store: &Store) -> String {
-        self.db_bytes
-            .get_or_create(&DbLabels {
-                database: "system".into(),
-            })
-            .set(i64::try_from(store.system().size_on_disk()).unwrap_or(i64::MAX));
-        for org in store.orgs() {
+        let dbs = std::iter::once(("system".to_string(), store.system()))
+            .chain(store.orgs().map(|o| (format!("org:{}", o.slug), &o.db)));
+        for (database, db) in dbs {
+            let (open, idle) = db.reader_counts();
+            for (state, n) in [("busy", open - idle), ("idle", idle)] {
+                self.db_readers
+                    .get_or_create(&ReaderLabels {
+                        database: database.clone(),
+                        state,
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
             self.db_bytes
-                .get_or_create(&DbLabels {
-                    database: format!("org:{}", org.slug),
-                })
-                .set(i64::try_from(org.db.size_on_disk()).unwrap_or(i64::MAX));
+                .get_or_create(&DbLabels { database })
+                .set(i64::try_from(db.size_on_disk()).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

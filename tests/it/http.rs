@@ -202,6 +202,8 @@ async fn metrics_are_served_only_to_allowed_networks_and_with_the_token() {
         "aiworklab_http_request_duration_seconds_bucket{",
         "aiworklab_database_size_bytes{database=\"org:acme\"}",
         "aiworklab_database_size_bytes{database=\"system\"}",
+        "aiworklab_database_read_connections{database=\"org:acme\",state=\"idle\"}",
+        "aiworklab_database_read_connections{database=\"system\",state=\"busy\"}",
         "aiworklab_build_info{",
     ] {
         assert!(text.contains(metric), "missing {metric} in\n{text}");
@@ -210,6 +212,18 @@ async fn metrics_are_served_only_to_allowed_networks_and_with_the_token() {
         text.contains("route=\"/metrics\""),
         "requests are labelled by route"
     );
+    let gauge = |labels: &str| -> i64 {
+        let prefix = format!("aiworklab_database_read_connections{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    // Opening the store read system.db once; nothing holds a connection
+    // between requests.
+    assert!(gauge("database=\"system\",state=\"idle\"") >= 1, "{text}");
+    assert_eq!(gauge("database=\"system\",state=\"busy\""), 0, "{text}");
+    assert_eq!(gauge("database=\"org:acme\",state=\"busy\""), 0, "{text}");
 }
 
 #[tokio::test]
