@@ -1,7 +1,9 @@
 //! The sync push body (the privacy boundary, SECURITY.md P1) from the raw
 //! request bytes: no input panics the parser; what it accepts holds only
-//! shipped concept ids, dates from 2020 to a day after `now` and grades on
-//! checks alone; and accepted deltas, written back out, parse to the same.
+//! concept ids the org knows (shipped, its own `x-active`, and its own
+//! `x-retired` only for facts dated before its retirement), dates from 2020
+//! to a day after `now` and grades on checks alone; and accepted deltas,
+//! written back out, parse to the same.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -20,6 +22,11 @@ static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
 /// 2026-11-23T08:00:00Z: a fixed clock, so a crash reproduces.
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_420_800, 0).expect("a date in range")
+}
+
+/// When the org's `x-retired` concept was retired: ten days before `now`.
+fn retired_at() -> DateTime<Utc> {
+    now() - Duration::days(10)
 }
 
 /// 2020-01-01T00:00:00Z, the earliest date a delta may carry.
@@ -42,11 +49,11 @@ fn render(d: &Delta) -> Value {
 }
 
 fn check(d: &Delta, now: DateTime<Utc>) {
-    assert!(
-        CATALOGUE.contains(&d.concept),
-        "unknown concept {:?}",
-        d.concept
-    );
+    match d.concept.as_str() {
+        "x-active" => {}
+        "x-retired" => assert!(d.at < retired_at(), "a fact after retirement: {d:?}"),
+        other => assert!(CATALOGUE.contains(other), "unknown concept {other:?}"),
+    }
     assert!(d.at >= earliest(), "{d:?}");
     assert!(d.at <= now + Duration::days(1), "{d:?}");
     match d.transition {
@@ -57,7 +64,9 @@ fn check(d: &Delta, now: DateTime<Utc>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let known = KnownIds::shipped(&CATALOGUE);
+    let known = KnownIds::shipped(&CATALOGUE)
+        .with_custom("x-active", None)
+        .with_custom("x-retired", Some(retired_at()));
     let now = now();
     let Ok(deltas) = parse_push(data, &known, now) else {
         return;

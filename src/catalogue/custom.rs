@@ -638,6 +638,15 @@ impl<'a> KnownIds<'a> {
         }
     }
 
+    /// Adds one of the org's own concepts, retired since `retired` when
+    /// given: the set a database would give, built without one (fuzzing,
+    /// tests).
+    #[must_use]
+    pub fn with_custom(mut self, slug: &str, retired: Option<DateTime<Utc>>) -> Self {
+        self.custom.insert(slug.to_string(), retired);
+        self
+    }
+
     /// The shipped catalogue and `org`'s own concepts, read on `conn`.
     ///
     /// # Errors
@@ -914,10 +923,9 @@ mod tests {
     #[test]
     fn standing_follows_retirement() {
         let cat = Catalogue::builtin().expect("valid");
-        let mut ids = KnownIds::shipped(&cat);
-        ids.custom.insert("x-live".into(), None);
-        ids.custom
-            .insert("x-gone".into(), Some(DateTime::UNIX_EPOCH));
+        let ids = KnownIds::shipped(&cat)
+            .with_custom("x-live", None)
+            .with_custom("x-gone", Some(DateTime::UNIX_EPOCH));
         assert_eq!(ids.standing("rust-lifetimes"), Standing::Known);
         assert_eq!(ids.standing("x-live"), Standing::Known);
         assert_eq!(
