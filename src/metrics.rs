@@ -1,7 +1,6 @@
 //! Prometheus metrics: request counts and latency by route and status,
 //! rate-limit rejections by endpoint class, database sizes and read
-//! connections. Held in the
-//! application state, never in a global registry.
+//! connections. Held in the application state, never in a global registry.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
