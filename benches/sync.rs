@@ -182,7 +182,7 @@ fn insert_users(org: &OrgDb, rows: &[UserRow]) {
     }
 }
 
-/// The kernel's high-water mark of `pid`'s resident memory, in MiB.
+/// Items per second.
 fn rate(n: usize, t: Duration) -> f64 {
     n as f64 / t.as_secs_f64()
 }
@@ -191,10 +191,7 @@ fn rate(n: usize, t: Duration) -> f64 {
 /// the default sync budget (600 requests a minute per address) would pace.
 fn settings(dir: &Path, bind: &str, orgs: &[&str]) -> (Settings, PathBuf) {
     common::settings(dir, bind, orgs, |raw| {
-        raw.rate_limits.sync = RawRateLimit {
-            requests: 1_000_000,
-            window_secs: 60,
-        };
+        raw.rate_limits.sync = common::UNPACED;
         raw.rate_limits.pairing = RawRateLimit {
             requests: 1_000,
             window_secs: 60,
