@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
@@ -40,7 +41,7 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
                     None,
                 )
             })?;
-            let first = rustls_pemfile::certs(&mut pem.as_slice())
+            let first = CertificateDer::pem_slice_iter(&pem)
                 .next()
                 .and_then(Result::ok)
                 .ok_or_else(|| Failure::new("server.tls_cert_file holds no certificate", None))?;
