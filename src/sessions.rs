@@ -73,16 +73,9 @@ pub fn create(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<BearerSecret, StoreError> {
-    let secret = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
-        path: "random source".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let secret = secrets::generate(SecretKind::Session)?;
     let csrf = secrets::generate(SecretKind::Session)
-        .map(|s| s.expose()[SecretKind::Session.prefix().len()..].to_string())
-        .map_err(|e| StoreError::Io {
-            path: "random source".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        .map(|s| s.expose()[SecretKind::Session.prefix().len()..].to_string())?;
     let row = SessionRow {
         id_hash: secret.hash().0.to_vec(),
         prev_hash: None,
@@ -163,10 +156,7 @@ pub fn authenticate<'s>(
         let rotate_after = Duration::from_std(sso.rotate_after).unwrap_or(Duration::MAX);
         let mut rotated = None;
         if !via_previous && from_millis(row.rotated_at) + rotate_after <= now {
-            let fresh = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
-                path: "random source".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            let fresh = secrets::generate(SecretKind::Session)?;
             let grace = to_millis(now + ROTATION_GRACE);
             let changed = org.db.write(|tx| {
                 sql::rotate(tx, &row.id_hash, &fresh.hash().0, now_ms, grace)

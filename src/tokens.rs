@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::Context;
 use crate::clock::{from_millis, to_millis};
 use crate::secrets::{self, BearerSecret, SecretHash, SecretKind};
 use crate::store::tokens::{self as sql, TokenRow};
 use crate::store::{OrgDb, Store, StoreError};
+use crate::users::AdminCtx;
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,7 +115,8 @@ fn check_name(name: &str) -> Result<(), TokenError> {
 }
 
 /// Creates a token and returns it with its secret, the only time the secret
-/// exists outside the caller's hands. Audited as `token.create`.
+/// exists outside the caller's hands. Only an admin of the org or the
+/// operator can: `admin` is the proof. Audited as `token.create`.
 ///
 /// # Errors
 /// [`TokenError::Invalid`] for a bad name or an expiry not in the future.
@@ -124,9 +125,10 @@ pub fn create(
     kind: TokenKind,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
-    ctx: &Context,
+    admin: &AdminCtx,
     now: DateTime<Utc>,
 ) -> Result<(TokenInfo, BearerSecret), TokenError> {
+    let ctx = admin.audit();
     check_name(name)?;
     if expires_at.is_some_and(|e| e <= now) {
         return Err(TokenError::Invalid("expiry must be in the future".into()));
@@ -161,16 +163,18 @@ pub fn list(org: &OrgDb) -> Result<Vec<TokenInfo>, TokenError> {
     rows.into_iter().map(TokenInfo::from_row).collect()
 }
 
-/// Revokes a token at once. Audited as `token.revoke`.
+/// Revokes a token at once; `admin` is the proof that the caller may.
+/// Audited as `token.revoke`.
 ///
 /// # Errors
 /// [`TokenError::NotFound`] for an id not in this org.
 pub fn revoke(
     org: &OrgDb,
     id: &str,
-    ctx: &Context,
+    admin: &AdminCtx,
     now: DateTime<Utc>,
 ) -> Result<TokenInfo, TokenError> {
+    let ctx = admin.audit();
     let not_found = || TokenError::NotFound(id.chars().take(64).collect());
     let id = Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
     org.db.write(|tx| {

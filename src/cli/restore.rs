@@ -101,7 +101,12 @@ pub fn drill(path: Option<&Path>, args: DrillArgs) -> Result<ExitCode, Failure> 
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}"), None))?;
-    let report = runtime.block_on(drill::run(&latest.path, ids, &std::env::temp_dir()));
+    let report = runtime.block_on(drill::run(
+        &latest.path,
+        ids,
+        &std::env::temp_dir(),
+        crate::http::server::start_on_loopback,
+    ));
     print!("{}", report.render());
     Ok(if report.ok() {
         ExitCode::SUCCESS

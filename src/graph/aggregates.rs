@@ -15,8 +15,8 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::trend::{self, WeekCount};
-use crate::catalogue::Catalogue;
-use crate::catalogue::custom::OrgConcepts;
+use crate::catalogue::OrgConcepts;
+use crate::skill::Catalogue;
 use crate::store::{OrgDb, StoreError};
 
 /// One concept's aggregate in a cohort. Suppressed rows carry no numbers.

@@ -11,10 +11,9 @@ use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
-use crate::http::extract::{ApiCaller, session_layer};
+use crate::http::extract::{ApiAdmin, ApiCaller, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
 use crate::http::{AppState, blocking};
-use crate::users::{self, Role};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |class| from_fn_with_state((state.clone(), class), enforce);
@@ -111,13 +110,17 @@ async fn get_export(
     let now = state.clock.now();
     let st = state.clone();
     let doc = blocking(move || {
-        Ok(me::export(
+        me::export(
             st.store.org(&caller.org)?,
             &st.catalogue,
             &caller.user_id,
             &caller.audit,
             now,
-        )?)
+        )
+        .map_err(|e| match e {
+            me::ExportError::Store(e) => e.into(),
+            other => AppError::Internal(other.into()),
+        })
     })
     .await?;
     Ok(Json(doc))
@@ -173,10 +176,9 @@ struct AggregateQuery {
 
 async fn get_aggregates(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    admin: ApiAdmin,
     Query(q): Query<AggregateQuery>,
 ) -> Result<Json<Value>, AppError> {
-    person(&caller)?;
     let weeks = q.weeks.unwrap_or(trend::DEFAULT_WEEKS);
     if !(1..=trend::MAX_WEEKS).contains(&weeks) {
         return Err(AppError::BadRequest(format!(
@@ -187,15 +189,7 @@ async fn get_aggregates(
     let now = state.clock.now();
     let st = state.clone();
     let rows = blocking(move || {
-        let org = st.store.org(&caller.org)?;
-        let settings = st.settings.org(&org.slug).ok_or(AppError::NotFound)?;
-        let user = users::get(org, &caller.user_id)
-            .map_err(|_| AppError::Forbidden("admins only".into()))?;
-        if user.role(settings) != Role::Admin {
-            return Err(AppError::Forbidden(
-                "org aggregates are for administrators".into(),
-            ));
-        }
+        let org = st.store.org(admin.who.org.slug.as_str())?;
         let scope = aggregates::Scope {
             team: q.team.as_deref(),
             now,

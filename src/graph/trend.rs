@@ -16,7 +16,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::sync::wire::{Delta, Transition};
+use crate::skill::{Delta, Transition};
 
 /// The default number of weeks in a trend, and the most one may ask for.
 pub const DEFAULT_WEEKS: u32 = 12;

@@ -15,7 +15,7 @@ use chrono::Duration;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::client::ClientInfo;
+use super::forwarded::ClientInfo;
 use super::middleware::RequestId;
 use crate::audit::Context;
 use crate::config::OrgSettings;
@@ -218,16 +218,17 @@ impl FromRequestParts<AppState> for SignedInUser {
     }
 }
 
-/// An admin of the path's org whose last sign-in at the IdP is recent
-/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
-/// operations require. A stale sign-in is sent to re-authenticate (P10).
+/// An admin of the path's org, for admin pages that only read: the role is
+/// checked, the age of the sign-in is not (changes take an
+/// [`AdminSession`]). Admin-only pages take this, so none can forget the
+/// check.
 #[derive(Debug, Clone)]
-pub struct AdminSession {
+pub struct AdminViewer {
     pub who: Arc<SignedIn>,
-    pub ctx: AdminCtx,
+    pub audit: Context,
 }
 
-impl FromRequestParts<AppState> for AdminSession {
+impl FromRequestParts<AppState> for AdminViewer {
     type Rejection = PageError;
     async fn from_request_parts(
         parts: &mut Parts,
@@ -239,6 +240,36 @@ impl FromRequestParts<AppState> for AdminSession {
                 "This page is for administrators of the organisation.".into(),
             ));
         }
+        Ok(Self { who, audit })
+    }
+}
+
+/// An admin of the path's org whose last sign-in at the IdP is recent
+/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
+/// operations require. A stale sign-in is sent to re-authenticate (P10).
+#[derive(Debug, Clone)]
+pub struct AdminSession {
+    pub who: Arc<SignedIn>,
+    pub ctx: AdminCtx,
+}
+
+impl AdminSession {
+    /// The same admin as a reader of admin pages.
+    pub fn viewer(&self) -> AdminViewer {
+        AdminViewer {
+            who: Arc::clone(&self.who),
+            audit: self.ctx.audit().clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AdminViewer { who, audit } = AdminViewer::from_request_parts(parts, state).await?;
         let max_age =
             Duration::from_std(state.settings.sso.reauth_max_age).unwrap_or(Duration::zero());
         if who.session.auth_time + max_age < state.clock.now() {

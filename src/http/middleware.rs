@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::client::{self, ClientInfo};
+use super::forwarded::{self, ClientInfo};
 use super::ratelimit::{RouteClass, admit};
 use super::{AppState, SECURITY_HEADERS};
 use crate::error::{AppError, PROBLEM_JSON, Problem};
@@ -170,11 +170,11 @@ pub async fn client_context(
         .and_then(|v| v.to_str().ok());
     let tls = s.tls.is_some();
     let info = ClientInfo {
-        ip: client::client_ip(peer, &xff, &s.trusted_proxies),
+        ip: forwarded::client_ip(peer, &xff, &s.trusted_proxies),
         peer,
-        https: client::client_https(tls, peer, proto, &s.trusted_proxies),
+        https: forwarded::client_https(tls, peer, proto, &s.trusted_proxies),
     };
-    if !tls && !client::plain_http_allowed(s.bind.ip().is_loopback(), peer, &s.trusted_proxies) {
+    if !tls && !forwarded::plain_http_allowed(s.bind.ip().is_loopback(), peer, &s.trusted_proxies) {
         return AppError::Forbidden(
             "plain HTTP is accepted only from the configured reverse proxy; connect through it over HTTPS".into(),
         )

@@ -14,7 +14,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::AppState;
-use super::client::ClientInfo;
+use super::forwarded::ClientInfo;
 use crate::config::{RateLimit, RateLimits};
 use crate::error::AppError;
 use crate::metrics::ClassLabels;

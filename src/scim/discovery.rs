@@ -16,7 +16,7 @@ pub fn service_provider_config(base: &str) -> Json {
         "schemas": [SPC_URN],
         "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": true, "maxResults": super::routes::MAX_COUNT },
+        "filter": { "supported": true, "maxResults": super::query::MAX_COUNT },
         "changePassword": { "supported": false },
         "sort": { "supported": true },
         "etag": { "supported": true },

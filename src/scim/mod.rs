@@ -5,10 +5,12 @@
 
 pub mod discovery;
 pub mod error;
+pub mod extract;
 pub mod filter;
 pub mod list;
 pub mod patch;
 pub mod path;
+pub mod query;
 pub mod resource;
 pub mod routes;
 pub mod service;

@@ -395,7 +395,7 @@ fn revoke_access(
 
 fn unique_user_name(tx: &Connection, name: &str, this: Option<&str>) -> Result<(), ScimError> {
     // Users deleted over SCIM have their name freed; any other row counts.
-    if let Some(other) = user_sql::by_user_name(tx, name)?
+    if let Some(other) = user_sql::by_user_name_including_deleted(tx, name)?
         && Some(other.id.as_str()) != this
     {
         return Err(ScimError::uniqueness(format!(

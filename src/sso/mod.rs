@@ -65,9 +65,19 @@ pub enum SsoError {
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A failure of ours after the IdP's answer was accepted (a task that
+    /// panicked, an account that could not be written); logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl SsoError {
+    /// Whether the failure is ours (answered 500 and logged as an error)
+    /// rather than the IdP's or the person's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Internal(_))
+    }
+
     /// A stable code for the audit log and tests.
     pub fn code(&self) -> &'static str {
         match self {
@@ -80,7 +90,7 @@ impl SsoError {
             Self::MfaRequired => "mfa_required",
             Self::StaleReauth => "stale_reauth",
             Self::Refused(r) => r.code(),
-            Self::Store(_) => "internal",
+            Self::Store(_) | Self::Internal(_) => "internal",
         }
     }
 
@@ -95,7 +105,7 @@ impl SsoError {
             Self::MfaRequired => "Sign in again using a second factor (authenticator app, security key).".into(),
             Self::StaleReauth => "Sign in again: admin actions need a fresh sign-in.".into(),
             Self::Refused(r) => r.message(),
-            Self::Store(_) => "Try again; if it persists, tell your administrator the request id below.".into(),
+            Self::Store(_) | Self::Internal(_) => "Try again; if it persists, tell your administrator the request id below.".into(),
         }
     }
 }

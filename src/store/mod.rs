@@ -86,6 +86,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A secret stored beside a row (a session id, a CSRF token) could not
+    /// be made: the operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] crate::secrets::RandomError),
 }
 
 impl StoreError {
@@ -124,6 +128,9 @@ impl StoreError {
                 "check that {} exists and the service user may read and write it",
                 path.display()
             ),
+            Self::Random(_) => {
+                "check the kernel's random source (getrandom, /dev/urandom) and the logs".into()
+            }
         }
     }
 }

@@ -376,24 +376,3 @@ pub fn set_members(conn: &Connection, group_id: &str, user_ids: &[String]) -> ru
     }
     Ok(())
 }
-
-/// Whether the user `id` was deleted over SCIM.
-///
-/// # Errors
-/// SQLite errors.
-pub fn is_deleted(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT deleted_at IS NOT NULL FROM users WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()
-        .map(|d| d.unwrap_or(false))
-}
-
-/// The ids of every user deleted over SCIM.
-///
-/// # Errors
-/// SQLite errors.
-pub fn deleted_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    conn.prepare_cached("SELECT id FROM users WHERE deleted_at IS NOT NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect()
-}

@@ -1,4 +1,11 @@
 //! SQL of users, groups and memberships (see `crate::users`).
+//!
+//! One rule for users deleted over SCIM (who wait out their deletion hold
+//! with `deleted_at` set): the lookups here do not see them, so no caller
+//! has to remember to check. The two that must see every row say so in
+//! their names or docs: [`by_user_name_including_deleted`] (uniqueness, as
+//! the index counts every row) and [`by_identity`] (a deleted person's
+//! identity must stay refused, never be created afresh).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -94,10 +101,18 @@ pub fn update(conn: &Connection, u: &UserRow) -> rusqlite::Result<bool> {
 /// # Errors
 /// SQLite errors.
 pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
-    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = ?1 AND deleted_at IS NULL"
+    );
     conn.prepare_cached(SQL)?.query_row([id], user).optional()
 }
 
+/// The user who signs in as (`issuer`, `subject`), deleted over SCIM or
+/// not: the caller refuses a deleted (inactive) one, and must never create
+/// a second row for the same identity.
+///
 /// # Errors
 /// SQLite errors.
 pub fn by_identity(
@@ -123,6 +138,25 @@ pub fn by_user_name(conn: &Connection, user_name: &str) -> rusqlite::Result<Opti
     const SQL: &str = concat!(
         "SELECT ",
         user_columns!(),
+        " FROM users WHERE user_name = ?1 COLLATE NOCASE AND deleted_at IS NULL"
+    );
+    conn.prepare_cached(SQL)?
+        .query_row([user_name], user)
+        .optional()
+}
+
+/// Like [`by_user_name`], users deleted over SCIM included: for checks of
+/// uniqueness, since the index on `user_name` counts every row.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_user_name_including_deleted(
+    conn: &Connection,
+    user_name: &str,
+) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
         " FROM users WHERE user_name = ?1 COLLATE NOCASE"
     );
     conn.prepare_cached(SQL)?
@@ -136,7 +170,7 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
     const SQL: &str = concat!(
         "SELECT ",
         user_columns!(),
-        " FROM users ORDER BY user_name COLLATE NOCASE"
+        " FROM users WHERE deleted_at IS NULL ORDER BY user_name COLLATE NOCASE"
     );
     conn.prepare_cached(SQL)?.query_map([], user)?.collect()
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::PushError;
 use super::wire::{self, MAX_BODY};
-use crate::catalogue::custom::{KnownIds, OrgConcepts};
+use crate::catalogue::{KnownIds, OrgConcepts};
 use crate::devices::{self, DeviceError};
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, Meta, session_layer};

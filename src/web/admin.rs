@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::PageError;
 use super::pages::{AdminPage, MemberLine, TokenLine, render};
 use crate::http::AppState;
-use crate::http::extract::{AdminSession, SignedIn, SignedInUser, check_csrf};
+use crate::http::extract::{AdminSession, AdminViewer, check_csrf};
 use crate::tokens::{self, TokenError, TokenInfo, TokenKind};
 use crate::users::{self, Role};
 
@@ -23,7 +23,7 @@ pub async fn get_admin(
     State(state): State<AppState>,
     Path(_org): Path<String>,
     Query(q): Query<AdminQuery>,
-    me: SignedInUser,
+    me: AdminViewer,
 ) -> Result<Response, PageError> {
     let notice = q.done.map(|d| {
         match d.as_str() {
@@ -34,21 +34,17 @@ pub async fn get_admin(
         }
         .to_string()
     });
-    admin_page(&state, &me.who, notice, None).await
+    admin_page(&state, &me, notice, None).await
 }
 
 /// The administration page, with a token just created shown once.
 async fn admin_page(
     state: &AppState,
-    who: &SignedIn,
+    admin: &AdminViewer,
     notice: Option<String>,
     new_token: Option<(String, String)>,
 ) -> Result<Response, PageError> {
-    if who.role() != Role::Admin {
-        return Err(PageError::Forbidden(
-            "This page is for administrators of the organisation.".into(),
-        ));
-    }
+    let who = &admin.who;
     let st = state.clone();
     let slug = who.org.slug.to_string();
     let (members, held) = tokio::task::spawn_blocking(move || {
@@ -151,7 +147,7 @@ pub async fn post_scim_token(
     let st = state.clone();
     let now = state.clock.now();
     let name = form.name.trim().to_string();
-    let ctx = admin.ctx.audit().clone();
+    let ctx = admin.ctx.clone();
     let (info, secret) = tokio::task::spawn_blocking(move || {
         tokens::create(st.store.org(&org)?, TokenKind::Scim, &name, None, &ctx, now)
             .map_err(token_error)
@@ -161,7 +157,7 @@ pub async fn post_scim_token(
     let notice = format!("SCIM token {} created.", info.name);
     admin_page(
         &state,
-        &admin.who,
+        &admin.viewer(),
         Some(notice),
         Some((info.name, secret.expose().to_string())),
     )
@@ -179,7 +175,7 @@ pub async fn post_revoke_scim_token(
     let st = state.clone();
     let now = state.clock.now();
     let slug = org.clone();
-    let ctx = admin.ctx.audit().clone();
+    let ctx = admin.ctx.clone();
     tokio::task::spawn_blocking(move || {
         let db = st.store.org(&slug)?;
         // Only SCIM tokens are managed here.

@@ -12,12 +12,12 @@ use serde::Deserialize;
 
 use super::PageError;
 use super::pages::{AggregateLine, AggregatesPage, Bar, DomainSection, render};
-use crate::catalogue::Catalogue;
 use crate::graph::aggregates::{self, AggregateError, ConceptAggregate, Scope};
 use crate::graph::trend::{self, WeekCount};
 use crate::http::AppState;
-use crate::http::extract::SignedInUser;
-use crate::users::{self, Role};
+use crate::http::extract::AdminViewer;
+use crate::skill::Catalogue;
+use crate::users;
 
 /// Bar heights run from 0 to this many steps (`.h0` to `.h8` in the CSS).
 const STEPS: i64 = 8;
@@ -31,14 +31,9 @@ pub async fn get_aggregates(
     State(state): State<AppState>,
     Path(_org): Path<String>,
     Query(q): Query<AggregatesQuery>,
-    me: SignedInUser,
+    me: AdminViewer,
 ) -> Result<Response, PageError> {
     let who = me.who;
-    if who.role() != Role::Admin {
-        return Err(PageError::Forbidden(
-            "This page is for administrators of the organisation.".into(),
-        ));
-    }
     let team = q.team.filter(|t| !t.trim().is_empty());
     let (st, slug, asked) = (state.clone(), who.org.slug.to_string(), team.clone());
     let now = state.clock.now();

@@ -112,19 +112,18 @@ impl IntoResponse for PageError {
             Self::SignIn { org, err } => {
                 let status = match err.as_ref() {
                     SsoError::IdpUnavailable(_) => StatusCode::BAD_GATEWAY,
-                    SsoError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    e if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
                     SsoError::Refused(_) | SsoError::MfaRequired => StatusCode::FORBIDDEN,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                if matches!(err.as_ref(), SsoError::Store(_)) {
+                if err.is_internal() {
                     tracing::error!(error = %err, "sign-in failed");
                 } else {
                     tracing::warn!(reason = err.code(), error = %err, "sign-in failed");
                 }
                 let message = match err.as_ref() {
-                    SsoError::Refused(_) | SsoError::Store(_) => {
-                        "Sign-in did not complete.".to_string()
-                    }
+                    e if e.is_internal() => "Sign-in did not complete.".to_string(),
+                    SsoError::Refused(_) => "Sign-in did not complete.".to_string(),
                     other => format!("Sign-in did not complete: {other}."),
                 };
                 let again = format!("/o/{org}/login");

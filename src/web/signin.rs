@@ -232,7 +232,7 @@ async fn complete(
             })
         })
         .await
-        .map_err(|e| SsoError::InvalidToken(e.to_string()))??;
+        .map_err(|e| SsoError::Internal(format!("the sign-in task failed: {e}")))??;
         return Ok(Redirect::to(&return_to).into_response());
     }
 
@@ -247,11 +247,11 @@ async fn complete(
         let user = match resolve(db, settings, &verified.identity(), &ctx, now) {
             Ok(Ok(u)) => u,
             Ok(Err(refusal)) => return Err(SsoError::Refused(refusal)),
+            Err(crate::users::UserError::Store(e)) => return Err(SsoError::Store(e)),
             Err(e) => {
-                return Err(SsoError::Store(crate::store::StoreError::Io {
-                    path: "users".into(),
-                    source: std::io::Error::other(e.to_string()),
-                }));
+                return Err(SsoError::Internal(format!(
+                    "the signed-in account could not be written: {e}"
+                )));
             }
         };
         // A new session id at every sign-in; the browser's old one ends.
@@ -268,7 +268,7 @@ async fn complete(
         Ok(secret.expose().to_string())
     })
     .await
-    .map_err(|e| SsoError::InvalidToken(e.to_string()))??;
+    .map_err(|e| SsoError::Internal(format!("the sign-in task failed: {e}")))??;
     Ok(redirect_with_cookie(&return_to, session_cookie(&secret)))
 }
 

@@ -4,9 +4,9 @@
 //! and every table cell labelled for the phone layout (P13, P16).
 
 use aiworklab::AppState;
-use aiworklab::catalogue::Concept;
 use aiworklab::catalogue::custom;
 use aiworklab::http::server;
+use aiworklab::skill::Concept;
 use aiworklab::store::StoreError;
 use aiworklab::users::AdminCtx;
 use chrono::{DateTime, TimeZone, Utc};
@@ -68,7 +68,7 @@ fn t(m: u32, d: u32) -> DateTime<Utc> {
 }
 
 fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Utc>)]) {
-    use aiworklab::sync::wire::{Delta, Transition};
+    use aiworklab::skill::{Delta, Transition};
     let deltas: Vec<Delta> = facts
         .iter()
         .map(|(tr, at)| Delta {

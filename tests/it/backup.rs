@@ -12,8 +12,10 @@ use aiworklab::audit::Context;
 use aiworklab::backup::{self, BackupError, archive, drill, restore};
 use aiworklab::clock::{Clock, SystemClock};
 use aiworklab::config;
+use aiworklab::http::server::start_on_loopback;
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 use chrono::{Duration, TimeZone, Utc};
 
 use crate::support::{Env, contains, files_below};
@@ -77,7 +79,7 @@ fn round_trip_under_concurrent_writes_onto_another_master_key() {
                 TokenKind::Scim,
                 &format!("{org}-{i}"),
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -95,7 +97,7 @@ fn round_trip_under_concurrent_writes_onto_another_master_key() {
                     TokenKind::Mcp,
                     &format!("during-{n}"),
                     None,
-                    &Context::operator(),
+                    &AdminCtx::operator(),
                     SystemClock.now(),
                 )
                 .expect("concurrent write");
@@ -224,7 +226,7 @@ fn no_plaintext_database_or_archive_touches_the_disk() {
             TokenKind::Scim,
             &format!("PLAINTEXT-MARKER-4b1d-{i}"),
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -303,7 +305,7 @@ fn tampered_truncated_and_foreign_archives_are_refused_and_nothing_is_restored()
         TokenKind::Scim,
         "t",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         SystemClock.now(),
     )
     .expect("token");
@@ -448,7 +450,7 @@ fn a_write_failure_mid_backup_or_restore_fails_clearly_and_leaves_nothing_behind
             TokenKind::Scim,
             &format!("token {i}"),
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -584,7 +586,7 @@ fn restore_refuses_a_live_or_populated_data_dir_and_force_replaces_atomically() 
             TokenKind::Scim,
             "in-backup",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -609,7 +611,7 @@ fn restore_refuses_a_live_or_populated_data_dir_and_force_replaces_atomically() 
             TokenKind::Scim,
             "after-backup",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -684,7 +686,7 @@ fn restoring_one_org_leaves_the_others_alone() {
                 TokenKind::Scim,
                 "old",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -696,7 +698,7 @@ fn restoring_one_org_leaves_the_others_alone() {
                 TokenKind::Scim,
                 "new",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -731,7 +733,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
             TokenKind::Scim,
             "x",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -739,7 +741,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
     };
     let scratch = env.dir.path().join("scratch");
     std::fs::create_dir(&scratch).expect("mkdir");
-    let report = drill::run(&created.path, ids, &scratch).await;
+    let report = drill::run(&created.path, ids, &scratch, start_on_loopback).await;
     assert!(report.ok(), "{}", report.render());
     let text = report.render();
     for step in [
@@ -770,7 +772,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
         b[n / 3] ^= 0xff;
     });
     let ids = archive::read_identities(&key_file).expect("identity");
-    let report = drill::run(&bad, ids, &scratch).await;
+    let report = drill::run(&bad, ids, &scratch, start_on_loopback).await;
     assert!(!report.ok());
     let text = report.render();
     assert!(
@@ -784,7 +786,13 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
 async fn a_scheduled_backup_updates_metrics_and_audit_and_a_failure_is_counted() {
     let (mut env, _, _) = env_with_backups(&["acme"]);
     let state = env.state();
-    let created = backup::schedule::run_once(&state).expect("scheduled backup");
+    let created = backup::schedule::run_once(
+        &state.store,
+        &state.settings.backup,
+        state.clock.as_ref(),
+        &state.metrics,
+    )
+    .expect("scheduled backup");
     assert!(created.path.exists());
     let text = state.metrics.render(&state.store);
     assert!(
@@ -816,7 +824,15 @@ async fn a_scheduled_backup_updates_metrics_and_audit_and_a_failure_is_counted()
     std::fs::write(&blocker, b"file").expect("write");
     env.raw.backup.dir = blocker.join("backups").display().to_string();
     let state = env.state();
-    assert!(backup::schedule::run_once(&state).is_err());
+    assert!(
+        backup::schedule::run_once(
+            &state.store,
+            &state.settings.backup,
+            state.clock.as_ref(),
+            &state.metrics,
+        )
+        .is_err()
+    );
     assert!(
         state
             .metrics

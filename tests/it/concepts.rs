@@ -719,10 +719,10 @@ async fn a_retired_concept_keeps_its_data_and_refuses_only_later_facts() {
         state.store.org("acme").expect("org"),
         &engineers[0].id,
         None,
-        &[aiworklab::sync::wire::Delta {
+        &[aiworklab::skill::Delta {
             id: uuid::Uuid::new_v4(),
             concept: "x-billing-ledger".into(),
-            transition: aiworklab::sync::wire::Transition::Seen,
+            transition: aiworklab::skill::Transition::Seen,
             at: clock.now(),
             grade: None,
         }],

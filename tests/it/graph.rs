@@ -45,10 +45,10 @@ fn learn(
     let base = state.clock.now() - Duration::days(60);
     let deltas: Vec<_> = transitions
         .iter()
-        .map(|(t, day, grade)| aiworklab::sync::wire::Delta {
+        .map(|(t, day, grade)| aiworklab::skill::Delta {
             id: uuid::Uuid::new_v4(),
             concept: concept.into(),
-            transition: aiworklab::sync::wire::Transition::parse(t).expect("transition"),
+            transition: aiworklab::skill::Transition::parse(t).expect("transition"),
             at: base + Duration::days(*day),
             grade: *grade,
         })
@@ -333,10 +333,10 @@ async fn deleted_data_is_held_thirty_days_then_swept() {
         .json();
     assert!(due["deletion_due_at"].is_string());
     clock.advance(Duration::days(29));
-    aiworklab::sweeper::sweep_once(&state, clock.now());
+    aiworklab::sweeper::sweep_once(&state.store, &state.settings, clock.now());
     assert_eq!(count(), 1, "deleted before the hold ended");
     clock.advance(Duration::days(2));
-    aiworklab::sweeper::sweep_once(&state, clock.now());
+    aiworklab::sweeper::sweep_once(&state.store, &state.settings, clock.now());
     assert_eq!(count(), 0, "still held after 30 days");
     let states = state
         .store
@@ -381,10 +381,10 @@ fn facts_at(
 ) {
     let deltas: Vec<_> = facts
         .iter()
-        .map(|(t, at)| aiworklab::sync::wire::Delta {
+        .map(|(t, at)| aiworklab::skill::Delta {
             id: uuid::Uuid::new_v4(),
             concept: concept.into(),
-            transition: aiworklab::sync::wire::Transition::parse(t).expect("transition"),
+            transition: aiworklab::skill::Transition::parse(t).expect("transition"),
             at: *at,
             grade: (*t == "check_passed").then_some(3),
         })

@@ -7,6 +7,7 @@
 use aiworklab::AppState;
 use aiworklab::audit::Context;
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -40,7 +41,7 @@ fn setup_with(
                 TokenKind::Scim,
                 "okta",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 state.clock.now(),
             )
             .expect("token");
@@ -401,7 +402,7 @@ async fn admin_groups_give_the_admin_role() {
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1201,7 +1202,7 @@ async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
         TokenKind::Scim,
         "okta",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1246,7 +1247,7 @@ async fn a_token_calling_from_many_addresses_shares_one_budget() {
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .expect("token");
@@ -1295,7 +1296,7 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1970,7 +1971,7 @@ async fn admins_create_and_revoke_scim_tokens_on_the_admin_page_with_a_fresh_sig
         TokenKind::Mcp,
         "agent",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         aiworklab::clock::Clock::now(clock.as_ref()),
     )
     .expect("mcp token");
