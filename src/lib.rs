@@ -8,6 +8,8 @@ pub mod audit;
 pub mod backup;
 /// The concept catalogue shipped in the binary, and each org's own concepts beside it.
 pub mod catalogue;
+/// Comprehension checks: the question bank shipped in the binary, its validation and lookups.
+pub mod checks;
 /// Command-line interface: one file per subcommand.
 pub mod cli;
 /// Time as a parameter: the `Clock` trait, a system and a manual clock.
