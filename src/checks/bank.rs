@@ -165,6 +165,10 @@ pub enum Problem {
         "accepted answers `{0}` and `{1}` are the same after normalising (case, spaces, punctuation); keep one"
     )]
     DuplicateAccepted(String, String),
+    #[error(
+        "accepted answer `{0}` has no letter or digit, so no typed answer can match it; ask this as multiple choice"
+    )]
+    Unmatchable(String),
     #[error("concept `{concept}` has {have} checks; write at least {min_per_concept}", min_per_concept = MIN_PER_CONCEPT)]
     TooFewChecks { concept: String, have: usize },
 }
@@ -367,7 +371,7 @@ fn short(accepted: Vec<String>) -> Result<Answer, Problem> {
     for a in &accepted {
         text("accepted", a, MAX_ACCEPTED_LEN)?;
         if normalise(a).is_empty() {
-            return Err(Problem::Empty { field: "accepted" });
+            return Err(Problem::Unmatchable(a.clone()));
         }
         if let Some(other) = seen.insert(normalise(a), a) {
             return Err(Problem::DuplicateAccepted(other.to_string(), a.clone()));

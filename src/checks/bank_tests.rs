@@ -290,6 +290,11 @@ fn malformed_checks_are_refused() {
         matches!(err.problem, Problem::DuplicateAccepted(..)),
         "{err}"
     );
+
+    let err = refused(|checks| {
+        find(checks, "git-merge-3")["accepted"] = value(toml_edit::Array::from_iter(["??"]));
+    });
+    assert_eq!(err.problem, Problem::Unmatchable("??".into()));
 }
 
 #[test]
