@@ -10,6 +10,8 @@ pub mod audit;
 pub mod backup;
 /// Each org's own concepts beside the shipped catalogue, and their admin API.
 pub mod catalogue;
+/// Comprehension checks: the question bank shipped in the binary, its validation and lookups.
+pub mod checks;
 /// Command-line interface: one file per subcommand.
 pub mod cli;
 /// Time as a parameter: the `Clock` trait, a system and a manual clock.
