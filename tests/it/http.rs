@@ -32,10 +32,7 @@ fn assert_security_headers(a: &Answer, what: &str) {
 async fn security_headers_are_on_every_kind_of_response() {
     let mut env = Env::new(&["acme"]);
     env.raw.server.max_body_bytes = 1024;
-    env.raw.rate_limits.general = RawRateLimit {
-        requests: 5,
-        window_secs: 3600,
-    };
+    env.raw.rate_limits.general = RawRateLimit::new(5, 3600);
     let state = env.state();
 
     let ok = send(&state, get("/healthz")).await;
@@ -95,10 +92,7 @@ async fn security_headers_are_on_every_kind_of_response() {
 #[tokio::test]
 async fn over_budget_answers_429_with_retry_after_and_recovers_after_it() {
     let mut env = Env::new(&["acme"]);
-    env.raw.rate_limits.general = RawRateLimit {
-        requests: 2,
-        window_secs: 2,
-    };
+    env.raw.rate_limits.general = RawRateLimit::new(2, 2);
     let state = env.state();
     assert_eq!(send(&state, get("/healthz")).await.status, StatusCode::OK);
     assert_eq!(send(&state, get("/readyz")).await.status, StatusCode::OK);
