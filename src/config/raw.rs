@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub backup: RawBackup,
     pub sso: RawSso,
     pub privacy: RawPrivacy,
+    pub tokens: RawTokens,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             backup: RawBackup::default(),
             sso: RawSso::default(),
             privacy: RawPrivacy::default(),
+            tokens: RawTokens::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -241,6 +243,23 @@ pub struct RawPrivacy {
 impl Default for RawPrivacy {
     fn default() -> Self {
         Self { min_cohort: 5 }
+    }
+}
+
+/// API tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokens {
+    /// SCIM tokens created on an org's admin page expire this many days
+    /// after creation.
+    pub scim_expiry_days: u32,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            scim_expiry_days: 180,
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Settings {
     pub sso: SsoSettings,
     /// Cohorts smaller than this are suppressed in org aggregates.
     pub min_cohort: usize,
+    /// How long a SCIM token made on an org's admin page lives.
+    pub scim_token_expiry: chrono::Duration,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -502,6 +504,12 @@ impl Settings {
             )),
         };
         let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
+        let scim_expiry_days = c.range(
+            "tokens.scim_expiry_days",
+            raw.tokens.scim_expiry_days,
+            1,
+            3_650,
+        );
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -534,6 +542,7 @@ impl Settings {
             backup,
             sso,
             min_cohort,
+            scim_token_expiry: chrono::Duration::days(i64::from(scim_expiry_days)),
             orgs,
         })
     }

@@ -103,6 +103,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/scim/v2", any(unknown_endpoint))
         .route("/scim/v2/", any(unknown_endpoint))
         .route("/scim/v2/{*rest}", any(unknown_endpoint))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            super::demotion::after_changes,
+        ))
         .route_layer(from_fn_with_state(state.clone(), limit))
 }
 
@@ -317,6 +321,12 @@ impl ScimPresented {
         .ok()
         .ok_or_else(unauthorized)?;
         let (org, info) = found;
+        let now = state.clock.now();
+        if super::demotion::maker_lost_role(state, org, &info, &self.audit, now)
+            .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
+        {
+            return Err(unauthorized());
+        }
         // Besides the per-address budget: one budget per token.
         match admit_scim_token(state, info.id) {
             Ok(()) => {}

@@ -12,6 +12,7 @@ mod http;
 mod idp;
 mod ratelimit;
 mod scim;
+mod scim_tokens;
 mod sso;
 mod sso_forged;
 mod store;
