@@ -193,10 +193,7 @@ fn rate(n: usize, t: Duration) -> f64 {
 fn settings(dir: &Path, bind: &str, orgs: &[&str]) -> (Settings, PathBuf) {
     common::settings(dir, bind, orgs, |raw| {
         raw.rate_limits.sync = common::UNPACED;
-        raw.rate_limits.pairing = RawRateLimit {
-            requests: 1_000,
-            window_secs: 60,
-        };
+        raw.rate_limits.pairing = RawRateLimit::new(1_000, 60);
     })
 }
 

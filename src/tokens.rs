@@ -9,11 +9,13 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::Context;
 use crate::clock::{from_millis, to_millis};
+use crate::config::OrgSettings;
 use crate::secrets::{self, BearerSecret, SecretHash, SecretKind};
 use crate::store::tokens::{self as sql, TokenRow};
 use crate::store::{OrgDb, Store, StoreError};
-use crate::users::AdminCtx;
+use crate::users::{self, AdminCtx, Role, UserError};
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -251,6 +253,82 @@ pub fn authenticate<'s>(
         return Ok(Ok((org, info)));
     }
     Ok(Err(Refusal::Unknown))
+}
+
+/// Whether the token was made on the admin page by someone who is no
+/// longer an active admin of the org (demoted, dropped from the admin
+/// group, deactivated or deleted). Tokens the operator made are not tied
+/// to anyone's role.
+///
+/// # Errors
+/// Store errors.
+fn maker_lost_admin(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    t: &TokenInfo,
+) -> Result<bool, TokenError> {
+    let Some(maker) = t.created_by.strip_prefix("user:") else {
+        return Ok(false);
+    };
+    match users::get(org, maker) {
+        Ok(u) => Ok(!u.active || u.role(settings) != Role::Admin),
+        Err(UserError::NotFound) => Ok(true),
+        Err(UserError::Store(e)) => Err(TokenError::Store(e)),
+        Err(e) => Err(TokenError::Invalid(e.to_string())),
+    }
+}
+
+/// Revokes every live SCIM token whose maker has lost the admin role (see
+/// [`maker_lost_admin`]), each audited as `token.revoke` with the reason
+/// `creator_lost_admin`; `ctx` is whoever's change took the role away.
+/// Called after every change that can take the role away (SCIM user and
+/// group changes, the admin page, the CLI) and at start-up (the org's
+/// `admin_groups` may have changed); [`check_maker`] covers any other path
+/// when the token is next used. Returns the ids revoked.
+///
+/// # Errors
+/// Store errors.
+pub fn revoke_for_lost_admins(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, TokenError> {
+    let mut revoked = Vec::new();
+    for t in list(org)? {
+        if t.kind == TokenKind::Scim && t.is_live(now) && check_maker(org, settings, &t, ctx, now)?
+        {
+            revoked.push(t.id);
+        }
+    }
+    Ok(revoked)
+}
+
+/// Revokes `t` if its maker has lost the admin role; true when it did (or
+/// the token was revoked already).
+///
+/// # Errors
+/// Store errors.
+pub fn check_maker(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    t: &TokenInfo,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<bool, TokenError> {
+    if !maker_lost_admin(org, settings, t)? {
+        return Ok(false);
+    }
+    let id = t.id.to_string();
+    let details =
+        json!({ "name": t.name, "reason": "creator_lost_admin", "created_by": t.created_by });
+    org.db.write(|tx| {
+        if sql::revoke(tx, &id, to_millis(now))? {
+            ctx.record(tx, "token.revoke", Some(&id), &details, now)?;
+        }
+        Ok::<_, TokenError>(())
+    })?;
+    Ok(true)
 }
 
 /// Parses an expiry given on the command line: a duration (`90d`, `12h`,

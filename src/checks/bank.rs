@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use super::{Answer, Bank, Check, normalise};
-use crate::catalogue::Catalogue;
+use crate::skill::Catalogue;
 
 /// The shipped files, one per catalogue domain, in the catalogue's order.
 const FILES: &[(&str, &str)] = &[

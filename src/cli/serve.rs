@@ -17,6 +17,14 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
     for r in store.unconfigured_orgs()? {
         tracing::warn!(org = %r.slug, "org has data on disk but is not configured; it is not served (data kept)");
     }
+    // `admin_groups` may have changed since the last start: SCIM tokens made
+    // by someone no longer an admin go now.
+    let system = crate::audit::Context::system();
+    for org in store.orgs() {
+        if let Some(cfg) = settings.org(&org.slug) {
+            crate::tokens::revoke_for_lost_admins(org, cfg, &system, clock.now())?;
+        }
+    }
     if settings.server.bind.ip().is_unspecified()
         && settings.server.public_url.host_str() == Some("localhost")
     {

@@ -152,6 +152,7 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             let u = users::find(db, &user)?;
             users::set_active(db, &op, &u.id, false, now)?;
             println!("disabled {}; their sessions are ended", u.user_name);
+            revoke_their_tokens(db, org_settings(&org), now)?;
         }
         UserCmd::Enable { org, user } => {
             let db = store.org(&org)?;
@@ -170,9 +171,27 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             let u = users::find(db, &user)?;
             users::set_admin(db, &op, &u.id, false, now)?;
             println!("{} is no longer a directly granted admin", u.user_name);
+            revoke_their_tokens(db, org_settings(&org), now)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SCIM tokens made on the admin page by someone who just lost the admin
+/// role are revoked with it; says how many.
+fn revoke_their_tokens(
+    db: &crate::store::OrgDb,
+    cfg: Option<&crate::config::OrgSettings>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Failure> {
+    let Some(cfg) = cfg else { return Ok(()) };
+    let n =
+        crate::tokens::revoke_for_lost_admins(db, cfg, &crate::audit::Context::operator(), now)?
+            .len();
+    if n > 0 {
+        println!("revoked {n} SCIM token(s) made on the admin page by someone no longer an admin");
+    }
+    Ok(())
 }
 
 pub fn run_admin(path: Option<&Path>, cmd: AdminCmd) -> Result<ExitCode, Failure> {

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub backup: RawBackup,
     pub sso: RawSso,
     pub privacy: RawPrivacy,
+    pub tokens: RawTokens,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             backup: RawBackup::default(),
             sso: RawSso::default(),
             privacy: RawPrivacy::default(),
+            tokens: RawTokens::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -152,19 +154,33 @@ impl Default for RawMetrics {
     }
 }
 
-/// One budget: `requests` per `window_secs` per client IP, refilled evenly.
+/// One budget: `requests` per `window_secs` per caller (the class's key:
+/// client IP, or the user, device, account or token), refilled evenly.
+/// `ip_requests` is each client IP's ceiling in the same window across all
+/// the callers behind it; absent, ten times `requests`. Classes keyed by
+/// IP alone (`general`, `pairing`) take no `ip_requests`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     pub requests: u32,
     pub window_secs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_requests: Option<u32>,
+}
+
+impl RawRateLimit {
+    /// `requests` per `window_secs`, with the default IP ceiling.
+    pub const fn new(requests: u32, window_secs: u32) -> Self {
+        Self {
+            requests,
+            window_secs,
+            ip_requests: None,
+        }
+    }
 }
 
 const fn limit(requests: u32, window_secs: u32) -> RawRateLimit {
-    RawRateLimit {
-        requests,
-        window_secs,
-    }
+    RawRateLimit::new(requests, window_secs)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -176,6 +192,7 @@ pub struct RawRateLimits {
     pub scim: RawRateLimit,
     pub export: RawRateLimit,
     pub pairing: RawRateLimit,
+    pub refresh: RawRateLimit,
 }
 
 impl Default for RawRateLimits {
@@ -187,6 +204,7 @@ impl Default for RawRateLimits {
             scim: limit(6_000, 60),
             export: limit(3, 3_600),
             pairing: limit(10, 60),
+            refresh: limit(30, 60),
         }
     }
 }
@@ -225,6 +243,23 @@ pub struct RawPrivacy {
 impl Default for RawPrivacy {
     fn default() -> Self {
         Self { min_cohort: 5 }
+    }
+}
+
+/// API tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokens {
+    /// SCIM tokens created on an org's admin page expire this many days
+    /// after creation.
+    pub scim_expiry_days: u32,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            scim_expiry_days: 180,
+        }
     }
 }
 

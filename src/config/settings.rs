@@ -26,6 +26,8 @@ pub struct Settings {
     pub sso: SsoSettings,
     /// Cohorts smaller than this are suppressed in org aggregates.
     pub min_cohort: usize,
+    /// How long a SCIM token made on an org's admin page lives.
+    pub scim_token_expiry: chrono::Duration,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -128,11 +130,14 @@ pub struct MetricsSettings {
     pub token: Option<Secret>,
 }
 
-/// A budget of `requests` per `window` per client IP.
+/// A budget of `requests` per `window` per caller (the class's key), and
+/// `ip_requests` per `window` per client IP across every caller behind it.
+/// For classes keyed by IP alone the two are equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub requests: u32,
     pub window: Duration,
+    pub ip_requests: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +148,7 @@ pub struct RateLimits {
     pub scim: RateLimit,
     pub export: RateLimit,
     pub pairing: RateLimit,
+    pub refresh: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -219,12 +225,49 @@ impl Checker<'_> {
         out
     }
 
+    /// A budget keyed by something besides the client IP, whose IP
+    /// ceiling is `ip_requests` (ten times `requests` when absent).
     fn rate(&mut self, key: &str, raw: RawRateLimit) -> RateLimit {
         let requests = self.range(&format!("{key}.requests"), raw.requests, 1, 1_000_000);
         let window = self.range(&format!("{key}.window_secs"), raw.window_secs, 1, 86_400);
+        let ip_requests = match raw.ip_requests {
+            None => requests.saturating_mul(10).min(10_000_000),
+            Some(ip) if ip < requests => {
+                self.fail(
+                    &format!("{key}.ip_requests"),
+                    format!("{ip} is below {key}.requests ({requests})"),
+                    "the IP ceiling covers every caller behind one address: make it at least `requests` (or leave it out for ten times `requests`)",
+                );
+                ip
+            }
+            Some(ip) => self.range(&format!("{key}.ip_requests"), ip, 1, 10_000_000),
+        };
         RateLimit {
             requests: requests.max(1),
             window: Duration::from_secs(u64::from(window.max(1))),
+            ip_requests: ip_requests.max(1),
+        }
+    }
+
+    /// A budget keyed by the client IP alone: no separate ceiling.
+    fn ip_rate(&mut self, key: &str, raw: RawRateLimit) -> RateLimit {
+        if raw.ip_requests.is_some() {
+            self.fail(
+                &format!("{key}.ip_requests"),
+                format!("{key} is counted per client IP already"),
+                format!("remove ip_requests; {key}.requests is the per-IP budget"),
+            );
+        }
+        let limit = self.rate(
+            key,
+            RawRateLimit {
+                ip_requests: None,
+                ..raw
+            },
+        );
+        RateLimit {
+            ip_requests: limit.requests,
+            ..limit
         }
     }
 
@@ -425,12 +468,13 @@ impl Settings {
 
         let rl = &raw.rate_limits;
         let rate_limits = RateLimits {
-            general: c.rate("rate_limits.general", rl.general),
+            general: c.ip_rate("rate_limits.general", rl.general),
             sign_in: c.rate("rate_limits.sign_in", rl.sign_in),
             sync: c.rate("rate_limits.sync", rl.sync),
             scim: c.rate("rate_limits.scim", rl.scim),
             export: c.rate("rate_limits.export", rl.export),
-            pairing: c.rate("rate_limits.pairing", rl.pairing),
+            pairing: c.ip_rate("rate_limits.pairing", rl.pairing),
+            refresh: c.rate("rate_limits.refresh", rl.refresh),
         };
         let backup = backup(&mut c, raw, &data_dir);
         let sso = SsoSettings {
@@ -460,6 +504,12 @@ impl Settings {
             )),
         };
         let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
+        let scim_expiry_days = c.range(
+            "tokens.scim_expiry_days",
+            raw.tokens.scim_expiry_days,
+            1,
+            3_650,
+        );
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -492,6 +542,7 @@ impl Settings {
             backup,
             sso,
             min_cohort,
+            scim_token_expiry: chrono::Duration::days(i64::from(scim_expiry_days)),
             orgs,
         })
     }

@@ -12,7 +12,7 @@ use super::me;
 use super::trend;
 use crate::error::AppError;
 use crate::http::extract::{ApiAdmin, ApiCaller, session_layer};
-use crate::http::ratelimit::{RouteClass, enforce};
+use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
 use crate::http::{AppState, blocking};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -107,6 +107,7 @@ async fn get_export(
     caller: ApiCaller,
 ) -> Result<Json<Value>, AppError> {
     person(&caller)?;
+    admit_caller(&state, RouteClass::Export, &Caller::person_of_api(&caller))?;
     let now = state.clock.now();
     let st = state.clone();
     let doc = blocking(move || {

@@ -67,6 +67,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().as_str().to_string();
+    let method_label = crate::metrics::method_label(req.method());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -89,7 +90,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         );
     });
     let labels = RequestLabels {
-        method,
+        method: method_label,
         route,
         status,
     };

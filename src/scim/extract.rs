@@ -70,6 +70,12 @@ impl ScimPresented {
         .ok()
         .ok_or_else(unauthorized)?;
         let (org, info) = found;
+        let now = state.clock.now();
+        if super::demotion::maker_lost_role(state, org, &info, &self.audit, now)
+            .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
+        {
+            return Err(unauthorized());
+        }
         // Besides the per-address budget: one budget per token.
         match admit_scim_token(state, info.id) {
             Ok(()) => {}

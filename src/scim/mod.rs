@@ -3,6 +3,7 @@
 //! SCIM token. The grammar they parse: filters (`?filter=`, RFC 7644
 //! §3.4.2.2) and attribute and PATCH paths (RFC 7644 §3.5.2, §3.10).
 
+pub mod demotion;
 pub mod discovery;
 pub mod error;
 pub mod extract;

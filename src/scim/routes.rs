@@ -98,6 +98,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/scim/v2", any(unknown_endpoint))
         .route("/scim/v2/", any(unknown_endpoint))
         .route("/scim/v2/{*rest}", any(unknown_endpoint))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            super::demotion::after_changes,
+        ))
         .route_layer(from_fn_with_state(state.clone(), limit))
 }
 

@@ -63,6 +63,10 @@ pub enum SsoError {
     StaleReauth,
     #[error("{}", .0.message())]
     Refused(Refusal),
+    /// The account's own sign-in budget (`rate_limits.sign_in`) is spent;
+    /// the seconds to wait.
+    #[error("too many sign-ins to this account in a short time")]
+    TooManySignIns(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A failure of ours after the IdP's answer was accepted (a task that
@@ -90,6 +94,7 @@ impl SsoError {
             Self::MfaRequired => "mfa_required",
             Self::StaleReauth => "stale_reauth",
             Self::Refused(r) => r.code(),
+            Self::TooManySignIns(_) => "rate_limited",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }
@@ -105,6 +110,7 @@ impl SsoError {
             Self::MfaRequired => "Sign in again using a second factor (authenticator app, security key).".into(),
             Self::StaleReauth => "Sign in again: admin actions need a fresh sign-in.".into(),
             Self::Refused(r) => r.message(),
+            Self::TooManySignIns(secs) => format!("Wait {secs} seconds, then sign in again."),
             Self::Store(_) | Self::Internal(_) => "Try again; if it persists, tell your administrator the request id below.".into(),
         }
     }

@@ -104,6 +104,7 @@ async fn admin_page(
         scim_tokens,
         new_token,
         scim_url: format!("{base}/scim/v2"),
+        token_expiry_days: state.settings.scim_token_expiry.num_days(),
         csrf: who.session.csrf.clone(),
         notice,
     }))
@@ -123,6 +124,7 @@ fn token_line(t: TokenInfo, now: chrono::DateTime<chrono::Utc>) -> TokenLine {
         name: t.name,
         created: day(t.created_at),
         created_by: t.created_by,
+        expires: t.expires_at.map_or_else(|| "never".into(), day),
         last_used: t.last_used_at.map_or_else(|| "never".into(), day),
         state,
     }
@@ -149,8 +151,16 @@ pub async fn post_scim_token(
     let name = form.name.trim().to_string();
     let ctx = admin.ctx.clone();
     let (info, secret) = tokio::task::spawn_blocking(move || {
-        tokens::create(st.store.org(&org)?, TokenKind::Scim, &name, None, &ctx, now)
-            .map_err(token_error)
+        let expires = now + st.settings.scim_token_expiry;
+        tokens::create(
+            st.store.org(&org)?,
+            TokenKind::Scim,
+            &name,
+            Some(expires),
+            &ctx,
+            now,
+        )
+        .map_err(token_error)
     })
     .await
     .map_err(PageError::internal)??;
@@ -221,8 +231,14 @@ pub async fn post_set_admin(
     let st = state.clone();
     let now = state.clock.now();
     let slug = org.clone();
+    let settings = admin.who.org.clone();
     tokio::task::spawn_blocking(move || {
-        users::set_admin(st.store.org(&slug)?, &admin.ctx, &id, grant, now).map(|_| ())
+        let db = st.store.org(&slug)?;
+        users::set_admin(db, &admin.ctx, &id, grant, now)?;
+        // A demoted admin's SCIM tokens go with the role.
+        tokens::revoke_for_lost_admins(db, &settings, admin.ctx.audit(), now)
+            .map(|_| ())
+            .map_err(PageError::internal)
     })
     .await
     .map_err(PageError::internal)??;

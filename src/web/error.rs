@@ -114,7 +114,12 @@ impl IntoResponse for PageError {
                     SsoError::IdpUnavailable(_) => StatusCode::BAD_GATEWAY,
                     e if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
                     SsoError::Refused(_) | SsoError::MfaRequired => StatusCode::FORBIDDEN,
+                    SsoError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,
                     _ => StatusCode::BAD_REQUEST,
+                };
+                let retry_after = match err.as_ref() {
+                    SsoError::TooManySignIns(secs) => Some(*secs),
+                    _ => None,
                 };
                 if err.is_internal() {
                     tracing::error!(error = %err, "sign-in failed");
@@ -127,7 +132,7 @@ impl IntoResponse for PageError {
                     other => format!("Sign-in did not complete: {other}."),
                 };
                 let again = format!("/o/{org}/login");
-                page(
+                let mut res = page(
                     status,
                     ErrorPage::new(
                         "Sign-in failed",
@@ -135,7 +140,12 @@ impl IntoResponse for PageError {
                         Some(err.advice()),
                         Some((&again, "Back to sign-in")),
                     ),
-                )
+                );
+                if let Some(secs) = retry_after {
+                    res.headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, secs.into());
+                }
+                res
             }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "page failed");

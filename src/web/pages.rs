@@ -109,6 +109,8 @@ pub struct TokenLine {
     pub name: String,
     pub created: String,
     pub created_by: String,
+    /// The expiry date, or `never` (tokens the operator made without one).
+    pub expires: String,
     pub last_used: String,
     /// `active`, `revoked …` or `expired …`.
     pub state: String,
@@ -127,6 +129,8 @@ pub struct AdminPage {
     pub new_token: Option<(String, String)>,
     /// Where the identity provider sends SCIM requests.
     pub scim_url: String,
+    /// How long a token made here lives (`tokens.scim_expiry_days`).
+    pub token_expiry_days: i64,
     pub csrf: String,
     pub notice: Option<String>,
 }

@@ -254,6 +254,9 @@ async fn complete(
                 )));
             }
         };
+        // The account's own budget (the address was charged on the way in).
+        crate::http::ratelimit::admit_sign_in(&st2, db.slug.as_str(), &user.id)
+            .map_err(SsoError::TooManySignIns)?;
         // A new session id at every sign-in; the browser's old one ends.
         if let Some(prev) = previous
             && let Ok(prev_db) = st2.store.org(prev.org.slug.as_str())

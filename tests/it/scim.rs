@@ -1192,10 +1192,7 @@ async fn discovery_endpoints_describe_what_is_supported() {
 #[tokio::test]
 async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
     let mut env = Env::new(&["a"]);
-    env.raw.rate_limits.scim = aiworklab::config::RawRateLimit {
-        requests: 2,
-        window_secs: 3600,
-    };
+    env.raw.rate_limits.scim = aiworklab::config::RawRateLimit::new(2, 3600);
     let state = env.state();
     let (_, secret) = tokens::create(
         state.store.org("a").unwrap(),
@@ -1221,10 +1218,7 @@ async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
 #[tokio::test]
 async fn a_token_calling_from_many_addresses_shares_one_budget() {
     let (_env, state, t) = setup_with(&["a"], |raw| {
-        raw.rate_limits.scim = aiworklab::config::RawRateLimit {
-            requests: 3,
-            window_secs: 3600,
-        };
+        raw.rate_limits.scim = aiworklab::config::RawRateLimit::new(3, 3600);
     });
     let from = |last: u8, token: &str| {
         let peer = std::net::SocketAddr::from(([10, 0, 0, last], 40000));

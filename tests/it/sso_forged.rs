@@ -83,6 +83,8 @@ struct FakeState {
     rng: SystemRandom,
     codes: Mutex<HashMap<String, Pending>>,
     jwks_fetches: AtomicUsize,
+    /// Whom the tokens speak for: `<person>-subject-1`, user name `<person>`.
+    person: Mutex<String>,
 }
 
 /// The hostile provider, served on loopback until dropped.
@@ -125,6 +127,7 @@ impl FakeOp {
             rng,
             codes: Mutex::new(HashMap::new()),
             jwks_fetches: AtomicUsize::new(0),
+            person: Mutex::new("forge".into()),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -281,16 +284,17 @@ async fn token(
 /// The ID token `mode` asks for: the good one, wrong in exactly one way.
 fn forge(s: &FakeState, mode: Mode, nonce: &str) -> String {
     let now = Utc::now().timestamp();
+    let person = s.person.lock().expect("person").clone();
     let mut claims = json!({
         "iss": s.issuer,
-        "sub": "forge-subject-1",
+        "sub": format!("{person}-subject-1"),
         "aud": CLIENT_ID,
         "iat": now,
         "exp": now + 600,
         "nonce": nonce,
-        "email": "forge@acme.test",
+        "email": format!("{person}@acme.test"),
         "email_verified": true,
-        "preferred_username": "forge",
+        "preferred_username": person,
         "name": "Forge Tester",
     });
     match mode {
@@ -356,6 +360,14 @@ struct Outcome {
 
 impl Rig {
     async fn start(mode: Mode) -> Self {
+        Self::start_with(mode, |_| {}).await
+    }
+
+    /// [`Rig::start`] with the configuration changed by `configure`.
+    async fn start_with(
+        mode: Mode,
+        configure: impl FnOnce(&mut aiworklab::config::RawConfig),
+    ) -> Self {
         let fake = FakeOp::start(mode).await;
         let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -368,6 +380,7 @@ impl Rig {
             ..RawOidc::default()
         });
         env.raw.rate_limits.sign_in.requests = 1000;
+        configure(&mut env.raw);
         let state = env.state_with_clock(Arc::new(SystemClock));
         let running = server::start(state.clone(), listener)
             .await
@@ -600,4 +613,44 @@ async fn a_token_also_addressed_to_an_untrusted_party_is_refused() {
 #[tokio::test]
 async fn a_token_authorised_for_another_party_is_refused() {
     refused(Mode::AzpOfAnotherParty, "azp").await.stop().await;
+}
+
+/// Sign-ins are limited per account as well as per address: one account
+/// signing in over and over is stopped at its own budget (429 with
+/// Retry-After, audited as `rate_limited`, no session), while another
+/// account behind the same address, as behind a shared NAT, still signs in.
+#[tokio::test]
+async fn sign_ins_are_limited_per_account_under_the_address_ceiling() {
+    let rig = Rig::start_with(Mode::Good, |raw| {
+        raw.rate_limits.sign_in = aiworklab::config::RawRateLimit {
+            ip_requests: Some(100),
+            ..aiworklab::config::RawRateLimit::new(2, 3600)
+        };
+    })
+    .await;
+    for _ in 0..2 {
+        let page = rig.sign_in().await;
+        assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    let page = rig.sign_in().await;
+    assert_eq!(
+        page.status,
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(
+        page.set_cookies.iter().all(|c| !c.starts_with(COOKIE)),
+        "{:?}",
+        page.set_cookies
+    );
+    assert_eq!(rig.failure_reasons(), ["rate_limited"]);
+    // Another engineer, from the same address.
+    *rig.fake.state.person.lock().expect("person") = "other".into();
+    for _ in 0..2 {
+        let page = rig.sign_in().await;
+        assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    rig.stop().await;
 }
