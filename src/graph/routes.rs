@@ -11,7 +11,7 @@ use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
-use crate::http::extract::{ApiCaller, session_layer};
+use crate::http::extract::{ApiCaller, ApiChange, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
 use crate::http::{AppState, blocking};
 use crate::users::{self, Role};
@@ -105,7 +105,7 @@ async fn post_opt_out(
 
 async fn get_export(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    ApiChange(caller): ApiChange,
 ) -> Result<Json<Value>, AppError> {
     person(&caller)?;
     let now = state.clock.now();

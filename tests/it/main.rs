@@ -11,6 +11,7 @@ mod graph;
 mod http;
 mod idp;
 mod scim;
+mod session_api;
 mod sso;
 mod sso_forged;
 mod store;
