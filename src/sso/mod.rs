@@ -139,6 +139,24 @@ impl std::fmt::Debug for Sso {
     }
 }
 
+/// What a sign-in starts from: where to return, whether it re-authenticates
+/// a live session, and the secret of the browser starting it.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub return_to: &'a str,
+    pub reauth: bool,
+    pub browser: &'a str,
+}
+
+/// What the callback received: the code and state from the IdP, and the
+/// secret of the browser that brought them (if it has one).
+#[derive(Debug, Clone, Copy)]
+pub struct Callback<'a> {
+    pub code: &'a str,
+    pub state: &'a str,
+    pub browser: Option<&'a str>,
+}
+
 /// The started sign-in: where to send the browser.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -235,11 +253,14 @@ impl Sso {
         db: &OrgDb,
         org: &OrgSettings,
         redirect: &url::Url,
-        return_to: &str,
-        reauth: bool,
-        browser: &str,
+        start: Start<'_>,
         now: DateTime<Utc>,
     ) -> Result<Started, SsoError> {
+        let Start {
+            return_to,
+            reauth,
+            browser,
+        } = start;
         let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let meta = self.metadata(org, oidc, false).await?;
         let client = Self::client(meta, oidc, redirect)?;
@@ -286,11 +307,14 @@ impl Sso {
         db: &OrgDb,
         org: &OrgSettings,
         redirect: &url::Url,
-        code: &str,
-        state: &str,
-        browser: Option<&str>,
+        callback: Callback<'_>,
         now: DateTime<Utc>,
     ) -> Result<(Verified, LoginRow), SsoError> {
+        let Callback {
+            code,
+            state,
+            browser,
+        } = callback;
         let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let hash = SecretHash::of(state).0;
         let login = db

@@ -136,7 +136,17 @@ pub async fn get_login_start(
     };
     match state
         .sso
-        .begin(db, settings, &redirect, &return_to, reauth, &browser, now)
+        .begin(
+            db,
+            settings,
+            &redirect,
+            crate::sso::Start {
+                return_to: &return_to,
+                reauth,
+                browser: &browser,
+            },
+            now,
+        )
         .await
     {
         Ok(started) => Ok(match cookie {
@@ -227,7 +237,17 @@ async fn complete(
     let browser = browser_secret(session);
     let (verified, login) = state
         .sso
-        .finish(db, settings, &redirect, code, st, browser.as_deref(), now)
+        .finish(
+            db,
+            settings,
+            &redirect,
+            crate::sso::Callback {
+                code,
+                state: st,
+                browser: browser.as_deref(),
+            },
+            now,
+        )
         .await?;
     let auth_time = verified.session_auth_time(now);
     let return_to = safe_return(Some(&login.return_to));
