@@ -1,4 +1,4 @@
-//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin` and
+//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin|link` and
 //! `aiworklab admin login-link`: operator tools for labs, scripted set-up
 //! and break-glass. Every change is audited with the operator as actor.
 
@@ -14,7 +14,7 @@ use crate::users::{self, AdminCtx, UserError};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
-    /// Create a user (they sign in with SSO once their user name matches, or with a break-glass link).
+    /// Create a user (a first SSO sign-in links to them by the org's `link_by` contract, never to an admin: use `user link`; or a break-glass link).
     Add {
         #[arg(long)]
         org: String,
@@ -57,6 +57,21 @@ pub enum UserCmd {
         #[arg(long)]
         org: String,
         user: String,
+    },
+    /// Link an IdP identity to a user who has none yet: the only way onto an admin's account.
+    /// The subject is shown on the person's refused sign-in page and in the audit log.
+    Link {
+        #[arg(long)]
+        org: String,
+        /// User id or user name.
+        #[arg(long)]
+        user: String,
+        /// The identity's `sub` at the IdP.
+        #[arg(long)]
+        subject: String,
+        /// The IdP's issuer; defaults to the org's configured issuer.
+        #[arg(long)]
+        issuer: Option<String>,
     },
 }
 
@@ -172,6 +187,30 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             users::set_admin(db, &op, &u.id, false, now)?;
             println!("{} is no longer a directly granted admin", u.user_name);
             revoke_their_tokens(db, org_settings(&org), now)?;
+        }
+        UserCmd::Link {
+            org,
+            user,
+            subject,
+            issuer,
+        } => {
+            let db = store.org(&org)?;
+            let issuer = match issuer.or_else(|| {
+                org_settings(&org).and_then(|o| o.oidc.as_ref().map(|c| c.issuer.clone()))
+            }) {
+                Some(i) => i,
+                None => {
+                    return Err(Failure::new(
+                        format!("the org {org} has no [orgs.oidc] issuer configured"),
+                        Some(
+                            "give the issuer with --issuer, or configure the org's OIDC provider"
+                                .into(),
+                        ),
+                    ));
+                }
+            };
+            let u = users::link(db, &op, &user, &issuer, &subject, now)?;
+            println!("{} now signs in as {subject} at {issuer}", u.user_name);
         }
     }
     Ok(ExitCode::SUCCESS)

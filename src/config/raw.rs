@@ -336,10 +336,17 @@ pub struct RawOidc {
     pub username_claim: String,
     /// Also fetch the userinfo endpoint and merge its claims.
     pub use_userinfo: bool,
-    /// `amr` values that count as multi-factor (RFC 8176).
+    /// `amr` values that each count as multi-factor on their own (RFC
+    /// 8176). Two `amr` values of different factor types count as well.
     pub mfa_amr: Vec<String>,
     /// `acr` values that count as multi-factor.
     pub mfa_acr: Vec<String>,
+    /// How a first sign-in finds an account that exists but has not signed
+    /// in yet: "email", "external_id", "user_name" or "none".
+    pub link_by: String,
+    /// The claim compared with the SCIM `externalId` when `link_by` is
+    /// "external_id".
+    pub link_claim: String,
 }
 
 impl Default for RawOidc {
@@ -353,12 +360,10 @@ impl Default for RawOidc {
             groups_claim: "groups".into(),
             username_claim: "preferred_username".into(),
             use_userinfo: false,
-            mfa_amr: [
-                "mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "sc", "pop",
-            ]
-            .map(String::from)
-            .to_vec(),
+            mfa_amr: vec!["mfa".into()],
             mfa_acr: Vec::new(),
+            link_by: "email".into(),
+            link_claim: "sub".into(),
         }
     }
 }

@@ -48,9 +48,27 @@ pub enum Provisioning {
     ScimOnly,
 }
 
+/// How a first sign-in may take over an account that exists (made by SCIM
+/// or the operator) but has no identity yet. Never onto an admin: that
+/// takes `aiworklab user link`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkBy {
+    /// A verified email whose domain the org lists in `allowed_email_domains`.
+    Email,
+    /// The `link_claim` claim equals the SCIM `externalId` of a SCIM user.
+    ExternalId,
+    /// The `username_claim` claim equals the SCIM `userName` of a SCIM user.
+    UserName,
+    /// Never: accounts are linked by the operator only.
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct OidcSettings {
-    pub issuer: url::Url,
+    /// The issuer exactly as configured (a trailing slash kept or left
+    /// out): OpenID Connect Discovery §4.3 compares it byte for byte with
+    /// the discovery document's and the tokens' `iss`.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub scopes: Vec<String>,
@@ -59,6 +77,8 @@ pub struct OidcSettings {
     pub use_userinfo: bool,
     pub mfa_amr: Vec<String>,
     pub mfa_acr: Vec<String>,
+    pub link_by: LinkBy,
+    pub link_claim: String,
 }
 
 #[derive(Debug, Clone)]
@@ -718,7 +738,9 @@ fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {
 fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<OidcSettings> {
     let k = |s: &str| format!("{key}.{s}");
     let issuer = match url::Url::parse(&raw.issuer) {
-        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&u)) => Some(u),
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&u)) => {
+            Some(raw.issuer.trim().to_string())
+        }
         Ok(_) => {
             c.fail(&k("issuer"), format!("`{}` must be https (http only on loopback, for labs)", raw.issuer), "use the issuer URL your identity provider shows, e.g. \"https://login.example.com/realms/acme\"");
             None
@@ -758,6 +780,27 @@ fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<Oid
             "add \"openid\" to the scopes",
         );
     }
+    let link_by = match raw.link_by.as_str() {
+        "email" => LinkBy::Email,
+        "external_id" => LinkBy::ExternalId,
+        "user_name" => LinkBy::UserName,
+        "none" => LinkBy::None,
+        other => {
+            c.fail(
+                &k("link_by"),
+                format!("`{other}` is not a way to link accounts"),
+                "use \"email\", \"external_id\", \"user_name\" or \"none\" (see docs/sso.md, Linking)",
+            );
+            LinkBy::None
+        }
+    };
+    if link_by == LinkBy::ExternalId && raw.link_claim.trim().is_empty() {
+        c.fail(
+            &k("link_claim"),
+            "is empty",
+            "name the ID-token claim that carries the SCIM externalId, e.g. \"sub\" (Okta) or \"oid\" (Entra ID)",
+        );
+    }
     Some(OidcSettings {
         issuer: issuer?,
         client_id: raw.client_id.trim().to_string(),
@@ -768,5 +811,7 @@ fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<Oid
         use_userinfo: raw.use_userinfo,
         mfa_amr: raw.mfa_amr.clone(),
         mfa_acr: raw.mfa_acr.clone(),
+        link_by,
+        link_claim: raw.link_claim.trim().to_string(),
     })
 }

@@ -11,7 +11,7 @@ use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
-use crate::http::extract::{ApiAdmin, ApiCaller, session_layer};
+use crate::http::extract::{ApiAdmin, ApiCaller, ApiChange, session_layer};
 use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
 use crate::http::{AppState, blocking};
 
@@ -104,7 +104,7 @@ async fn post_opt_out(
 
 async fn get_export(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    ApiChange(caller): ApiChange,
 ) -> Result<Json<Value>, AppError> {
     person(&caller)?;
     admit_caller(&state, RouteClass::Export, &Caller::person_of_api(&caller))?;

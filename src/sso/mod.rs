@@ -3,8 +3,13 @@
 //! short-lived server-side record consumed once, and full ID-token
 //! validation (signature against the discovered JWKS, refetched once on an
 //! unknown key; `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; `none` and
-//! symmetric algorithms refused). Discovery is cached; the HTTP client
-//! follows no redirects.
+//! symmetric algorithms refused). Each sign-in is bound to the browser
+//! that started it: the hash of a value only that browser holds (its
+//! pre-sign-in cookie, or its live session) is stored with the state, and a
+//! callback from any other browser is refused (login CSRF). The IdP's free
+//! text (`error_description`, error bodies) never reaches a page or a log:
+//! only its error code does. Discovery is cached; the HTTP client follows
+//! no redirects.
 //! (OpenID Connect Core 1.0 §3.1; RFC 7636 for PKCE.)
 
 pub mod break_glass;
@@ -49,10 +54,14 @@ pub enum SsoError {
     NotConfigured,
     #[error("the identity provider did not answer: {0}")]
     IdpUnavailable(String),
-    #[error("the identity provider refused the sign-in: {0}")]
-    Denied(String),
+    /// The IdP answered the authorization request with an error; holds
+    /// its error code (one of [`IDP_ERROR_CODES`], or `other`).
+    #[error("the identity provider refused the sign-in (error `{0}`)")]
+    Denied(&'static str),
     #[error("this sign-in has expired or was already used")]
     BadState,
+    #[error("this sign-in was started in another browser")]
+    OtherBrowser,
     #[error("the identity provider did not accept the sign-in code: {0}")]
     Exchange(String),
     #[error("the identity provider's answer failed validation: {0}")]
@@ -89,6 +98,7 @@ impl SsoError {
             Self::IdpUnavailable(_) => "idp_unavailable",
             Self::Denied(_) => "denied",
             Self::BadState => "bad_state",
+            Self::OtherBrowser => "other_browser",
             Self::Exchange(_) => "code_rejected",
             Self::InvalidToken(_) => "invalid_token",
             Self::MfaRequired => "mfa_required",
@@ -99,13 +109,30 @@ impl SsoError {
         }
     }
 
+    /// The details of the `sign_in.failed` audit row: the reason, and what
+    /// the operator needs to act on it (never the IdP's free text).
+    pub fn audit_details(&self) -> serde_json::Value {
+        match self {
+            Self::Denied(code) => serde_json::json!({ "reason": self.code(), "error": code }),
+            Self::Refused(Refusal::AdminLink { user_name, subject }) => serde_json::json!({
+                "reason": self.code(),
+                "user_name": user_name,
+                "subject": subject,
+            }),
+            _ => serde_json::json!({ "reason": self.code() }),
+        }
+    }
+
     /// What the person should do, for the error page.
     pub fn advice(&self) -> String {
         match self {
             Self::NotConfigured => "Ask your administrator to configure single sign-on for this organisation.".into(),
             Self::IdpUnavailable(_) => "Try again in a few minutes. If it persists, your administrator can check the identity provider.".into(),
-            Self::Denied(_) => "Start the sign-in again; if you cancelled it, nothing happened.".into(),
+            Self::Denied("access_denied") => "Start the sign-in again; if you cancelled it, nothing happened.".into(),
+            Self::Denied("temporarily_unavailable" | "server_error") => "Try again in a few minutes. If it persists, your administrator can check the identity provider.".into(),
+            Self::Denied(code) => format!("Start the sign-in again. If it keeps failing, tell your administrator the error code `{code}` and the time."),
             Self::BadState => "Start the sign-in again from the sign-in page; links to it expire after ten minutes and work once.".into(),
+            Self::OtherBrowser => "Start the sign-in again from the sign-in page, in the browser you want to use. If someone sent you a link that signs you in, do not use it.".into(),
             Self::Exchange(_) | Self::InvalidToken(_) => "Start the sign-in again. If it keeps failing, tell your administrator the time and the request id below.".into(),
             Self::MfaRequired => "Sign in again using a second factor (authenticator app, security key).".into(),
             Self::StaleReauth => "Sign in again: admin actions need a fresh sign-in.".into(),
@@ -126,6 +153,24 @@ impl std::fmt::Debug for Sso {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Sso")
     }
+}
+
+/// What a sign-in starts from: where to return, whether it re-authenticates
+/// a live session, and the secret of the browser starting it.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub return_to: &'a str,
+    pub reauth: bool,
+    pub browser: &'a str,
+}
+
+/// What the callback received: the code and state from the IdP, and the
+/// secret of the browser that brought them (if it has one).
+#[derive(Debug, Clone, Copy)]
+pub struct Callback<'a> {
+    pub code: &'a str,
+    pub state: &'a str,
+    pub browser: Option<&'a str>,
 }
 
 /// The started sign-in: where to send the browser.
@@ -174,7 +219,7 @@ impl Sso {
         if !refresh && let Some(m) = self.cached(&org.slug) {
             return Ok(m);
         }
-        let issuer = IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_string())
+        let issuer = IssuerUrl::new(oidc.issuer.clone())
             .map_err(|e| SsoError::IdpUnavailable(e.to_string()))?;
         let meta = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
@@ -211,9 +256,11 @@ impl Sso {
         .set_redirect_uri(redirect))
     }
 
-    /// Starts a sign-in: records state, nonce and PKCE verifier server-side
-    /// and returns the IdP's authorization URL. With `reauth`, the IdP is
-    /// asked for a fresh login (`prompt=login`, `max_age=0`).
+    /// Starts a sign-in: records state, nonce, PKCE verifier and the hash of
+    /// `browser` (a secret the starting browser presents again at the
+    /// callback, see `web::signin`) server-side and returns the IdP's
+    /// authorization URL. With `reauth`, the IdP is asked for a fresh login
+    /// (`prompt=login`, `max_age=0`).
     ///
     /// # Errors
     /// [`SsoError::NotConfigured`], [`SsoError::IdpUnavailable`], store errors.
@@ -222,10 +269,14 @@ impl Sso {
         db: &OrgDb,
         org: &OrgSettings,
         redirect: &url::Url,
-        return_to: &str,
-        reauth: bool,
+        start: Start<'_>,
         now: DateTime<Utc>,
     ) -> Result<Started, SsoError> {
+        let Start {
+            return_to,
+            reauth,
+            browser,
+        } = start;
         let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let meta = self.metadata(org, oidc, false).await?;
         let client = Self::client(meta, oidc, redirect)?;
@@ -252,6 +303,7 @@ impl Sso {
             pkce_verifier: verifier.secret().clone(),
             return_to: return_to.to_string(),
             reauth,
+            browser_hash: SecretHash::of(browser).0.to_vec(),
             created_at: to_millis(now),
             expires_at: to_millis(now + LOGIN_TTL),
         };
@@ -260,7 +312,8 @@ impl Sso {
         Ok(Started { authorize_url: url })
     }
 
-    /// Completes a sign-in at the callback: consumes the state, exchanges
+    /// Completes a sign-in at the callback: consumes the state, checks that
+    /// `browser` is the secret of the browser that started it, exchanges
     /// the code with the PKCE verifier, and validates the ID token.
     ///
     /// # Errors
@@ -270,16 +323,25 @@ impl Sso {
         db: &OrgDb,
         org: &OrgSettings,
         redirect: &url::Url,
-        code: &str,
-        state: &str,
+        callback: Callback<'_>,
         now: DateTime<Utc>,
     ) -> Result<(Verified, LoginRow), SsoError> {
+        let Callback {
+            code,
+            state,
+            browser,
+        } = callback;
         let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let hash = SecretHash::of(state).0;
         let login = db
             .db
             .write(|tx| sql::take_login(tx, &hash, to_millis(now)).map_err(store_err))?
             .ok_or(SsoError::BadState)?;
+        // Login CSRF: a callback URL is worthless in any other browser.
+        let bound = SecretHash::from_slice(&login.browser_hash);
+        if !browser.is_some_and(|b| bound.is_some_and(|h| h.verify(b))) {
+            return Err(SsoError::OtherBrowser);
+        }
         let meta = self.metadata(org, oidc, false).await?;
         let client = Self::client(meta, oidc, redirect)?;
         let response = client
@@ -288,7 +350,7 @@ impl Sso {
             .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| SsoError::Exchange(error_chain(&e)))?;
+            .map_err(|e| exchange_failed(&e))?;
         let id_token = response
             .extra_fields()
             .id_token()
@@ -344,7 +406,12 @@ impl Sso {
                     &self.http,
                 )
                 .await
-                .map_err(|e| SsoError::IdpUnavailable(error_chain(&e)))?;
+                // Not the chain: an error body of the IdP is its free text.
+                .map_err(|_| {
+                    SsoError::IdpUnavailable(
+                        "the userinfo endpoint did not answer with claims".into(),
+                    )
+                })?;
             verified.merge_userinfo(&info, oidc);
         }
         if login.reauth {
@@ -373,6 +440,66 @@ const ASYMMETRIC_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EcdsaP384Sha384,
     CoreJwsSigningAlgorithm::EdDsa,
 ];
+
+/// The error codes of RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6
+/// that an authorization response may carry. Anything else is `other`: the
+/// IdP's words are never repeated.
+pub const IDP_ERROR_CODES: [&str; 16] = [
+    "access_denied",
+    "invalid_request",
+    "unauthorized_client",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+];
+
+/// The authorization error `error` as one of our own codes.
+pub fn denied(error: &str) -> SsoError {
+    SsoError::Denied(
+        IDP_ERROR_CODES
+            .into_iter()
+            .find(|c| *c == error)
+            .unwrap_or("other"),
+    )
+}
+
+/// A failed code exchange, told by its error code (RFC 6749 §5.2) only:
+/// the token endpoint's `error_description` and body are the IdP's text.
+fn exchange_failed<RE: std::error::Error + 'static>(
+    e: &openidconnect::RequestTokenError<
+        RE,
+        openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    >,
+) -> SsoError {
+    use openidconnect::RequestTokenError as E;
+    match e {
+        E::ServerResponse(r) => {
+            let code = r.error().as_ref();
+            let code =
+                if code.len() <= 40 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    code
+                } else {
+                    "other"
+                };
+            SsoError::Exchange(format!("the token endpoint answered `{code}`"))
+        }
+        E::Request(inner) => SsoError::IdpUnavailable(error_chain(inner)),
+        E::Parse(..) => {
+            SsoError::Exchange("the token endpoint's answer is not a token response".into())
+        }
+        E::Other(_) => SsoError::Exchange("the token endpoint's answer was not understood".into()),
+    }
+}
 
 /// An error with its causes, for logs and error details.
 fn error_chain(e: &dyn std::error::Error) -> String {

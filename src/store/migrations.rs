@@ -35,6 +35,8 @@ const ORG_STEPS: &[M<'static>] = &[
     .comment("no per-concept index of deltas: pushes fold on from the stored states"),
     M::up(include_str!("migrations/org/0012_per_engineer_keys.sql"))
         .comment("weekly activity keyed by engineer first; concept states indexed by concept only"),
+    M::up(include_str!("migrations/org/0013_sign_in_browser.sql"))
+        .comment("sign-ins in progress bound to the browser that started them"),
     M::up(include_str!("migrations/org/0015_refresh_generations.sql")).comment(
         "the generation of each device's current refresh token, to detect any superseded one",
     ),
@@ -61,7 +63,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 13);
+        assert_eq!(ORG_VERSION, 14);
     }
 
     #[test]

@@ -164,6 +164,43 @@ pub fn by_user_name_including_deleted(
         .optional()
 }
 
+/// Accounts without an identity yet that list `email` (case-insensitive)
+/// among their emails: candidates for linking by verified email.
+///
+/// # Errors
+/// SQLite errors.
+pub fn unlinked_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE oidc_subject IS NULL AND EXISTS (
+             SELECT 1 FROM json_each(users.emails) e
+             WHERE lower(json_extract(e.value, '$.value')) = lower(?1))"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([email], user)?
+        .collect()
+}
+
+/// SCIM-provisioned accounts without an identity yet whose `externalId`
+/// is `external_id`: candidates for linking by the IdP's externalId.
+///
+/// # Errors
+/// SQLite errors.
+pub fn unlinked_by_external_id(
+    conn: &Connection,
+    external_id: &str,
+) -> rusqlite::Result<Vec<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE oidc_subject IS NULL AND provisioned_by = 'scim' AND external_id = ?1"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([external_id], user)?
+        .collect()
+}
+
 /// # Errors
 /// SQLite errors.
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {

@@ -345,6 +345,59 @@ pub fn set_admin(
     get(org, id)
 }
 
+/// Links the IdP identity (`issuer`, `subject`) to an account by hand: the
+/// only way onto an account holding the admin role, which a sign-in never
+/// takes over by itself (see [`signin`]). The subject is the one the
+/// refused sign-in showed the person, and the `sign_in.failed` audit row
+/// recorded. Audited as `user.link`.
+///
+/// # Errors
+/// [`UserError::NotFound`]; [`UserError::Invalid`] when the account has
+/// an identity already or the identity belongs to another account.
+pub fn link(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id_or_name: &str,
+    issuer: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    if issuer.trim().is_empty() || subject.trim().is_empty() {
+        return Err(UserError::Invalid(
+            "give the issuer and the subject of the identity to link".into(),
+        ));
+    }
+    let user = find(org, id_or_name)?;
+    org.db.write(|tx| {
+        let mut row = sql::by_id(tx, &user.id)?.ok_or(UserError::NotFound)?;
+        if let Some(current) = &row.oidc_subject {
+            return Err(UserError::Invalid(format!(
+                "{} is already linked to the subject {current}; nothing changed",
+                row.user_name
+            )));
+        }
+        if let Some(other) = sql::by_identity(tx, issuer, subject)? {
+            return Err(UserError::Invalid(format!(
+                "that identity already signs in as {}; nothing changed",
+                other.user_name
+            )));
+        }
+        row.oidc_issuer = Some(issuer.to_string());
+        row.oidc_subject = Some(subject.to_string());
+        row.updated_at = to_millis(now);
+        sql::update(tx, &row)?;
+        admin.audit().record(
+            tx,
+            "user.link",
+            Some(&row.id),
+            &json!({ "issuer": issuer, "subject": subject, "by": "operator" }),
+            now,
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    get(org, &user.id)
+}
+
 /// Ends every session of a user. Audited as `sessions.revoke_all`.
 ///
 /// # Errors

@@ -2,14 +2,21 @@
 //! user of the org, or refuse it. `jit` orgs create users on first sign-in
 //! (from allowed email domains); `scim_only` orgs admit only users their
 //! identity provider provisioned over SCIM and left active.
+//!
+//! An account that exists (made by SCIM or the operator) but has no
+//! identity yet is linked to a first sign-in only by the org's contract
+//! (`oidc.link_by`): a verified email in an allowed domain, or the SCIM
+//! `externalId` / `userName` the IdP is configured to send. Never by a
+//! matching name alone, and never onto an account that holds the admin
+//! role: that takes the operator (`aiworklab user link`, [`super::link`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Email, User, UserError, load};
+use super::{Email, Role, User, UserError, load};
 use crate::audit::Context;
 use crate::clock::to_millis;
-use crate::config::{OrgSettings, Provisioning};
+use crate::config::{LinkBy, OrgSettings, Provisioning};
 use crate::store::OrgDb;
 use crate::store::users::{self as sql, UserRow};
 
@@ -24,6 +31,9 @@ pub struct Identity {
     pub email_verified: bool,
     /// `None` when the token carried no groups claim.
     pub groups: Option<Vec<String>>,
+    /// The value of the org's `link_claim`, compared with SCIM `externalId`
+    /// when the org links by it.
+    pub link_value: Option<String>,
 }
 
 /// Why a verified identity may not sign in. Shown to the person.
@@ -34,6 +44,12 @@ pub enum Refusal {
     DomainNotAllowed(String),
     EmailUnverified,
     NameConflict(String),
+    /// The sign-in would link to an account holding the admin role; the
+    /// operator links it (`aiworklab user link`).
+    AdminLink {
+        user_name: String,
+        subject: String,
+    },
 }
 
 impl Refusal {
@@ -44,6 +60,7 @@ impl Refusal {
             Self::DomainNotAllowed(_) => "domain_not_allowed",
             Self::EmailUnverified => "email_unverified",
             Self::NameConflict(_) => "name_conflict",
+            Self::AdminLink { .. } => "admin_link_needs_operator",
         }
     }
 
@@ -54,6 +71,7 @@ impl Refusal {
             Self::DomainNotAllowed(d) => format!("Accounts from {d} may not sign in to this organisation. Sign in with your work account."),
             Self::EmailUnverified => "Your identity provider has not verified your email address, so this organisation cannot admit you. Verify it there and try again.".into(),
             Self::NameConflict(n) => format!("Another account already uses the name {n}. Ask your administrator to resolve the conflict."),
+            Self::AdminLink { user_name, subject } => format!("The account {user_name} is an administrator's, so a first sign-in is never linked to it automatically. Ask your operator to confirm it is you and run: aiworklab user link --org <org> --user {user_name} --subject {subject}"),
         }
     }
 }
@@ -78,6 +96,44 @@ fn domain_allowed(settings: &OrgSettings, email: Option<&str>) -> Result<(), Ref
     }
 }
 
+/// The unlinked account `id` may take over under the org's contract, if
+/// exactly one fits.
+fn link_candidate(
+    tx: &rusqlite::Connection,
+    settings: &OrgSettings,
+    id: &Identity,
+) -> rusqlite::Result<Option<UserRow>> {
+    let by = settings.oidc.as_ref().map_or(LinkBy::None, |o| o.link_by);
+    let found = match by {
+        LinkBy::Email => {
+            let Some(email) = id.email.as_deref().filter(|_| id.email_verified) else {
+                return Ok(None);
+            };
+            // Only in a domain the org lists: with no list, no domain is
+            // the org's to vouch for.
+            let listed =
+                domain_of(email).is_some_and(|d| settings.allowed_email_domains.contains(&d));
+            if !listed {
+                return Ok(None);
+            }
+            sql::unlinked_by_email(tx, email)?
+        }
+        LinkBy::ExternalId => match id.link_value.as_deref() {
+            Some(v) if !v.is_empty() => sql::unlinked_by_external_id(tx, v)?,
+            _ => return Ok(None),
+        },
+        LinkBy::UserName => sql::by_user_name(tx, &id.user_name)?
+            .filter(|u| u.oidc_subject.is_none() && u.provisioned_by == "scim")
+            .into_iter()
+            .collect(),
+        LinkBy::None => Vec::new(),
+    };
+    Ok(match <[UserRow; 1]>::try_from(found) {
+        Ok([one]) => Some(one),
+        Err(_) => None,
+    })
+}
+
 /// Resolves `id` to a user of `org`, creating or linking one when policy
 /// allows, and refreshes profile and groups from the token. Audited.
 ///
@@ -93,21 +149,30 @@ pub fn resolve(
     org.db.write(|tx| {
         let existing = match sql::by_identity(tx, &id.issuer, &id.subject)? {
             Some(u) => Some(u),
-            None => match sql::by_user_name(tx, &id.user_name)? {
-                // Link an account created by SCIM or the operator that has
-                // not signed in yet; never take over another identity.
-                Some(u) if u.oidc_subject.is_none() => {
+            None => match link_candidate(tx, settings, id)? {
+                Some(u) => {
+                    if load(tx, u.clone())?.role(settings) == Role::Admin {
+                        return Ok(Err(Refusal::AdminLink {
+                            user_name: u.user_name,
+                            subject: id.subject.clone(),
+                        }));
+                    }
+                    let by = settings.oidc.as_ref().map_or(LinkBy::None, |o| o.link_by);
                     ctx.record(
                         tx,
                         "user.link",
                         Some(&u.id),
-                        &json!({ "issuer": id.issuer }),
+                        &json!({ "issuer": id.issuer, "by": format!("{by:?}") }),
                         now,
                     )?;
                     Some(u)
                 }
-                Some(_) => return Ok(Err(Refusal::NameConflict(id.user_name.clone()))),
-                None => None,
+                // A name alone never links: the account is someone else's
+                // until the contract or the operator says otherwise.
+                None => match sql::by_user_name(tx, &id.user_name)? {
+                    Some(_) => return Ok(Err(Refusal::NameConflict(id.user_name.clone()))),
+                    None => None,
+                },
             },
         };
         let mut row = match existing {

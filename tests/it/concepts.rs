@@ -529,7 +529,7 @@ async fn device(state: &AppState, p: &Person) -> String {
             "POST",
             "/api/v1/me/pairing-codes",
             Some(&p.cookie),
-            None,
+            Some(&crate::support::csrf_of(state, &p.cookie)),
             Some(&json!({})),
         ),
     )

@@ -11,16 +11,18 @@ use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send, signed_in};
+use crate::support::{Answer, Env, csrf_of, manual_clock, send, signed_in};
 
 struct Person {
     id: String,
     cookie: String,
+    csrf: String,
 }
 
 fn person(state: &AppState, org: &str, name: &str, admin: bool) -> Person {
     let (cookie, id) = signed_in(state, org, name, admin);
-    Person { id, cookie }
+    let csrf = csrf_of(state, &cookie);
+    Person { id, cookie, csrf }
 }
 
 fn req(method: &str, uri: &str, p: &Person, body: Option<Value>) -> Request<Body> {
@@ -28,6 +30,7 @@ fn req(method: &str, uri: &str, p: &Person, body: Option<Value>) -> Request<Body
         .method(method)
         .uri(uri)
         .header("cookie", &p.cookie)
+        .header("x-csrf-token", &p.csrf)
         .header("content-type", "application/json")
         .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
         .expect("request")

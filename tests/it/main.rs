@@ -13,6 +13,7 @@ mod idp;
 mod ratelimit;
 mod scim;
 mod scim_tokens;
+mod session_api;
 mod sso;
 mod sso_forged;
 mod store;

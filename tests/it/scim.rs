@@ -1284,6 +1284,14 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
     use aiworklab::users::signin::{Identity, Refusal, resolve};
     let mut env = Env::new(&["a"]);
     env.raw.orgs[0].provisioning = "scim_only".into();
+    // Okta's contract: the SCIM userName is the sign-in's preferred_username.
+    env.raw.orgs[0].oidc = Some(aiworklab::config::RawOidc {
+        issuer: "https://idp.example".into(),
+        client_id: "aiwl".into(),
+        client_secret: "secret".into(),
+        link_by: "user_name".into(),
+        ..aiworklab::config::RawOidc::default()
+    });
     let state = env.state();
     let (_, secret) = tokens::create(
         state.store.org("a").unwrap(),
@@ -1305,6 +1313,7 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
         email: None,
         email_verified: true,
         groups: None,
+        link_value: None,
     };
     let now = state.clock.now();
     let sys = Context::system();

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send, signed_in};
+use crate::support::{Answer, Env, manual_clock, send, signed_in, with_csrf};
 
 fn json_req(
     method: &str,
@@ -38,12 +38,16 @@ async fn paired(state: &AppState, org: &str, user: &str) -> (String, String, Val
     let (cookie, uid) = signed_in(state, org, user, false);
     let code = send(
         state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await;
@@ -243,12 +247,16 @@ async fn pushes_are_idempotent_and_pulls_page_through_every_device() {
     // A second device of the same engineer.
     let code = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
@@ -312,12 +320,16 @@ async fn a_pairing_code_works_once_expires_and_its_reuse_revokes_the_device() {
     let (cookie, _) = signed_in(&state, "acme", "eng", false);
     let code = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
@@ -360,12 +372,16 @@ async fn a_pairing_code_works_once_expires_and_its_reuse_revokes_the_device() {
     // Expiry after 30 days.
     let late = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
