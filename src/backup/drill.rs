@@ -17,6 +17,7 @@ use crate::tokens::{self, TokenKind};
 
 use super::archive::Manifest;
 use super::restore::{self, Target};
+use super::signing::OpenKeys;
 
 /// One step of the drill.
 #[derive(Debug, Clone)]
@@ -97,11 +98,7 @@ impl Steps {
 }
 
 /// Runs the drill on `archive`, with its scratch data under `scratch`.
-pub async fn run(
-    archive: &Path,
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-    scratch: &Path,
-) -> Report {
+pub async fn run(archive: &Path, keys: OpenKeys, scratch: &Path) -> Report {
     let mut steps = Steps(Vec::new());
     let dir = match tempfile::Builder::new()
         .prefix("aiworklab-drill-")
@@ -126,13 +123,7 @@ pub async fn run(
         force: false,
     };
     let restored = tokio::task::spawn_blocking(move || {
-        restore::restore(
-            &file,
-            &identities,
-            &target,
-            &Context::system(),
-            SystemClock.now(),
-        )
+        restore::restore(&file, &keys, &target, &Context::system(), SystemClock.now())
     })
     .await
     .map_err(|e| e.to_string())
@@ -144,8 +135,12 @@ pub async fn run(
             .iter()
             .flat_map(|f| f.contents.rows.values())
             .sum();
+        let signed = match &r.signed_by {
+            Some(k) => format!("signed by {k}"),
+            None => "UNSIGNED (format 2, accepted by the operator)".into(),
+        };
         let detail = format!(
-            "{} databases, {rows} rows, counts match the manifest; made {} on {}",
+            "{} databases, {rows} rows, counts match the manifest, {signed}; made {} on {}",
             r.restored.len(),
             r.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
             r.manifest.host

@@ -30,14 +30,18 @@ pub fn next_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
 pub fn run_once(state: &AppState) -> Result<super::Created, super::BackupError> {
     let s = &state.settings.backup;
     let now = state.clock.now();
-    let result = super::create(
-        &state.store,
-        &s.recipients,
-        None,
-        &s.dir,
-        &Context::system(),
-        now,
-    );
+    // Read at every run, so a rotated key is used without a restart.
+    let result = super::signing::SigningKey::load(&s.signing_key_file).and_then(|signer| {
+        super::create(
+            &state.store,
+            &s.recipients,
+            &signer,
+            None,
+            &s.dir,
+            &Context::system(),
+            now,
+        )
+    });
     let m = &state.metrics.backup;
     match &result {
         Ok(c) => {
@@ -67,6 +71,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     if state.settings.backup.recipients.is_empty() {
         tracing::warn!("backup.recipients is empty: scheduled backups are off");
         return;
+    }
+    // Said at start-up rather than first at 02:00.
+    if let Err(e) = super::signing::SigningKey::load(&state.settings.backup.signing_key_file) {
+        tracing::error!(error = %e, fix = %e.fix(), "scheduled backups will fail until the backup signing key is fixed");
     }
     let at = state.settings.backup.schedule;
     let mut due = next_run(state.clock.now(), at);

@@ -4,6 +4,7 @@
 mod aggregates_page;
 mod audit;
 mod backup;
+mod backup_signing;
 mod browser;
 mod cli;
 mod concepts;
