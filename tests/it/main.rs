@@ -12,6 +12,7 @@ mod graph;
 mod http;
 mod idp;
 mod scim;
+mod scim_conformance;
 mod sso;
 mod sso_forged;
 mod store;
