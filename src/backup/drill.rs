@@ -24,6 +24,7 @@ use crate::tokens::{self, TokenKind};
 
 use super::archive::Manifest;
 use super::restore::{self, Target};
+use super::signing::OpenKeys;
 
 /// One step of the drill.
 #[derive(Debug, Clone)]
@@ -118,7 +119,7 @@ pub type Start = fn(
 /// serving the restored copy with `start`.
 pub async fn run(
     archive: &Path,
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    keys: OpenKeys,
     scratch: &Path,
     start: Start,
 ) -> Report {
@@ -146,13 +147,7 @@ pub async fn run(
         force: false,
     };
     let restored = tokio::task::spawn_blocking(move || {
-        restore::restore(
-            &file,
-            &identities,
-            &target,
-            &Context::system(),
-            SystemClock.now(),
-        )
+        restore::restore(&file, &keys, &target, &Context::system(), SystemClock.now())
     })
     .await
     .map_err(|e| e.to_string())
@@ -164,8 +159,12 @@ pub async fn run(
             .iter()
             .flat_map(|f| f.contents.rows.values())
             .sum();
+        let signed = match &r.signed_by {
+            Some(k) => format!("signed by {k}"),
+            None => "UNSIGNED (format 2, accepted by the operator)".into(),
+        };
         let detail = format!(
-            "{} databases, {rows} rows, counts match the manifest; made {} on {}",
+            "{} databases, {rows} rows, counts match the manifest, {signed}; made {} on {}",
             r.restored.len(),
             r.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
             r.manifest.host

@@ -41,7 +41,18 @@ pub fn run_once(
     metrics: &Metrics,
 ) -> Result<super::Created, super::BackupError> {
     let now = clock.now();
-    let result = super::create(store, &s.recipients, None, &s.dir, &Context::system(), now);
+    // Read at every run, so a rotated key is used without a restart.
+    let result = super::signing::SigningKey::load(&s.signing_key_file).and_then(|signer| {
+        super::create(
+            store,
+            &s.recipients,
+            &signer,
+            None,
+            &s.dir,
+            &Context::system(),
+            now,
+        )
+    });
     let m = &metrics.backup;
     match &result {
         Ok(c) => {
@@ -77,6 +88,10 @@ pub async fn run(
     if settings.backup.recipients.is_empty() {
         tracing::warn!("backup.recipients is empty: scheduled backups are off");
         return;
+    }
+    // Said at start-up rather than first at 02:00.
+    if let Err(e) = super::signing::SigningKey::load(&settings.backup.signing_key_file) {
+        tracing::error!(error = %e, fix = %e.fix(), "scheduled backups will fail until the backup signing key is fixed");
     }
     let at = settings.backup.schedule;
     let mut due = next_run(clock.now(), at);

@@ -219,6 +219,13 @@ pub struct RawBackup {
     /// Daily UTC time of the scheduled backup, `HH:MM`.
     pub schedule: String,
     pub retention_days: u32,
+    /// The Ed25519 key that signs manifests. Empty means
+    /// `<data_dir>/backup-signing.key`.
+    pub signing_key_file: String,
+    /// Verification keys (`aiwl_bkv_…`) trusted besides the signing key's
+    /// own: earlier keys, so their archives still verify after a rotation,
+    /// or the appliance's key on a machine that only restores.
+    pub verify_keys: Vec<String>,
 }
 
 impl Default for RawBackup {
@@ -228,6 +235,8 @@ impl Default for RawBackup {
             dir: String::new(),
             schedule: "02:00".into(),
             retention_days: 30,
+            signing_key_file: String::new(),
+            verify_keys: Vec::new(),
         }
     }
 }

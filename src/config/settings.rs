@@ -89,6 +89,11 @@ pub struct BackupSettings {
     /// Daily UTC time of the scheduled backup.
     pub schedule: chrono::NaiveTime,
     pub retention_days: u32,
+    /// The key that signs each archive's manifest (read when a backup is
+    /// made, so a rotated key is used without a restart).
+    pub signing_key_file: PathBuf,
+    /// Verification keys trusted besides the signing key's own.
+    pub verify_keys: Vec<crate::backup::signing::VerifyKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -641,6 +646,22 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
         chrono::NaiveTime::MIN
     });
     let retention_days = c.range("backup.retention_days", b.retention_days, 1, 3_650);
+    let mut verify_keys = Vec::new();
+    for (i, k) in b.verify_keys.iter().enumerate() {
+        match k.parse() {
+            Ok(k) => verify_keys.push(k),
+            Err(why) => c.fail(
+                &format!("backup.verify_keys.{i}"),
+                why,
+                "give the aiwl_bkv_… line printed by `aiworklab backup keygen --signing`; never the signing key",
+            ),
+        }
+    }
+    let signing_key_file = if b.signing_key_file.is_empty() {
+        data_dir.join("backup-signing.key")
+    } else {
+        PathBuf::from(&b.signing_key_file)
+    };
     let dir = if b.dir.is_empty() {
         data_dir.join("backups")
     } else {
@@ -651,6 +672,8 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
         dir,
         schedule,
         retention_days,
+        signing_key_file,
+        verify_keys,
     }
 }
 

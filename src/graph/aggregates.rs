@@ -215,6 +215,8 @@ mod tests {
         Leave(usize, usize),
         SetMembers(usize, Vec<usize>),
         SetMemberships(usize, Vec<usize>),
+        /// The groups nested in a group (only lower-numbered ones: no cycle).
+        Nest(usize, Vec<usize>),
         DeleteGroup(usize),
         ScimDelete(usize),
         DeleteUser(usize),
@@ -247,6 +249,8 @@ mod tests {
             1 => (g.clone(), u.clone()).prop_map(|(g, u)| Op::Leave(g, u)),
             1 => (g.clone(), proptest::collection::vec(u.clone(), 0..4)).prop_map(|(g, m)| Op::SetMembers(g, m)),
             1 => (u.clone(), proptest::collection::vec(g.clone(), 0..3)).prop_map(|(u, m)| Op::SetMemberships(u, m)),
+            1 => (1..GROUPS).prop_flat_map(|g| (Just(g), proptest::collection::vec(0..g, 0..3)))
+                .prop_map(|(g, c)| Op::Nest(g, c)),
             1 => g.prop_map(Op::DeleteGroup),
             1 => u.clone().prop_map(Op::ScimDelete),
             1 => u.prop_map(Op::DeleteUser),
@@ -367,6 +371,19 @@ mod tests {
                 let ids: Vec<String> = groups.iter().map(|g| group(*g)).collect();
                 user_sql::set_memberships(conn, &user(*u), &ids).expect("memberships");
             }
+            Op::Nest(g, children) => {
+                let mut all = children.clone();
+                all.push(*g);
+                ensure(conn, &[], &all);
+                let ids: Vec<String> = children.iter().map(|c| group(*c)).collect();
+                crate::store::groups::set_direct(
+                    conn,
+                    &group(*g),
+                    crate::store::groups::MemberType::Group,
+                    &ids,
+                )
+                .expect("nest");
+            }
             Op::DeleteGroup(g) => {
                 scim_sql::delete_group(conn, &group(*g)).expect("delete group");
             }
@@ -378,6 +395,51 @@ mod tests {
                 conn.execute("DELETE FROM users WHERE id = ?1", [user(*u)])
                     .expect("delete user");
             }
+        }
+    }
+
+    /// [`apply`] on a database older than migration 0017 (no
+    /// `group_direct`): the membership writes as the store made them then,
+    /// straight into `group_members`.
+    fn apply_before_nesting(conn: &Connection, op: &Op) {
+        let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+            conn.execute(sql, p).expect("membership write");
+        };
+        match op {
+            Op::SetMembers(g, members) => {
+                ensure(conn, members, &[*g]);
+                run(
+                    "DELETE FROM group_members WHERE group_id = ?1",
+                    &[&group(*g)],
+                );
+                for u in members {
+                    run(
+                        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                        &[&group(*g), &user(*u)],
+                    );
+                }
+            }
+            Op::SetMemberships(u, groups) => {
+                ensure(conn, &[*u], groups);
+                run("DELETE FROM group_members WHERE user_id = ?1", &[&user(*u)]);
+                for g in groups {
+                    run(
+                        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                        &[&group(*g), &user(*u)],
+                    );
+                }
+            }
+            Op::DeleteGroup(g) => run("DELETE FROM groups WHERE id = ?1", &[&group(*g)]),
+            Op::ScimDelete(u) => {
+                run("DELETE FROM group_members WHERE user_id = ?1", &[&user(*u)]);
+                run(
+                    "UPDATE users SET deleted_at = 1, active = 0, user_name = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    &[&user(*u), &format!("deleted-{u}")],
+                );
+            }
+            // Groups were not nested then.
+            Op::Nest(..) => {}
+            other => apply(conn, other),
         }
     }
 
@@ -520,7 +582,7 @@ mod tests {
             conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
             migrations::ORG.to_version(&mut conn, 11).expect("to 11");
             for op in &before {
-                apply(&conn, op);
+                apply_before_nesting(&conn, op);
             }
             let held = |conn: &Connection| -> Vec<(String, i64, String, i64)> {
                 conn.prepare("SELECT user_id, week, concept, demonstrated FROM concept_weeks ORDER BY 1, 2, 3")

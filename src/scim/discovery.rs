@@ -83,8 +83,16 @@ pub fn schemas(base: &str) -> Vec<Json> {
         })
     };
     let mv = ["value", "display", "type", "primary"];
+    // A member's value and type are what a client writes; display and
+    // $ref are filled in by the server from the member it names.
     let mut members = complex("members", true, &["value", "display", "$ref", "type"]);
     members["subAttributes"][0]["mutability"] = json!("immutable");
+    members["subAttributes"][1]["mutability"] = json!("readOnly");
+    members["subAttributes"][2]["mutability"] = json!("readOnly");
+    members["subAttributes"][2]["type"] = json!("reference");
+    members["subAttributes"][2]["referenceTypes"] = json!(["User", "Group"]);
+    members["subAttributes"][3]["mutability"] = json!("immutable");
+    members["subAttributes"][3]["canonicalValues"] = json!(["User", "Group"]);
     let mut groups = complex("groups", true, &["value", "display", "$ref", "type"]);
     groups["mutability"] = json!("readOnly");
     vec![

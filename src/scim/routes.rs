@@ -74,6 +74,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
         .route(
+            "/scim/v2/.search",
+            post(search_all).fallback(not_allowed("POST")),
+        )
+        .route(
             "/scim/v2/ServiceProviderConfig",
             get(get_config).fallback(not_allowed("GET")),
         )
@@ -93,7 +97,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/scim/v2/Schemas/{id}",
             get(get_schema).fallback(not_allowed("GET")),
         )
-        // The base URL itself, Bulk, /Me, the root /.search and anything else: a
+        // The base URL itself, Bulk, /Me and anything else: a
         // SCIM 404, after the token.
         .route("/scim/v2", any(unknown_endpoint))
         .route("/scim/v2/", any(unknown_endpoint))
@@ -337,6 +341,20 @@ async fn search_users(
     Ok(list_response(listing, &q))
 }
 
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users and groups.
+async fn search_all(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let query = search_query(&body)?;
+    super::search::refuse_sort(&query)?;
+    let q = list_query(&query, Kind::User)?;
+    let (filter, page) = (q.filter.clone(), q.page);
+    let listing = with_scim(&state, caller, move |s| s.search_all(filter.as_ref(), page)).await?;
+    Ok(list_response(listing, &q))
+}
+
 async fn get_user(
     State(state): State<AppState>,
     caller: ScimPresented,
@@ -561,7 +579,7 @@ async fn get_schema(
         .ok_or_else(|| Failure::Scim(ScimError::not_found("schema", &id)))
 }
 
-const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search and /Groups/.search (no /Bulk, /Me or /.search at the root)";
+const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search, /Groups/.search and /.search (no /Bulk or /Me)";
 
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
     Failure::Scim(ScimError::status(404, NO_SUCH_ENDPOINT))

@@ -40,6 +40,9 @@ const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0015_refresh_generations.sql")).comment(
         "the generation of each device's current refresh token, to detect any superseded one",
     ),
+    M::up(include_str!("migrations/org/0017_nested_groups.sql")).comment(
+        "direct group members, users and groups; group_members becomes the effective membership",
+    ),
 ];
 
 /// Migrations of `system.db`.
@@ -63,7 +66,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 14);
+        assert_eq!(ORG_VERSION, 15);
     }
 
     #[test]

@@ -212,7 +212,8 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
     conn.prepare_cached(SQL)?.query_map([], user)?.collect()
 }
 
-/// Names of the groups `user_id` belongs to.
+/// Names of the groups `user_id` belongs to, directly or through nested
+/// groups (the effective membership: what `admin_groups` is matched to).
 ///
 /// # Errors
 /// SQLite errors.
@@ -261,9 +262,10 @@ pub fn ensure_group(
     Ok(id_if_new.to_string())
 }
 
-/// Replaces `user_id`'s memberships with exactly `group_ids`. Only the
-/// memberships that change are written: each one moves the user's share of
-/// the team's aggregates (migration 0009's triggers).
+/// Replaces the groups `user_id` is a direct member of with exactly
+/// `group_ids`. Only the memberships that change are written: each one
+/// moves the user's share of the aggregates of the team and of the teams it
+/// is nested in (migration 0009's triggers, through `groups::refresh`).
 ///
 /// # Errors
 /// SQLite errors.
@@ -272,17 +274,5 @@ pub fn set_memberships(
     user_id: &str,
     group_ids: &[String],
 ) -> rusqlite::Result<()> {
-    let keep = serde_json::to_string(group_ids).unwrap_or_else(|_| "[]".into());
-    conn.prepare_cached(
-        "DELETE FROM group_members WHERE user_id = ?1
-         AND group_id NOT IN (SELECT value FROM json_each(?2))",
-    )?
-    .execute([user_id, keep.as_str()])?;
-    let mut add = conn.prepare_cached(
-        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
-    )?;
-    for g in group_ids {
-        add.execute([g.as_str(), user_id])?;
-    }
-    Ok(())
+    super::groups::set_user_groups(conn, user_id, group_ids)
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use age::secrecy::ExposeSecret;
 use aiworklab::audit::Context;
+use aiworklab::backup::signing::{self, OpenKeys, SigningKey};
 use aiworklab::backup::{self, BackupError, archive, drill, restore};
 use aiworklab::clock::{Clock, SystemClock};
 use aiworklab::config;
@@ -20,26 +21,41 @@ use chrono::{Duration, TimeZone, Utc};
 
 use crate::support::{Env, contains, files_below};
 
-/// An installation with backups configured, and the backup identity.
-fn env_with_backups(orgs: &[&str]) -> (Env, Vec<Box<dyn age::Identity + Send + Sync>>, PathBuf) {
+/// An installation with backups configured (recipient and signing key),
+/// and the keys that open its archives; the path is the identity file.
+pub(crate) fn env_with_backups(orgs: &[&str]) -> (Env, OpenKeys, PathBuf) {
     let mut env = Env::new(orgs);
     let identity = age::x25519::Identity::generate();
     env.raw.backup.recipients = vec![identity.to_public().to_string()];
     let key_file = env.dir.path().join("backup.key");
-    std::fs::write(
-        &key_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .expect("write identity");
-    let ids = archive::read_identities(&key_file).expect("identity file parses");
-    (env, ids, key_file)
+    aiworklab::fsperm::create_private_file(&key_file)
+        .and_then(|mut f| writeln!(f, "{}", identity.to_string().expose_secret()))
+        .expect("write identity");
+    let signing_file = env.dir.path().join("backup-signing.key");
+    SigningKey::generate()
+        .expect("rng")
+        .write_new(&signing_file, "test")
+        .expect("write signing key");
+    env.raw.backup.signing_key_file = signing_file.display().to_string();
+    let keys = open_keys(&env, &key_file);
+    (env, keys, key_file)
 }
 
-fn backup_now(env: &Env, store: &Store) -> backup::Created {
+/// The keys the installation itself trusts, with the identity in `key_file`.
+pub(crate) fn open_keys(env: &Env, key_file: &Path) -> OpenKeys {
+    OpenKeys {
+        identities: archive::read_identities(key_file).expect("identity file parses"),
+        trusted: signing::trusted(&env.settings().backup, &[]).expect("trusted keys"),
+        accept_unsigned_format_2: false,
+    }
+}
+
+pub(crate) fn backup_now(env: &Env, store: &Store) -> backup::Created {
     let s = env.settings();
     backup::create(
         store,
         &s.backup.recipients,
+        &SigningKey::load(&s.backup.signing_key_file).expect("signing key"),
         None,
         &s.backup.dir,
         &Context::operator(),
@@ -48,7 +64,7 @@ fn backup_now(env: &Env, store: &Store) -> backup::Created {
     .expect("backup")
 }
 
-fn fresh_target(dir: &Path) -> restore::Target {
+pub(crate) fn fresh_target(dir: &Path) -> restore::Target {
     let data = dir.join("restored");
     restore::Target {
         master_key_file: data.join("master.key"),
@@ -288,7 +304,7 @@ fn no_plaintext_database_or_archive_touches_the_disk() {
     assert!(leftovers.is_empty(), "restore left its staging directory");
 }
 
-fn corrupt(path: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+pub(crate) fn corrupt(path: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let mut bytes = std::fs::read(path).expect("read");
     f(&mut bytes);
     let out = path.with_file_name("aiworklab-backup-20200101T000000Z.age");
@@ -347,8 +363,11 @@ fn tampered_truncated_and_foreign_archives_are_refused_and_nothing_is_restored()
         Err(BackupError::NotAnArchive(_))
     ));
 
-    let other: Vec<Box<dyn age::Identity + Send + Sync>> =
-        vec![Box::new(age::x25519::Identity::generate())];
+    let other = OpenKeys {
+        identities: vec![Box::new(age::x25519::Identity::generate())],
+        trusted: ids.trusted.clone(),
+        accept_unsigned_format_2: false,
+    };
     let err = restore::verify(&created.path, &other, &scratch).expect_err("wrong identity");
     assert!(matches!(err, BackupError::WrongIdentity), "{err:?}");
     assert!(err.fix().contains("backup.recipients"), "{}", err.fix());
@@ -407,6 +426,7 @@ fn missing_recipients_is_a_clear_error_and_writes_nothing() {
     let err = backup::create(
         &store,
         &[],
+        &SigningKey::generate().expect("rng"),
         None,
         &s.backup.dir,
         &Context::operator(),
@@ -462,10 +482,11 @@ fn a_write_failure_mid_backup_or_restore_fails_clearly_and_leaves_nothing_behind
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndata_dir = {:?}\n[backup]\nrecipients = [{:?}]\ndir = {:?}\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n",
+            "[storage]\ndata_dir = {:?}\n[backup]\nrecipients = [{:?}]\ndir = {:?}\nsigning_key_file = {:?}\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n",
             env.data_dir().display().to_string(),
             env.raw.backup.recipients[0],
             s.backup.dir.display().to_string(),
+            env.raw.backup.signing_key_file,
         ),
     )
     .expect("config");
@@ -771,8 +792,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
         let n = b.len();
         b[n / 3] ^= 0xff;
     });
-    let ids = archive::read_identities(&key_file).expect("identity");
-    let report = drill::run(&bad, ids, &scratch, start_on_loopback).await;
+    let report = drill::run(&bad, open_keys(&env, &key_file), &scratch, start_on_loopback).await;
     assert!(!report.ok());
     let text = report.render();
     assert!(

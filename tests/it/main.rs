@@ -4,6 +4,7 @@
 mod aggregates_page;
 mod audit;
 mod backup;
+mod backup_signing;
 mod browser;
 mod cli;
 mod concepts;
@@ -12,6 +13,7 @@ mod http;
 mod idp;
 mod ratelimit;
 mod scim;
+mod scim_conformance;
 mod scim_tokens;
 mod session_api;
 mod sso;
