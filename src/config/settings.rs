@@ -26,6 +26,8 @@ pub struct Settings {
     pub sso: SsoSettings,
     /// Cohorts smaller than this are suppressed in org aggregates.
     pub min_cohort: usize,
+    /// The privacy parameters of aggregate releases (docs/privacy.md).
+    pub privacy: crate::privacy::Params,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -459,7 +461,27 @@ impl Settings {
                 86_400,
             )),
         };
-        let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
+        let floor = crate::privacy::Params::FLOOR;
+        let min_cohort = c.range(
+            "privacy.min_cohort",
+            raw.privacy.min_cohort,
+            floor.min_cohort,
+            1_000,
+        );
+        let epsilon = c.range(
+            "privacy.epsilon",
+            raw.privacy.epsilon,
+            crate::privacy::Params::MIN_EPSILON,
+            floor.epsilon(),
+        );
+        let releases = c.range(
+            "privacy.releases_per_period",
+            raw.privacy.releases_per_period,
+            2,
+            floor.budget,
+        );
+        let privacy = crate::privacy::Params::new(min_cohort, epsilon, releases);
+        let min_cohort = min_cohort as usize;
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -492,6 +514,7 @@ impl Settings {
             backup,
             sso,
             min_cohort,
+            privacy,
             orgs,
         })
     }

@@ -7,13 +7,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
 use crate::http::{AppState, blocking};
+use crate::privacy;
 use crate::users::{self, Role};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -196,20 +196,19 @@ async fn get_aggregates(
                 "org aggregates are for administrators".into(),
             ));
         }
-        let scope = aggregates::Scope {
+        let req = privacy::Request {
             team: q.team.as_deref(),
             now,
             weeks,
-            min_cohort: st.settings.min_cohort,
         };
-        aggregates::org_aggregates(org, &st.catalogue, scope).map_err(|e| match e {
-            AggregateError::Store(s) => s.into(),
-            AggregateError::UnknownTeam(_) => AppError::NotFound,
-            other @ AggregateError::TeamTooSmall(_) => AppError::Forbidden(other.to_string()),
-        })
+        Ok(privacy::release(
+            org,
+            &st.catalogue,
+            &req,
+            st.settings.privacy,
+            &caller.audit,
+        )?)
     })
     .await?;
-    Ok(Json(
-        json!({ "min_cohort": state.settings.min_cohort, "concepts": rows }),
-    ))
+    Ok(Json(json!(rows)))
 }

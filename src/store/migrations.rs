@@ -35,6 +35,9 @@ const ORG_STEPS: &[M<'static>] = &[
     .comment("no per-concept index of deltas: pushes fold on from the stored states"),
     M::up(include_str!("migrations/org/0012_per_engineer_keys.sql"))
         .comment("weekly activity keyed by engineer first; concept states indexed by concept only"),
+    M::up(include_str!("migrations/org/0019_privacy_releases.sql")).comment(
+        "aggregate releases per scope and period, their members, kept weeks and team sightings",
+    ),
 ];
 
 /// Migrations of `system.db`.
@@ -58,7 +61,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 12);
+        assert_eq!(ORG_VERSION, 13);
     }
 
     #[test]

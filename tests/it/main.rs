@@ -10,6 +10,7 @@ mod concepts;
 mod graph;
 mod http;
 mod idp;
+mod privacy_attacks;
 mod scim;
 mod sso;
 mod sso_forged;
