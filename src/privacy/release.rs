@@ -115,8 +115,15 @@ struct Figure {
     concept: String,
     n_seen: Option<i64>,
     n_demonstrated: Option<i64>,
-    observed: Option<f64>,
-    predicted: Option<f64>,
+    /// Rates in millionths, so that a kept release reads back exactly
+    /// what was made (a float through JSON may not).
+    observed: Option<i64>,
+    predicted: Option<i64>,
+}
+
+/// A rate in [0, 1] as millionths.
+fn micros(rate: f64) -> i64 {
+    (rate.clamp(0.0, 1.0) * 1e6).round() as i64
 }
 
 const PERIOD_PARAMS: &str =
@@ -196,8 +203,8 @@ pub fn release(
                 suppressed,
                 n_seen: f.n_seen,
                 n_demonstrated: f.n_demonstrated,
-                retention_30d_observed: f.observed,
-                retention_30d_predicted: f.predicted,
+                retention_30d_observed: f.observed.map(|m| m as f64 / 1e6),
+                retention_30d_predicted: f.predicted.map(|m| m as f64 / 1e6),
                 concept: f.concept,
             }
         })
@@ -674,7 +681,7 @@ fn figures(c: &Ctx<'_>, scope: &str) -> Result<Vec<Figure>, ReleaseError> {
     Ok(c.slugs
         .iter()
         .map(|concept| {
-            let (seen, shown, late, passed, late_people, micros, with_recall) =
+            let (seen, shown, late, passed, late_people, recall, with_recall) =
                 totals.get(concept).copied().unwrap_or_default();
             let n =
                 |figure: &str, v: i64, s: f64| v + noisy(c, scope, c.period, concept, figure, s);
@@ -690,14 +697,14 @@ fn figures(c: &Ctx<'_>, scope: &str) -> Result<Vec<Figure>, ReleaseError> {
             }
             let shown = n("n_demonstrated", shown, 1.0).clamp(0, seen);
             let with_recall = n("n_recall", with_recall, 1.0);
-            let micros = n("recall_micros", micros, 1e6);
-            let predicted = (with_recall >= min)
-                .then(|| (micros as f64 / 1e6 / with_recall as f64).clamp(0.0, 1.0));
+            let recall = n("recall_micros", recall, 1e6);
+            let predicted =
+                (with_recall >= min).then(|| micros(recall as f64 / 1e6 / with_recall as f64));
             let late_people = n("n_late", late_people, 1.0);
             let late = n("late_checks", late, LATE_CAP);
             let passed = n("late_passed", passed, LATE_CAP);
-            let observed = (late_people >= min && late > 0)
-                .then(|| (passed as f64 / late as f64).clamp(0.0, 1.0));
+            let observed =
+                (late_people >= min && late > 0).then(|| micros(passed as f64 / late as f64));
             Figure {
                 concept: concept.clone(),
                 n_seen: Some(seen),
