@@ -68,6 +68,22 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+/// A refused release says why (docs/privacy.md): an unknown team is 404,
+/// a team too small 403, and the rules that depend on this period's
+/// releases (membership not yet stable, too close to a released scope,
+/// budget spent) 409.
+impl From<crate::privacy::ReleaseError> for AppError {
+    fn from(e: crate::privacy::ReleaseError) -> Self {
+        use crate::privacy::ReleaseError as R;
+        match e {
+            R::Store(s) => s.into(),
+            R::UnknownTeam(_) => Self::NotFound,
+            R::TeamTooSmall(_) => Self::Forbidden(e.to_string()),
+            R::Unstable(_) | R::TooClose(_) | R::BudgetSpent(_) => Self::Conflict(e.to_string()),
+        }
+    }
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize)]
 pub struct Problem {

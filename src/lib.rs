@@ -36,6 +36,8 @@ pub mod ids;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// Aggregate releases with no path back to one engineer: periods, noise, scope rules, budget.
+pub mod privacy;
 /// SCIM 2.0 provisioning: filters, PATCH, Users and Groups endpoints.
 pub mod scim;
 /// Bearer secrets: generation, prefixes, hashing, constant-time checks.

@@ -1,7 +1,9 @@
 //! The daily sweeper: at start-up and then every day at
 //! [`audit::SWEEP_AT`] (UTC) it deletes audit rows past retention (P20),
 //! engineers' data whose 30-day deletion hold has ended (P22), and expired
-//! sessions. Failures are logged and retried at the next run.
+//! sessions; and it notes every team's membership, so that a team left
+//! unchanged for a week is released even if nobody read the aggregates
+//! (docs/privacy.md). Failures are logged and retried at the next run.
 //!
 //! It takes the store, the settings and the clock as plain values: a
 //! background job, not part of the HTTP edge.
@@ -30,6 +32,9 @@ pub fn sweep_once(store: &Store, settings: &Settings, now: DateTime<Utc>) {
         Ok(n) if n > 0 => tracing::info!(engineers = n, "data deleted after the 30-day hold"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "deletion sweep failed; retrying at the next run"),
+    }
+    if let Err(e) = crate::privacy::release::sight_teams(store, now) {
+        tracing::error!(error = %e, "noting team memberships failed; retrying at the next run");
     }
     match crate::sessions::sweep(store, &settings.sso, now) {
         Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),

@@ -389,7 +389,11 @@ async fn aggregates(http: &Http, session: &Session) -> Result<((), String), Stri
     let concepts = body["concepts"]
         .as_array()
         .ok_or("the aggregates have no list of concepts")?;
-    Ok(((), format!("{} concepts with data", concepts.len())))
+    let shown = concepts.iter().filter(|c| c["suppressed"] == false).count();
+    Ok((
+        (),
+        format!("{} concepts, {shown} above min_cohort", concepts.len()),
+    ))
 }
 
 /// Pairs a device for the drill's admin with an operator pairing code,

@@ -245,13 +245,24 @@ impl Default for RawBackup {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPrivacy {
-    /// Cohorts (a concept's engineers, a team) smaller than this are suppressed.
+    /// Cohorts (a concept's engineers, a team) smaller than this are
+    /// suppressed, and two scopes released in one period must differ by at
+    /// least this many engineers (docs/privacy.md). Never below 5.
     pub min_cohort: u32,
+    /// The differential-privacy parameter of each released figure (the
+    /// geometric mechanism); smaller is more private and noisier. At most 1.
+    pub epsilon: f64,
+    /// How many releases (org or team) may contain one engineer per period.
+    pub releases_per_period: u32,
 }
 
 impl Default for RawPrivacy {
     fn default() -> Self {
-        Self { min_cohort: 5 }
+        Self {
+            min_cohort: 5,
+            epsilon: 0.5,
+            releases_per_period: 4,
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Settings {
     pub min_cohort: usize,
     /// How long a SCIM token made on an org's admin page lives.
     pub scim_token_expiry: chrono::Duration,
+    /// The privacy parameters of aggregate releases (docs/privacy.md).
+    pub privacy: crate::privacy::Params,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -528,7 +530,27 @@ impl Settings {
                 86_400,
             )),
         };
-        let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
+        let floor = crate::privacy::Params::FLOOR;
+        let min_cohort = c.range(
+            "privacy.min_cohort",
+            raw.privacy.min_cohort,
+            floor.min_cohort,
+            1_000,
+        );
+        let epsilon = c.range(
+            "privacy.epsilon",
+            raw.privacy.epsilon,
+            crate::privacy::Params::MIN_EPSILON,
+            floor.epsilon(),
+        );
+        let releases = c.range(
+            "privacy.releases_per_period",
+            raw.privacy.releases_per_period,
+            2,
+            floor.budget,
+        );
+        let privacy = crate::privacy::Params::new(min_cohort, epsilon, releases);
+        let min_cohort = min_cohort as usize;
         let scim_expiry_days = c.range(
             "tokens.scim_expiry_days",
             raw.tokens.scim_expiry_days,
@@ -568,6 +590,7 @@ impl Settings {
             sso,
             min_cohort,
             scim_token_expiry: chrono::Duration::days(i64::from(scim_expiry_days)),
+            privacy,
             orgs,
         })
     }

@@ -7,13 +7,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
 use crate::http::extract::{ApiAdmin, ApiCaller, ApiChange, session_layer};
 use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
 use crate::http::{AppState, blocking};
+use crate::privacy;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |class| from_fn_with_state((state.clone(), class), enforce);
@@ -191,20 +191,19 @@ async fn get_aggregates(
     let st = state.clone();
     let rows = blocking(move || {
         let org = st.store.org(admin.who.org.slug.as_str())?;
-        let scope = aggregates::Scope {
+        let req = privacy::Request {
             team: q.team.as_deref(),
             now,
             weeks,
-            min_cohort: st.settings.min_cohort,
         };
-        aggregates::org_aggregates(org, &st.catalogue, scope).map_err(|e| match e {
-            AggregateError::Store(s) => s.into(),
-            AggregateError::UnknownTeam(_) => AppError::NotFound,
-            other @ AggregateError::TeamTooSmall(_) => AppError::Forbidden(other.to_string()),
-        })
+        Ok(privacy::release(
+            org,
+            &st.catalogue,
+            &req,
+            st.settings.privacy,
+            &admin.audit,
+        )?)
     })
     .await?;
-    Ok(Json(
-        json!({ "min_cohort": state.settings.min_cohort, "concepts": rows }),
-    ))
+    Ok(Json(json!(rows)))
 }

@@ -43,6 +43,9 @@ const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0017_nested_groups.sql")).comment(
         "direct group members, users and groups; group_members becomes the effective membership",
     ),
+    M::up(include_str!("migrations/org/0019_privacy_releases.sql")).comment(
+        "aggregate releases per scope and period, their members, kept weeks and team sightings",
+    ),
 ];
 
 /// Migrations of `system.db`.
@@ -66,7 +69,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 15);
+        assert_eq!(ORG_VERSION, 16);
     }
 
     #[test]

@@ -152,6 +152,8 @@ pub struct OrgDb {
     pub slug: OrgSlug,
     pub name: String,
     pub db: Db,
+    /// Draws the noise of this org's aggregate releases (`crate::privacy`).
+    pub noise_key: crate::crypto::SecretKey,
 }
 
 /// The open store.
@@ -360,6 +362,9 @@ impl Store {
                     slug: org.slug.clone(),
                     name: org.name.clone(),
                     db,
+                    noise_key: crate::crypto::SecretKey::new(
+                        master.derive(KeyPurpose::PrivacyNoise(&org.slug)),
+                    ),
                 },
             );
         }

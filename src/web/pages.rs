@@ -77,6 +77,8 @@ pub struct DeviceLine {
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {
+    /// The org's own concepts and what tags them.
+    pub org_concepts: Vec<OrgConceptLine>,
     pub devices: Vec<DeviceLine>,
     /// A pairing code just created: (code, expiry), shown once.
     pub new_code: Option<(String, String)>,
@@ -91,6 +93,14 @@ pub struct AccountPage {
     pub is_admin: bool,
     pub csrf: String,
     pub sessions: Vec<SessionLine>,
+}
+
+pub struct OrgConceptLine {
+    pub slug: String,
+    pub title: String,
+    pub retired: bool,
+    /// What the kernel tags it from, as text.
+    pub matchers: String,
 }
 
 pub struct MemberLine {
@@ -177,9 +187,15 @@ pub struct AggregatesPage {
     pub teams: Vec<(String, bool)>,
     pub team: Option<String>,
     pub min_cohort: usize,
+    /// How the figures are protected (docs/privacy.md).
+    pub protection: crate::privacy::Protection,
+    /// The ISO week of the release shown.
+    pub period: String,
     pub first_week: String,
     pub last_week: String,
-    /// Why there are no figures (an unknown or too small team).
+    /// Why there are no figures (an unknown team, or one the privacy rules refuse).
     pub notice: Option<String>,
+    /// Concepts suppressed in this release (not listed).
+    pub hidden: usize,
     pub domains: Vec<DomainSection>,
 }

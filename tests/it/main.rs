@@ -11,6 +11,7 @@ mod concepts;
 mod graph;
 mod http;
 mod idp;
+mod privacy_attacks;
 mod ratelimit;
 mod scim;
 mod scim_conformance;

@@ -7,7 +7,6 @@
 //! limit keep their SCIM 413.
 
 use aiworklab::AppState;
-use aiworklab::graph::aggregates::{self, AggregateError, Scope};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -351,22 +350,23 @@ async fn patch_remove_of_active_deactivates_the_user() {
     assert_eq!(a.json()["active"], true);
 }
 
+/// Whether `team` has at least `min_cohort` active engineers in its
+/// effective membership (direct and through nested groups): the count the
+/// team aggregates are released on (privacy::release's team-size rule).
 fn team_size_ok(state: &AppState, team: &str, min_cohort: usize) -> bool {
-    let r = aggregates::org_aggregates(
-        state.store.org("a").expect("org"),
-        &state.catalogue,
-        Scope {
-            team: Some(team),
-            now: state.clock.now(),
-            weeks: 4,
-            min_cohort,
-        },
-    );
-    match r {
-        Ok(_) => true,
-        Err(AggregateError::TeamTooSmall(_)) => false,
-        Err(e) => panic!("{e}"),
-    }
+    const COUNT: &str = "SELECT COUNT(*) FROM group_members m
+        JOIN groups g ON g.id = m.group_id
+        JOIN users u ON u.id = m.user_id
+        WHERE g.display_name = ?1 COLLATE NOCASE AND u.active = 1";
+    let org = state.store.org("a").expect("org");
+    let n: i64 = org
+        .db
+        .read(|c| {
+            c.query_row(COUNT, [team], |r| r.get(0))
+                .map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("count");
+    usize::try_from(n).expect("count") >= min_cohort
 }
 
 #[tokio::test]
