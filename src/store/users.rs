@@ -3,9 +3,10 @@
 //! One rule for users deleted over SCIM (who wait out their deletion hold
 //! with `deleted_at` set): the lookups here do not see them, so no caller
 //! has to remember to check. The two that must see every row say so in
-//! their names or docs: [`by_user_name_including_deleted`] (uniqueness, as
-//! the index counts every row) and [`by_identity`] (a deleted person's
-//! identity must stay refused, never be created afresh).
+//! their names or docs: [`by_id_including_deleted`] (reading what is held
+//! during the deletion hold), [`by_user_name_including_deleted`]
+//! (uniqueness, as the index counts every row) and [`by_identity`] (a
+//! deleted person's identity must stay refused, never be created afresh).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -106,6 +107,16 @@ pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
         user_columns!(),
         " FROM users WHERE id = ?1 AND deleted_at IS NULL"
     );
+    conn.prepare_cached(SQL)?.query_row([id], user).optional()
+}
+
+/// Like [`by_id`], a user deleted over SCIM included: for reading what is
+/// still held about them during the deletion hold.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_id_including_deleted(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
     conn.prepare_cached(SQL)?.query_row([id], user).optional()
 }
 

@@ -161,13 +161,14 @@ fn load(conn: &rusqlite::Connection, row: UserRow) -> Result<User, UserError> {
     Ok(User::from_row(row, groups))
 }
 
-/// The user with this id.
+/// The user with this id, one deleted over SCIM included (with `active`
+/// false): what is still held about them during the deletion hold.
 ///
 /// # Errors
 /// [`UserError::NotFound`].
 pub fn get(org: &OrgDb, id: &str) -> Result<User, UserError> {
     org.db.read(|c| {
-        let row = sql::by_id(c, id)?.ok_or(UserError::NotFound)?;
+        let row = sql::by_id_including_deleted(c, id)?.ok_or(UserError::NotFound)?;
         load(c, row)
     })
 }
