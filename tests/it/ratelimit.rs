@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, send, send_from, signed_in};
+use crate::support::{Answer, Env, send, send_from, signed_in, with_csrf};
 
 /// The corporate NAT address everyone shares.
 const NAT: &str = "198.51.100.7:40000";
@@ -47,11 +47,14 @@ fn json_req(
     r.body(Body::from(body.to_string())).expect("request")
 }
 
-fn export(cookie: &str) -> Request<Body> {
-    Request::get("/api/v1/me/export")
+/// The export with the session cookie, and its CSRF token as the session
+/// JSON API requires.
+fn export(state: &AppState, cookie: &str) -> Request<Body> {
+    let r = Request::get("/api/v1/me/export")
         .header("cookie", cookie)
         .body(Body::empty())
-        .expect("request")
+        .expect("request");
+    with_csrf(state, r, cookie)
 }
 
 fn assert_limited(a: &Answer, what: &str) {
@@ -73,12 +76,16 @@ async fn device(state: &AppState, user: &str) -> (String, String) {
     let (cookie, _) = signed_in(state, "acme", user, false);
     let code = send(
         state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await;
@@ -121,16 +128,16 @@ async fn export_is_three_an_hour_per_engineer_not_per_address() {
     let (bob, _) = signed_in(&state, "acme", "bob", false);
     // Alice spends her three exports from the office address...
     for _ in 0..3 {
-        let a = send_from(&state, nat(), export(&alice)).await;
+        let a = send_from(&state, nat(), export(&state, &alice)).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     }
     assert_limited(
-        &send_from(&state, nat(), export(&alice)).await,
+        &send_from(&state, nat(), export(&state, &alice)).await,
         "alice's fourth",
     );
     // ...which leaves Bob, behind the same address, his own three.
     for _ in 0..3 {
-        let a = send_from(&state, nat(), export(&bob)).await;
+        let a = send_from(&state, nat(), export(&state, &bob)).await;
         assert_eq!(
             a.status,
             StatusCode::OK,
@@ -141,7 +148,7 @@ async fn export_is_three_an_hour_per_engineer_not_per_address() {
     // And Alice gains nothing by moving to other addresses.
     for n in 1..=3 {
         assert_limited(
-            &send_from(&state, roaming(n), export(&alice)).await,
+            &send_from(&state, roaming(n), export(&state, &alice)).await,
             "alice elsewhere",
         );
     }
