@@ -38,6 +38,8 @@ pub mod scim;
 pub mod secrets;
 /// Browser sessions: creation, rotation, timeouts, sign-out.
 pub mod sessions;
+/// First run: the setup link, the setup checklist, what `serve` says at start.
+pub mod setup;
 /// OIDC single sign-on: the relying party, discovery cache, ID-token checks.
 pub mod sso;
 /// The encrypted SQLCipher store: files, keys, migrations, SQL.

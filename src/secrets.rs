@@ -27,16 +27,19 @@ pub enum SecretKind {
     Session,
     /// Single-use break-glass sign-in link.
     BreakGlass,
+    /// Single-use setup link that creates the installation's first admin.
+    Setup,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 6] = [
+    pub const ALL: [SecretKind; 7] = [
         Self::Scim,
         Self::Mcp,
         Self::Pairing,
         Self::DeviceRefresh,
         Self::Session,
         Self::BreakGlass,
+        Self::Setup,
     ];
 
     /// The prefix a secret of this kind starts with.
@@ -48,6 +51,7 @@ impl SecretKind {
             Self::DeviceRefresh => "aiwl_dev_",
             Self::Session => "aiwl_sess_",
             Self::BreakGlass => "aiwl_bg_",
+            Self::Setup => "aiwl_setup_",
         }
     }
 

@@ -103,6 +103,19 @@ pub fn drill(path: Option<&Path>, args: DrillArgs) -> Result<ExitCode, Failure> 
         .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}"), None))?;
     let report = runtime.block_on(drill::run(&latest.path, ids, &std::env::temp_dir()));
     print!("{}", report.render());
+    // For the setup checklist: the last drill on this machine, beside the archives.
+    let record = crate::setup::checklist::DrillRecord {
+        at: SystemClock.now(),
+        archive: latest
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        passed: report.ok(),
+    };
+    if let Err(e) = crate::setup::checklist::record_drill(&dir, &record) {
+        eprintln!("note: could not record the drill in {}: {e}", dir.display());
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -15,6 +15,7 @@ pub mod orgs;
 mod readers;
 pub mod scim;
 pub mod sessions;
+pub mod setup;
 pub mod tokens;
 pub mod users;
 

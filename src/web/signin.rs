@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Extension, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -14,6 +15,7 @@ use super::{PageError, safe_return};
 use crate::audit::Context;
 use crate::config::OrgSettings;
 use crate::http::AppState;
+use crate::http::client::ClientInfo;
 use crate::http::extract::{Meta, SessionState, session_cookie};
 use crate::sso::SsoError;
 use crate::store::OrgDb;
@@ -59,6 +61,8 @@ pub async fn get_login(
     Path(org): Path<String>,
     Query(q): Query<LoginQuery>,
     Extension(session): Extension<SessionState>,
+    client: Option<Extension<ClientInfo>>,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let (settings, _) = org_of(&state, &org)?;
     let reauth = q.reauth.is_some();
@@ -76,12 +80,19 @@ pub async fn get_login(
         enc(&return_to),
         if reauth { "&reauth=1" } else { "" }
     );
+    let sso_configured = settings.oidc.is_some();
+    let local_help = if sso_configured {
+        None
+    } else {
+        super::setup::local_help(&state, client, &headers, settings.slug.as_str()).await?
+    };
     Ok(render(&LoginPage {
         org_name: settings.name.clone(),
         reauth,
         notice: q.signed_out.map(|_| "You are signed out.".to_string()),
-        sso_configured: settings.oidc.is_some(),
+        sso_configured,
         start_url,
+        local_help,
     }))
 }
 
@@ -142,6 +153,17 @@ pub async fn get_callback(
 ) -> Result<Response, PageError> {
     let (settings, db) = org_of(&state, &org)?;
     let now = state.clock.now();
+    if let Some(st) = &q.state {
+        let cb = crate::sso::test_signin::Callback {
+            code: q.code.clone(),
+            state: st.clone(),
+            error: q.error.clone(),
+            error_description: q.error_description.clone(),
+        };
+        if let Some(r) = super::test_signin::intercept(&state, &org, cb, &session, &meta).await {
+            return r;
+        }
+    }
     match complete(&state, settings, db, &q, &session, &meta).await {
         Ok(r) => Ok(r),
         Err(err) => Err(failed(&state, org, meta, err, now).await),

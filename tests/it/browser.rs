@@ -40,7 +40,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A chromedriver on a free loopback port, in its own process group so
 /// that dropping it also ends the Chromium it started, even when an
 /// assertion fails half-way.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     url: String,
     http: reqwest::Client,
@@ -49,7 +49,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "Chromium")] {
             assert!(
                 Path::new(path).exists(),
@@ -104,7 +104,7 @@ impl ChromeDriver {
     }
 
     /// A new headless Chromium session at desktop size.
-    async fn session(&self) -> Browser {
+    pub(crate) async fn session(&self) -> Browser {
         let args = [
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -152,7 +152,7 @@ impl Drop for ChromeDriver {
 
 /// One WebDriver session, with the few commands the test needs (named as
 /// in fantoccini).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     /// `<driver>/session/<id>`
     session: String,
@@ -176,12 +176,12 @@ impl Browser {
         v["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.cmd(Method::POST, "/url", Some(json!({ "url": url })))
             .await;
     }
 
-    async fn current_url(&self) -> String {
+    pub(crate) async fn current_url(&self) -> String {
         self.cmd(Method::GET, "/url", None)
             .await
             .as_str()
@@ -190,7 +190,7 @@ impl Browser {
     }
 
     /// Polls until the current URL satisfies `ok`.
-    async fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let url = self.current_url().await;
@@ -202,7 +202,7 @@ impl Browser {
         }
     }
 
-    async fn try_find(&self, css: &str) -> Option<String> {
+    pub(crate) async fn try_find(&self, css: &str) -> Option<String> {
         let r = self
             .http
             .post(format!("{}/elements", self.session))
@@ -218,7 +218,7 @@ impl Browser {
             .map(str::to_string)
     }
 
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         match self.try_find(css).await {
             Some(e) => e,
             None => panic!(
@@ -229,7 +229,7 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.cmd(
             Method::POST,
@@ -239,7 +239,7 @@ impl Browser {
         .await;
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.cmd(
             Method::POST,
@@ -255,7 +255,7 @@ impl Browser {
         .await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         self.cmd(Method::GET, &format!("/element/{e}/text"), None)
             .await
@@ -264,7 +264,7 @@ impl Browser {
             .to_string()
     }
 
-    async fn body_text(&self) -> String {
+    pub(crate) async fn body_text(&self) -> String {
         self.execute("return document.body ? document.body.innerText : ''")
             .await
             .as_str()
@@ -309,7 +309,7 @@ impl Browser {
         .await;
     }
 
-    async fn cookie(&self, name: &str) -> Option<Value> {
+    pub(crate) async fn cookie(&self, name: &str) -> Option<Value> {
         let all = self.cmd(Method::GET, "/cookie", None).await;
         all.as_array()
             .and_then(|a| a.iter().find(|c| c["name"] == json!(name)).cloned())
@@ -317,7 +317,7 @@ impl Browser {
 
     /// The whole page (not only the viewport), through the DevTools
     /// protocol, as a PNG.
-    async fn screenshot(&self, path: &Path) {
+    pub(crate) async fn screenshot(&self, path: &Path) {
         let size = self
             .execute(
                 "const d = document.documentElement; \
@@ -365,7 +365,7 @@ impl Browser {
             .collect()
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.cmd(Method::DELETE, "", None).await;
     }
 }
@@ -379,7 +379,7 @@ fn shots_dir() -> PathBuf {
 /// Checks the page in front of the browser: it fits the viewport (no
 /// sideways scrolling), everything it loaded came from `allowed`, and it
 /// goes into `target/screenshots/<name>.png`.
-async fn inspect(b: &Browser, name: &str, allowed: &[&str]) {
+pub(crate) async fn inspect(b: &Browser, name: &str, allowed: &[&str]) {
     let fit = b
         .execute("return [document.documentElement.scrollWidth, window.innerWidth]")
         .await;

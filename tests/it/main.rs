@@ -7,6 +7,7 @@ mod backup;
 mod browser;
 mod cli;
 mod concepts;
+mod first_run;
 mod graph;
 mod http;
 mod idp;
