@@ -129,21 +129,8 @@ pub fn read_drill(backup_dir: &Path) -> Option<DrillRecord> {
 /// # Errors
 /// I/O errors.
 pub fn record_drill(backup_dir: &Path, record: &DrillRecord) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = backup_dir.join(DRILL_FILE);
-    let tmp = backup_dir.join(format!(".{DRILL_FILE}.partial"));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = crate::fsperm::create_private_file(&tmp)?;
-    f.write_all(
-        serde_json::to_string(record)
-            .map_err(std::io::Error::other)?
-            .as_bytes(),
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    crate::fsperm::replace_private_file(&backup_dir.join(DRILL_FILE), json.as_bytes())
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -465,6 +452,21 @@ mod tests {
             .expect("time")
     }
 
+    fn drill(h: u32, passed: bool) -> DrillRecord {
+        DrillRecord {
+            at: at(h),
+            archive: "aiworklab-x.tar.age".into(),
+            passed,
+        }
+    }
+
+    fn outcome(verdict: &str) -> TestOutcome {
+        TestOutcome {
+            verdict: verdict.into(),
+            reason: "why".into(),
+        }
+    }
+
     #[test]
     fn a_fresh_installation_names_each_key_to_set() {
         let s = settings(|_| {});
@@ -539,18 +541,8 @@ mod tests {
             scim_tokens_live: 1,
             scim_last_request: Some(at(9)),
             last_backup: Some(at(2)),
-            last_drill: Some(DrillRecord {
-                at: at(3),
-                archive: "a".into(),
-                passed: false,
-            }),
-            last_test: Some((
-                at(10),
-                TestOutcome {
-                    verdict: "would_be_refused".into(),
-                    reason: "mfa_required".into(),
-                },
-            )),
+            last_drill: Some(drill(3, false)),
+            last_test: Some((at(10), outcome("would_be_refused"))),
         };
         let got = items(&s, org, Some(&facts));
         assert_eq!(item(&got, "scim").status, Status::Done);
@@ -562,18 +554,8 @@ mod tests {
         );
         assert!(item(&got, "backups").state.contains("FAILED"));
         assert_eq!(item(&got, "test_sign_in").status, Status::Todo);
-        facts.last_drill = Some(DrillRecord {
-            at: at(4),
-            archive: "a".into(),
-            passed: true,
-        });
-        facts.last_test = Some((
-            at(11),
-            TestOutcome {
-                verdict: "would_sign_in".into(),
-                reason: "as alice".into(),
-            },
-        ));
+        facts.last_drill = Some(drill(4, true));
+        facts.last_test = Some((at(11), outcome("would_sign_in")));
         let got = items(&s, org, Some(&facts));
         assert_eq!(item(&got, "backups").status, Status::Done);
         assert_eq!(item(&got, "test_sign_in").status, Status::Done);
@@ -587,11 +569,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(read_drill(dir.path()), None);
-        let r = DrillRecord {
-            at: at(5),
-            archive: "aiworklab-x.tar.age".into(),
-            passed: true,
-        };
+        let r = drill(5, true);
         record_drill(dir.path(), &r).expect("record");
         record_drill(dir.path(), &r).expect("replace");
         assert_eq!(read_drill(dir.path()), Some(r));

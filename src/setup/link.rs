@@ -6,7 +6,6 @@
 //! consumes the secret. The link stops working when it was used, when any
 //! admin exists (however made), or 24 hours after it was made.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
@@ -107,7 +106,12 @@ pub fn at_start(
     })?;
     let url = url_of(settings, &secret);
     let file = file_path(store.data_dir());
-    write_private(&file, &format!("{url}\n"))?;
+    crate::fsperm::replace_private_file(&file, format!("{url}\n").as_bytes()).map_err(
+        |source| SetupError::File {
+            path: file.clone(),
+            source,
+        },
+    )?;
     Ok(Some(Issued {
         url,
         file,
@@ -119,24 +123,6 @@ fn url_of(settings: &Settings, secret: &BearerSecret) -> url::Url {
     let mut url = settings.server.public_url.clone();
     url.set_path(&format!("setup/{}", secret.expose()));
     url
-}
-
-/// Writes `contents` to `path` with mode 0600, replacing it atomically.
-fn write_private(path: &Path, contents: &str) -> Result<(), SetupError> {
-    let err = |source| SetupError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("partial");
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    let mut f = crate::fsperm::create_private_file(&tmp).map_err(err)?;
-    f.write_all(contents.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
 }
 
 /// Forgets the setup secret and removes the link's file.

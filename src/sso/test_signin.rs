@@ -58,7 +58,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn failed(reason: String, advice: Option<String>) -> Self {
+    /// A test that ended before a verdict: why, and what to check.
+    pub fn failed(reason: String, advice: Option<String>) -> Self {
         Self {
             verdict: "failed",
             reason,

@@ -27,7 +27,7 @@ fn org_of<'a>(state: &'a AppState, slug: &str) -> Result<(&'a OrgSettings, &'a O
     Ok((settings, db))
 }
 
-fn callback_url(state: &AppState, org: &str) -> Result<url::Url, PageError> {
+pub(super) fn callback_url(state: &AppState, org: &str) -> Result<url::Url, PageError> {
     state
         .settings
         .server

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::PageError;
 use super::pages::render;
+use super::signin::callback_url;
 use crate::audit::Context;
 use crate::http::AppState;
 use crate::http::extract::{SessionState, SignedIn, SignedInUser};
@@ -32,15 +33,6 @@ fn admin_only(who: &SignedIn) -> Result<(), PageError> {
     }
 }
 
-fn callback_url(state: &AppState, org: &str) -> Result<url::Url, PageError> {
-    state
-        .settings
-        .server
-        .public_url
-        .join(&format!("o/{org}/oidc/callback"))
-        .map_err(PageError::internal)
-}
-
 /// Starts a test sign-in (opened in a new tab from the checklist). Any
 /// admin of the org may; it changes nothing but is audited when it ends.
 pub async fn get_test_sign_in(
@@ -62,16 +54,13 @@ pub async fn get_test_sign_in(
         Ok(url) => Ok(Redirect::to(url.as_str()).into_response()),
         Err(e) => Ok(page(
             &me.who,
-            Report {
-                verdict: "failed",
-                reason: e.to_string(),
-                advice: Some(format!(
+            Report::failed(
+                e.to_string(),
+                Some(format!(
                     "check orgs.{}.oidc.issuer and that this host can reach it",
                     org_index(&state, &slug)
                 )),
-                claims: Vec::new(),
-                mapped: Vec::new(),
-            },
+            ),
         )),
     }
 }
