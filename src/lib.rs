@@ -44,6 +44,8 @@ pub mod scim;
 pub mod secrets;
 /// Browser sessions: creation, rotation, timeouts, sign-out.
 pub mod sessions;
+/// First run: the setup link, the setup checklist, what `serve` says at start.
+pub mod setup;
 /// The shared fact model (no server state): deltas, FSRS, the state fold, the shipped catalogue.
 pub mod skill;
 /// OIDC single sign-on: the relying party, discovery cache, ID-token checks.

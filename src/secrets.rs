@@ -30,10 +30,12 @@ pub enum SecretKind {
     /// The pre-sign-in value a browser holds in the session cookie while an
     /// OIDC sign-in it started is under way (binds the callback to it).
     SignIn,
+    /// Single-use setup link that creates the installation's first admin.
+    Setup,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 7] = [
+    pub const ALL: [SecretKind; 8] = [
         Self::Scim,
         Self::Mcp,
         Self::Pairing,
@@ -41,6 +43,7 @@ impl SecretKind {
         Self::Session,
         Self::BreakGlass,
         Self::SignIn,
+        Self::Setup,
     ];
 
     /// The prefix a secret of this kind starts with.
@@ -53,6 +56,7 @@ impl SecretKind {
             Self::Session => "aiwl_sess_",
             Self::BreakGlass => "aiwl_bg_",
             Self::SignIn => "aiwl_signin_",
+            Self::Setup => "aiwl_setup_",
         }
     }
 

@@ -117,12 +117,7 @@ pub type Start = fn(
 
 /// Runs the drill on `archive`, with its scratch data under `scratch`,
 /// serving the restored copy with `start`.
-pub async fn run(
-    archive: &Path,
-    keys: OpenKeys,
-    scratch: &Path,
-    start: Start,
-) -> Report {
+pub async fn run(archive: &Path, keys: OpenKeys, scratch: &Path, start: Start) -> Report {
     let mut steps = Steps(Vec::new());
     let dir = match tempfile::Builder::new()
         .prefix("aiworklab-drill-")

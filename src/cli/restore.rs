@@ -139,6 +139,19 @@ pub fn drill(path: Option<&Path>, args: DrillArgs) -> Result<ExitCode, Failure> 
         crate::http::server::start_on_loopback,
     ));
     print!("{}", report.render());
+    // For the setup checklist: the last drill on this machine, beside the archives.
+    let record = crate::setup::checklist::DrillRecord {
+        at: SystemClock.now(),
+        archive: latest
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        passed: report.ok(),
+    };
+    if let Err(e) = crate::setup::checklist::record_drill(&dir, &record) {
+        eprintln!("note: could not record the drill in {}: {e}", dir.display());
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -14,6 +14,7 @@
 
 pub mod break_glass;
 mod claims;
+pub mod test_signin;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -173,6 +174,15 @@ pub struct Callback<'a> {
     pub browser: Option<&'a str>,
 }
 
+/// An authorization request: the URL for the browser, and the secrets
+/// the callback needs, to be kept server-side.
+pub(crate) struct Authorization {
+    pub url: url::Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
 /// The started sign-in: where to send the browser.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -277,6 +287,37 @@ impl Sso {
             reauth,
             browser,
         } = start;
+        let auth = self.authorization(org, redirect, reauth).await?;
+        let row = LoginRow {
+            state_hash: SecretHash::of(&auth.state).0.to_vec(),
+            nonce: auth.nonce,
+            pkce_verifier: auth.pkce_verifier,
+            return_to: return_to.to_string(),
+            reauth,
+            browser_hash: SecretHash::of(browser).0.to_vec(),
+            created_at: to_millis(now),
+            expires_at: to_millis(now + LOGIN_TTL),
+        };
+        db.db
+            .write(|tx| sql::insert_login(tx, &row).map_err(store_err))?;
+        Ok(Started {
+            authorize_url: auth.url,
+        })
+    }
+
+    /// An authorization request to the org's IdP (code flow, PKCE S256,
+    /// fresh `state` and `nonce`): the URL to send the browser to, and the
+    /// values the caller keeps server-side for the callback. With `fresh`,
+    /// the IdP is asked for a new login (`prompt=login`, `max_age=0`).
+    ///
+    /// # Errors
+    /// [`SsoError::NotConfigured`], [`SsoError::IdpUnavailable`].
+    pub(crate) async fn authorization(
+        &self,
+        org: &OrgSettings,
+        redirect: &url::Url,
+        fresh: bool,
+    ) -> Result<Authorization, SsoError> {
         let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let meta = self.metadata(org, oidc, false).await?;
         let client = Self::client(meta, oidc, redirect)?;
@@ -291,25 +332,18 @@ impl Sso {
         for s in oidc.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
-        if reauth {
+        if fresh {
             req = req
                 .add_prompt(CoreAuthPrompt::Login)
                 .set_max_age(Duration::ZERO);
         }
         let (url, state, nonce) = req.url();
-        let row = LoginRow {
-            state_hash: SecretHash::of(state.secret()).0.to_vec(),
+        Ok(Authorization {
+            url,
+            state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
-            return_to: return_to.to_string(),
-            reauth,
-            browser_hash: SecretHash::of(browser).0.to_vec(),
-            created_at: to_millis(now),
-            expires_at: to_millis(now + LOGIN_TTL),
-        };
-        db.db
-            .write(|tx| sql::insert_login(tx, &row).map_err(store_err))?;
-        Ok(Started { authorize_url: url })
+        })
     }
 
     /// Completes a sign-in at the callback: consumes the state, checks that
@@ -342,12 +376,46 @@ impl Sso {
         if !browser.is_some_and(|b| bound.is_some_and(|h| h.verify(b))) {
             return Err(SsoError::OtherBrowser);
         }
+        let (verified, _) = self
+            .redeem_code(org, redirect, code, &login.pkce_verifier, &login.nonce, now)
+            .await?;
+        if login.reauth {
+            let started = crate::clock::from_millis(login.created_at);
+            if verified.auth_time.is_none_or(|t| t + CLOCK_SKEW < started) {
+                return Err(SsoError::StaleReauth);
+            }
+        }
+        if org.require_mfa && !verified.has_mfa(oidc) {
+            return Err(SsoError::MfaRequired);
+        }
+        Ok((verified, login))
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) at the
+    /// token endpoint and validates the ID token against `nonce`; reads
+    /// userinfo when configured. Returns what the sign-in says about the
+    /// person and every claim of the ID token's payload. Checks no policy
+    /// (MFA, re-authentication): the callers do.
+    ///
+    /// # Errors
+    /// [`SsoError::Exchange`] when the IdP refuses the code or the client,
+    /// [`SsoError::InvalidToken`], [`SsoError::IdpUnavailable`].
+    pub(crate) async fn redeem_code(
+        &self,
+        org: &OrgSettings,
+        redirect: &url::Url,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Verified, serde_json::Map<String, serde_json::Value>), SsoError> {
+        let oidc = org.oidc.as_ref().ok_or(SsoError::NotConfigured)?;
         let meta = self.metadata(org, oidc, false).await?;
         let client = Self::client(meta, oidc, redirect)?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| SsoError::Exchange(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
             .request_async(&self.http)
             .await
             .map_err(|e| exchange_failed(&e))?;
@@ -356,7 +424,7 @@ impl Sso {
             .id_token()
             .ok_or_else(|| SsoError::InvalidToken("the token response has no id_token".into()))?
             .clone();
-        let nonce = Nonce::new(login.nonce.clone());
+        let nonce = Nonce::new(nonce.to_string());
         let verify = |client: &CoreClient<_, _, _, _, _, _>| {
             let verifier = client
                 .id_token_verifier()
@@ -414,16 +482,7 @@ impl Sso {
                 })?;
             verified.merge_userinfo(&info, oidc);
         }
-        if login.reauth {
-            let started = crate::clock::from_millis(login.created_at);
-            if verified.auth_time.is_none_or(|t| t + CLOCK_SKEW < started) {
-                return Err(SsoError::StaleReauth);
-            }
-        }
-        if org.require_mfa && !verified.has_mfa(oidc) {
-            return Err(SsoError::MfaRequired);
-        }
-        Ok((verified, login))
+        Ok((verified, extra))
     }
 }
 

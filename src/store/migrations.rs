@@ -5,8 +5,11 @@
 
 use rusqlite_migration::{M, Migrations};
 
-const SYSTEM_STEPS: &[M<'static>] =
-    &[M::up(include_str!("migrations/system/0001_orgs.sql")).comment("registry of created orgs")];
+const SYSTEM_STEPS: &[M<'static>] = &[
+    M::up(include_str!("migrations/system/0001_orgs.sql")).comment("registry of created orgs"),
+    M::up(include_str!("migrations/system/0002_setup_secret.sql"))
+        .comment("the single-use setup secret of a new installation"),
+];
 
 const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0001_tokens_audit.sql"))
@@ -46,6 +49,8 @@ const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0019_privacy_releases.sql")).comment(
         "aggregate releases per scope and period, their members, kept weeks and team sightings",
     ),
+    M::up(include_str!("migrations/org/0022_oidc_test_logins.sql"))
+        .comment("test sign-ins in progress, started from the admin page's checklist"),
 ];
 
 /// Migrations of `system.db`.
@@ -68,8 +73,8 @@ mod tests {
     fn migrations_are_valid() {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
-        assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 16);
+        assert_eq!(SYSTEM_VERSION, 2);
+        assert_eq!(ORG_VERSION, 17);
     }
 
     #[test]

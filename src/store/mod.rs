@@ -16,6 +16,7 @@ pub mod orgs;
 mod readers;
 pub mod scim;
 pub mod sessions;
+pub mod setup;
 pub mod tokens;
 pub mod users;
 

@@ -125,6 +125,15 @@ impl AdminCtx {
         }
     }
 
+    /// The operator acting through the setup link of a new installation
+    /// (`crate::setup::link`), from the request in `audit`.
+    pub(crate) fn setup(audit: Context) -> Self {
+        Self {
+            audit,
+            admin_id: None,
+        }
+    }
+
     /// An admin whose session was checked for role and fresh sign-in.
     pub(crate) fn for_admin(audit: Context, admin_id: String) -> Self {
         Self {
@@ -211,7 +220,7 @@ pub fn teams(org: &OrgDb) -> Result<Vec<String>, StoreError> {
         .read(|c| sql::all_group_names(c).map_err(StoreError::from))
 }
 
-fn check_user_name(name: &str) -> Result<(), UserError> {
+pub(crate) fn check_user_name(name: &str) -> Result<(), UserError> {
     let n = name.chars().count();
     if n == 0 || n > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(UserError::Invalid(

@@ -146,113 +146,162 @@ pub fn resolve(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Result<User, Refusal>, UserError> {
-    org.db.write(|tx| {
-        let existing = match sql::by_identity(tx, &id.issuer, &id.subject)? {
-            Some(u) => Some(u),
-            None => match link_candidate(tx, settings, id)? {
-                Some(u) => {
-                    if load(tx, u.clone())?.role(settings) == Role::Admin {
-                        return Ok(Err(Refusal::AdminLink {
-                            user_name: u.user_name,
-                            subject: id.subject.clone(),
-                        }));
-                    }
-                    let by = settings.oidc.as_ref().map_or(LinkBy::None, |o| o.link_by);
-                    ctx.record(
-                        tx,
-                        "user.link",
-                        Some(&u.id),
-                        &json!({ "issuer": id.issuer, "by": format!("{by:?}") }),
-                        now,
-                    )?;
-                    Some(u)
-                }
-                // A name alone never links: the account is someone else's
-                // until the contract or the operator says otherwise.
-                None => match sql::by_user_name(tx, &id.user_name)? {
-                    Some(_) => return Ok(Err(Refusal::NameConflict(id.user_name.clone()))),
-                    None => None,
-                },
-            },
+    org.db.write(|tx| resolve_in(tx, settings, id, ctx, now))
+}
+
+/// What a sign-in would do, found by [`preview`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The user as they would be after the sign-in (profile and groups
+    /// refreshed from the token).
+    pub user: User,
+    /// `existing` (signed in before), `linked` (an account made by SCIM or
+    /// the operator, not yet signed in, that the org's `link_by` contract
+    /// gives this identity) or `created` (a new account, `jit`).
+    pub account: &'static str,
+}
+
+/// What [`resolve`] would do with `id`, without doing it: the very same
+/// rules run in a transaction that is rolled back, so no user, group,
+/// link or audit row is kept (the test sign-in of the admin checklist).
+///
+/// # Errors
+/// `Ok(Err(refusal))` when policy would refuse; `Err` for store failures.
+pub fn preview(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    id: &Identity,
+    now: DateTime<Utc>,
+) -> Result<Result<Preview, Refusal>, UserError> {
+    org.db.with_writer(|conn| {
+        let tx = conn.transaction()?;
+        let account = if sql::by_identity(&tx, &id.issuer, &id.subject)?.is_some() {
+            "existing"
+        } else if link_candidate(&tx, settings, id)?.is_some() {
+            "linked"
+        } else {
+            "created"
         };
-        let mut row = match existing {
-            Some(row) => row,
-            None => {
-                if settings.provisioning == Provisioning::ScimOnly {
-                    return Ok(Err(Refusal::NotProvisioned));
+        let out = resolve_in(&tx, settings, id, &Context::system(), now);
+        tx.rollback()?;
+        Ok(out?.map(|user| Preview { user, account }))
+    })
+}
+
+/// The rules of [`resolve`], on a transaction the caller commits or rolls
+/// back.
+fn resolve_in(
+    tx: &rusqlite::Connection,
+    settings: &OrgSettings,
+    id: &Identity,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Result<User, Refusal>, UserError> {
+    let existing = match sql::by_identity(tx, &id.issuer, &id.subject)? {
+        Some(u) => Some(u),
+        None => match link_candidate(tx, settings, id)? {
+            Some(u) => {
+                if load(tx, u.clone())?.role(settings) == Role::Admin {
+                    return Ok(Err(Refusal::AdminLink {
+                        user_name: u.user_name,
+                        subject: id.subject.clone(),
+                    }));
                 }
-                if !id.email_verified && !settings.allowed_email_domains.is_empty() {
-                    return Ok(Err(Refusal::EmailUnverified));
-                }
-                if let Err(r) = domain_allowed(settings, id.email.as_deref()) {
-                    return Ok(Err(r));
-                }
-                let row = UserRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    oidc_issuer: Some(id.issuer.clone()),
-                    oidc_subject: Some(id.subject.clone()),
-                    user_name: id.user_name.clone(),
-                    display_name: id.display_name.clone(),
-                    emails: "[]".into(),
-                    external_id: None,
-                    active: true,
-                    admin_granted: false,
-                    provisioned_by: "jit".into(),
-                    created_at: to_millis(now),
-                    updated_at: to_millis(now),
-                };
-                sql::insert(tx, &row)?;
+                let by = settings.oidc.as_ref().map_or(LinkBy::None, |o| o.link_by);
                 ctx.record(
                     tx,
-                    "user.jit_create",
-                    Some(&row.id),
-                    &json!({ "user_name": row.user_name }),
+                    "user.link",
+                    Some(&u.id),
+                    &json!({ "issuer": id.issuer, "by": format!("{by:?}") }),
                     now,
                 )?;
-                row
+                Some(u)
             }
-        };
-        if settings.provisioning == Provisioning::ScimOnly && row.provisioned_by != "scim" {
-            return Ok(Err(Refusal::NotProvisioned));
-        }
-        if !row.active {
-            return Ok(Err(Refusal::Deactivated));
-        }
-        if row.provisioned_by == "jit"
-            && let Err(r) = domain_allowed(settings, id.email.as_deref())
-        {
-            return Ok(Err(r));
-        }
-        row.oidc_issuer = Some(id.issuer.clone());
-        row.oidc_subject = Some(id.subject.clone());
-        // SCIM owns the profile and groups of the users it provisions.
-        if row.provisioned_by != "scim" {
-            if !id.display_name.is_empty() {
-                row.display_name = id.display_name.clone();
+            // A name alone never links: the account is someone else's
+            // until the contract or the operator says otherwise.
+            None => match sql::by_user_name(tx, &id.user_name)? {
+                Some(_) => return Ok(Err(Refusal::NameConflict(id.user_name.clone()))),
+                None => None,
+            },
+        },
+    };
+    let mut row = match existing {
+        Some(row) => row,
+        None => {
+            if settings.provisioning == Provisioning::ScimOnly {
+                return Ok(Err(Refusal::NotProvisioned));
             }
-            if let Some(e) = &id.email {
-                let emails = vec![Email {
-                    value: e.clone(),
-                    kind: Some("work".into()),
-                    primary: true,
-                }];
-                row.emails = serde_json::to_string(&emails).unwrap_or_else(|_| "[]".into());
+            if !id.email_verified && !settings.allowed_email_domains.is_empty() {
+                return Ok(Err(Refusal::EmailUnverified));
             }
-            if let Some(groups) = &id.groups {
-                let mut ids = Vec::new();
-                for g in groups.iter().filter(|g| !g.trim().is_empty()).take(500) {
-                    ids.push(sql::ensure_group(
-                        tx,
-                        &uuid::Uuid::new_v4().to_string(),
-                        g.trim(),
-                        to_millis(now),
-                    )?);
-                }
-                sql::set_memberships(tx, &row.id, &ids)?;
+            if let Err(r) = domain_allowed(settings, id.email.as_deref()) {
+                return Ok(Err(r));
             }
+            let row = UserRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                oidc_issuer: Some(id.issuer.clone()),
+                oidc_subject: Some(id.subject.clone()),
+                user_name: id.user_name.clone(),
+                display_name: id.display_name.clone(),
+                emails: "[]".into(),
+                external_id: None,
+                active: true,
+                admin_granted: false,
+                provisioned_by: "jit".into(),
+                created_at: to_millis(now),
+                updated_at: to_millis(now),
+            };
+            sql::insert(tx, &row)?;
+            ctx.record(
+                tx,
+                "user.jit_create",
+                Some(&row.id),
+                &json!({ "user_name": row.user_name }),
+                now,
+            )?;
+            row
         }
-        row.updated_at = to_millis(now);
-        sql::update(tx, &row)?;
-        Ok(Ok(load(tx, row)?))
-    })
+    };
+    if settings.provisioning == Provisioning::ScimOnly && row.provisioned_by != "scim" {
+        return Ok(Err(Refusal::NotProvisioned));
+    }
+    if !row.active {
+        return Ok(Err(Refusal::Deactivated));
+    }
+    if row.provisioned_by == "jit"
+        && let Err(r) = domain_allowed(settings, id.email.as_deref())
+    {
+        return Ok(Err(r));
+    }
+    row.oidc_issuer = Some(id.issuer.clone());
+    row.oidc_subject = Some(id.subject.clone());
+    // SCIM owns the profile and groups of the users it provisions.
+    if row.provisioned_by != "scim" {
+        if !id.display_name.is_empty() {
+            row.display_name = id.display_name.clone();
+        }
+        if let Some(e) = &id.email {
+            let emails = vec![Email {
+                value: e.clone(),
+                kind: Some("work".into()),
+                primary: true,
+            }];
+            row.emails = serde_json::to_string(&emails).unwrap_or_else(|_| "[]".into());
+        }
+        if let Some(groups) = &id.groups {
+            let mut ids = Vec::new();
+            for g in groups.iter().filter(|g| !g.trim().is_empty()).take(500) {
+                ids.push(sql::ensure_group(
+                    tx,
+                    &uuid::Uuid::new_v4().to_string(),
+                    g.trim(),
+                    to_millis(now),
+                )?);
+            }
+            sql::set_memberships(tx, &row.id, &ids)?;
+        }
+    }
+    row.updated_at = to_millis(now);
+    sql::update(tx, &row)?;
+    Ok(Ok(load(tx, row)?))
 }

@@ -30,6 +30,7 @@ pub async fn get_admin(
             "granted" => "Admin role granted.",
             "revoked" => "Admin role revoked.",
             "token-revoked" => "SCIM token revoked; the identity provider can no longer use it.",
+            "welcome" => "Welcome: you are this installation's first administrator. The setup checklist below shows what is left.",
             _ => "Sessions ended.",
         }
         .to_string()
@@ -47,11 +48,13 @@ async fn admin_page(
     let who = &admin.who;
     let st = state.clone();
     let slug = who.org.slug.to_string();
-    let (members, held) = tokio::task::spawn_blocking(move || {
+    let now = state.clock.now();
+    let (members, held, facts) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
         let members = users::list(org)?;
         let held = tokens::list(org).map_err(PageError::internal)?;
-        Ok::<_, PageError>((members, held))
+        let facts = crate::setup::checklist::facts(&st.settings, org, now)?;
+        Ok::<_, PageError>((members, held, facts))
     })
     .await
     .map_err(PageError::internal)??;
@@ -79,7 +82,6 @@ async fn admin_page(
             }
         })
         .collect();
-    let now = state.clock.now();
     let scim_tokens = held
         .into_iter()
         .filter(|t| t.kind == TokenKind::Scim)
@@ -107,6 +109,8 @@ async fn admin_page(
         token_expiry_days: state.settings.scim_token_expiry.num_days(),
         csrf: who.session.csrf.clone(),
         notice,
+        checklist: crate::setup::checklist::items(&state.settings, &who.org, Some(&facts)),
+        can_test_sign_in: who.org.oidc.is_some(),
     }))
 }
 

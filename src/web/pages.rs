@@ -54,6 +54,8 @@ pub struct LoginPage {
     pub notice: Option<String>,
     pub sso_configured: bool,
     pub start_url: String,
+    /// Only for a visitor on the server's own machine, with no SSO.
+    pub local_help: Option<super::setup::LocalHelp>,
 }
 
 pub struct SessionLine {
@@ -143,6 +145,10 @@ pub struct AdminPage {
     pub token_expiry_days: i64,
     pub csrf: String,
     pub notice: Option<String>,
+    /// The setup checklist (`crate::setup::checklist`).
+    pub checklist: Vec<crate::setup::checklist::Item>,
+    /// Whether the test sign-in can run (the org has an identity provider).
+    pub can_test_sign_in: bool,
 }
 
 #[derive(Template)]

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Extension, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -22,6 +23,7 @@ use crate::audit::Context;
 use crate::config::OrgSettings;
 use crate::http::AppState;
 use crate::http::extract::{Meta, SessionState, session_cookie, signing_in_cookie};
+use crate::http::forwarded::ClientInfo;
 use crate::sso::SsoError;
 use crate::store::OrgDb;
 use crate::users::signin::resolve;
@@ -32,7 +34,7 @@ fn org_of<'a>(state: &'a AppState, slug: &str) -> Result<(&'a OrgSettings, &'a O
     Ok((settings, db))
 }
 
-fn callback_url(state: &AppState, org: &str) -> Result<url::Url, PageError> {
+pub(super) fn callback_url(state: &AppState, org: &str) -> Result<url::Url, PageError> {
     state
         .settings
         .server
@@ -66,6 +68,8 @@ pub async fn get_login(
     Path(org): Path<String>,
     Query(q): Query<LoginQuery>,
     Extension(session): Extension<SessionState>,
+    client: Option<Extension<ClientInfo>>,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let (settings, _) = org_of(&state, &org)?;
     let reauth = q.reauth.is_some();
@@ -83,12 +87,19 @@ pub async fn get_login(
         enc(&return_to),
         if reauth { "&reauth=1" } else { "" }
     );
+    let sso_configured = settings.oidc.is_some();
+    let local_help = if sso_configured {
+        None
+    } else {
+        super::setup::local_help(&state, client, &headers, settings.slug.as_str()).await?
+    };
     Ok(render(&LoginPage {
         org_name: settings.name.clone(),
         reauth,
         notice: q.signed_out.map(|_| "You are signed out.".to_string()),
-        sso_configured: settings.oidc.is_some(),
+        sso_configured,
         start_url,
+        local_help,
     }))
 }
 
@@ -189,6 +200,16 @@ pub async fn get_callback(
 ) -> Result<Response, PageError> {
     let (settings, db) = org_of(&state, &org)?;
     let now = state.clock.now();
+    if let Some(st) = &q.state {
+        let cb = crate::sso::test_signin::Callback {
+            code: q.code.clone(),
+            state: st.clone(),
+            error: q.error.clone(),
+        };
+        if let Some(r) = super::test_signin::intercept(&state, &org, cb, &session, &meta).await {
+            return r;
+        }
+    }
     match complete(&state, settings, db, &q, &session, &meta).await {
         Ok(r) => Ok(r),
         Err(err) => Err(failed(&state, org, meta, err, now).await),

@@ -44,7 +44,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A chromedriver on a free loopback port, in its own process group so
 /// that dropping it also ends the Chromium it started, even when an
 /// assertion fails half-way.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     url: String,
     /// A fresh Chromium profile; removed after the processes are gone.
@@ -52,7 +52,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "Chromium")] {
             assert!(
                 Path::new(path).exists(),
@@ -105,7 +105,7 @@ impl ChromeDriver {
     }
 
     /// A new headless Chromium session at desktop size.
-    async fn session(&self) -> Browser {
+    pub(crate) async fn session(&self) -> Browser {
         let args = [
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -169,12 +169,12 @@ impl WebDriverCompatibleCommand for Chromium {
 
 /// One WebDriver session, with the few steps the test needs; each panics
 /// with what it tried when the browser refuses.
-struct Browser {
+pub(crate) struct Browser {
     client: Client,
 }
 
 impl Browser {
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client
             .goto(url)
             .await
@@ -186,7 +186,7 @@ impl Browser {
     }
 
     /// Polls until the current URL satisfies `ok`.
-    async fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let url = self.current_url().await;
@@ -198,7 +198,7 @@ impl Browser {
         }
     }
 
-    async fn try_find(&self, css: &str) -> Option<Element> {
+    pub(crate) async fn try_find(&self, css: &str) -> Option<Element> {
         self.client
             .find_all(Locator::Css(css))
             .await
@@ -218,14 +218,14 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         e.click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         e.clear()
             .await
@@ -235,12 +235,12 @@ impl Browser {
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         e.text().await.unwrap_or_default()
     }
 
-    async fn body_text(&self) -> String {
+    pub(crate) async fn body_text(&self) -> String {
         self.execute("return document.body ? document.body.innerText : ''")
             .await
             .as_str()
@@ -343,7 +343,7 @@ impl Browser {
             .collect()
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.client.close().await.expect("close the session");
     }
 }

@@ -8,6 +8,7 @@ mod backup_signing;
 mod browser;
 mod cli;
 mod concepts;
+mod first_run;
 mod graph;
 mod http;
 mod idp;
