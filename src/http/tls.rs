@@ -48,7 +48,9 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     crate::fsperm::check_private_file(path).map_err(|p| err(format!("{p}; fix: {}", p.fix())))?;
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
     PrivateKeyDer::from_pem_reader(BufReader::new(file)).map_err(|e| match e {
-        pem::Error::NoItemsFound => err("holds no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)".into()),
+        pem::Error::NoItemsFound => {
+            err("holds no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)".into())
+        }
         e => err(format!("not valid PEM: {e}")),
     })
 }

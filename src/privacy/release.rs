@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 use super::noise::{self, Draw};
 use super::{Params, Protection};
 use crate::audit::Context;
-use crate::skill::Catalogue;
 use crate::catalogue::OrgConcepts;
 use crate::clock::to_millis;
 use crate::graph::aggregates::{ConceptAggregate, TOTALS};
 use crate::graph::trend::{self, WeekCount};
+use crate::skill::Catalogue;
 use crate::store::{OrgDb, StoreError};
 
 /// The most late checks (checks 30 days or more after first

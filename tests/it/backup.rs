@@ -792,7 +792,13 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
         let n = b.len();
         b[n / 3] ^= 0xff;
     });
-    let report = drill::run(&bad, open_keys(&env, &key_file), &scratch, start_on_loopback).await;
+    let report = drill::run(
+        &bad,
+        open_keys(&env, &key_file),
+        &scratch,
+        start_on_loopback,
+    )
+    .await;
     assert!(!report.ok());
     let text = report.render();
     assert!(

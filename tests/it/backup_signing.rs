@@ -123,7 +123,13 @@ async fn refused_everywhere(env: &Env, key_file: &Path, planted: &Path) -> Backu
         !target.data_dir.join("orgs/acme.db").exists(),
         "a refused archive was restored"
     );
-    let report = drill::run(planted, open_keys(env, key_file), &scratch, start_on_loopback).await;
+    let report = drill::run(
+        planted,
+        open_keys(env, key_file),
+        &scratch,
+        start_on_loopback,
+    )
+    .await;
     assert!(!report.ok(), "{}", report.render());
     assert!(report.render().contains(&shown), "{}", report.render());
     assert!(files_below(&scratch).is_empty(), "left behind");

@@ -145,8 +145,15 @@ async fn a_scim_token_dies_when_its_maker_loses_the_admin_role_on_the_page_or_ov
     let now = state.clock.now();
     let org = state.store.org("acme").expect("org");
     // The IdP's own token, made by the operator: tied to nobody's role.
-    let (_, idp) = tokens::create(org, TokenKind::Scim, "idp", None, &AdminCtx::operator(), now)
-        .expect("operator token");
+    let (_, idp) = tokens::create(
+        org,
+        TokenKind::Scim,
+        "idp",
+        None,
+        &AdminCtx::operator(),
+        now,
+    )
+    .expect("operator token");
     let idp = idp.expose().to_string();
 
     // On the admin page: Kai demotes Ines; her token goes, Kai's stays.
@@ -279,8 +286,15 @@ async fn a_token_whose_maker_lost_the_role_unseen_is_refused_and_revoked_at_use(
     let state = env.state_with_clock(manual_clock());
     let now = state.clock.now();
     let org = state.store.org("acme").expect("org");
-    let (_, idp) = tokens::create(org, TokenKind::Scim, "idp", None, &AdminCtx::operator(), now)
-        .expect("operator token");
+    let (_, idp) = tokens::create(
+        org,
+        TokenKind::Scim,
+        "idp",
+        None,
+        &AdminCtx::operator(),
+        now,
+    )
+    .expect("operator token");
     let (gus, gus_id) = signed_in(&state, "acme", "gus", false);
     let group = scim(
         &state,
