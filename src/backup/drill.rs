@@ -107,13 +107,12 @@ impl Steps {
 /// Drains and stops a server the drill started.
 pub type Stop = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+/// A server the drill is starting: where it listens and how to stop it.
+pub type Starting = Pin<Box<dyn Future<Output = Result<(SocketAddr, Stop), String>> + Send>>;
+
 /// Starts the appliance on the given parts on an ephemeral loopback port
 /// and answers where it listens and how to stop it.
-pub type Start = fn(
-    Arc<Settings>,
-    Arc<Store>,
-    Arc<dyn Clock>,
-) -> Pin<Box<dyn Future<Output = Result<(SocketAddr, Stop), String>> + Send>>;
+pub type Start = fn(Arc<Settings>, Arc<Store>, Arc<dyn Clock>) -> Starting;
 
 /// Runs the drill on `archive`, with its scratch data under `scratch`,
 /// serving the restored copy with `start`.

@@ -142,7 +142,7 @@ pub fn start_on_loopback(
     settings: Arc<crate::config::Settings>,
     store: Arc<crate::store::Store>,
     clock: Arc<dyn crate::clock::Clock>,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<(SocketAddr, Stop), String>> + Send>> {
+) -> crate::backup::drill::Starting {
     Box::pin(async move {
         let any = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
         let listener = bind(any).map_err(|e| e.to_string())?;

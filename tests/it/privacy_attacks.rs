@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::support::{Answer, Env, manual_clock, send, signed_in};
+use crate::support::{Answer, Env, manual_clock, send, signed_in, with_csrf};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -401,17 +401,15 @@ async fn deactivation_deletion_hold_and_opt_out_change_nothing_within_a_week() {
         "a deletion showed in this week's figures"
     );
     // The target opts out: the same, this week.
-    let out = send(
-        &o.state,
-        Request::builder()
-            .method("POST")
-            .uri("/api/v1/me/opt-out")
-            .header("cookie", o.cookie(&o.target_cookie))
-            .header("content-type", "application/json")
-            .body(Body::from(json!({"opted_out": true}).to_string()))
-            .expect("request"),
-    )
-    .await;
+    let target_cookie = o.cookie(&o.target_cookie);
+    let opt_out = Request::builder()
+        .method("POST")
+        .uri("/api/v1/me/opt-out")
+        .header("cookie", target_cookie.clone())
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"opted_out": true}).to_string()))
+        .expect("request");
+    let out = send(&o.state, with_csrf(&o.state, opt_out, &target_cookie)).await;
     assert_eq!(out.status, StatusCode::OK, "{}", out.text());
     assert_eq!(
         o.figures(None).await,
