@@ -40,13 +40,13 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("weekly activity keyed by engineer first; concept states indexed by concept only"),
     M::up(include_str!("migrations/org/0013_sign_in_browser.sql"))
         .comment("sign-ins in progress bound to the browser that started them"),
-    M::up(include_str!("migrations/org/0015_refresh_generations.sql")).comment(
+    M::up(include_str!("migrations/org/0014_refresh_generations.sql")).comment(
         "the generation of each device's current refresh token, to detect any superseded one",
     ),
-    M::up(include_str!("migrations/org/0017_nested_groups.sql")).comment(
+    M::up(include_str!("migrations/org/0015_nested_groups.sql")).comment(
         "direct group members, users and groups; group_members becomes the effective membership",
     ),
-    M::up(include_str!("migrations/org/0019_privacy_releases.sql")).comment(
+    M::up(include_str!("migrations/org/0016_privacy_releases.sql")).comment(
         "aggregate releases per scope and period, their members, kept weeks and team sightings",
     ),
     M::up(include_str!("migrations/org/0022_oidc_test_logins.sql"))
