@@ -49,7 +49,7 @@ const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0016_privacy_releases.sql")).comment(
         "aggregate releases per scope and period, their members, kept weeks and team sightings",
     ),
-    M::up(include_str!("migrations/org/0022_oidc_test_logins.sql"))
+    M::up(include_str!("migrations/org/0017_oidc_test_logins.sql"))
         .comment("test sign-ins in progress, started from the admin page's checklist"),
 ];
 
