@@ -282,7 +282,11 @@ fn a_valid_archive_restores_and_a_rotated_key_still_verifies_old_archives() {
         .expect("rng")
         .write_new(&file, "rotated")
         .expect("write");
+    // Archives are named to the second: the next one must not take the
+    // old one's name (it would replace it).
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
     let new = backup_now(&env, &env.store()).path;
+    assert_ne!(new, old, "the rotated key's archive is a new file");
     let without_old = open_keys(&env, &key_file);
     let err = restore::verify(&old, &without_old, &scratch).expect_err("old key not trusted");
     assert!(matches!(err, BackupError::BadSignature(_)), "{err:?}");
