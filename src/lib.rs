@@ -4,6 +4,8 @@
 //! says which module may use which.
 #![forbid(unsafe_code)]
 
+/// The teaching kernel (`aiworklab agent`) on an engineer's machine: no server state, only `skill`.
+pub mod agent;
 /// The audit log: one-line recording of privileged actions, and its sweeper.
 pub mod audit;
 /// Backups: age-encrypted online snapshots, verify, restore, drill, schedule.
