@@ -51,8 +51,9 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-/// How long a client should wait after a [`AppError::Busy`].
-const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// How long a client should wait after a [`AppError::Busy`] (and its
+/// SCIM and page counterparts).
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -170,5 +171,28 @@ impl IntoResponse for AppError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy database is 503 with `Retry-After` on the JSON API; a store
+    /// failure of another kind is a 500 without it.
+    #[test]
+    fn a_busy_database_is_503_with_retry_after_on_the_api() {
+        let busy = crate::store::StoreError::ReadersBusy {
+            path: "system.db".into(),
+            size: 8,
+            waited: std::time::Duration::from_secs(5),
+        };
+        let res = AppError::from(busy).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        let other = crate::store::StoreError::Sqlite(rusqlite::Error::InvalidQuery);
+        let res = AppError::from(other).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!res.headers().contains_key(header::RETRY_AFTER));
     }
 }

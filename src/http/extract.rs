@@ -1,8 +1,11 @@
-//! Our own extractors. The session middleware reads the one cookie, checks
-//! it, and leaves the outcome in the request (absent / valid / invalid,
-//! never an `Option` that hides an error); after the handler it sets the
-//! rotated cookie or clears an invalid one. Handlers then ask for
-//! [`SignedIn`] or [`AdminSession`], whose construction is the check.
+//! Our own extractors for the JSON API, and the session middleware. The
+//! middleware reads the one cookie, checks it, and leaves the outcome in
+//! the request (absent / valid / invalid / signing in / unchecked, never
+//! an `Option` that hides an error); after the handler it sets the rotated
+//! cookie or clears an invalid one. API handlers then ask for
+//! [`ApiCaller`], [`ApiAdmin`] or [`ApiAdminAction`], whose construction is
+//! the check; the pages' extractors, built on the same outcome, are in
+//! `web::extract`.
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Duration;
 use subtle::ConstantTimeEq;
 
@@ -21,7 +24,6 @@ use crate::audit::Context;
 use crate::config::OrgSettings;
 use crate::sessions::{self, COOKIE, Session};
 use crate::users::{self, AdminCtx, Role, User};
-use crate::web::PageError;
 
 /// The outcome of checking the session cookie.
 #[derive(Debug, Clone)]
@@ -37,6 +39,11 @@ pub enum SessionState {
     /// started (`aiwl_signin_...`, see `web::signin`): not a session, and
     /// left in place.
     SigningIn(String),
+    /// The cookie could not be checked: the database failed, or every read
+    /// connection stayed busy (`busy`). The layer logged why; an extractor
+    /// that needs the session answers in its surface's format (503 with
+    /// `Retry-After` when busy, else 500), and the cookie is left in place.
+    Unchecked { busy: bool },
 }
 
 /// A signed-in person and their session.
@@ -123,7 +130,14 @@ pub async fn session_layer(
                 SessionState::Valid(Arc::new(signed_in))
             }
             Ok(None) => SessionState::Invalid,
-            Err(e) => return e.into_response(),
+            Err(e) if e.busy() => {
+                tracing::warn!(error = %e, "database busy; the session cookie was not checked");
+                SessionState::Unchecked { busy: true }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the session cookie could not be checked");
+                SessionState::Unchecked { busy: false }
+            }
         },
     };
     let invalid = matches!(outcome, SessionState::Invalid);
@@ -154,10 +168,32 @@ pub async fn session_layer(
     res
 }
 
+/// Why a session cookie could not be checked (logged by [`session_layer`]).
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    User(#[from] users::UserError),
+    #[error("the session check stopped: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl CheckError {
+    fn busy(&self) -> bool {
+        use crate::store::StoreError::ReadersBusy;
+        matches!(
+            self,
+            Self::Store(ReadersBusy { .. })
+                | Self::User(users::UserError::Store(ReadersBusy { .. }))
+        )
+    }
+}
+
 async fn check(
     state: &AppState,
     value: String,
-) -> Result<Option<(SignedIn, Option<String>)>, PageError> {
+) -> Result<Option<(SignedIn, Option<String>)>, CheckError> {
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let now = st.clock.now();
@@ -170,7 +206,7 @@ async fn check(
         let user = match users::get(auth.org, &auth.session.user_id) {
             Ok(u) => u,
             Err(users::UserError::NotFound) => return Ok(None),
-            Err(e) => return Err(PageError::internal(e)),
+            Err(e) => return Err(e.into()),
         };
         let rotated = auth.rotated.map(|s| s.expose().to_string());
         Ok(Some((
@@ -182,8 +218,7 @@ async fn check(
             rotated,
         )))
     })
-    .await
-    .map_err(PageError::internal)?
+    .await?
 }
 
 /// The audit context of a request: who, from where, under which id.
@@ -205,137 +240,15 @@ pub fn audit_context(parts: &Parts, actor: String) -> Context {
 pub struct Meta(pub Context);
 
 impl FromRequestParts<AppState> for Meta {
-    type Rejection = PageError;
+    type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self(audit_context(parts, "anonymous".into())))
     }
 }
 
-/// The org slug in the path (`/o/{org}/...`), if any.
-fn path_org(parts: &Parts) -> Option<String> {
-    let mut segs = parts.uri.path().split('/');
-    match (segs.next(), segs.next(), segs.next()) {
-        (Some(""), Some("o"), Some(org)) if !org.is_empty() => Some(org.to_string()),
-        _ => None,
-    }
-}
-
-/// A signed-in person. On a page under `/o/{org}/`, the session must belong
-/// to that org: a session of org A never opens org B's pages (P18).
-#[derive(Debug, Clone)]
-pub struct SignedInUser {
-    pub who: Arc<SignedIn>,
-    pub audit: Context,
-}
-
-impl FromRequestParts<AppState> for SignedInUser {
-    type Rejection = PageError;
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let state = parts
-            .extensions
-            .get::<SessionState>()
-            .cloned()
-            .unwrap_or(SessionState::Absent);
-        let wanted = path_org(parts);
-        match state {
-            SessionState::Valid(who)
-                if wanted.as_deref().is_none_or(|o| o == who.org.slug.as_str()) =>
-            {
-                let audit = audit_context(parts, format!("user:{}", who.user.id));
-                Ok(Self { who, audit })
-            }
-            _ => Err(PageError::SignInRequired {
-                org: wanted,
-                return_to: parts.uri.path().to_string(),
-            }),
-        }
-    }
-}
-
-/// An admin of the path's org, for admin pages that only read: the role is
-/// checked, the age of the sign-in is not (changes take an
-/// [`AdminSession`]). Admin-only pages take this, so none can forget the
-/// check.
-#[derive(Debug, Clone)]
-pub struct AdminViewer {
-    pub who: Arc<SignedIn>,
-    pub audit: Context,
-}
-
-impl FromRequestParts<AppState> for AdminViewer {
-    type Rejection = PageError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let SignedInUser { who, audit } = SignedInUser::from_request_parts(parts, state).await?;
-        if who.role() != Role::Admin {
-            return Err(PageError::Forbidden(
-                "This page is for administrators of the organisation.".into(),
-            ));
-        }
-        Ok(Self { who, audit })
-    }
-}
-
-/// An admin of the path's org whose last sign-in at the IdP is recent
-/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
-/// operations require. A stale sign-in is sent to re-authenticate (P10).
-#[derive(Debug, Clone)]
-pub struct AdminSession {
-    pub who: Arc<SignedIn>,
-    pub ctx: AdminCtx,
-}
-
-impl AdminSession {
-    /// The same admin as a reader of admin pages.
-    pub fn viewer(&self) -> AdminViewer {
-        AdminViewer {
-            who: Arc::clone(&self.who),
-            audit: self.ctx.audit().clone(),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for AdminSession {
-    type Rejection = PageError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let AdminViewer { who, audit } = AdminViewer::from_request_parts(parts, state).await?;
-        let max_age =
-            Duration::from_std(state.settings.sso.reauth_max_age).unwrap_or(Duration::zero());
-        if who.session.auth_time + max_age < state.clock.now() {
-            return Err(PageError::ReauthRequired {
-                org: who.org.slug.to_string(),
-                return_to: reauth_return(parts),
-            });
-        }
-        let ctx = AdminCtx::for_admin(audit, who.user.id.clone());
-        Ok(Self { who, ctx })
-    }
-}
-
-/// Where to come back to after re-authenticating: the page for a GET, and
-/// for a POST the page the form was on (its action shown again to confirm).
-fn reauth_return(parts: &Parts) -> String {
-    let path = parts.uri.path();
-    if parts.method == axum::http::Method::GET {
-        return parts
-            .uri
-            .path_and_query()
-            .map_or(path, |p| p.as_str())
-            .to_string();
-    }
-    path.rsplit_once("/users/")
-        .map_or(path, |(base, _)| base)
-        .to_string()
-}
-
 /// What can be wrong with a state-changing request from a browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CsrfProblem {
+pub enum CsrfProblem {
     /// The token is missing or is not the session's.
     Token,
     /// The browser says the request comes from another site.
@@ -345,7 +258,7 @@ enum CsrfProblem {
 /// What is wrong with a state-changing request's CSRF token and origin,
 /// if anything: the token must equal the session's (compared in constant
 /// time) and the browser's `Origin`, when sent, must be this site.
-fn csrf_problem(
+pub fn csrf_problem(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     who: &SignedIn,
@@ -368,28 +281,6 @@ fn csrf_problem(
         }
     }
     None
-}
-
-/// Checks a form's CSRF token against the session's, in constant time, and
-/// that the request comes from our own origin when the browser says.
-///
-/// # Errors
-/// [`PageError::Forbidden`] on any mismatch.
-pub fn check_csrf(
-    state: &AppState,
-    parts_headers: &axum::http::HeaderMap,
-    who: &SignedIn,
-    token: &str,
-) -> Result<(), PageError> {
-    match csrf_problem(state, parts_headers, who, token) {
-        None => Ok(()),
-        Some(CsrfProblem::Token) => Err(PageError::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        )),
-        Some(CsrfProblem::Origin) => Err(PageError::Forbidden(
-            "This form was sent from another site.".into(),
-        )),
-    }
 }
 
 /// The header that carries the session's CSRF token on admin API changes;
@@ -416,6 +307,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
         }
         let who = match parts.extensions.get::<SessionState>() {
             Some(SessionState::Valid(who)) => who.clone(),
+            Some(SessionState::Unchecked { busy }) => return Err(unchecked(*busy)),
             _ => {
                 return Err(AppError::Unauthorized(
                     "sign in as an administrator of the organisation".into(),
@@ -484,6 +376,18 @@ impl FromRequestParts<AppState> for ApiAdminAction {
         }
         let ctx = AdminCtx::for_admin(audit, who.user.id.clone());
         Ok(Self { who, ctx })
+    }
+}
+
+/// The API's answer when the session cookie could not be checked.
+fn unchecked(busy: bool) -> crate::error::AppError {
+    use crate::error::AppError;
+    if busy {
+        AppError::Busy {
+            retry_after_secs: crate::error::BUSY_RETRY_AFTER_SECS,
+        }
+    } else {
+        AppError::Internal(anyhow::anyhow!("the session cookie could not be checked"))
     }
 }
 
@@ -571,6 +475,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                     audit: audit_context(parts, format!("user:{}", who.user.id)),
                 })
             }
+            Some(SessionState::Unchecked { busy }) => Err(unchecked(*busy)),
             _ => Err(AppError::Unauthorized(
                 "sign in, or send a device access token as `Authorization: Bearer ...`".into(),
             )),

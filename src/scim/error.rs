@@ -14,6 +14,10 @@ pub enum ScimError {
         scim_type: Option<&'static str>,
         detail: String,
     },
+    /// 503 with `Retry-After`: every read connection of the database stayed
+    /// busy; the client should retry after that many seconds.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// 500: logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -83,12 +87,64 @@ impl ScimError {
 
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.into())
+        match e {
+            StoreError::ReadersBusy { .. } => {
+                tracing::warn!(error = %e, "database busy; the SCIM client is asked to retry");
+                Self::Busy {
+                    retry_after_secs: crate::error::BUSY_RETRY_AFTER_SECS,
+                }
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::tokens::TokenError> for ScimError {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        match e {
+            crate::tokens::TokenError::Store(s) => s.into(),
+            other => Self::Internal(other.into()),
+        }
     }
 }
 
 impl From<rusqlite::Error> for ScimError {
     fn from(e: rusqlite::Error) -> Self {
         Self::from(StoreError::from(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::scim::routes::Failure;
+
+    /// A busy database answers SCIM clients 503 with `Retry-After` (which
+    /// Okta and Entra ID honour), whether it was met in a SCIM query or
+    /// while checking the bearer token; other store failures stay 500.
+    #[tokio::test]
+    async fn a_busy_database_is_503_with_retry_after_for_scim_clients() {
+        let busy = || StoreError::ReadersBusy {
+            path: "org-acme.db".into(),
+            size: 8,
+            waited: std::time::Duration::from_secs(5),
+        };
+        for e in [
+            ScimError::from(busy()),
+            ScimError::from(crate::tokens::TokenError::Store(busy())),
+        ] {
+            let res = Failure::Scim(e).into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(doc["status"], "503", "{doc}");
+        }
+        let other = ScimError::from(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
+        let res = Failure::Scim(other).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -66,13 +66,13 @@ impl ScimPresented {
             &self.token,
             state.clock.now(),
         )
-        .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
+        .map_err(|e| Failure::Scim(e.into()))?
         .ok()
         .ok_or_else(unauthorized)?;
         let (org, info) = found;
         let now = state.clock.now();
         if super::demotion::maker_lost_role(state, org, &info, &self.audit, now)
-            .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
+            .map_err(|e| Failure::Scim(e.into()))?
         {
             return Err(unauthorized());
         }

@@ -209,6 +209,16 @@ impl IntoResponse for Failure {
                 scim_type,
                 detail,
             } => error_response(status, scim_type, &detail),
+            ScimError::Busy { retry_after_secs } => {
+                let mut res = error_response(
+                    503,
+                    None,
+                    &format!("the server is busy; retry after {retry_after_secs} s"),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+                res
+            }
             ScimError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 error_response(

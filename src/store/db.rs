@@ -46,9 +46,6 @@ pub struct DbOptions {
     pub read_pool_size: u32,
 }
 
-/// How long a read waits for a connection when all of the pool's are busy.
-const READ_WAIT: Duration = Duration::from_secs(30);
-
 /// An open database. Dropping it closes every connection on the dropping
 /// thread, the readers first: the writer, closed last, folds the WAL back
 /// into the file and removes it, which a read-only connection cannot.
@@ -128,7 +125,10 @@ impl Db {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            readers: Readers::new(path, opts.read_pool_size, READ_WAIT, Box::new(open)),
+            // A read waits for a pooled connection as long as a write waits for
+            // the lock: well inside the request timeout, so a client is told
+            // "busy, retry" (503) rather than timed out (408).
+            readers: Readers::new(path, opts.read_pool_size, busy, Box::new(open)),
             writer: Mutex::new(writer),
         })
     }

@@ -12,8 +12,9 @@ use super::pages::{AccountPage, DeviceLine, OrgConceptLine, SessionLine, render}
 use crate::http::AppState;
 use chrono::{DateTime, Utc};
 
+use super::extract::{SignedInUser, check_csrf};
 use crate::audit::Context;
-use crate::http::extract::{SignedIn, SignedInUser, check_csrf, clear_cookie};
+use crate::http::extract::{SignedIn, clear_cookie};
 use crate::store::OrgDb;
 use crate::users::Role;
 
@@ -70,7 +71,7 @@ async fn account_page(
     let (slug, user_id) = (who.org.slug.to_string(), who.user.id.clone());
     let (sessions, devices, custom) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
-        let devices = crate::devices::list(org, &user_id).map_err(PageError::internal)?;
+        let devices = crate::devices::list(org, &user_id)?;
         let custom = crate::catalogue::custom::list(org)?;
         Ok::<_, PageError>((crate::sessions::list(org, &user_id)?, devices, custom))
     })

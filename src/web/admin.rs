@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::PageError;
+use super::extract::{AdminSession, AdminViewer, check_csrf};
 use super::pages::{AdminPage, MemberLine, TokenLine, render};
 use crate::http::AppState;
-use crate::http::extract::{AdminSession, AdminViewer, check_csrf};
 use crate::tokens::{self, TokenError, TokenInfo, TokenKind};
 use crate::users::{self, Role};
 
@@ -52,7 +52,7 @@ async fn admin_page(
     let (members, held, facts) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
         let members = users::list(org)?;
-        let held = tokens::list(org).map_err(PageError::internal)?;
+        let held = tokens::list(org)?;
         let facts = crate::setup::checklist::facts(&st.settings, org, now)?;
         Ok::<_, PageError>((members, held, facts))
     })

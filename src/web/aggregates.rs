@@ -12,11 +12,11 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::PageError;
+use super::extract::AdminViewer;
 use super::pages::{AggregateLine, AggregatesPage, Bar, DomainSection, render};
 use crate::graph::aggregates::ConceptAggregate;
 use crate::graph::trend::{self, WeekCount};
 use crate::http::AppState;
-use crate::http::extract::AdminViewer;
 use crate::privacy::{self, Release, ReleaseError};
 use crate::skill::Catalogue;
 use crate::users;

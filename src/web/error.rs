@@ -31,6 +31,10 @@ pub enum PageError {
     /// A failed sign-in: the page says why; status by cause.
     #[error("{err}")]
     SignIn { org: String, err: Box<SsoError> },
+    /// 503 page with `Retry-After`: every read connection of the database
+    /// stayed busy.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// 500 page; the cause is logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -44,7 +48,15 @@ impl PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            crate::store::StoreError::ReadersBusy { .. } => {
+                tracing::warn!(error = %e, "database busy; the browser is asked to retry");
+                Self::Busy {
+                    retry_after_secs: crate::error::BUSY_RETRY_AFTER_SECS,
+                }
+            }
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -52,6 +64,25 @@ impl From<crate::users::UserError> for PageError {
     fn from(e: crate::users::UserError) -> Self {
         match e {
             crate::users::UserError::NotFound => Self::NotFound,
+            crate::users::UserError::Store(s) => s.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::tokens::TokenError> for PageError {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        match e {
+            crate::tokens::TokenError::Store(s) => s.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::devices::DeviceError> for PageError {
+    fn from(e: crate::devices::DeviceError) -> Self {
+        match e {
+            crate::devices::DeviceError::Store(s) => s.into(),
             other => Self::internal(other),
         }
     }
@@ -147,6 +178,22 @@ impl IntoResponse for PageError {
                 }
                 res
             }
+            Self::Busy { retry_after_secs } => {
+                let mut res = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorPage::new(
+                        "The appliance is busy",
+                        "Too many requests are being served right now.",
+                        Some(format!(
+                            "Reload the page in {retry_after_secs} s; if this keeps happening, tell your administrator (the server log says why)."
+                        )),
+                        None,
+                    ),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+                res
+            }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "page failed");
                 page(
@@ -168,4 +215,41 @@ pub fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
     let mut res = Redirect::to(to).into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn busy() -> StoreError {
+        StoreError::ReadersBusy {
+            path: "org-acme.db".into(),
+            size: 8,
+            waited: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// A busy database is a page that says so, with `Retry-After`, on every
+    /// path a store error reaches a page by; anything else stays a 500.
+    #[test]
+    fn a_busy_database_is_503_with_retry_after_on_pages() {
+        let through_users = PageError::from(crate::users::UserError::Store(busy()));
+        let through_tokens = PageError::from(crate::tokens::TokenError::Store(busy()));
+        let through_devices = PageError::from(crate::devices::DeviceError::Store(busy()));
+        for e in [
+            PageError::from(busy()),
+            through_users,
+            through_tokens,
+            through_devices,
+        ] {
+            let res = e.into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        }
+        let other = PageError::from(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
+        let res = other.into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!res.headers().contains_key(header::RETRY_AFTER));
+    }
 }

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod aggregates;
 mod error;
+mod extract;
 mod pages;
 mod setup;
 mod signin;

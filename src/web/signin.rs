@@ -115,7 +115,7 @@ fn browser_secret(session: &SessionState) -> Option<String> {
     match session {
         SessionState::Valid(who) => Some(format!("session:{}", who.session.csrf)),
         SessionState::SigningIn(v) => Some(v.clone()),
-        SessionState::Absent | SessionState::Invalid => None,
+        SessionState::Absent | SessionState::Invalid | SessionState::Unchecked { .. } => None,
     }
 }
 

@@ -6,11 +6,12 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::PageError;
+use super::extract::SignedInUser;
 use super::pages::render;
 use super::signin::callback_url;
 use crate::audit::Context;
 use crate::http::AppState;
-use crate::http::extract::{SessionState, SignedIn, SignedInUser};
+use crate::http::extract::{SessionState, SignedIn};
 use crate::sso::test_signin::{self, Callback, Report};
 use crate::users::Role;
 

@@ -11,7 +11,7 @@ use aiworklab::http::SECURITY_HEADERS;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
-use crate::support::{Answer, Env, get, send, send_from};
+use crate::support::{Answer, Env, get, get_with_cookie, send, send_from, signed_in};
 
 fn assert_security_headers(a: &Answer, what: &str) {
     for (name, value) in SECURITY_HEADERS {
@@ -379,4 +379,92 @@ async fn made_up_methods_and_paths_create_no_new_metric_series() {
         "new series: {new:#?}"
     );
     assert!(text.contains("method=\"other\""), "{text}");
+}
+
+/// Every read connection of both databases held by someone else: the
+/// session cookie cannot be checked, and each surface says "busy, retry"
+/// in its own format (503 with `Retry-After`) instead of a 500. Released,
+/// the same requests succeed.
+#[tokio::test]
+async fn a_busy_database_answers_503_with_retry_after_on_every_surface() {
+    use std::sync::mpsc;
+
+    let mut env = Env::new(&["acme"]);
+    env.raw.storage.read_pool_size = 1;
+    env.raw.storage.busy_timeout_ms = 200;
+    let state = env.state();
+    let (cookie, _) = signed_in(&state, "acme", "ada", false);
+    let (_, scim) = aiworklab::tokens::create(
+        state.store.org("acme").expect("org"),
+        aiworklab::tokens::TokenKind::Scim,
+        "okta",
+        None,
+        &aiworklab::users::AdminCtx::operator(),
+        state.clock.now(),
+    )
+    .expect("token");
+    let requests = || {
+        vec![
+            ("page", get_with_cookie("/account", &cookie), "text/html"),
+            (
+                "api",
+                get_with_cookie("/api/v1/me/graph", &cookie),
+                "application/problem+json",
+            ),
+            (
+                "scim",
+                Request::get("/scim/v2/Users")
+                    .header("authorization", format!("Bearer {}", scim.expose()))
+                    .body(Body::empty())
+                    .expect("request"),
+                "application/scim+json",
+            ),
+        ]
+    };
+
+    // Hold the one read connection of each database until told to let go.
+    let (release, held) = (Arc::new(std::sync::Barrier::new(3)), mpsc::channel());
+    let mut holders = Vec::new();
+    for org in [false, true] {
+        let (store, release, held) = (
+            Arc::clone(&state.store),
+            Arc::clone(&release),
+            held.0.clone(),
+        );
+        holders.push(std::thread::spawn(move || {
+            let db = if org {
+                &store.org("acme").expect("org").db
+            } else {
+                store.system()
+            };
+            db.read(|_| {
+                held.send(()).expect("main thread waits");
+                release.wait();
+                Ok::<_, aiworklab::store::StoreError>(())
+            })
+            .expect("read");
+        }));
+    }
+    held.1.recv().expect("held");
+    held.1.recv().expect("held");
+    for (surface, req, content_type) in requests() {
+        let res = send(&state, req).await;
+        assert_eq!(
+            res.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{surface}: {}",
+            res.text()
+        );
+        assert_eq!(res.header("retry-after"), Some("1"), "{surface}");
+        let ct = res.header("content-type").unwrap_or_default();
+        assert!(ct.starts_with(content_type), "{surface}: {ct}");
+    }
+    release.wait();
+    for h in holders {
+        h.join().expect("holder");
+    }
+    for (surface, req, _) in requests() {
+        let res = send(&state, req).await;
+        assert_eq!(res.status, StatusCode::OK, "{surface}: {}", res.text());
+    }
 }
