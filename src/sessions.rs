@@ -274,10 +274,7 @@ pub fn reauthenticate(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Option<BearerSecret>, StoreError> {
-    let fresh = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
-        path: "random source".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let fresh = secrets::generate(SecretKind::Session)?;
     let amr_json = serde_json::to_string(amr).unwrap_or_else(|_| "[]".into());
     let changed = org.db.write(|tx| {
         let changed = sql::reauthenticate(

@@ -83,16 +83,15 @@ pub struct Facts {
 /// Gathers the facts of one org.
 ///
 /// # Errors
-/// Store errors. An unreadable backup directory or drill record counts as
+/// Store errors (as [`tokens::TokenError::Store`]), or a token row that
+/// does not read back. An unreadable backup directory or drill record counts as
 /// none (the item then says so).
-pub fn facts(settings: &Settings, org: &OrgDb, now: DateTime<Utc>) -> Result<Facts, StoreError> {
-    let held = tokens::list(org).map_err(|e| match e {
-        tokens::TokenError::Store(s) => s,
-        other => StoreError::Io {
-            path: "api_tokens".into(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })?;
+pub fn facts(
+    settings: &Settings,
+    org: &OrgDb,
+    now: DateTime<Utc>,
+) -> Result<Facts, tokens::TokenError> {
+    let held = tokens::list(org)?;
     let scim: Vec<_> = held.iter().filter(|t| t.kind == TokenKind::Scim).collect();
     let last_test = org
         .db

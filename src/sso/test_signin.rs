@@ -349,13 +349,24 @@ fn verdict(
             mapped,
         });
     }
-    let outcome = preview(db, org, &v.identity(), now).map_err(|e| match e {
-        crate::users::UserError::Store(s) => s,
-        other => StoreError::Io {
-            path: "users".into(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })?;
+    let outcome = match preview(db, org, &v.identity(), now) {
+        Ok(outcome) => outcome,
+        Err(crate::users::UserError::Store(s)) => return Err(s),
+        // The claims make an account the store will not take (a user name
+        // that is invalid or already another person's): the real sign-in
+        // would fail the same way, so that is the verdict.
+        Err(other) => {
+            return Ok(Report {
+                verdict: "would_be_refused",
+                reason: format!("the account could not be made from these claims: {other}"),
+                advice: Some(format!(
+                    "check which claim {key}.oidc maps to the user name, or rename the account that holds it"
+                )),
+                claims: lines,
+                mapped,
+            });
+        }
+    };
     Ok(match outcome {
         Ok(p) => {
             let role = p.user.role(org);
