@@ -24,6 +24,8 @@ pub mod config;
 pub mod crypto;
 /// Devices: pairing codes, rotating refresh secrets, signed access tokens.
 pub mod devices;
+/// Where outbound connections may go: `air_gapped`, `egress_allow`, the guarded resolver (P25).
+pub mod egress;
 /// The JSON API's error type at the HTTP edge (RFC 9457 problem documents).
 pub mod error;
 /// Permission rules for secrets and data files.

@@ -55,6 +55,15 @@ fn check(path: Option<&Path>) -> Result<ExitCode, Failure> {
         crate::crypto::MasterKey::load(key)
             .map_err(|e| Failure::new(e.to_string(), Some(e.fix())))?;
     }
+    if settings.egress.is_air_gapped() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}"), None))?;
+        for warning in runtime.block_on(settings.check_egress())? {
+            eprintln!("warning: {warning}");
+        }
+    }
     let dir = &settings.storage.data_dir;
     if dir.exists() {
         crate::fsperm::check_private_dir(dir)

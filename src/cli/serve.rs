@@ -43,6 +43,9 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
         )
     })?;
     runtime.block_on(async move {
+        for warning in settings.check_egress().await? {
+            tracing::warn!("{warning}");
+        }
         let listener = server::bind(settings.server.bind)?;
         let state = AppState::new(Arc::clone(&settings), store, clock);
         let running = server::start(state, listener).await?;

@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
+    /// Refuse every outbound destination that is not on loopback, in a
+    /// private range or in `egress_allow` (P25).
+    pub air_gapped: bool,
+    /// Host names and address ranges an air-gapped appliance may reach
+    /// beyond loopback and the private ranges.
+    pub egress_allow: Vec<String>,
     pub server: RawServer,
     pub storage: RawStorage,
     pub keys: RawKeys,
@@ -27,6 +33,8 @@ pub struct RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
+            air_gapped: false,
+            egress_allow: Vec::new(),
             server: RawServer::default(),
             storage: RawStorage::default(),
             keys: RawKeys::default(),

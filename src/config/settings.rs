@@ -15,6 +15,8 @@ use crate::ids::OrgSlug;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where outbound connections may go (`air_gapped`, `egress_allow`).
+    pub egress: crate::egress::Egress,
     pub server: ServerSettings,
     pub storage: StorageSettings,
     pub keys: KeySettings,
@@ -558,11 +560,13 @@ impl Settings {
             3_650,
         );
         let orgs = orgs(&mut c, raw);
+        let egress = egress(&mut c, raw, &orgs);
 
         if !c.errors.is_empty() {
             return Err(ConfigErrors(c.errors));
         }
         Ok(Settings {
+            egress,
             server: ServerSettings {
                 bind,
                 public_url,
@@ -593,6 +597,39 @@ impl Settings {
             privacy,
             orgs,
         })
+    }
+
+    /// Air-gapped, resolves every named outbound destination now and
+    /// refuses one that resolves only to addresses the egress rule does not
+    /// allow (`config check` and `serve` at start). A name that does not
+    /// resolve now is not refused (it is checked again at every
+    /// connection): it comes back as a warning.
+    ///
+    /// # Errors
+    /// One [`ConfigError`] per refused destination, naming its key.
+    pub async fn check_egress(&self) -> Result<Vec<String>, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        for (key, url) in destinations(&self.orgs) {
+            match self.egress.check_url_resolved(&url).await {
+                Ok(None) => {}
+                Ok(Some(lookup)) => warnings.push(format!(
+                    "{key}: {} does not resolve now ({lookup}); it is checked again when the appliance connects",
+                    url.host_str().unwrap_or_default()
+                )),
+                Err(refused) => errors.push(ConfigError {
+                    origin: "as resolved now".into(),
+                    key,
+                    problem: refused.to_string(),
+                    fix: "use a destination inside your network, or add it to egress_allow".into(),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// The configured org with this slug.
@@ -698,6 +735,60 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
         signing_key_file,
         verify_keys,
     }
+}
+
+/// The egress rule, and every configured outbound destination checked
+/// against it (the addresses written in URLs; names are resolved by
+/// [`Settings::check_egress`] and at every connection).
+fn egress(c: &mut Checker<'_>, raw: &RawConfig, orgs: &[OrgSettings]) -> crate::egress::Egress {
+    use crate::egress::{Allowed, Egress};
+    let mut allow = Vec::new();
+    for (i, entry) in raw.egress_allow.iter().enumerate() {
+        match Allowed::parse(entry) {
+            Ok(a) => allow.push(a),
+            Err(problem) => c.fail(
+                &format!("egress_allow.{i}"),
+                problem,
+                "list host names or address ranges, e.g. egress_allow = [\"idp.example.com\", \"203.0.113.0/24\"]",
+            ),
+        }
+    }
+    if !raw.air_gapped {
+        if !allow.is_empty() {
+            c.fail(
+                "egress_allow",
+                "is set but air_gapped is false, so it would have no effect",
+                "set air_gapped = true, or remove egress_allow",
+            );
+        }
+        return Egress::open();
+    }
+    let egress = Egress::air_gapped(allow);
+    for (key, url) in destinations(orgs) {
+        if let Err(refused) = egress.check_url(&url) {
+            c.fail(
+                &key,
+                refused.to_string(),
+                "use an address inside your network, or add this one to egress_allow",
+            );
+        }
+    }
+    egress
+}
+
+/// Every outbound destination of these orgs, with its key: each org's
+/// OIDC issuer (the JWKS, token and userinfo URLs its discovery document
+/// names are checked when they are used). Later destinations (a model's
+/// `base_url`) join here.
+pub fn destinations(orgs: &[OrgSettings]) -> Vec<(String, url::Url)> {
+    orgs.iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let oidc = o.oidc.as_ref()?;
+            let url = url::Url::parse(oidc.issuer.trim()).ok()?;
+            Some((format!("orgs.{i}.oidc.issuer"), url))
+        })
+        .collect()
 }
 
 fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {

@@ -257,3 +257,63 @@ fn packaged_configuration_is_valid() {
     assert_eq!(raw.storage.data_dir, "/var/lib/aiworklab");
     from_raw(&raw).expect("packaged config validates");
 }
+
+#[test]
+fn air_gapped_refuses_a_public_address_and_names_the_key() {
+    Jail::expect_with(|jail| {
+        let org = |issuer: &str| {
+            format!(
+                "[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n[orgs.oidc]\nissuer = \"{issuer}\"\nclient_id = \"aiwl\"\nclient_secret = \"s3cret\"\n"
+            )
+        };
+        // Air-gapped: an issuer written as a public address is refused at load.
+        jail.create_file(
+            "a.toml",
+            &format!("air_gapped = true\n{}", org("https://8.8.8.8/realms/acme")),
+        )?;
+        let e = errors(load(Some(Path::new("a.toml"))));
+        let err = e.for_key("orgs.0.oidc.issuer").expect("names the issuer");
+        assert!(
+            err.problem.contains("air_gapped") && err.problem.contains("8.8.8.8"),
+            "{err}"
+        );
+        assert!(err.fix.contains("egress_allow"), "{err}");
+        // The same address listed, a private one, or not air-gapped: valid.
+        jail.create_file(
+            "b.toml",
+            &format!(
+                "air_gapped = true\negress_allow = [\"8.8.8.0/24\"]\n{}",
+                org("https://8.8.8.8/realms/acme")
+            ),
+        )?;
+        load(Some(Path::new("b.toml"))).expect("listed");
+        jail.create_file(
+            "c.toml",
+            &format!(
+                "air_gapped = true\n{}",
+                org("https://10.20.0.5/realms/acme")
+            ),
+        )?;
+        let (s, _) = load(Some(Path::new("c.toml"))).expect("private");
+        assert!(s.egress.is_air_gapped());
+        jail.create_file("d.toml", &org("https://8.8.8.8/realms/acme"))?;
+        let (s, _) = load(Some(Path::new("d.toml"))).expect("not air-gapped");
+        assert!(!s.egress.is_air_gapped());
+        // A bad entry, and a list that would do nothing, are errors too.
+        jail.create_file(
+            "e.toml",
+            "air_gapped = true\negress_allow = [\"https://idp.example.com\"]\n",
+        )?;
+        let e = errors(load(Some(Path::new("e.toml"))));
+        assert!(e.for_key("egress_allow.0").is_some(), "{e}");
+        jail.create_file("f.toml", "egress_allow = [\"idp.example.com\"]\n")?;
+        let e = errors(load(Some(Path::new("f.toml"))));
+        let err = e.for_key("egress_allow").expect("names the list");
+        assert!(err.fix.contains("air_gapped = true"), "{err}");
+        // From the environment as well.
+        jail.set_env("AIWORKLAB_AIR_GAPPED", "true");
+        let e = errors(load(Some(Path::new("d.toml"))));
+        assert!(e.for_key("orgs.0.oidc.issuer").is_some(), "{e}");
+        Ok(())
+    });
+}

@@ -44,8 +44,8 @@ impl AppState {
     /// TLS stack has no root certificates at all.
     pub fn new(settings: Arc<Settings>, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         let limits = Arc::new(RateLimiters::new(&settings.rate_limits));
-        let sso =
-            crate::sso::Sso::new().expect("the OIDC HTTP client builds with the bundled TLS roots");
+        let sso = crate::sso::Sso::new(&settings.egress)
+            .expect("the OIDC HTTP client builds with the bundled TLS roots");
         Self {
             settings,
             store,

@@ -144,9 +144,46 @@ impl SsoError {
     }
 }
 
+/// The HTTP client every IdP request goes through: each request's URL is
+/// checked against the egress rule first (an address written in a URL is
+/// dialled without name resolution, and the discovery document names the
+/// JWKS, token and userinfo URLs), then sent by a client whose resolver
+/// keeps to the same rule.
+struct IdpHttp {
+    http: reqwest::Client,
+    egress: crate::egress::Egress,
+}
+
+type IdpHttpError = openidconnect::HttpClientError<reqwest::Error>;
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
+    type Error = IdpHttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, IdpHttpError>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        let checked = url::Url::parse(&request.uri().to_string())
+            .map_err(|e| e.to_string())
+            .and_then(|u| self.egress.check_url(&u).map_err(|r| r.to_string()));
+        Box::pin(async move {
+            if let Err(refused) = checked {
+                tracing::warn!(error = %refused, "IdP request refused");
+                return Err(openidconnect::HttpClientError::Other(refused));
+            }
+            self.http.call(request).await
+        })
+    }
+}
+
 /// The OIDC client of every org, with cached discovery.
 pub struct Sso {
-    http: openidconnect::reqwest::Client,
+    http: IdpHttp,
     cache: Mutex<HashMap<OrgSlug, (CoreProviderMetadata, Instant)>>,
 }
 
@@ -194,17 +231,23 @@ fn store_err(e: rusqlite::Error) -> SsoError {
 }
 
 impl Sso {
+    /// The IdP client, keeping to `egress` (P25).
+    ///
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots at all).
-    pub fn new() -> Result<Self, SsoError> {
-        let http = openidconnect::reqwest::ClientBuilder::new()
-            .redirect(openidconnect::reqwest::redirect::Policy::none())
+    pub fn new(egress: &crate::egress::Egress) -> Result<Self, SsoError> {
+        let http = egress
+            .client_builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| SsoError::IdpUnavailable(e.to_string()))?;
         Ok(Self {
-            http,
+            http: IdpHttp {
+                http,
+                egress: egress.clone(),
+            },
             cache: Mutex::new(HashMap::new()),
         })
     }
