@@ -55,6 +55,11 @@ pub enum SsoError {
     NotConfigured,
     #[error("the identity provider did not answer: {0}")]
     IdpUnavailable(String),
+    /// Air-gapped, the IdP (or a URL its discovery document names) is not
+    /// a destination the appliance may reach (P25); a configuration
+    /// problem for the operator, logged with the destination.
+    #[error("the identity provider is outside the network this appliance may reach")]
+    EgressRefused(crate::egress::Refused),
     /// The IdP answered the authorization request with an error; holds
     /// its error code (one of [`IDP_ERROR_CODES`], or `other`).
     #[error("the identity provider refused the sign-in (error `{0}`)")]
@@ -97,6 +102,7 @@ impl SsoError {
         match self {
             Self::NotConfigured => "not_configured",
             Self::IdpUnavailable(_) => "idp_unavailable",
+            Self::EgressRefused(_) => "egress_refused",
             Self::Denied(_) => "denied",
             Self::BadState => "bad_state",
             Self::OtherBrowser => "other_browser",
@@ -129,6 +135,7 @@ impl SsoError {
         match self {
             Self::NotConfigured => "Ask your administrator to configure single sign-on for this organisation.".into(),
             Self::IdpUnavailable(_) => "Try again in a few minutes. If it persists, your administrator can check the identity provider.".into(),
+            Self::EgressRefused(_) => "Tell your administrator: this appliance is air-gapped and the identity provider's address is not among the destinations it may reach (the server log names it; see egress_allow).".into(),
             Self::Denied("access_denied") => "Start the sign-in again; if you cancelled it, nothing happened.".into(),
             Self::Denied("temporarily_unavailable" | "server_error") => "Try again in a few minutes. If it persists, your administrator can check the identity provider.".into(),
             Self::Denied(code) => format!("Start the sign-in again. If it keeps failing, tell your administrator the error code `{code}` and the time."),
@@ -169,13 +176,18 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
 
     fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
         let checked = url::Url::parse(&request.uri().to_string())
-            .map_err(|e| e.to_string())
-            .and_then(|u| self.egress.check_url(&u).map_err(|r| r.to_string()));
+            .map_err(|e| openidconnect::HttpClientError::Other(e.to_string()))
+            .and_then(|u| {
+                self.egress.check_url(&u).map_err(|refused| {
+                    tracing::warn!(error = %refused, "IdP request refused");
+                    openidconnect::HttpClientError::Io(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        refused,
+                    ))
+                })
+            });
         Box::pin(async move {
-            if let Err(refused) = checked {
-                tracing::warn!(error = %refused, "IdP request refused");
-                return Err(openidconnect::HttpClientError::Other(refused));
-            }
+            checked?;
             self.http.call(request).await
         })
     }
@@ -276,7 +288,7 @@ impl Sso {
             .map_err(|e| SsoError::IdpUnavailable(e.to_string()))?;
         let meta = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| SsoError::IdpUnavailable(error_chain(&e)))?;
+            .map_err(|e| unavailable(&e))?;
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -518,10 +530,11 @@ impl Sso {
                 )
                 .await
                 // Not the chain: an error body of the IdP is its free text.
-                .map_err(|_| {
-                    SsoError::IdpUnavailable(
+                .map_err(|e| match egress_refusal(&e) {
+                    Some(r) => SsoError::EgressRefused(r),
+                    None => SsoError::IdpUnavailable(
                         "the userinfo endpoint did not answer with claims".into(),
-                    )
+                    ),
                 })?;
             verified.merge_userinfo(&info, oidc);
         }
@@ -595,12 +608,41 @@ fn exchange_failed<RE: std::error::Error + 'static>(
                 };
             SsoError::Exchange(format!("the token endpoint answered `{code}`"))
         }
-        E::Request(inner) => SsoError::IdpUnavailable(error_chain(inner)),
+        E::Request(inner) => unavailable(inner),
         E::Parse(..) => {
             SsoError::Exchange("the token endpoint's answer is not a token response".into())
         }
         E::Other(_) => SsoError::Exchange("the token endpoint's answer was not understood".into()),
     }
+}
+
+/// An IdP request that failed: refused by the egress rule, or unanswered.
+fn unavailable(e: &(dyn std::error::Error + 'static)) -> SsoError {
+    match egress_refusal(e) {
+        Some(r) => SsoError::EgressRefused(r),
+        None => SsoError::IdpUnavailable(error_chain(e)),
+    }
+}
+
+/// The egress rule's refusal among an error's causes: from the guarded
+/// resolver (inside reqwest's connect error) or from [`IdpHttp`] (as the
+/// payload of an I/O error).
+fn egress_refusal(e: &(dyn std::error::Error + 'static)) -> Option<crate::egress::Refused> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<crate::egress::Refused>() {
+            return Some(r.clone());
+        }
+        if let Some(r) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<crate::egress::Refused>())
+        {
+            return Some(r.clone());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// An error with its causes, for logs and error details.

@@ -142,7 +142,9 @@ impl IntoResponse for PageError {
             ),
             Self::SignIn { org, err } => {
                 let status = match err.as_ref() {
-                    SsoError::IdpUnavailable(_) => StatusCode::BAD_GATEWAY,
+                    SsoError::IdpUnavailable(_) | SsoError::EgressRefused(_) => {
+                        StatusCode::BAD_GATEWAY
+                    }
                     e if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
                     SsoError::Refused(_) | SsoError::MfaRequired => StatusCode::FORBIDDEN,
                     SsoError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,

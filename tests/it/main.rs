@@ -2,6 +2,7 @@
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
 mod aggregates_page;
+mod air_gapped;
 mod audit;
 mod backup;
 mod backup_signing;
