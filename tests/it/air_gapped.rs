@@ -212,3 +212,200 @@ fn config_check_refuses_a_public_destination_and_names_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The inet destinations (`address:port`) of every `connect` and addressed
+/// `sendto`/`sendmsg` in an strace log, and any other socket family met.
+fn destinations(trace: &str) -> (Vec<String>, Vec<String>) {
+    let mut inet = Vec::new();
+    let mut other = Vec::new();
+    for line in trace.lines() {
+        let call = ["connect(", "sendto(", "sendmsg("]
+            .iter()
+            .any(|c| line.contains(c));
+        if !call || !line.contains("sa_family=") {
+            continue;
+        }
+        let port = line
+            .split("htons(")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or("?");
+        if line.contains("sa_family=AF_INET,") {
+            let ip = line
+                .split("inet_addr(\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next());
+            inet.push(format!("{}:{port}", ip.unwrap_or("?")));
+        } else if line.contains("sa_family=AF_INET6") {
+            let ip = line
+                .split("inet_pton(AF_INET6, \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next());
+            inet.push(format!("[{}]:{port}", ip.unwrap_or("?")));
+        } else {
+            other.push(line.to_string());
+        }
+    }
+    (inet, other)
+}
+
+/// A full run of the real binary, air-gapped, under `strace`: sign-in
+/// through the IdP, a SCIM token minted and used, a device paired and
+/// synced. Every socket the server connected to (or sent a datagram to)
+/// is the IdP on loopback: no update check, no telemetry, no DNS.
+#[tokio::test]
+async fn every_connection_of_a_full_run_goes_to_a_configured_local_destination() {
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "strace is not installed: run ./tests/run (it installs Debian's strace)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp =
+        crate::idp::Idp::start(&[("aiwl-acme".into(), format!("{base}/o/acme/oidc/callback"))]);
+    let oidc = idp.oidc("aiwl-acme");
+    let idp_port = url::Url::parse(&idp.issuer)
+        .expect("issuer")
+        .port()
+        .expect("port");
+    let config = dir.path().join("aiworklab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "air_gapped = true\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\n[storage]\ndata_dir = \"{}\"\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\nadmin_groups = [\"aiwl-admins\"]\n[orgs.oidc]\nissuer = \"{}\"\nclient_id = \"aiwl-acme\"\nclient_secret = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"groups\"]\n",
+            dir.path().join("data").display(),
+            oidc.issuer,
+            oidc.client_secret,
+        ),
+    )
+    .expect("config");
+    let aiworklab = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aiworklab"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AIWORKLAB_") {
+                c.env_remove(k);
+            }
+        }
+        c.arg("--config").arg(&config).args(args);
+        c
+    };
+    let trace = dir.path().join("strace.log");
+    let mut server = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_aiworklab"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("AIWORKLAB_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strace runs the server");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Sign-in through the IdP (discovery, JWKS, token endpoint).
+    let mut b = Browser::new();
+    let callback = b
+        .idp_login(&format!("{base}/o/acme/login/start"), "alice", false)
+        .await;
+    let landed = b.get(&callback).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
+    assert_eq!(landed.location().as_deref(), Some("/account"));
+
+    // SCIM with a token minted by the operator.
+    let out = aiworklab(&[
+        "token", "create", "--org", "acme", "--kind", "scim", "--name", "okta", "--json",
+    ])
+    .output()
+    .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let scim = created["secret"].as_str().expect("secret");
+    let res = http
+        .post(format!("{base}/scim/v2/Users"))
+        .bearer_auth(scim)
+        .header("content-type", "application/scim+json")
+        .body(serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bob@example.com", "active": true}).to_string())
+        .send()
+        .await
+        .expect("scim");
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+
+    // A device paired with an operator's code, and a push.
+    let out = aiworklab(&["device", "pairing-code", "--org", "acme", "--user", "alice"])
+        .output()
+        .expect("pairing code");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let grant: serde_json::Value = http
+        .post(format!("{base}/api/v1/devices/pair"))
+        .json(&serde_json::json!({"code": code, "device_name": "laptop"}))
+        .send()
+        .await
+        .expect("pair")
+        .json()
+        .await
+        .expect("grant");
+    let token = grant["access_token"].as_str().expect("access token");
+    let res = http
+        .post(format!("{base}/api/v1/sync/deltas"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"deltas": [{"id": uuid::Uuid::now_v7().to_string(), "concept": "rust-ownership", "transition": "seen", "at": chrono::Utc::now().to_rfc3339()}]}))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+
+    // Stop the server (strace's child) with SIGTERM; strace ends with it.
+    let children = std::fs::read_to_string(format!(
+        "/proc/{pid}/task/{pid}/children",
+        pid = server.id()
+    ))
+    .expect("strace's children");
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the server runs under strace");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let _ = server.wait();
+    let log = std::fs::read_to_string(&trace).expect("strace log");
+    let (inet, other) = destinations(&log);
+    let idp_addr = format!("127.0.0.1:{idp_port}");
+    assert!(
+        inet.contains(&idp_addr),
+        "the trace holds the server's connections to the IdP: {inet:?}"
+    );
+    let elsewhere: Vec<&String> = inet.iter().filter(|d| **d != idp_addr).collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the server connected to {elsewhere:?} besides the IdP at {idp_addr}"
+    );
+    assert!(other.is_empty(), "other sockets: {other:?}");
+}
