@@ -113,6 +113,7 @@ impl Appliance {
                     rusqlite::params![action, actor],
                     |r| r.get(0),
                 )
+                .map_err(aiworklab::store::StoreError::from)
             })
             .expect("audit")
     }
@@ -138,7 +139,7 @@ fn some_observations(n: i64) -> Vec<Observation> {
         "rust-lifetimes",
         "rust-traits",
         "sql-joins",
-        "python-decorators",
+        "py-closures-scope",
     ];
     (0..n)
         .map(|i| {
@@ -291,7 +292,8 @@ async fn the_queue_survives_a_restart_and_a_stopped_appliance_is_retried() {
             .is_some_and(|e| e.contains("cannot reach"))
     );
     // The appliance comes back on the same address.
-    let env = app.env;
+    let Appliance { env, state, .. } = app;
+    drop(state);
     let app = Appliance::start_on(env, Arc::new(SystemClock), addr).await;
     let report = sync::sync(&mut store, quick()).await.expect("syncs");
     assert_eq!(
@@ -408,7 +410,7 @@ async fn two_devices_of_one_engineer_converge() {
         &[
             obs("rust-lifetimes", Transition::CheckPassed, at(4, 0)),
             obs("rust-lifetimes", Transition::CheckPassed, at(12, 0)),
-            obs("python-decorators", Transition::Seen, at(5, 0)),
+            obs("py-closures-scope", Transition::Seen, at(5, 0)),
         ],
     )
     .expect("b records");

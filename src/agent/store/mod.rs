@@ -97,6 +97,8 @@ impl LocalStore {
         let key = key::load_or_create(home)?;
         let path = home.store_path();
         let mut conn = Connection::open(&path)?;
+        // SQLCipher logs a wrong key to stderr itself; the error says it.
+        conn.pragma_update(None, "cipher_log_level", "NONE")?;
         conn.pragma_update(None, "key", key.pragma().as_str())?;
         let wrong = || AgentError::WrongKey {
             path: path.clone(),
