@@ -638,3 +638,59 @@ async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configu
     );
     assert_eq!(app.audited("device.pair", Some(&format!("user:{uid}"))), 1);
 }
+
+#[tokio::test]
+async fn a_delta_the_appliance_refuses_for_good_is_set_aside_and_the_rest_sent() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("lu");
+    let db = app.state.store.org("acme").expect("org");
+    let concept = aiworklab::skill::Concept {
+        slug: "x-ledger".into(),
+        title: "Ledger".into(),
+        domain: "x-money".into(),
+        summary: "Double-entry ledgers".into(),
+        prerequisites: vec![],
+        related: vec![],
+        matchers: aiworklab::skill::catalogue::Matchers::default(),
+    };
+    aiworklab::catalogue::custom::add(
+        db,
+        &app.state.catalogue,
+        &AdminCtx::operator(),
+        concept,
+        Utc::now(),
+    )
+    .expect("org concept");
+    let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    assert!(!store.catalogue().expect("shipped").contains("x-ledger"));
+    sync::sync(&mut store, quick()).await.expect("first sync");
+    assert!(
+        store.catalogue().expect("copy").contains("x-ledger"),
+        "fetched at the first sync"
+    );
+    // Recorded for an hour from now; the org retires the concept meanwhile.
+    let later = Utc::now() + Duration::hours(1);
+    store
+        .record(
+            "t",
+            "1",
+            &[
+                obs("rust-traits", Transition::Seen, later),
+                obs("x-ledger", Transition::Seen, later),
+                obs("sql-joins", Transition::Seen, later),
+            ],
+        )
+        .expect("records");
+    aiworklab::catalogue::custom::retire(db, &AdminCtx::operator(), "x-ledger", Utc::now())
+        .expect("retired");
+    let r = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!((r.accepted, r.refused, r.queued), (2, 1, 0));
+    let s = status::status(&store, Utc::now()).expect("status");
+    assert_eq!(s.refused, 1);
+    assert!(
+        !store.catalogue().expect("copy").contains("x-ledger"),
+        "retired concepts are not tagged"
+    );
+    assert_eq!(app.held(&uid).len(), 2);
+}
