@@ -18,7 +18,12 @@ as_service() {
 
 # start_server: `aiworklab serve` as the unit runs it; sets SERVER_PID.
 start_server() {
-    as_service /usr/bin/aiworklab serve --config /etc/aiworklab/aiworklab.toml >>"$WORK/deb-serve.log" 2>&1 &
+    # A simple command, not the function: $! is then the server itself
+    # (chroot, env, sh and setpriv each exec the next).
+    chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        AIWORKLAB_STORAGE__DATA_DIR=/var/lib/aiworklab \
+        /bin/sh -c 'umask 0077; cd /var/lib/aiworklab && exec setpriv --reuid=aiworklab --regid=aiworklab --init-groups "$@"' \
+        sh /usr/bin/aiworklab serve --config /etc/aiworklab/aiworklab.toml >>"$WORK/deb-serve.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     if ! wait_for_url "http://127.0.0.1:$DEB_PORT/readyz" 60; then
