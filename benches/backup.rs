@@ -105,14 +105,22 @@ fn main() {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public();
     let key_file = dir.path().join("backup.key");
-    std::fs::write(
-        &key_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .expect("identity");
+    aiworklab::fsperm::create_private_file(&key_file)
+        .and_then(|mut f| {
+            std::io::Write::write_all(
+                &mut f,
+                format!("{}\n", identity.to_string().expose_secret()).as_bytes(),
+            )
+        })
+        .expect("identity");
+    let signing_file = dir.path().join("backup-signing.key");
+    aiworklab::backup::signing::SigningKey::generate()
+        .and_then(|k| k.write_new(&signing_file, "bench"))
+        .expect("signing key");
     let mut raw = RawConfig::default();
     raw.storage.data_dir = data.display().to_string();
     raw.backup.recipients = vec![recipient.to_string()];
+    raw.backup.signing_key_file = signing_file.display().to_string();
     raw.orgs = vec![RawOrg {
         slug: "bench".into(),
         name: "Bench".into(),

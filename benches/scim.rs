@@ -32,6 +32,7 @@ use aiworklab::store::scim::{self as scim_sql, GroupRow};
 use aiworklab::store::users::{self as user_sql, UserRow};
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 use serde_json::{Value, json};
 
 mod common;
@@ -115,7 +116,7 @@ fn token(store: &Store, org: &str) -> String {
         TokenKind::Scim,
         "bench",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         SystemClock.now(),
     )
     .expect("token");

@@ -13,8 +13,9 @@
 //!   (no HTTP); and one push taken apart into its phases (parse, inserts,
 //!   `states::refresh`, `trend::record`, cursor, commit);
 //! - the server's peak RSS (`VmHWM`);
-//! - **org aggregates**: `graph::aggregates::org_aggregates` for the whole
-//!   org and for teams of 50, in this process, on an org of 10,000
+//! - **org aggregates**: `privacy::release` (docs/privacy.md) for the whole
+//!   org (its first release of the week, then kept) and for teams of 50 (a
+//!   new team's first release each call, then the same team kept), in this process, on an org of 10,000
 //!   engineers with ~1,000 deltas each over the shipped catalogue, seeded
 //!   through `sync::push` so that every derived table is what ingest makes.
 //!
@@ -29,17 +30,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aiworklab::audit::Context;
-use aiworklab::catalogue::Catalogue;
-use aiworklab::catalogue::custom::{KnownIds, Standing};
+use aiworklab::catalogue::{KnownIds, Standing};
 use aiworklab::clock::{Clock, SystemClock, from_millis, to_millis};
 use aiworklab::config::{RawRateLimit, Settings};
-use aiworklab::graph::aggregates::{self, Scope};
 use aiworklab::graph::{states, trend};
+use aiworklab::privacy;
+use aiworklab::skill::Catalogue;
+use aiworklab::skill::{Delta, Transition};
 use aiworklab::store::deltas as delta_sql;
 use aiworklab::store::scim::{self as scim_sql, GroupRow};
 use aiworklab::store::users::{self as user_sql, UserRow};
 use aiworklab::store::{OpenMode, OrgDb, Store, StoreError};
-use aiworklab::sync::wire::{self, Delta, Transition};
+use aiworklab::sync::wire;
 use aiworklab::{devices, sync};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -192,10 +194,7 @@ fn rate(n: usize, t: Duration) -> f64 {
 fn settings(dir: &Path, bind: &str, orgs: &[&str]) -> (Settings, PathBuf) {
     common::settings(dir, bind, orgs, |raw| {
         raw.rate_limits.sync = common::UNPACED;
-        raw.rate_limits.pairing = RawRateLimit {
-            requests: 1_000,
-            window_secs: 60,
-        };
+        raw.rate_limits.pairing = RawRateLimit::new(1_000, 60);
     })
 }
 
@@ -491,12 +490,18 @@ struct Aggregates {
     seed: Option<Duration>,
     counts: (i64, i64, i64),
     size_mib: f64,
+    /// The org's first release of the period.
+    org_made: Duration,
+    /// The org's kept release, read again.
     org: Vec<Duration>,
+    /// A team's first release of the period (a different team each call).
     team: Vec<Duration>,
+    /// That team's kept release, read again.
+    team_kept: Vec<Duration>,
     concepts: usize,
 }
 
-/// Part 2: `org_aggregates` on the seeded org, whole org and teams.
+/// Part 2: `privacy::release` on the seeded org, whole org and teams.
 fn aggregates_part(
     root: &Path,
     scratch: &Path,
@@ -555,45 +560,67 @@ fn aggregates_part(
         sizes.engineers * sizes.deltas_per_engineer
     );
     let teams = sizes.engineers.div_ceil(sizes.team_size);
-    let (mut whole, mut team, mut concepts) = (Vec::new(), Vec::new(), 0);
-    for round in 0..sizes.rounds + 2 {
-        let scope = Scope {
-            team: None,
-            now: SystemClock.now(),
+    // Releases are kept in the org (docs/privacy.md); a kept org starts
+    // each run with none, so the first release of each scope is timed.
+    org.db
+        .write(|tx| {
+            tx.execute_batch(
+                "DELETE FROM releases; DELETE FROM release_members; DELETE FROM release_weeks;
+                 DELETE FROM scope_sightings; DELETE FROM privacy_periods;",
+            )
+            .map_err(StoreError::from)
+        })
+        .expect("forget earlier releases");
+    let params = settings.privacy;
+    let audit = Context::system();
+    let now = SystemClock.now();
+    let release = |team: Option<&str>, at| {
+        let req = privacy::Request {
+            team,
+            now: at,
             weeks: trend::DEFAULT_WEEKS,
-            min_cohort: settings.min_cohort,
         };
         let t = Instant::now();
-        let all = aggregates::org_aggregates(org, catalogue, scope).expect("org aggregates");
-        let org_time = t.elapsed();
+        let r = privacy::release(org, catalogue, &req, params, &audit);
+        (t.elapsed(), r)
+    };
+    // Last week's org release sights every team, so that this week's are
+    // stable; then this week's org release, made once.
+    let (_, last_week) = release(None, now - chrono::Duration::days(7));
+    last_week.expect("last week's org release");
+    let (org_made, first) = release(None, now);
+    let first = first.expect("org release");
+    let (mut whole, mut team, mut team_kept) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..sizes.rounds + 2 {
+        let (org_time, all) = release(None, now);
+        let all = all.expect("org aggregates");
+        assert_eq!(all.concepts, first.concepts, "a kept release changed");
         let name = format!("Team {:04}", round * 7 % teams);
-        let t = Instant::now();
-        let one = aggregates::org_aggregates(
-            org,
-            catalogue,
-            Scope {
-                team: Some(&name),
-                ..scope
-            },
-        )
-        .expect("team aggregates");
-        let team_time = t.elapsed();
+        let (team_time, one) = release(Some(&name), now);
+        let (kept_time, again) = release(Some(&name), now);
         // Every concept somebody touched is there, and the big ones are counted.
-        assert!(all.iter().any(|a| a.n_seen.is_some_and(|n| n > 0)));
-        assert!(one.iter().any(|a| !a.suppressed) || sizes.team_size < settings.min_cohort);
-        concepts = all.len();
+        assert!(all.concepts.iter().any(|a| a.n_seen.is_some_and(|n| n > 0)));
+        if sizes.team_size >= params.min_cohort as usize {
+            let one = one.expect("team release");
+            assert!(one.concepts.iter().any(|a| !a.suppressed));
+            assert_eq!(again.expect("kept team release").concepts, one.concepts);
+        }
         if round >= 2 {
             whole.push(org_time);
             team.push(team_time);
+            team_kept.push(kept_time);
         }
     }
+    let concepts = first.concepts.iter().filter(|c| !c.suppressed).count();
     let size_mib = org.db.size_on_disk() as f64 / (1024.0 * 1024.0);
     Aggregates {
         seed,
         counts,
         size_mib,
+        org_made,
         org: whole,
         team,
+        team_kept,
         concepts,
     }
 }
@@ -702,15 +729,25 @@ fn main() {
         a.counts.0, a.counts.1, a.counts.2, a.size_mib, a.concepts
     );
     println!(
-        "| `org_aggregates`, whole org, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
+        "| `privacy::release`, whole org, first of the week (made) | {:.1} ms |",
+        a.org_made.as_secs_f64() * 1e3
+    );
+    println!(
+        "| `privacy::release`, whole org, kept, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
         a.org.len(),
         quantile(&mut a.org, 0.50),
         quantile(&mut a.org, 0.95)
     );
     println!(
-        "| `org_aggregates`, one team, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
+        "| `privacy::release`, a team's first of the week (made), {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
         a.team.len(),
         quantile(&mut a.team, 0.50),
         quantile(&mut a.team, 0.95)
+    );
+    println!(
+        "| `privacy::release`, that team kept, {} calls | p50 {:.1} ms, **p95 {:.1} ms** |",
+        a.team_kept.len(),
+        quantile(&mut a.team_kept, 0.50),
+        quantile(&mut a.team_kept, 0.95)
     );
 }

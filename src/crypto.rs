@@ -28,6 +28,8 @@ pub enum KeyPurpose<'a> {
     OrgDb(&'a OrgSlug),
     /// The HMAC key that signs short-lived device access tokens.
     AccessTokens,
+    /// The key that draws the noise of an org's aggregate releases.
+    PrivacyNoise(&'a OrgSlug),
 }
 
 impl KeyPurpose<'_> {
@@ -36,12 +38,35 @@ impl KeyPurpose<'_> {
             Self::SystemDb => b"db:system".to_vec(),
             Self::OrgDb(slug) => [b"db:org:".as_slice(), slug.as_str().as_bytes()].concat(),
             Self::AccessTokens => b"mac:device-access-tokens".to_vec(),
+            Self::PrivacyNoise(slug) => {
+                [b"mac:privacy-noise:".as_slice(), slug.as_str().as_bytes()].concat()
+            }
         }
     }
 }
 
 /// A derived 256-bit key, wiped on drop.
 pub type DerivedKey = Zeroizing<[u8; 32]>;
+
+/// A derived key that must not show in `Debug` output (it is kept in
+/// long-lived structures that are).
+pub struct SecretKey(DerivedKey);
+
+impl SecretKey {
+    pub fn new(key: DerivedKey) -> Self {
+        Self(key)
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
 
 /// Errors loading or creating the master key.
 #[derive(Debug, thiserror::Error)]

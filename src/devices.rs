@@ -3,6 +3,15 @@
 //! gets access tokens that live 15 minutes. Reusing a used pairing code or
 //! a rotated-away refresh secret means a copy was taken: the device is
 //! revoked and the event audited.
+//!
+//! Refresh tokens form a family per device, numbered by generation: each
+//! carries its org, device and generation (and 256 random bits) under the
+//! appliance's HMAC, and the device row keeps only the hash of the current
+//! token and its generation. Any token of an earlier generation, however
+//! many rotations ago, is a superseded secret of that device: presenting it
+//! revokes the device (`device.refresh_reuse`). A token whose MAC does not
+//! verify says nothing about any device and is merely invalid, so nobody can
+//! revoke a device by naming it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -123,6 +132,7 @@ pub fn create_pairing_code(
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Claims {
     o: String,
     d: String,
@@ -130,10 +140,50 @@ struct Claims {
     e: i64,
 }
 
+/// What a refresh token says about itself, under the MAC.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshClaims {
+    /// Org slug.
+    o: String,
+    /// Device id.
+    d: String,
+    /// Generation: 0 at pairing, one more at each rotation.
+    g: i64,
+    /// 256 random bits, so a token is a secret even to one who knows the rest.
+    n: String,
+}
+
+/// Longest token [`open`] looks at; real ones are well under half of it.
+const MAX_TOKEN_LEN: usize = 1024;
+
 fn mac(key: &[u8; 32], data: &[u8]) -> Hmac<Sha256> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     m.update(data);
     m
+}
+
+/// `<prefix><base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, the MAC
+/// over everything before the dot. Access and refresh tokens have distinct
+/// prefixes, so one can never be taken for the other.
+fn sign(key: &[u8; 32], prefix: &str, claims: &impl Serialize) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let signed = format!("{prefix}{body}");
+    let tag = URL_SAFE_NO_PAD.encode(mac(key, signed.as_bytes()).finalize().into_bytes());
+    format!("{signed}.{tag}")
+}
+
+/// The claims of a token made by [`sign`] with `key` and `prefix`; `None`
+/// unless the MAC verifies (in constant time) over exactly these bytes.
+fn open<C: serde::de::DeserializeOwned>(key: &[u8; 32], prefix: &str, token: &str) -> Option<C> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let (signed, tag) = token.rsplit_once('.')?;
+    let body = signed.strip_prefix(prefix)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    mac(key, signed.as_bytes()).verify_slice(&tag).ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
 /// A signed access token for a device, valid [`ACCESS_TTL`].
@@ -150,10 +200,28 @@ pub fn access_token(
         u: user_id.into(),
         e: (now + ACCESS_TTL).timestamp(),
     };
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
-    let signed = format!("{ACCESS_PREFIX}{body}");
-    let tag = URL_SAFE_NO_PAD.encode(mac(key, signed.as_bytes()).finalize().into_bytes());
-    format!("{signed}.{tag}")
+    sign(key, ACCESS_PREFIX, &claims)
+}
+
+/// A refresh token of `generation` for a device, signed with `key` (the
+/// store's token key; tests pass another to forge one).
+///
+/// # Errors
+/// [`DeviceError::Invalid`] when the random source fails.
+pub fn refresh_token(
+    key: &[u8; 32],
+    org: &str,
+    device_id: &str,
+    generation: i64,
+) -> Result<String, DeviceError> {
+    let nonce = random(SecretKind::DeviceRefresh)?;
+    let claims = RefreshClaims {
+        o: org.into(),
+        d: device_id.into(),
+        g: generation,
+        n: nonce.expose()[SecretKind::DeviceRefresh.prefix().len()..].to_string(),
+    };
+    Ok(sign(key, SecretKind::DeviceRefresh.prefix(), &claims))
 }
 
 /// Who a valid access token speaks for.
@@ -174,26 +242,7 @@ pub fn verify_access(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DeviceCaller>, StoreError> {
-    let Some((signed, tag)) = token.rsplit_once('.') else {
-        return Ok(None);
-    };
-    let Some(body) = signed.strip_prefix(ACCESS_PREFIX) else {
-        return Ok(None);
-    };
-    let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-        return Ok(None);
-    };
-    if mac(store.access_token_key(), signed.as_bytes())
-        .verify_slice(&tag)
-        .is_err()
-    {
-        return Ok(None);
-    }
-    let Some(claims) = URL_SAFE_NO_PAD
-        .decode(body)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Claims>(&b).ok())
-    else {
+    let Some(claims) = open::<Claims>(store.access_token_key(), ACCESS_PREFIX, token) else {
         return Ok(None);
     };
     if claims.e <= now.timestamp() {
@@ -283,9 +332,10 @@ pub fn pair<'s>(
         if !active {
             return Err(DeviceError::Inactive);
         }
-        let refresh = random(SecretKind::DeviceRefresh)?;
+        let device_id = uuid::Uuid::new_v4().to_string();
+        let refresh = refresh_token(store.access_token_key(), org.slug.as_str(), &device_id, 0)?;
         let device = DeviceRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: device_id,
             user_id: user_id.clone(),
             name: name.clone(),
             created_at: to_millis(now),
@@ -297,7 +347,7 @@ pub fn pair<'s>(
             if !sql::use_code(tx, &hash.0, &device.id, to_millis(now))? {
                 return Err(DeviceError::CodeReused);
             }
-            sql::insert_device(tx, &device, &refresh.hash().0)?;
+            sql::insert_device(tx, &device, &SecretHash::of(&refresh).0)?;
             let ctx = Context {
                 actor: format!("user:{user_id}"),
                 ..ctx.clone()
@@ -323,7 +373,7 @@ pub fn pair<'s>(
             Grant {
                 device_id: device.id,
                 access_token,
-                refresh_token: refresh.expose().to_string(),
+                refresh_token: refresh,
                 expires_in: ACCESS_TTL.num_seconds(),
             },
         ));
@@ -331,8 +381,49 @@ pub fn pair<'s>(
     Err(DeviceError::InvalidCode)
 }
 
-/// Rotates a device's refresh secret and issues a new access token. A
-/// rotated-away secret revokes the device (`device.refresh_reuse`).
+/// The org and device a presented refresh token belongs to, if it is one
+/// of ours (a numbered token whose MAC verifies, or a bare secret some
+/// device holds or held): what the device's own rate budget is keyed by.
+///
+/// # Errors
+/// Store errors.
+pub fn device_of(store: &Store, presented: &str) -> Result<Option<(String, String)>, StoreError> {
+    if secrets::well_formed(presented, SecretKind::DeviceRefresh) {
+        let hash = SecretHash::of(presented);
+        for org in store.orgs() {
+            if let Some((d, _)) = org
+                .db
+                .read(|c| Ok::<_, StoreError>(sql::by_refresh(c, &hash.0)?))?
+            {
+                return Ok(Some((org.slug.to_string(), d.id)));
+            }
+        }
+        return Ok(None);
+    }
+    Ok(open::<RefreshClaims>(
+        store.access_token_key(),
+        SecretKind::DeviceRefresh.prefix(),
+        presented,
+    )
+    .map(|c| (c.o, c.d)))
+}
+
+/// What a refresh attempt came to, decided inside one transaction.
+enum Refreshed {
+    /// Rotated: the device's owner and the next token.
+    Rotated {
+        user_id: String,
+        token: String,
+    },
+    /// A superseded token: the device is now revoked.
+    Reused,
+    Revoked,
+    Inactive,
+    Invalid,
+}
+
+/// Rotates a device's refresh token and issues a new access token. A token
+/// of any earlier generation revokes the device (`device.refresh_reuse`).
 ///
 /// # Errors
 /// [`DeviceError`] for every refusal.
@@ -342,10 +433,121 @@ pub fn refresh(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Grant, DeviceError> {
-    if !secrets::well_formed(presented, SecretKind::DeviceRefresh) {
-        return Err(DeviceError::InvalidRefresh);
+    if secrets::well_formed(presented, SecretKind::DeviceRefresh) {
+        return refresh_unnumbered(store, presented, ctx, now);
     }
+    let key = store.access_token_key();
+    let claims = open::<RefreshClaims>(key, SecretKind::DeviceRefresh.prefix(), presented)
+        .ok_or(DeviceError::InvalidRefresh)?;
+    let org = store
+        .org(&claims.o)
+        .map_err(|_| DeviceError::InvalidRefresh)?;
     let hash = SecretHash::of(presented);
+    let outcome = org.db.write(|tx| {
+        let (Some(device), Some((generation, current))) = (
+            sql::by_id(tx, &claims.d)?,
+            sql::refresh_state(tx, &claims.d)?,
+        ) else {
+            return Ok(Refreshed::Invalid);
+        };
+        if device.revoked_at.is_some() {
+            return Ok(Refreshed::Revoked);
+        }
+        if claims.g < generation {
+            sql::revoke(tx, &device.id, "refresh token reused", to_millis(now))?;
+            ctx.record(
+                tx,
+                "device.refresh_reuse",
+                Some(&device.id),
+                &json!({
+                    "user": device.user_id,
+                    "presented_generation": claims.g,
+                    "current_generation": generation,
+                }),
+                now,
+            )?;
+            return Ok(Refreshed::Reused);
+        }
+        let current = current.as_deref().and_then(SecretHash::from_slice);
+        if claims.g != generation || !current.is_some_and(|c| c.verify(presented)) {
+            return Ok(Refreshed::Invalid);
+        }
+        next_generation(tx, org, key, &device, generation, &hash, now)
+    })?;
+    grant(store, org, &claims.d, outcome, now)
+}
+
+/// Rotates `device` from `generation` (whose token hashes to `hash`) to
+/// the next, if its owner is active.
+fn next_generation(
+    tx: &rusqlite::Connection,
+    org: &OrgDb,
+    key: &[u8; 32],
+    device: &DeviceRow,
+    generation: i64,
+    hash: &SecretHash,
+    now: DateTime<Utc>,
+) -> Result<Refreshed, DeviceError> {
+    if !user_sql::by_id(tx, &device.user_id)?.is_some_and(|u| u.active) {
+        return Ok(Refreshed::Inactive);
+    }
+    let token = refresh_token(key, org.slug.as_str(), &device.id, generation + 1)?;
+    let fresh = SecretHash::of(&token);
+    if !sql::rotate_generation(
+        tx,
+        &device.id,
+        generation,
+        &hash.0,
+        &fresh.0,
+        to_millis(now),
+    )? {
+        return Ok(Refreshed::Invalid);
+    }
+    Ok(Refreshed::Rotated {
+        user_id: device.user_id.clone(),
+        token,
+    })
+}
+
+/// The answer to a refresh attempt.
+fn grant(
+    store: &Store,
+    org: &OrgDb,
+    device_id: &str,
+    outcome: Refreshed,
+    now: DateTime<Utc>,
+) -> Result<Grant, DeviceError> {
+    match outcome {
+        Refreshed::Rotated { user_id, token } => Ok(Grant {
+            access_token: access_token(
+                store.access_token_key(),
+                org.slug.as_str(),
+                device_id,
+                &user_id,
+                now,
+            ),
+            device_id: device_id.to_string(),
+            refresh_token: token,
+            expires_in: ACCESS_TTL.num_seconds(),
+        }),
+        Refreshed::Reused => Err(DeviceError::RefreshReused),
+        Refreshed::Revoked => Err(DeviceError::Revoked),
+        Refreshed::Inactive => Err(DeviceError::Inactive),
+        Refreshed::Invalid => Err(DeviceError::InvalidRefresh),
+    }
+}
+
+/// A refresh secret of the form issued before generations (a bare random
+/// secret): found by its hash; the current one moves the device to the
+/// numbered form, the one before it revokes the device.
+fn refresh_unnumbered(
+    store: &Store,
+    presented: &str,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Grant, DeviceError> {
+    let hash = SecretHash::of(presented);
+    let key = store.access_token_key();
     for org in store.orgs() {
         let Some((device, previous)) = org
             .db
@@ -353,8 +555,8 @@ pub fn refresh(
         else {
             continue;
         };
-        if previous {
-            org.db.write(|tx| {
+        let outcome = org.db.write(|tx| {
+            if previous {
                 sql::revoke(tx, &device.id, "refresh token reused", to_millis(now))?;
                 ctx.record(
                     tx,
@@ -363,40 +565,28 @@ pub fn refresh(
                     &json!({ "user": device.user_id }),
                     now,
                 )?;
-                Ok::<_, DeviceError>(())
-            })?;
-            return Err(DeviceError::RefreshReused);
-        }
-        if device.revoked_at.is_some() {
-            return Err(DeviceError::Revoked);
-        }
-        let active = org
-            .db
-            .read(|c| user_sql::by_id(c, &device.user_id).map_err(DeviceError::from))?
-            .is_some_and(|u| u.active);
-        if !active {
-            return Err(DeviceError::Inactive);
-        }
-        let fresh = random(SecretKind::DeviceRefresh)?;
-        let rotated = org.db.write(|tx| {
-            sql::rotate_refresh(tx, &device.id, &hash.0, &fresh.hash().0, to_millis(now))
-                .map_err(DeviceError::from)
+                return Ok(Refreshed::Reused);
+            }
+            if device.revoked_at.is_some() {
+                return Ok(Refreshed::Revoked);
+            }
+            if !user_sql::by_id(tx, &device.user_id)?.is_some_and(|u| u.active) {
+                return Ok(Refreshed::Inactive);
+            }
+            let Some((generation, _)) = sql::refresh_state(tx, &device.id)? else {
+                return Ok(Refreshed::Invalid);
+            };
+            let token = refresh_token(key, org.slug.as_str(), &device.id, generation + 1)?;
+            let fresh = SecretHash::of(&token);
+            if !sql::rotate_refresh(tx, &device.id, &hash.0, &fresh.0, to_millis(now))? {
+                return Ok(Refreshed::Invalid);
+            }
+            Ok::<_, DeviceError>(Refreshed::Rotated {
+                user_id: device.user_id.clone(),
+                token,
+            })
         })?;
-        if !rotated {
-            return Err(DeviceError::InvalidRefresh);
-        }
-        return Ok(Grant {
-            access_token: access_token(
-                store.access_token_key(),
-                org.slug.as_str(),
-                &device.id,
-                &device.user_id,
-                now,
-            ),
-            device_id: device.id,
-            refresh_token: fresh.expose().to_string(),
-            expires_in: ACCESS_TTL.num_seconds(),
-        });
+        return grant(store, org, &device.id, outcome, now);
     }
     Err(DeviceError::InvalidRefresh)
 }

@@ -1,7 +1,9 @@
-//! The one error type at the HTTP edge. Each variant documents its status.
-//! API responses are RFC 9457 problem documents; internals never leak: the
-//! real error is logged inside the request span and the client gets a
-//! clear, safe message. (SCIM and HTML renderers join as those surfaces land.)
+//! The error type of the JSON API at the HTTP edge. Each variant documents
+//! its status. Responses are RFC 9457 problem documents; internals never
+//! leak: the real error is logged inside the request span and the client
+//! gets a clear, safe message. The other surfaces render their own:
+//! `web::PageError` (HTML pages) and `scim::error::ScimError` (RFC 7644
+//! §3.12 documents).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,14 +42,45 @@ pub enum AppError {
     /// 503: a dependency (database, IdP) is not available right now.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: every read connection of the database stayed busy; the client
+    /// should retry after N s (`Retry-After`).
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
+/// How long a client should wait after a [`AppError::Busy`].
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.into())
+        match e {
+            crate::store::StoreError::ReadersBusy { .. } => {
+                tracing::warn!(error = %e, "database busy; the client is asked to retry");
+                Self::Busy {
+                    retry_after_secs: BUSY_RETRY_AFTER_SECS,
+                }
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// A refused release says why (docs/privacy.md): an unknown team is 404,
+/// a team too small 403, and the rules that depend on this period's
+/// releases (membership not yet stable, too close to a released scope,
+/// budget spent) 409.
+impl From<crate::privacy::ReleaseError> for AppError {
+    fn from(e: crate::privacy::ReleaseError) -> Self {
+        use crate::privacy::ReleaseError as R;
+        match e {
+            R::Store(s) => s.into(),
+            R::UnknownTeam(_) => Self::NotFound,
+            R::TeamTooSmall(_) => Self::Forbidden(e.to_string()),
+            R::Unstable(_) | R::TooClose(_) | R::BudgetSpent(_) => Self::Conflict(e.to_string()),
+        }
     }
 }
 
@@ -96,7 +129,7 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,7 +161,7 @@ impl IntoResponse for AppError {
             problem.pointer = Some(pointer.clone());
         }
         let mut res = problem.into_response_with(status);
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs } = self {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

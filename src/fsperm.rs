@@ -104,6 +104,27 @@ pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
         .open(path)
 }
 
+/// Writes `contents` to `path` with mode 0600, replacing any file there
+/// atomically (a `.partial` sibling, synced, then renamed): a reader sees
+/// the old contents or the new, never a half-written file.
+///
+/// # Errors
+/// The I/O error.
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = create_private_file(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,13 @@ use prometheus_client::registry::Registry;
 
 use crate::store::Store;
 
+/// Labels of the request metrics. Every value comes from a bounded set, so
+/// no client can create new series: the method is one of [`method_label`]'s
+/// names, the route a route template of the router (or `unmatched`), the
+/// status one the server answered with.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
 }
@@ -38,6 +42,29 @@ pub struct ReaderLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub version: &'static str,
+}
+
+/// The request method as a metric label: the methods of RFC 9110 and
+/// PATCH (RFC 5789) by name, anything else `other`. A method is any token
+/// the client likes, so using it as it came would let an anonymous client
+/// create a new series per request.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
 }
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -173,5 +200,21 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn methods_outside_the_known_set_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "X-PROBE1", "PROPFIND"] {
+            let m = Method::from_bytes(made_up.as_bytes()).expect("a method token");
+            assert_eq!(method_label(&m), "other", "{made_up}");
+        }
     }
 }

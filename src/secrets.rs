@@ -27,16 +27,23 @@ pub enum SecretKind {
     Session,
     /// Single-use break-glass sign-in link.
     BreakGlass,
+    /// The pre-sign-in value a browser holds in the session cookie while an
+    /// OIDC sign-in it started is under way (binds the callback to it).
+    SignIn,
+    /// Single-use setup link that creates the installation's first admin.
+    Setup,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 6] = [
+    pub const ALL: [SecretKind; 8] = [
         Self::Scim,
         Self::Mcp,
         Self::Pairing,
         Self::DeviceRefresh,
         Self::Session,
         Self::BreakGlass,
+        Self::SignIn,
+        Self::Setup,
     ];
 
     /// The prefix a secret of this kind starts with.
@@ -48,6 +55,8 @@ impl SecretKind {
             Self::DeviceRefresh => "aiwl_dev_",
             Self::Session => "aiwl_sess_",
             Self::BreakGlass => "aiwl_bg_",
+            Self::SignIn => "aiwl_signin_",
+            Self::Setup => "aiwl_setup_",
         }
     }
 

@@ -3,7 +3,9 @@
 //! absolute timeouts end them; the id is replaced at sign-in and then
 //! periodically while in use (the previous id keeps working for a short
 //! grace period, for requests already in flight); signing out deletes the
-//! row, so a copied cookie is worthless afterwards.
+//! row, so a copied cookie is worthless afterwards. Re-authentication
+//! replaces the id with no grace period. Before sign-in, the same cookie
+//! may hold a pre-sign-in value instead (`web::signin`), never a session.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -16,7 +18,8 @@ use crate::store::sessions::{self as sql, SessionRow};
 use crate::store::users as user_sql;
 use crate::store::{OrgDb, Store, StoreError};
 
-/// The one cookie the appliance sets.
+/// The one cookie the appliance sets (a session id, or during a sign-in a
+/// pre-sign-in value).
 pub const COOKIE: &str = "__Host-aiwl_session";
 
 /// How long a replaced id keeps working.
@@ -73,16 +76,9 @@ pub fn create(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<BearerSecret, StoreError> {
-    let secret = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
-        path: "random source".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let secret = secrets::generate(SecretKind::Session)?;
     let csrf = secrets::generate(SecretKind::Session)
-        .map(|s| s.expose()[SecretKind::Session.prefix().len()..].to_string())
-        .map_err(|e| StoreError::Io {
-            path: "random source".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        .map(|s| s.expose()[SecretKind::Session.prefix().len()..].to_string())?;
     let row = SessionRow {
         id_hash: secret.hash().0.to_vec(),
         prev_hash: None,
@@ -163,10 +159,7 @@ pub fn authenticate<'s>(
         let rotate_after = Duration::from_std(sso.rotate_after).unwrap_or(Duration::MAX);
         let mut rotated = None;
         if !via_previous && from_millis(row.rotated_at) + rotate_after <= now {
-            let fresh = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
-                path: "random source".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            let fresh = secrets::generate(SecretKind::Session)?;
             let grace = to_millis(now + ROTATION_GRACE);
             let changed = org.db.write(|tx| {
                 sql::rotate(tx, &row.id_hash, &fresh.hash().0, now_ms, grace)
@@ -265,22 +258,48 @@ pub fn end_by_handle(
     Ok(true)
 }
 
-/// Records a fresh sign-in at the IdP on an existing session (re-auth).
+/// Records a fresh sign-in at the IdP on an existing session (re-auth)
+/// under a new session id, returned for the cookie: the old id (and any id
+/// it replaced) stops working at once, so a copy taken before the
+/// re-authentication never carries its freshness. `None` when the session
+/// ended meanwhile. Audited as `session.reauth`.
 ///
 /// # Errors
-/// Store errors.
-pub fn refresh_auth(
+/// Store errors, or a failing random source.
+pub fn reauthenticate(
     org: &OrgDb,
     session: &Session,
     auth_time: DateTime<Utc>,
     amr: &[String],
-) -> Result<(), StoreError> {
-    let amr = serde_json::to_string(amr).unwrap_or_else(|_| "[]".into());
-    org.db.write(|tx| {
-        sql::set_auth_time(tx, &session.id_hash, to_millis(auth_time), &amr)
-            .map_err(StoreError::from)
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Option<BearerSecret>, StoreError> {
+    let fresh = secrets::generate(SecretKind::Session).map_err(|e| StoreError::Io {
+        path: "random source".into(),
+        source: std::io::Error::other(e.to_string()),
     })?;
-    Ok(())
+    let amr_json = serde_json::to_string(amr).unwrap_or_else(|_| "[]".into());
+    let changed = org.db.write(|tx| {
+        let changed = sql::reauthenticate(
+            tx,
+            &session.id_hash,
+            &fresh.hash().0,
+            to_millis(auth_time),
+            &amr_json,
+            to_millis(now),
+        )?;
+        if changed {
+            ctx.record(
+                tx,
+                "session.reauth",
+                Some(&session.user_id),
+                &json!({ "amr": amr }),
+                now,
+            )?;
+        }
+        Ok::<_, StoreError>(changed)
+    })?;
+    Ok(changed.then_some(fresh))
 }
 
 /// Deletes expired sessions in every org (daily sweeper).

@@ -11,9 +11,11 @@ use uuid::Uuid;
 
 use crate::audit::Context;
 use crate::clock::{from_millis, to_millis};
+use crate::config::OrgSettings;
 use crate::secrets::{self, BearerSecret, SecretHash, SecretKind};
 use crate::store::tokens::{self as sql, TokenRow};
 use crate::store::{OrgDb, Store, StoreError};
+use crate::users::{self, AdminCtx, Role, UserError};
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,7 +117,8 @@ fn check_name(name: &str) -> Result<(), TokenError> {
 }
 
 /// Creates a token and returns it with its secret, the only time the secret
-/// exists outside the caller's hands. Audited as `token.create`.
+/// exists outside the caller's hands. Only an admin of the org or the
+/// operator can: `admin` is the proof. Audited as `token.create`.
 ///
 /// # Errors
 /// [`TokenError::Invalid`] for a bad name or an expiry not in the future.
@@ -124,9 +127,10 @@ pub fn create(
     kind: TokenKind,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
-    ctx: &Context,
+    admin: &AdminCtx,
     now: DateTime<Utc>,
 ) -> Result<(TokenInfo, BearerSecret), TokenError> {
+    let ctx = admin.audit();
     check_name(name)?;
     if expires_at.is_some_and(|e| e <= now) {
         return Err(TokenError::Invalid("expiry must be in the future".into()));
@@ -161,16 +165,18 @@ pub fn list(org: &OrgDb) -> Result<Vec<TokenInfo>, TokenError> {
     rows.into_iter().map(TokenInfo::from_row).collect()
 }
 
-/// Revokes a token at once. Audited as `token.revoke`.
+/// Revokes a token at once; `admin` is the proof that the caller may.
+/// Audited as `token.revoke`.
 ///
 /// # Errors
 /// [`TokenError::NotFound`] for an id not in this org.
 pub fn revoke(
     org: &OrgDb,
     id: &str,
-    ctx: &Context,
+    admin: &AdminCtx,
     now: DateTime<Utc>,
 ) -> Result<TokenInfo, TokenError> {
+    let ctx = admin.audit();
     let not_found = || TokenError::NotFound(id.chars().take(64).collect());
     let id = Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
     org.db.write(|tx| {
@@ -247,6 +253,82 @@ pub fn authenticate<'s>(
         return Ok(Ok((org, info)));
     }
     Ok(Err(Refusal::Unknown))
+}
+
+/// Whether the token was made on the admin page by someone who is no
+/// longer an active admin of the org (demoted, dropped from the admin
+/// group, deactivated or deleted). Tokens the operator made are not tied
+/// to anyone's role.
+///
+/// # Errors
+/// Store errors.
+fn maker_lost_admin(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    t: &TokenInfo,
+) -> Result<bool, TokenError> {
+    let Some(maker) = t.created_by.strip_prefix("user:") else {
+        return Ok(false);
+    };
+    match users::get(org, maker) {
+        Ok(u) => Ok(!u.active || u.role(settings) != Role::Admin),
+        Err(UserError::NotFound) => Ok(true),
+        Err(UserError::Store(e)) => Err(TokenError::Store(e)),
+        Err(e) => Err(TokenError::Invalid(e.to_string())),
+    }
+}
+
+/// Revokes every live SCIM token whose maker has lost the admin role (see
+/// [`maker_lost_admin`]), each audited as `token.revoke` with the reason
+/// `creator_lost_admin`; `ctx` is whoever's change took the role away.
+/// Called after every change that can take the role away (SCIM user and
+/// group changes, the admin page, the CLI) and at start-up (the org's
+/// `admin_groups` may have changed); [`check_maker`] covers any other path
+/// when the token is next used. Returns the ids revoked.
+///
+/// # Errors
+/// Store errors.
+pub fn revoke_for_lost_admins(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, TokenError> {
+    let mut revoked = Vec::new();
+    for t in list(org)? {
+        if t.kind == TokenKind::Scim && t.is_live(now) && check_maker(org, settings, &t, ctx, now)?
+        {
+            revoked.push(t.id);
+        }
+    }
+    Ok(revoked)
+}
+
+/// Revokes `t` if its maker has lost the admin role; true when it did (or
+/// the token was revoked already).
+///
+/// # Errors
+/// Store errors.
+pub fn check_maker(
+    org: &OrgDb,
+    settings: &OrgSettings,
+    t: &TokenInfo,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<bool, TokenError> {
+    if !maker_lost_admin(org, settings, t)? {
+        return Ok(false);
+    }
+    let id = t.id.to_string();
+    let details =
+        json!({ "name": t.name, "reason": "creator_lost_admin", "created_by": t.created_by });
+    org.db.write(|tx| {
+        if sql::revoke(tx, &id, to_millis(now))? {
+            ctx.record(tx, "token.revoke", Some(&id), &details, now)?;
+        }
+        Ok::<_, TokenError>(())
+    })?;
+    Ok(true)
 }
 
 /// Parses an expiry given on the command line: a duration (`90d`, `12h`,

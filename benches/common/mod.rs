@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use aiworklab::config::{self, RawConfig, RawOrg, RawRateLimit, Settings};
 
 /// A rate-limit budget no bench reaches: a million requests a minute.
-pub const UNPACED: RawRateLimit = RawRateLimit {
-    requests: 1_000_000,
-    window_secs: 60,
-};
+pub const UNPACED: RawRateLimit = RawRateLimit::new(1_000_000, 60);
 
 /// `127.0.0.1:<port>` with a port that was free a moment ago.
 pub fn loopback_bind() -> String {

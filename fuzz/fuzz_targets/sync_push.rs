@@ -8,9 +8,10 @@
 
 use std::sync::LazyLock;
 
-use aiworklab::catalogue::Catalogue;
-use aiworklab::catalogue::custom::KnownIds;
-use aiworklab::sync::wire::{Delta, MAX_DELTAS, Transition, parse_push};
+use aiworklab::skill::Catalogue;
+use aiworklab::catalogue::KnownIds;
+use aiworklab::skill::{Delta, Transition};
+use aiworklab::sync::wire::{MAX_DELTAS, parse_push};
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};

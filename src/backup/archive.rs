@@ -1,11 +1,13 @@
-//! The archive format (version 2): a tar stream inside an age envelope.
+//! The archive format (version 3): a tar stream inside an age envelope.
 //!
 //! ```text
 //! age( tar( format.json        {format, appliance_version}
 //!           db/system.db       the database's page image (see snapshot.rs)
 //!           db/orgs/<slug>.db  one per org
-//!           manifest.json      times, host, and per file: size, SHA-256,
-//!                              page size, schema version, row counts ) )
+//!           manifest.json      format, times, host, and per file: size,
+//!                              SHA-256, page size, schema version, row counts
+//!           manifest.sig       Ed25519 signature over manifest.json's bytes
+//!                              (see signing.rs) ) )
 //! ```
 //!
 //! The page images are plaintext SQLite databases, but only ever inside the
@@ -21,8 +23,12 @@
 //! own, fed through a bounded channel of 1 MiB chunks, so the pager's work
 //! and age's use both cores while memory stays a few MiB.
 //!
-//! Format 1 (development builds before this one) held SQLCipher files under
-//! per-archive keys; no release wrote it, and it is refused as unknown.
+//! The signature is what makes an archive authentic: age only keeps it
+//! secret, and anyone with a recipient (a public key) can write one. A
+//! reader checks the signature before it trusts any hash in the manifest.
+//! Format 2 was format 3 without `manifest.sig`; it is opened only when the
+//! operator says so. Format 1 (development builds) held SQLCipher files
+//! under per-archive keys; no release wrote it, and it is refused.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -34,13 +40,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::BackupError;
+use super::signing::{ManifestSignature, OpenKeys, SigningKey, VerifyKey};
 use super::snapshot::{self, Contents, FileKey};
 use crate::ids::OrgSlug;
 
 /// The format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The last format without signatures.
+const UNSIGNED_FORMAT: u32 = 2;
 const HEADER_ENTRY: &str = "format.json";
 const MANIFEST_ENTRY: &str = "manifest.json";
+const SIGNATURE_ENTRY: &str = "manifest.sig";
 const DB_PREFIX: &str = "db/";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,8 +210,8 @@ impl Writer {
 }
 
 /// Writes an archive encrypted to `recipients` into `out`: the format
-/// header, whatever `f` adds, then the manifest `f` returns. age runs on a
-/// second thread. Returns the manifest and `out`, flushed but not fsynced.
+/// header, whatever `f` adds, then the manifest `f` returns and its
+/// signature by `signer`. age runs on a second thread. Returns the manifest and `out`, flushed but not fsynced.
 ///
 /// # Errors
 /// [`BackupError::NoRecipients`] for an empty list; the error `f` returns;
@@ -209,6 +219,7 @@ impl Writer {
 pub fn write<W: Write + Send>(
     out: W,
     recipients: &[age::x25519::Recipient],
+    signer: &SigningKey,
     at: DateTime<Utc>,
     f: impl FnOnce(&mut Writer) -> Result<Manifest, BackupError>,
 ) -> Result<(Manifest, W), BackupError> {
@@ -243,6 +254,8 @@ pub fn write<W: Write + Send>(
             let manifest = f(&mut w)?;
             let data = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
             w.append(MANIFEST_ENTRY, &data)?;
+            let sig = serde_json::to_vec(&signer.sign(&data)).map_err(io::Error::other)?;
+            w.append(SIGNATURE_ENTRY, &sig)?;
             w.tar.into_inner()?.send()?;
             Ok::<_, BackupError>(manifest)
             // The channel closes here, on success or error, so the age
@@ -260,13 +273,18 @@ pub fn write<W: Write + Send>(
     })
 }
 
-/// Reads the identities in an age identity file (`AGE-SECRET-KEY-1…`).
+/// Reads the identities in an age identity file (`AGE-SECRET-KEY-1…`),
+/// which must be owner-only (0600) like every other secret file.
 ///
 /// # Errors
+/// [`BackupError::Permissions`] with the `chmod` that fixes a loose file;
 /// [`BackupError::Identity`] naming the file.
 pub fn read_identities(
     path: &Path,
 ) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, BackupError> {
+    if path.exists() {
+        crate::fsperm::check_private_file(path)?;
+    }
     let err = |why: String| BackupError::Identity(format!("{}: {why}", path.display()));
     let file =
         age::IdentityFile::from_file(path.display().to_string()).map_err(|e| err(e.to_string()))?;
@@ -339,20 +357,22 @@ fn pump(mut input: impl Read, tx: &SyncSender<io::Result<Vec<u8>>>) {
 
 /// Decrypts `input` and writes each database into `staging` as a new
 /// SQLCipher file under the key `key_for(path)` gives: nothing decrypted
-/// reaches the disk. Checks the format, paths, sizes and hashes against the
-/// manifest, which it returns. Decryption runs on a second thread.
+/// reaches the disk. Checks the format, the manifest's signature, paths,
+/// sizes and hashes against the manifest, which it returns with the key
+/// that signed it (none for an allowed format 2 archive). Decryption runs
+/// on a second thread.
 ///
 /// # Errors
-/// Wrong identity, damaged or truncated archive, newer format, hash
-/// mismatch; files written so far stay in `staging` for the caller to
-/// remove.
+/// Wrong identity, damaged or truncated archive, newer format, missing or
+/// wrong signature, hash mismatch; files written so far stay in `staging`
+/// for the caller to remove.
 pub fn unpack<R: Read + Send>(
     input: R,
-    identities: &[Box<dyn age::Identity + Send + Sync>],
+    keys: &OpenKeys,
     staging: &Path,
     key_for: &dyn Fn(&str) -> FileKey,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<Manifest, BackupError> {
+) -> Result<(Manifest, Option<VerifyKey>), BackupError> {
     let decryptor = age::Decryptor::new(input).map_err(|e| match e {
         age::DecryptError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
             BackupError::NotAnArchive("the file is empty or truncated".into())
@@ -360,7 +380,11 @@ pub fn unpack<R: Read + Send>(
         other => BackupError::NotAnArchive(other.to_string()),
     })?;
     let reader = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .decrypt(
+            keys.identities
+                .iter()
+                .map(|i| i.as_ref() as &dyn age::Identity),
+        )
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => BackupError::WrongIdentity,
             other => BackupError::Damaged(other.to_string()),
@@ -374,19 +398,21 @@ pub fn unpack<R: Read + Send>(
             pos: 0,
         };
         // Returning drops `plain`, which stops the age thread early on error.
-        read_entries(tar::Archive::new(plain), staging, key_for, progress)
+        read_entries(tar::Archive::new(plain), keys, staging, key_for, progress)
     })
 }
 
 fn read_entries(
     mut archive: tar::Archive<ChannelReader>,
+    keys: &OpenKeys,
     staging: &Path,
     key_for: &dyn Fn(&str) -> FileKey,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<Manifest, BackupError> {
-    let mut seen_header = false;
+) -> Result<(Manifest, Option<VerifyKey>), BackupError> {
+    let mut format: Option<u32> = None;
     let mut staged: Vec<(String, u64, String)> = Vec::new();
-    let mut manifest: Option<Manifest> = None;
+    let mut manifest: Option<Vec<u8>> = None;
+    let mut signature: Option<ManifestSignature> = None;
     for entry in archive.entries().map_err(|e| damaged(&e))? {
         let mut entry = entry.map_err(|e| damaged(&e))?;
         let name = entry
@@ -394,22 +420,28 @@ fn read_entries(
             .map_err(|e| damaged(&e))?
             .to_string_lossy()
             .into_owned();
-        if manifest.is_some() {
+        if signature.is_some() || (manifest.is_some() && name != SIGNATURE_ENTRY) {
             return Err(BackupError::Damaged(format!(
                 "unexpected entry `{name}` after the manifest"
             )));
         }
-        if !seen_header {
+        if format.is_none() {
             if name != HEADER_ENTRY {
                 return Err(BackupError::NotAnArchive(
                     "it does not start with format.json".into(),
                 ));
             }
-            let h: Header = read_json(&mut entry)?;
+            let h: Header = parse_json(&read_bytes(&mut entry)?)?;
             check_format(h.format, &h.appliance_version)?;
-            seen_header = true;
+            if h.format == UNSIGNED_FORMAT {
+                // Refused before anything is written, unless allowed.
+                keys.allow_unsigned(h.format)?;
+            }
+            format = Some(h.format);
         } else if name == MANIFEST_ENTRY {
-            manifest = Some(read_json(&mut entry)?);
+            manifest = Some(read_bytes(&mut entry)?);
+        } else if name == SIGNATURE_ENTRY && manifest.is_some() {
+            signature = Some(parse_json(&read_bytes(&mut entry)?)?);
         } else {
             let path = name
                 .strip_prefix(DB_PREFIX)
@@ -427,16 +459,30 @@ fn read_entries(
             staged.push((path, size, sha));
         }
     }
-    let manifest = manifest.ok_or_else(|| {
+    let bytes = manifest.ok_or_else(|| {
         BackupError::Damaged("the manifest is missing (truncated archive?)".into())
     })?;
+    // Only a manifest whose signature checks is believed: its hashes are
+    // what make the databases authentic.
+    let signed_by = if format == Some(UNSIGNED_FORMAT) && signature.is_none() {
+        keys.allow_unsigned(UNSIGNED_FORMAT)?;
+        None
+    } else {
+        Some(keys.check(&bytes, signature.as_ref())?)
+    };
+    let manifest: Manifest = parse_json(&bytes)?;
+    if Some(manifest.format) != format {
+        return Err(BackupError::Damaged(
+            "the manifest's format differs from format.json".into(),
+        ));
+    }
     check_against(&manifest, &staged)?;
-    Ok(manifest)
+    Ok((manifest, signed_by))
 }
 
 fn check_format(found: u32, writer: &str) -> Result<(), BackupError> {
     match found {
-        FORMAT_VERSION => Ok(()),
+        UNSIGNED_FORMAT | FORMAT_VERSION => Ok(()),
         f if f > FORMAT_VERSION => Err(BackupError::NewerFormat {
             found,
             supported: FORMAT_VERSION,
@@ -448,12 +494,16 @@ fn check_format(found: u32, writer: &str) -> Result<(), BackupError> {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, BackupError> {
+fn read_bytes(r: &mut impl Read) -> Result<Vec<u8>, BackupError> {
     let mut buf = Vec::new();
     r.take(16 << 20)
         .read_to_end(&mut buf)
         .map_err(|e| damaged(&e))?;
-    serde_json::from_slice(&buf)
+    Ok(buf)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(buf: &[u8]) -> Result<T, BackupError> {
+    serde_json::from_slice(buf)
         .map_err(|e| BackupError::Damaged(format!("unreadable metadata: {e}")))
 }
 

@@ -3,20 +3,28 @@
 //! ephemeral loopback port, run a smoke test against every primary path
 //! that exists, report, and tear everything down. Capabilities add their
 //! smoke checks to `smoke` as they land.
+//!
+//! The drill holds no HTTP state: the caller passes the function that
+//! starts the appliance on the restored parts ([`Start`]; the HTTP edge's
+//! `crate::http::server::start_on_loopback`), and the smoke test speaks
+//! HTTP with `reqwest` like any client.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::Context;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, RawConfig, RawOrg};
-use crate::http::{AppState, probe, server};
+use crate::config::{self, RawConfig, RawOrg, Settings};
 use crate::store::{OpenMode, Store};
 use crate::tokens::{self, TokenKind};
 
 use super::archive::Manifest;
 use super::restore::{self, Target};
+use super::signing::OpenKeys;
 
 /// One step of the drill.
 #[derive(Debug, Clone)]
@@ -96,12 +104,19 @@ impl Steps {
     }
 }
 
-/// Runs the drill on `archive`, with its scratch data under `scratch`.
-pub async fn run(
-    archive: &Path,
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-    scratch: &Path,
-) -> Report {
+/// Drains and stops a server the drill started.
+pub type Stop = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A server the drill is starting: where it listens and how to stop it.
+pub type Starting = Pin<Box<dyn Future<Output = Result<(SocketAddr, Stop), String>> + Send>>;
+
+/// Starts the appliance on the given parts on an ephemeral loopback port
+/// and answers where it listens and how to stop it.
+pub type Start = fn(Arc<Settings>, Arc<Store>, Arc<dyn Clock>) -> Starting;
+
+/// Runs the drill on `archive`, with its scratch data under `scratch`,
+/// serving the restored copy with `start`.
+pub async fn run(archive: &Path, keys: OpenKeys, scratch: &Path, start: Start) -> Report {
     let mut steps = Steps(Vec::new());
     let dir = match tempfile::Builder::new()
         .prefix("aiworklab-drill-")
@@ -126,13 +141,7 @@ pub async fn run(
         force: false,
     };
     let restored = tokio::task::spawn_blocking(move || {
-        restore::restore(
-            &file,
-            &identities,
-            &target,
-            &Context::system(),
-            SystemClock.now(),
-        )
+        restore::restore(&file, &keys, &target, &Context::system(), SystemClock.now())
     })
     .await
     .map_err(|e| e.to_string())
@@ -144,8 +153,12 @@ pub async fn run(
             .iter()
             .flat_map(|f| f.contents.rows.values())
             .sum();
+        let signed = match &r.signed_by {
+            Some(k) => format!("signed by {k}"),
+            None => "UNSIGNED (format 2, accepted by the operator)".into(),
+        };
         let detail = format!(
-            "{} databases, {rows} rows, counts match the manifest; made {} on {}",
+            "{} databases, {rows} rows, counts match the manifest, {signed}; made {} on {}",
             r.restored.len(),
             r.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
             r.manifest.host
@@ -158,7 +171,7 @@ pub async fn run(
             checks: steps.0,
         };
     };
-    smoke(&mut steps, &data_dir, &manifest).await;
+    smoke(&mut steps, &data_dir, &manifest, start).await;
     Report {
         archive: archive.to_path_buf(),
         checks: steps.0,
@@ -183,7 +196,7 @@ fn drill_settings(data_dir: &Path, manifest: &Manifest) -> Result<config::Settin
 }
 
 /// The smoke test: every primary path that exists today.
-async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
+async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest, start: Start) {
     let t = Instant::now();
     let opened = drill_settings(data_dir, manifest).and_then(|settings| {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -191,34 +204,25 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
             .map_err(|e| format!("{e}; fix: {}", e.fix()))?;
         let n = settings.orgs.len();
         Ok((
-            AppState::new(Arc::new(settings), Arc::new(store), clock),
+            (Arc::new(settings), Arc::new(store), clock),
             format!("{n} orgs"),
         ))
     });
-    let Some(state) = steps.record("open restored store", t, opened) else {
+    let Some((settings, store, clock)) = steps.record("open restored store", t, opened) else {
         return;
     };
     let t = Instant::now();
-    let started = match server::bind("127.0.0.1:0".parse().expect("a literal socket address")) {
-        Ok(l) => server::start(state.clone(), l)
+    let started = match client() {
+        Ok(c) => start(settings, Arc::clone(&store), clock)
             .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-    .map(|r| {
-        let d = format!("listening on {}", r.addr);
-        (r, d)
-    });
-    let Some(running) = steps.record("start server", t, started) else {
+            .map(|(addr, stop)| ((c, addr, stop), format!("listening on {addr}"))),
+        Err(e) => Err(e),
+    };
+    let Some((client, addr, stop)) = steps.record("start server", t, started) else {
         return;
     };
-    let addr = running.addr;
-    let get = |path: &'static str| async move {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        probe::get(tcp, path, &[]).await.map_err(|e| e.to_string())
-    };
+    let http = Http { client, addr };
+    let get = |path: &'static str| http.call(http.get(path));
     let t = Instant::now();
     let r = get("/healthz").await.and_then(|a| expect_status(&a, 200));
     steps.record("GET /healthz", t, r);
@@ -229,7 +233,7 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
     });
     steps.record("GET /readyz", t, r);
     let t = Instant::now();
-    let orgs: Vec<String> = state.store.orgs().map(|o| o.slug.to_string()).collect();
+    let orgs: Vec<String> = store.orgs().map(|o| o.slug.to_string()).collect();
     let r = get("/metrics").await.and_then(|a| {
         expect_status(&a, 200)?;
         match orgs
@@ -241,33 +245,29 @@ async fn smoke(steps: &mut Steps, data_dir: &Path, manifest: &Manifest) {
         }
     });
     steps.record("GET /metrics", t, r);
-    for org in state.store.orgs() {
+    for org in store.orgs() {
         let slug = org.slug.as_str();
         let t = Instant::now();
-        let r = token_round_trip(&state, slug);
+        let r = token_round_trip(&store, slug);
         if let Some(scim) = steps.record(&format!("org {slug}: tokens"), t, r) {
             let t = Instant::now();
-            let r = scim_list(addr, &scim, manifest, slug).await;
+            let r = scim_list(&http, &scim, manifest, slug).await;
             steps.record(&format!("org {slug}: SCIM list"), t, r);
         }
         let t = Instant::now();
-        let r = signed_in_page(&state, addr, slug).await;
+        let r = signed_in_page(&store, &http, slug).await;
         let Some(session) = steps.record(&format!("org {slug}: signed-in page"), t, r) else {
             continue;
         };
         let t = Instant::now();
-        let r = aggregates(addr, &session).await;
+        let r = aggregates(&http, &session).await;
         steps.record(&format!("org {slug}: aggregates"), t, r);
         let t = Instant::now();
-        let r = sync_pull(&state, addr, slug, &session).await;
+        let r = sync_pull(&store, &http, slug, &session).await;
         steps.record(&format!("org {slug}: sync pull"), t, r);
     }
     let t = Instant::now();
-    let r = running
-        .shutdown()
-        .await
-        .map(|()| ((), "drained and stopped".into()))
-        .map_err(|e| e.to_string());
+    let r = stop.await.map(|()| ((), "drained and stopped".into()));
     steps.record("stop server", t, r);
 }
 
@@ -277,15 +277,61 @@ struct Session {
     user_id: String,
 }
 
-/// Connects to the drill's server.
-async fn connect(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
-    tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())
+/// The drill's HTTP client: loopback only, so no proxy; redirects are
+/// answers to check, not to follow.
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// The drill's server and the client that talks to it.
+struct Http {
+    client: reqwest::Client,
+    addr: SocketAddr,
+}
+
+/// Status, session cookie and body of one answer.
+struct Answer {
+    status: u16,
+    /// The first `Set-Cookie` header, if any.
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Http {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{path}", self.addr))
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    /// Sends `req` and reads the whole answer.
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Answer, String> {
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let set_cookie = res
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = res.text().await.map_err(|e| e.to_string())?;
+        Ok(Answer {
+            status,
+            set_cookie,
+            body,
+        })
+    }
 }
 
 /// An answer's JSON body, when it has the wanted status.
-fn json_answer(a: &probe::Answer, want: u16) -> Result<serde_json::Value, String> {
+fn json_answer(a: &Answer, want: u16) -> Result<serde_json::Value, String> {
     expect_status(a, want)?;
     serde_json::from_str(&a.body).map_err(|e| format!("the answer is not JSON: {e}"))
 }
@@ -293,19 +339,17 @@ fn json_answer(a: &probe::Answer, want: u16) -> Result<serde_json::Value, String
 /// Lists users over SCIM with the token minted in the restored org; the
 /// total is compared with the archive's row count of `users`.
 async fn scim_list(
-    addr: std::net::SocketAddr,
+    http: &Http,
     token: &crate::secrets::BearerSecret,
     manifest: &Manifest,
     slug: &str,
 ) -> Result<((), String), String> {
-    let bearer = format!("Bearer {}", token.expose());
-    let a = probe::get(
-        connect(addr).await?,
-        "/scim/v2/Users?count=1",
-        &[("Authorization", &bearer)],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let a = http
+        .call(
+            http.get("/scim/v2/Users?count=1")
+                .bearer_auth(token.expose()),
+        )
+        .await?;
     let body = json_answer(&a, 200)?;
     let total = body["totalResults"]
         .as_i64()
@@ -328,31 +372,34 @@ async fn scim_list(
 }
 
 /// Reads the org aggregates as the drill's admin.
-async fn aggregates(addr: std::net::SocketAddr, session: &Session) -> Result<((), String), String> {
-    let a = probe::get(
-        connect(addr).await?,
-        "/api/v1/org/aggregates?weeks=4",
-        &[("Cookie", &session.cookie)],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+async fn aggregates(http: &Http, session: &Session) -> Result<((), String), String> {
+    let a = http
+        .call(
+            http.get("/api/v1/org/aggregates?weeks=4")
+                .header(reqwest::header::COOKIE, &session.cookie),
+        )
+        .await?;
     let body = json_answer(&a, 200)?;
     let concepts = body["concepts"]
         .as_array()
         .ok_or("the aggregates have no list of concepts")?;
-    Ok(((), format!("{} concepts with data", concepts.len())))
+    let shown = concepts.iter().filter(|c| c["suppressed"] == false).count();
+    Ok((
+        (),
+        format!("{} concepts, {shown} above min_cohort", concepts.len()),
+    ))
 }
 
 /// Pairs a device for the drill's admin with an operator pairing code,
 /// then pulls its deltas: exercises the keys derived from the new master
 /// key (access tokens) and the sync path.
 async fn sync_pull(
-    state: &AppState,
-    addr: std::net::SocketAddr,
+    store: &Store,
+    http: &Http,
     slug: &str,
     session: &Session,
 ) -> Result<((), String), String> {
-    let org = state.store.org(slug).map_err(|e| e.to_string())?;
+    let org = store.org(slug).map_err(|e| e.to_string())?;
     let (code, _) = crate::devices::create_pairing_code(
         org,
         &session.user_id,
@@ -361,27 +408,19 @@ async fn sync_pull(
     )
     .map_err(|e| e.to_string())?;
     let body = serde_json::json!({ "code": code.expose(), "device_name": "restore drill" });
-    let a = probe::send_json(
-        connect(addr).await?,
-        "POST",
-        "/api/v1/devices/pair",
-        &[],
-        &body.to_string(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let a = http
+        .call(
+            http.request(reqwest::Method::POST, "/api/v1/devices/pair")
+                .json(&body),
+        )
+        .await?;
     let grant = json_answer(&a, 200)?;
     let access = grant["access_token"]
         .as_str()
         .ok_or("pairing gave no access_token")?;
-    let bearer = format!("Bearer {access}");
-    let a = probe::get(
-        connect(addr).await?,
-        "/api/v1/sync/deltas?since=0",
-        &[("Authorization", &bearer)],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let a = http
+        .call(http.get("/api/v1/sync/deltas?since=0").bearer_auth(access))
+        .await?;
     let pulled = json_answer(&a, 200)?;
     let n = pulled["deltas"].as_array().map_or(0, Vec::len);
     Ok((
@@ -393,11 +432,11 @@ async fn sync_pull(
 /// Signs in through a break-glass link for a throwaway admin and opens the
 /// account page: exercises users, sessions, cookies and pages.
 async fn signed_in_page(
-    state: &AppState,
-    addr: std::net::SocketAddr,
+    store: &Store,
+    http: &Http,
     slug: &str,
 ) -> Result<(Session, String), String> {
-    let org = state.store.org(slug).map_err(|e| e.to_string())?;
+    let org = store.org(slug).map_err(|e| e.to_string())?;
     let now = SystemClock.now();
     let op = crate::users::AdminCtx::operator();
     let name = format!("drill-{}", uuid::Uuid::new_v4().simple());
@@ -405,12 +444,19 @@ async fn signed_in_page(
         .map_err(|e| e.to_string())?;
     let link = crate::sso::break_glass::mint(org, &op, &name, now).map_err(|e| e.to_string())?;
     let path = format!("/o/{slug}/break-glass/{}", link.expose());
-    let tcp = connect(addr).await?;
-    let used = probe::send(tcp, "POST", &path, &[], "")
-        .await
-        .map_err(|e| e.to_string())?;
+    let used = http
+        .call(
+            http.request(reqwest::Method::POST, &path)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(""),
+        )
+        .await?;
     let cookie = used
-        .header("set-cookie")
+        .set_cookie
+        .as_deref()
         .and_then(|c| c.split(';').next())
         .ok_or_else(|| {
             format!(
@@ -419,10 +465,12 @@ async fn signed_in_page(
             )
         })?
         .to_string();
-    let tcp = connect(addr).await?;
-    let page = probe::get(tcp, "/account", &[("Cookie", &cookie)])
-        .await
-        .map_err(|e| e.to_string())?;
+    let page = http
+        .call(
+            http.get("/account")
+                .header(reqwest::header::COOKIE, &cookie),
+        )
+        .await?;
     if page.status == 200 && page.body.contains(&name) {
         let users = crate::users::list(org).map_err(|e| e.to_string())?.len();
         Ok((
@@ -437,7 +485,7 @@ async fn signed_in_page(
     }
 }
 
-fn expect_status(a: &probe::Answer, want: u16) -> Result<((), String), String> {
+fn expect_status(a: &Answer, want: u16) -> Result<((), String), String> {
     if a.status == want {
         Ok(((), a.status.to_string()))
     } else {
@@ -453,15 +501,21 @@ fn expect_status(a: &probe::Answer, want: u16) -> Result<((), String), String> {
 /// exercises writes, the read pool and the key hierarchy of the restored
 /// org. The token is used for the SCIM check.
 fn token_round_trip(
-    state: &AppState,
+    store: &Store,
     slug: &str,
 ) -> Result<(crate::secrets::BearerSecret, String), String> {
-    let store = &state.store;
     let org = store.org(slug).map_err(|e| e.to_string())?;
     let before = tokens::list(org).map_err(|e| e.to_string())?.len();
     let now = SystemClock.now();
-    let (_, secret) = tokens::create(org, TokenKind::Scim, "drill", None, &Context::system(), now)
-        .map_err(|e| e.to_string())?;
+    let (_, secret) = tokens::create(
+        org,
+        TokenKind::Scim,
+        "drill",
+        None,
+        &crate::users::AdminCtx::operator(),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
     match tokens::authenticate(store, TokenKind::Scim, secret.expose(), now) {
         Ok(Ok((o, _))) if o.slug.as_str() == slug => Ok((
             secret,

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod drill;
 pub mod restore;
 pub mod schedule;
+pub mod signing;
 pub mod snapshot;
 
 use std::fs;
@@ -37,6 +38,18 @@ pub enum BackupError {
     WrongIdentity,
     #[error("cannot read the backup identity {0}")]
     Identity(String),
+    #[error("there is no backup signing key at {0}")]
+    NoSigningKey(PathBuf),
+    #[error("cannot read the backup signing key {0}")]
+    SigningKey(String),
+    #[error(transparent)]
+    Permissions(#[from] fsperm::PermProblem),
+    #[error("no backup verification key is trusted, so no archive can be checked")]
+    NoVerifyKeys,
+    #[error("{}", unsigned(.format))]
+    Unsigned { format: u32 },
+    #[error("the archive's signature is wrong: {0}")]
+    BadSignature(String),
     #[error("not an aiworklab backup archive: {0}")]
     NotAnArchive(String),
     #[error("the archive is damaged or truncated: {0}")]
@@ -79,6 +92,13 @@ impl BackupError {
             Self::NoRecipients => "add your backup public key (age1…) to backup.recipients; `aiworklab backup keygen --out backup.key` makes a pair".into(),
             Self::WrongIdentity => "use the identity file whose public key was in backup.recipients when the archive was made".into(),
             Self::Identity(_) => "give the age identity file (AGE-SECRET-KEY-1…) made by `aiworklab backup keygen` or `age-keygen`".into(),
+            Self::NoSigningKey(path) => format!("make one with `aiworklab backup keygen --signing --out {}` (or point backup.signing_key_file at yours)", path.display()),
+            Self::SigningKey(_) => "give the file made by `aiworklab backup keygen --signing` (one AIWL-BACKUP-SIGNING-KEY-… line)".into(),
+            Self::Permissions(p) => p.fix(),
+            Self::NoVerifyKeys => "list the backup verification keys (aiwl_bkv_…, printed by `aiworklab backup keygen --signing`) in backup.verify_keys, or give --verify-key".into(),
+            Self::Unsigned { format: 2 } => "format 2 predates signed manifests; only if you know where this archive came from, add --accept-unsigned-format-2".into(),
+            Self::Unsigned { .. } => "this archive was not written by an appliance holding a trusted signing key, or its signature was removed: use another archive, and check who can write to the backup store".into(),
+            Self::BadSignature(_) => "use another archive and check who can write to the backup store; if the archive is yours and was signed by an older key, add that key's aiwl_bkv_… to backup.verify_keys (or --verify-key)".into(),
             Self::NotAnArchive(_) | Self::Damaged(_) => "use another archive (`aiworklab backup list`), or copy this one again from its off-site store".into(),
             Self::NewerFormat { writer, .. } => format!("restore with aiworklab {writer} or newer"),
             Self::Corrupt(_) => "use an older archive; report the problem if new backups fail too".into(),
@@ -92,6 +112,14 @@ impl BackupError {
             Self::Write(_) => "check that the file system holding the file named above is writable and has room (permissions, quota, file size limit); nothing partial was kept".into(),
             Self::Io(_) => "check the paths and permissions named above".into(),
         }
+    }
+}
+
+fn unsigned(format: &u32) -> String {
+    if *format == 2 {
+        "the archive has format 2, whose manifest is not signed".into()
+    } else {
+        format!("the archive's manifest (format {format}) has no signature")
     }
 }
 
@@ -200,7 +228,8 @@ impl std::io::Write for OutFile<'_> {
     }
 }
 
-/// Makes an archive of every database (or of one org's) in `out_dir`.
+/// Makes an archive of every database (or of one org's) in `out_dir`,
+/// its manifest signed by `signer`.
 ///
 /// Each database's page image is streamed from one read transaction
 /// through tar and age into a `.partial` file that is fsynced and renamed.
@@ -211,6 +240,7 @@ impl std::io::Write for OutFile<'_> {
 pub fn create(
     store: &Store,
     recipients: &[age::x25519::Recipient],
+    signer: &signing::SigningKey,
     only_org: Option<&OrgSlug>,
     out_dir: &Path,
     ctx: &Context,
@@ -249,7 +279,7 @@ pub fn create(
         path: &partial,
     };
     let out = std::io::BufWriter::with_capacity(1 << 20, out);
-    let (manifest, out) = archive::write(out, recipients, now, |w| {
+    let (manifest, out) = archive::write(out, recipients, signer, now, |w| {
         let mut files = Vec::new();
         for (path, db) in &dbs {
             let entry = snapshot::read_image(db, |contents, shape, pages| {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::archive::{self, FileEntry, Manifest};
+use super::signing::{OpenKeys, VerifyKey};
 use super::snapshot::{self, FileKey, open_keyed};
 use super::{BackupError, Cleanup, fsync_dir, on};
 use crate::audit::Context;
@@ -24,6 +25,9 @@ use crate::store::{DataDirLock, Db, DbOptions, StoreError};
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub manifest: Manifest,
+    /// The key that signed it; `None` only for a format 2 archive the
+    /// operator allowed.
+    pub signed_by: Option<VerifyKey>,
 }
 
 /// Where and what to restore.
@@ -41,6 +45,7 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Restored {
     pub manifest: Manifest,
+    pub signed_by: Option<VerifyKey>,
     pub restored: Vec<String>,
     pub created_master_key: bool,
 }
@@ -64,26 +69,22 @@ fn check_staged(file: &Path, entry: &FileEntry, key: &FileKey) -> Result<(), Bac
     Ok(())
 }
 
-/// Decrypts `file` in a private temporary directory, checks the manifest,
-/// checksums, `integrity_check` and row counts of every database, and
+/// Decrypts `file` in a private temporary directory, checks the manifest's
+/// signature, the manifest, checksums, `integrity_check` and row counts of every database, and
 /// removes everything again.
 ///
 /// # Errors
 /// [`BackupError`] for any failed check.
-pub fn verify(
-    file: &Path,
-    identities: &[Box<dyn age::Identity + Send + Sync>],
-    scratch: &Path,
-) -> Result<Verified, BackupError> {
+pub fn verify(file: &Path, keys: &OpenKeys, scratch: &Path) -> Result<Verified, BackupError> {
     let staging = staging_dir(scratch);
     fsperm::ensure_private_dir(&staging)?;
     let _guard = Cleanup(Some(staging.clone()));
     let size = fs::metadata(file).map_err(on(file))?.len();
     let bar = super::progress(size, "verify");
     let key = snapshot::new_file_key()?;
-    let manifest = archive::unpack(
+    let (manifest, signed_by) = archive::unpack(
         fs::File::open(file).map_err(on(file))?,
-        identities,
+        keys,
         &staging,
         &|_| key.clone(),
         Some(&bar),
@@ -92,7 +93,10 @@ pub fn verify(
     for entry in &manifest.files {
         check_staged(&staging.join(&entry.path), entry, &key)?;
     }
-    Ok(Verified { manifest })
+    Ok(Verified {
+        manifest,
+        signed_by,
+    })
 }
 
 fn aside(path: &Path) -> PathBuf {
@@ -109,7 +113,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// [`BackupError`]; on error the target is as it was.
 pub fn restore(
     file: &Path,
-    identities: &[Box<dyn age::Identity + Send + Sync>],
+    keys: &OpenKeys,
     target: &Target,
     ctx: &Context,
     now: DateTime<Utc>,
@@ -136,9 +140,9 @@ pub fn restore(
     let size = fs::metadata(file).map_err(on(file))?.len();
     let bar = super::progress(size, "restore");
     let key_for = |path: &str| target_key(&master, path);
-    let manifest = archive::unpack(
+    let (manifest, signed_by) = archive::unpack(
         fs::File::open(file).map_err(on(file))?,
-        identities,
+        keys,
         &staging,
         &key_for,
         Some(&bar),
@@ -179,6 +183,7 @@ pub fn restore(
     made_dir.0 = None;
     Ok(Restored {
         manifest,
+        signed_by,
         restored,
         created_master_key,
     })

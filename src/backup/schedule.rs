@@ -2,14 +2,21 @@
 //! pruning to `backup.retention_days`. A failure is logged loudly, counted
 //! in `/metrics`, and retried every 15 minutes until the next scheduled
 //! run; it never stops the server.
+//!
+//! It takes the store, the backup settings, the clock and the backup
+//! metrics as plain values: a background job, not part of the HTTP edge.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use tokio::sync::watch;
 
 use crate::audit::Context;
-use crate::http::AppState;
+use crate::clock::Clock;
+use crate::config::{BackupSettings, Settings};
+use crate::metrics::Metrics;
+use crate::store::Store;
 
 const RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
@@ -27,18 +34,26 @@ pub fn next_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
 ///
 /// # Errors
 /// The backup error, already logged and counted.
-pub fn run_once(state: &AppState) -> Result<super::Created, super::BackupError> {
-    let s = &state.settings.backup;
-    let now = state.clock.now();
-    let result = super::create(
-        &state.store,
-        &s.recipients,
-        None,
-        &s.dir,
-        &Context::system(),
-        now,
-    );
-    let m = &state.metrics.backup;
+pub fn run_once(
+    store: &Store,
+    s: &BackupSettings,
+    clock: &dyn Clock,
+    metrics: &Metrics,
+) -> Result<super::Created, super::BackupError> {
+    let now = clock.now();
+    // Read at every run, so a rotated key is used without a restart.
+    let result = super::signing::SigningKey::load(&s.signing_key_file).and_then(|signer| {
+        super::create(
+            store,
+            &s.recipients,
+            &signer,
+            None,
+            &s.dir,
+            &Context::system(),
+            now,
+        )
+    });
+    let m = &metrics.backup;
     match &result {
         Ok(c) => {
             m.last_success.set(now.timestamp());
@@ -63,25 +78,36 @@ pub fn run_once(state: &AppState) -> Result<super::Created, super::BackupError> 
 
 /// Runs the schedule until `shutdown` turns true. Does nothing (after one
 /// warning) when no recipients are configured.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    if state.settings.backup.recipients.is_empty() {
+pub async fn run(
+    store: Arc<Store>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if settings.backup.recipients.is_empty() {
         tracing::warn!("backup.recipients is empty: scheduled backups are off");
         return;
     }
-    let at = state.settings.backup.schedule;
-    let mut due = next_run(state.clock.now(), at);
+    // Said at start-up rather than first at 02:00.
+    if let Err(e) = super::signing::SigningKey::load(&settings.backup.signing_key_file) {
+        tracing::error!(error = %e, fix = %e.fix(), "scheduled backups will fail until the backup signing key is fixed");
+    }
+    let at = settings.backup.schedule;
+    let mut due = next_run(clock.now(), at);
     loop {
-        let wait = (due - state.clock.now()).to_std().unwrap_or_default();
+        let wait = (due - clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
-        let s = state.clone();
+        let (store, s) = (Arc::clone(&store), Arc::clone(&settings));
+        let (c, m) = (Arc::clone(&clock), Arc::clone(&metrics));
         let ok = matches!(
-            tokio::task::spawn_blocking(move || run_once(&s)).await,
+            tokio::task::spawn_blocking(move || run_once(&store, &s.backup, c.as_ref(), &m)).await,
             Ok(Ok(_))
         );
-        let now = state.clock.now();
+        let now = clock.now();
         let next = next_run(now, at);
         due = if ok {
             next

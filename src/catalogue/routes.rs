@@ -14,12 +14,12 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::Concept;
 use super::custom::{self, ConceptChanges, ConceptError};
 use crate::error::AppError;
 use crate::http::extract::{ApiAdmin, ApiAdminAction, CSRF_HEADER, session_layer};
 use crate::http::ratelimit::{RouteClass, enforce};
 use crate::http::{AppState, blocking};
+use crate::skill::Concept;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::restore::OpenArgs;
 use super::{Failure, settings};
 use crate::audit::Context;
-use crate::backup::{self, BackupError, archive};
+use crate::backup::signing::SigningKey;
+use crate::backup::{self, BackupError};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::OrgSlug;
 use crate::store::{OpenMode, Store};
@@ -33,9 +35,8 @@ pub enum BackupCmd {
     /// Decrypt in memory and check manifest, checksums, integrity and row counts.
     Verify {
         file: PathBuf,
-        /// The age identity file (AGE-SECRET-KEY-1...).
-        #[arg(long)]
-        identity: PathBuf,
+        #[command(flatten)]
+        open: OpenArgs,
     },
     /// Delete archives older than N days.
     Prune {
@@ -44,10 +45,15 @@ pub enum BackupCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Make a backup key pair: writes the identity (0600), prints the public key.
+    /// Make a backup key pair: writes the identity (0600), prints the public
+    /// key. With --signing: the key that signs manifests, printing its
+    /// verification key.
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        /// Make the manifest signing key (Ed25519) instead of an age identity.
+        #[arg(long)]
+        signing: bool,
     },
 }
 
@@ -60,18 +66,26 @@ impl From<BackupError> for Failure {
 pub fn run(path: Option<&Path>, cmd: BackupCmd) -> Result<ExitCode, Failure> {
     // Keygen needs no configuration: it runs before one exists.
     let settings = match cmd {
-        BackupCmd::Keygen { ref out } => return keygen(out),
+        BackupCmd::Keygen { ref out, signing } => {
+            return if signing {
+                signing_keygen(out)
+            } else {
+                keygen(out)
+            };
+        }
         _ => settings(path)?,
     };
     let b = &settings.backup;
     match cmd {
         BackupCmd::Keygen { .. } => {}
         BackupCmd::Create { org, to } => {
+            let signer = SigningKey::load(&b.signing_key_file)?;
             let store = Store::open(&settings, OpenMode::Existing, &SystemClock)?;
             let dir = to.unwrap_or_else(|| b.dir.clone());
             let c = backup::create(
                 &store,
                 &b.recipients,
+                &signer,
                 org.as_ref(),
                 &dir,
                 &Context::operator(),
@@ -102,12 +116,16 @@ pub fn run(path: Option<&Path>, cmd: BackupCmd) -> Result<ExitCode, Failure> {
                 );
             }
         }
-        BackupCmd::Verify { file, identity } => {
-            let ids = archive::read_identities(&identity)?;
-            let v = backup::restore::verify(&file, &ids, &std::env::temp_dir())?;
+        BackupCmd::Verify { file, open } => {
+            let keys = open.keys(&settings)?;
+            let v = backup::restore::verify(&file, &keys, &std::env::temp_dir())?;
             let m = &v.manifest;
+            let signed = match &v.signed_by {
+                Some(k) => format!("signed by {k}"),
+                None => "UNSIGNED, accepted by --accept-unsigned-format-2".into(),
+            };
             println!(
-                "{}: OK (format {}, aiworklab {}, made {} on {})",
+                "{}: OK (format {}, {signed}, aiworklab {}, made {} on {})",
                 file.display(),
                 m.format,
                 m.appliance_version,
@@ -162,5 +180,19 @@ fn keygen(out: &Path) -> Result<ExitCode, Failure> {
     );
     eprintln!("Add this public key to backup.recipients:");
     println!("{public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signing_keygen(out: &Path) -> Result<ExitCode, Failure> {
+    let key = SigningKey::generate()?;
+    key.write_new(out, &SystemClock.now().to_rfc3339())?;
+    eprintln!(
+        "Wrote the backup signing key to {} (mode 0600). Point backup.signing_key_file at it on the appliance;",
+        out.display()
+    );
+    eprintln!(
+        "keep this verification key with the backup identity (backup.verify_keys or --verify-key where you restore):"
+    );
+    println!("{}", key.verify_key());
     Ok(ExitCode::SUCCESS)
 }

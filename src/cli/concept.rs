@@ -9,8 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Failure, settings};
 use crate::catalogue::custom::{self, ConceptChanges, ConceptError};
-use crate::catalogue::{Catalogue, Concept, Matchers};
 use crate::clock::{Clock, SystemClock};
+use crate::skill::catalogue::{Catalogue, Concept, Matchers};
 use crate::store::{OpenMode, Store};
 use crate::users::AdminCtx;
 

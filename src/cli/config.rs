@@ -74,5 +74,32 @@ fn check(path: Option<&Path>) -> Result<ExitCode, Failure> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    print!("{}", checklist(&settings));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The setup checklist of every org, as the admin page shows it; with the
+/// installation's data when it can be opened, else from the configuration
+/// alone (before the first start, or run as another user).
+fn checklist(settings: &crate::config::Settings) -> String {
+    use crate::clock::{Clock, SystemClock};
+    use crate::setup::checklist;
+    let now = SystemClock.now();
+    let store = crate::store::Store::open(settings, crate::store::OpenMode::Existing, &SystemClock);
+    let mut out = String::new();
+    if let Err(e) = &store {
+        out.push_str(&format!(
+            "(the installation's data could not be read: {e}; items that need it say so)\n"
+        ));
+    }
+    for org in &settings.orgs {
+        let facts = store
+            .as_ref()
+            .ok()
+            .and_then(|s| s.org(org.slug.as_str()).ok())
+            .and_then(|db| checklist::facts(settings, db, now).ok());
+        let items = checklist::items(settings, org, facts.as_ref());
+        out.push_str(&checklist::render_text(org, &items));
+    }
+    out
 }

@@ -5,7 +5,8 @@
 //! Over TLS the probe pins the configured certificate instead of verifying
 //! a chain: it talks to its own process on loopback, where the public host
 //! name does not apply, and a pinned certificate still proves it reached
-//! this appliance and not something else on the port.
+//! this appliance and not something else on the port. The pin is a
+//! rustls verifier handed to `reqwest` as its TLS configuration.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -15,11 +16,11 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::{Failure, settings};
-use crate::http::probe;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,7 +41,7 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
                     None,
                 )
             })?;
-            let first = rustls_pemfile::certs(&mut pem.as_slice())
+            let first = CertificateDer::pem_slice_iter(&pem)
                 .next()
                 .and_then(Result::ok)
                 .ok_or_else(|| Failure::new("server.tls_cert_file holds no certificate", None))?;
@@ -63,7 +64,10 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
             format!("{addr} answered /healthz with {code}"),
             None,
         )),
-        Ok(Err(e)) => Err(Failure::new(format!("cannot reach {addr}: {e}"), None)),
+        Ok(Err(e)) => Err(Failure::new(
+            format!("cannot reach {addr}: {}", with_causes(&e)),
+            None,
+        )),
         Err(_) => Err(Failure::new(
             format!("{addr} did not answer within {} s", TIMEOUT.as_secs()),
             None,
@@ -71,24 +75,48 @@ pub fn run(path: Option<&Path>) -> Result<ExitCode, Failure> {
     }
 }
 
-async fn probe(addr: SocketAddr, pinned: Option<CertificateDer<'static>>) -> std::io::Result<u16> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    match pinned {
-        None => Ok(probe::get(tcp, "/healthz", &[]).await?.status),
+/// `GET /healthz` on `addr`, over TLS with the pinned certificate when
+/// there is one.
+async fn probe(
+    addr: SocketAddr,
+    pinned: Option<CertificateDer<'static>>,
+) -> Result<u16, reqwest::Error> {
+    // Loopback: never through a proxy, and a redirect is an answer.
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    let (builder, scheme) = match pinned {
+        None => (builder, "http"),
         Some(cert) => {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
                 .with_safe_default_protocol_versions()
-                .map_err(std::io::Error::other)?
+                .expect("ring supports the default protocol versions")
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
                 .with_no_client_auth();
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-            let name = ServerName::IpAddress(addr.ip().into());
-            let tls = connector.connect(name, tcp).await?;
-            Ok(probe::get(tls, "/healthz", &[]).await?.status)
+            (builder.use_preconfigured_tls(config), "https")
         }
+    };
+    let client = builder.build()?;
+    let answer = client
+        .get(format!("{scheme}://{addr}/healthz"))
+        .send()
+        .await?;
+    Ok(answer.status().as_u16())
+}
+
+/// An error and its causes, one after the other: `reqwest` keeps the
+/// useful part (connection refused, the certificate) in the causes.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
     }
+    out
 }
 
 /// Accepts exactly the configured certificate.

@@ -7,17 +7,49 @@ use clap::Args;
 
 use super::{Failure, settings};
 use crate::audit::Context;
+use crate::backup::signing::{self, OpenKeys, VerifyKey};
 use crate::backup::{self, archive, drill, restore};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::OrgSlug;
+
+/// What opens an archive: the identity that decrypts it and the keys
+/// trusted to have signed it.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The age identity file (AGE-SECRET-KEY-1...), mode 0600.
+    #[arg(long)]
+    identity: PathBuf,
+    /// A backup verification key (aiwl_bkv_...) to trust besides
+    /// backup.verify_keys and the signing key's own. Repeatable.
+    #[arg(long = "verify-key", value_name = "KEY")]
+    verify_keys: Vec<VerifyKey>,
+    /// Open an archive of format 2, which predates signed manifests and so
+    /// cannot be told from a forged one. Only for archives whose origin you
+    /// know.
+    #[arg(long)]
+    accept_unsigned_format_2: bool,
+}
+
+impl OpenArgs {
+    /// The identities and trusted keys these arguments and `settings` give.
+    ///
+    /// # Errors
+    /// An unreadable or loose identity or signing key file.
+    pub fn keys(&self, settings: &crate::config::Settings) -> Result<OpenKeys, Failure> {
+        Ok(OpenKeys {
+            identities: archive::read_identities(&self.identity)?,
+            trusted: signing::trusted(&settings.backup, &self.verify_keys)?,
+            accept_unsigned_format_2: self.accept_unsigned_format_2,
+        })
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The archive (aiworklab-backup-*.age).
     file: PathBuf,
-    /// The age identity file (AGE-SECRET-KEY-1...).
-    #[arg(long)]
-    identity: PathBuf,
+    #[command(flatten)]
+    open: OpenArgs,
     /// Restore only this org's database.
     #[arg(long)]
     org: Option<OrgSlug>,
@@ -31,9 +63,8 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// The age identity file (AGE-SECRET-KEY-1...).
-    #[arg(long)]
-    identity: PathBuf,
+    #[command(flatten)]
+    open: OpenArgs,
     /// Directory of archives; the newest whole-installation archive is used.
     /// Default: backup.dir.
     #[arg(long)]
@@ -42,7 +73,7 @@ pub struct DrillArgs {
 
 pub fn restore(path: Option<&Path>, args: RestoreArgs) -> Result<ExitCode, Failure> {
     let settings = settings(path)?;
-    let ids = archive::read_identities(&args.identity)?;
+    let keys = args.open.keys(&settings)?;
     let configured = &settings.storage.data_dir;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| configured.clone());
     // The default key file lives in the data directory: follow --data-dir.
@@ -59,7 +90,7 @@ pub fn restore(path: Option<&Path>, args: RestoreArgs) -> Result<ExitCode, Failu
     };
     let r = restore::restore(
         &args.file,
-        &ids,
+        &keys,
         &target,
         &Context::operator(),
         SystemClock.now(),
@@ -94,15 +125,33 @@ pub fn restore(path: Option<&Path>, args: RestoreArgs) -> Result<ExitCode, Failu
 
 pub fn drill(path: Option<&Path>, args: DrillArgs) -> Result<ExitCode, Failure> {
     let settings = settings(path)?;
-    let ids = archive::read_identities(&args.identity)?;
+    let keys = args.open.keys(&settings)?;
     let dir = args.from.unwrap_or_else(|| settings.backup.dir.clone());
     let latest = backup::latest(&dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}"), None))?;
-    let report = runtime.block_on(drill::run(&latest.path, ids, &std::env::temp_dir()));
+    let report = runtime.block_on(drill::run(
+        &latest.path,
+        keys,
+        &std::env::temp_dir(),
+        crate::http::server::start_on_loopback,
+    ));
     print!("{}", report.render());
+    // For the setup checklist: the last drill on this machine, beside the archives.
+    let record = crate::setup::checklist::DrillRecord {
+        at: SystemClock.now(),
+        archive: latest
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        passed: report.ok(),
+    };
+    if let Err(e) = crate::setup::checklist::record_drill(&dir, &record) {
+        eprintln!("note: could not record the drill in {}: {e}", dir.display());
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -9,10 +9,10 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Failure, settings};
-use crate::audit::Context;
 use crate::clock::{Clock, SystemClock};
 use crate::store::{OpenMode, Store};
 use crate::tokens::{self, TokenInfo, TokenKind};
+use crate::users::AdminCtx;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
@@ -69,7 +69,7 @@ pub fn run(path: Option<&Path>, cmd: TokenCmd) -> Result<ExitCode, Failure> {
             let expires = expires.map(|e| tokens::parse_expiry(&e, now)).transpose()?;
             let name = name.unwrap_or_else(|| format!("{} token", kind.as_str()));
             let (info, secret) =
-                tokens::create(org, kind, &name, expires, &Context::operator(), now)?;
+                tokens::create(org, kind, &name, expires, &AdminCtx::operator(), now)?;
             if json {
                 let v = json!({ "token": info, "secret": secret.expose(), "org": org.slug });
                 println!("{v}");
@@ -97,7 +97,7 @@ pub fn run(path: Option<&Path>, cmd: TokenCmd) -> Result<ExitCode, Failure> {
         }
         TokenCmd::Revoke { org, id } => {
             let org = store.org(&org)?;
-            let info = tokens::revoke(org, &id, &Context::operator(), now)?;
+            let info = tokens::revoke(org, &id, &AdminCtx::operator(), now)?;
             println!(
                 "revoked {} token {} ({})",
                 info.kind.as_str(),

@@ -1,4 +1,4 @@
-//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin` and
+//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin|link` and
 //! `aiworklab admin login-link`: operator tools for labs, scripted set-up
 //! and break-glass. Every change is audited with the operator as actor.
 
@@ -14,7 +14,7 @@ use crate::users::{self, AdminCtx, UserError};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
-    /// Create a user (they sign in with SSO once their user name matches, or with a break-glass link).
+    /// Create a user (a first SSO sign-in links to them by the org's `link_by` contract, never to an admin: use `user link`; or a break-glass link).
     Add {
         #[arg(long)]
         org: String,
@@ -57,6 +57,21 @@ pub enum UserCmd {
         #[arg(long)]
         org: String,
         user: String,
+    },
+    /// Link an IdP identity to a user who has none yet: the only way onto an admin's account.
+    /// The subject is shown on the person's refused sign-in page and in the audit log.
+    Link {
+        #[arg(long)]
+        org: String,
+        /// User id or user name.
+        #[arg(long)]
+        user: String,
+        /// The identity's `sub` at the IdP.
+        #[arg(long)]
+        subject: String,
+        /// The IdP's issuer; defaults to the org's configured issuer.
+        #[arg(long)]
+        issuer: Option<String>,
     },
 }
 
@@ -152,6 +167,7 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             let u = users::find(db, &user)?;
             users::set_active(db, &op, &u.id, false, now)?;
             println!("disabled {}; their sessions are ended", u.user_name);
+            revoke_their_tokens(db, org_settings(&org), now)?;
         }
         UserCmd::Enable { org, user } => {
             let db = store.org(&org)?;
@@ -170,9 +186,51 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             let u = users::find(db, &user)?;
             users::set_admin(db, &op, &u.id, false, now)?;
             println!("{} is no longer a directly granted admin", u.user_name);
+            revoke_their_tokens(db, org_settings(&org), now)?;
+        }
+        UserCmd::Link {
+            org,
+            user,
+            subject,
+            issuer,
+        } => {
+            let db = store.org(&org)?;
+            let issuer = match issuer.or_else(|| {
+                org_settings(&org).and_then(|o| o.oidc.as_ref().map(|c| c.issuer.clone()))
+            }) {
+                Some(i) => i,
+                None => {
+                    return Err(Failure::new(
+                        format!("the org {org} has no [orgs.oidc] issuer configured"),
+                        Some(
+                            "give the issuer with --issuer, or configure the org's OIDC provider"
+                                .into(),
+                        ),
+                    ));
+                }
+            };
+            let u = users::link(db, &op, &user, &issuer, &subject, now)?;
+            println!("{} now signs in as {subject} at {issuer}", u.user_name);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SCIM tokens made on the admin page by someone who just lost the admin
+/// role are revoked with it; says how many.
+fn revoke_their_tokens(
+    db: &crate::store::OrgDb,
+    cfg: Option<&crate::config::OrgSettings>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Failure> {
+    let Some(cfg) = cfg else { return Ok(()) };
+    let n =
+        crate::tokens::revoke_for_lost_admins(db, cfg, &crate::audit::Context::operator(), now)?
+            .len();
+    if n > 0 {
+        println!("revoked {n} SCIM token(s) made on the admin page by someone no longer an admin");
+    }
+    Ok(())
 }
 
 pub fn run_admin(path: Option<&Path>, cmd: AdminCmd) -> Result<ExitCode, Failure> {

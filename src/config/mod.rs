@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
 pub use raw::{RawConfig, RawOidc, RawOrg, RawPrivacy, RawRateLimit, RawSso};
 pub use settings::{
-    AuditSettings, BackupSettings, KeySettings, LogFormat, LogSettings, MetricsSettings,
+    AuditSettings, BackupSettings, KeySettings, LinkBy, LogFormat, LogSettings, MetricsSettings,
     OidcSettings, OrgSettings, Provisioning, RateLimit, RateLimits, Secret, ServerSettings,
     Settings, SsoSettings, StorageSettings, TlsFiles, TlsVersion,
 };

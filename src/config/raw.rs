@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub backup: RawBackup,
     pub sso: RawSso,
     pub privacy: RawPrivacy,
+    pub tokens: RawTokens,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             backup: RawBackup::default(),
             sso: RawSso::default(),
             privacy: RawPrivacy::default(),
+            tokens: RawTokens::default(),
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -152,19 +154,33 @@ impl Default for RawMetrics {
     }
 }
 
-/// One budget: `requests` per `window_secs` per client IP, refilled evenly.
+/// One budget: `requests` per `window_secs` per caller (the class's key:
+/// client IP, or the user, device, account or token), refilled evenly.
+/// `ip_requests` is each client IP's ceiling in the same window across all
+/// the callers behind it; absent, ten times `requests`. Classes keyed by
+/// IP alone (`general`, `pairing`) take no `ip_requests`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     pub requests: u32,
     pub window_secs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_requests: Option<u32>,
+}
+
+impl RawRateLimit {
+    /// `requests` per `window_secs`, with the default IP ceiling.
+    pub const fn new(requests: u32, window_secs: u32) -> Self {
+        Self {
+            requests,
+            window_secs,
+            ip_requests: None,
+        }
+    }
 }
 
 const fn limit(requests: u32, window_secs: u32) -> RawRateLimit {
-    RawRateLimit {
-        requests,
-        window_secs,
-    }
+    RawRateLimit::new(requests, window_secs)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -176,6 +192,7 @@ pub struct RawRateLimits {
     pub scim: RawRateLimit,
     pub export: RawRateLimit,
     pub pairing: RawRateLimit,
+    pub refresh: RawRateLimit,
 }
 
 impl Default for RawRateLimits {
@@ -187,6 +204,7 @@ impl Default for RawRateLimits {
             scim: limit(6_000, 60),
             export: limit(3, 3_600),
             pairing: limit(10, 60),
+            refresh: limit(30, 60),
         }
     }
 }
@@ -201,6 +219,13 @@ pub struct RawBackup {
     /// Daily UTC time of the scheduled backup, `HH:MM`.
     pub schedule: String,
     pub retention_days: u32,
+    /// The Ed25519 key that signs manifests. Empty means
+    /// `<data_dir>/backup-signing.key`.
+    pub signing_key_file: String,
+    /// Verification keys (`aiwl_bkv_…`) trusted besides the signing key's
+    /// own: earlier keys, so their archives still verify after a rotation,
+    /// or the appliance's key on a machine that only restores.
+    pub verify_keys: Vec<String>,
 }
 
 impl Default for RawBackup {
@@ -210,6 +235,8 @@ impl Default for RawBackup {
             dir: String::new(),
             schedule: "02:00".into(),
             retention_days: 30,
+            signing_key_file: String::new(),
+            verify_keys: Vec::new(),
         }
     }
 }
@@ -218,13 +245,41 @@ impl Default for RawBackup {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPrivacy {
-    /// Cohorts (a concept's engineers, a team) smaller than this are suppressed.
+    /// Cohorts (a concept's engineers, a team) smaller than this are
+    /// suppressed, and two scopes released in one period must differ by at
+    /// least this many engineers (docs/privacy.md). Never below 5.
     pub min_cohort: u32,
+    /// The differential-privacy parameter of each released figure (the
+    /// geometric mechanism); smaller is more private and noisier. At most 1.
+    pub epsilon: f64,
+    /// How many releases (org or team) may contain one engineer per period.
+    pub releases_per_period: u32,
 }
 
 impl Default for RawPrivacy {
     fn default() -> Self {
-        Self { min_cohort: 5 }
+        Self {
+            min_cohort: 5,
+            epsilon: 0.5,
+            releases_per_period: 4,
+        }
+    }
+}
+
+/// API tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokens {
+    /// SCIM tokens created on an org's admin page expire this many days
+    /// after creation.
+    pub scim_expiry_days: u32,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            scim_expiry_days: 180,
+        }
     }
 }
 
@@ -301,10 +356,17 @@ pub struct RawOidc {
     pub username_claim: String,
     /// Also fetch the userinfo endpoint and merge its claims.
     pub use_userinfo: bool,
-    /// `amr` values that count as multi-factor (RFC 8176).
+    /// `amr` values that each count as multi-factor on their own (RFC
+    /// 8176). Two `amr` values of different factor types count as well.
     pub mfa_amr: Vec<String>,
     /// `acr` values that count as multi-factor.
     pub mfa_acr: Vec<String>,
+    /// How a first sign-in finds an account that exists but has not signed
+    /// in yet: "email", "external_id", "user_name" or "none".
+    pub link_by: String,
+    /// The claim compared with the SCIM `externalId` when `link_by` is
+    /// "external_id".
+    pub link_claim: String,
 }
 
 impl Default for RawOidc {
@@ -318,12 +380,10 @@ impl Default for RawOidc {
             groups_claim: "groups".into(),
             username_claim: "preferred_username".into(),
             use_userinfo: false,
-            mfa_amr: [
-                "mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "sc", "pop",
-            ]
-            .map(String::from)
-            .to_vec(),
+            mfa_amr: vec!["mfa".into()],
             mfa_acr: Vec::new(),
+            link_by: "email".into(),
+            link_claim: "sub".into(),
         }
     }
 }

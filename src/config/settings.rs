@@ -26,6 +26,10 @@ pub struct Settings {
     pub sso: SsoSettings,
     /// Cohorts smaller than this are suppressed in org aggregates.
     pub min_cohort: usize,
+    /// How long a SCIM token made on an org's admin page lives.
+    pub scim_token_expiry: chrono::Duration,
+    /// The privacy parameters of aggregate releases (docs/privacy.md).
+    pub privacy: crate::privacy::Params,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -46,9 +50,27 @@ pub enum Provisioning {
     ScimOnly,
 }
 
+/// How a first sign-in may take over an account that exists (made by SCIM
+/// or the operator) but has no identity yet. Never onto an admin: that
+/// takes `aiworklab user link`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkBy {
+    /// A verified email whose domain the org lists in `allowed_email_domains`.
+    Email,
+    /// The `link_claim` claim equals the SCIM `externalId` of a SCIM user.
+    ExternalId,
+    /// The `username_claim` claim equals the SCIM `userName` of a SCIM user.
+    UserName,
+    /// Never: accounts are linked by the operator only.
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct OidcSettings {
-    pub issuer: url::Url,
+    /// The issuer exactly as configured (a trailing slash kept or left
+    /// out): OpenID Connect Discovery §4.3 compares it byte for byte with
+    /// the discovery document's and the tokens' `iss`.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub scopes: Vec<String>,
@@ -57,6 +79,8 @@ pub struct OidcSettings {
     pub use_userinfo: bool,
     pub mfa_amr: Vec<String>,
     pub mfa_acr: Vec<String>,
+    pub link_by: LinkBy,
+    pub link_claim: String,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +91,11 @@ pub struct BackupSettings {
     /// Daily UTC time of the scheduled backup.
     pub schedule: chrono::NaiveTime,
     pub retention_days: u32,
+    /// The key that signs each archive's manifest (read when a backup is
+    /// made, so a rotated key is used without a restart).
+    pub signing_key_file: PathBuf,
+    /// Verification keys trusted besides the signing key's own.
+    pub verify_keys: Vec<crate::backup::signing::VerifyKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,11 +157,14 @@ pub struct MetricsSettings {
     pub token: Option<Secret>,
 }
 
-/// A budget of `requests` per `window` per client IP.
+/// A budget of `requests` per `window` per caller (the class's key), and
+/// `ip_requests` per `window` per client IP across every caller behind it.
+/// For classes keyed by IP alone the two are equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub requests: u32,
     pub window: Duration,
+    pub ip_requests: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +175,7 @@ pub struct RateLimits {
     pub scim: RateLimit,
     pub export: RateLimit,
     pub pairing: RateLimit,
+    pub refresh: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -219,12 +252,49 @@ impl Checker<'_> {
         out
     }
 
+    /// A budget keyed by something besides the client IP, whose IP
+    /// ceiling is `ip_requests` (ten times `requests` when absent).
     fn rate(&mut self, key: &str, raw: RawRateLimit) -> RateLimit {
         let requests = self.range(&format!("{key}.requests"), raw.requests, 1, 1_000_000);
         let window = self.range(&format!("{key}.window_secs"), raw.window_secs, 1, 86_400);
+        let ip_requests = match raw.ip_requests {
+            None => requests.saturating_mul(10).min(10_000_000),
+            Some(ip) if ip < requests => {
+                self.fail(
+                    &format!("{key}.ip_requests"),
+                    format!("{ip} is below {key}.requests ({requests})"),
+                    "the IP ceiling covers every caller behind one address: make it at least `requests` (or leave it out for ten times `requests`)",
+                );
+                ip
+            }
+            Some(ip) => self.range(&format!("{key}.ip_requests"), ip, 1, 10_000_000),
+        };
         RateLimit {
             requests: requests.max(1),
             window: Duration::from_secs(u64::from(window.max(1))),
+            ip_requests: ip_requests.max(1),
+        }
+    }
+
+    /// A budget keyed by the client IP alone: no separate ceiling.
+    fn ip_rate(&mut self, key: &str, raw: RawRateLimit) -> RateLimit {
+        if raw.ip_requests.is_some() {
+            self.fail(
+                &format!("{key}.ip_requests"),
+                format!("{key} is counted per client IP already"),
+                format!("remove ip_requests; {key}.requests is the per-IP budget"),
+            );
+        }
+        let limit = self.rate(
+            key,
+            RawRateLimit {
+                ip_requests: None,
+                ..raw
+            },
+        );
+        RateLimit {
+            ip_requests: limit.requests,
+            ..limit
         }
     }
 
@@ -425,12 +495,13 @@ impl Settings {
 
         let rl = &raw.rate_limits;
         let rate_limits = RateLimits {
-            general: c.rate("rate_limits.general", rl.general),
+            general: c.ip_rate("rate_limits.general", rl.general),
             sign_in: c.rate("rate_limits.sign_in", rl.sign_in),
             sync: c.rate("rate_limits.sync", rl.sync),
             scim: c.rate("rate_limits.scim", rl.scim),
             export: c.rate("rate_limits.export", rl.export),
-            pairing: c.rate("rate_limits.pairing", rl.pairing),
+            pairing: c.ip_rate("rate_limits.pairing", rl.pairing),
+            refresh: c.rate("rate_limits.refresh", rl.refresh),
         };
         let backup = backup(&mut c, raw, &data_dir);
         let sso = SsoSettings {
@@ -459,7 +530,33 @@ impl Settings {
                 86_400,
             )),
         };
-        let min_cohort = c.range("privacy.min_cohort", raw.privacy.min_cohort, 2, 1_000) as usize;
+        let floor = crate::privacy::Params::FLOOR;
+        let min_cohort = c.range(
+            "privacy.min_cohort",
+            raw.privacy.min_cohort,
+            floor.min_cohort,
+            1_000,
+        );
+        let epsilon = c.range(
+            "privacy.epsilon",
+            raw.privacy.epsilon,
+            crate::privacy::Params::MIN_EPSILON,
+            floor.epsilon(),
+        );
+        let releases = c.range(
+            "privacy.releases_per_period",
+            raw.privacy.releases_per_period,
+            2,
+            floor.budget,
+        );
+        let privacy = crate::privacy::Params::new(min_cohort, epsilon, releases);
+        let min_cohort = min_cohort as usize;
+        let scim_expiry_days = c.range(
+            "tokens.scim_expiry_days",
+            raw.tokens.scim_expiry_days,
+            1,
+            3_650,
+        );
         let orgs = orgs(&mut c, raw);
 
         if !c.errors.is_empty() {
@@ -492,6 +589,8 @@ impl Settings {
             backup,
             sso,
             min_cohort,
+            scim_token_expiry: chrono::Duration::days(i64::from(scim_expiry_days)),
+            privacy,
             orgs,
         })
     }
@@ -570,6 +669,22 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
         chrono::NaiveTime::MIN
     });
     let retention_days = c.range("backup.retention_days", b.retention_days, 1, 3_650);
+    let mut verify_keys = Vec::new();
+    for (i, k) in b.verify_keys.iter().enumerate() {
+        match k.parse() {
+            Ok(k) => verify_keys.push(k),
+            Err(why) => c.fail(
+                &format!("backup.verify_keys.{i}"),
+                why,
+                "give the aiwl_bkv_… line printed by `aiworklab backup keygen --signing`; never the signing key",
+            ),
+        }
+    }
+    let signing_key_file = if b.signing_key_file.is_empty() {
+        data_dir.join("backup-signing.key")
+    } else {
+        PathBuf::from(&b.signing_key_file)
+    };
     let dir = if b.dir.is_empty() {
         data_dir.join("backups")
     } else {
@@ -580,6 +695,8 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
         dir,
         schedule,
         retention_days,
+        signing_key_file,
+        verify_keys,
     }
 }
 
@@ -667,7 +784,9 @@ fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {
 fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<OidcSettings> {
     let k = |s: &str| format!("{key}.{s}");
     let issuer = match url::Url::parse(&raw.issuer) {
-        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&u)) => Some(u),
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&u)) => {
+            Some(raw.issuer.trim().to_string())
+        }
         Ok(_) => {
             c.fail(&k("issuer"), format!("`{}` must be https (http only on loopback, for labs)", raw.issuer), "use the issuer URL your identity provider shows, e.g. \"https://login.example.com/realms/acme\"");
             None
@@ -707,6 +826,27 @@ fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<Oid
             "add \"openid\" to the scopes",
         );
     }
+    let link_by = match raw.link_by.as_str() {
+        "email" => LinkBy::Email,
+        "external_id" => LinkBy::ExternalId,
+        "user_name" => LinkBy::UserName,
+        "none" => LinkBy::None,
+        other => {
+            c.fail(
+                &k("link_by"),
+                format!("`{other}` is not a way to link accounts"),
+                "use \"email\", \"external_id\", \"user_name\" or \"none\" (see docs/sso.md, Linking)",
+            );
+            LinkBy::None
+        }
+    };
+    if link_by == LinkBy::ExternalId && raw.link_claim.trim().is_empty() {
+        c.fail(
+            &k("link_claim"),
+            "is empty",
+            "name the ID-token claim that carries the SCIM externalId, e.g. \"sub\" (Okta) or \"oid\" (Entra ID)",
+        );
+    }
     Some(OidcSettings {
         issuer: issuer?,
         client_id: raw.client_id.trim().to_string(),
@@ -717,5 +857,7 @@ fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<Oid
         use_userinfo: raw.use_userinfo,
         mfa_amr: raw.mfa_amr.clone(),
         mfa_acr: raw.mfa_acr.clone(),
+        link_by,
+        link_claim: raw.link_claim.trim().to_string(),
     })
 }

@@ -6,20 +6,17 @@
 //! database's triggers on every change of who is counted or what they
 //! hold (migration 0009), so a request reads one row per concept, never
 //! every engineer's states or deltas. Opted-out engineers and those awaiting deletion are never
-//! counted; a cohort smaller than `privacy.min_cohort` is suppressed. Each
-//! concept carries its weekly trend (`trend`), counted and suppressed by the
-//! same rules. There is no way to ask for one engineer's graph here.
+//! counted. The totals are exact and never shown as they are: what an
+//! admin sees is a release made from them by `crate::privacy`, with noise,
+//! once per scope and period, under its scope rules. There is no way to ask
+//! for one engineer's graph here.
 
-use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use super::trend::{self, WeekCount};
-use crate::catalogue::Catalogue;
-use crate::catalogue::custom::OrgConcepts;
-use crate::store::{OrgDb, StoreError};
+use super::trend::WeekCount;
 
-/// One concept's aggregate in a cohort. Suppressed rows carry no numbers.
+/// One concept's released aggregate in a cohort (every figure with noise,
+/// see `crate::privacy`). Suppressed rows carry no numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConceptAggregate {
     pub concept: String,
@@ -38,128 +35,13 @@ pub struct ConceptAggregate {
     pub trend: Vec<WeekCount>,
 }
 
-/// How many counted engineers (active, not opted out, not awaiting
-/// deletion: the view `counted_users`) the team `?1` has.
-const TEAM_SIZE: &str = "SELECT count(*) FROM group_members m
-     JOIN counted_users c ON c.id = m.user_id WHERE m.group_id = ?1";
-
-/// The mean of `n` recalls kept as a sum of millionths (see migration 0009).
-fn mean_recall(micros: i64, n: i64) -> f64 {
-    if n == 0 {
-        return 0.0;
-    }
-    micros as f64 / 1e6 / n as f64
-}
-
 /// The totals of one scope: `?1` is the team (group id), or `''` for the
 /// whole org. A concept nobody counted holds any more has a row of zeros.
-const AGGREGATE: &str = "SELECT concept, n_seen, n_demonstrated, late_checks, late_passed, n_late,
+/// Only `crate::privacy` reads them, to make releases with noise.
+pub(crate) const TOTALS: &str =
+    "SELECT concept, n_seen, n_demonstrated, late_checks, late_passed, n_late,
             recall_micros, n_recall
      FROM concept_totals WHERE scope = ?1 AND n_seen > 0 ORDER BY concept";
-
-/// Why an aggregate cannot be given.
-#[derive(Debug, thiserror::Error)]
-pub enum AggregateError {
-    #[error("no team named `{0}` in this org")]
-    UnknownTeam(String),
-    #[error("the team has fewer than {0} counted engineers, so its figures are suppressed")]
-    TeamTooSmall(usize),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for AggregateError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Store(e.into())
-    }
-}
-
-/// What to aggregate: the whole org or one team, and how many weeks of
-/// trend up to the week holding `now`.
-#[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
-    pub team: Option<&'a str>,
-    pub now: DateTime<Utc>,
-    pub weeks: u32,
-    pub min_cohort: usize,
-}
-
-/// Aggregates for the whole org, or for the team (group) named in `scope`.
-///
-/// # Errors
-/// [`AggregateError`].
-pub fn org_aggregates(
-    org: &OrgDb,
-    catalogue: &Catalogue,
-    scope: Scope<'_>,
-) -> Result<Vec<ConceptAggregate>, AggregateError> {
-    let Scope {
-        team,
-        now,
-        weeks,
-        min_cohort,
-    } = scope;
-    let concepts = OrgConcepts::load(catalogue, org)?;
-    org.db.read(|c| {
-        let group_id: Option<String> = match team {
-            None => None,
-            Some(name) => Some(
-                c.prepare_cached("SELECT id FROM groups WHERE display_name = ?1 COLLATE NOCASE")?
-                    .query_row([name], |r| r.get(0))
-                    .optional()?
-                    .ok_or_else(|| AggregateError::UnknownTeam(name.chars().take(64).collect()))?,
-            ),
-        };
-        if let Some(group) = &group_id {
-            let members: i64 = c
-                .prepare_cached(TEAM_SIZE)?
-                .query_row([group], |r| r.get(0))?;
-            if usize::try_from(members).unwrap_or(0) < min_cohort {
-                return Err(AggregateError::TeamTooSmall(min_cohort));
-            }
-        }
-        let mut stmt = c.prepare_cached(AGGREGATE)?;
-        let rows = stmt.query_map([group_id.as_deref().unwrap_or("")], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        })?;
-        let mut trends = trend::weekly(c, group_id.as_deref(), now, weeks, min_cohort)?;
-        let cohort = i64::try_from(min_cohort).unwrap_or(i64::MAX);
-        let mut out = Vec::new();
-        for row in rows {
-            let (concept, seen, demonstrated, late, late_passed, late_people, micros, with_card) =
-                row?;
-            let recall = mean_recall(micros, with_card);
-            let meta = concepts.get(&concept);
-            let suppressed = seen < cohort;
-            let series = trends
-                .remove(&concept)
-                .unwrap_or_else(|| trend::empty(now, weeks));
-            out.push(ConceptAggregate {
-                trend: series,
-                title: meta.map(|m| m.title.clone()).unwrap_or_default(),
-                domain: meta.map(|m| m.domain.clone()).unwrap_or_default(),
-                retired: concepts.retired_at(&concept).is_some(),
-                concept,
-                suppressed,
-                n_seen: (!suppressed).then_some(seen),
-                n_demonstrated: (!suppressed).then_some(demonstrated),
-                retention_30d_observed: (!suppressed && late_people >= cohort && late > 0)
-                    .then(|| late_passed as f64 / late as f64),
-                retention_30d_predicted: (!suppressed && with_card >= cohort).then_some(recall),
-            });
-        }
-        Ok(out)
-    })
-}
 
 #[cfg(test)]
 mod tests {
@@ -171,7 +53,7 @@ mod tests {
     use proptest::prelude::*;
     use rusqlite::{Connection, params};
 
-    use super::AGGREGATE;
+    use super::TOTALS as AGGREGATE;
     use crate::graph::trend;
     use crate::store::{deltas, migrations, scim as scim_sql, users as user_sql};
 
@@ -215,6 +97,8 @@ mod tests {
         Leave(usize, usize),
         SetMembers(usize, Vec<usize>),
         SetMemberships(usize, Vec<usize>),
+        /// The groups nested in a group (only lower-numbered ones: no cycle).
+        Nest(usize, Vec<usize>),
         DeleteGroup(usize),
         ScimDelete(usize),
         DeleteUser(usize),
@@ -247,6 +131,8 @@ mod tests {
             1 => (g.clone(), u.clone()).prop_map(|(g, u)| Op::Leave(g, u)),
             1 => (g.clone(), proptest::collection::vec(u.clone(), 0..4)).prop_map(|(g, m)| Op::SetMembers(g, m)),
             1 => (u.clone(), proptest::collection::vec(g.clone(), 0..3)).prop_map(|(u, m)| Op::SetMemberships(u, m)),
+            1 => (1..GROUPS).prop_flat_map(|g| (Just(g), proptest::collection::vec(0..g, 0..3)))
+                .prop_map(|(g, c)| Op::Nest(g, c)),
             1 => g.prop_map(Op::DeleteGroup),
             1 => u.clone().prop_map(Op::ScimDelete),
             1 => u.prop_map(Op::DeleteUser),
@@ -367,6 +253,19 @@ mod tests {
                 let ids: Vec<String> = groups.iter().map(|g| group(*g)).collect();
                 user_sql::set_memberships(conn, &user(*u), &ids).expect("memberships");
             }
+            Op::Nest(g, children) => {
+                let mut all = children.clone();
+                all.push(*g);
+                ensure(conn, &[], &all);
+                let ids: Vec<String> = children.iter().map(|c| group(*c)).collect();
+                crate::store::groups::set_direct(
+                    conn,
+                    &group(*g),
+                    crate::store::groups::MemberType::Group,
+                    &ids,
+                )
+                .expect("nest");
+            }
             Op::DeleteGroup(g) => {
                 scim_sql::delete_group(conn, &group(*g)).expect("delete group");
             }
@@ -378,6 +277,51 @@ mod tests {
                 conn.execute("DELETE FROM users WHERE id = ?1", [user(*u)])
                     .expect("delete user");
             }
+        }
+    }
+
+    /// [`apply`] on a database older than migration 0017 (no
+    /// `group_direct`): the membership writes as the store made them then,
+    /// straight into `group_members`.
+    fn apply_before_nesting(conn: &Connection, op: &Op) {
+        let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+            conn.execute(sql, p).expect("membership write");
+        };
+        match op {
+            Op::SetMembers(g, members) => {
+                ensure(conn, members, &[*g]);
+                run(
+                    "DELETE FROM group_members WHERE group_id = ?1",
+                    &[&group(*g)],
+                );
+                for u in members {
+                    run(
+                        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                        &[&group(*g), &user(*u)],
+                    );
+                }
+            }
+            Op::SetMemberships(u, groups) => {
+                ensure(conn, &[*u], groups);
+                run("DELETE FROM group_members WHERE user_id = ?1", &[&user(*u)]);
+                for g in groups {
+                    run(
+                        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                        &[&group(*g), &user(*u)],
+                    );
+                }
+            }
+            Op::DeleteGroup(g) => run("DELETE FROM groups WHERE id = ?1", &[&group(*g)]),
+            Op::ScimDelete(u) => {
+                run("DELETE FROM group_members WHERE user_id = ?1", &[&user(*u)]);
+                run(
+                    "UPDATE users SET deleted_at = 1, active = 0, user_name = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    &[&user(*u), &format!("deleted-{u}")],
+                );
+            }
+            // Groups were not nested then.
+            Op::Nest(..) => {}
+            other => apply(conn, other),
         }
     }
 
@@ -520,7 +464,7 @@ mod tests {
             conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
             migrations::ORG.to_version(&mut conn, 11).expect("to 11");
             for op in &before {
-                apply(&conn, op);
+                apply_before_nesting(&conn, op);
             }
             let held = |conn: &Connection| -> Vec<(String, i64, String, i64)> {
                 conn.prepare("SELECT user_id, week, concept, demonstrated FROM concept_weeks ORDER BY 1, 2, 3")

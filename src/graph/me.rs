@@ -6,14 +6,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::state::{self, Fact};
 use crate::audit::Context;
-use crate::catalogue::Catalogue;
-use crate::catalogue::custom::OrgConcepts;
+use crate::catalogue::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
+use crate::skill::Catalogue;
+use crate::skill::Transition;
+use crate::skill::state::{self, Fact};
 use crate::store::deltas as sql;
 use crate::store::{OrgDb, Store, StoreError};
-use crate::sync::wire::Transition;
 
 /// How long data is held after a deletion request.
 pub const DELETION_HOLD: Duration = Duration::days(30);
@@ -130,30 +130,35 @@ pub fn set_opt_out(
     })
 }
 
+/// Why an export could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot read the engineer's profile: {0}")]
+    Profile(#[from] crate::users::UserError),
+    #[error("cannot read the engineer's devices: {0}")]
+    Devices(#[from] crate::devices::DeviceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Everything held about the engineer, as one JSON document. Audited as
 /// `data.export` (the endpoint allows three an hour).
 ///
 /// # Errors
-/// Store errors.
+/// Store errors, or the profile or devices that could not be read.
 pub fn export(
     org: &OrgDb,
     catalogue: &Catalogue,
     user_id: &str,
     ctx: &Context,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
-    let user = crate::users::get(org, user_id).map_err(|e| StoreError::Io {
-        path: "user".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+) -> Result<Value, ExportError> {
+    let user = crate::users::get(org, user_id)?;
     let deltas = org
         .db
         .read(|c| sql::all_for_user(c, user_id).map_err(StoreError::from))?;
     let sessions = crate::sessions::list(org, user_id)?;
-    let devices = crate::devices::list(org, user_id).map_err(|e| StoreError::Io {
-        path: "devices".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let devices = crate::devices::list(org, user_id)?;
     let doc = json!({
         "exported_at": now,
         "org": org.slug,

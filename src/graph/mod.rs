@@ -1,9 +1,9 @@
-//! The skill graph: what each engineer knows of each concept; `fsrs` is its memory model.
+//! The skill graph on the server: each engineer's stored state per concept
+//! (folded by `crate::skill::state`), org aggregates and their trend, the
+//! engineer's own data, and their API.
 
 pub mod aggregates;
-pub mod fsrs;
 pub mod me;
 pub mod routes;
-pub mod state;
 pub mod states;
 pub mod trend;

@@ -7,14 +7,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::aggregates::{self, AggregateError};
 use super::me;
 use super::trend;
 use crate::error::AppError;
-use crate::http::extract::{ApiCaller, session_layer};
-use crate::http::ratelimit::{RouteClass, enforce};
+use crate::http::extract::{ApiAdmin, ApiCaller, ApiChange, session_layer};
+use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
 use crate::http::{AppState, blocking};
-use crate::users::{self, Role};
+use crate::privacy;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |class| from_fn_with_state((state.clone(), class), enforce);
@@ -105,19 +104,24 @@ async fn post_opt_out(
 
 async fn get_export(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    ApiChange(caller): ApiChange,
 ) -> Result<Json<Value>, AppError> {
     person(&caller)?;
+    admit_caller(&state, RouteClass::Export, &Caller::person_of_api(&caller))?;
     let now = state.clock.now();
     let st = state.clone();
     let doc = blocking(move || {
-        Ok(me::export(
+        me::export(
             st.store.org(&caller.org)?,
             &st.catalogue,
             &caller.user_id,
             &caller.audit,
             now,
-        )?)
+        )
+        .map_err(|e| match e {
+            me::ExportError::Store(e) => e.into(),
+            other => AppError::Internal(other.into()),
+        })
     })
     .await?;
     Ok(Json(doc))
@@ -173,10 +177,9 @@ struct AggregateQuery {
 
 async fn get_aggregates(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    admin: ApiAdmin,
     Query(q): Query<AggregateQuery>,
 ) -> Result<Json<Value>, AppError> {
-    person(&caller)?;
     let weeks = q.weeks.unwrap_or(trend::DEFAULT_WEEKS);
     if !(1..=trend::MAX_WEEKS).contains(&weeks) {
         return Err(AppError::BadRequest(format!(
@@ -187,29 +190,20 @@ async fn get_aggregates(
     let now = state.clock.now();
     let st = state.clone();
     let rows = blocking(move || {
-        let org = st.store.org(&caller.org)?;
-        let settings = st.settings.org(&org.slug).ok_or(AppError::NotFound)?;
-        let user = users::get(org, &caller.user_id)
-            .map_err(|_| AppError::Forbidden("admins only".into()))?;
-        if user.role(settings) != Role::Admin {
-            return Err(AppError::Forbidden(
-                "org aggregates are for administrators".into(),
-            ));
-        }
-        let scope = aggregates::Scope {
+        let org = st.store.org(admin.who.org.slug.as_str())?;
+        let req = privacy::Request {
             team: q.team.as_deref(),
             now,
             weeks,
-            min_cohort: st.settings.min_cohort,
         };
-        aggregates::org_aggregates(org, &st.catalogue, scope).map_err(|e| match e {
-            AggregateError::Store(s) => s.into(),
-            AggregateError::UnknownTeam(_) => AppError::NotFound,
-            other @ AggregateError::TeamTooSmall(_) => AppError::Forbidden(other.to_string()),
-        })
+        Ok(privacy::release(
+            org,
+            &st.catalogue,
+            &req,
+            st.settings.privacy,
+            &admin.audit,
+        )?)
     })
     .await?;
-    Ok(Json(
-        json!({ "min_cohort": state.settings.min_cohort, "concepts": rows }),
-    ))
+    Ok(Json(json!(rows)))
 }

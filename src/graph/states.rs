@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::fsrs::{self, Card, MemoryState};
-use super::state::{self, ConceptState, Fact, Level};
 use crate::clock::{from_millis, to_millis};
-use crate::sync::wire::{Delta, Transition};
+use crate::skill::fsrs::{self, Card, MemoryState};
+use crate::skill::state::{self, ConceptState, Fact, Level};
+use crate::skill::{Delta, Transition};
 
 /// Every delta of one engineer, for folds from scratch (through the index
 /// on (user_id, seq); there is none per concept, see migration 0011).

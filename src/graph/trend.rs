@@ -7,16 +7,16 @@
 //! and week in `week_totals` over the counted engineers, by the same rules
 //! and triggers as the totals (migration 0009): a trend reads a few weeks
 //! of one scope's rows, never the deltas, and opting out removes someone
-//! from past weeks at once. Each week is suppressed on its own below
-//! `privacy.min_cohort`.
+//! from the totals at once. What an admin sees of a week is released by
+//! `crate::privacy` once the week is closed, with noise, and then kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::sync::wire::{Delta, Transition};
+use crate::skill::{Delta, Transition};
 
 /// The default number of weeks in a trend, and the most one may ask for.
 pub const DEFAULT_WEEKS: u32 = 12;
@@ -83,62 +83,6 @@ pub struct WeekCount {
     pub suppressed: bool,
     pub n_seen: Option<i64>,
     pub n_demonstrated: Option<i64>,
-}
-
-/// Counts per concept and week of one scope: `?1` is the team (group id),
-/// or `''` for the whole org, as in the totals (`week_totals`, kept by
-/// migration 0009's triggers).
-const WEEKLY: &str = "SELECT concept, week, n_seen, n_demonstrated FROM week_totals
-     WHERE scope = ?1 AND week BETWEEN ?2 AND ?3 AND n_seen > 0";
-
-/// The last `weeks` weeks up to the one holding `now`, oldest first, per
-/// concept with any activity in them. A week with nobody is 0; one with
-/// fewer than `min_cohort` engineers is suppressed, like the totals.
-///
-/// # Errors
-/// SQLite errors.
-pub fn weekly(
-    conn: &Connection,
-    group_id: Option<&str>,
-    now: DateTime<Utc>,
-    weeks: u32,
-    min_cohort: usize,
-) -> rusqlite::Result<HashMap<String, Vec<WeekCount>>> {
-    let last = week_of(now);
-    let first = last - 7 * (i64::from(weeks.clamp(1, MAX_WEEKS)) - 1);
-    let mut found: HashMap<String, BTreeMap<i64, (i64, i64)>> = HashMap::new();
-    let mut stmt = conn.prepare_cached(WEEKLY)?;
-    let rows = stmt.query_map(params![group_id.unwrap_or(""), first, last], |r| {
-        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })?;
-    for row in rows {
-        let (concept, week, seen, demonstrated) = row?;
-        found
-            .entry(concept)
-            .or_default()
-            .insert(week, (seen, demonstrated));
-    }
-    let cohort = i64::try_from(min_cohort).unwrap_or(i64::MAX);
-    Ok(found
-        .into_iter()
-        .map(|(concept, counts)| {
-            let series = (first..=last)
-                .step_by(7)
-                .map(|week| {
-                    let (seen, demonstrated) = counts.get(&week).copied().unwrap_or((0, 0));
-                    let suppressed = seen > 0 && seen < cohort;
-                    WeekCount {
-                        week: label(week),
-                        starts: monday(week),
-                        suppressed,
-                        n_seen: (!suppressed).then_some(seen),
-                        n_demonstrated: (!suppressed).then_some(demonstrated),
-                    }
-                })
-                .collect();
-            (concept, series)
-        })
-        .collect())
 }
 
 /// The weeks of a trend without activity, for a concept absent from

@@ -15,7 +15,7 @@ use chrono::Duration;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::client::ClientInfo;
+use super::forwarded::ClientInfo;
 use super::middleware::RequestId;
 use crate::audit::Context;
 use crate::config::OrgSettings;
@@ -33,6 +33,10 @@ pub enum SessionState {
     /// A cookie that is not (or no longer) a session: signed out, rotated
     /// away past its grace period, expired, or forged.
     Invalid,
+    /// No session, but the pre-sign-in value of a sign-in this browser
+    /// started (`aiwl_signin_...`, see `web::signin`): not a session, and
+    /// left in place.
+    SigningIn(String),
 }
 
 /// A signed-in person and their session.
@@ -60,6 +64,20 @@ pub fn session_cookie(value: &str) -> HeaderValue {
             "__Host-aiwl_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
         )
     })
+}
+
+/// How long a pre-sign-in value stays in the browser: as long as a started
+/// sign-in may take.
+pub const SIGNING_IN_MAX_AGE_SECS: i64 = 600;
+
+/// `Set-Cookie` for the pre-sign-in value: the same one cookie as the
+/// session (so the browser never holds two), gone after ten minutes, and
+/// replaced by the session id when the sign-in completes.
+pub fn signing_in_cookie(value: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; Max-Age={SIGNING_IN_MAX_AGE_SECS}; HttpOnly; Secure; SameSite=Lax"
+    ))
+    .unwrap_or_else(|_| clear_cookie())
 }
 
 /// `Set-Cookie` that removes the session cookie.
@@ -93,6 +111,9 @@ pub async fn session_layer(
     let mut rotated = None;
     let outcome = match presented {
         None => SessionState::Absent,
+        Some(value) if crate::secrets::well_formed(&value, crate::secrets::SecretKind::SignIn) => {
+            SessionState::SigningIn(value)
+        }
         Some(value) => match check(&state, value).await {
             Ok(Some((signed_in, new_id))) => {
                 rotated = new_id;
@@ -106,8 +127,21 @@ pub async fn session_layer(
         },
     };
     let invalid = matches!(outcome, SessionState::Invalid);
+    // A script of this site calling the JSON API with the session learns
+    // the CSRF token its changes must send back from any answer.
+    let api_csrf = match &outcome {
+        SessionState::Valid(who) if req.uri().path().starts_with("/api/") => {
+            HeaderValue::from_str(&who.session.csrf).ok()
+        }
+        _ => None,
+    };
     req.extensions_mut().insert(outcome);
     let mut res = next.run(req).await;
+    if let Some(v) = api_csrf
+        && !res.headers().contains_key(CSRF_HEADER)
+    {
+        res.headers_mut().insert(CSRF_HEADER, v);
+    }
     // A handler that set its own cookie (sign-in, sign-out) wins.
     if !res.headers().contains_key(header::SET_COOKIE) {
         if let Some(id) = rotated {
@@ -218,16 +252,17 @@ impl FromRequestParts<AppState> for SignedInUser {
     }
 }
 
-/// An admin of the path's org whose last sign-in at the IdP is recent
-/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
-/// operations require. A stale sign-in is sent to re-authenticate (P10).
+/// An admin of the path's org, for admin pages that only read: the role is
+/// checked, the age of the sign-in is not (changes take an
+/// [`AdminSession`]). Admin-only pages take this, so none can forget the
+/// check.
 #[derive(Debug, Clone)]
-pub struct AdminSession {
+pub struct AdminViewer {
     pub who: Arc<SignedIn>,
-    pub ctx: AdminCtx,
+    pub audit: Context,
 }
 
-impl FromRequestParts<AppState> for AdminSession {
+impl FromRequestParts<AppState> for AdminViewer {
     type Rejection = PageError;
     async fn from_request_parts(
         parts: &mut Parts,
@@ -239,6 +274,36 @@ impl FromRequestParts<AppState> for AdminSession {
                 "This page is for administrators of the organisation.".into(),
             ));
         }
+        Ok(Self { who, audit })
+    }
+}
+
+/// An admin of the path's org whose last sign-in at the IdP is recent
+/// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
+/// operations require. A stale sign-in is sent to re-authenticate (P10).
+#[derive(Debug, Clone)]
+pub struct AdminSession {
+    pub who: Arc<SignedIn>,
+    pub ctx: AdminCtx,
+}
+
+impl AdminSession {
+    /// The same admin as a reader of admin pages.
+    pub fn viewer(&self) -> AdminViewer {
+        AdminViewer {
+            who: Arc::clone(&self.who),
+            audit: self.ctx.audit().clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AdminViewer { who, audit } = AdminViewer::from_request_parts(parts, state).await?;
         let max_age =
             Duration::from_std(state.settings.sso.reauth_max_age).unwrap_or(Duration::zero());
         if who.session.auth_time + max_age < state.clock.now() {
@@ -422,8 +487,36 @@ impl FromRequestParts<AppState> for ApiAdminAction {
     }
 }
 
+/// Checks a JSON API request made with the session cookie: the session's
+/// CSRF token in [`CSRF_HEADER`] and, when the browser sends one, this
+/// site's `Origin` (P16). SameSite=Lax alone would let a sibling subdomain
+/// (same site, other origin) make these calls with the person's cookie.
+fn api_csrf(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    who: &SignedIn,
+) -> Result<(), crate::error::AppError> {
+    use crate::error::AppError;
+    let token = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match csrf_problem(state, headers, who, token) {
+        None => Ok(()),
+        Some(CsrfProblem::Token) => Err(AppError::Forbidden(format!(
+            "with the session cookie, send the session's CSRF token in the `{CSRF_HEADER}` header; every answer of /api/v1 to your session carries it in that header"
+        ))),
+        Some(CsrfProblem::Origin) => Err(AppError::Forbidden(
+            "this request was sent from another site".into(),
+        )),
+    }
+}
+
 /// A caller of the JSON API: a paired device (its bearer access token) or a
 /// signed-in person (the session cookie). Anything else is a 401 problem.
+/// With the session cookie, every method but GET and HEAD needs the CSRF
+/// header and this site's origin ([`api_csrf`]); see [`ApiChange`] for a
+/// GET that changes something.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
     pub org: String,
@@ -464,15 +557,46 @@ impl FromRequestParts<AppState> for ApiCaller {
             });
         }
         match parts.extensions.get::<SessionState>() {
-            Some(SessionState::Valid(who)) => Ok(Self {
-                org: who.org.slug.to_string(),
-                user_id: who.user.id.clone(),
-                device_id: None,
-                audit: audit_context(parts, format!("user:{}", who.user.id)),
-            }),
+            Some(SessionState::Valid(who)) => {
+                if !matches!(
+                    parts.method,
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                ) {
+                    api_csrf(state, &parts.headers, who)?;
+                }
+                Ok(Self {
+                    org: who.org.slug.to_string(),
+                    user_id: who.user.id.clone(),
+                    device_id: None,
+                    audit: audit_context(parts, format!("user:{}", who.user.id)),
+                })
+            }
             _ => Err(AppError::Unauthorized(
                 "sign in, or send a device access token as `Authorization: Bearer ...`".into(),
             )),
         }
+    }
+}
+
+/// An [`ApiCaller`] for a GET that changes something (the export: audited
+/// and counted against a small budget): with the session cookie it needs
+/// the CSRF header as a POST does, so another site cannot spend the
+/// budget.
+#[derive(Debug, Clone)]
+pub struct ApiChange(pub ApiCaller);
+
+impl FromRequestParts<AppState> for ApiChange {
+    type Rejection = crate::error::AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = ApiCaller::from_request_parts(parts, state).await?;
+        if caller.device_id.is_none()
+            && let Some(SessionState::Valid(who)) = parts.extensions.get::<SessionState>()
+        {
+            api_csrf(state, &parts.headers, who)?;
+        }
+        Ok(Self(caller))
     }
 }

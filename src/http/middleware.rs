@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::client::{self, ClientInfo};
+use super::forwarded::{self, ClientInfo};
 use super::ratelimit::{RouteClass, admit};
 use super::{AppState, SECURITY_HEADERS};
 use crate::error::{AppError, PROBLEM_JSON, Problem};
@@ -67,6 +67,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().as_str().to_string();
+    let method_label = crate::metrics::method_label(req.method());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -89,7 +90,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         );
     });
     let labels = RequestLabels {
-        method,
+        method: method_label,
         route,
         status,
     };
@@ -170,11 +171,11 @@ pub async fn client_context(
         .and_then(|v| v.to_str().ok());
     let tls = s.tls.is_some();
     let info = ClientInfo {
-        ip: client::client_ip(peer, &xff, &s.trusted_proxies),
+        ip: forwarded::client_ip(peer, &xff, &s.trusted_proxies),
         peer,
-        https: client::client_https(tls, peer, proto, &s.trusted_proxies),
+        https: forwarded::client_https(tls, peer, proto, &s.trusted_proxies),
     };
-    if !tls && !client::plain_http_allowed(s.bind.ip().is_loopback(), peer, &s.trusted_proxies) {
+    if !tls && !forwarded::plain_http_allowed(s.bind.ip().is_loopback(), peer, &s.trusted_proxies) {
         return AppError::Forbidden(
             "plain HTTP is accepted only from the configured reverse proxy; connect through it over HTTPS".into(),
         )

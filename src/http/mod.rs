@@ -1,13 +1,13 @@
-//! The HTTP server: state, router assembly and the layers every response
-//! passes through. Each capability owns its router; this module only merges
-//! them and wraps them in middleware, so security headers, request ids,
+//! The HTTP edge: the state handlers share, our extractors, and the layers
+//! every response passes through, so security headers, request ids,
 //! metrics and problem documents apply to every route, 404s included.
+//! Each capability owns its router; `crate::app` mounts them and wraps them
+//! in these layers, and this module imports no capability's routes.
 
-pub mod client;
 pub mod extract;
+pub mod forwarded;
 pub mod middleware;
 pub mod ops;
-pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;
@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use ratelimit::{RateLimiters, RouteClass};
+use ratelimit::RateLimiters;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Clone)]
@@ -35,7 +35,7 @@ pub struct AppState {
     pub limits: Arc<RateLimiters>,
     pub clock: Arc<dyn Clock>,
     pub sso: Arc<crate::sso::Sso>,
-    pub catalogue: Arc<crate::catalogue::Catalogue>,
+    pub catalogue: Arc<crate::skill::Catalogue>,
 }
 
 impl AppState {
@@ -54,7 +54,7 @@ impl AppState {
             clock,
             sso: Arc::new(sso),
             catalogue: Arc::new(
-                crate::catalogue::Catalogue::builtin()
+                crate::skill::Catalogue::builtin()
                     .expect("the shipped catalogue is checked by its tests"),
             ),
         }
@@ -93,21 +93,15 @@ pub const SECURITY_HEADERS: [(&str, &str); 7] = [
     ("cross-origin-opener-policy", "same-origin"),
 ];
 
-/// The whole application as a `Router`, so tests need no socket.
-pub fn app(state: AppState) -> Router {
-    let general = (state.clone(), RouteClass::General);
-    let ops = ops::router().route_layer(from_fn_with_state(general, ratelimit::enforce));
-
+/// The layers between the router and the request's own checks: the
+/// route label for metrics, the 404 fallback, the body limit, the request
+/// timeout and the client context (address, HTTPS, plain-HTTP refusal).
+/// `crate::app` puts the surface's error rendering (SCIM) around these.
+pub fn request_layers(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let s = &state.settings.server;
     // Router::layer wraps everything added before it: the last layer is the
-    // outermost, so security headers cover even errors from other layers.
-    Router::new()
-        .merge(ops)
-        .merge(crate::web::router(&state))
-        .merge(crate::sync::routes::router(&state))
-        .merge(crate::graph::routes::router(&state))
-        .merge(crate::catalogue::routes::router(&state))
-        .merge(crate::scim::routes::router(&state))
+    // outermost.
+    routes
         .route_layer(from_fn(middleware::record_route))
         .fallback(middleware::not_found)
         .layer(RequestBodyLimitLayer::new(s.max_body_bytes))
@@ -119,10 +113,13 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::client_context,
         ))
-        .layer(from_fn_with_state(
-            state.clone(),
-            crate::scim::routes::scim_errors,
-        ))
+}
+
+/// The outermost layers, which every response passes through: problem
+/// documents for bare errors, request ids, tracing and metrics, and the
+/// security headers (last, so they cover even errors from other layers).
+pub fn response_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn_with_state(state.clone(), middleware::observe))
         .layer(from_fn(middleware::security_headers))

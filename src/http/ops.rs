@@ -6,20 +6,24 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::client::ClientInfo;
+use super::forwarded::ClientInfo;
+use super::ratelimit::{RouteClass, enforce};
 use crate::error::AppError;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let general = (state.clone(), RouteClass::General);
     Router::new()
         .route("/healthz", get(get_health))
         .route("/readyz", get(get_ready))
         .route("/metrics", get(get_metrics))
+        .route_layer(from_fn_with_state(general, enforce))
 }
 
 async fn get_health() -> Json<serde_json::Value> {

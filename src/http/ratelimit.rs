@@ -1,7 +1,13 @@
-//! Per-IP rate limits with a separate budget per endpoint class
-//! (SECURITY.md P17). Each capability router layers [`enforce`] with its
-//! class; a request is counted against exactly one budget. Over budget, the
-//! answer is 429 with `Retry-After`.
+//! Rate limits with a separate budget per endpoint class (SECURITY.md P17).
+//! Each capability router layers [`enforce`] with its class, which charges
+//! the client IP; a request is counted against exactly one class. Classes
+//! that know who is calling charge that caller too, once it is known:
+//! export per user, sync per device (or user, from a browser), refresh per
+//! device, sign-in per account, SCIM per token. For those, the class's
+//! `requests` is the caller's budget and `ip_requests` each address's
+//! ceiling across every caller behind it, so one engineer behind a shared
+//! NAT address cannot spend another's budget, and one with many addresses
+//! is still limited. Over budget, the answer is 429 with `Retry-After`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -14,7 +20,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::AppState;
-use super::client::ClientInfo;
+use super::forwarded::ClientInfo;
 use crate::config::{RateLimit, RateLimits};
 use crate::error::AppError;
 use crate::metrics::ClassLabels;
@@ -28,16 +34,18 @@ pub enum RouteClass {
     Scim,
     Export,
     Pairing,
+    Refresh,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 6] = [
+    pub const ALL: [RouteClass; 7] = [
         Self::General,
         Self::SignIn,
         Self::Sync,
         Self::Scim,
         Self::Export,
         Self::Pairing,
+        Self::Refresh,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,28 +56,81 @@ impl RouteClass {
             Self::Scim => "scim",
             Self::Export => "export",
             Self::Pairing => "pairing",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn limit(self, cfg: &RateLimits) -> RateLimit {
+        match self {
+            Self::General => cfg.general,
+            Self::SignIn => cfg.sign_in,
+            Self::Sync => cfg.sync,
+            Self::Scim => cfg.scim,
+            Self::Export => cfg.export,
+            Self::Pairing => cfg.pairing,
+            Self::Refresh => cfg.refresh,
         }
     }
 }
 
-/// One keyed limiter per class.
+/// Who a keyed budget belongs to. Ids are scoped by org, so equal ids in
+/// two orgs never share a budget.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// A person (export; sync from a browser).
+    User { org: String, id: String },
+    /// A paired device (sync, refresh).
+    Device { org: String, id: String },
+    /// The account a sign-in ends in.
+    Account { org: String, id: String },
+    /// A SCIM token.
+    Token(uuid::Uuid),
+}
+
+impl Caller {
+    /// The caller of the JSON API: its device, or the person signed in on
+    /// the web.
+    pub fn of_api(c: &super::extract::ApiCaller) -> Self {
+        match &c.device_id {
+            Some(d) => Self::Device {
+                org: c.org.clone(),
+                id: d.clone(),
+            },
+            None => Self::User {
+                org: c.org.clone(),
+                id: c.user_id.clone(),
+            },
+        }
+    }
+
+    /// The person behind an API caller, whichever device they use.
+    pub fn person_of_api(c: &super::extract::ApiCaller) -> Self {
+        Self::User {
+            org: c.org.clone(),
+            id: c.user_id.clone(),
+        }
+    }
+}
+
+/// Per class: a limiter keyed by client IP (the budget, or for keyed
+/// classes the ceiling) and one keyed by [`Caller`].
 pub struct RateLimiters {
-    general: DefaultKeyedRateLimiter<IpAddr>,
-    sign_in: DefaultKeyedRateLimiter<IpAddr>,
-    sync: DefaultKeyedRateLimiter<IpAddr>,
-    scim: DefaultKeyedRateLimiter<IpAddr>,
-    export: DefaultKeyedRateLimiter<IpAddr>,
-    pairing: DefaultKeyedRateLimiter<IpAddr>,
-    /// The scim budget again, per SCIM token: an identity provider that
-    /// calls from many addresses still shares one budget.
-    scim_tokens: DefaultKeyedRateLimiter<uuid::Uuid>,
+    ip: Vec<DefaultKeyedRateLimiter<IpAddr>>,
+    callers: Vec<DefaultKeyedRateLimiter<Caller>>,
     clock: DefaultClock,
 }
 
-fn limiter<K: Clone + Eq + std::hash::Hash>(limit: RateLimit) -> DefaultKeyedRateLimiter<K> {
-    let burst = NonZeroU32::new(limit.requests).unwrap_or(NonZeroU32::MIN);
+fn limiter<K: Clone + Eq + std::hash::Hash>(
+    requests: u32,
+    window: Duration,
+) -> DefaultKeyedRateLimiter<K> {
+    let burst = NonZeroU32::new(requests).unwrap_or(NonZeroU32::MIN);
     // `requests` per `window`, refilled evenly: one cell every window/requests.
-    let period = limit.window / burst.get();
+    let period = window / burst.get();
     let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
         .expect("a period of at least 1 ns is non-zero")
         .allow_burst(burst);
@@ -89,46 +150,42 @@ fn key(ip: IpAddr) -> IpAddr {
 
 impl RateLimiters {
     pub fn new(cfg: &RateLimits) -> Self {
+        fn each<K: Clone + Eq + std::hash::Hash>(
+            cfg: &RateLimits,
+            requests: impl Fn(RateLimit) -> u32,
+        ) -> Vec<DefaultKeyedRateLimiter<K>> {
+            RouteClass::ALL
+                .iter()
+                .map(|c| {
+                    let l = c.limit(cfg);
+                    limiter(requests(l), l.window)
+                })
+                .collect()
+        }
         Self {
-            general: limiter(cfg.general),
-            sign_in: limiter(cfg.sign_in),
-            sync: limiter(cfg.sync),
-            scim: limiter(cfg.scim),
-            export: limiter(cfg.export),
-            pairing: limiter(cfg.pairing),
-            scim_tokens: limiter(cfg.scim),
+            ip: each(cfg, |l| l.ip_requests),
+            callers: each(cfg, |l| l.requests),
             clock: DefaultClock::default(),
         }
     }
 
-    fn of(&self, class: RouteClass) -> &DefaultKeyedRateLimiter<IpAddr> {
-        match class {
-            RouteClass::General => &self.general,
-            RouteClass::SignIn => &self.sign_in,
-            RouteClass::Sync => &self.sync,
-            RouteClass::Scim => &self.scim,
-            RouteClass::Export => &self.export,
-            RouteClass::Pairing => &self.pairing,
-        }
-    }
-
-    /// Takes one request from `ip`'s budget for `class`.
+    /// Takes one request from `ip`'s budget (or ceiling) for `class`.
     ///
     /// # Errors
     /// The whole seconds to wait (at least 1) when the budget is spent.
     pub fn check(&self, class: RouteClass, ip: IpAddr) -> Result<(), u64> {
-        self.of(class)
+        self.ip[class.index()]
             .check_key(&key(ip))
             .map_err(|not_until| self.seconds_until(&not_until))
     }
 
-    /// Takes one request from the SCIM token's own budget (`rate_limits.scim`).
+    /// Takes one request from `caller`'s own budget for `class`.
     ///
     /// # Errors
     /// The whole seconds to wait (at least 1) when the budget is spent.
-    pub fn check_scim_token(&self, token: uuid::Uuid) -> Result<(), u64> {
-        self.scim_tokens
-            .check_key(&token)
+    pub fn check_caller(&self, class: RouteClass, caller: &Caller) -> Result<(), u64> {
+        self.callers[class.index()]
+            .check_key(caller)
             .map_err(|not_until| self.seconds_until(&not_until))
     }
 
@@ -143,17 +200,18 @@ impl RateLimiters {
 
     /// Forgets clients whose budgets are full again, bounding memory.
     pub fn retain_recent(&self) {
-        for class in RouteClass::ALL {
-            let l = self.of(class);
+        for l in &self.ip {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        self.scim_tokens.retain_recent();
-        self.scim_tokens.shrink_to_fit();
+        for l in &self.callers {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
     }
 }
 
-/// Middleware: charges the request to its class's budget.
+/// Middleware: charges the request to its class's budget for the client IP.
 pub async fn enforce(
     State((state, class)): State<(AppState, RouteClass)>,
     req: Request,
@@ -181,16 +239,43 @@ pub fn admit(state: &AppState, class: RouteClass, req: &Request) -> Result<(), A
         .map_err(|retry_after_secs| rejected(state, class, retry_after_secs))
 }
 
-/// Charges a request to its SCIM token's own budget (checked once the
-/// token is known, after [`admit`] charged the address).
+/// Charges a request to its caller's own budget for `class`, once the
+/// caller is known (after [`enforce`] charged the address).
+///
+/// # Errors
+/// [`AppError::TooManyRequests`] over budget.
+pub fn admit_caller(state: &AppState, class: RouteClass, caller: &Caller) -> Result<(), AppError> {
+    state
+        .limits
+        .check_caller(class, caller)
+        .map_err(|retry_after_secs| rejected(state, class, retry_after_secs))
+}
+
+/// Charges a sign-in to the account it ends in (`rate_limits.sign_in`),
+/// once the identity provider has said who it is.
+///
+/// # Errors
+/// The whole seconds to wait when the account's budget is spent (counted
+/// in `/metrics`).
+pub fn admit_sign_in(state: &AppState, org: &str, user_id: &str) -> Result<(), u64> {
+    let account = Caller::Account {
+        org: org.to_string(),
+        id: user_id.to_string(),
+    };
+    state
+        .limits
+        .check_caller(RouteClass::SignIn, &account)
+        .inspect_err(|&secs| {
+            rejected(state, RouteClass::SignIn, secs);
+        })
+}
+
+/// Charges a request to its SCIM token's own budget (`rate_limits.scim`).
 ///
 /// # Errors
 /// [`AppError::TooManyRequests`] over budget.
 pub fn admit_scim_token(state: &AppState, token: uuid::Uuid) -> Result<(), AppError> {
-    state
-        .limits
-        .check_scim_token(token)
-        .map_err(|retry_after_secs| rejected(state, RouteClass::Scim, retry_after_secs))
+    admit_caller(state, RouteClass::Scim, &Caller::Token(token))
 }
 
 /// Counts a rejection in `/metrics`.
@@ -214,6 +299,7 @@ mod tests {
         let one = RateLimit {
             requests: 2,
             window: Duration::from_secs(60),
+            ip_requests: 2,
         };
         let cfg = RateLimits {
             general: one,
@@ -222,6 +308,7 @@ mod tests {
             scim: one,
             export: one,
             pairing: one,
+            refresh: one,
         };
         let l = RateLimiters::new(&cfg);
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
@@ -249,5 +336,78 @@ mod tests {
         let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
         assert_eq!(key(a), key(b));
         assert_ne!(key(a), key(c));
+    }
+}
+
+#[cfg(test)]
+mod caller_tests {
+    use super::*;
+
+    fn cfg(requests: u32, ip_requests: u32) -> RateLimits {
+        let l = RateLimit {
+            requests,
+            window: Duration::from_secs(3600),
+            ip_requests,
+        };
+        RateLimits {
+            general: l,
+            sign_in: l,
+            sync: l,
+            scim: l,
+            export: l,
+            pairing: l,
+            refresh: l,
+        }
+    }
+
+    fn user(id: &str) -> Caller {
+        Caller::User {
+            org: "acme".into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn callers_behind_one_address_have_their_own_budgets_under_its_ceiling() {
+        let l = RateLimiters::new(&cfg(3, 7));
+        let nat: IpAddr = "198.51.100.7".parse().expect("ip");
+        // Alice spends her 3; Bob, behind the same address, still has his.
+        for _ in 0..3 {
+            assert!(l.check(RouteClass::Export, nat).is_ok());
+            assert!(l.check_caller(RouteClass::Export, &user("alice")).is_ok());
+        }
+        assert!(l.check(RouteClass::Export, nat).is_ok());
+        assert!(l.check_caller(RouteClass::Export, &user("alice")).is_err());
+        for _ in 0..3 {
+            assert!(l.check(RouteClass::Export, nat).is_ok());
+            assert!(l.check_caller(RouteClass::Export, &user("bob")).is_ok());
+        }
+        // The address's ceiling (7) is spent whoever comes next.
+        assert!(l.check(RouteClass::Export, nat).is_err());
+        // The same id in another org is another caller.
+        let other = Caller::User {
+            org: "other".into(),
+            id: "alice".into(),
+        };
+        assert!(l.check_caller(RouteClass::Export, &other).is_ok());
+    }
+
+    #[test]
+    fn one_caller_with_many_addresses_keeps_one_budget() {
+        let l = RateLimiters::new(&cfg(3, 30));
+        let device = Caller::Device {
+            org: "acme".into(),
+            id: "d1".into(),
+        };
+        for i in 0..3u8 {
+            let ip = IpAddr::from([203, 0, 113, i]);
+            assert!(l.check(RouteClass::Sync, ip).is_ok());
+            assert!(l.check_caller(RouteClass::Sync, &device).is_ok());
+        }
+        assert!(
+            l.check(RouteClass::Sync, IpAddr::from([203, 0, 113, 9]))
+                .is_ok()
+        );
+        assert!(l.check_caller(RouteClass::Sync, &device).is_err());
     }
 }

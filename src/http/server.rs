@@ -11,7 +11,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{AppState, app};
+use super::AppState;
+use crate::app;
 
 /// How long a client may take to send its first request, or to finish a TLS
 /// handshake, before the connection is dropped (slow-client defence).
@@ -84,9 +85,20 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
     let handle: Handle<SocketAddr> = Handle::new();
     let (stop_background, stop_rx) = watch::channel(false);
 
-    tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
+    tokio::spawn(crate::sweeper::run(
+        Arc::clone(&state.store),
+        Arc::clone(&state.settings),
+        Arc::clone(&state.clock),
+        stop_rx.clone(),
+    ));
     tokio::spawn(trim_idle(state.clone(), stop_rx.clone()));
-    tokio::spawn(crate::backup::schedule::run(state.clone(), stop_rx));
+    tokio::spawn(crate::backup::schedule::run(
+        Arc::clone(&state.store),
+        Arc::clone(&state.settings),
+        Arc::clone(&state.clock),
+        Arc::clone(&state.metrics),
+        stop_rx,
+    ));
 
     let make = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = match &settings.server.tls {
@@ -122,6 +134,30 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
         grace: settings.server.shutdown_grace,
     })
 }
+
+/// Starts the appliance on `settings`, `store` and `clock` on an ephemeral
+/// loopback port, for the restore drill (a `crate::backup::drill::Start`):
+/// answers the address and the future that drains and stops it.
+pub fn start_on_loopback(
+    settings: Arc<crate::config::Settings>,
+    store: Arc<crate::store::Store>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> crate::backup::drill::Starting {
+    Box::pin(async move {
+        let any = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        let listener = bind(any).map_err(|e| e.to_string())?;
+        let running = start(AppState::new(settings, store, clock), listener)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = running.addr;
+        let stop: Stop =
+            Box::pin(async move { running.shutdown().await.map_err(|e| e.to_string()) });
+        Ok((addr, stop))
+    })
+}
+
+/// Drains and stops a server started by [`start_on_loopback`].
+pub type Stop = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// How long a read connection may sit unused before it is closed and its
 /// page cache (up to 16 MiB) given back: an org read once an hour does not

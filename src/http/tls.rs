@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{TlsFiles, TlsVersion};
@@ -28,7 +29,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         problem,
     };
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(file))
+    let certs = CertificateDer::pem_reader_iter(BufReader::new(file))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(format!("not valid PEM: {e}")))?;
     if certs.is_empty() {
@@ -46,9 +47,12 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     };
     crate::fsperm::check_private_file(path).map_err(|p| err(format!("{p}; fix: {}", p.fix())))?;
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(file))
-        .map_err(|e| err(format!("not valid PEM: {e}")))?
-        .ok_or_else(|| err("holds no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)".into()))
+    PrivateKeyDer::from_pem_reader(BufReader::new(file)).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            err("holds no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)".into())
+        }
+        e => err(format!("not valid PEM: {e}")),
+    })
 }
 
 /// Builds the server configuration from the configured files.

@@ -16,7 +16,7 @@ pub fn service_provider_config(base: &str) -> Json {
         "schemas": [SPC_URN],
         "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": true, "maxResults": super::routes::MAX_COUNT },
+        "filter": { "supported": true, "maxResults": super::query::MAX_COUNT },
         "changePassword": { "supported": false },
         "sort": { "supported": true },
         "etag": { "supported": true },
@@ -83,8 +83,16 @@ pub fn schemas(base: &str) -> Vec<Json> {
         })
     };
     let mv = ["value", "display", "type", "primary"];
+    // A member's value and type are what a client writes; display and
+    // $ref are filled in by the server from the member it names.
     let mut members = complex("members", true, &["value", "display", "$ref", "type"]);
     members["subAttributes"][0]["mutability"] = json!("immutable");
+    members["subAttributes"][1]["mutability"] = json!("readOnly");
+    members["subAttributes"][2]["mutability"] = json!("readOnly");
+    members["subAttributes"][2]["type"] = json!("reference");
+    members["subAttributes"][2]["referenceTypes"] = json!(["User", "Group"]);
+    members["subAttributes"][3]["mutability"] = json!("immutable");
+    members["subAttributes"][3]["canonicalValues"] = json!(["User", "Group"]);
     let mut groups = complex("groups", true, &["value", "display", "$ref", "type"]);
     groups["mutability"] = json!("readOnly");
     vec![

@@ -356,9 +356,9 @@ impl Scim<'_> {
         if rows.len() <= 100 {
             return rows.iter().map(|row| self.render_user(c, row)).collect();
         }
-        let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for (user, id, name) in sql::all_memberships(c)? {
-            groups.entry(user).or_default().push((id, name));
+        let mut groups: HashMap<String, Vec<sql::Membership>> = HashMap::new();
+        for (user, membership) in sql::all_memberships(c)? {
+            groups.entry(user).or_default().push(membership);
         }
         Ok(rows
             .iter()
@@ -401,7 +401,15 @@ impl Scim<'_> {
                 Some((k, v)) if k == "id" => sql::group_by_id(c, &v)?.into_iter().collect(),
                 Some((k, v)) if k == "members.value" => {
                     if sql::user(c, &v)?.is_some() {
+                        // Every group the user is in, directly or not: a
+                        // superset of those listing them as a member.
                         sql::groups_with_member(c, &v)?
+                    } else if sql::group_by_id(c, &v)?.is_some() {
+                        crate::store::groups::parents(c, &v)?
+                            .iter()
+                            .map(|p| sql::group_by_id(c, p))
+                            .filter_map(Result::transpose)
+                            .collect::<Result<_, _>>()?
                     } else {
                         Vec::new()
                     }

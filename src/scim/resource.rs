@@ -3,14 +3,15 @@
 //! PATCH) back into the fields we store. Attribute names are matched
 //! case-insensitively (RFC 7643 §2.1) and stored in their canonical spelling.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 
 use super::error::ScimError;
 use super::filter::Comparison;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
 use crate::clock::from_millis;
-use crate::store::scim::{GroupRow, ScimUserRow};
-use crate::users::Email;
+use crate::store::groups::MemberType;
+use crate::store::scim::{GroupRow, Membership, ScimUserRow};
 
 /// Attributes of the core User schema kept in `scim_attrs` as sent.
 const USER_EXTRA: [&str; 15] = [
@@ -44,6 +45,20 @@ const ENTERPRISE: [&str; 6] = [
 /// Attributes clients may send but never set: ignored on POST and PUT.
 const READ_ONLY: [&str; 4] = ["id", "meta", "groups", "schemas"];
 
+/// One email address with every sub-attribute `/Schemas` advertises
+/// (RFC 7643 §4.1.2), so that each round-trips. Stored in `users.emails`,
+/// which `users::Email` reads too (it ignores `display`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimEmail {
+    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub display: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub primary: bool,
+}
+
 /// The value of `name` in `obj`, matching case-insensitively.
 pub fn get_ci<'j>(obj: &'j Map<String, Json>, name: &str) -> Option<&'j Json> {
     obj.iter()
@@ -65,7 +80,7 @@ pub struct UserFields {
     /// `None` when the document does not say: a new user is active, a
     /// replaced one keeps its state (a PUT never reactivates by omission).
     pub active: Option<bool>,
-    pub emails: Vec<Email>,
+    pub emails: Vec<ScimEmail>,
     /// The other core and enterprise attributes, canonical names.
     pub attrs: Map<String, Json>,
 }
@@ -93,7 +108,7 @@ fn opt_string(v: Option<&Json>, what: &str, max: usize) -> Result<Option<String>
     }
 }
 
-fn emails(v: Option<&Json>) -> Result<Vec<Email>, ScimError> {
+fn emails(v: Option<&Json>) -> Result<Vec<ScimEmail>, ScimError> {
     let items = match v {
         None | Some(Json::Null) => return Ok(Vec::new()),
         Some(Json::Array(items)) => items,
@@ -110,8 +125,9 @@ fn emails(v: Option<&Json>) -> Result<Vec<Email>, ScimError> {
         let Some(value) = opt_string(get_ci(o, "value"), "emails.value", 320)? else {
             continue;
         };
-        out.push(Email {
+        out.push(ScimEmail {
             value,
+            display: opt_string(get_ci(o, "display"), "emails.display", 256)?,
             kind: opt_string(get_ci(o, "type"), "emails.type", 64)?,
             primary: match get_ci(o, "primary") {
                 None | Some(Json::Null) => false,
@@ -229,15 +245,16 @@ pub fn etag(version: i64) -> String {
 }
 
 /// A user as SCIM shows it. `base` is `<public_url>/scim/v2`; `groups`
-/// are (id, display name).
-pub fn render_user(row: &ScimUserRow, groups: &[(String, String)], base: &str) -> Json {
+/// are every group the user is in, `type` "direct" or, through a nested
+/// group, "indirect" (RFC 7643 §4.1.2).
+pub fn render_user(row: &ScimUserRow, groups: &[Membership], base: &str) -> Json {
     let u = &row.user;
     let attrs: Map<String, Json> = serde_json::from_str(&row.attrs).unwrap_or_default();
     let mut schemas = vec![json!(CORE_USER_URN)];
     if attrs.contains_key(ENTERPRISE_USER_URN) {
         schemas.push(json!(ENTERPRISE_USER_URN));
     }
-    let emails: Vec<Email> = serde_json::from_str(&u.emails).unwrap_or_default();
+    let emails: Vec<ScimEmail> = serde_json::from_str(&u.emails).unwrap_or_default();
     let mut out = Map::new();
     out.insert("schemas".into(), Json::Array(schemas));
     out.insert("id".into(), json!(u.id));
@@ -256,8 +273,9 @@ pub fn render_user(row: &ScimUserRow, groups: &[(String, String)], base: &str) -
     if !groups.is_empty() {
         let groups: Vec<Json> = groups
             .iter()
-            .map(|(id, name)| {
-                json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "direct" })
+            .map(|(id, name, direct)| {
+                let kind = if *direct { "direct" } else { "indirect" };
+                json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": kind })
             })
             .collect();
         out.insert("groups".into(), Json::Array(groups));
@@ -270,8 +288,14 @@ pub fn render_user(row: &ScimUserRow, groups: &[(String, String)], base: &str) -
     Json::Object(out)
 }
 
-/// A group as SCIM shows it; `members` are (user id, user name).
-pub fn render_group(g: &GroupRow, members: &[(String, String)], base: &str) -> Json {
+/// A group as SCIM shows it; `users` are its direct user members (id,
+/// user name), `groups` its direct group members (id, display name).
+pub fn render_group(
+    g: &GroupRow,
+    users: &[(String, String)],
+    groups: &[(String, String)],
+    base: &str,
+) -> Json {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([CORE_GROUP_URN]));
     out.insert("id".into(), json!(g.id));
@@ -279,11 +303,14 @@ pub fn render_group(g: &GroupRow, members: &[(String, String)], base: &str) -> J
         out.insert("externalId".into(), json!(x));
     }
     out.insert("displayName".into(), json!(g.display_name));
-    let members: Vec<Json> = members
+    let members: Vec<Json> = users
         .iter()
         .map(|(id, name)| {
             json!({ "value": id, "display": name, "$ref": format!("{base}/Users/{id}"), "type": "User" })
         })
+        .chain(groups.iter().map(|(id, name)| {
+            json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "Group" })
+        }))
         .collect();
     out.insert("members".into(), Json::Array(members));
     let location = format!("{base}/Groups/{}", g.id);
@@ -294,13 +321,20 @@ pub fn render_group(g: &GroupRow, members: &[(String, String)], base: &str) -> J
     Json::Object(out)
 }
 
+/// One member as a request names it: its id and, when given, its `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub kind: Option<MemberType>,
+}
+
 /// The fields of a group as a request describes them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupFields {
     pub display_name: String,
     pub external_id: Option<String>,
-    /// Member user ids, in order, without duplicates.
-    pub members: Vec<String>,
+    /// Members (users or groups), in order, without duplicates.
+    pub members: Vec<Member>,
 }
 
 /// Reads a Group document.
@@ -311,20 +345,31 @@ pub fn group_fields(doc: &Map<String, Json>) -> Result<GroupFields, ScimError> {
     let display_name = opt_string(get_ci(doc, "displayName"), "displayName", 256)?
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| ScimError::invalid_value("displayName is required"))?;
-    let mut members: Vec<String> = Vec::new();
+    let mut members: Vec<Member> = Vec::new();
     match get_ci(doc, "members") {
         None | Some(Json::Null) => {}
         Some(Json::Array(items)) => {
             for item in items {
-                let id = match item {
-                    Json::Object(o) => opt_string(get_ci(o, "value"), "members.value", 64)?,
-                    _ => None,
-                }
-                .ok_or_else(|| {
+                let Json::Object(o) = item else {
+                    return Err(ScimError::invalid_value(
+                        "each member must be an object with a value",
+                    ));
+                };
+                let id = opt_string(get_ci(o, "value"), "members.value", 64)?.ok_or_else(|| {
                     ScimError::invalid_value("each member must be an object with a value")
                 })?;
-                if !members.contains(&id) {
-                    members.push(id);
+                let kind = match opt_string(get_ci(o, "type"), "members.type", 16)? {
+                    None => None,
+                    Some(t) if t.eq_ignore_ascii_case("User") => Some(MemberType::User),
+                    Some(t) if t.eq_ignore_ascii_case("Group") => Some(MemberType::Group),
+                    Some(t) => {
+                        return Err(ScimError::invalid_value(format!(
+                            "member {id:?} has type {t:?}; a member's type is \"User\" or \"Group\""
+                        )));
+                    }
+                };
+                if !members.iter().any(|m| m.id == id) {
+                    members.push(Member { id, kind });
                 }
             }
         }

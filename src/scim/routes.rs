@@ -7,35 +7,30 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use super::discovery;
 use super::error::ScimError;
-use super::filter::{self, Filter};
-use super::list::{Kind, Listing, Page, Sort};
+use super::extract::{ScimBearer, ScimBody, ScimPresented, with_scim};
+use super::list::{Kind, Listing};
 use super::patch;
 use super::path::{CORE_GROUP_URN, CORE_USER_URN, ENTERPRISE_USER_URN};
+use super::query::{ListQuery, list_query, project, search_query};
 use super::resource;
-use super::service::{self, IfMatch, Scim};
-use crate::audit::Context;
+use super::service::IfMatch;
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::extract::audit_context;
-use crate::http::ratelimit::{RouteClass, admit, admit_scim_token};
-use crate::tokens::{self, TokenKind};
+use crate::http::ratelimit::{RouteClass, admit};
 
 /// The SCIM media type (RFC 7644 §3.1).
 pub const SCIM_JSON: &str = "application/scim+json";
 /// The largest request body accepted (the configuration also advertises it).
 pub const MAX_BODY: usize = 1024 * 1024;
-/// The most resources one list page returns.
-pub const MAX_COUNT: usize = 1000;
 
 const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -79,6 +74,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .fallback(not_allowed("GET, PUT, PATCH, DELETE")),
         )
         .route(
+            "/scim/v2/.search",
+            post(search_all).fallback(not_allowed("POST")),
+        )
+        .route(
             "/scim/v2/ServiceProviderConfig",
             get(get_config).fallback(not_allowed("GET")),
         )
@@ -98,11 +97,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/scim/v2/Schemas/{id}",
             get(get_schema).fallback(not_allowed("GET")),
         )
-        // The base URL itself, Bulk, /Me, the root /.search and anything else: a
+        // The base URL itself, Bulk, /Me and anything else: a
         // SCIM 404, after the token.
         .route("/scim/v2", any(unknown_endpoint))
         .route("/scim/v2/", any(unknown_endpoint))
         .route("/scim/v2/{*rest}", any(unknown_endpoint))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            super::demotion::after_changes,
+        ))
         .route_layer(from_fn_with_state(state.clone(), limit))
 }
 
@@ -114,11 +117,11 @@ fn is_scim_path(path: &str) -> bool {
 
 /// The largest SCIM request body: [`MAX_BODY`], or the server's
 /// `max_body_bytes` when that is smaller.
-fn body_limit(state: &AppState) -> usize {
+pub(super) fn body_limit(state: &AppState) -> usize {
     MAX_BODY.min(state.settings.server.max_body_bytes)
 }
 
-/// Layered by `http::app` outside the server-wide body limit, timeout and
+/// Layered by `crate::app` outside the server-wide body limit, timeout and
 /// client checks: an error those layers (or the router) answer for a path
 /// under `/scim/v2` becomes a SCIM error document (RFC 7644 §3.12), as SCIM
 /// clients expect, instead of a problem document. Headers such as `Allow`
@@ -245,7 +248,7 @@ fn resource_response(status: StatusCode, body: &Json) -> Response {
 }
 
 /// A SCIM 429 with `Retry-After`.
-fn too_many(retry_after_secs: u64) -> Response {
+pub(super) fn too_many(retry_after_secs: u64) -> Response {
     let mut res = error_response(
         429,
         None,
@@ -265,138 +268,7 @@ async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 }
 
-/// The SCIM bearer token a request presents, not checked yet, with the
-/// request's audit context. Handlers of requests without a body take this
-/// and check it in the same blocking task as their work ([`with_scim`]),
-/// which saves a trip through the blocking pool; handlers that read a
-/// body take [`ScimBearer`], checked before the body is read.
-pub struct ScimPresented {
-    token: String,
-    audit: Context,
-}
-
-impl FromRequestParts<AppState> for ScimPresented {
-    type Rejection = Failure;
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Failure> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split_once(' ')
-                    .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-            })
-            .map(|(_, t)| t.trim().to_string())
-            .ok_or_else(unauthorized)?;
-        Ok(Self {
-            token,
-            audit: audit_context(parts, String::new()),
-        })
-    }
-}
-
-fn unauthorized() -> Failure {
-    Failure::Scim(ScimError::status(
-        401,
-        "send the org's SCIM token as `Authorization: Bearer ...`",
-    ))
-}
-
-impl ScimPresented {
-    /// Checks the token (blocking: it reads the orgs' token tables) and
-    /// its own rate budget: the org it belongs to and the audit context
-    /// with the token as actor.
-    fn check(self, state: &AppState) -> Result<ScimBearer, Failure> {
-        let found = tokens::authenticate(
-            &state.store,
-            TokenKind::Scim,
-            &self.token,
-            state.clock.now(),
-        )
-        .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
-        .ok()
-        .ok_or_else(unauthorized)?;
-        let (org, info) = found;
-        // Besides the per-address budget: one budget per token.
-        match admit_scim_token(state, info.id) {
-            Ok(()) => {}
-            Err(AppError::TooManyRequests { retry_after_secs }) => {
-                return Err(Failure::Answer(Box::new(too_many(retry_after_secs))));
-            }
-            Err(e) => return Err(Failure::Answer(Box::new(e.into_response()))),
-        }
-        let actor = format!("token:scim:{}", info.name);
-        Ok(ScimBearer {
-            org: org.slug.to_string(),
-            audit: Context {
-                actor,
-                ..self.audit
-            },
-        })
-    }
-}
-
-/// An identity provider authenticated by the org's SCIM bearer token.
-pub struct ScimBearer {
-    org: String,
-    audit: Context,
-}
-
-impl ScimBearer {
-    /// Tags the request's span with the org and the token.
-    fn record(&self) {
-        let span = tracing::Span::current();
-        span.record("org", self.org.as_str());
-        span.record("actor", self.audit.actor.as_str());
-    }
-}
-
-impl FromRequestParts<AppState> for ScimBearer {
-    type Rejection = Failure;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
-        let presented = ScimPresented::from_request_parts(parts, state).await?;
-        let st = state.clone();
-        let caller = tokio::task::spawn_blocking(move || presented.check(&st))
-            .await
-            .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))??;
-        caller.record();
-        Ok(caller)
-    }
-}
-
-/// A request body: `application/scim+json` or `application/json`, at most
-/// [`body_limit`] bytes, a JSON object.
-pub struct ScimBody(Map<String, Json>);
-
-impl FromRequest<AppState> for ScimBody {
-    type Rejection = Failure;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Failure> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        if !mime.eq_ignore_ascii_case(SCIM_JSON) && !mime.eq_ignore_ascii_case("application/json") {
-            return Err(Failure::Scim(ScimError::status(
-                415,
-                "send the body as application/scim+json (or application/json)",
-            )));
-        }
-        let max = body_limit(state);
-        let bytes = axum::body::to_bytes(req.into_body(), max)
-            .await
-            .map_err(|_| {
-                Failure::Scim(ScimError::status(
-                    413,
-                    format!("the body is larger than {max} bytes"),
-                ))
-            })?;
-        Ok(Self(service::object(&bytes)?))
-    }
-}
-
-fn base(state: &AppState) -> String {
+pub(super) fn base(state: &AppState) -> String {
     format!(
         "{}/scim/v2",
         state
@@ -418,211 +290,6 @@ fn if_match(headers: &HeaderMap) -> IfMatch {
         .filter(|t| !t.is_empty())
         .collect();
     IfMatch(if tags.is_empty() { None } else { Some(tags) })
-}
-
-/// Who calls: a token already checked, or one to check first, in the
-/// same blocking task as the work.
-pub enum Caller {
-    Checked(ScimBearer),
-    Presented(ScimPresented),
-}
-
-impl From<ScimBearer> for Caller {
-    fn from(c: ScimBearer) -> Self {
-        Self::Checked(c)
-    }
-}
-
-impl From<ScimPresented> for Caller {
-    fn from(p: ScimPresented) -> Self {
-        Self::Presented(p)
-    }
-}
-
-/// Runs `f` with the caller's org on a blocking thread, checking the
-/// caller's token there first when it is not checked yet.
-async fn with_scim<T: Send + 'static>(
-    state: &AppState,
-    caller: impl Into<Caller>,
-    f: impl FnOnce(&Scim<'_>) -> Result<T, ScimError> + Send + 'static,
-) -> Result<T, Failure> {
-    let st = state.clone();
-    let base = base(state);
-    let caller = caller.into();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let caller = match caller {
-            Caller::Checked(c) => c,
-            Caller::Presented(p) => {
-                let c = p.check(&st)?;
-                span.in_scope(|| c.record());
-                c
-            }
-        };
-        let org = st.store.org(&caller.org)?;
-        let scim = Scim {
-            org,
-            audit: caller.audit,
-            base,
-        };
-        Ok(f(&scim)?)
-    })
-    .await
-    .map_err(|e| Failure::Scim(ScimError::Internal(e.into())))?
-}
-
-/// `?filter=&sortBy=&sortOrder=&startIndex=&count=&attributes=&excludedAttributes=`.
-#[derive(Default)]
-struct ListQuery {
-    filter: Option<Filter>,
-    sort: Option<Sort>,
-    page: Page,
-    attributes: Vec<String>,
-    excluded: Vec<String>,
-}
-
-fn list_query(q: &HashMap<String, String>, kind: Kind) -> Result<ListQuery, ScimError> {
-    let get = |name: &str| {
-        q.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let filter = match get("filter").map(str::trim).filter(|f| !f.is_empty()) {
-        None => None,
-        Some(f) => {
-            Some(filter::parse(f).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?)
-        }
-    };
-    let number = |name: &str, default: usize| -> Result<usize, ScimError> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(|n| usize::try_from(n.max(0)).unwrap_or(0))
-                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer"))),
-        }
-    };
-    let list = |name: &str| -> Vec<String> {
-        get(name)
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let sort = match get("sortBy").map(str::trim).filter(|s| !s.is_empty()) {
-        Some(by) => Some(Sort::parse(by, get("sortOrder"), kind)?),
-        None => {
-            // Without sortBy the order is fixed, but a bad sortOrder is
-            // still a mistake worth naming.
-            Sort::parse("id", get("sortOrder"), kind)?;
-            None
-        }
-    };
-    Ok(ListQuery {
-        filter,
-        sort,
-        page: Page {
-            start: number("startIndex", 1)?.max(1),
-            count: number("count", 100)?.min(MAX_COUNT),
-        },
-        attributes: list("attributes"),
-        excluded: list("excludedAttributes"),
-    })
-}
-
-/// The `SearchRequest` message (RFC 7644 §3.4.3).
-const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-
-/// A `POST …/.search` body read as the query parameters of a `GET` list:
-/// `schemas` must name the `SearchRequest` message; `filter`, `sortBy`,
-/// `sortOrder` are strings, `startIndex` and `count` integers,
-/// `attributes` and `excludedAttributes` arrays of strings.
-///
-/// # Errors
-/// 400 `invalidValue` for another schema, an unknown member or a value of
-/// the wrong type.
-fn search_query(body: &Map<String, Json>) -> Result<HashMap<String, String>, ScimError> {
-    resource::check_schemas(body, &[SEARCH_URN])?;
-    let mut q = HashMap::new();
-    for (name, value) in body {
-        let known = |n: &str| name.eq_ignore_ascii_case(n);
-        let text = match value {
-            _ if known("schemas") => continue,
-            Json::Null => continue,
-            Json::String(v) if known("filter") || known("sortBy") || known("sortOrder") => {
-                v.clone()
-            }
-            Json::Number(n) if (known("startIndex") || known("count")) && n.is_i64() => {
-                n.to_string()
-            }
-            Json::Array(items) if known("attributes") || known("excludedAttributes") => items
-                .iter()
-                .map(|a| match a {
-                    Json::String(a) if !a.contains(',') => Ok(a.as_str()),
-                    _ => Err(ScimError::invalid_value(format!(
-                        "{name} must be an array of attribute names"
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(","),
-            _ if [
-                "filter",
-                "sortBy",
-                "sortOrder",
-                "startIndex",
-                "count",
-                "attributes",
-                "excludedAttributes",
-            ]
-            .iter()
-            .any(|n| known(n)) =>
-            {
-                return Err(ScimError::invalid_value(format!(
-                    "{name} has the wrong type for a SearchRequest"
-                )));
-            }
-            _ => {
-                return Err(ScimError::invalid_value(format!(
-                    "a SearchRequest has no member {name:?}"
-                )));
-            }
-        };
-        q.insert(name.clone(), text);
-    }
-    Ok(q)
-}
-
-/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level
-/// attributes; `id`, `schemas` and `meta` are always returned.
-fn project(mut r: Json, attributes: &[String], excluded: &[String]) -> Json {
-    let always = ["id", "schemas", "meta"];
-    let top = |a: &String| {
-        let a = a.rsplit_once(':').map_or(a.as_str(), |(_, n)| n);
-        a.split('.').next().unwrap_or(a).to_string()
-    };
-    if let Json::Object(o) = &mut r {
-        if !attributes.is_empty() {
-            let keep: Vec<String> = attributes.iter().map(top).collect();
-            o.retain(|k, _| {
-                always.contains(&k.as_str())
-                    || keep.iter().any(|a| a.eq_ignore_ascii_case(k))
-                    || (k == ENTERPRISE_USER_URN
-                        && attributes
-                            .iter()
-                            .any(|a| a.starts_with(ENTERPRISE_USER_URN)))
-            });
-        }
-        for e in excluded.iter().map(top) {
-            if !always.iter().any(|a| a.eq_ignore_ascii_case(&e)) {
-                o.retain(|k, _| !k.eq_ignore_ascii_case(&e));
-            }
-        }
-    }
-    r
 }
 
 fn list_response(listing: Listing, q: &ListQuery) -> Response {
@@ -671,6 +338,20 @@ async fn search_users(
         s.list_users(filter.as_ref(), sort, page)
     })
     .await?;
+    Ok(list_response(listing, &q))
+}
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users and groups.
+async fn search_all(
+    State(state): State<AppState>,
+    caller: ScimBearer,
+    ScimBody(body): ScimBody,
+) -> Result<Response, Failure> {
+    let query = search_query(&body)?;
+    super::search::refuse_sort(&query)?;
+    let q = list_query(&query, Kind::User)?;
+    let (filter, page) = (q.filter.clone(), q.page);
+    let listing = with_scim(&state, caller, move |s| s.search_all(filter.as_ref(), page)).await?;
     Ok(list_response(listing, &q))
 }
 
@@ -898,7 +579,7 @@ async fn get_schema(
         .ok_or_else(|| Failure::Scim(ScimError::not_found("schema", &id)))
 }
 
-const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search and /Groups/.search (no /Bulk, /Me or /.search at the root)";
+const NO_SUCH_ENDPOINT: &str = "no such SCIM endpoint; /Users, /Groups, /ServiceProviderConfig, /ResourceTypes and /Schemas are served and searched with POST /Users/.search, /Groups/.search and /.search (no /Bulk or /Me)";
 
 async fn unknown_endpoint(_caller: ScimBearer) -> Failure {
     Failure::Scim(ScimError::status(404, NO_SUCH_ENDPOINT))

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json, json};
 
 use super::error::ScimError;
+use super::members;
 use super::patch::{self, Operation};
 use super::path::{CORE_GROUP_URN, CORE_USER_URN};
 use super::resource::{self, GroupFields, UserFields};
@@ -49,21 +50,15 @@ impl IfMatch {
 }
 
 impl Scim<'_> {
-    fn user_groups(&self, c: &Connection, id: &str) -> Result<Vec<(String, String)>, ScimError> {
-        Ok(sql::groups_with_member(c, id)?
-            .into_iter()
-            .map(|g| (g.id, g.display_name))
-            .collect())
-    }
-
     pub(super) fn render_user(&self, c: &Connection, row: &ScimUserRow) -> Result<Json, ScimError> {
-        let groups = self.user_groups(c, &row.user.id)?;
+        let groups = sql::memberships(c, &row.user.id)?;
         Ok(resource::render_user(row, &groups, &self.base))
     }
 
     pub(super) fn render_group(&self, c: &Connection, g: &GroupRow) -> Result<Json, ScimError> {
-        let members = sql::members(c, &g.id)?;
-        Ok(resource::render_group(g, &members, &self.base))
+        let users = sql::members(c, &g.id)?;
+        let groups = crate::store::groups::child_groups(c, &g.id)?;
+        Ok(resource::render_group(g, &users, &groups, &self.base))
     }
 
     /// # Errors
@@ -154,7 +149,13 @@ impl Scim<'_> {
                 doc.remove(k);
             }
             patch::apply(&mut doc, CORE_USER_URN, ops)?;
-            let f = resource::user_fields(&doc)?;
+            let mut f = resource::user_fields(&doc)?;
+            // The document had `active`; without it now, a `remove` took it
+            // away: an unassigned `active` is not active, so the user is
+            // deactivated (sessions and devices revoked), never left as was.
+            if resource::get_ci(&doc, "active").is_none_or(Json::is_null) {
+                f.active = Some(false);
+            }
             self.write_user(tx, old, f, "scim.user.patch", now)
         })
     }
@@ -249,7 +250,7 @@ impl Scim<'_> {
         let ms = to_millis(now);
         self.org.db.write(|tx| {
             unique_group_name(tx, &f.display_name, None)?;
-            known_members(tx, &f.members)?;
+            let resolved = members::resolve(tx, None, &f.members)?;
             let g = GroupRow {
                 id: uuid::Uuid::new_v4().to_string(),
                 display_name: f.display_name.clone(),
@@ -259,7 +260,7 @@ impl Scim<'_> {
                 version: 1,
             };
             sql::insert_group(tx, &g)?;
-            sql::set_members(tx, &g.id, &f.members)?;
+            members::write(tx, &g.id, &resolved)?;
             self.audit.record(
                 tx,
                 "scim.group.create",
@@ -325,11 +326,12 @@ impl Scim<'_> {
         now: DateTime<Utc>,
     ) -> Result<Json, ScimError> {
         unique_group_name(tx, &f.display_name, Some(&old.id))?;
-        known_members(tx, &f.members)?;
-        let before: Vec<String> = sql::members(tx, &old.id)?
-            .into_iter()
-            .map(|m| m.0)
-            .collect();
+        let resolved = members::resolve(
+            tx,
+            Some((old.id.as_str(), old.display_name.as_str())),
+            &f.members,
+        )?;
+        let before = members::current(tx, &old.id)?;
         let g = GroupRow {
             display_name: f.display_name,
             external_id: f.external_id,
@@ -338,9 +340,9 @@ impl Scim<'_> {
             ..old
         };
         sql::update_group(tx, &g)?;
-        sql::set_members(tx, &g.id, &f.members)?;
-        let added = f.members.iter().filter(|m| !before.contains(m)).count();
-        let removed = before.iter().filter(|m| !f.members.contains(m)).count();
+        members::write(tx, &g.id, &resolved)?;
+        let added = resolved.not_in(&before);
+        let removed = before.not_in(&resolved);
         self.audit.record(
             tx,
             action,
@@ -395,7 +397,7 @@ fn revoke_access(
 
 fn unique_user_name(tx: &Connection, name: &str, this: Option<&str>) -> Result<(), ScimError> {
     // Users deleted over SCIM have their name freed; any other row counts.
-    if let Some(other) = user_sql::by_user_name(tx, name)?
+    if let Some(other) = user_sql::by_user_name_including_deleted(tx, name)?
         && Some(other.id.as_str()) != this
     {
         return Err(ScimError::uniqueness(format!(
@@ -413,18 +415,6 @@ fn unique_group_name(tx: &Connection, name: &str, this: Option<&str>) -> Result<
         return Err(ScimError::uniqueness(format!(
             "the displayName {name:?} is taken"
         )));
-    }
-    Ok(())
-}
-
-fn known_members(tx: &Connection, ids: &[String]) -> Result<(), ScimError> {
-    if ids.len() > 10_000 {
-        return Err(ScimError::bad("tooMany", "at most 10000 members per group"));
-    }
-    for id in ids {
-        if sql::user(tx, id)?.is_none() {
-            return Err(ScimError::invalid_value(format!("no user with id {id:?}")));
-        }
     }
     Ok(())
 }

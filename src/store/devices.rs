@@ -136,6 +136,10 @@ pub fn by_refresh(conn: &Connection, hash: &[u8]) -> rusqlite::Result<Option<(De
         .map(|d| (d, true)))
 }
 
+/// Moves a device holding a refresh secret of the older, unnumbered form
+/// to generation 1; the old secret is kept as `prev_refresh_hash`, so its
+/// reuse is still recognised.
+///
 /// # Errors
 /// SQLite errors.
 pub fn rotate_refresh(
@@ -147,10 +151,47 @@ pub fn rotate_refresh(
 ) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached(
-            "UPDATE devices SET prev_refresh_hash = refresh_hash, refresh_hash = ?3, last_seen_at = ?4
+            "UPDATE devices SET prev_refresh_hash = refresh_hash, refresh_hash = ?3, last_seen_at = ?4,
+                 refresh_generation = refresh_generation + 1
              WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL",
         )?
         .execute(params![id, old, new, now_ms])?
+        == 1)
+}
+
+/// A device's current refresh generation and the hash of its current
+/// refresh token (`None` once revoked).
+///
+/// # Errors
+/// SQLite errors.
+pub fn refresh_state(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<(i64, Option<Vec<u8>>)>> {
+    conn.prepare_cached("SELECT refresh_generation, refresh_hash FROM devices WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Replaces the token of generation `generation` (hash `old`) by the next
+/// generation's (hash `new`); false when the device moved on or was revoked.
+///
+/// # Errors
+/// SQLite errors.
+pub fn rotate_generation(
+    conn: &Connection,
+    id: &str,
+    generation: i64,
+    old: &[u8],
+    new: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE devices SET refresh_hash = ?4, refresh_generation = ?2 + 1, last_seen_at = ?5
+             WHERE id = ?1 AND refresh_generation = ?2 AND refresh_hash = ?3 AND revoked_at IS NULL",
+        )?
+        .execute(params![id, generation, old, new, now_ms])?
         == 1)
 }
 

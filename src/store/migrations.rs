@@ -5,8 +5,11 @@
 
 use rusqlite_migration::{M, Migrations};
 
-const SYSTEM_STEPS: &[M<'static>] =
-    &[M::up(include_str!("migrations/system/0001_orgs.sql")).comment("registry of created orgs")];
+const SYSTEM_STEPS: &[M<'static>] = &[
+    M::up(include_str!("migrations/system/0001_orgs.sql")).comment("registry of created orgs"),
+    M::up(include_str!("migrations/system/0002_setup_secret.sql"))
+        .comment("the single-use setup secret of a new installation"),
+];
 
 const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0001_tokens_audit.sql"))
@@ -35,6 +38,19 @@ const ORG_STEPS: &[M<'static>] = &[
     .comment("no per-concept index of deltas: pushes fold on from the stored states"),
     M::up(include_str!("migrations/org/0012_per_engineer_keys.sql"))
         .comment("weekly activity keyed by engineer first; concept states indexed by concept only"),
+    M::up(include_str!("migrations/org/0013_sign_in_browser.sql"))
+        .comment("sign-ins in progress bound to the browser that started them"),
+    M::up(include_str!("migrations/org/0014_refresh_generations.sql")).comment(
+        "the generation of each device's current refresh token, to detect any superseded one",
+    ),
+    M::up(include_str!("migrations/org/0015_nested_groups.sql")).comment(
+        "direct group members, users and groups; group_members becomes the effective membership",
+    ),
+    M::up(include_str!("migrations/org/0016_privacy_releases.sql")).comment(
+        "aggregate releases per scope and period, their members, kept weeks and team sightings",
+    ),
+    M::up(include_str!("migrations/org/0017_oidc_test_logins.sql"))
+        .comment("test sign-ins in progress, started from the admin page's checklist"),
 ];
 
 /// Migrations of `system.db`.
@@ -57,8 +73,8 @@ mod tests {
     fn migrations_are_valid() {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
-        assert_eq!(SYSTEM_VERSION, 1);
-        assert_eq!(ORG_VERSION, 12);
+        assert_eq!(SYSTEM_VERSION, 2);
+        assert_eq!(ORG_VERSION, 17);
     }
 
     #[test]

@@ -9,12 +9,14 @@ pub mod concepts;
 pub mod db;
 pub mod deltas;
 pub mod devices;
+pub mod groups;
 mod lock;
 pub mod migrations;
 pub mod orgs;
 mod readers;
 pub mod scim;
 pub mod sessions;
+pub mod setup;
 pub mod tokens;
 pub mod users;
 
@@ -86,6 +88,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A secret stored beside a row (a session id, a CSRF token) could not
+    /// be made: the operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] crate::secrets::RandomError),
 }
 
 impl StoreError {
@@ -124,6 +130,9 @@ impl StoreError {
                 "check that {} exists and the service user may read and write it",
                 path.display()
             ),
+            Self::Random(_) => {
+                "check the kernel's random source (getrandom, /dev/urandom) and the logs".into()
+            }
         }
     }
 }
@@ -144,6 +153,8 @@ pub struct OrgDb {
     pub slug: OrgSlug,
     pub name: String,
     pub db: Db,
+    /// Draws the noise of this org's aggregate releases (`crate::privacy`).
+    pub noise_key: crate::crypto::SecretKey,
 }
 
 /// The open store.
@@ -352,6 +363,9 @@ impl Store {
                     slug: org.slug.clone(),
                     name: org.name.clone(),
                     db,
+                    noise_key: crate::crypto::SecretKey::new(
+                        master.derive(KeyPurpose::PrivacyNoise(&org.slug)),
+                    ),
                 },
             );
         }

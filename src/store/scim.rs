@@ -122,17 +122,40 @@ pub fn users_page(
         .collect()
 }
 
-/// Every membership of a live user as (user id, group id, group display
-/// name), each user's groups oldest first: one query instead of one per
-/// user when every user is rendered.
+/// One of a user's groups: id, display name, and whether the membership
+/// is direct (else through a nested group).
+pub type Membership = (String, String, bool);
+
+/// Every effective membership of a live user as (user id, membership),
+/// each user's groups oldest first: one query instead of one per user when
+/// every user is rendered.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn all_memberships(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
-    const SQL: &str = "SELECT m.user_id, g.id, g.display_name FROM group_members m
+pub fn all_memberships(conn: &Connection) -> rusqlite::Result<Vec<(String, Membership)>> {
+    const SQL: &str = "SELECT m.user_id, g.id, g.display_name,
+             EXISTS (SELECT 1 FROM group_direct d WHERE d.group_id = m.group_id
+                     AND d.member_id = m.user_id AND d.member_type = 'User')
+         FROM group_members m
          JOIN groups g ON g.id = m.group_id ORDER BY m.user_id, g.created_at, g.id";
     conn.prepare_cached(SQL)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
+        .collect()
+}
+
+/// The groups `user_id` is in, directly or through nested groups, oldest
+/// first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn memberships(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<Membership>> {
+    const SQL: &str = "SELECT g.id, g.display_name,
+             EXISTS (SELECT 1 FROM group_direct d WHERE d.group_id = m.group_id
+                     AND d.member_id = m.user_id AND d.member_type = 'User')
+         FROM group_members m JOIN groups g ON g.id = m.group_id
+         WHERE m.user_id = ?1 ORDER BY g.created_at, g.id";
+    conn.prepare_cached(SQL)?
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect()
 }
 
@@ -166,8 +189,7 @@ pub fn mark_deleted(
     freed_name: &str,
     now_ms: i64,
 ) -> rusqlite::Result<bool> {
-    conn.prepare_cached("DELETE FROM group_members WHERE user_id = ?1")?
-        .execute([id])?;
+    super::groups::remove_user(conn, id)?;
     Ok(conn
         .prepare_cached(
             "UPDATE users SET deleted_at = ?3, active = 0, user_name = ?2, updated_at = ?3
@@ -240,17 +262,23 @@ pub fn update_group(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Deletes a group and its memberships.
+/// Deletes a group and its memberships; the groups it was nested in lose
+/// the users who were theirs through it.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn delete_group(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    let parents = super::groups::parents(conn, id)?;
     conn.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
         .execute([id])?;
-    Ok(conn
+    let deleted = conn
         .prepare_cached("DELETE FROM groups WHERE id = ?1")?
         .execute([id])?
-        == 1)
+        == 1;
+    for p in parents {
+        super::groups::refresh(conn, &p)?;
+    }
+    Ok(deleted)
 }
 
 /// # Errors
@@ -290,8 +318,8 @@ pub fn groups_by_external_id(conn: &Connection, value: &str) -> rusqlite::Result
         .collect()
 }
 
-/// Groups that have the user `user_id` as a member (index
-/// `group_members_user`).
+/// Groups that have the user `user_id` as a member, directly or through
+/// nested groups (index `group_members_user`).
 ///
 /// # Errors
 /// SQLite errors.
@@ -342,58 +370,22 @@ pub fn groups_page(
         .collect()
 }
 
-/// The live members of a group: (user id, user name), oldest first.
+/// The live direct user members of a group: (user id, user name), oldest
+/// first.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn members(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<(String, String)>> {
-    const SQL: &str =
-        "SELECT u.id, u.user_name FROM group_members m JOIN users u ON u.id = m.user_id
-         WHERE m.group_id = ?1 AND u.deleted_at IS NULL ORDER BY u.created_at, u.id";
-    conn.prepare_cached(SQL)?
-        .query_map([group_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect()
+    super::groups::direct_users(conn, group_id)
 }
 
-/// Replaces the members of a group with exactly `user_ids`. Only the
-/// memberships that change are written: each one moves that member's share
-/// of the team's aggregates (migration 0009's triggers).
+/// Replaces the direct user members of a group with exactly `user_ids`.
+/// Only the memberships that change are written: each one moves that
+/// member's share of the aggregates of the team and of every team it is
+/// nested in (migration 0009's triggers, through `groups::refresh`).
 ///
 /// # Errors
 /// SQLite errors.
 pub fn set_members(conn: &Connection, group_id: &str, user_ids: &[String]) -> rusqlite::Result<()> {
-    let keep = serde_json::to_string(user_ids).unwrap_or_else(|_| "[]".into());
-    conn.prepare_cached(
-        "DELETE FROM group_members WHERE group_id = ?1
-         AND user_id NOT IN (SELECT value FROM json_each(?2))",
-    )?
-    .execute([group_id, keep.as_str()])?;
-    let mut add = conn.prepare_cached(
-        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
-    )?;
-    for u in user_ids {
-        add.execute([group_id, u.as_str()])?;
-    }
-    Ok(())
-}
-
-/// Whether the user `id` was deleted over SCIM.
-///
-/// # Errors
-/// SQLite errors.
-pub fn is_deleted(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT deleted_at IS NOT NULL FROM users WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()
-        .map(|d| d.unwrap_or(false))
-}
-
-/// The ids of every user deleted over SCIM.
-///
-/// # Errors
-/// SQLite errors.
-pub fn deleted_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    conn.prepare_cached("SELECT id FROM users WHERE deleted_at IS NOT NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect()
+    super::groups::set_direct(conn, group_id, super::groups::MemberType::User, user_ids)
 }

@@ -143,19 +143,24 @@ pub fn touch(conn: &Connection, hash: &[u8], now_ms: i64) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Records a fresh IdP authentication on the session.
+/// Records a fresh IdP authentication on the session `old` and gives it
+/// the id `new`, with no grace period for `old` or the id before it.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn set_auth_time(
+pub fn reauthenticate(
     conn: &Connection,
-    hash: &[u8],
+    old: &[u8],
+    new: &[u8],
     auth_time_ms: i64,
     amr: &str,
+    now_ms: i64,
 ) -> rusqlite::Result<bool> {
+    const SQL: &str = "UPDATE sessions SET id_hash = ?2, prev_hash = NULL, prev_valid_until = NULL,
+         auth_time = ?3, amr = ?4, rotated_at = ?5, last_seen_at = ?5 WHERE id_hash = ?1";
     Ok(conn
-        .prepare_cached("UPDATE sessions SET auth_time = ?2, amr = ?3 WHERE id_hash = ?1")?
-        .execute(params![hash, auth_time_ms, amr])?
+        .prepare_cached(SQL)?
+        .execute(params![old, new, auth_time_ms, amr, now_ms])?
         == 1)
 }
 
@@ -199,6 +204,8 @@ pub struct LoginRow {
     pub pkce_verifier: String,
     pub return_to: String,
     pub reauth: bool,
+    /// SHA-256 of the secret of the browser that started the sign-in.
+    pub browser_hash: Vec<u8>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -207,10 +214,10 @@ pub struct LoginRow {
 /// SQLite errors.
 pub fn insert_login(conn: &Connection, l: &LoginRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO oidc_logins (state_hash, nonce, pkce_verifier, return_to, reauth, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO oidc_logins (state_hash, nonce, pkce_verifier, return_to, reauth, browser_hash, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![l.state_hash, l.nonce, l.pkce_verifier, l.return_to, l.reauth, l.created_at, l.expires_at])?;
+    .execute(params![l.state_hash, l.nonce, l.pkce_verifier, l.return_to, l.reauth, l.browser_hash, l.created_at, l.expires_at])?;
     Ok(())
 }
 
@@ -228,7 +235,7 @@ pub fn take_login(
         .execute([now_ms])?;
     conn.prepare_cached(
         "DELETE FROM oidc_logins WHERE state_hash = ?1
-         RETURNING state_hash, nonce, pkce_verifier, return_to, reauth, created_at, expires_at",
+         RETURNING state_hash, nonce, pkce_verifier, return_to, reauth, browser_hash, created_at, expires_at",
     )?
     .query_row([hash], |r| {
         Ok(LoginRow {
@@ -237,8 +244,9 @@ pub fn take_login(
             pkce_verifier: r.get(2)?,
             return_to: r.get(3)?,
             reauth: r.get(4)?,
-            created_at: r.get(5)?,
-            expires_at: r.get(6)?,
+            browser_hash: r.get(5)?,
+            created_at: r.get(6)?,
+            expires_at: r.get(7)?,
         })
     })
     .optional()

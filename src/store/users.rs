@@ -1,4 +1,12 @@
 //! SQL of users, groups and memberships (see `crate::users`).
+//!
+//! One rule for users deleted over SCIM (who wait out their deletion hold
+//! with `deleted_at` set): the lookups here do not see them, so no caller
+//! has to remember to check. The two that must see every row say so in
+//! their names or docs: [`by_id_including_deleted`] (reading what is held
+//! during the deletion hold), [`by_user_name_including_deleted`]
+//! (uniqueness, as the index counts every row) and [`by_identity`] (a
+//! deleted person's identity must stay refused, never be created afresh).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -94,10 +102,28 @@ pub fn update(conn: &Connection, u: &UserRow) -> rusqlite::Result<bool> {
 /// # Errors
 /// SQLite errors.
 pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = ?1 AND deleted_at IS NULL"
+    );
+    conn.prepare_cached(SQL)?.query_row([id], user).optional()
+}
+
+/// Like [`by_id`], a user deleted over SCIM included: for reading what is
+/// still held about them during the deletion hold.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_id_including_deleted(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
     const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
     conn.prepare_cached(SQL)?.query_row([id], user).optional()
 }
 
+/// The user who signs in as (`issuer`, `subject`), deleted over SCIM or
+/// not: the caller refuses a deleted (inactive) one, and must never create
+/// a second row for the same identity.
+///
 /// # Errors
 /// SQLite errors.
 pub fn by_identity(
@@ -123,11 +149,67 @@ pub fn by_user_name(conn: &Connection, user_name: &str) -> rusqlite::Result<Opti
     const SQL: &str = concat!(
         "SELECT ",
         user_columns!(),
+        " FROM users WHERE user_name = ?1 COLLATE NOCASE AND deleted_at IS NULL"
+    );
+    conn.prepare_cached(SQL)?
+        .query_row([user_name], user)
+        .optional()
+}
+
+/// Like [`by_user_name`], users deleted over SCIM included: for checks of
+/// uniqueness, since the index on `user_name` counts every row.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_user_name_including_deleted(
+    conn: &Connection,
+    user_name: &str,
+) -> rusqlite::Result<Option<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
         " FROM users WHERE user_name = ?1 COLLATE NOCASE"
     );
     conn.prepare_cached(SQL)?
         .query_row([user_name], user)
         .optional()
+}
+
+/// Accounts without an identity yet that list `email` (case-insensitive)
+/// among their emails: candidates for linking by verified email.
+///
+/// # Errors
+/// SQLite errors.
+pub fn unlinked_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE oidc_subject IS NULL AND EXISTS (
+             SELECT 1 FROM json_each(users.emails) e
+             WHERE lower(json_extract(e.value, '$.value')) = lower(?1))"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([email], user)?
+        .collect()
+}
+
+/// SCIM-provisioned accounts without an identity yet whose `externalId`
+/// is `external_id`: candidates for linking by the IdP's externalId.
+///
+/// # Errors
+/// SQLite errors.
+pub fn unlinked_by_external_id(
+    conn: &Connection,
+    external_id: &str,
+) -> rusqlite::Result<Vec<UserRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE oidc_subject IS NULL AND provisioned_by = 'scim' AND external_id = ?1"
+    );
+    conn.prepare_cached(SQL)?
+        .query_map([external_id], user)?
+        .collect()
 }
 
 /// # Errors
@@ -136,12 +218,13 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
     const SQL: &str = concat!(
         "SELECT ",
         user_columns!(),
-        " FROM users ORDER BY user_name COLLATE NOCASE"
+        " FROM users WHERE deleted_at IS NULL ORDER BY user_name COLLATE NOCASE"
     );
     conn.prepare_cached(SQL)?.query_map([], user)?.collect()
 }
 
-/// Names of the groups `user_id` belongs to.
+/// Names of the groups `user_id` belongs to, directly or through nested
+/// groups (the effective membership: what `admin_groups` is matched to).
 ///
 /// # Errors
 /// SQLite errors.
@@ -190,9 +273,10 @@ pub fn ensure_group(
     Ok(id_if_new.to_string())
 }
 
-/// Replaces `user_id`'s memberships with exactly `group_ids`. Only the
-/// memberships that change are written: each one moves the user's share of
-/// the team's aggregates (migration 0009's triggers).
+/// Replaces the groups `user_id` is a direct member of with exactly
+/// `group_ids`. Only the memberships that change are written: each one
+/// moves the user's share of the aggregates of the team and of the teams it
+/// is nested in (migration 0009's triggers, through `groups::refresh`).
 ///
 /// # Errors
 /// SQLite errors.
@@ -201,17 +285,5 @@ pub fn set_memberships(
     user_id: &str,
     group_ids: &[String],
 ) -> rusqlite::Result<()> {
-    let keep = serde_json::to_string(group_ids).unwrap_or_else(|_| "[]".into());
-    conn.prepare_cached(
-        "DELETE FROM group_members WHERE user_id = ?1
-         AND group_id NOT IN (SELECT value FROM json_each(?2))",
-    )?
-    .execute([user_id, keep.as_str()])?;
-    let mut add = conn.prepare_cached(
-        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
-    )?;
-    for g in group_ids {
-        add.execute([g.as_str(), user_id])?;
-    }
-    Ok(())
+    super::groups::set_user_groups(conn, user_id, group_ids)
 }

@@ -9,11 +9,12 @@ pub mod wire;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalogue::CUSTOM_PREFIX;
 use crate::clock::{from_millis, to_millis};
+use crate::skill::Delta;
+use crate::skill::catalogue::CUSTOM_PREFIX;
 use crate::store::deltas as sql;
 use crate::store::{OrgDb, StoreError, concepts as concept_sql};
-use wire::{Delta, WireError};
+use wire::WireError;
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -173,7 +174,7 @@ mod tests {
         Delta {
             id: uuid::Uuid::from_u128(id),
             concept: concept.into(),
-            transition: wire::Transition::Seen,
+            transition: crate::skill::Transition::Seen,
             at: Utc
                 .with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
                 .single()

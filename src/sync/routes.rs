@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 
 use super::PushError;
 use super::wire::{self, MAX_BODY};
-use crate::catalogue::custom::{KnownIds, OrgConcepts};
+use crate::catalogue::{KnownIds, OrgConcepts};
 use crate::devices::{self, DeviceError};
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, Meta, session_layer};
-use crate::http::ratelimit::{RouteClass, enforce};
+use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
 use crate::http::{AppState, blocking};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -27,15 +27,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(limited(RouteClass::Sync));
     let pairing = Router::new()
         .route("/api/v1/devices/pair", post(post_pair))
-        .route("/api/v1/devices/token", post(post_token))
         .route("/api/v1/me/pairing-codes", post(post_pairing_code))
         .route_layer(limited(RouteClass::Pairing));
+    let refresh = Router::new()
+        .route("/api/v1/devices/token", post(post_token))
+        .route_layer(limited(RouteClass::Refresh));
     let general = Router::new()
         .route("/api/v1/concepts", get(get_concepts))
         .route("/api/v1/me/devices", get(get_devices))
         .route("/api/v1/me/devices/{id}", delete(delete_device))
         .route_layer(limited(RouteClass::General));
     sync.merge(pairing)
+        .merge(refresh)
         .merge(general)
         .route_layer(from_fn_with_state(state.clone(), session_layer))
 }
@@ -55,6 +58,7 @@ async fn post_deltas(
     caller: ApiCaller,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
+    admit_caller(&state, RouteClass::Sync, &Caller::of_api(&caller))?;
     let now = state.clock.now();
     let st = state.clone();
     let pushed = blocking(move || {
@@ -96,6 +100,7 @@ async fn get_deltas(
     caller: ApiCaller,
     Query(q): Query<PullQuery>,
 ) -> Result<Json<Value>, AppError> {
+    admit_caller(&state, RouteClass::Sync, &Caller::of_api(&caller))?;
     let since = q.since.unwrap_or(0);
     if since < 0 {
         return Err(AppError::BadRequest(
@@ -196,8 +201,14 @@ async fn post_token(
         .map_err(|e| AppError::BadRequest(format!("expected {{\"refresh_token\": ...}}: {e}")))?;
     let now = state.clock.now();
     let st = state.clone();
-    let grant =
-        blocking(move || Ok(devices::refresh(&st.store, &b.refresh_token, &meta, now)?)).await?;
+    let grant = blocking(move || {
+        // The device's own budget, once the token says which device it is.
+        if let Some((org, id)) = devices::device_of(&st.store, &b.refresh_token)? {
+            admit_caller(&st, RouteClass::Refresh, &Caller::Device { org, id })?;
+        }
+        Ok(devices::refresh(&st.store, &b.refresh_token, &meta, now)?)
+    })
+    .await?;
     Ok(Json(json!(grant)))
 }
 

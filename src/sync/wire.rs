@@ -5,62 +5,16 @@
 //! bad delta is refused whole.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::catalogue::custom::{KnownIds, Standing};
-use crate::catalogue::valid_slug;
+use crate::catalogue::{KnownIds, Standing};
+use crate::skill::catalogue::valid_slug;
+use crate::skill::delta::{Delta, Transition};
 
 /// Most deltas one request may carry.
 pub const MAX_DELTAS: usize = 1000;
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
-
-/// What happened to an engineer and a concept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transition {
-    Seen,
-    Explained,
-    CheckPassed,
-    CheckFailed,
-    Demonstrated,
-}
-
-impl Transition {
-    pub const ALL: [Transition; 5] = [
-        Self::Seen,
-        Self::Explained,
-        Self::CheckPassed,
-        Self::CheckFailed,
-        Self::Demonstrated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Seen => "seen",
-            Self::Explained => "explained",
-            Self::CheckPassed => "check_passed",
-            Self::CheckFailed => "check_failed",
-            Self::Demonstrated => "demonstrated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-/// One validated delta.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delta {
-    pub id: uuid::Uuid,
-    pub concept: String,
-    pub transition: Transition,
-    pub at: DateTime<Utc>,
-    /// FSRS rating 1..=4, only on checks.
-    pub grade: Option<u8>,
-}
 
 /// Why a batch was refused: where, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -116,6 +116,24 @@ impl AdminCtx {
         }
     }
 
+    /// The operator, recorded in the audit log as `audit` says (a tool
+    /// that names the operator itself, or a test).
+    pub fn operator_as(audit: Context) -> Self {
+        Self {
+            audit,
+            admin_id: None,
+        }
+    }
+
+    /// The operator acting through the setup link of a new installation
+    /// (`crate::setup::link`), from the request in `audit`.
+    pub(crate) fn setup(audit: Context) -> Self {
+        Self {
+            audit,
+            admin_id: None,
+        }
+    }
+
     /// An admin whose session was checked for role and fresh sign-in.
     pub(crate) fn for_admin(audit: Context, admin_id: String) -> Self {
         Self {
@@ -152,13 +170,14 @@ fn load(conn: &rusqlite::Connection, row: UserRow) -> Result<User, UserError> {
     Ok(User::from_row(row, groups))
 }
 
-/// The user with this id.
+/// The user with this id, one deleted over SCIM included (with `active`
+/// false): what is still held about them during the deletion hold.
 ///
 /// # Errors
 /// [`UserError::NotFound`].
 pub fn get(org: &OrgDb, id: &str) -> Result<User, UserError> {
     org.db.read(|c| {
-        let row = sql::by_id(c, id)?.ok_or(UserError::NotFound)?;
+        let row = sql::by_id_including_deleted(c, id)?.ok_or(UserError::NotFound)?;
         load(c, row)
     })
 }
@@ -184,10 +203,8 @@ pub fn find(org: &OrgDb, id_or_name: &str) -> Result<User, UserError> {
 /// Store errors.
 pub fn list(org: &OrgDb) -> Result<Vec<User>, UserError> {
     org.db.read(|c| {
-        let deleted = crate::store::scim::deleted_ids(c)?;
         sql::list(c)?
             .into_iter()
-            .filter(|r| !deleted.contains(&r.id))
             .map(|r| load(c, r))
             .collect::<Result<Vec<_>, _>>()
     })
@@ -203,7 +220,7 @@ pub fn teams(org: &OrgDb) -> Result<Vec<String>, StoreError> {
         .read(|c| sql::all_group_names(c).map_err(StoreError::from))
 }
 
-fn check_user_name(name: &str) -> Result<(), UserError> {
+pub(crate) fn check_user_name(name: &str) -> Result<(), UserError> {
     let n = name.chars().count();
     if n == 0 || n > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(UserError::Invalid(
@@ -278,9 +295,7 @@ pub fn set_active(
     now: DateTime<Utc>,
 ) -> Result<User, UserError> {
     org.db.write(|tx| {
-        if crate::store::scim::is_deleted(tx, id)? {
-            return Err(UserError::NotFound);
-        }
+        // `by_id` does not see a user deleted over SCIM.
         let mut row = sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
         row.active = active;
         row.updated_at = to_millis(now);
@@ -338,6 +353,59 @@ pub fn set_admin(
         Ok::<_, UserError>(())
     })?;
     get(org, id)
+}
+
+/// Links the IdP identity (`issuer`, `subject`) to an account by hand: the
+/// only way onto an account holding the admin role, which a sign-in never
+/// takes over by itself (see [`signin`]). The subject is the one the
+/// refused sign-in showed the person, and the `sign_in.failed` audit row
+/// recorded. Audited as `user.link`.
+///
+/// # Errors
+/// [`UserError::NotFound`]; [`UserError::Invalid`] when the account has
+/// an identity already or the identity belongs to another account.
+pub fn link(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id_or_name: &str,
+    issuer: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    if issuer.trim().is_empty() || subject.trim().is_empty() {
+        return Err(UserError::Invalid(
+            "give the issuer and the subject of the identity to link".into(),
+        ));
+    }
+    let user = find(org, id_or_name)?;
+    org.db.write(|tx| {
+        let mut row = sql::by_id(tx, &user.id)?.ok_or(UserError::NotFound)?;
+        if let Some(current) = &row.oidc_subject {
+            return Err(UserError::Invalid(format!(
+                "{} is already linked to the subject {current}; nothing changed",
+                row.user_name
+            )));
+        }
+        if let Some(other) = sql::by_identity(tx, issuer, subject)? {
+            return Err(UserError::Invalid(format!(
+                "that identity already signs in as {}; nothing changed",
+                other.user_name
+            )));
+        }
+        row.oidc_issuer = Some(issuer.to_string());
+        row.oidc_subject = Some(subject.to_string());
+        row.updated_at = to_millis(now);
+        sql::update(tx, &row)?;
+        admin.audit().record(
+            tx,
+            "user.link",
+            Some(&row.id),
+            &json!({ "issuer": issuer, "subject": subject, "by": "operator" }),
+            now,
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    get(org, &user.id)
 }
 
 /// Ends every session of a user. Audited as `sessions.revoke_all`.

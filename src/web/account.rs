@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::PageError;
 use super::error::redirect_with_cookie;
-use super::pages::{AccountPage, DeviceLine, SessionLine, render};
+use super::pages::{AccountPage, DeviceLine, OrgConceptLine, SessionLine, render};
 use crate::http::AppState;
 use chrono::{DateTime, Utc};
 
@@ -16,6 +16,36 @@ use crate::audit::Context;
 use crate::http::extract::{SignedIn, SignedInUser, check_csrf, clear_cookie};
 use crate::store::OrgDb;
 use crate::users::Role;
+
+/// One of the org's own concepts as every engineer sees it: what the
+/// kernel tags it from, so nobody is tagged against a keyword they cannot
+/// see (docs/privacy.md, "Who may see what").
+fn org_concept_line(c: crate::catalogue::custom::CustomConcept) -> OrgConceptLine {
+    let m = &c.concept.matchers;
+    let list = |what: &str, items: &[String]| {
+        (!items.is_empty()).then(|| format!("{what}: {}", items.join(", ")))
+    };
+    let matchers = [
+        list("keywords", &m.keywords),
+        list("imports", &m.imports),
+        list("APIs", &m.apis),
+        list("file extensions", &m.extensions),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("; ");
+    OrgConceptLine {
+        slug: c.concept.slug,
+        title: c.concept.title,
+        retired: c.retired_at.is_some(),
+        matchers: if matchers.is_empty() {
+            "none (tagged only by name)".into()
+        } else {
+            matchers
+        },
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfOnly {
@@ -38,10 +68,11 @@ async fn account_page(
     let who = me.who;
     let st = state.clone();
     let (slug, user_id) = (who.org.slug.to_string(), who.user.id.clone());
-    let (sessions, devices) = tokio::task::spawn_blocking(move || {
+    let (sessions, devices, custom) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
         let devices = crate::devices::list(org, &user_id).map_err(PageError::internal)?;
-        Ok::<_, PageError>((crate::sessions::list(org, &user_id)?, devices))
+        let custom = crate::catalogue::custom::list(org)?;
+        Ok::<_, PageError>((crate::sessions::list(org, &user_id)?, devices, custom))
     })
     .await
     .map_err(PageError::internal)??;
@@ -78,8 +109,10 @@ async fn account_page(
             name: d.name,
         })
         .collect();
+    let org_concepts = custom.into_iter().map(org_concept_line).collect();
     let role = who.role();
     Ok(render(&AccountPage {
+        org_concepts,
         devices,
         new_code,
         public_url: state

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::PageError;
 use super::pages::{AdminPage, MemberLine, TokenLine, render};
 use crate::http::AppState;
-use crate::http::extract::{AdminSession, SignedIn, SignedInUser, check_csrf};
+use crate::http::extract::{AdminSession, AdminViewer, check_csrf};
 use crate::tokens::{self, TokenError, TokenInfo, TokenKind};
 use crate::users::{self, Role};
 
@@ -23,39 +23,38 @@ pub async fn get_admin(
     State(state): State<AppState>,
     Path(_org): Path<String>,
     Query(q): Query<AdminQuery>,
-    me: SignedInUser,
+    me: AdminViewer,
 ) -> Result<Response, PageError> {
     let notice = q.done.map(|d| {
         match d.as_str() {
             "granted" => "Admin role granted.",
             "revoked" => "Admin role revoked.",
             "token-revoked" => "SCIM token revoked; the identity provider can no longer use it.",
+            "welcome" => "Welcome: you are this installation's first administrator. The setup checklist below shows what is left.",
             _ => "Sessions ended.",
         }
         .to_string()
     });
-    admin_page(&state, &me.who, notice, None).await
+    admin_page(&state, &me, notice, None).await
 }
 
 /// The administration page, with a token just created shown once.
 async fn admin_page(
     state: &AppState,
-    who: &SignedIn,
+    admin: &AdminViewer,
     notice: Option<String>,
     new_token: Option<(String, String)>,
 ) -> Result<Response, PageError> {
-    if who.role() != Role::Admin {
-        return Err(PageError::Forbidden(
-            "This page is for administrators of the organisation.".into(),
-        ));
-    }
+    let who = &admin.who;
     let st = state.clone();
     let slug = who.org.slug.to_string();
-    let (members, held) = tokio::task::spawn_blocking(move || {
+    let now = state.clock.now();
+    let (members, held, facts) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
         let members = users::list(org)?;
         let held = tokens::list(org).map_err(PageError::internal)?;
-        Ok::<_, PageError>((members, held))
+        let facts = crate::setup::checklist::facts(&st.settings, org, now)?;
+        Ok::<_, PageError>((members, held, facts))
     })
     .await
     .map_err(PageError::internal)??;
@@ -83,7 +82,6 @@ async fn admin_page(
             }
         })
         .collect();
-    let now = state.clock.now();
     let scim_tokens = held
         .into_iter()
         .filter(|t| t.kind == TokenKind::Scim)
@@ -108,8 +106,11 @@ async fn admin_page(
         scim_tokens,
         new_token,
         scim_url: format!("{base}/scim/v2"),
+        token_expiry_days: state.settings.scim_token_expiry.num_days(),
         csrf: who.session.csrf.clone(),
         notice,
+        checklist: crate::setup::checklist::items(&state.settings, &who.org, Some(&facts)),
+        can_test_sign_in: who.org.oidc.is_some(),
     }))
 }
 
@@ -127,6 +128,7 @@ fn token_line(t: TokenInfo, now: chrono::DateTime<chrono::Utc>) -> TokenLine {
         name: t.name,
         created: day(t.created_at),
         created_by: t.created_by,
+        expires: t.expires_at.map_or_else(|| "never".into(), day),
         last_used: t.last_used_at.map_or_else(|| "never".into(), day),
         state,
     }
@@ -151,17 +153,25 @@ pub async fn post_scim_token(
     let st = state.clone();
     let now = state.clock.now();
     let name = form.name.trim().to_string();
-    let ctx = admin.ctx.audit().clone();
+    let ctx = admin.ctx.clone();
     let (info, secret) = tokio::task::spawn_blocking(move || {
-        tokens::create(st.store.org(&org)?, TokenKind::Scim, &name, None, &ctx, now)
-            .map_err(token_error)
+        let expires = now + st.settings.scim_token_expiry;
+        tokens::create(
+            st.store.org(&org)?,
+            TokenKind::Scim,
+            &name,
+            Some(expires),
+            &ctx,
+            now,
+        )
+        .map_err(token_error)
     })
     .await
     .map_err(PageError::internal)??;
     let notice = format!("SCIM token {} created.", info.name);
     admin_page(
         &state,
-        &admin.who,
+        &admin.viewer(),
         Some(notice),
         Some((info.name, secret.expose().to_string())),
     )
@@ -179,7 +189,7 @@ pub async fn post_revoke_scim_token(
     let st = state.clone();
     let now = state.clock.now();
     let slug = org.clone();
-    let ctx = admin.ctx.audit().clone();
+    let ctx = admin.ctx.clone();
     tokio::task::spawn_blocking(move || {
         let db = st.store.org(&slug)?;
         // Only SCIM tokens are managed here.
@@ -225,8 +235,14 @@ pub async fn post_set_admin(
     let st = state.clone();
     let now = state.clock.now();
     let slug = org.clone();
+    let settings = admin.who.org.clone();
     tokio::task::spawn_blocking(move || {
-        users::set_admin(st.store.org(&slug)?, &admin.ctx, &id, grant, now).map(|_| ())
+        let db = st.store.org(&slug)?;
+        users::set_admin(db, &admin.ctx, &id, grant, now)?;
+        // A demoted admin's SCIM tokens go with the role.
+        tokens::revoke_for_lost_admins(db, &settings, admin.ctx.audit(), now)
+            .map(|_| ())
+            .map_err(PageError::internal)
     })
     .await
     .map_err(PageError::internal)??;

@@ -1,8 +1,9 @@
 //! The org aggregates page for admins: per domain and concept, how many
 //! engineers have seen and demonstrated it, retention observed and
 //! predicted, and a weekly trend drawn with CSS bars (no script), for the
-//! whole org or one team. The numbers come from `graph::aggregates`, with
-//! its suppression and exclusions; this module only lays them out.
+//! whole org or one team. The numbers are a release of `crate::privacy`
+//! (noisy, fixed for the week, refused when it would single people out);
+//! this module lays them out and says how they are protected.
 
 use std::collections::BTreeMap;
 
@@ -12,12 +13,13 @@ use serde::Deserialize;
 
 use super::PageError;
 use super::pages::{AggregateLine, AggregatesPage, Bar, DomainSection, render};
-use crate::catalogue::Catalogue;
-use crate::graph::aggregates::{self, AggregateError, ConceptAggregate, Scope};
+use crate::graph::aggregates::ConceptAggregate;
 use crate::graph::trend::{self, WeekCount};
 use crate::http::AppState;
-use crate::http::extract::SignedInUser;
-use crate::users::{self, Role};
+use crate::http::extract::AdminViewer;
+use crate::privacy::{self, Release, ReleaseError};
+use crate::skill::Catalogue;
+use crate::users;
 
 /// Bar heights run from 0 to this many steps (`.h0` to `.h8` in the CSS).
 const STEPS: i64 = 8;
@@ -31,33 +33,30 @@ pub async fn get_aggregates(
     State(state): State<AppState>,
     Path(_org): Path<String>,
     Query(q): Query<AggregatesQuery>,
-    me: SignedInUser,
+    me: AdminViewer,
 ) -> Result<Response, PageError> {
     let who = me.who;
-    if who.role() != Role::Admin {
-        return Err(PageError::Forbidden(
-            "This page is for administrators of the organisation.".into(),
-        ));
-    }
     let team = q.team.filter(|t| !t.trim().is_empty());
     let (st, slug, asked) = (state.clone(), who.org.slug.to_string(), team.clone());
     let now = state.clock.now();
-    let min_cohort = state.settings.min_cohort;
+    let audit = me.audit;
     let (teams, found) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
-        let scope = Scope {
+        let req = privacy::Request {
             team: asked.as_deref(),
             now,
             weeks: trend::DEFAULT_WEEKS,
-            min_cohort,
         };
-        let found = aggregates::org_aggregates(org, &st.catalogue, scope);
+        let found = privacy::release(org, &st.catalogue, &req, st.settings.privacy, &audit);
         Ok::<_, PageError>((users::teams(org)?, found))
     })
     .await
     .map_err(PageError::internal)??;
-    let (domains, notice) = figures(found, &state.catalogue)?;
-    let weeks = trend::empty(now, trend::DEFAULT_WEEKS);
+    let params = found.as_ref().map_or(state.settings.privacy, |r| r.params);
+    let period = found.as_ref().map(|r| r.period.clone()).unwrap_or_default();
+    let (domains, hidden, notice) = figures(found, &state.catalogue)?;
+    let last_closed = now - chrono::Duration::days(7);
+    let weeks = trend::empty(last_closed, trend::DEFAULT_WEEKS);
     Ok(render(&AggregatesPage {
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
@@ -70,35 +69,45 @@ pub async fn get_aggregates(
             })
             .collect(),
         team,
-        min_cohort,
+        min_cohort: params.min_cohort as usize,
+        protection: params.protection(),
+        period,
         first_week: weeks.first().map(|w| w.week.clone()).unwrap_or_default(),
         last_week: weeks.last().map(|w| w.week.clone()).unwrap_or_default(),
         notice,
+        hidden,
         domains,
     }))
 }
 
-/// The tables to show, or why there are none: an unknown team, or one
-/// too small to show without singling people out.
+/// The tables to show and how many concepts are suppressed, or why there
+/// is no release: an unknown team, or one the privacy rules refuse.
 fn figures(
-    found: Result<Vec<ConceptAggregate>, AggregateError>,
+    found: Result<Release, ReleaseError>,
     catalogue: &Catalogue,
-) -> Result<(Vec<DomainSection>, Option<String>), PageError> {
+) -> Result<(Vec<DomainSection>, usize, Option<String>), PageError> {
     match found {
-        Ok(rows) => Ok((sections(rows, catalogue), None)),
-        Err(AggregateError::UnknownTeam(name)) => Ok((
+        Ok(r) => {
+            let hidden = r.concepts.iter().filter(|c| c.suppressed).count();
+            let shown = r.concepts.into_iter().filter(|c| !c.suppressed).collect();
+            Ok((sections(shown, catalogue), hidden, None))
+        }
+        Err(ReleaseError::UnknownTeam(name)) => Ok((
             Vec::new(),
+            0,
             Some(format!(
                 "No team is named “{name}”. Choose one from the list."
             )),
         )),
-        Err(AggregateError::TeamTooSmall(n)) => Ok((
+        Err(ReleaseError::TeamTooSmall(n)) => Ok((
             Vec::new(),
+            0,
             Some(format!(
                 "This team has fewer than {n} counted engineers, so none of its figures are shown: they would single people out."
             )),
         )),
-        Err(AggregateError::Store(e)) => Err(e.into()),
+        Err(ReleaseError::Store(e)) => Err(e.into()),
+        Err(refused) => Ok((Vec::new(), 0, Some(format!("Not shown: {refused}.")))),
     }
 }
 

@@ -112,23 +112,27 @@ impl IntoResponse for PageError {
             Self::SignIn { org, err } => {
                 let status = match err.as_ref() {
                     SsoError::IdpUnavailable(_) => StatusCode::BAD_GATEWAY,
-                    SsoError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    e if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
                     SsoError::Refused(_) | SsoError::MfaRequired => StatusCode::FORBIDDEN,
+                    SsoError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                if matches!(err.as_ref(), SsoError::Store(_)) {
+                let retry_after = match err.as_ref() {
+                    SsoError::TooManySignIns(secs) => Some(*secs),
+                    _ => None,
+                };
+                if err.is_internal() {
                     tracing::error!(error = %err, "sign-in failed");
                 } else {
                     tracing::warn!(reason = err.code(), error = %err, "sign-in failed");
                 }
                 let message = match err.as_ref() {
-                    SsoError::Refused(_) | SsoError::Store(_) => {
-                        "Sign-in did not complete.".to_string()
-                    }
+                    e if e.is_internal() => "Sign-in did not complete.".to_string(),
+                    SsoError::Refused(_) => "Sign-in did not complete.".to_string(),
                     other => format!("Sign-in did not complete: {other}."),
                 };
                 let again = format!("/o/{org}/login");
-                page(
+                let mut res = page(
                     status,
                     ErrorPage::new(
                         "Sign-in failed",
@@ -136,7 +140,12 @@ impl IntoResponse for PageError {
                         Some(err.advice()),
                         Some((&again, "Back to sign-in")),
                     ),
-                )
+                );
+                if let Some(secs) = retry_after {
+                    res.headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, secs.into());
+                }
+                res
             }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "page failed");

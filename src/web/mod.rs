@@ -8,7 +8,9 @@ mod admin;
 mod aggregates;
 mod error;
 mod pages;
+mod setup;
 mod signin;
+mod test_signin;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -33,6 +35,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/o/{org}/break-glass/{secret}",
             get(signin::get_break_glass).post(signin::post_break_glass),
+        )
+        .route(
+            "/setup/{secret}",
+            get(setup::get_setup).post(setup::post_setup),
+        )
+        .route(
+            "/o/{org}/admin/test-sign-in",
+            get(test_signin::get_test_sign_in),
         )
         .route_layer(from_fn_with_state(
             (state.clone(), RouteClass::SignIn),

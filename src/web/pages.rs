@@ -54,6 +54,8 @@ pub struct LoginPage {
     pub notice: Option<String>,
     pub sso_configured: bool,
     pub start_url: String,
+    /// Only for a visitor on the server's own machine, with no SSO.
+    pub local_help: Option<super::setup::LocalHelp>,
 }
 
 pub struct SessionLine {
@@ -77,6 +79,8 @@ pub struct DeviceLine {
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {
+    /// The org's own concepts and what tags them.
+    pub org_concepts: Vec<OrgConceptLine>,
     pub devices: Vec<DeviceLine>,
     /// A pairing code just created: (code, expiry), shown once.
     pub new_code: Option<(String, String)>,
@@ -91,6 +95,14 @@ pub struct AccountPage {
     pub is_admin: bool,
     pub csrf: String,
     pub sessions: Vec<SessionLine>,
+}
+
+pub struct OrgConceptLine {
+    pub slug: String,
+    pub title: String,
+    pub retired: bool,
+    /// What the kernel tags it from, as text.
+    pub matchers: String,
 }
 
 pub struct MemberLine {
@@ -109,6 +121,8 @@ pub struct TokenLine {
     pub name: String,
     pub created: String,
     pub created_by: String,
+    /// The expiry date, or `never` (tokens the operator made without one).
+    pub expires: String,
     pub last_used: String,
     /// `active`, `revoked …` or `expired …`.
     pub state: String,
@@ -127,8 +141,14 @@ pub struct AdminPage {
     pub new_token: Option<(String, String)>,
     /// Where the identity provider sends SCIM requests.
     pub scim_url: String,
+    /// How long a token made here lives (`tokens.scim_expiry_days`).
+    pub token_expiry_days: i64,
     pub csrf: String,
     pub notice: Option<String>,
+    /// The setup checklist (`crate::setup::checklist`).
+    pub checklist: Vec<crate::setup::checklist::Item>,
+    /// Whether the test sign-in can run (the org has an identity provider).
+    pub can_test_sign_in: bool,
 }
 
 #[derive(Template)]
@@ -173,9 +193,15 @@ pub struct AggregatesPage {
     pub teams: Vec<(String, bool)>,
     pub team: Option<String>,
     pub min_cohort: usize,
+    /// How the figures are protected (docs/privacy.md).
+    pub protection: crate::privacy::Protection,
+    /// The ISO week of the release shown.
+    pub period: String,
     pub first_week: String,
     pub last_week: String,
-    /// Why there are no figures (an unknown or too small team).
+    /// Why there are no figures (an unknown team, or one the privacy rules refuse).
     pub notice: Option<String>,
+    /// Concepts suppressed in this release (not listed).
+    pub hidden: usize,
     pub domains: Vec<DomainSection>,
 }

@@ -1,12 +1,13 @@
 //! The admin page of org aggregates over real HTTP: admins only, of their
-//! own org (P18); suppression shown and explained, teams below
-//! `min_cohort` refused (P19); escaped output, no script or inline style,
+//! own org (P18); the week's noisy release with its ±bound explained,
+//! suppressed concepts counted, new teams and teams below `min_cohort`
+//! refused (P19, docs/privacy.md); escaped output, no script or inline style,
 //! and every table cell labelled for the phone layout (P13, P16).
 
 use aiworklab::AppState;
-use aiworklab::catalogue::Concept;
 use aiworklab::catalogue::custom;
 use aiworklab::http::server;
+use aiworklab::skill::Concept;
 use aiworklab::store::StoreError;
 use aiworklab::users::AdminCtx;
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,6 +19,7 @@ use crate::support::{Env, manual_clock, signed_in};
 struct Served {
     base: String,
     state: AppState,
+    clock: std::sync::Arc<aiworklab::clock::ManualClock>,
     running: server::Running,
     http: reqwest::Client,
 }
@@ -27,7 +29,8 @@ impl Served {
         let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         env.raw.server.public_url = base.clone();
-        let state = env.state_with_clock(manual_clock());
+        let clock = manual_clock();
+        let state = env.state_with_clock(clock.clone());
         let running = server::start(state.clone(), listener)
             .await
             .expect("server starts");
@@ -38,6 +41,7 @@ impl Served {
         Self {
             base,
             state,
+            clock,
             running,
             http,
         }
@@ -68,7 +72,7 @@ fn t(m: u32, d: u32) -> DateTime<Utc> {
 }
 
 fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Utc>)]) {
-    use aiworklab::sync::wire::{Delta, Transition};
+    use aiworklab::skill::{Delta, Transition};
     let deltas: Vec<Delta> = facts
         .iter()
         .map(|(tr, at)| Delta {
@@ -130,14 +134,14 @@ fn cell<'a>(row: &'a str, label: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explained() {
+async fn admins_see_aggregates_by_domain_with_trend_bars_protection_and_suppression_explained() {
     let mut env = Env::new(&["acme", "other"]);
     let site = Served::start(&mut env).await;
     let state = &site.state;
-    let (admin, _) = signed_in(state, "acme", "admin", true);
+    let (admin, admin_id) = signed_in(state, "acme", "admin", true);
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
-    let engineers: Vec<String> = (0..6)
+    let engineers: Vec<String> = (0..30)
         .map(|i| signed_in(state, "acme", &format!("eng{i}"), false).1)
         .collect();
     // An org concept whose title an admin typed with markup in it.
@@ -159,9 +163,9 @@ async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explain
     )
     .expect("custom concept");
     for (i, e) in engineers.iter().enumerate() {
-        // 2026-W02: six see rust-lifetimes, five demonstrate it.
+        // 2026-W02: thirty see rust-lifetimes, twenty-five demonstrate it.
         let mut facts = vec![("seen", t(1, 6))];
-        if i < 5 {
+        if i < 25 {
             facts.push(("demonstrated", t(1, 7)));
         }
         push(state, e, "rust-lifetimes", &facts);
@@ -170,7 +174,7 @@ async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explain
             push(state, e, "go-goroutines", &[("seen", t(1, 6))]);
         }
     }
-    team(state, "core", &engineers[1..]);
+    team(state, "core", &engineers[5..]);
     team(state, "solo", &engineers[..1]);
     let url = "/o/acme/admin/aggregates";
 
@@ -189,43 +193,40 @@ async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explain
     );
     assert!(location.starts_with("/o/acme/login"), "{location}");
 
-    // The whole org.
+    // The whole org: this week's release, with how it is protected.
     let (status, _, html) = site.page(url, Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(
-        html.contains(">Rust</h2>") && html.contains(">Go</h2>"),
-        "domains"
-    );
+    assert!(html.contains("release of week 2026-W03"), "{html}");
+    assert!(html.contains("within <strong>±6</strong> of the truth 95 % of the time"));
+    assert!(html.contains("within ±10 % from 60 engineers on"));
+    assert!(html.contains(">Rust</h2>"), "domains");
     assert!(html.contains(">x-payments</h2>"), "the org's own domain");
     let lifetimes = row(&html, "rust-lifetimes");
-    assert_eq!(cell(lifetimes, "Seen"), "6");
-    assert_eq!(cell(lifetimes, "Demonstrated"), "5");
-    assert_eq!(cell(lifetimes, "Retention observed"), "too few");
+    let seen: i64 = cell(lifetimes, "Seen").parse().expect("a number");
+    assert!((seen - 30).abs() <= 20, "{lifetimes}");
+    let shown: i64 = cell(lifetimes, "Demonstrated").parse().expect("a number");
+    assert!(shown <= seen && (shown - 25).abs() <= 20, "{lifetimes}");
+    let observed = cell(lifetimes, "Retention observed");
     assert!(
-        lifetimes.contains("title=\"2026-W02: 6 seen, 5 demonstrated\""),
-        "{lifetimes}"
+        observed == "too few" || observed.ends_with(" %"),
+        "{observed}"
     );
     assert!(
-        lifetimes.contains("class=\"h8 f7\""),
-        "the busiest week is full height: {lifetimes}"
+        lifetimes.contains("title=\"2026-W02: "),
+        "the last closed week: {lifetimes}"
+    );
+    assert!(
+        !lifetimes.contains("2026-W03:"),
+        "the week in progress is not shown: {lifetimes}"
     );
     assert_eq!(
         lifetimes.matches("<i class=").count(),
         12,
         "twelve weeks of bars"
     );
-    let goroutines = row(&html, "go-goroutines");
-    assert!(goroutines.contains("class=\"suppressed\""));
-    for label in [
-        "Seen",
-        "Demonstrated",
-        "Retention observed",
-        "Retention predicted",
-    ] {
-        assert_eq!(cell(goroutines, label), "suppressed", "{label}");
-    }
-    assert!(goroutines.contains("class=\"sup\""), "a hatched week");
-    assert!(html.contains("fewer than 5 engineers is shown as <em>suppressed</em>"));
+    // Concepts under min_cohort (after noise) are not listed, only counted.
+    assert!(html.contains("id=\"hidden\""), "{html}");
+    assert!(html.contains("concepts are not listed: fewer than 5 engineers"));
     // Escaped, script-free, style-free, every cell labelled for phones.
     assert!(
         html.contains("&#60;script&#62;alert(1)&#60;/script&#62; ledger"),
@@ -241,15 +242,41 @@ async fn admins_see_aggregates_by_domain_with_trend_bars_and_suppression_explain
     );
     assert!(html.contains("<option value=\"core\">core</option>"));
 
-    // One team, with its own numbers; a team too small is refused.
+    // One team: not while its membership is new; a week later, with its
+    // own numbers. A team too small is refused.
+    let (status, _, html) = site.page(&format!("{url}?team=core"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("membership changed this period"), "{html}");
+    assert!(
+        !html.contains("concept-rust-lifetimes"),
+        "a new team's figures were shown"
+    );
+    site.clock.advance(chrono::Duration::days(7));
+    // Sessions last less than a week: the admin signs in again.
+    let admin = {
+        let db = state.store.org("acme").expect("org");
+        let now = state.clock.now();
+        let s = aiworklab::sessions::create(
+            db,
+            &admin_id,
+            now,
+            &[],
+            &aiworklab::audit::Context::system(),
+            now,
+        )
+        .expect("session");
+        format!("__Host-aiwl_session={}", s.expose())
+    };
     let (status, _, html) = site.page(&format!("{url}?team=core"), Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains("<option value=\"core\" selected>core</option>"),
         "{html}"
     );
-    assert_eq!(cell(row(&html, "rust-lifetimes"), "Seen"), "5");
-    assert_eq!(cell(row(&html, "rust-lifetimes"), "Demonstrated"), "4");
+    let seen: i64 = cell(row(&html, "rust-lifetimes"), "Seen")
+        .parse()
+        .expect("a number");
+    assert!((seen - 25).abs() <= 20, "{seen}");
     let (status, _, html) = site.page(&format!("{url}?team=solo"), Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("fewer than 5 counted engineers"), "{html}");

@@ -9,35 +9,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use age::secrecy::ExposeSecret;
 use aiworklab::audit::Context;
+use aiworklab::backup::signing::{self, OpenKeys, SigningKey};
 use aiworklab::backup::{self, BackupError, archive, drill, restore};
 use aiworklab::clock::{Clock, SystemClock};
 use aiworklab::config;
+use aiworklab::http::server::start_on_loopback;
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 use chrono::{Duration, TimeZone, Utc};
 
 use crate::support::{Env, contains, files_below};
 
-/// An installation with backups configured, and the backup identity.
-fn env_with_backups(orgs: &[&str]) -> (Env, Vec<Box<dyn age::Identity + Send + Sync>>, PathBuf) {
+/// An installation with backups configured (recipient and signing key),
+/// and the keys that open its archives; the path is the identity file.
+pub(crate) fn env_with_backups(orgs: &[&str]) -> (Env, OpenKeys, PathBuf) {
     let mut env = Env::new(orgs);
     let identity = age::x25519::Identity::generate();
     env.raw.backup.recipients = vec![identity.to_public().to_string()];
     let key_file = env.dir.path().join("backup.key");
-    std::fs::write(
-        &key_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .expect("write identity");
-    let ids = archive::read_identities(&key_file).expect("identity file parses");
-    (env, ids, key_file)
+    aiworklab::fsperm::create_private_file(&key_file)
+        .and_then(|mut f| writeln!(f, "{}", identity.to_string().expose_secret()))
+        .expect("write identity");
+    let signing_file = env.dir.path().join("backup-signing.key");
+    SigningKey::generate()
+        .expect("rng")
+        .write_new(&signing_file, "test")
+        .expect("write signing key");
+    env.raw.backup.signing_key_file = signing_file.display().to_string();
+    let keys = open_keys(&env, &key_file);
+    (env, keys, key_file)
 }
 
-fn backup_now(env: &Env, store: &Store) -> backup::Created {
+/// The keys the installation itself trusts, with the identity in `key_file`.
+pub(crate) fn open_keys(env: &Env, key_file: &Path) -> OpenKeys {
+    OpenKeys {
+        identities: archive::read_identities(key_file).expect("identity file parses"),
+        trusted: signing::trusted(&env.settings().backup, &[]).expect("trusted keys"),
+        accept_unsigned_format_2: false,
+    }
+}
+
+pub(crate) fn backup_now(env: &Env, store: &Store) -> backup::Created {
     let s = env.settings();
     backup::create(
         store,
         &s.backup.recipients,
+        &SigningKey::load(&s.backup.signing_key_file).expect("signing key"),
         None,
         &s.backup.dir,
         &Context::operator(),
@@ -46,7 +64,7 @@ fn backup_now(env: &Env, store: &Store) -> backup::Created {
     .expect("backup")
 }
 
-fn fresh_target(dir: &Path) -> restore::Target {
+pub(crate) fn fresh_target(dir: &Path) -> restore::Target {
     let data = dir.join("restored");
     restore::Target {
         master_key_file: data.join("master.key"),
@@ -77,7 +95,7 @@ fn round_trip_under_concurrent_writes_onto_another_master_key() {
                 TokenKind::Scim,
                 &format!("{org}-{i}"),
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -95,7 +113,7 @@ fn round_trip_under_concurrent_writes_onto_another_master_key() {
                     TokenKind::Mcp,
                     &format!("during-{n}"),
                     None,
-                    &Context::operator(),
+                    &AdminCtx::operator(),
                     SystemClock.now(),
                 )
                 .expect("concurrent write");
@@ -224,7 +242,7 @@ fn no_plaintext_database_or_archive_touches_the_disk() {
             TokenKind::Scim,
             &format!("PLAINTEXT-MARKER-4b1d-{i}"),
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -286,7 +304,7 @@ fn no_plaintext_database_or_archive_touches_the_disk() {
     assert!(leftovers.is_empty(), "restore left its staging directory");
 }
 
-fn corrupt(path: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+pub(crate) fn corrupt(path: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let mut bytes = std::fs::read(path).expect("read");
     f(&mut bytes);
     let out = path.with_file_name("aiworklab-backup-20200101T000000Z.age");
@@ -303,7 +321,7 @@ fn tampered_truncated_and_foreign_archives_are_refused_and_nothing_is_restored()
         TokenKind::Scim,
         "t",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         SystemClock.now(),
     )
     .expect("token");
@@ -345,8 +363,11 @@ fn tampered_truncated_and_foreign_archives_are_refused_and_nothing_is_restored()
         Err(BackupError::NotAnArchive(_))
     ));
 
-    let other: Vec<Box<dyn age::Identity + Send + Sync>> =
-        vec![Box::new(age::x25519::Identity::generate())];
+    let other = OpenKeys {
+        identities: vec![Box::new(age::x25519::Identity::generate())],
+        trusted: ids.trusted.clone(),
+        accept_unsigned_format_2: false,
+    };
     let err = restore::verify(&created.path, &other, &scratch).expect_err("wrong identity");
     assert!(matches!(err, BackupError::WrongIdentity), "{err:?}");
     assert!(err.fix().contains("backup.recipients"), "{}", err.fix());
@@ -405,6 +426,7 @@ fn missing_recipients_is_a_clear_error_and_writes_nothing() {
     let err = backup::create(
         &store,
         &[],
+        &SigningKey::generate().expect("rng"),
         None,
         &s.backup.dir,
         &Context::operator(),
@@ -448,7 +470,7 @@ fn a_write_failure_mid_backup_or_restore_fails_clearly_and_leaves_nothing_behind
             TokenKind::Scim,
             &format!("token {i}"),
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -460,10 +482,11 @@ fn a_write_failure_mid_backup_or_restore_fails_clearly_and_leaves_nothing_behind
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndata_dir = {:?}\n[backup]\nrecipients = [{:?}]\ndir = {:?}\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n",
+            "[storage]\ndata_dir = {:?}\n[backup]\nrecipients = [{:?}]\ndir = {:?}\nsigning_key_file = {:?}\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\n",
             env.data_dir().display().to_string(),
             env.raw.backup.recipients[0],
             s.backup.dir.display().to_string(),
+            env.raw.backup.signing_key_file,
         ),
     )
     .expect("config");
@@ -584,7 +607,7 @@ fn restore_refuses_a_live_or_populated_data_dir_and_force_replaces_atomically() 
             TokenKind::Scim,
             "in-backup",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -609,7 +632,7 @@ fn restore_refuses_a_live_or_populated_data_dir_and_force_replaces_atomically() 
             TokenKind::Scim,
             "after-backup",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -684,7 +707,7 @@ fn restoring_one_org_leaves_the_others_alone() {
                 TokenKind::Scim,
                 "old",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -696,7 +719,7 @@ fn restoring_one_org_leaves_the_others_alone() {
                 TokenKind::Scim,
                 "new",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 SystemClock.now(),
             )
             .expect("token");
@@ -731,7 +754,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
             TokenKind::Scim,
             "x",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -739,7 +762,7 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
     };
     let scratch = env.dir.path().join("scratch");
     std::fs::create_dir(&scratch).expect("mkdir");
-    let report = drill::run(&created.path, ids, &scratch).await;
+    let report = drill::run(&created.path, ids, &scratch, start_on_loopback).await;
     assert!(report.ok(), "{}", report.render());
     let text = report.render();
     for step in [
@@ -769,8 +792,13 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
         let n = b.len();
         b[n / 3] ^= 0xff;
     });
-    let ids = archive::read_identities(&key_file).expect("identity");
-    let report = drill::run(&bad, ids, &scratch).await;
+    let report = drill::run(
+        &bad,
+        open_keys(&env, &key_file),
+        &scratch,
+        start_on_loopback,
+    )
+    .await;
     assert!(!report.ok());
     let text = report.render();
     assert!(
@@ -784,7 +812,13 @@ async fn the_drill_passes_on_a_good_backup_and_fails_clearly_on_a_corrupted_one(
 async fn a_scheduled_backup_updates_metrics_and_audit_and_a_failure_is_counted() {
     let (mut env, _, _) = env_with_backups(&["acme"]);
     let state = env.state();
-    let created = backup::schedule::run_once(&state).expect("scheduled backup");
+    let created = backup::schedule::run_once(
+        &state.store,
+        &state.settings.backup,
+        state.clock.as_ref(),
+        &state.metrics,
+    )
+    .expect("scheduled backup");
     assert!(created.path.exists());
     let text = state.metrics.render(&state.store);
     assert!(
@@ -816,7 +850,15 @@ async fn a_scheduled_backup_updates_metrics_and_audit_and_a_failure_is_counted()
     std::fs::write(&blocker, b"file").expect("write");
     env.raw.backup.dir = blocker.join("backups").display().to_string();
     let state = env.state();
-    assert!(backup::schedule::run_once(&state).is_err());
+    assert!(
+        backup::schedule::run_once(
+            &state.store,
+            &state.settings.backup,
+            state.clock.as_ref(),
+            &state.metrics,
+        )
+        .is_err()
+    );
     assert!(
         state
             .metrics

@@ -529,7 +529,7 @@ async fn device(state: &AppState, p: &Person) -> String {
             "POST",
             "/api/v1/me/pairing-codes",
             Some(&p.cookie),
-            None,
+            Some(&crate::support::csrf_of(state, &p.cookie)),
             Some(&json!({})),
         ),
     )
@@ -719,10 +719,10 @@ async fn a_retired_concept_keeps_its_data_and_refuses_only_later_facts() {
         state.store.org("acme").expect("org"),
         &engineers[0].id,
         None,
-        &[aiworklab::sync::wire::Delta {
+        &[aiworklab::skill::Delta {
             id: uuid::Uuid::new_v4(),
             concept: "x-billing-ledger".into(),
-            transition: aiworklab::sync::wire::Transition::Seen,
+            transition: aiworklab::skill::Transition::Seen,
             at: clock.now(),
             grade: None,
         }],
@@ -757,8 +757,12 @@ async fn a_retired_concept_keeps_its_data_and_refuses_only_later_facts() {
         .expect("rows")
         .iter()
         .find(|r| r["concept"] == "x-billing-ledger")
-        .expect("the retired concept still counts");
-    assert_eq!(row["n_seen"], 5);
+        .expect("the retired concept is still in the release");
+    // Five engineers: a noisy count near 5, or suppressed (docs/privacy.md).
+    assert!(
+        row["suppressed"] == true || row["n_seen"].as_i64().is_some_and(|n| (n - 5).abs() <= 20),
+        "{row}"
+    );
     assert_eq!(row["retired"], true);
     assert_eq!(row["title"], "The billing ledger");
     assert_eq!(row["domain"], "x-payments");

@@ -32,10 +32,7 @@ fn assert_security_headers(a: &Answer, what: &str) {
 async fn security_headers_are_on_every_kind_of_response() {
     let mut env = Env::new(&["acme"]);
     env.raw.server.max_body_bytes = 1024;
-    env.raw.rate_limits.general = RawRateLimit {
-        requests: 5,
-        window_secs: 3600,
-    };
+    env.raw.rate_limits.general = RawRateLimit::new(5, 3600);
     let state = env.state();
 
     let ok = send(&state, get("/healthz")).await;
@@ -95,10 +92,7 @@ async fn security_headers_are_on_every_kind_of_response() {
 #[tokio::test]
 async fn over_budget_answers_429_with_retry_after_and_recovers_after_it() {
     let mut env = Env::new(&["acme"]);
-    env.raw.rate_limits.general = RawRateLimit {
-        requests: 2,
-        window_secs: 2,
-    };
+    env.raw.rate_limits.general = RawRateLimit::new(2, 2);
     let state = env.state();
     assert_eq!(send(&state, get("/healthz")).await.status, StatusCode::OK);
     assert_eq!(send(&state, get("/readyz")).await.status, StatusCode::OK);
@@ -331,4 +325,58 @@ async fn logs_carry_request_id_and_route_but_never_paths_bodies_or_credentials()
         logs.contains("\"route\":\"/healthz\""),
         "route is logged:\n{logs}"
     );
+}
+
+/// The request metrics' labels come from bounded sets: a client sending
+/// made-up methods (to any path) creates no new series beyond `other`.
+#[tokio::test]
+async fn made_up_methods_and_paths_create_no_new_metric_series() {
+    let env = Env::new(&["acme"]);
+    let state = env.state();
+    let scraper = "127.0.0.2:9".parse().expect("addr");
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("aiworklab_http_requests_total{"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_string())
+            .collect()
+    };
+    // Warm up: one of each known kind of answer, then take the baseline.
+    send(&state, get("/healthz")).await;
+    send(&state, get("/no/such/page")).await;
+    let before = series(&send_from(&state, scraper, get("/metrics")).await.text());
+    for i in 0..40 {
+        let method = format!("X-PROBE{i}");
+        let req = Request::builder()
+            .method(method.as_str())
+            .uri(format!("/made/up/path/{i}"))
+            .body(Body::empty())
+            .expect("req");
+        send(&state, req).await;
+        let req = Request::builder()
+            .method(method.as_str())
+            .uri("/healthz")
+            .body(Body::empty())
+            .expect("req");
+        send(&state, req).await;
+    }
+    let text = send_from(&state, scraper, get("/metrics")).await.text();
+    assert!(
+        !text.contains("X-PROBE"),
+        "a made-up method became a label:\n{text}"
+    );
+    assert!(
+        !text.contains("/made/up"),
+        "a request path became a label:\n{text}"
+    );
+    let after = series(&text);
+    let new: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+    // At most: `other` on the unmatched route and on `/healthz` (405),
+    // each with its status, and the scrape's own series.
+    assert!(new.len() <= 4, "new series: {new:#?}");
+    assert!(
+        new.iter()
+            .all(|s| s.contains("method=\"other\"") || s.contains("route=\"/metrics\"")),
+        "new series: {new:#?}"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
 }

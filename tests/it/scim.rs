@@ -7,25 +7,26 @@
 use aiworklab::AppState;
 use aiworklab::audit::Context;
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{Answer, Env, send};
 
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// An installation with these orgs and one SCIM token per org.
-fn setup(orgs: &[&str]) -> (Env, AppState, Vec<String>) {
+pub(crate) fn setup(orgs: &[&str]) -> (Env, AppState, Vec<String>) {
     setup_with(orgs, |_| {})
 }
 
 /// [`setup`] with a configuration changed by `configure`.
-fn setup_with(
+pub(crate) fn setup_with(
     orgs: &[&str],
     configure: impl FnOnce(&mut aiworklab::config::RawConfig),
 ) -> (Env, AppState, Vec<String>) {
@@ -40,7 +41,7 @@ fn setup_with(
                 TokenKind::Scim,
                 "okta",
                 None,
-                &Context::operator(),
+                &AdminCtx::operator(),
                 state.clock.now(),
             )
             .expect("token");
@@ -60,7 +61,7 @@ fn req(method: &str, uri: &str, token: &str, body: Option<&Value>) -> Request<Bo
         .expect("request")
 }
 
-async fn scim(
+pub(crate) async fn scim(
     state: &AppState,
     method: &str,
     uri: &str,
@@ -70,7 +71,7 @@ async fn scim(
     send(state, req(method, uri, token, body)).await
 }
 
-fn q(filter: &str) -> String {
+pub(crate) fn q(filter: &str) -> String {
     url_escape(filter)
 }
 
@@ -85,7 +86,7 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
-fn assert_error(a: &Answer, status: StatusCode, scim_type: Option<&str>) {
+pub(crate) fn assert_error(a: &Answer, status: StatusCode, scim_type: Option<&str>) {
     assert_eq!(a.status, status, "{}", a.text());
     assert_eq!(a.header("content-type"), Some("application/scim+json"));
     let j = a.json();
@@ -98,7 +99,7 @@ fn assert_error(a: &Answer, status: StatusCode, scim_type: Option<&str>) {
 }
 
 /// How many rows the org's audit log and users table hold.
-fn counts(state: &AppState, org: &str) -> (i64, i64, i64) {
+pub(crate) fn counts(state: &AppState, org: &str) -> (i64, i64, i64) {
     state
         .store
         .org(org)
@@ -130,7 +131,7 @@ fn okta_user(name: &str) -> Value {
     })
 }
 
-async fn create(state: &AppState, token: &str, body: &Value) -> Value {
+pub(crate) async fn create(state: &AppState, token: &str, body: &Value) -> Value {
     let a = scim(state, "POST", "/scim/v2/Users", token, Some(body)).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     a.json()
@@ -401,7 +402,7 @@ async fn admin_groups_give_the_admin_role() {
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1164,11 +1165,7 @@ async fn discovery_endpoints_describe_what_is_supported() {
             .iter()
             .any(|x| x["name"] == "department")
     );
-    for (m, uri) in [
-        ("POST", "/scim/v2/Bulk"),
-        ("GET", "/scim/v2/Me"),
-        ("POST", "/scim/v2/.search"),
-    ] {
+    for (m, uri) in [("POST", "/scim/v2/Bulk"), ("GET", "/scim/v2/Me")] {
         assert_error(
             &scim(&state, m, uri, t, Some(&json!({}))).await,
             StatusCode::NOT_FOUND,
@@ -1191,17 +1188,14 @@ async fn discovery_endpoints_describe_what_is_supported() {
 #[tokio::test]
 async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
     let mut env = Env::new(&["a"]);
-    env.raw.rate_limits.scim = aiworklab::config::RawRateLimit {
-        requests: 2,
-        window_secs: 3600,
-    };
+    env.raw.rate_limits.scim = aiworklab::config::RawRateLimit::new(2, 3600);
     let state = env.state();
     let (_, secret) = tokens::create(
         state.store.org("a").unwrap(),
         TokenKind::Scim,
         "okta",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1220,10 +1214,7 @@ async fn over_the_scim_rate_limit_answers_429_in_scim_format() {
 #[tokio::test]
 async fn a_token_calling_from_many_addresses_shares_one_budget() {
     let (_env, state, t) = setup_with(&["a"], |raw| {
-        raw.rate_limits.scim = aiworklab::config::RawRateLimit {
-            requests: 3,
-            window_secs: 3600,
-        };
+        raw.rate_limits.scim = aiworklab::config::RawRateLimit::new(3, 3600);
     });
     let from = |last: u8, token: &str| {
         let peer = std::net::SocketAddr::from(([10, 0, 0, last], 40000));
@@ -1246,7 +1237,7 @@ async fn a_token_calling_from_many_addresses_shares_one_budget() {
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .expect("token");
@@ -1289,13 +1280,21 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
     use aiworklab::users::signin::{Identity, Refusal, resolve};
     let mut env = Env::new(&["a"]);
     env.raw.orgs[0].provisioning = "scim_only".into();
+    // Okta's contract: the SCIM userName is the sign-in's preferred_username.
+    env.raw.orgs[0].oidc = Some(aiworklab::config::RawOidc {
+        issuer: "https://idp.example".into(),
+        client_id: "aiwl".into(),
+        client_secret: "secret".into(),
+        link_by: "user_name".into(),
+        ..aiworklab::config::RawOidc::default()
+    });
     let state = env.state();
     let (_, secret) = tokens::create(
         state.store.org("a").unwrap(),
         TokenKind::Scim,
         "entra",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         state.clock.now(),
     )
     .unwrap();
@@ -1310,6 +1309,7 @@ async fn scim_only_orgs_admit_provisioned_people_and_never_deleted_ones() {
         email: None,
         email_verified: true,
         groups: None,
+        link_value: None,
     };
     let now = state.clock.now();
     let sys = Context::system();
@@ -1462,7 +1462,13 @@ async fn pages_count_and_list_live_users_only_in_creation_order() {
 
 /// A request with a body of `size` bytes of valid JSON, with or without a
 /// `Content-Length` header (without, the limit applies as the body streams).
-fn big(method: &str, uri: &str, token: &str, size: usize, length_header: bool) -> Request<Body> {
+pub(crate) fn big(
+    method: &str,
+    uri: &str,
+    token: &str,
+    size: usize,
+    length_header: bool,
+) -> Request<Body> {
     let padding = size.saturating_sub(60);
     let body =
         json!({"schemas": [USER], "userName": "big", "nickName": "x".repeat(padding)}).to_string();
@@ -1970,7 +1976,7 @@ async fn admins_create_and_revoke_scim_tokens_on_the_admin_page_with_a_fresh_sig
         TokenKind::Mcp,
         "agent",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         aiworklab::clock::Clock::now(clock.as_ref()),
     )
     .expect("mcp token");

@@ -15,6 +15,13 @@ use crate::idp::{Browser, Site};
 
 const COOKIE: &str = "__Host-aiwl_session";
 
+/// Whether the browser holds a session (not merely the pre-sign-in value
+/// a started sign-in leaves in the same cookie).
+fn has_session(b: &Browser, site: &Site) -> bool {
+    b.cookie(&site.base, COOKIE)
+        .is_some_and(|c| c.starts_with("aiwl_sess_"))
+}
+
 fn audit_actions(site: &Site, org: &str) -> Vec<(String, String)> {
     site.state
         .store
@@ -38,6 +45,23 @@ async fn sign_in_through_the_real_idp_lands_on_the_account_page_with_a_host_only
         landing.set_cookies().is_empty(),
         "anonymous pages set no cookie"
     );
+    // Starting the sign-in puts a pre-sign-in value in the same one cookie
+    // (it binds the callback to this browser), for ten minutes at most.
+    let start = b.get(&format!("{}/o/acme/login/start", site.base)).await;
+    let cookies = start.set_cookies();
+    assert_eq!(cookies.len(), 1, "one cookie only: {cookies:?}");
+    let c = &cookies[0];
+    assert!(c.starts_with(&format!("{COOKIE}=aiwl_signin_")), "{c}");
+    for attr in [
+        "Path=/",
+        "Max-Age=600",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+    ] {
+        assert!(c.contains(attr), "{attr} missing: {c}");
+    }
+    assert!(!c.contains("Domain="), "{c}");
     let done = b.sign_in(&site, "acme", "alice", false).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location().as_deref(), Some("/account"));
@@ -45,6 +69,10 @@ async fn sign_in_through_the_real_idp_lands_on_the_account_page_with_a_host_only
     assert_eq!(cookies.len(), 1, "one cookie only: {cookies:?}");
     let c = &cookies[0];
     assert!(c.starts_with(&format!("{COOKIE}=aiwl_sess_")), "{c}");
+    assert!(
+        !c.contains("Max-Age"),
+        "the session replaces the value: {c}"
+    );
     for attr in ["Path=/", "HttpOnly", "Secure", "SameSite=Lax"] {
         assert!(c.contains(attr), "{attr} missing: {c}");
     }
@@ -183,7 +211,7 @@ async fn tampered_state_replayed_code_wrong_nonce_and_denied_consent_are_refused
         "{}",
         page.body
     );
-    assert!(b.cookie(&site.base, COOKIE).is_none());
+    assert!(!has_session(&b, &site));
 
     // Replayed code: the first use signs in, the second is refused.
     let mut b = Browser::new();
@@ -196,7 +224,7 @@ async fn tampered_state_replayed_code_wrong_nonce_and_denied_consent_are_refused
         StatusCode::BAD_REQUEST,
         "a replayed callback was accepted"
     );
-    assert!(replay.cookie(&site.base, COOKIE).is_none());
+    assert!(!has_session(&replay, &site));
 
     // Wrong nonce: the stored nonce no longer matches the token's.
     let mut b = Browser::new();
@@ -431,8 +459,19 @@ async fn admin_actions_need_a_fresh_sign_in_members_are_kept_out_and_every_actio
     let cb = alice
         .idp_login(&format!("{}{start}", site.base), "alice", false)
         .await;
+    let before = alice.cookie(&site.base, COOKIE).expect("signed in");
     let back = alice.get(&cb).await;
     assert_eq!(back.location().as_deref(), Some("/o/acme/admin"));
+    // A new session id; the one from before the re-authentication is dead.
+    let after = alice.cookie(&site.base, COOKIE).expect("signed in");
+    assert_ne!(before, after, "re-authentication kept the session id");
+    let mut copy = Browser::new();
+    copy.set_cookie(&site.base, COOKIE, &before);
+    assert_eq!(
+        copy.get(&admin_url).await.status,
+        StatusCode::SEE_OTHER,
+        "the pre-re-authentication id still works"
+    );
     let done = alice.post(&grant, &[("csrf", &csrf), ("grant", "0")]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert!(
@@ -469,7 +508,7 @@ async fn require_mfa_refuses_a_sign_in_without_a_second_factor() {
     let page = b.sign_in(&site, "acme", "bob", false).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("multi-factor"), "{}", page.body);
-    assert!(b.cookie(&site.base, COOKIE).is_none());
+    assert!(!has_session(&b, &site));
     let mut b = Browser::new();
     let page = b.sign_in(&site, "acme", "bob", true).await;
     assert_eq!(
@@ -612,8 +651,10 @@ async fn pages_carry_the_headers_escape_output_and_load_nothing_from_elsewhere()
         for scheme in ["http://", "https://"] {
             for (i, _) in p.body.match_indices(scheme) {
                 let rest = &p.body[i..];
+                // The admin page's setup checklist names the configured
+                // IdP's issuer as text; nothing else may appear.
                 assert!(
-                    rest.starts_with(&site.base),
+                    rest.starts_with(&site.base) || rest.starts_with(&site.idp.issuer),
                     "{path}: a third-party URL {}",
                     &rest[..rest.len().min(60)]
                 );
@@ -681,5 +722,213 @@ async fn an_unreachable_idp_ends_on_a_clear_page_and_is_audited() {
             .any(|(a, d)| a == "sign_in.failed" && d.contains("idp_unavailable")),
         "not audited"
     );
+    site.stop().await;
+}
+
+// Login CSRF: Mallory starts a sign-in in her browser, signs in at the IdP
+// and sends the callback URL, unused, to a victim. Opened in any other
+// browser it must sign nobody in, and must not end the victim's session.
+#[tokio::test]
+async fn a_callback_made_in_another_browser_signs_nobody_in_and_ends_no_session() {
+    let site = Site::start(&["acme"], Arc::new(SystemClock), |_| {}).await;
+    let start = format!("{}/o/acme/login/start", site.base);
+    let account = format!("{}/account", site.base);
+
+    // A victim with no session.
+    let mut mallory = Browser::new();
+    let planted = mallory.idp_login(&start, "mallory", false).await;
+    let mut victim = Browser::new();
+    let page = victim.get(&planted).await;
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "the attacker's callback signed the victim in: {:?}",
+        page.location()
+    );
+    assert!(page.body.contains("another browser"), "{}", page.body);
+    assert!(!has_session(&victim, &site));
+
+    // A victim signed in as bob keeps bob's session.
+    let mut bob = Browser::new();
+    bob.sign_in(&site, "acme", "bob", false).await;
+    let planted = mallory.idp_login(&start, "mallory", false).await;
+    let page = bob.get(&planted).await;
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        page.location()
+    );
+    let mine = bob.get(&account).await;
+    assert_eq!(mine.status, StatusCode::OK, "the victim's session ended");
+    assert!(mine.body.contains("Bob Builder"), "{}", mine.body);
+    assert!(!mine.body.contains("Mallory"), "{}", mine.body);
+
+    // A forged pre-sign-in value does not pass for Mallory's.
+    let planted = mallory.idp_login(&start, "mallory", false).await;
+    let mut forger = Browser::new();
+    forger.set_cookie(
+        &site.base,
+        COOKIE,
+        &format!("aiwl_signin_{}", "A".repeat(43)),
+    );
+    assert_eq!(forger.get(&planted).await.status, StatusCode::BAD_REQUEST);
+
+    // In her own browser the same kind of URL works (the control).
+    let own = mallory.idp_login(&start, "mallory", false).await;
+    let page = mallory.get(&own).await;
+    assert_eq!(
+        page.location().as_deref(),
+        Some("/account"),
+        "{}",
+        page.body
+    );
+    let reasons: Vec<String> = audit_actions(&site, "acme")
+        .into_iter()
+        .filter(|(a, _)| a == "sign_in.failed")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|d| d.contains("other_browser"))
+            .count(),
+        3,
+        "{reasons:?}"
+    );
+    site.stop().await;
+}
+
+// The IdP's `error_description` is its free text: not shown, not audited.
+// The error code is mapped to our own message.
+#[tokio::test]
+async fn an_idp_error_description_is_never_shown_or_recorded() {
+    let site = Site::start(&["acme"], Arc::new(SystemClock), |_| {}).await;
+    let mut b = Browser::new();
+    for (error, shown) in [
+        ("access_denied", "access_denied"),
+        ("made_up_code_with_words", "`other`"),
+    ] {
+        let page = b
+            .get(&format!(
+                "{}/o/acme/oidc/callback?error={error}&error_description=Your+account+is+locked.+Call+%2B1+555+0100+now",
+                site.base
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(page.body.contains(shown), "{}", page.body);
+        assert!(!page.body.contains("555"), "{}", page.body);
+        assert!(!page.body.contains("locked"), "{}", page.body);
+    }
+    let rows = audit_actions(&site, "acme");
+    assert!(
+        rows.iter()
+            .all(|(_, d)| !d.contains("555") && !d.contains("locked")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|(a, d)| a == "sign_in.failed" && d.contains("denied"))
+            .count(),
+        2
+    );
+    site.stop().await;
+}
+
+// Account takeover by linking: an account made by the operator (or SCIM)
+// that has not signed in yet is linked only on the org's contract (here: a
+// verified email in an allowed domain), never by a matching name, and
+// never onto an admin's account, which takes `aiworklab user link`.
+#[tokio::test]
+async fn an_existing_account_is_linked_only_by_contract_and_never_an_admins() {
+    let site = Site::start(&["acme"], Arc::new(SystemClock), |env| {
+        env.raw.orgs[0].allowed_email_domains = vec!["acme.test".into(), "other.test".into()];
+        // Groups from the IdP would make alice an admin anyway; the role
+        // here comes from the operator only.
+        env.raw.orgs[0].admin_groups = vec![];
+    })
+    .await;
+    let db = site.state.store.org("acme").expect("org");
+    let op = AdminCtx::operator();
+    let now = Utc::now();
+    // The real Carol's account; the IdP's `carol` is someone else
+    // (carol@other.test) who merely has the same user name.
+    let carol = users::add(
+        db,
+        &op,
+        "carol",
+        "Carol",
+        Some("carol@acme.test"),
+        false,
+        now,
+    )
+    .expect("carol");
+    let page = Browser::new().sign_in(&site, "acme", "carol", false).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{:?}", page.location());
+    assert!(
+        page.body.contains("already uses the name carol"),
+        "{}",
+        page.body
+    );
+    assert!(
+        users::get(db, &carol.id).expect("carol").identity.is_none(),
+        "a name alone linked the account"
+    );
+
+    // A member's account is linked on a verified email in an allowed domain.
+    let bob = users::add(db, &op, "robert", "Bob", Some("BOB@acme.test"), false, now).expect("bob");
+    let page = Browser::new().sign_in(&site, "acme", "bob", false).await;
+    assert_eq!(
+        page.location().as_deref(),
+        Some("/account"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        users::get(db, &bob.id).expect("bob").identity,
+        Some((site.idp.issuer.clone(), "sub-bob".into()))
+    );
+
+    // An admin's account is not, even on a verified email in an allowed domain.
+    let alice = users::add(
+        db,
+        &op,
+        "alice",
+        "Alice",
+        Some("alice@acme.test"),
+        true,
+        now,
+    )
+    .expect("alice");
+    let page = Browser::new().sign_in(&site, "acme", "alice", false).await;
+    assert_eq!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "an admin's account was linked"
+    );
+    assert!(
+        page.body.contains("aiworklab user link") && page.body.contains("sub-alice"),
+        "{}",
+        page.body
+    );
+    assert!(users::get(db, &alice.id).expect("alice").identity.is_none());
+    assert!(
+        audit_actions(&site, "acme")
+            .iter()
+            .any(|(a, d)| a == "sign_in.failed" && d.contains("admin_link_needs_operator")),
+    );
+    // The operator links it; then alice signs in to her account.
+    users::link(db, &op, "alice", &site.idp.issuer, "sub-alice", now).expect("link");
+    let mut b = Browser::new();
+    let page = b.sign_in(&site, "acme", "alice", false).await;
+    assert_eq!(
+        page.location().as_deref(),
+        Some("/account"),
+        "{}",
+        page.body
+    );
+    let account = b.get(&format!("{}/account", site.base)).await;
+    assert!(account.body.contains("Administrator"), "{}", account.body);
+    assert_eq!(users::list(db).expect("users").len(), 3, "no second alice");
     site.stop().await;
 }

@@ -6,7 +6,9 @@
 //! an ID token built wrongly in exactly one way. Each case must end on the
 //! "Sign-in failed" page, without a session, audited as `invalid_token`;
 //! a correctly built token (`good`) signs in, so every refusal is for the
-//! one defect and not for a flaw of the fake.
+//! one defect and not for a flaw of the fake. The same provider also
+//! serves the cases the real one cannot produce: a token without
+//! `auth_time`, chosen `amr` values, an issuer with a trailing slash.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -83,6 +85,12 @@ struct FakeState {
     rng: SystemRandom,
     codes: Mutex<HashMap<String, Pending>>,
     jwks_fetches: AtomicUsize,
+    /// Whom the tokens speak for: `<person>-subject-1`, user name `<person>`.
+    person: Mutex<String>,
+    /// Claims set on (or, when null, removed from) every token issued.
+    extra: Mutex<serde_json::Map<String, Value>>,
+    /// When set, the token endpoint answers this `(error, error_description)`.
+    token_error: Mutex<Option<(String, String)>>,
 }
 
 /// The hostile provider, served on loopback until dropped.
@@ -111,11 +119,17 @@ fn b64(bytes: &[u8]) -> String {
 
 impl FakeOp {
     async fn start(mode: Mode) -> Self {
+        Self::start_as(mode, "").await
+    }
+
+    /// A provider whose issuer is `http://<addr>` followed by `suffix`
+    /// (e.g. "/", as Auth0's issuers end).
+    async fn start_as(mode: Mode, suffix: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake provider");
         let addr: SocketAddr = listener.local_addr().expect("addr");
-        let issuer = format!("http://{addr}");
+        let issuer = format!("http://{addr}{suffix}");
         let rng = SystemRandom::new();
         let state = Arc::new(FakeState {
             issuer: issuer.clone(),
@@ -125,6 +139,9 @@ impl FakeOp {
             rng,
             codes: Mutex::new(HashMap::new()),
             jwks_fetches: AtomicUsize::new(0),
+            person: Mutex::new("forge".into()),
+            extra: Mutex::new(serde_json::Map::new()),
+            token_error: Mutex::new(None),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -149,8 +166,9 @@ impl FakeOp {
 
 async fn discovery(State(s): State<Arc<FakeState>>) -> Json<Value> {
     let i = &s.issuer;
+    let i = &i.trim_end_matches('/');
     Json(json!({
-        "issuer": i,
+        "issuer": s.issuer,
         "authorization_endpoint": format!("{i}/auth"),
         "token_endpoint": format!("{i}/token"),
         "jwks_uri": format!("{i}/jwks"),
@@ -267,6 +285,9 @@ async fn token(
     if challenge != pending.code_challenge {
         return oauth_error("invalid_grant", "PKCE verification failed");
     }
+    if let Some((error, description)) = s.token_error.lock().expect("token error").clone() {
+        return oauth_error(&error, &description);
+    }
     let mode = *s.mode.lock().expect("mode");
     let id_token = forge(&s, mode, &pending.nonce);
     Json(json!({
@@ -281,16 +302,17 @@ async fn token(
 /// The ID token `mode` asks for: the good one, wrong in exactly one way.
 fn forge(s: &FakeState, mode: Mode, nonce: &str) -> String {
     let now = Utc::now().timestamp();
+    let person = s.person.lock().expect("person").clone();
     let mut claims = json!({
         "iss": s.issuer,
-        "sub": "forge-subject-1",
+        "sub": format!("{person}-subject-1"),
         "aud": CLIENT_ID,
         "iat": now,
         "exp": now + 600,
         "nonce": nonce,
-        "email": "forge@acme.test",
+        "email": format!("{person}@acme.test"),
         "email_verified": true,
-        "preferred_username": "forge",
+        "preferred_username": person,
         "name": "Forge Tester",
     });
     match mode {
@@ -308,6 +330,17 @@ fn forge(s: &FakeState, mode: Mode, nonce: &str) -> String {
         Mode::MultipleAudNoAzp => claims["aud"] = json!([CLIENT_ID, "other"]),
         Mode::AzpOfAnotherParty => claims["azp"] = json!("someone-else"),
         _ => {}
+    }
+    for (k, v) in s.extra.lock().expect("extra").iter() {
+        match (v, claims.as_object_mut()) {
+            (Value::Null, Some(c)) => {
+                c.remove(k);
+            }
+            (v, Some(c)) => {
+                c.insert(k.clone(), v.clone());
+            }
+            _ => {}
+        }
     }
     let payload = b64(claims.to_string().as_bytes());
     let es256 = |kid: &str| json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
@@ -356,7 +389,11 @@ struct Outcome {
 
 impl Rig {
     async fn start(mode: Mode) -> Self {
-        let fake = FakeOp::start(mode).await;
+        Self::start_with(FakeOp::start(mode).await, |_| {}).await
+    }
+
+    /// An appliance against `fake`; `tweak` adjusts its configuration.
+    async fn start_with(fake: FakeOp, tweak: impl FnOnce(&mut Env)) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut env = Env::new(&[ORG]);
@@ -368,6 +405,7 @@ impl Rig {
             ..RawOidc::default()
         });
         env.raw.rate_limits.sign_in.requests = 1000;
+        tweak(&mut env);
         let state = env.state_with_clock(Arc::new(SystemClock));
         let running = server::start(state.clone(), listener)
             .await
@@ -384,6 +422,13 @@ impl Rig {
     /// Starts a sign-in, passes the provider (which answers at once) and
     /// returns the appliance's answer at its callback.
     async fn sign_in(&self) -> Outcome {
+        self.sign_in_at("login/start", None).await
+    }
+
+    /// A sign-in started at `/o/acme/<path>` by a browser holding the
+    /// cookie `cookie` (a session) or none; the cookie the start sets is
+    /// carried to the callback, as a browser would.
+    async fn sign_in_at(&self, path: &str, cookie: Option<&str>) -> Outcome {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -394,15 +439,24 @@ impl Rig {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let start = http
-            .get(format!("{}/o/{ORG}/login/start", self.base))
-            .send()
-            .await
-            .expect("start");
+        let mut req = http.get(format!("{}/o/{ORG}/{path}", self.base));
+        if let Some(c) = cookie {
+            req = req.header(reqwest::header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        let start = req.send().await.expect("start");
         assert_eq!(start.status(), reqwest::StatusCode::SEE_OTHER, "start");
+        let started = start
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix(&format!("{COOKIE}=")))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let carried = started.as_deref().or(cookie);
         let auth = location(&start).expect("to the provider");
         assert!(
-            auth.starts_with(&format!("{}/auth?", self.fake.issuer)),
+            auth.starts_with(&format!("{}/auth?", self.fake.issuer.trim_end_matches('/'))),
             "{auth}"
         );
         let back = http.get(&auth).send().await.expect("authorize");
@@ -412,7 +466,11 @@ impl Rig {
             callback.starts_with(&format!("{}/o/{ORG}/oidc/callback?", self.base)),
             "{callback}"
         );
-        let done = http.get(&callback).send().await.expect("callback");
+        let mut req = http.get(&callback);
+        if let Some(c) = carried {
+            req = req.header(reqwest::header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        let done = req.send().await.expect("callback");
         let status = done.status();
         let location = location(&done);
         let set_cookies = done
@@ -600,4 +658,296 @@ async fn a_token_also_addressed_to_an_untrusted_party_is_refused() {
 #[tokio::test]
 async fn a_token_authorised_for_another_party_is_refused() {
     refused(Mode::AzpOfAnotherParty, "azp").await.stop().await;
+}
+
+/// Sign-ins are limited per account as well as per address: one account
+/// signing in over and over is stopped at its own budget (429 with
+/// Retry-After, audited as `rate_limited`, no session), while another
+/// account behind the same address, as behind a shared NAT, still signs in.
+#[tokio::test]
+async fn sign_ins_are_limited_per_account_under_the_address_ceiling() {
+    let rig = Rig::start_with(FakeOp::start(Mode::Good).await, |env| {
+        env.raw.rate_limits.sign_in = aiworklab::config::RawRateLimit {
+            ip_requests: Some(100),
+            ..aiworklab::config::RawRateLimit::new(2, 3600)
+        };
+    })
+    .await;
+    for _ in 0..2 {
+        let page = rig.sign_in().await;
+        assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    let page = rig.sign_in().await;
+    assert_eq!(
+        page.status,
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(
+        page.set_cookies.iter().all(|c| !c.starts_with(COOKIE)),
+        "{:?}",
+        page.set_cookies
+    );
+    assert_eq!(rig.failure_reasons(), ["rate_limited"]);
+    // Another engineer, from the same address.
+    *rig.fake.state.person.lock().expect("person") = "other".into();
+    for _ in 0..2 {
+        let page = rig.sign_in().await;
+        assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    rig.stop().await;
+}
+
+impl FakeOp {
+    fn set_claim(&self, name: &str, value: Value) {
+        self.state
+            .extra
+            .lock()
+            .expect("extra")
+            .insert(name.into(), value);
+    }
+}
+
+impl Rig {
+    /// GET `path` with the session cookie `cookie`.
+    async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+            .send()
+            .await
+            .expect("get")
+    }
+}
+
+impl Rig {
+    /// POST the admin form `path` with the session cookie and CSRF token.
+    async fn post(&self, path: &str, cookie: &str, csrf: &str) -> reqwest::Response {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+            .form(&[("csrf", csrf), ("grant", "1")])
+            .send()
+            .await
+            .expect("post")
+    }
+}
+
+/// The CSRF token of the session `cookie`, from the account page's forms.
+async fn me_csrf(rig: &Rig, cookie: &str) -> String {
+    let page = rig
+        .get("/account", cookie)
+        .await
+        .text()
+        .await
+        .expect("body");
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a csrf field")
+        .to_string()
+}
+
+impl Outcome {
+    /// The session id the answer set, if any.
+    fn session(&self) -> Option<String> {
+        self.set_cookies
+            .iter()
+            .find_map(|c| c.strip_prefix(&format!("{COOKIE}=aiwl_sess_")))
+            .and_then(|c| c.split(';').next())
+            .map(|c| format!("aiwl_sess_{c}"))
+    }
+}
+
+// Auth0 and others publish issuers that end in a slash. Discovery and the
+// tokens' `iss` must match the configured issuer byte for byte (OpenID
+// Connect Discovery §4.3), so it is used exactly as configured.
+#[tokio::test]
+async fn an_issuer_with_a_trailing_slash_works_exactly_as_configured() {
+    let fake = FakeOp::start_as(Mode::Good, "/").await;
+    let issuer = fake.issuer.clone();
+    assert!(issuer.ends_with('/'));
+    let rig = Rig::start_with(fake, |_| {}).await;
+    let page = rig.sign_in().await;
+    assert_eq!(
+        page.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "a trailing-slash issuer failed: {}",
+        page.body
+    );
+    assert_eq!(page.location.as_deref(), Some("/account"));
+    let user = aiworklab::users::find(rig.state.store.org(ORG).expect("org"), "forge")
+        .expect("signed-in user");
+    assert_eq!(
+        user.identity.map(|(iss, _)| iss).as_deref(),
+        Some(issuer.as_str()),
+        "the identity is kept under the issuer as configured"
+    );
+    rig.stop().await;
+}
+
+// A token without `auth_time` says nothing about when the person last
+// authenticated: the session counts as stale, so admin pages ask for a
+// re-authentication, and that must bring a fresh `auth_time` or fail.
+#[tokio::test]
+async fn a_token_without_auth_time_is_stale_and_reauthentication_must_bring_a_fresh_one() {
+    let fake = FakeOp::start(Mode::Good).await;
+    fake.set_claim("groups", json!(["aiwl-admins"]));
+    let rig = Rig::start_with(fake, |env| {
+        env.raw.orgs[0].admin_groups = vec!["aiwl-admins".into()];
+    })
+    .await;
+    let page = rig.sign_in().await;
+    assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER, "{}", page.body);
+    let cookie = page.session().expect("a session");
+    // An admin action (granting oneself the role, harmless) on the admin
+    // page's form.
+    let me = aiworklab::users::find(rig.state.store.org(ORG).expect("org"), "forge")
+        .expect("signed-in user");
+    let grant = format!("/o/{ORG}/admin/users/{}/admin", me.id);
+    let csrf = me_csrf(&rig, &cookie).await;
+    let admin = rig.post(&grant, &cookie, &csrf).await;
+    assert_eq!(
+        admin.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "a sign-in without auth_time acted as an admin"
+    );
+    let to = admin
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        to.starts_with(&format!("/o/{ORG}/login?reauth=1")),
+        "a sign-in without auth_time acted as an admin: {to}"
+    );
+
+    // Re-authentication answered without auth_time: refused as stale.
+    let again = rig
+        .sign_in_at(
+            "login/start?reauth=1&return_to=/o/acme/admin",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(
+        again.status,
+        reqwest::StatusCode::BAD_REQUEST,
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("fresh sign-in"), "{}", again.body);
+    assert_eq!(rig.failure_reasons(), ["stale_reauth"]);
+    let still = rig.post(&grant, &cookie, &csrf).await;
+    assert!(
+        still
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.contains("reauth=1")),
+        "still stale"
+    );
+
+    // With a fresh auth_time: admitted under a new session id.
+    rig.fake
+        .set_claim("auth_time", json!(Utc::now().timestamp()));
+    let fresh = rig
+        .sign_in_at(
+            "login/start?reauth=1&return_to=/o/acme/admin",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(
+        fresh.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        fresh.body
+    );
+    assert_eq!(fresh.location.as_deref(), Some("/o/acme/admin"));
+    let renewed = fresh.session().expect("a new session id");
+    assert_ne!(renewed, cookie);
+    let done = rig.post(&grant, &renewed, &csrf).await;
+    assert_eq!(
+        done.headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some("/o/acme/admin?done=granted"),
+        "the fresh re-authentication did not let the admin act"
+    );
+    // The id from before the re-authentication is gone.
+    assert_eq!(
+        rig.get("/account", &cookie).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    rig.stop().await;
+}
+
+// RFC 8176 names factors; one of them alone (a one-time code, an SMS, a
+// key, a fingerprint) is one factor, not multi-factor.
+#[tokio::test]
+async fn one_factor_alone_does_not_satisfy_require_mfa() {
+    let fake = FakeOp::start(Mode::Good).await;
+    let rig = Rig::start_with(fake, |env| env.raw.orgs[0].require_mfa = true).await;
+    let singles = ["otp", "sms", "hwk", "swk", "fpt", "face"];
+    for single in singles {
+        rig.fake.set_claim("amr", json!([single]));
+        let page = rig.sign_in().await;
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::FORBIDDEN,
+            "amr [{single}] counted as multi-factor"
+        );
+        assert!(page.body.contains("multi-factor"), "{}", page.body);
+        assert!(page.session().is_none());
+    }
+    assert_eq!(rig.failure_reasons(), vec!["mfa_required"; singles.len()]);
+    for two in [json!(["pwd", "otp"]), json!(["mfa"]), json!(["hwk", "pin"])] {
+        rig.fake.set_claim("amr", two.clone());
+        let page = rig.sign_in().await;
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::SEE_OTHER,
+            "{two}: {}",
+            page.body
+        );
+    }
+    rig.stop().await;
+}
+
+// The token endpoint's `error_description` is the provider's free text: it
+// is neither shown nor audited; the error code is.
+#[tokio::test]
+async fn the_token_endpoints_error_description_is_not_repeated() {
+    let fake = FakeOp::start(Mode::Good).await;
+    *fake.state.token_error.lock().expect("token error") = Some((
+        "invalid_grant".into(),
+        "Call the help desk at +1 555 0100 and read out your password".into(),
+    ));
+    let rig = Rig::start_with(fake, |_| {}).await;
+    let page = rig.sign_in().await;
+    assert_eq!(page.status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("invalid_grant"), "{}", page.body);
+    assert!(!page.body.contains("help desk"), "{}", page.body);
+    let rows = rig
+        .state
+        .store
+        .org(ORG)
+        .expect("org")
+        .db
+        .read(|c| aiworklab::store::audit::recent(c, 50).map_err(StoreError::from))
+        .expect("audit");
+    assert!(
+        rows.iter()
+            .all(|r| !r.details.to_string().contains("help desk"))
+    );
+    assert_eq!(rig.failure_reasons(), ["code_rejected"]);
+    rig.stop().await;
 }

@@ -4,12 +4,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use aiworklab::audit::Context;
 use aiworklab::clock::{Clock, SystemClock};
 use aiworklab::config;
 use aiworklab::crypto::MasterKey;
 use aiworklab::store::{DbOptions, OpenMode, Store, StoreError};
 use aiworklab::tokens::{self, TokenKind};
+use aiworklab::users::AdminCtx;
 
 use crate::support::{Env, contains, files_below};
 
@@ -33,7 +33,7 @@ fn marker_written_through_the_api_is_absent_from_every_file_on_disk() {
             TokenKind::Scim,
             marker,
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             now,
         )
         .expect("token created");
@@ -70,7 +70,7 @@ fn another_master_key_gives_a_clear_error_and_leaves_the_data_intact() {
             TokenKind::Mcp,
             "keep-me",
             None,
-            &Context::operator(),
+            &AdminCtx::operator(),
             SystemClock.now(),
         )
         .expect("token");
@@ -136,7 +136,7 @@ fn a_row_of_org_a_is_unreachable_from_org_b() {
         TokenKind::Scim,
         "a-only",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         now,
     )
     .expect("token");
@@ -147,7 +147,7 @@ fn a_row_of_org_a_is_unreachable_from_org_b() {
     let id = info.id.to_string();
     assert!(
         matches!(
-            tokens::revoke(b, &id, &Context::operator(), now),
+            tokens::revoke(b, &id, &AdminCtx::operator(), now),
             Err(tokens::TokenError::NotFound(_))
         ),
         "b revoked a's token"

@@ -188,3 +188,23 @@ pub fn signed_in(state: &AppState, org: &str, name: &str, admin: bool) -> (Strin
         aiworklab::sessions::create(db, &u.id, now, &[], &Context::system(), now).expect("session");
     (format!("__Host-aiwl_session={}", s.expose()), u.id)
 }
+
+/// The CSRF token of the session in `cookie` (as [`signed_in`] returns
+/// it), which JSON calls with the cookie send in `x-csrf-token`.
+pub fn csrf_of(state: &AppState, cookie: &str) -> String {
+    let value = cookie.split_once('=').map_or(cookie, |(_, v)| v);
+    let now = state.clock.now();
+    aiworklab::sessions::authenticate(&state.store, value, &state.settings.sso, now)
+        .expect("store")
+        .expect("a live session")
+        .session
+        .csrf
+}
+
+/// `r` with the session's CSRF token in `x-csrf-token`.
+pub fn with_csrf(state: &AppState, mut r: Request<Body>, cookie: &str) -> Request<Body> {
+    let token = csrf_of(state, cookie);
+    r.headers_mut()
+        .insert("x-csrf-token", token.parse().expect("header value"));
+    r
+}

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send, signed_in};
+use crate::support::{Answer, Env, manual_clock, send, signed_in, with_csrf};
 
 fn json_req(
     method: &str,
@@ -38,12 +38,16 @@ async fn paired(state: &AppState, org: &str, user: &str) -> (String, String, Val
     let (cookie, uid) = signed_in(state, org, user, false);
     let code = send(
         state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await;
@@ -243,12 +247,16 @@ async fn pushes_are_idempotent_and_pulls_page_through_every_device() {
     // A second device of the same engineer.
     let code = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
@@ -312,12 +320,16 @@ async fn a_pairing_code_works_once_expires_and_its_reuse_revokes_the_device() {
     let (cookie, _) = signed_in(&state, "acme", "eng", false);
     let code = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
@@ -360,12 +372,16 @@ async fn a_pairing_code_works_once_expires_and_its_reuse_revokes_the_device() {
     // Expiry after 30 days.
     let late = send(
         &state,
-        json_req(
-            "POST",
-            "/api/v1/me/pairing-codes",
-            None,
-            Some(&cookie),
-            &json!({}),
+        with_csrf(
+            &state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
         ),
     )
     .await
@@ -462,6 +478,251 @@ async fn refresh_tokens_rotate_and_a_stolen_one_revokes_the_device() {
     assert_eq!(
         push(&state, &forged, &json!({"deltas": []})).await.status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+fn refresh_req(r: &str) -> Request<Body> {
+    json_req(
+        "POST",
+        "/api/v1/devices/token",
+        None,
+        None,
+        &json!({"refresh_token": r}),
+    )
+}
+
+fn audit_rows(state: &AppState, org: &str) -> Vec<aiworklab::store::audit::AuditRow> {
+    state
+        .store
+        .org(org)
+        .expect("org")
+        .db
+        .read(|c| aiworklab::store::audit::recent(c, 100).map_err(StoreError::from))
+        .expect("audit")
+}
+
+/// A thief who copied the device's refresh token uses it first, and
+/// refreshes again; the real device then presents the token it holds,
+/// two generations old. That superseded token revokes the device (the
+/// thief's current tokens die with it) and is audited.
+#[tokio::test]
+async fn a_refresh_token_superseded_generations_ago_revokes_the_device() {
+    let env = Env::new(&["acme"]);
+    let clock = manual_clock();
+    let state = env.state_with_clock(clock.clone());
+    let (_, _, grant) = paired(&state, "acme", "eng").await;
+    let device = grant["device_id"].as_str().expect("device").to_string();
+    let stolen = grant["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let take = |a: &Answer| {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let j = a.json();
+        (
+            j["refresh_token"].as_str().expect("refresh").to_string(),
+            j["access_token"].as_str().expect("access").to_string(),
+        )
+    };
+    let (thief_r2, _) = take(&send(&state, refresh_req(&stolen)).await);
+    clock.advance(Duration::minutes(16));
+    let (thief_r3, thief_a3) = take(&send(&state, refresh_req(&thief_r2)).await);
+    assert_eq!(
+        push(&state, &thief_a3, &json!({"deltas": []})).await.status,
+        StatusCode::OK
+    );
+    // The real device still holds the first token.
+    let real = send(&state, refresh_req(&stolen)).await;
+    assert_eq!(real.status, StatusCode::UNAUTHORIZED, "{}", real.text());
+    assert!(real.text().contains("revoked"), "{}", real.text());
+    assert_eq!(
+        push(&state, &thief_a3, &json!({"deltas": []})).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the thief's access token outlived the revocation"
+    );
+    assert_eq!(
+        send(&state, refresh_req(&thief_r3)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the thief's current refresh token still works"
+    );
+    let reuse = audit_rows(&state, "acme")
+        .into_iter()
+        .find(|r| r.action == "device.refresh_reuse")
+        .expect("the reuse is audited");
+    assert_eq!(reuse.target.as_deref(), Some(device.as_str()));
+    assert_eq!(reuse.details["presented_generation"], 0);
+    assert_eq!(reuse.details["current_generation"], 2);
+    let listed = aiworklab::devices::list(
+        state.store.org("acme").expect("org"),
+        reuse.details["user"].as_str().expect("user"),
+    )
+    .expect("list");
+    assert_eq!(
+        listed[0].revoked_reason.as_deref(),
+        Some("refresh token reused")
+    );
+}
+
+/// A device paired before refresh tokens were numbered holds a bare random
+/// secret: it still refreshes once, onto the numbered form, and its
+/// superseded bare secret still revokes the device.
+#[tokio::test]
+async fn an_unnumbered_refresh_secret_moves_to_generations_and_its_reuse_still_revokes() {
+    use aiworklab::secrets::{self, SecretKind};
+    let env = Env::new(&["acme"]);
+    let state = env.state_with_clock(manual_clock());
+    let (_, _, grant) = paired(&state, "acme", "eng").await;
+    let device = grant["device_id"].as_str().expect("device").to_string();
+    let bare = secrets::generate(SecretKind::DeviceRefresh).expect("rng");
+    let hash = bare.hash().0.to_vec();
+    state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .write(|tx| {
+            tx.execute(
+                "UPDATE devices SET refresh_hash = ?1 WHERE id = ?2",
+                rusqlite::params![hash, device],
+            )
+            .map_err(StoreError::from)
+        })
+        .expect("an older device");
+    let a = send(&state, refresh_req(bare.expose())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let next = a.json()["refresh_token"].as_str().expect("r").to_string();
+    assert!(
+        next.starts_with("aiwl_dev_") && next.contains('.'),
+        "{next}"
+    );
+    let after = send(&state, refresh_req(&next)).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text());
+    let latest = after.json()["refresh_token"]
+        .as_str()
+        .expect("r")
+        .to_string();
+    // Two rotations later, the bare secret is still known as superseded.
+    let reuse = send(&state, refresh_req(bare.expose())).await;
+    assert_eq!(reuse.status, StatusCode::UNAUTHORIZED);
+    assert!(reuse.text().contains("revoked"), "{}", reuse.text());
+    assert_eq!(
+        send(&state, refresh_req(&latest)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Changes `claim` of a signed token (access or refresh) to `value` and
+/// keeps the original MAC.
+fn altered(token: &str, prefix: &str, claim: &str, value: Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, tag) = token.rsplit_once('.').expect("a signed token");
+    let body = signed.strip_prefix(prefix).expect("prefix");
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).expect("base64")).expect("json");
+    claims[claim] = value;
+    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{prefix}{body}.{tag}")
+}
+
+/// Forged tokens name real devices and users, with claims altered under a
+/// genuine MAC or signed with another key: each is refused, and none can
+/// revoke the device it names (which would let anyone who learns a device
+/// id cut that device off).
+#[tokio::test]
+async fn forged_tokens_with_altered_claims_or_another_key_are_refused_and_revoke_nothing() {
+    let env = Env::new(&["acme"]);
+    let clock = manual_clock();
+    let state = env.state_with_clock(clock.clone());
+    let (_, _, mallory) = paired(&state, "acme", "mallory").await;
+    let (_, alice_id, alice) = paired(&state, "acme", "alice").await;
+    let alice_device = alice["device_id"].as_str().expect("device").to_string();
+    // Alice's device refreshes once, so generation 0 is behind it.
+    let a = send(
+        &state,
+        refresh_req(alice["refresh_token"].as_str().expect("r")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let mut alice_refresh = a.json()["refresh_token"].as_str().expect("r").to_string();
+    let alice_access = a.json()["access_token"].as_str().expect("a").to_string();
+    let m_access = mallory["access_token"].as_str().expect("a").to_string();
+    let m_refresh = mallory["refresh_token"].as_str().expect("r").to_string();
+
+    // Access tokens: Mallory's with Alice's user or device, or a longer life.
+    for (claim, value) in [
+        ("u", json!(alice_id)),
+        ("d", json!(alice_device)),
+        ("e", json!(4_102_444_800_i64)),
+    ] {
+        let forged = altered(&m_access, "aiwl_at_", claim, value);
+        let a = push(&state, &forged, &json!({"deltas": []})).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "access `{claim}` altered: {}",
+            a.text()
+        );
+    }
+    // Signed with another key, for Alice, well formed in every other way.
+    let other_key = [7u8; 32];
+    let now = state.clock.now();
+    let forged =
+        aiworklab::devices::access_token(&other_key, "acme", &alice_device, &alice_id, now);
+    assert_eq!(
+        push(&state, &forged, &json!({"deltas": []})).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Refresh tokens: Mallory's, altered to name Alice's device at the
+    // superseded generation 0 (what a reuse looks like), or another org.
+    let prefix = "aiwl_dev_";
+    let mut forgeries = vec![
+        altered(&m_refresh, prefix, "d", json!(alice_device)),
+        altered(
+            &altered(&m_refresh, prefix, "d", json!(alice_device)),
+            prefix,
+            "g",
+            json!(0),
+        ),
+        altered(&m_refresh, prefix, "g", json!(-1)),
+        altered(&m_refresh, prefix, "o", json!("other")),
+    ];
+    // Signed with another key: Alice's device at generations 0 and 1.
+    for g in [0, 1] {
+        forgeries.push(
+            aiworklab::devices::refresh_token(&other_key, "acme", &alice_device, g).expect("rng"),
+        );
+    }
+    for forged in &forgeries {
+        let a = send(&state, refresh_req(forged)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{forged}: {}", a.text());
+        assert!(a.text().contains("not valid"), "{}", a.text());
+    }
+    let actions: Vec<String> = audit_rows(&state, "acme")
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(
+        !actions.contains(&"device.refresh_reuse".to_string()),
+        "a forgery counted as a reuse: {actions:?}"
+    );
+    // Alice's device is untouched: its access token works and it rotates on.
+    assert_eq!(
+        push(&state, &alice_access, &json!({"deltas": []}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for _ in 0..2 {
+        let a = send(&state, refresh_req(&alice_refresh)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        alice_refresh = a.json()["refresh_token"].as_str().expect("r").to_string();
+    }
+    // And Mallory's own tokens were never harmed by the attempts.
+    assert_eq!(
+        send(&state, refresh_req(&m_refresh)).await.status,
+        StatusCode::OK
     );
 }
 

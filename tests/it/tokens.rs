@@ -4,6 +4,7 @@ use aiworklab::audit::Context;
 use aiworklab::clock::{Clock, SystemClock};
 use aiworklab::store::StoreError;
 use aiworklab::tokens::{self, Refusal, TokenKind};
+use aiworklab::users::AdminCtx;
 use chrono::Duration;
 use sha2::{Digest, Sha256};
 
@@ -48,7 +49,7 @@ fn only_the_sha256_of_a_token_is_stored() {
         TokenKind::Scim,
         "okta",
         None,
-        &Context::operator(),
+        &AdminCtx::operator(),
         SystemClock.now(),
     )
     .expect("token");
@@ -72,7 +73,7 @@ fn revoked_unknown_expired_malformed_and_wrong_kind_tokens_are_refused() {
     let store = env.store();
     let clock = manual_clock();
     let org = store.org("acme").expect("org");
-    let ctx = Context::operator();
+    let ctx = AdminCtx::operator();
     let (live, live_secret) =
         tokens::create(org, TokenKind::Scim, "live", None, &ctx, clock.now()).expect("token");
     let (_, short_secret) = tokens::create(
@@ -134,10 +135,11 @@ fn token_changes_are_audited_with_actor_and_target() {
         actor: "operator:alice".into(),
         ..Context::default()
     };
+    let admin = AdminCtx::operator_as(ctx);
     let now = SystemClock.now();
     let (info, secret) =
-        tokens::create(org, TokenKind::Mcp, "claude", None, &ctx, now).expect("token");
-    tokens::revoke(org, &info.id.to_string(), &ctx, now).expect("revoke");
+        tokens::create(org, TokenKind::Mcp, "claude", None, &admin, now).expect("token");
+    tokens::revoke(org, &info.id.to_string(), &admin, now).expect("revoke");
     let rows = org
         .db
         .read(|c| aiworklab::store::audit::recent(c, 10).map_err(StoreError::from))
@@ -161,7 +163,7 @@ fn token_names_and_expiries_are_validated() {
     let store = env.store();
     let org = store.org("acme").expect("org");
     let now = SystemClock.now();
-    let ctx = Context::operator();
+    let ctx = AdminCtx::operator();
     for bad in ["", "a\nb", &"x".repeat(101)] {
         assert!(
             tokens::create(org, TokenKind::Scim, bad, None, &ctx, now).is_err(),

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use super::delta::Transition;
 use super::fsrs::{self, Card, Grade};
-use crate::sync::wire::Transition;
 
 /// A passed check this long after the first demonstration shows retention.
 pub const RETAIN_AFTER: Duration = Duration::days(7);

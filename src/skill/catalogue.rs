@@ -3,10 +3,8 @@
 //! summary, prerequisite and related edges (the graph), and the matchers
 //! the teaching kernel uses to spot it. Loaded once and checked: slugs
 //! valid and unique, every edge resolves, prerequisites acyclic. Orgs add
-//! their own concepts beside it (`custom`), under the reserved `x-` prefix.
-
-pub mod custom;
-pub mod routes;
+//! their own concepts beside it (`catalogue::custom`), under the
+//! reserved `x-` prefix.
 
 use std::collections::{BTreeMap, HashMap};
 

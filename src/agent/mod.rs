@@ -1,0 +1,11 @@
+//! The teaching kernel: `aiworklab agent` on an engineer's machine. It
+//! listens to the events and session records of the engineer's coding
+//! agent, tags the concepts they show offline, keeps the engineer's skill
+//! graph in a local encrypted store and syncs concept-level facts (never
+//! code, diffs, prompts or paths) to the org's appliance.
+//!
+//! It uses `skill` (the shared fact model) and nothing server-side: no
+//! `store`, no `http`, no `AppState` (docs/architecture.md).
+
+/// What the harness adapters and the tagger hand to the local store.
+pub mod observe;

@@ -1,0 +1,248 @@
+//! Rate limits keyed beyond the client address (P17, P21): export per
+//! user, sync and refresh per device, with each address's budget as an
+//! outer ceiling. Behind one shared (NAT) address, one engineer cannot
+//! spend another's budget; one engineer with many addresses is still
+//! limited. (Sign-in per account: `sso_forged.rs`; SCIM per token:
+//! `scim.rs`.)
+
+use std::net::SocketAddr;
+
+use aiworklab::AppState;
+use aiworklab::config::RawRateLimit;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Answer, Env, send, send_from, signed_in, with_csrf};
+
+/// The corporate NAT address everyone shares.
+const NAT: &str = "198.51.100.7:40000";
+
+fn nat() -> SocketAddr {
+    NAT.parse().expect("addr")
+}
+
+/// The `n`th address of a client that has many.
+fn roaming(n: u8) -> SocketAddr {
+    SocketAddr::from(([203, 0, 113, n], 40000))
+}
+
+fn json_req(
+    method: &str,
+    uri: &str,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+    body: &Value,
+) -> Request<Body> {
+    let mut r = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(t) = bearer {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.body(Body::from(body.to_string())).expect("request")
+}
+
+/// The export with the session cookie, and its CSRF token as the session
+/// JSON API requires.
+fn export(state: &AppState, cookie: &str) -> Request<Body> {
+    let r = Request::get("/api/v1/me/export")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .expect("request");
+    with_csrf(state, r, cookie)
+}
+
+fn assert_limited(a: &Answer, what: &str) {
+    assert_eq!(
+        a.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{what}: {}",
+        a.text()
+    );
+    assert!(
+        a.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "{what}: no Retry-After"
+    );
+}
+
+/// A new engineer with a paired device: (access token, refresh token).
+async fn device(state: &AppState, user: &str) -> (String, String) {
+    let (cookie, _) = signed_in(state, "acme", user, false);
+    let code = send(
+        state,
+        with_csrf(
+            state,
+            json_req(
+                "POST",
+                "/api/v1/me/pairing-codes",
+                None,
+                Some(&cookie),
+                &json!({}),
+            ),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(code.status, StatusCode::OK, "{}", code.text());
+    let code = code.json()["code"].as_str().expect("code").to_string();
+    let grant = send(
+        state,
+        json_req(
+            "POST",
+            "/api/v1/devices/pair",
+            None,
+            None,
+            &json!({"code": code, "device_name": "laptop"}),
+        ),
+    )
+    .await;
+    assert_eq!(grant.status, StatusCode::OK, "{}", grant.text());
+    let g = grant.json();
+    (
+        g["access_token"].as_str().expect("access").to_string(),
+        g["refresh_token"].as_str().expect("refresh").to_string(),
+    )
+}
+
+fn push(token: &str) -> Request<Body> {
+    json_req(
+        "POST",
+        "/api/v1/sync/deltas",
+        Some(token),
+        None,
+        &json!({"deltas": []}),
+    )
+}
+
+#[tokio::test]
+async fn export_is_three_an_hour_per_engineer_not_per_address() {
+    let env = Env::new(&["acme"]);
+    let state = env.state();
+    let (alice, _) = signed_in(&state, "acme", "alice", false);
+    let (bob, _) = signed_in(&state, "acme", "bob", false);
+    // Alice spends her three exports from the office address...
+    for _ in 0..3 {
+        let a = send_from(&state, nat(), export(&state, &alice)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    }
+    assert_limited(
+        &send_from(&state, nat(), export(&state, &alice)).await,
+        "alice's fourth",
+    );
+    // ...which leaves Bob, behind the same address, his own three.
+    for _ in 0..3 {
+        let a = send_from(&state, nat(), export(&state, &bob)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "bob was limited by alice: {}",
+            a.text()
+        );
+    }
+    // And Alice gains nothing by moving to other addresses.
+    for n in 1..=3 {
+        assert_limited(
+            &send_from(&state, roaming(n), export(&state, &alice)).await,
+            "alice elsewhere",
+        );
+    }
+}
+
+#[tokio::test]
+async fn sync_is_limited_per_device_under_each_addresss_ceiling() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.sync = RawRateLimit {
+        ip_requests: Some(6),
+        ..RawRateLimit::new(3, 3600)
+    };
+    let state = env.state();
+    let (a, _) = device(&state, "alice").await;
+    let (b, _) = device(&state, "bob").await;
+    let (c, _) = device(&state, "carol").await;
+    // One device, many addresses: still three.
+    for n in 1..=3 {
+        assert_eq!(
+            send_from(&state, roaming(n), push(&a)).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_limited(
+        &send_from(&state, roaming(4), push(&a)).await,
+        "a from a fourth address",
+    );
+    // Pulls count against the same per-device budget.
+    let pull = Request::get("/api/v1/sync/deltas")
+        .header("authorization", format!("Bearer {a}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_limited(&send_from(&state, roaming(5), pull).await, "a pulling");
+    // Behind one address: Alice, out of budget, leaves Bob his three.
+    assert_limited(
+        &send_from(&state, nat(), push(&a)).await,
+        "a behind the NAT",
+    );
+    for _ in 0..3 {
+        let r = send_from(&state, nat(), push(&b)).await;
+        assert_eq!(r.status, StatusCode::OK, "b was limited by a: {}", r.text());
+    }
+    // The address's ceiling (6 here) still holds across every device
+    // behind it: 4 spent, so Carol gets 2 and then the ceiling stops her
+    // with budget to spare, which she can spend from elsewhere.
+    for _ in 0..2 {
+        assert_eq!(
+            send_from(&state, nat(), push(&c)).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_limited(
+        &send_from(&state, nat(), push(&c)).await,
+        "the address's ceiling",
+    );
+    assert_eq!(
+        send_from(&state, roaming(6), push(&c)).await.status,
+        StatusCode::OK,
+        "carol's own budget had one left"
+    );
+}
+
+#[tokio::test]
+async fn refresh_is_limited_per_device_not_per_address() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.refresh = RawRateLimit::new(2, 3600);
+    let state = env.state();
+    let (_, mut ra) = device(&state, "alice").await;
+    let (_, mut rb) = device(&state, "bob").await;
+    let refresh = |r: &str| {
+        json_req(
+            "POST",
+            "/api/v1/devices/token",
+            None,
+            None,
+            &json!({"refresh_token": r}),
+        )
+    };
+    for n in 1..=2 {
+        let a = send_from(&state, roaming(n), refresh(&ra)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        ra = a.json()["refresh_token"].as_str().expect("r").to_string();
+    }
+    assert_limited(
+        &send_from(&state, roaming(3), refresh(&ra)).await,
+        "a third refresh",
+    );
+    // Another device, from the address just refused, has its own budget.
+    for _ in 0..2 {
+        let b = send_from(&state, roaming(3), refresh(&rb)).await;
+        assert_eq!(b.status, StatusCode::OK, "{}", b.text());
+        rb = b.json()["refresh_token"].as_str().expect("r").to_string();
+    }
+    // A made-up token is charged to the address only.
+    let junk = send_from(&state, roaming(3), refresh("aiwl_dev_e30.AAAA")).await;
+    assert_eq!(junk.status, StatusCode::UNAUTHORIZED, "{}", junk.text());
+}
