@@ -5,9 +5,18 @@ the restricted Pod Security profile on every container, probes, one replica
 with a volume claim, the Secrets referenced (never included), and a
 NetworkPolicy that limits egress.
 
-    python k8s_check.py rendered.yaml...
+    python k8s_check.py BASE.yaml INGRESS.yaml
+    python k8s_check.py pod RENDERED.yaml OUTDIR
+
+The second form writes what tests/packaging/run needs to run the Pod's
+init container and `aiworklab config check` in the image as the Pod would:
+OUTDIR/aiworklab.toml (the ConfigMap's file), OUTDIR/init.sh (the init
+container's script), OUTDIR/secrets (one line per Secret volume of the init
+container: mount path, Secret name, its keys), OUTDIR/env (the main
+container's environment, NAME=VALUE lines).
 """
 
+import os
 import sys
 
 import yaml
@@ -54,6 +63,43 @@ def check(path):
         assert rule.get("to"), "every egress rule names its destination"
     return docs, secrets
 
+
+# The keys of each Secret, as docs/operations.md tells the operator to make them.
+SECRET_KEYS = {
+    "aiworklab-master-key": ["master.key"],
+    "aiworklab-tls": ["tls.crt", "tls.key"],
+    "aiworklab-oidc": ["oidc-client-secret"],
+}
+
+
+def pod(path, out):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    spec = sts["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    (main,) = [c for c in spec["containers"] if c["name"] == "aiworklab"]
+    assert init["command"][:2] == ["/bin/sh", "-c"], init["command"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "aiworklab.toml"), "w") as f:
+        f.write(cm["data"]["aiworklab.toml"])
+    with open(os.path.join(out, "init.sh"), "w") as f:
+        f.write(init["command"][2])
+    with open(os.path.join(out, "secrets"), "w") as f:
+        for m in init["volumeMounts"]:
+            secret = volumes[m["name"]].get("secret")
+            if secret:
+                name = secret["secretName"]
+                f.write(" ".join([m["mountPath"], name, *SECRET_KEYS[name]]) + "\n")
+    with open(os.path.join(out, "env"), "w") as f:
+        for e in main.get("env", []):
+            f.write(f"{e['name']}={e['value']}\n")
+
+
+if sys.argv[1] == "pod":
+    pod(sys.argv[2], sys.argv[3])
+    sys.exit(0)
 
 base, base_secrets = check(sys.argv[1])
 assert "aiworklab-tls" in base_secrets, "the base serves TLS itself"
