@@ -40,8 +40,9 @@ stop_server() {
 test_deb() {
     local debs=$WORK/debs
     mkdir -p "$debs"
-    # The same binary packaged twice: once as an older build to upgrade from.
-    cargo deb --no-build --locked --quiet --deb-version "$VERSION~ci0-1" -o "$debs/old.deb" >/dev/null
+    # The same binary packaged twice: once as an older build to upgrade from
+    # (compressed fast; only the real package gets cargo deb's default xz).
+    cargo deb --no-build --locked --quiet --fast --deb-version "$VERSION~ci0-1" -o "$debs/old.deb" >/dev/null
     cargo deb --no-build --locked --quiet -o "$debs/" >/dev/null
     DEB=$(ls "$debs"/aiworklab_*.deb)
     log "built $(basename "$DEB") ($(($(stat -c %s "$DEB") / 1000000)) MB)"

@@ -66,6 +66,10 @@ test_docker() {
     local recipient
     recipient=$("$BIN" backup keygen --out "$WORK/backup.key" 2>/dev/null | grep -o 'age1[0-9a-z]*' | head -1)
     [ -n "$recipient" ] || fail "aiworklab backup keygen printed no public key"
+    # Archives are signed (docs/backup.md): the signing key is a secret file
+    # like the master key; the verification key is kept for `backup verify`.
+    BACKUP_VERIFY_KEY=$("$BIN" backup keygen --signing --out "$s/backup-signing.key" 2>/dev/null | grep -o 'aiwl_bkv_[0-9A-Za-z_-]*' | head -1)
+    [ -n "$BACKUP_VERIFY_KEY" ] || fail "aiworklab backup keygen --signing printed no verification key"
 
     local host
     host=$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
@@ -76,6 +80,7 @@ test_docker() {
 [backup]
 recipients = ["$recipient"]
 dir = "/backups"
+signing_key_file = "/run/secrets/backup_signing"
 
 [[orgs]]
 slug = "default"
@@ -87,6 +92,8 @@ admin_groups = ["aiwl-admins"]
 issuer = "$IDP_ISSUER"
 client_id = "aiworklab-ci"
 client_secret_file = "/run/secrets/oidc_secret"
+# The test IdP sends groups only for this scope.
+scopes = ["openid", "profile", "email", "groups"]
 EOF
     cat >"$d/compose.ci.yaml" <<EOF
 services:
@@ -97,6 +104,7 @@ services:
     secrets:
       - idp_ca
       - oidc_secret
+      - backup_signing
     volumes:
       - ./aiworklab.toml:/etc/aiworklab/aiworklab.toml:ro
       - ./backups:/backups
@@ -105,10 +113,12 @@ secrets:
     file: ./secrets/ca.pem
   oidc_secret:
     file: ./secrets/oidc.secret
+  backup_signing:
+    file: ./secrets/backup-signing.key
 EOF
     # As the comments in compose.yaml say: the key files belong to uid 10001.
-    chown 10001:10001 "$s/master.key" "$s/tls_key.pem" "$s/oidc.secret" "$d/backups"
-    chmod 0400 "$s/master.key" "$s/tls_key.pem" "$s/oidc.secret"
+    chown 10001:10001 "$s/master.key" "$s/tls_key.pem" "$s/oidc.secret" "$s/backup-signing.key" "$d/backups"
+    chmod 0400 "$s/master.key" "$s/tls_key.pem" "$s/oidc.secret" "$s/backup-signing.key"
     chmod 0444 "$s/tls_cert.pem" "$s/ca.pem" "$d/aiworklab.toml"
     chmod 0700 "$d/backups"
 
@@ -161,10 +171,10 @@ EOF
     archive=$(ls "$d"/backups/*.age 2>/dev/null | head -1)
     [ -n "$archive" ] || fail "no backup archive in the mounted directory (said: $out)"
     ok "backup landed in the mounted directory: $(basename "$archive")"
-    (cd "$WORK" && "$BIN" backup verify "$archive" --identity "$WORK/backup.key") >"$WORK/verify.out" ||
+    (cd "$WORK" && "$BIN" backup verify "$archive" --identity "$WORK/backup.key" --verify-key "$BACKUP_VERIFY_KEY") >"$WORK/verify.out" ||
         fail "aiworklab backup verify"
     grep -q ': OK' "$WORK/verify.out" || fail "backup verify did not say OK"
-    ok "backup verifies with the offline key"
+    ok "backup verifies (signature and contents) with the offline identity and verification key"
 
     "${COMPOSE[@]}" stop 2>/dev/null
     expect_eq "$(inspect '{{.State.Running}}')" false "stopped"

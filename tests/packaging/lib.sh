@@ -20,6 +20,7 @@ install_tools() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v rpm >/dev/null || missing+=(rpm)
+    command -v cpio >/dev/null || missing+=(cpio)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
