@@ -145,7 +145,8 @@ test_bundle() {
     id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
     local bundle
     bundle=$(packaging/bundle --image "$tag" --deb "$DEB" --rpm "$RPM" --out "$WORK/bundle-out")
-    log "bundle $(basename "$bundle"): $(($(stat -c %s "$bundle") / 1000000)) MB"
+    BUNDLE_SIZE_MB=$(($(stat -c %s "$bundle") / 1000000))
+    log "bundle $(basename "$bundle"): $BUNDLE_SIZE_MB MB"
 
     # A new directory, as on the air-gapped machine.
     local u=$WORK/unpacked
