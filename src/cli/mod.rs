@@ -19,8 +19,19 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{CONFIG_PATH_ENV, ConfigErrors, Settings};
 
+/// What `aiworklab --version` prints after the name: the version, the git
+/// commit and the build date (set by build.rs; see docs/operations.md).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AIWORKLAB_GIT_COMMIT"),
+    ", built ",
+    env!("AIWORKLAB_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "aiworklab", version, about = "aiworklab on-prem appliance")]
+#[command(name = "aiworklab", version = VERSION, about = "aiworklab on-prem appliance")]
 pub struct Cli {
     /// Configuration file (TOML). Default: /etc/aiworklab/aiworklab.toml when it exists.
     #[arg(long, global = true, env = CONFIG_PATH_ENV, value_name = "PATH")]

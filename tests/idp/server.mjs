@@ -1,15 +1,19 @@
 // Test-only OpenID Provider for the aiworklab integration and browser tests.
 //
 //   node tests/idp/server.mjs --config <path-to-json> [--exit-with-stdin] [--quiet]
+//                             [--host <ip>] [--tls-cert <pem> --tls-key <pem>]
 //
-// Listens on 127.0.0.1, prints exactly one JSON line to stdout once listening:
+// Listens on 127.0.0.1 (or --host), prints exactly one JSON line to stdout
+// once listening:
 //   {"issuer":"http://127.0.0.1:<port>","port":<port>}
+// (https://<host>:<port> with --tls-cert and --tls-key)
 // and logs everything else to stderr. See README.md next to this file.
 //
 // NEVER use this outside of tests: passwords are public, keys live in memory,
 // consent is implied and /__test/* lets anyone rotate the signing keys.
 
 import http from 'node:http';
+import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { generateKeyPair, randomBytes } from 'node:crypto';
 import { parseArgs, promisify } from 'node:util';
@@ -73,6 +77,9 @@ try {
       config: { type: 'string' },
       'exit-with-stdin': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
+      host: { type: 'string', default: '127.0.0.1' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   }));
 } catch (err) {
@@ -522,7 +529,14 @@ async function handle(req, res) {
   await current.callback(req, res);
 }
 
-const server = http.createServer((req, res) => {
+if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) {
+  die('--tls-cert and --tls-key go together');
+}
+const tls = args['tls-cert']
+  ? { cert: readFileSync(args['tls-cert']), key: readFileSync(args['tls-key']) }
+  : undefined;
+const scheme = tls ? 'https' : 'http';
+const onRequest = (req, res) => {
   const started = Date.now();
   if (!args.quiet) {
     res.on('finish', () => {
@@ -537,11 +551,13 @@ const server = http.createServer((req, res) => {
       res.destroy();
     }
   });
-});
+};
+const server = tls ? https.createServer(tls, onRequest) : http.createServer(onRequest);
 
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, args.host, () => {
   const actualPort = server.address().port;
-  issuer = `http://127.0.0.1:${actualPort}`;
+  const host = args.host.includes(':') ? `[${args.host}]` : args.host;
+  issuer = `${scheme}://${host}:${actualPort}`;
   try {
     current = buildProvider(issuer);
   } catch (err) {
