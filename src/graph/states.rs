@@ -84,6 +84,12 @@ pub struct Refreshed {
     /// Facts held before the push that those refolds read and folded
     /// again: the work an out-of-order push costs beyond its own facts.
     pub refolded_facts: usize,
+    /// What the device is charged for them (`rate_limits.refold`): per
+    /// concept, the facts beyond one checkpoint interval. A fact late by
+    /// less than that (a second's tie, a clock a little behind) costs a
+    /// bounded amount like the push's own facts; only deep refolds, which
+    /// grow with the history after the late fact, are charged.
+    pub charged_facts: usize,
 }
 
 /// The new fold of each concept of `new` (its newly accepted facts,
@@ -128,7 +134,9 @@ fn next_states<'c>(
         };
         let all = checkpoints::facts_after(conn, user_id, concept, start.cursor.as_ref())?;
         cost.refolded_concepts += 1;
-        cost.refolded_facts += all.len().saturating_sub(facts.len());
+        let again = all.len().saturating_sub(facts.len());
+        cost.refolded_facts += again;
+        cost.charged_facts += again.saturating_sub(usize::try_from(every).unwrap_or(usize::MAX));
         let at = checkpoints::fold_on(conn, user_id, concept, start, &all, every)?;
         out.push((concept, at));
     }
@@ -471,12 +479,14 @@ mod tests {
             cost,
             Refreshed {
                 refolded_concepts: 1,
-                refolded_facts: 4
+                refolded_facts: 4,
+                charged_facts: 0,
             }
         );
         // One from before everything: the whole history again.
         let far = fact(2, Transition::Demonstrated, -24 * 300);
-        assert_eq!(push(&conn, &[far], 4).refolded_facts, 101);
+        let cost = push(&conn, &[far], 4);
+        assert_eq!((cost.refolded_facts, cost.charged_facts), (101, 97));
         check(&conn, 4).expect("checkpoints and rows hold the fold");
     }
 

@@ -24,8 +24,9 @@ pub struct Pushed {
     /// The engineer's newest cursor after the push.
     pub cursor: i64,
     /// Facts held before the push that it folded again because some of its
-    /// facts arrived out of order: what the device's refold budget is
-    /// charged (`rate_limits.refold`).
+    /// facts arrived out of order, beyond one checkpoint interval per
+    /// concept: what the device's refold budget is charged
+    /// (`rate_limits.refold`).
     #[serde(skip)]
     pub refolded: usize,
 }
@@ -115,7 +116,7 @@ pub fn push(
             accepted: accepted.len(),
             duplicates: deltas.len() - accepted.len(),
             cursor: sql::last_seq(tx, user_id)?,
-            refolded: refreshed.refolded_facts,
+            refolded: refreshed.charged_facts,
         })
     })
 }

@@ -282,7 +282,7 @@ fn push_body(token: &str, body: &Value) -> Request<Body> {
 #[tokio::test]
 async fn a_device_sending_far_past_facts_is_limited_by_its_own_refold_budget() {
     let mut env = Env::new(&["acme"]);
-    env.raw.rate_limits.refold = RawRateLimit::new(100, 3600);
+    env.raw.rate_limits.refold = RawRateLimit::new(150, 3600);
     let state = env.state();
     let (cookie, _) = signed_in(&state, "acme", "mallory", false);
     let (mallory, _) = pair(&state, &cookie).await;
@@ -303,8 +303,9 @@ async fn a_device_sending_far_past_facts_is_limited_by_its_own_refold_budget() {
     )
     .await;
     ok(&bob_history, "bob's history");
-    // Each fact from last year sorts before all 60: the first push folds
-    // them again (60 of 100), the second leaves the device in debt.
+    // Each fact from last year sorts before all 100: the first push folds
+    // them again and is charged those beyond one checkpoint interval (84
+    // of 150), the second (85) leaves the device in debt.
     let year_ago = now - chrono::Duration::days(365);
     ok(
         &send(&state, push_body(&mallory, &facts(year_ago, 1))).await,
