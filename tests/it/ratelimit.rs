@@ -290,16 +290,16 @@ async fn a_device_sending_far_past_facts_is_limited_by_its_own_refold_budget() {
     let (bob, _) = device(&state, "bob").await;
     let now = chrono::Utc::now();
     let ok = |a: &Answer, what: &str| assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.text());
-    // A history of 60 facts over the last few days, in order: no refold.
+    // A history of 100 facts over the last days, in order: no refold.
     let history = send(
         &state,
-        push_body(&mallory, &facts(now - chrono::Duration::days(3), 60)),
+        push_body(&mallory, &facts(now - chrono::Duration::days(5), 100)),
     )
     .await;
     ok(&history, "history");
     let bob_history = send(
         &state,
-        push_body(&bob, &facts(now - chrono::Duration::days(3), 60)),
+        push_body(&bob, &facts(now - chrono::Duration::days(5), 100)),
     )
     .await;
     ok(&bob_history, "bob's history");
