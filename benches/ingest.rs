@@ -306,7 +306,7 @@ async fn drive(
         let pool = pools[d.engineer].clone();
         tasks.spawn(async move {
             let client = reqwest::Client::new();
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1) * 0x1000_0001);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((n as u64 + 1) * 0x1000_0001));
             let mut samples = Vec::new();
             let mut backlog: Vec<Vec<Delta>> = match d.role {
                 Role::Backlog { deltas: n, .. } => {

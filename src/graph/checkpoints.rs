@@ -226,7 +226,7 @@ pub fn fold_on(
         at.state.apply(f);
         at.facts += 1;
         at.cursor = Some((to_millis(f.at), f.id.clone()));
-        if at.facts % every.max(1) == 0 {
+        if at.facts.is_multiple_of(every.max(1)) {
             put(conn, user_id, concept, &at)?;
         }
     }

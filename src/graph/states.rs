@@ -292,7 +292,7 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .expect("rows");
             let wanted: Vec<usize> = (1..=facts.len())
-                .filter(|m| *m as u64 % every == 0)
+                .filter(|m| (*m as u64).is_multiple_of(every))
                 .collect();
             prop_assert_eq!(kept.len(), wanted.len(), "checkpoints of {}", c);
             for ((p, n), m) in kept.iter().zip(&wanted) {
