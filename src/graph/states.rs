@@ -511,5 +511,13 @@ mod tests {
         assert_eq!(at.state.checks_passed, 1);
         assert_eq!(count, Some(2));
         check(&conn, 2).expect("checkpoints laid");
+        // A state's checkpoints go with it (the deletion sweep, a user's
+        // removal).
+        conn.execute("DELETE FROM concept_states", [])
+            .expect("delete");
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM fold_checkpoints", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 0, "checkpoints go with their state");
     }
 }

@@ -146,8 +146,6 @@ pub fn sweep_deletions(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Ve
             .execute([u])?;
         conn.prepare_cached("DELETE FROM concept_weeks WHERE user_id = ?1")?
             .execute([u])?;
-        conn.prepare_cached("DELETE FROM fold_checkpoints WHERE user_id = ?1")?
-            .execute([u])?;
         conn.prepare_cached(
             "UPDATE user_privacy SET deletion_requested_at = NULL WHERE user_id = ?1",
         )?

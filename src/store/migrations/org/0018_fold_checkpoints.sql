@@ -33,6 +33,13 @@ CREATE TABLE fold_checkpoints (
     PRIMARY KEY (user_id, concept, last_at, last_id)
 ) STRICT, WITHOUT ROWID;
 
+-- A state's checkpoints go with it, whichever path deletes it (the
+-- deletion sweep, a user's removal).
+CREATE TRIGGER concept_states_delete_checkpoints AFTER DELETE ON concept_states
+BEGIN
+    DELETE FROM fold_checkpoints WHERE user_id = OLD.user_id AND concept = OLD.concept;
+END;
+
 -- A refold reads one concept's deltas from a checkpoint on, not the
 -- engineer's whole history (migration 0011 dropped this index when every
 -- out-of-order fact read all of the engineer's deltas instead).
