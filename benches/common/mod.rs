@@ -47,7 +47,8 @@ pub fn settings(
     (config::from_raw(&raw).expect("valid"), file)
 }
 
-/// The release binary serving `config_file`, ready; killed when dropped.
+/// The release binary (under `cargo bench`; `AIWORKLAB_BENCH_BIN` names
+/// another) serving `config_file`, ready; killed when dropped.
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -55,7 +56,13 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config_file: &Path, bind: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_aiworklab"))
+        // `AIWORKLAB_BENCH_BIN` runs another build of the binary (e.g. the
+        // release one under a harness built in the dev profile).
+        let bin = std::env::var_os("AIWORKLAB_BENCH_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_aiworklab")),
+            PathBuf::from,
+        );
+        let child = Command::new(bin)
             .arg("--config")
             .arg(config_file)
             .arg("serve")

@@ -201,6 +201,9 @@ pub struct RawRateLimits {
     pub export: RawRateLimit,
     pub pairing: RawRateLimit,
     pub refresh: RawRateLimit,
+    /// Facts (not requests) a device's pushes may fold again per window
+    /// because they arrived out of order.
+    pub refold: RawRateLimit,
 }
 
 impl Default for RawRateLimits {
@@ -213,6 +216,7 @@ impl Default for RawRateLimits {
             export: limit(3, 3_600),
             pairing: limit(10, 60),
             refresh: limit(30, 60),
+            refold: limit(300_000, 60),
         }
     }
 }

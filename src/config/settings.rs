@@ -178,6 +178,9 @@ pub struct RateLimits {
     pub export: RateLimit,
     pub pairing: RateLimit,
     pub refresh: RateLimit,
+    /// Facts a device's pushes may fold again per window because they
+    /// arrived out of order (`requests` counts facts; no IP ceiling).
+    pub refold: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -504,6 +507,7 @@ impl Settings {
             export: c.rate("rate_limits.export", rl.export),
             pairing: c.ip_rate("rate_limits.pairing", rl.pairing),
             refresh: c.rate("rate_limits.refresh", rl.refresh),
+            refold: c.rate("rate_limits.refold", rl.refold),
         };
         let backup = backup(&mut c, raw, &data_dir);
         let sso = SsoSettings {

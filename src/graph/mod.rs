@@ -3,6 +3,7 @@
 //! engineer's own data, and their API.
 
 pub mod aggregates;
+pub mod checkpoints;
 pub mod me;
 pub mod routes;
 pub mod states;

@@ -1,46 +1,48 @@
 //! Each engineer's stored state per concept (`concept_states`), kept by
 //! every push inside the push's transaction. A state is the fold of the
 //! engineer's facts about the concept (`state::fold`); the row holds the
-//! whole fold (level, first times, counters, the memory model's card) and
-//! its cursor, the (`at`, `id`) of the last fact folded in. A push whose new
-//! facts about a concept all sort after that cursor folds in only those
-//! facts; a device's backlog arrives oldest first, so that is the common
-//! case. A fact that arrives out of order (another device synced later, a
-//! clock was off) has the concept folded again from all its deltas, read
-//! in one pass over the engineer's deltas for every such concept of the
-//! push. Either way the row equals the fold of every fact held (property
-//! test below), so the convergence of `state::fold` carries over. Rows written before
-//! migration 0010 have no cursor and are folded again on their next push.
+//! whole fold (level, first times, counters, the memory model's card), its
+//! cursor, the (`at`, `id`) of the last fact folded in, and how many facts
+//! it folded. A push whose new facts about a concept all sort after that
+//! cursor folds in only those facts; a device's backlog arrives oldest
+//! first, so that is the common case. A fact that arrives out of order
+//! (another device synced later, a clock was off, a random id fell before
+//! the cursor's in the same second) has the concept folded again from the
+//! last fold checkpoint before it (`super::checkpoints`), reading only
+//! that concept's deltas from there on. Either way the row and every
+//! checkpoint equal the fold of the facts they cover (property test
+//! below), so the convergence of `state::fold` carries over. Rows written
+//! before migration 0018 have no fact count and are folded again, from
+//! their first fact, on their next push.
 //!
 //! Every (engineer, concept) with a delta has a row: both are written in
 //! the same transaction, and both go together (sweep, user deletion).
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
+use super::checkpoints::{self, Cursor, Position, level_number};
 use crate::clock::{from_millis, to_millis};
-use crate::skill::fsrs::{self, Card, MemoryState};
-use crate::skill::state::{self, ConceptState, Fact, Level};
-use crate::skill::{Delta, Transition};
-
-/// Every delta of one engineer, for folds from scratch (through the index
-/// on (user_id, seq); there is none per concept, see migration 0011).
-const FACTS: &str = "SELECT concept, id, transition, at, grade FROM deltas WHERE user_id = ?1";
+use crate::skill::Delta;
+use crate::skill::fsrs;
+use crate::skill::state::{self, Fact};
 
 /// The stored states of user `?1` for the concepts in the JSON array `?2`.
-const LOAD: &str = "SELECT concept, level, first_seen_at, first_demonstrated, checks_passed,
-            checks_failed, late_checks, late_passed, stability, difficulty, last_review, reps,
-            lapses, last_at, last_id
-     FROM concept_states WHERE user_id = ?1 AND concept IN (SELECT value FROM json_each(?2))";
+fn load_sql() -> String {
+    format!(
+        "SELECT concept, {} FROM concept_states
+         WHERE user_id = ?1 AND concept IN (SELECT value FROM json_each(?2))",
+        checkpoints::FOLD_COLUMNS
+    )
+}
 
 const UPSERT: &str = "INSERT INTO concept_states
      (user_id, concept, level, first_seen_at, first_demonstrated, recall_30d, late_checks,
       late_passed, updated_at, checks_passed, checks_failed, stability, difficulty,
-      last_review, reps, lapses, last_at, last_id)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+      last_review, reps, lapses, last_at, last_id, facts)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
      ON CONFLICT (user_id, concept) DO UPDATE SET level = excluded.level,
        first_seen_at = excluded.first_seen_at, first_demonstrated = excluded.first_demonstrated,
        recall_30d = excluded.recall_30d, late_checks = excluded.late_checks,
@@ -48,73 +50,11 @@ const UPSERT: &str = "INSERT INTO concept_states
        checks_passed = excluded.checks_passed, checks_failed = excluded.checks_failed,
        stability = excluded.stability, difficulty = excluded.difficulty,
        last_review = excluded.last_review, reps = excluded.reps, lapses = excluded.lapses,
-       last_at = excluded.last_at, last_id = excluded.last_id";
+       last_at = excluded.last_at, last_id = excluded.last_id, facts = excluded.facts";
 
-/// The last fact folded into a stored state: (`at` in Unix ms, `id`).
-type Cursor = (i64, String);
-
-/// A stored state, and its cursor when the row has one.
-type Stored = (ConceptState, Option<Cursor>);
-
-fn level_number(level: Level) -> Option<i64> {
-    match level {
-        Level::Unseen => None,
-        Level::Seen => Some(1),
-        Level::Explained => Some(2),
-        Level::Demonstrated => Some(3),
-        Level::Retained => Some(4),
-    }
-}
-
-fn level_of(n: i64) -> Level {
-    match n {
-        1 => Level::Seen,
-        2 => Level::Explained,
-        3 => Level::Demonstrated,
-        _ => Level::Retained,
-    }
-}
-
-fn count(n: i64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// A stored state from a row of [`LOAD`] (column 0 is the concept).
-fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-    let card = match (
-        r.get::<_, Option<f64>>(8)?,
-        r.get::<_, Option<f64>>(9)?,
-        r.get::<_, Option<i64>>(10)?,
-    ) {
-        (Some(stability_days), Some(difficulty), Some(last_review)) => Some(Card {
-            memory: MemoryState {
-                stability_days,
-                difficulty,
-            },
-            last_review: from_millis(last_review),
-            reps: count(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
-            lapses: count(r.get::<_, Option<i64>>(12)?.unwrap_or(0)),
-        }),
-        _ => None,
-    };
-    let last_at: Option<i64> = r.get(13)?;
-    let cursor = match (last_at, r.get::<_, Option<String>>(14)?) {
-        (Some(at), Some(id)) => Some((at, id)),
-        _ => None,
-    };
-    let state = ConceptState {
-        level: level_of(r.get(1)?),
-        first_seen: Some(from_millis(r.get(2)?)),
-        first_demonstrated: r.get::<_, Option<i64>>(3)?.map(from_millis),
-        last_activity: last_at.map(from_millis),
-        card,
-        checks_passed: count(r.get(4)?),
-        checks_failed: count(r.get(5)?),
-        late_checks: count(r.get(6)?),
-        late_passed: count(r.get(7)?),
-    };
-    Ok((state, cursor))
-}
+/// A stored state, and its fact count when it has one (rows from before
+/// migration 0018 have none).
+type Stored = (Position, Option<u64>);
 
 /// The stored states of `user_id` for `concepts`, by concept.
 fn load_many(
@@ -124,103 +64,88 @@ fn load_many(
 ) -> rusqlite::Result<BTreeMap<String, Stored>> {
     let json = serde_json::to_string(concepts)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.prepare_cached(LOAD)?
-        .query_map(params![user_id, json], |r| Ok((r.get(0)?, stored_row(r)?)))?
+    conn.prepare_cached(&load_sql())?
+        .query_map(params![user_id, json], |r| {
+            Ok((r.get(0)?, checkpoints::fold_row(r)?))
+        })?
         .collect()
 }
 
-/// The facts of `user_id` about each of `concepts`, from one read of all
-/// their deltas.
-fn facts_of<'c>(
-    conn: &Connection,
-    user_id: &str,
-    concepts: &BTreeSet<&'c str>,
-) -> rusqlite::Result<BTreeMap<&'c str, Vec<Fact>>> {
-    let mut out: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
-    let mut stmt = conn.prepare_cached(FACTS)?;
-    let mut rows = stmt.query([user_id])?;
-    while let Some(r) = rows.next()? {
-        let concept: String = r.get(0)?;
-        let Some(&concept) = concepts.get(concept.as_str()) else {
-            continue;
-        };
-        // The table's CHECK admits only known transitions.
-        let Some(transition) = Transition::parse(&r.get::<_, String>(2)?) else {
-            continue;
-        };
-        out.entry(concept).or_default().push(Fact {
-            id: r.get(1)?,
-            transition,
-            at: from_millis(r.get(3)?),
-            grade: r
-                .get::<_, Option<i64>>(4)?
-                .and_then(|g| u8::try_from(g).ok()),
-        });
-    }
-    Ok(out)
+fn cursor_of(f: &Fact) -> Cursor {
+    (to_millis(f.at), f.id.clone())
 }
 
-/// Whether fact `f` sorts after `cursor`.
-fn after(f: &Fact, cursor: &Cursor) -> bool {
-    match to_millis(f.at).cmp(&cursor.0) {
-        Ordering::Greater => true,
-        Ordering::Less => false,
-        Ordering::Equal => f.id.as_str() > cursor.1.as_str(),
-    }
+/// What a refresh did beyond folding in the push's own facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Concepts folded again because a fact arrived out of order (or the
+    /// row predates migration 0018).
+    pub refolded_concepts: usize,
+    /// Facts held before the push that those refolds read and folded
+    /// again: the work an out-of-order push costs beyond its own facts.
+    pub refolded_facts: usize,
+    /// What the device is charged for them (`rate_limits.refold`): per
+    /// concept, the facts beyond one checkpoint interval. A fact late by
+    /// less than that (a second's tie, a clock a little behind) costs a
+    /// bounded amount like the push's own facts; only deep refolds, which
+    /// grow with the history after the late fact, are charged.
+    pub charged_facts: usize,
 }
 
-/// A state folded on over `new` (sorted), with the cursor of its last fact.
-fn folded_on(mut s: ConceptState, new: &[Fact]) -> (ConceptState, Option<Cursor>) {
-    for f in new {
-        s.apply(f);
-    }
-    (s, new.last().map(|f| (to_millis(f.at), f.id.clone())))
-}
-
-/// The new state of each concept of `new` (its newly accepted facts,
-/// sorted): folded on from the stored row when they all follow its
-/// cursor, else folded again from every delta held (the new ones are
-/// already in the table), with one read of the engineer's deltas for all
-/// such concepts together.
+/// The new fold of each concept of `new` (its newly accepted facts,
+/// sorted): folded on from the stored row when they all follow its cursor,
+/// else from the last checkpoint before the first of them (the new facts
+/// are already in the table), laying checkpoints every `every` facts.
 fn next_states<'c>(
     conn: &Connection,
     user_id: &str,
     new: &BTreeMap<&'c str, Vec<Fact>>,
-) -> rusqlite::Result<Vec<(&'c str, ConceptState, Option<Cursor>)>> {
+    every: u64,
+    cost: &mut Refreshed,
+) -> rusqlite::Result<Vec<(&'c str, Position)>> {
     let mut out = Vec::with_capacity(new.len());
-    let mut again = BTreeSet::new();
     let concepts: Vec<&str> = new.keys().copied().collect();
     let mut stored = load_many(conn, user_id, &concepts)?;
     for (&concept, facts) in new {
-        match stored.remove(concept) {
+        let Some(first) = facts.first() else {
+            continue;
+        };
+        let start = match stored.remove(concept) {
             // Nothing was held about the concept before this push.
             None => {
-                let (s, cursor) = folded_on(ConceptState::unseen(), facts);
-                out.push((concept, s, cursor));
+                let at =
+                    checkpoints::fold_on(conn, user_id, concept, Position::start(), facts, every)?;
+                out.push((concept, at));
+                continue;
             }
-            Some((s, Some(cursor))) if facts.first().is_none_or(|f| after(f, &cursor)) => {
-                let (s, cursor) = folded_on(s, facts);
-                out.push((concept, s, cursor));
+            Some((at, Some(_))) if at.cursor.as_ref().is_some_and(|c| cursor_of(first) > *c) => {
+                let at = checkpoints::fold_on(conn, user_id, concept, at, facts, every)?;
+                out.push((concept, at));
+                continue;
             }
-            Some(_) => {
-                again.insert(concept);
+            // Out of order: from the last checkpoint before the first new fact.
+            Some((_, Some(_))) => {
+                checkpoints::restart_before(conn, user_id, concept, &cursor_of(first))?
             }
-        }
-    }
-    if !again.is_empty() {
-        for (concept, mut facts) in facts_of(conn, user_id, &again)? {
-            facts.sort_by(state::fact_order);
-            let s = state::fold(&facts);
-            let cursor = facts.pop().map(|f| (to_millis(f.at), f.id));
-            out.push((concept, s, cursor));
-        }
+            // A row from before migration 0018: from the first fact.
+            Some((_, None)) => {
+                checkpoints::restart_before(conn, user_id, concept, &(i64::MIN, String::new()))?
+            }
+        };
+        let all = checkpoints::facts_after(conn, user_id, concept, start.cursor.as_ref())?;
+        cost.refolded_concepts += 1;
+        let again = all.len().saturating_sub(facts.len());
+        cost.refolded_facts += again;
+        cost.charged_facts += again.saturating_sub(usize::try_from(every).unwrap_or(usize::MAX));
+        let at = checkpoints::fold_on(conn, user_id, concept, start, &all, every)?;
+        out.push((concept, at));
     }
     Ok(out)
 }
 
 /// Folds the newly accepted `deltas` of `user_id` into their concepts'
 /// stored states (inside the push's transaction, after the deltas were
-/// inserted).
+/// inserted), with checkpoints every [`checkpoints::EVERY`] facts.
 ///
 /// # Errors
 /// SQLite errors.
@@ -229,7 +154,22 @@ pub fn refresh(
     user_id: &str,
     deltas: &[&Delta],
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Refreshed> {
+    refresh_every(conn, user_id, deltas, now, checkpoints::EVERY)
+}
+
+/// [`refresh`] with checkpoints every `every` facts (tests lay them at
+/// every boundary).
+///
+/// # Errors
+/// SQLite errors.
+pub fn refresh_every(
+    conn: &Connection,
+    user_id: &str,
+    deltas: &[&Delta],
+    now: DateTime<Utc>,
+    every: u64,
+) -> rusqlite::Result<Refreshed> {
     let mut new: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
     for d in deltas {
         new.entry(d.concept.as_str()).or_default().push(Fact {
@@ -244,8 +184,10 @@ pub fn refresh(
     for facts in new.values_mut() {
         facts.sort_by(state::fact_order);
     }
+    let mut cost = Refreshed::default();
     let mut upsert = conn.prepare_cached(UPSERT)?;
-    for (concept, s, cursor) in next_states(conn, user_id, &new)? {
+    for (concept, at) in next_states(conn, user_id, &new, every, &mut cost)? {
+        let s = &at.state;
         let (Some(level), Some(first_seen)) = (level_number(s.level), s.first_seen) else {
             continue;
         };
@@ -267,16 +209,19 @@ pub fn refresh(
             card.map(|c| to_millis(c.last_review)),
             card.map(|c| c.reps),
             card.map(|c| c.lapses),
-            cursor.as_ref().map(|c| c.0),
-            cursor.as_ref().map(|c| c.1.as_str()),
+            at.cursor.as_ref().map(|c| c.0),
+            at.cursor.as_ref().map(|c| c.1.as_str()),
+            i64::try_from(at.facts).unwrap_or(i64::MAX),
         ])?;
     }
-    Ok(())
+    Ok(cost)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::skill::Transition;
+    use crate::skill::state::Level;
     use crate::store::migrations::ORG;
     use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
@@ -302,14 +247,17 @@ mod tests {
             + Duration::hours(hours)
     }
 
-    /// Inserts `batch` as a push does and refreshes the states.
-    fn push(conn: &Connection, batch: &[Delta]) {
+    /// Inserts `batch` as a push does and refreshes the states, with
+    /// checkpoints every `every` facts.
+    fn push(conn: &Connection, batch: &[Delta], every: u64) -> Refreshed {
         let accepted = crate::sync::insert_new(conn, USER, None, batch, 0).expect("insert");
-        refresh(conn, USER, &accepted, t(0)).expect("refresh");
+        refresh_every(conn, USER, &accepted, t(0), every).expect("refresh")
     }
 
-    /// Every stored row next to the fold of all the concept's deltas.
-    fn check(conn: &Connection) -> Result<(), TestCaseError> {
+    /// Every stored row, and every checkpoint, next to the fold of the
+    /// concept's deltas they cover: a row folds all of them, and there is
+    /// a checkpoint after each multiple of `every` facts and nowhere else.
+    fn check(conn: &Connection, every: u64) -> Result<(), TestCaseError> {
         let concepts: Vec<String> = conn
             .prepare("SELECT DISTINCT concept FROM deltas")
             .expect("prepare")
@@ -321,20 +269,73 @@ mod tests {
             .query_row("SELECT count(*) FROM concept_states", [], |r| r.get(0))
             .expect("count");
         prop_assert_eq!(rows, i64::try_from(concepts.len()).expect("small"));
-        let wanted: BTreeSet<&str> = concepts.iter().map(String::as_str).collect();
-        let mut all = facts_of(conn, USER, &wanted).expect("facts");
+        let mut all_checkpoints = 0;
         for c in &concepts {
-            let mut facts = all.remove(c.as_str()).expect("facts of a concept held");
-            facts.sort_by(state::fact_order);
-            let (stored, cursor) = load_many(conn, USER, &[c.as_str()])
+            let facts = checkpoints::facts_after(conn, USER, c, None).expect("facts");
+            let (stored, count) = load_many(conn, USER, &[c.as_str()])
                 .expect("load")
                 .remove(c)
                 .expect("a row");
-            prop_assert_eq!(&stored, &state::fold(&facts), "concept {}", c);
+            prop_assert_eq!(&stored.state, &state::fold(&facts), "concept {}", c);
             let last = facts.last().expect("a fact");
-            prop_assert_eq!(cursor, Some((to_millis(last.at), last.id.clone())));
+            prop_assert_eq!(stored.cursor, Some(cursor_of(last)));
+            prop_assert_eq!(count, Some(facts.len() as u64));
+            let kept: Vec<(Position, Option<u64>)> = conn
+                .prepare(&format!(
+                    "SELECT concept, {} FROM fold_checkpoints WHERE user_id = ?1 AND concept = ?2
+                     ORDER BY last_at, last_id",
+                    checkpoints::FOLD_COLUMNS
+                ))
+                .expect("prepare")
+                .query_map(params![USER, c], checkpoints::fold_row)
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            let wanted: Vec<usize> = (1..=facts.len())
+                .filter(|m| (*m as u64).is_multiple_of(every))
+                .collect();
+            prop_assert_eq!(kept.len(), wanted.len(), "checkpoints of {}", c);
+            for ((p, n), m) in kept.iter().zip(&wanted) {
+                prop_assert_eq!(*n, Some(*m as u64));
+                prop_assert_eq!(
+                    &p.state,
+                    &state::fold(&facts[..*m]),
+                    "checkpoint {} of {}",
+                    m,
+                    c
+                );
+                prop_assert_eq!(p.cursor.clone(), Some(cursor_of(&facts[m - 1])));
+            }
+            all_checkpoints += kept.len();
         }
+        let stray: i64 = conn
+            .query_row("SELECT count(*) FROM fold_checkpoints", [], |r| r.get(0))
+            .expect("count");
+        prop_assert_eq!(
+            stray,
+            all_checkpoints as i64,
+            "no checkpoint without its concept"
+        );
         Ok(())
+    }
+
+    fn delta_at(id: u128, concept: usize, tr: usize, at: DateTime<Utc>, grade: u8) -> Delta {
+        let transition = Transition::ALL[tr];
+        Delta {
+            id: uuid::Uuid::from_u128(id),
+            concept: format!("c{concept}"),
+            transition,
+            at,
+            grade: matches!(
+                transition,
+                Transition::CheckPassed | Transition::CheckFailed
+            )
+            .then_some(if transition == Transition::CheckFailed {
+                1
+            } else {
+                grade.max(2)
+            }),
+        }
     }
 
     fn arb_delta() -> impl Strategy<Value = Delta> {
@@ -342,86 +343,181 @@ mod tests {
         // concept's cursor, precede it and tie with it on `at`.
         (0usize..3, 0usize..5, 0i64..200, any::<u128>(), 1u8..=4).prop_map(
             |(concept, tr, hours, id, grade)| {
-                let transition = Transition::ALL[tr];
-                Delta {
-                    id: uuid::Uuid::from_u128(id),
-                    concept: format!("c{concept}"),
-                    transition,
-                    at: t(hours / 8 * 8) + Duration::microseconds(hours % 3),
-                    grade: matches!(
-                        transition,
-                        Transition::CheckPassed | Transition::CheckFailed
-                    )
-                    .then_some(if transition == Transition::CheckFailed {
-                        1
-                    } else {
-                        grade.max(2)
-                    }),
-                }
+                let at = t(hours / 8 * 8) + Duration::microseconds(hours % 3);
+                delta_at(id, concept, tr, at, grade)
             },
         )
     }
 
+    /// A fact dated up to a year before every other one.
+    fn arb_far_past() -> impl Strategy<Value = Delta> {
+        (
+            0usize..3,
+            0usize..5,
+            1i64..(365 * 24),
+            any::<u128>(),
+            1u8..=4,
+        )
+            .prop_map(|(concept, tr, hours, id, grade)| delta_at(id, concept, tr, t(-hours), grade))
+    }
+
+    /// How a device's facts arrive.
+    #[derive(Debug, Clone, Copy)]
+    enum Arrival {
+        /// Oldest first: every push folds on.
+        InOrder,
+        /// In any order.
+        Shuffled,
+        /// Oldest first, but some facts held back and sent at the end.
+        Late,
+        /// Newest first: each push sorts before everything held.
+        NewestFirst,
+    }
+
+    fn arb_arrival() -> impl Strategy<Value = Arrival> {
+        prop_oneof![
+            Just(Arrival::InOrder),
+            Just(Arrival::Shuffled),
+            Just(Arrival::Late),
+            Just(Arrival::NewestFirst),
+        ]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(192))]
         #[test]
         fn stored_states_equal_the_fold_of_every_delta_whatever_the_batches(
             deltas in proptest::collection::vec(arb_delta(), 1..60),
-            in_order in any::<bool>(),
-            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+            arrival in arb_arrival(),
+            held_back in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+            far_past in proptest::collection::vec((arb_far_past(), any::<proptest::sample::Index>()), 0..6),
+            dups in proptest::collection::vec((any::<proptest::sample::Index>(), any::<proptest::sample::Index>(), 0usize..3), 0..6),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+            every in prop_oneof![1u64..=5, Just(checkpoints::EVERY)],
             replay in any::<proptest::sample::Index>(),
         ) {
             let conn = db();
             let mut deltas = deltas;
-            if in_order {
-                // A device's backlog, oldest first: every push folds on.
-                deltas.sort_by_key(|d| (d.at.timestamp_millis(), d.id));
+            match arrival {
+                Arrival::InOrder | Arrival::Late => {
+                    deltas.sort_by_key(|d| (d.at.timestamp_millis(), d.id));
+                }
+                Arrival::NewestFirst => {
+                    deltas.sort_by_key(|d| std::cmp::Reverse((d.at.timestamp_millis(), d.id)));
+                }
+                Arrival::Shuffled => {}
+            }
+            if matches!(arrival, Arrival::Late) {
+                let mut late = Vec::new();
+                for i in &held_back {
+                    if !deltas.is_empty() {
+                        late.push(deltas.remove(i.index(deltas.len())));
+                    }
+                }
+                deltas.extend(late);
+            }
+            // Facts from far in the past, arriving anywhere.
+            for (d, at) in far_past {
+                let i = at.index(deltas.len() + 1);
+                deltas.insert(i, d);
+            }
+            // Ids sent again later, some with other contents (a duplicate
+            // id is stored once, whatever it carries).
+            for (from, to, change) in dups {
+                let i = from.index(deltas.len());
+                let mut d = deltas[i].clone();
+                match change {
+                    0 => {}
+                    1 => d.at -= Duration::days(400),
+                    _ => d.concept = "c9".into(),
+                }
+                let j = i + 1 + to.index(deltas.len() - i);
+                deltas.insert(j, d);
             }
             let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(deltas.len() + 1)).collect();
             cuts.push(0);
             cuts.push(deltas.len());
             cuts.sort_unstable();
             for w in cuts.windows(2) {
-                push(&conn, &deltas[w[0]..w[1]]);
-                check(&conn)?;
+                push(&conn, &deltas[w[0]..w[1]], every);
+                check(&conn, every)?;
             }
-            // A batch sent again changes nothing.
+            // A batch sent again changes nothing and costs nothing.
             let again = replay.index(deltas.len());
-            push(&conn, &deltas[again..]);
-            check(&conn)?;
+            prop_assert_eq!(push(&conn, &deltas[again..], every), Refreshed::default());
+            check(&conn, every)?;
         }
     }
 
+    fn fact(id: u128, transition: Transition, hours: i64) -> Delta {
+        delta_at(
+            id,
+            0,
+            Transition::ALL
+                .iter()
+                .position(|t| *t == transition)
+                .expect("a transition"),
+            t(hours),
+            3,
+        )
+    }
+
     #[test]
-    fn a_row_from_before_the_cursor_is_folded_again() {
+    fn a_late_fact_folds_again_from_the_last_checkpoint_before_it() {
         let conn = db();
-        let first = Delta {
-            id: uuid::Uuid::from_u128(1),
-            concept: "c0".into(),
-            transition: Transition::Demonstrated,
-            at: t(0),
-            grade: None,
-        };
-        push(&conn, std::slice::from_ref(&first));
-        // What migration 0010 leaves: no cursor, no card, no counters.
+        // 100 facts in order, one an hour: checkpoints after 4, 8, ... 100.
+        let batch: Vec<Delta> = (0..100)
+            .map(|i| fact(1000 + i, Transition::Seen, i as i64))
+            .collect();
+        assert_eq!(push(&conn, &batch, 4), Refreshed::default());
+        // One dated with the 97th fact but sorting before it (a smaller id
+        // in the same second): folded again from the checkpoint after the
+        // 96th, reading the 4 facts after it again.
+        let late = fact(1, Transition::Explained, 96);
+        let cost = push(&conn, &[late], 4);
+        assert_eq!(
+            cost,
+            Refreshed {
+                refolded_concepts: 1,
+                refolded_facts: 4,
+                charged_facts: 0,
+            }
+        );
+        // One from before everything: the whole history again.
+        let far = fact(2, Transition::Demonstrated, -24 * 300);
+        let cost = push(&conn, &[far], 4);
+        assert_eq!((cost.refolded_facts, cost.charged_facts), (101, 97));
+        check(&conn, 4).expect("checkpoints and rows hold the fold");
+    }
+
+    #[test]
+    fn a_row_from_before_the_fact_count_is_folded_again() {
+        let conn = db();
+        push(&conn, &[fact(1, Transition::Demonstrated, 0)], 2);
+        // What migrations 0010 and 0018 leave: no cursor, no card, no
+        // counters, no fact count.
         conn.execute(
-            "UPDATE concept_states SET level = 1, last_at = NULL, last_id = NULL",
+            "UPDATE concept_states SET level = 1, last_at = NULL, last_id = NULL, facts = NULL",
             [],
         )
         .expect("legacy row");
-        let check_passed = Delta {
-            id: uuid::Uuid::from_u128(2),
-            concept: "c0".into(),
-            transition: Transition::CheckPassed,
-            at: t(24 * 10),
-            grade: Some(3),
-        };
-        push(&conn, &[check_passed]);
-        let (s, cursor) = load_many(&conn, USER, &["c0"])
+        let cost = push(&conn, &[fact(2, Transition::CheckPassed, 24 * 10)], 2);
+        assert_eq!(cost.refolded_facts, 1);
+        let (at, count) = load_many(&conn, USER, &["c0"])
             .expect("load")
             .remove("c0")
             .expect("row");
-        assert_eq!(s.level, Level::Retained, "folded from both deltas");
-        assert_eq!(s.checks_passed, 1);
-        assert!(cursor.is_some());
+        assert_eq!(at.state.level, Level::Retained, "folded from both deltas");
+        assert_eq!(at.state.checks_passed, 1);
+        assert_eq!(count, Some(2));
+        check(&conn, 2).expect("checkpoints laid");
+        // A state's checkpoints go with it (the deletion sweep, a user's
+        // removal).
+        conn.execute("DELETE FROM concept_states", [])
+            .expect("delete");
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM fold_checkpoints", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 0, "checkpoints go with their state");
     }
 }

@@ -4,6 +4,7 @@
 //! Each capability owns its router; `crate::app` mounts them and wraps them
 //! in these layers, and this module imports no capability's routes.
 
+pub mod cost;
 pub mod extract;
 pub mod forwarded;
 pub mod middleware;

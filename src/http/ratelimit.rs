@@ -20,6 +20,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::AppState;
+use super::cost::CostBudget;
 use super::forwarded::ClientInfo;
 use crate::config::{RateLimit, RateLimits};
 use crate::error::AppError;
@@ -121,6 +122,8 @@ impl Caller {
 pub struct RateLimiters {
     ip: Vec<DefaultKeyedRateLimiter<IpAddr>>,
     callers: Vec<DefaultKeyedRateLimiter<Caller>>,
+    /// Facts a caller's pushes folded again (`rate_limits.refold`).
+    refold: CostBudget<Caller>,
     clock: DefaultClock,
 }
 
@@ -165,6 +168,7 @@ impl RateLimiters {
         Self {
             ip: each(cfg, |l| l.ip_requests),
             callers: each(cfg, |l| l.requests),
+            refold: CostBudget::new(cfg.refold.requests, cfg.refold.window),
             clock: DefaultClock::default(),
         }
     }
@@ -198,8 +202,23 @@ impl RateLimiters {
         (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
     }
 
+    /// Whether `caller` may push: refused while the facts its earlier
+    /// pushes folded again exceed its refold budget.
+    ///
+    /// # Errors
+    /// The whole seconds to wait (at least 1).
+    pub fn check_refold(&self, caller: &Caller) -> Result<(), u64> {
+        self.refold.admit(caller, std::time::Instant::now())
+    }
+
+    /// Charges `facts` folded again by a push to `caller`'s refold budget.
+    pub fn charge_refold(&self, caller: &Caller, facts: u64) {
+        self.refold.charge(caller, facts, std::time::Instant::now());
+    }
+
     /// Forgets clients whose budgets are full again, bounding memory.
     pub fn retain_recent(&self) {
+        self.refold.retain_recent(std::time::Instant::now());
         for l in &self.ip {
             l.retain_recent();
             l.shrink_to_fit();
@@ -249,6 +268,18 @@ pub fn admit_caller(state: &AppState, class: RouteClass, caller: &Caller) -> Res
         .limits
         .check_caller(class, caller)
         .map_err(|retry_after_secs| rejected(state, class, retry_after_secs))
+}
+
+/// Admits a push only while its caller's refold budget is above zero
+/// (after [`admit_caller`] charged the request itself).
+///
+/// # Errors
+/// [`AppError::TooManyRequests`] while in debt.
+pub fn admit_refold(state: &AppState, caller: &Caller) -> Result<(), AppError> {
+    state
+        .limits
+        .check_refold(caller)
+        .map_err(|retry_after_secs| rejected(state, RouteClass::Sync, retry_after_secs))
 }
 
 /// Charges a sign-in to the account it ends in (`rate_limits.sign_in`),
@@ -309,6 +340,7 @@ mod tests {
             export: one,
             pairing: one,
             refresh: one,
+            refold: one,
         };
         let l = RateLimiters::new(&cfg);
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
@@ -357,6 +389,7 @@ mod caller_tests {
             export: l,
             pairing: l,
             refresh: l,
+            refold: l,
         }
     }
 

@@ -51,6 +51,9 @@ const ORG_STEPS: &[M<'static>] = &[
     ),
     M::up(include_str!("migrations/org/0017_oidc_test_logins.sql"))
         .comment("test sign-ins in progress, started from the admin page's checklist"),
+    M::up(include_str!("migrations/org/0018_fold_checkpoints.sql")).comment(
+        "fold checkpoints per engineer and concept, and the per-concept delta index they read",
+    ),
 ];
 
 /// Migrations of `system.db`.
@@ -74,7 +77,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 2);
-        assert_eq!(ORG_VERSION, 17);
+        assert_eq!(ORG_VERSION, 18);
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub struct Pushed {
     pub duplicates: usize,
     /// The engineer's newest cursor after the push.
     pub cursor: i64,
+    /// Facts held before the push that it folded again because some of its
+    /// facts arrived out of order, beyond one checkpoint interval per
+    /// concept: what the device's refold budget is charged
+    /// (`rate_limits.refold`).
+    #[serde(skip)]
+    pub refolded: usize,
 }
 
 /// Why a push stored nothing.
@@ -104,12 +110,13 @@ pub fn push(
     org.db.write(|tx| {
         recheck_retired(tx, deltas)?;
         let accepted = insert_new(tx, user_id, device_id, deltas, now_ms)?;
-        crate::graph::states::refresh(tx, user_id, &accepted, now)?;
+        let refreshed = crate::graph::states::refresh(tx, user_id, &accepted, now)?;
         crate::graph::trend::record(tx, user_id, &accepted)?;
         Ok(Pushed {
             accepted: accepted.len(),
             duplicates: deltas.len() - accepted.len(),
             cursor: sql::last_seq(tx, user_id)?,
+            refolded: refreshed.charged_facts,
         })
     })
 }

@@ -16,7 +16,7 @@ use crate::catalogue::{KnownIds, OrgConcepts};
 use crate::devices::{self, DeviceError};
 use crate::error::AppError;
 use crate::http::extract::{ApiCaller, Meta, session_layer};
-use crate::http::ratelimit::{Caller, RouteClass, admit_caller, enforce};
+use crate::http::ratelimit::{Caller, RouteClass, admit_caller, admit_refold, enforce};
 use crate::http::{AppState, blocking};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -58,7 +58,11 @@ async fn post_deltas(
     caller: ApiCaller,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    admit_caller(&state, RouteClass::Sync, &Caller::of_api(&caller))?;
+    let who = Caller::of_api(&caller);
+    admit_caller(&state, RouteClass::Sync, &who)?;
+    // A device whose out-of-order facts made the server fold too much
+    // again waits for its own budget (docs/skill-graph.md).
+    admit_refold(&state, &who)?;
     let now = state.clock.now();
     let st = state.clone();
     let pushed = blocking(move || {
@@ -78,6 +82,9 @@ async fn post_deltas(
         })
     })
     .await?;
+    state
+        .limits
+        .charge_refold(&who, u64::try_from(pushed.refolded).unwrap_or(u64::MAX));
     Ok(Json(json!(pushed)))
 }
 

@@ -74,6 +74,12 @@ fn assert_limited(a: &Answer, what: &str) {
 /// A new engineer with a paired device: (access token, refresh token).
 async fn device(state: &AppState, user: &str) -> (String, String) {
     let (cookie, _) = signed_in(state, "acme", user, false);
+    pair(state, &cookie).await
+}
+
+/// A device paired by the engineer signed in with `cookie`.
+async fn pair(state: &AppState, cookie: &str) -> (String, String) {
+    let cookie = cookie.to_string();
     let code = send(
         state,
         with_csrf(
@@ -245,4 +251,123 @@ async fn refresh_is_limited_per_device_not_per_address() {
     // A made-up token is charged to the address only.
     let junk = send_from(&state, roaming(3), refresh("aiwl_dev_e30.AAAA")).await;
     assert_eq!(junk.status, StatusCode::UNAUTHORIZED, "{}", junk.text());
+}
+
+/// `n` facts about one concept, an hour apart from `start`, ids in order.
+fn facts(start: chrono::DateTime<chrono::Utc>, n: i64) -> Value {
+    let deltas: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "id": uuid::Uuid::now_v7().to_string(),
+                "concept": "rust-lifetimes",
+                "transition": "seen",
+                "at": (start + chrono::Duration::hours(i)).to_rfc3339(),
+            })
+        })
+        .collect();
+    json!({ "deltas": deltas })
+}
+
+fn push_body(token: &str, body: &Value) -> Request<Body> {
+    json_req("POST", "/api/v1/sync/deltas", Some(token), None, body)
+}
+
+/// P17 for sync's work, not only its requests: a device that keeps sending
+/// facts dated far in the past makes the server fold the engineer's history
+/// of those concepts again, and pays for it from its own refold budget
+/// (`rate_limits.refold`, facts folded again per window). Once in debt,
+/// its pushes are refused before any work, while another engineer's device,
+/// and the same engineer's other device, keep pushing, in order or a
+/// little out of order.
+#[tokio::test]
+async fn a_device_sending_far_past_facts_is_limited_by_its_own_refold_budget() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.refold = RawRateLimit::new(150, 3600);
+    let state = env.state();
+    let (cookie, _) = signed_in(&state, "acme", "mallory", false);
+    let (mallory, _) = pair(&state, &cookie).await;
+    let (mallory_phone, _) = pair(&state, &cookie).await;
+    let (bob, _) = device(&state, "bob").await;
+    let now = chrono::Utc::now();
+    let ok = |a: &Answer, what: &str| assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.text());
+    // A history of 100 facts over the last days, in order: no refold.
+    let history = send(
+        &state,
+        push_body(&mallory, &facts(now - chrono::Duration::days(5), 100)),
+    )
+    .await;
+    ok(&history, "history");
+    let bob_history = send(
+        &state,
+        push_body(&bob, &facts(now - chrono::Duration::days(5), 100)),
+    )
+    .await;
+    ok(&bob_history, "bob's history");
+    // Each fact from last year sorts before all 100: the first push folds
+    // them again and is charged those beyond one checkpoint interval (84
+    // of 150), the second (85) leaves the device in debt.
+    let year_ago = now - chrono::Duration::days(365);
+    ok(
+        &send(&state, push_body(&mallory, &facts(year_ago, 1))).await,
+        "first far-past push",
+    );
+    ok(
+        &send(&state, push_body(&mallory, &facts(year_ago, 1))).await,
+        "second far-past push",
+    );
+    let stored_before = count_deltas(&state);
+    let refused = send(&state, push_body(&mallory, &facts(year_ago, 1))).await;
+    assert_limited(&refused, "the third far-past push");
+    assert!(
+        refused.text().contains("retry after"),
+        "the refusal says when: {}",
+        refused.text()
+    );
+    assert_eq!(
+        count_deltas(&state),
+        stored_before,
+        "a refused push stores nothing"
+    );
+    // In-order pushes of that device wait too: its budget is spent.
+    assert_limited(
+        &send(&state, push_body(&mallory, &facts(now, 1))).await,
+        "the device in debt, in order",
+    );
+    // Meanwhile another engineer's device pushes, in order and late.
+    for i in 0..5 {
+        ok(
+            &send(
+                &state,
+                push_body(&bob, &facts(now + chrono::Duration::seconds(i), 1)),
+            )
+            .await,
+            "bob in order",
+        );
+    }
+    ok(
+        &send(
+            &state,
+            push_body(&bob, &facts(now - chrono::Duration::hours(1), 1)),
+        )
+        .await,
+        "bob a little late",
+    );
+    // And the same engineer's other device has its own budget.
+    ok(
+        &send(&state, push_body(&mallory_phone, &facts(now, 3))).await,
+        "mallory's other device",
+    );
+}
+
+fn count_deltas(state: &AppState) -> i64 {
+    state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM deltas", [], |r| r.get(0))
+                .map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("count")
 }
