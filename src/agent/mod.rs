@@ -9,3 +9,6 @@
 
 /// What the harness adapters and the tagger hand to the local store.
 pub mod observe;
+
+/// Offline concept tagging: catalogue matchers and syntax-tree rules.
+pub mod tag;
