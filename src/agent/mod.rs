@@ -12,3 +12,6 @@ pub mod observe;
 
 /// Offline concept tagging: catalogue matchers and syntax-tree rules.
 pub mod tag;
+
+/// Harness adapters: hook payloads and session records to observations.
+pub mod harness;
