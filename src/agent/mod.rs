@@ -15,3 +15,6 @@ pub mod tag;
 
 /// Harness adapters: hook payloads and session records to observations.
 pub mod harness;
+
+/// `agent install` / `agent uninstall`: the harnesses' hook settings.
+pub mod install;
