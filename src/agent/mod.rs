@@ -18,3 +18,6 @@ pub mod harness;
 
 /// `agent install` / `agent uninstall`: the harnesses' hook settings.
 pub mod install;
+
+/// `agent hook`: the entry each harness event runs.
+pub mod hook;
