@@ -135,6 +135,21 @@ pub(crate) struct Item {
     pub start: u64,
 }
 
+/// The most text of one step the tagger reads (a generated file or a
+/// long answer beyond it adds latency to the hook, not evidence).
+const MAX_STEP_TEXT: usize = 1024 * 1024;
+
+fn capped(text: &str) -> &str {
+    if text.len() <= MAX_STEP_TEXT {
+        return text;
+    }
+    let mut end = MAX_STEP_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Turns steps into observations. `consumed` is how far the record was
 /// read; `last` says whether the record is complete for now (a Stop
 /// event), so trailing text is a final answer. Returns the observations
@@ -159,11 +174,15 @@ pub(crate) fn fold(
         match item.step {
             Step::Wrote { path, text } => {
                 pending = None;
-                note(tagger.tag_file(&path, &text), Transition::Seen, item.at);
+                note(
+                    tagger.tag_file(&path, capped(&text)),
+                    Transition::Seen,
+                    item.at,
+                );
             }
             Step::Ran(cmd) => {
                 pending = None;
-                note(tagger.tag_command(&cmd), Transition::Seen, item.at);
+                note(tagger.tag_command(capped(&cmd)), Transition::Seen, item.at);
             }
             Step::Tool => pending = None,
             Step::Said(text) => match &mut pending {
@@ -175,7 +194,7 @@ pub(crate) fn fold(
             },
             Step::Prompt | Step::TurnEnd => {
                 if let Some((text, at, _)) = pending.take() {
-                    note(tagger.tag_prose(&text), Transition::Explained, at);
+                    note(tagger.tag_prose(capped(&text)), Transition::Explained, at);
                 }
             }
         }
@@ -183,7 +202,7 @@ pub(crate) fn fold(
     let mut cursor = consumed;
     if let Some((text, at, start)) = pending {
         if last {
-            note(tagger.tag_prose(&text), Transition::Explained, at);
+            note(tagger.tag_prose(capped(&text)), Transition::Explained, at);
         } else {
             cursor = start;
         }

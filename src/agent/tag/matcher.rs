@@ -262,15 +262,36 @@ struct Scan {
     sql: Vec<String>,
 }
 
-fn walk(lang: Lang, node: Node, text: &str, scan: &mut Scan) {
+/// Visits every node once, depth first, with a cursor (no recursion, so
+/// a deeply nested input cannot exhaust the stack).
+fn walk(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
+    let mut cursor = root.walk();
+    loop {
+        let descend = visit(lang, cursor.node(), text, scan);
+        if descend && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
+    }
+}
+
+/// Records what one node shows; returns whether its children matter.
+fn visit(lang: Lang, node: Node, text: &str, scan: &mut Scan) -> bool {
     let kind = node.kind();
     let span = || text.get(node.start_byte()..node.end_byte()).unwrap_or("");
     if lang.is_comment(kind) {
         scan.masked.push((node.start_byte(), node.end_byte()));
-        return;
+        return false;
     }
-    let quoted = lang != Lang::Sql || span().contains('\'') || span().starts_with('$');
-    if lang.is_string(kind) && quoted {
+    let quoted = || lang != Lang::Sql || span().contains('\'') || span().starts_with('$');
+    if lang.is_string(kind) && quoted() {
         let go_tag = lang == Lang::Go
             && node
                 .parent()
@@ -281,7 +302,7 @@ fn walk(lang: Lang, node: Node, text: &str, scan: &mut Scan) {
                 scan.sql.push(sql.to_string());
             }
         }
-        return;
+        return false;
     }
     match (lang, kind) {
         (Lang::Rust, "use_declaration") => {
@@ -315,7 +336,7 @@ fn walk(lang: Lang, node: Node, text: &str, scan: &mut Scan) {
                 let t = &text[p.start_byte()..p.end_byte()];
                 scan.imports.push(t.trim_matches(['"', '`']).to_string());
             }
-            return;
+            return false;
         }
         (Lang::TypeScript | Lang::Tsx | Lang::JavaScript, "import_statement") => {
             if let Some(s) = node.child_by_field_name("source") {
@@ -338,10 +359,7 @@ fn walk(lang: Lang, node: Node, text: &str, scan: &mut Scan) {
         }
         _ => {}
     }
-    let mut cursor = node.walk();
-    for child in node.children(&mut cursor) {
-        walk(lang, child, text, scan);
-    }
+    true
 }
 
 /// A string literal's content when it reads as a SQL statement.

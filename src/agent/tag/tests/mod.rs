@@ -134,3 +134,17 @@ fn observations_carry_concept_transition_and_time_only() {
 }
 
 mod corpus;
+
+#[test]
+fn deeply_nested_input_does_not_exhaust_the_stack() {
+    let mut t = tagger();
+    let deep = format!(
+        "fn f() {{ let x = {}1{}; }}",
+        "(".repeat(50_000),
+        ")".repeat(50_000)
+    );
+    let found = t.tag_code(Lang::Rust, &deep);
+    assert!(found.iter().all(|c| t.catalogue().contains(c)));
+    let deep_sql = format!("SELECT {}1{};", "(".repeat(50_000), ")".repeat(50_000));
+    t.tag_code(Lang::Sql, &deep_sql);
+}
