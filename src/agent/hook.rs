@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 
 use crate::agent::harness::{self, Harness, Outcome, Places};
+use crate::agent::home::Home;
 use crate::agent::observe::Observation;
+use crate::agent::store::LocalStore;
 use crate::agent::tag::Tagger;
 use crate::skill::catalogue::Catalogue;
 
@@ -46,7 +48,10 @@ pub trait Recorder {
         observations: &[Observation],
     ) -> Result<usize, String>;
     /// The catalogue to tag with (the org's copy when the store has one).
-    fn catalogue(&self) -> Catalogue;
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn catalogue(&self) -> Result<Catalogue, String>;
 }
 
 /// What one hook run did, for the log and for tests.
@@ -69,7 +74,7 @@ pub fn handle(
     places: &Places,
     now: DateTime<Utc>,
 ) -> Result<Ran, String> {
-    let mut tagger = Tagger::new(recorder.catalogue());
+    let mut tagger = Tagger::new(recorder.catalogue()?);
     let failure = std::cell::RefCell::new(None);
     let outcome: Outcome = {
         let lookup = |source: &str| match recorder.cursor(source) {
@@ -99,6 +104,82 @@ pub fn handle(
         ran.recorded += recorder.record(&batch.source, &batch.cursor, &batch.observations)?;
     }
     Ok(ran)
+}
+
+impl Recorder for LocalStore {
+    fn cursor(&self, source: &str) -> Result<Option<String>, String> {
+        LocalStore::cursor(self, source).map_err(|e| e.to_string())
+    }
+
+    fn record(
+        &mut self,
+        source: &str,
+        cursor: &str,
+        observations: &[Observation],
+    ) -> Result<usize, String> {
+        LocalStore::record(self, source, cursor, observations).map_err(|e| e.to_string())
+    }
+
+    fn catalogue(&self) -> Result<Catalogue, String> {
+        LocalStore::catalogue(self).map_err(|e| e.to_string())
+    }
+}
+
+/// `aiworklab agent hook --harness X [NOTIFY_JSON]`: never fails and
+/// never writes to stdout or stderr; problems go to the kernel's log.
+/// `notify_arg` is Codex's `notify` JSON; when it is given stdin is not
+/// read (Codex does not write to it).
+pub fn main(harness: &str, notify_arg: Option<&str>) {
+    // A panic must not reach the harness either: no message on stderr,
+    // a line in the log, exit 0.
+    let home = Home::locate().ok();
+    let log_path = home.as_ref().map(Home::log_path);
+    let for_panic = log_path.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(p) = &for_panic {
+            log(p, &format!("internal error: {info}"));
+        }
+    }));
+    let result = std::panic::catch_unwind(|| run(home, harness, notify_arg));
+    if let (Ok(Err(message)), Some(p)) = (result, &log_path) {
+        log(p, &message);
+    }
+}
+
+fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<(), String> {
+    let home =
+        home.ok_or("the kernel's directory is unknown: set $AIWORKLAB_AGENT_HOME or $HOME")?;
+    let Some(harness) = Harness::parse(harness) else {
+        return Err(format!(
+            "unknown harness `{}`: use claude-code, codex or opencode (agent install writes the right one)",
+            harness.chars().take(32).collect::<String>()
+        ));
+    };
+    let stdin = if notify_arg.is_some() {
+        Vec::new()
+    } else {
+        read_stdin()
+    };
+    let mut store = LocalStore::open(&home).map_err(|e| format!("{harness}: {e}"))?;
+    if let Some(w) = store.take_warning() {
+        log(&home.log_path(), &w);
+    }
+    let ran = handle(
+        harness,
+        &stdin,
+        notify_arg,
+        &mut store,
+        &Places::from_env(),
+        Utc::now(),
+    )
+    .map_err(|e| format!("{harness}: {e}"))?;
+    drop(store);
+    if ran.turn_ended
+        && let Ok(bin) = std::env::current_exe()
+    {
+        sync_in_background(&bin, &HookFiles::in_dir(home.dir()).sync_stamp);
+    }
+    Ok(())
 }
 
 /// Reads stdin, bounded; a read error reads as empty input.
@@ -200,8 +281,8 @@ mod tests {
             self.rows.extend_from_slice(observations);
             Ok(observations.len())
         }
-        fn catalogue(&self) -> Catalogue {
-            Catalogue::builtin().expect("catalogue")
+        fn catalogue(&self) -> Result<Catalogue, String> {
+            Catalogue::builtin()
         }
     }
 
@@ -246,5 +327,114 @@ mod tests {
         log(&files.log, "one line");
         let text = std::fs::read_to_string(&files.log).expect("log");
         assert!(text.ends_with("hook: one line\n"));
+    }
+}
+
+#[cfg(test)]
+mod privacy {
+    //! P1 from the device side: what the kernel keeps of a session is
+    //! concept-level facts only.
+
+    use super::*;
+    use crate::agent::store::LocalStore;
+
+    const MARKERS: [&str; 6] = [
+        "MARKER_CODE_7f3a",
+        "MARKER_DIFF_0e21",
+        "MARKER_PATH_9c1d",
+        "MARKER_CMD_51e0",
+        "MARKER_PROMPT_2b7c",
+        "MARKER_ASSISTANT_c4d8",
+    ];
+
+    fn line(v: serde_json::Value) -> String {
+        let mut s = v.to_string();
+        s.push('\n');
+        s
+    }
+
+    /// Every value of every table of the decrypted store, as text.
+    fn decrypted(home: &Home) -> String {
+        let key = std::fs::read_to_string(home.key_path()).expect("key file");
+        let conn = rusqlite::Connection::open(home.store_path()).expect("open");
+        conn.pragma_update(None, "key", format!("x'{}'", key.trim()))
+            .expect("key");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .expect("tables")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        let mut all = String::new();
+        for t in tables {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM \"{t}\""))
+                .expect("select");
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).expect("rows");
+            while let Some(row) = rows.next().expect("row") {
+                for i in 0..n {
+                    let v: rusqlite::types::Value = row.get(i).expect("value");
+                    all.push_str(&format!("{v:?}\n"));
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn no_code_diff_path_command_prompt_or_answer_reaches_the_store_or_log() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(tmp.path().join("agent"));
+        let project = tmp.path().join("MARKER_PATH_9c1d");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let transcript = project.join("session.jsonl");
+        let file = project.join("src/lib.rs").to_string_lossy().into_owned();
+        let at = |s: u32| format!("2026-12-03T10:00:{s:02}.000Z");
+        let mut text = String::new();
+        text += &line(serde_json::json!({"type": "user", "timestamp": at(0),
+            "message": {"role": "user", "content": "MARKER_PROMPT_2b7c: add a longest() helper"}}));
+        text += &line(serde_json::json!({"type": "assistant", "timestamp": at(1),
+            "message": {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t1", "name": "Write", "input": {"file_path": file,
+                    "content": "pub fn longest<'a>(a: &'a str, b: &'a str) -> &'a str {\n    let MARKER_CODE_7f3a = a.len();\n    if MARKER_CODE_7f3a >= b.len() { a } else { b }\n}\n"}},
+                {"type": "tool_use", "id": "t2", "name": "Edit", "input": {"file_path": file,
+                    "old_string": "fn MARKER_DIFF_0e21() {}",
+                    "new_string": "async fn MARKER_DIFF_0e21() { let v: Vec<u8> = Vec::new(); drop(v); }"}},
+                {"type": "tool_use", "id": "t3", "name": "Bash", "input": {"command": "cargo test MARKER_CMD_51e0"}}]}}));
+        text += &line(serde_json::json!({"type": "assistant", "timestamp": at(2),
+            "message": {"role": "assistant", "content": [{"type": "text",
+                "text": "MARKER_ASSISTANT_c4d8: the lifetime ties the result to both inputs.\n\n```rust\nfn f<'a>(x: &'a str) -> &'a str { x }\n```"}]}}));
+        std::fs::write(&transcript, text).expect("transcript");
+        let mut store = LocalStore::open(&home).expect("store");
+        let payload = serde_json::json!({"hook_event_name": "Stop", "session_id": "s",
+            "transcript_path": transcript, "cwd": project,
+            "last_assistant_message": "MARKER_ASSISTANT_c4d8"});
+        let ran = handle(
+            Harness::ClaudeCode,
+            payload.to_string().as_bytes(),
+            None,
+            &mut store,
+            &Places::default(),
+            Utc::now(),
+        )
+        .expect("recorded");
+        assert!(ran.recorded >= 3, "{ran:?}");
+        // An event that fails is logged; its log line holds no content either.
+        log(&home.log_path(), "claude-code: a test line");
+        drop(store);
+        let stored = decrypted(&home);
+        assert!(stored.contains("rust-lifetimes"), "the test is not vacuous");
+        let raw = std::fs::read(home.store_path()).expect("store file");
+        let log_text = std::fs::read_to_string(home.log_path()).unwrap_or_default();
+        for m in MARKERS {
+            assert!(!stored.contains(m), "{m} in the decrypted store");
+            assert!(!log_text.contains(m), "{m} in the log");
+            assert!(
+                !raw.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{m} in the file"
+            );
+        }
     }
 }

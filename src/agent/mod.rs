@@ -7,8 +7,22 @@
 //! It uses `skill` (the shared fact model) and nothing server-side: no
 //! `store`, no `http`, no `AppState` (docs/architecture.md).
 
+/// The kernel's errors, each naming its fix.
+pub mod error;
+/// The install's directory.
+pub mod home;
 /// What the harness adapters and the tagger hand to the local store.
 pub mod observe;
+/// The local encrypted store.
+pub mod store;
+
+pub use error::AgentError;
+/// The appliance's device API, as a client.
+pub mod client;
+/// What the engineer sees: status, outbox, doctor.
+pub mod status;
+/// Pairing and the sync client.
+pub mod sync;
 
 /// Offline concept tagging: catalogue matchers and syntax-tree rules.
 pub mod tag;

@@ -1,6 +1,7 @@
 //! The command line (clap). One file per subcommand; each returns an exit
 //! code or a [`Failure`] that says what went wrong and how to fix it.
 
+mod agent;
 mod backup;
 mod concept;
 mod config;
@@ -62,6 +63,9 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Restore the latest archive into a throwaway instance, smoke-test it, tear it down.
     Drill(restore::DrillArgs),
+    /// The teaching kernel on an engineer's machine: pair, sync, status, outbox, doctor.
+    #[command(subcommand)]
+    Agent(agent::AgentCmd),
 }
 
 /// A failed command: the message, and the fix when one is known.
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Backup(cmd) => backup::run(path, cmd),
         Command::Restore(args) => restore::restore(path, args),
         Command::Drill(args) => restore::drill(path, args),
+        Command::Agent(cmd) => agent::run(cmd),
     };
     match result {
         Ok(code) => code,

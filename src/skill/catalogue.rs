@@ -185,6 +185,27 @@ impl Catalogue {
         Ok(cat)
     }
 
+    /// A catalogue of the given domains and concepts (an org's copy, as
+    /// the appliance lists it), checked like the shipped one.
+    ///
+    /// # Errors
+    /// A description of the first problem: an invalid or repeated slug, an
+    /// edge to an unknown concept, a prerequisite cycle.
+    pub fn from_parts(domains: Vec<Domain>, list: Vec<Concept>) -> Result<Self, String> {
+        let mut concepts = BTreeMap::new();
+        for c in list {
+            if !valid_slug(&c.slug) {
+                return Err(format!("`{}` is not a valid concept slug", c.slug));
+            }
+            if concepts.insert(c.slug.clone(), c.clone()).is_some() {
+                return Err(format!("`{}` is defined twice", c.slug));
+            }
+        }
+        let cat = Self { domains, concepts };
+        cat.check()?;
+        Ok(cat)
+    }
+
     fn check(&self) -> Result<(), String> {
         for c in self.concepts.values() {
             for e in c.prerequisites.iter().chain(&c.related) {

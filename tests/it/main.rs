@@ -1,6 +1,7 @@
 //! The one integration test binary. Each module tries to break one group of
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
+mod agent;
 mod aggregates_page;
 mod audit;
 mod backup;

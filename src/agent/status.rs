@@ -1,0 +1,292 @@
+//! What the engineer sees: `agent status` (the graph by domain and state,
+//! recall, last sync, what is queued), `agent outbox` (exactly what the
+//! next sync sends, in the wire format) and `agent doctor` (the install
+//! checked, each problem with its fix).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::error::AgentError;
+use super::home::Home;
+use super::store::{KeyLocation, LocalStore, WireBatch};
+use super::sync::{self, MAX_BATCH, Pairing, keys};
+
+/// One concept's state as shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConceptLine {
+    pub concept: String,
+    pub title: String,
+    pub domain: String,
+    /// unseen, seen, explained, demonstrated, retained or decaying.
+    pub state: &'static str,
+    /// Predicted recall now, once a check was graded.
+    pub recall: Option<f64>,
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+/// The engineer's view of this install.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub pairing: Option<Pairing>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Deltas waiting to be sent.
+    pub queued: usize,
+    /// Deltas the appliance refused for good.
+    pub refused: usize,
+    /// Deltas held, own and pulled.
+    pub deltas: usize,
+    /// Per domain, how many concepts are in each state.
+    pub domains: BTreeMap<String, BTreeMap<&'static str, usize>>,
+    /// Mean predicted recall over the concepts with a graded check.
+    pub mean_recall: Option<f64>,
+    pub concepts: Vec<ConceptLine>,
+}
+
+fn millis(v: Option<String>) -> Option<DateTime<Utc>> {
+    v.and_then(|v| v.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+/// The status at `now`.
+///
+/// # Errors
+/// Store errors.
+pub fn status(store: &LocalStore, now: DateTime<Utc>) -> Result<Status, AgentError> {
+    let catalogue = store.catalogue()?;
+    let mut domains: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    let mut concepts = Vec::new();
+    for row in store.states()? {
+        let (title, domain) = catalogue.get(&row.concept).map_or_else(
+            || (row.concept.clone(), "(not in the catalogue)".to_string()),
+            |c| (c.title.clone(), c.domain.clone()),
+        );
+        let state = row.state.label(now);
+        *domains
+            .entry(domain.clone())
+            .or_default()
+            .entry(state)
+            .or_default() += 1;
+        concepts.push(ConceptLine {
+            concept: row.concept,
+            title,
+            domain,
+            state,
+            recall: row.state.recall(now),
+            last_activity: row.state.last_activity,
+        });
+    }
+    let recalls: Vec<f64> = concepts.iter().filter_map(|c| c.recall).collect();
+    let mean_recall =
+        (!recalls.is_empty()).then(|| recalls.iter().sum::<f64>() / recalls.len() as f64);
+    Ok(Status {
+        pairing: sync::pairing(store)?,
+        last_sync: millis(store.meta(keys::LAST_SYNC)?),
+        last_error: store.meta(keys::LAST_ERROR)?,
+        queued: store.outbox_len()?,
+        refused: store.refused_len()?,
+        deltas: store.delta_count()?,
+        domains,
+        mean_recall,
+        concepts,
+    })
+}
+
+/// The status as text.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    match &s.pairing {
+        None => out.push_str("Not paired: run `aiworklab agent pair --server URL --code CODE`.\n"),
+        Some(p) => {
+            out.push_str(&format!(
+                "Paired with {} as device \"{}\" ({}).\n",
+                p.server, p.device_name, p.device_id
+            ));
+            if let Some(r) = &p.revoked {
+                out.push_str(&format!("REVOKED: {r}. Pair again to sync.\n"));
+            }
+        }
+    }
+    out.push_str(&match s.last_sync {
+        Some(t) => format!("Last sync: {}.\n", t.to_rfc3339()),
+        None => "Last sync: never.\n".to_string(),
+    });
+    if let Some(e) = &s.last_error {
+        out.push_str(&format!("Last sync failed: {e}\n"));
+    }
+    out.push_str(&format!(
+        "Queued to send: {} delta(s) (see `aiworklab agent outbox`); held: {}; refused by the appliance: {}.\n",
+        s.queued, s.deltas, s.refused
+    ));
+    if let Some(r) = s.mean_recall {
+        out.push_str(&format!("Mean predicted recall: {:.0}%.\n", r * 100.0));
+    }
+    if s.domains.is_empty() {
+        out.push_str("No concepts yet.\n");
+    }
+    for (domain, states) in &s.domains {
+        let parts: Vec<String> = states.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        out.push_str(&format!("\n{domain}: {}\n", parts.join(", ")));
+        for c in s.concepts.iter().filter(|c| &c.domain == domain) {
+            let recall = c
+                .recall
+                .map(|r| format!("  recall {:.0}%", r * 100.0))
+                .unwrap_or_default();
+            out.push_str(&format!("  {:<40} {}{recall}\n", c.concept, c.state));
+        }
+    }
+    out
+}
+
+/// Everything queued, in the batches the next sync sends, each exactly the
+/// body of `POST /api/v1/sync/deltas`.
+///
+/// # Errors
+/// Store errors.
+pub fn outbox(store: &LocalStore) -> Result<Vec<WireBatch>, AgentError> {
+    let all = store.outbox(usize::MAX)?;
+    Ok(all
+        .chunks(MAX_BATCH)
+        .map(|c| WireBatch { deltas: c.to_vec() })
+        .collect())
+}
+
+/// One check of `agent doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when it failed.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The store's checks, and whether the store opened (the network checks
+/// need it).
+pub fn store_checks(home: &Home, opened: &Result<LocalStore, AgentError>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    match opened {
+        Ok(s) => {
+            checks.push(Check::pass(
+                "store",
+                format!("{} opens", s.path().display()),
+            ));
+            checks.push(match s.key_location() {
+                KeyLocation::Keychain => Check::pass("key", "in the OS keychain"),
+                KeyLocation::File(p) => Check::pass(
+                    "key",
+                    format!("in {} (mode 0600; no usable OS keychain)", p.display()),
+                ),
+            });
+        }
+        Err(e) => checks.push(Check::fail(
+            "store",
+            format!("{} does not open: {e}", home.store_path().display()),
+            "follow the message above; `aiworklab agent doctor` again afterwards",
+        )),
+    }
+    checks
+}
+
+/// The pairing and network checks: paired, appliance reachable, token valid.
+pub async fn network_checks(store: &mut LocalStore) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let p = match sync::pairing(store) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            checks.push(Check::fail(
+                "paired",
+                "not paired with an appliance",
+                "aiworklab agent pair --server URL --code CODE (a code from your account page)",
+            ));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::fail("paired", e.to_string(), "see the message"));
+            return checks;
+        }
+    };
+    if let Some(r) = &p.revoked {
+        checks.push(Check::fail(
+            "paired",
+            r.clone(),
+            "aiworklab agent unpair, then aiworklab agent pair --server URL --code CODE",
+        ));
+        return checks;
+    }
+    checks.push(Check::pass(
+        "paired",
+        format!("device \"{}\" with {}", p.device_name, p.server),
+    ));
+    let reachable = match super::client::Server::new(
+        &p.server,
+        store.meta(keys::CA_PEM).ok().flatten().as_deref(),
+    ) {
+        Ok(server) => server.health().await.map_err(|e| match e {
+            super::client::ApiError::Agent(a) => a.to_string(),
+            other => format!("{other:?}"),
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = reachable {
+        checks.push(Check::fail(
+            "server",
+            e,
+            "check the network, VPN or proxy, and that the appliance runs; a private CA was given at pairing with --ca-file",
+        ));
+        return checks;
+    }
+    checks.push(Check::pass("server", format!("{} answers", p.server)));
+    let token = match sync::Session::start(store).await {
+        Ok(mut s) => s.check().await,
+        Err(e) => Err(e),
+    };
+    checks.push(match token {
+        Ok(()) => Check::pass("token", "the device's token is accepted"),
+        Err(e) => Check::fail(
+            "token",
+            e.to_string(),
+            "aiworklab agent unpair, then pair again with a new code",
+        ),
+    });
+    checks
+}
+
+/// The checks as text, each failure with its fix.
+pub fn render_checks(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!(
+            "[{}] {}: {}\n",
+            if c.ok { " ok " } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+        if let Some(f) = &c.fix {
+            out.push_str(&format!("       fix: {f}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! The kernel's local store: one SQLCipher file per install, opened with a
+//! raw 256-bit key (`key.rs`), with its own embedded migrations. It holds
+//! the device's credentials, the org's catalogue copy, the engineer's
+//! deltas (own and pulled from their other devices), the folded state per
+//! concept, the outbox, the sync cursors and each ingestion source's
+//! cursor. Concept-level facts only: never code, diffs, prompts or paths.
+//!
+//! Writers (the hook, `agent sync`) may run at once: each write is one
+//! immediate transaction, readers wait up to [`BUSY_TIMEOUT`].
+
+mod catalogue;
+mod fold;
+pub mod key;
+mod outbox;
+
+use std::path::PathBuf;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite_migration::{M, Migrations};
+
+use super::error::AgentError;
+use super::home::Home;
+use super::observe::Observation;
+use crate::skill::catalogue::{Catalogue, valid_slug};
+use crate::skill::delta::Transition;
+
+pub use fold::StateRow;
+pub use key::KeyLocation;
+pub use outbox::{PULL_CURSOR as PULL_CURSOR_KEY, WireBatch, WireDelta};
+
+/// How long a writer waits for another process's transaction.
+pub const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+const STEPS: &[M<'static>] = &[M::up(include_str!("migrations/0001_store.sql"))
+    .comment("meta, deltas, outbox, refused, states, cursors")];
+
+const GET_CURSOR: &str = "SELECT cursor FROM cursors WHERE source = ?1";
+const SET_CURSOR: &str = "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+     ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor";
+const INSERT_OWN: &str = "INSERT OR IGNORE INTO deltas (id, concept, transition, at, grade, origin)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'own')";
+const QUEUE: &str = "INSERT INTO outbox (id) VALUES (?1)";
+const GET_META: &str = "SELECT value FROM meta WHERE key = ?1";
+const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE_META: &str = "DELETE FROM meta WHERE key = ?1";
+
+/// The local store, open.
+pub struct LocalStore {
+    conn: Connection,
+    path: PathBuf,
+    key: KeyLocation,
+    warning: Option<String>,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("path", &self.path)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first moment a fact may carry (the appliance refuses earlier ones).
+fn earliest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// The grade a transition carries on the wire, as the appliance defaults
+/// it, so the local fold and the appliance's agree.
+pub(crate) fn default_grade(t: Transition) -> Option<u8> {
+    match t {
+        Transition::CheckPassed => Some(3),
+        Transition::CheckFailed => Some(1),
+        _ => None,
+    }
+}
+
+impl LocalStore {
+    /// Opens the store in `home`, creating it (and its key) on first use.
+    /// No key derivation: the key is used raw.
+    ///
+    /// With the OS keychain on Linux this talks to the Secret Service over
+    /// D-Bus on its own executor; it blocks, so async callers use
+    /// `spawn_blocking`.
+    ///
+    /// # Errors
+    /// [`AgentError::Key`] or [`AgentError::WrongKey`] when the store's key
+    /// is missing or not the store's, I/O and SQLite errors otherwise.
+    pub fn open(home: &Home) -> Result<LocalStore, AgentError> {
+        home.ensure()?;
+        let key = key::load_or_create(home)?;
+        let path = home.store_path();
+        let mut conn = Connection::open(&path)?;
+        // SQLCipher logs a wrong key to stderr itself; the error says it.
+        conn.pragma_update(None, "cipher_log_level", "NONE")?;
+        conn.pragma_update(None, "key", key.pragma().as_str())?;
+        let wrong = || AgentError::WrongKey {
+            path: path.clone(),
+            key: key.location.to_string(),
+        };
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                wrong()
+            }
+            other => AgentError::Store(other),
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| AgentError::io("cannot restrict the store's permissions", &path, e))?;
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Migrations::from_slice(STEPS)
+            .to_latest(&mut conn)
+            .map_err(|e| AgentError::Migration(e.to_string()))?;
+        Ok(LocalStore {
+            conn,
+            path,
+            key: key.location,
+            warning: key.warning,
+        })
+    }
+
+    /// Where the store's key lives.
+    pub fn key_location(&self) -> &KeyLocation {
+        &self.key
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The one-time warning of this open, if the key file was just made
+    /// because no keychain was usable. Taken once.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+
+    /// The org's catalogue copy (fetched at sync), else the shipped one.
+    ///
+    /// # Errors
+    /// Store errors; a stored copy that no longer parses falls back to
+    /// the shipped catalogue.
+    pub fn catalogue(&self) -> Result<Catalogue, AgentError> {
+        catalogue::current(self)
+    }
+
+    /// Where `source` was read up to, as its adapter last recorded it.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(GET_CURSOR, [source], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// One transaction: mints a UUIDv7 id per observation, stores the
+    /// deltas, queues them in the outbox, refreshes the folded state, and
+    /// sets `source`'s cursor. Returns how many were new: an observation
+    /// of a fact already recorded here (same concept, transition and
+    /// millisecond) is not recorded again.
+    ///
+    /// # Errors
+    /// [`AgentError::Invalid`] when an observation names no concept of the
+    /// catalogue or carries a time the appliance would refuse; then nothing
+    /// is stored and the cursor stays where it was.
+    pub fn record(
+        &mut self,
+        source: &str,
+        cursor: &str,
+        observations: &[Observation],
+    ) -> Result<usize, AgentError> {
+        let catalogue = self.catalogue()?;
+        let latest = Utc::now() + Duration::days(1);
+        for o in observations {
+            if !valid_slug(&o.concept) || !catalogue.contains(&o.concept) {
+                return Err(AgentError::Invalid(format!(
+                    "`{}` is not a concept of the catalogue; nothing from {source} was recorded",
+                    o.concept.chars().take(64).collect::<String>()
+                )));
+            }
+            if o.at < earliest() || o.at > latest {
+                return Err(AgentError::Invalid(format!(
+                    "an observation of `{}` is dated {}, before 2020 or more than a day ahead; check the clock; nothing from {source} was recorded",
+                    o.concept,
+                    o.at.to_rfc3339()
+                )));
+            }
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = 0;
+        let mut touched = std::collections::BTreeSet::new();
+        {
+            let mut insert = tx.prepare_cached(INSERT_OWN)?;
+            let mut queue = tx.prepare_cached(QUEUE)?;
+            for o in observations {
+                let id = uuid::Uuid::now_v7().to_string();
+                let at = o.at.timestamp_millis();
+                let grade = default_grade(o.transition);
+                if insert.execute(params![id, o.concept, o.transition.as_str(), at, grade])? == 1 {
+                    queue.execute([&id])?;
+                    touched.insert(o.concept.as_str());
+                    new += 1;
+                }
+            }
+        }
+        for concept in touched {
+            fold::refresh(&tx, concept)?;
+        }
+        tx.execute(SET_CURSOR, [source, cursor])?;
+        tx.commit()?;
+        Ok(new)
+    }
+
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(GET_META, [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets (or, with `None`, removes) several meta values in one transaction.
+    pub(crate) fn set_meta(&mut self, values: &[(&str, Option<&str>)]) -> Result<(), AgentError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (k, v) in values {
+            match v {
+                Some(v) => tx.execute(SET_META, [k, v])?,
+                None => tx.execute(DELETE_META, [k])?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The outbox and what comes back: own deltas queued for the appliance in
+//! the wire format (`sync::wire` on the server side: id, concept,
+//! transition, at, grade; nothing else exists to send), and the deltas
+//! pulled from the engineer's other devices with the pull cursor.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use super::super::error::AgentError;
+use super::{LocalStore, SET_META, fold};
+
+/// One delta as it is sent and pulled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDelta {
+    pub id: String,
+    pub concept: String,
+    pub transition: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<u8>,
+}
+
+/// A push body: `{"deltas": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WireBatch {
+    pub deltas: Vec<WireDelta>,
+}
+
+const OUTBOX: &str = "SELECT d.id, d.concept, d.transition, d.at, d.grade
+     FROM outbox o JOIN deltas d ON d.id = o.id ORDER BY o.seq LIMIT ?1";
+const OUTBOX_LEN: &str = "SELECT count(*) FROM outbox";
+const UNQUEUE: &str = "DELETE FROM outbox WHERE id = ?1";
+const REFUSE: &str = "INSERT OR REPLACE INTO refused (id, reason) VALUES (?1, ?2)";
+const REFUSED_LEN: &str = "SELECT count(*) FROM refused";
+const INSERT_PULLED: &str =
+    "INSERT OR IGNORE INTO deltas (id, concept, transition, at, grade, origin)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'pulled')";
+const COUNT_DELTAS: &str = "SELECT count(*) FROM deltas";
+
+/// The meta key of the pull cursor.
+pub const PULL_CURSOR: &str = "pull_cursor";
+
+impl LocalStore {
+    /// The first `limit` queued deltas, oldest first, exactly as they
+    /// will be sent.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .conn
+            .prepare_cached(OUTBOX)?
+            .query_map([limit], |r| {
+                Ok(WireDelta {
+                    id: r.get(0)?,
+                    concept: r.get(1)?,
+                    transition: r.get(2)?,
+                    at: DateTime::from_timestamp_millis(r.get(3)?).unwrap_or(DateTime::UNIX_EPOCH),
+                    grade: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// How many deltas wait to be sent.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn outbox_len(&self) -> Result<usize, AgentError> {
+        let n: i64 = self.conn.query_row(OUTBOX_LEN, [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// How many deltas the appliance refused for good.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn refused_len(&self) -> Result<usize, AgentError> {
+        let n: i64 = self.conn.query_row(REFUSED_LEN, [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// How many deltas the store holds, own and pulled.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn delta_count(&self) -> Result<usize, AgentError> {
+        let n: i64 = self.conn.query_row(COUNT_DELTAS, [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Takes deltas the appliance accepted (or already held) off the queue.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) fn mark_sent(&mut self, ids: &[String]) -> Result<(), AgentError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut del = tx.prepare_cached(UNQUEUE)?;
+            for id in ids {
+                del.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes a delta the appliance refused for good off the queue, keeping
+    /// it and the reason.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) fn refuse(&mut self, id: &str, reason: &str) -> Result<(), AgentError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(UNQUEUE, [id])?;
+        tx.execute(REFUSE, [id, reason])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores pulled deltas (those already held are skipped), refolds
+    /// their concepts and advances the pull cursor, in one transaction.
+    /// Returns how many were new here.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) fn apply_pulled(
+        &mut self,
+        deltas: &[WireDelta],
+        cursor: i64,
+    ) -> Result<usize, AgentError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut touched = BTreeSet::new();
+        let mut new = 0;
+        {
+            let mut insert = tx.prepare_cached(INSERT_PULLED)?;
+            for d in deltas {
+                let at = d.at.timestamp_millis();
+                if insert.execute(params![d.id, d.concept, d.transition, at, d.grade])? == 1 {
+                    touched.insert(d.concept.as_str());
+                    new += 1;
+                }
+            }
+        }
+        for concept in &touched {
+            fold::refresh(&tx, concept)?;
+        }
+        tx.execute(SET_META, [PULL_CURSOR, &cursor.to_string()])?;
+        tx.commit()?;
+        Ok(new)
+    }
+}

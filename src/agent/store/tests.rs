@@ -1,0 +1,236 @@
+//! The local store on real SQLCipher files in a temporary home.
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+
+fn obs(concept: &str, transition: Transition, minute: i64) -> Observation {
+    Observation {
+        concept: concept.into(),
+        transition,
+        at: Utc
+            .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+            .single()
+            .expect("valid")
+            + Duration::minutes(minute),
+    }
+}
+
+fn home() -> (tempfile::TempDir, Home) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = Home::at(tmp.path().join("agent"));
+    (tmp, home)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_key_file_is_private_and_the_store_is_encrypted() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    let warning = s
+        .take_warning()
+        .expect("a one-time warning about the key file");
+    assert!(warning.contains("kernel.key"), "{warning}");
+    assert_eq!(s.take_warning(), None, "taken once");
+    assert_eq!(s.key_location(), &KeyLocation::File(home.key_path()));
+    s.record("t", "1", &[obs("rust-lifetimes", Transition::Seen, 0)])
+        .expect("records");
+    drop(s);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&home.key_path()), 0o600);
+    assert_eq!(mode(&home.store_path()), 0o600);
+    let bytes = std::fs::read(home.store_path()).expect("read");
+    assert!(!bytes.starts_with(b"SQLite format 3"), "encrypted");
+    assert!(
+        !bytes.windows(14).any(|w| w == b"rust-lifetimes"),
+        "concept ids are not readable in the file"
+    );
+    let mut again = LocalStore::open(&home).expect("reopens");
+    assert_eq!(again.take_warning(), None, "the warning is given once");
+    assert_eq!(again.cursor("t").expect("cursor").as_deref(), Some("1"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_readable_key_file_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, home) = home();
+    drop(LocalStore::open(&home).expect("opens"));
+    std::fs::set_permissions(home.key_path(), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let err = LocalStore::open(&home).expect_err("refused").to_string();
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn a_wrong_key_is_refused_clearly() {
+    let (_tmp, home) = home();
+    drop(LocalStore::open(&home).expect("opens"));
+    std::fs::write(home.key_path(), format!("{}\n", "ab".repeat(32))).expect("overwrite");
+    let err = LocalStore::open(&home).expect_err("wrong key");
+    assert!(matches!(err, AgentError::WrongKey { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kernel.db") && msg.contains("kernel.key"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_lost_key_is_never_replaced_by_a_new_one() {
+    let (_tmp, home) = home();
+    drop(LocalStore::open(&home).expect("opens"));
+    std::fs::remove_file(home.key_path()).expect("lose the key");
+    let err = LocalStore::open(&home).expect_err("no key").to_string();
+    assert!(err.contains("move the store aside"), "{err}");
+    assert!(!home.key_path().exists(), "no new key was made");
+}
+
+#[test]
+fn record_queues_folds_and_sets_the_cursor_in_one_go() {
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    assert_eq!(s.cursor("claude:a.jsonl").expect("cursor"), None);
+    let n = s
+        .record(
+            "claude:a.jsonl",
+            "120",
+            &[
+                obs("rust-lifetimes", Transition::Seen, 0),
+                obs("rust-lifetimes", Transition::Explained, 1),
+                obs("sql-joins", Transition::Seen, 2),
+            ],
+        )
+        .expect("records");
+    assert_eq!(n, 3);
+    assert_eq!(
+        s.cursor("claude:a.jsonl").expect("cursor").as_deref(),
+        Some("120")
+    );
+    let out = s.outbox(10).expect("outbox");
+    assert_eq!(out.len(), 3);
+    for d in &out {
+        let id = uuid::Uuid::parse_str(&d.id).expect("uuid");
+        assert_eq!(id.get_version_num(), 7, "UUIDv7");
+    }
+    let states = s.states().expect("states");
+    let lt = states
+        .iter()
+        .find(|r| r.concept == "rust-lifetimes")
+        .expect("folded");
+    assert_eq!(lt.state.level, crate::skill::state::Level::Explained);
+}
+
+#[test]
+fn nothing_is_recorded_twice() {
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    let batch = [
+        obs("rust-lifetimes", Transition::Seen, 0),
+        obs("rust-lifetimes", Transition::Seen, 0),
+        obs("sql-joins", Transition::Seen, 0),
+    ];
+    assert_eq!(s.record("a", "1", &batch).expect("records"), 2);
+    // The same facts again, from another source (the hook and the session
+    // record both saw them): nothing new.
+    assert_eq!(s.record("b", "9", &batch).expect("records"), 0);
+    assert_eq!(s.outbox_len().expect("len"), 2);
+    assert_eq!(s.delta_count().expect("count"), 2);
+    assert_eq!(s.cursor("b").expect("cursor").as_deref(), Some("9"));
+}
+
+#[test]
+fn a_refused_record_stores_nothing_and_keeps_the_cursor() {
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    s.record("a", "1", &[obs("rust-lifetimes", Transition::Seen, 0)])
+        .expect("records");
+    for bad in [
+        vec![
+            obs("sql-joins", Transition::Seen, 1),
+            obs("not-a-concept-here", Transition::Seen, 2),
+        ],
+        vec![
+            obs("sql-joins", Transition::Seen, 1),
+            obs("/home/me/secret.rs", Transition::Seen, 2),
+        ],
+        vec![Observation {
+            at: Utc::now() + Duration::days(3),
+            ..obs("sql-joins", Transition::Seen, 1)
+        }],
+    ] {
+        let err = s.record("a", "2", &bad).expect_err("refused");
+        assert!(matches!(err, AgentError::Invalid(_)), "{err:?}");
+        assert_eq!(s.cursor("a").expect("cursor").as_deref(), Some("1"));
+        assert_eq!(
+            s.outbox_len().expect("len"),
+            1,
+            "nothing of the batch stored"
+        );
+        assert_eq!(s.states().expect("states").len(), 1);
+    }
+}
+
+#[test]
+fn pulled_deltas_fold_with_own_ones_and_are_not_queued() {
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    s.record("a", "1", &[obs("rust-traits", Transition::Seen, 0)])
+        .expect("records");
+    let own = s.outbox(10).expect("outbox");
+    let pulled = vec![
+        own[0].clone(),
+        WireDelta {
+            id: uuid::Uuid::now_v7().to_string(),
+            concept: "rust-traits".into(),
+            transition: "demonstrated".into(),
+            at: obs("x", Transition::Seen, 5).at,
+            grade: None,
+        },
+    ];
+    assert_eq!(s.apply_pulled(&pulled, 7).expect("applies"), 1);
+    assert_eq!(s.apply_pulled(&pulled, 7).expect("again"), 0);
+    assert_eq!(
+        s.meta(outbox::PULL_CURSOR).expect("meta").as_deref(),
+        Some("7")
+    );
+    assert_eq!(
+        s.outbox_len().expect("len"),
+        1,
+        "pulled deltas are not sent back"
+    );
+    let st = s.states().expect("states");
+    assert_eq!(st[0].state.level, crate::skill::state::Level::Demonstrated);
+}
+
+#[test]
+fn the_org_catalogue_copy_replaces_the_shipped_one_without_retired_concepts() {
+    let (_tmp, home) = home();
+    let mut s = LocalStore::open(&home).expect("opens");
+    assert!(s.catalogue().expect("shipped").contains("rust-lifetimes"));
+    let listing = serde_json::json!({
+        "domains": [{"slug": "rust", "title": "Rust", "custom": false}],
+        "concepts": [
+            {"slug": "rust-lifetimes", "title": "Lifetimes", "domain": "rust", "summary": "s",
+             "prerequisites": ["x-gone"], "related": [], "matchers": {}, "custom": false, "retired": false},
+            {"slug": "x-payments", "title": "Payments", "domain": "x-money", "summary": "s",
+             "prerequisites": [], "related": [], "matchers": {"keywords": ["ledger"]}, "custom": true, "retired": false},
+            {"slug": "x-gone", "title": "Gone", "domain": "x-money", "summary": "s",
+             "custom": true, "retired": true, "retired_at": "2026-01-01T00:00:00Z"}
+        ]
+    });
+    assert_eq!(s.set_org_catalogue(&listing.to_string()).expect("kept"), 2);
+    let cat = s.catalogue().expect("copy");
+    assert!(cat.contains("x-payments") && !cat.contains("x-gone"));
+    s.record("a", "1", &[obs("x-payments", Transition::Seen, 0)])
+        .expect("an org concept is recorded");
+    assert!(
+        s.record("a", "2", &[obs("x-gone", Transition::Seen, 0)])
+            .is_err()
+    );
+    // A broken listing is refused and the copy kept.
+    assert!(s.set_org_catalogue("{\"domains\": 3}").is_err());
+    assert!(s.catalogue().expect("copy").contains("x-payments"));
+}

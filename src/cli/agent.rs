@@ -1,0 +1,287 @@
+//! `aiworklab agent …`: the teaching kernel on an engineer's machine. None
+//! of these commands reads the appliance's configuration file; the
+//! kernel's own directory is found by `agent::home` (or
+//! `$AIWORKLAB_AGENT_HOME`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Failure;
+use crate::agent::AgentError;
+use crate::agent::harness::Harness;
+use crate::agent::home::Home;
+use crate::agent::status;
+use crate::agent::store::LocalStore;
+use crate::agent::sync::{self, SyncOptions};
+use crate::agent::{hook, install};
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Pair this machine with the org's appliance, using a single-use code.
+    Pair {
+        /// The appliance's address, e.g. https://skills.example.com (http:// only to this machine).
+        #[arg(long)]
+        server: String,
+        /// The pairing code from your account page or `aiworklab device pairing-code`.
+        #[arg(long, env = "AIWORKLAB_PAIRING_CODE", hide_env_values = true)]
+        code: String,
+        /// A name for this device, shown on your account page. Default: the host name.
+        #[arg(long)]
+        name: Option<String>,
+        /// PEM file of the private CA that signed the appliance's certificate (the system roots are trusted too).
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Forget this device's credentials, and revoke it on the appliance when reachable.
+    Unpair,
+    /// Send queued concept-level facts and fetch those of your other devices.
+    Sync,
+    /// Your skill graph by domain and state, recall, last sync, queue.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exactly what the next sync sends, in the wire format.
+    Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the install and say how to fix each problem.
+    Doctor,
+    /// Run by the coding agent on each event (installed by `agent install`): silent, always exits 0.
+    #[command(hide = true)]
+    Hook {
+        /// claude-code, codex or opencode.
+        #[arg(long)]
+        harness: String,
+        /// Codex's `notify` passes its event as the last argument.
+        payload: Option<String>,
+    },
+    /// Add the kernel's hook to a coding agent's settings (idempotent; keeps a backup).
+    Install {
+        #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
+        harness: String,
+        /// user: your own settings; project: the current repository's.
+        #[arg(long, default_value = "user", value_parser = ["user", "project"])]
+        scope: String,
+        /// For Codex: hooks.json (Codex 0.124 or later) or, for older releases, notify in config.toml.
+        #[arg(long, default_value = "hooks", value_parser = ["hooks", "notify"])]
+        codex_mode: String,
+    },
+    /// Remove what `agent install` added; the rest of the settings stays as it was.
+    Uninstall {
+        #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
+        harness: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "project"])]
+        scope: String,
+        #[arg(long, default_value = "hooks", value_parser = ["hooks", "notify"])]
+        codex_mode: String,
+    },
+}
+
+fn install_target(
+    harness: &str,
+    scope: &str,
+    codex_mode: &str,
+) -> Result<install::Target, Failure> {
+    let harness = Harness::parse(harness)
+        .ok_or_else(|| Failure::new(format!("unknown harness {harness}"), None))?;
+    let scope = install::Scope::parse(scope).unwrap_or(install::Scope::User);
+    let mode = if codex_mode == "notify" {
+        install::CodexMode::Notify
+    } else {
+        install::CodexMode::Hooks
+    };
+    install::Target::from_env(harness, scope, mode).map_err(|e| Failure::new(e.to_string(), None))
+}
+
+impl From<AgentError> for Failure {
+    fn from(e: AgentError) -> Self {
+        let code = match e {
+            AgentError::Unreachable { .. } | AgentError::RateLimited { .. } => 75,
+            AgentError::Revoked(_) | AgentError::NotPaired => 3,
+            _ => 1,
+        };
+        Self {
+            message: e.to_string(),
+            fix: None,
+            code,
+        }
+    }
+}
+
+fn open(home: &Home) -> Result<LocalStore, Failure> {
+    let mut store = LocalStore::open(home)?;
+    if let Some(w) = store.take_warning() {
+        eprintln!("warning: {w}");
+    }
+    Ok(store)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the network runtime: {e}"), None))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
+    serde_json::to_string_pretty(v).map_err(|e| Failure::new(e.to_string(), None))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "aiworklab agent".into())
+}
+
+/// Runs one `agent` subcommand.
+///
+/// # Errors
+/// A [`Failure`] naming the problem and its fix.
+pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
+    match &cmd {
+        AgentCmd::Hook { harness, payload } => {
+            hook::main(harness, payload.as_deref());
+            return Ok(ExitCode::SUCCESS);
+        }
+        AgentCmd::Install {
+            harness,
+            scope,
+            codex_mode,
+        } => {
+            let t = install_target(harness, scope, codex_mode)?;
+            let report = install::install(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            print!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        AgentCmd::Uninstall {
+            harness,
+            scope,
+            codex_mode,
+        } => {
+            let t = install_target(harness, scope, codex_mode)?;
+            let report = install::uninstall(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            print!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let home = Home::locate()?;
+    match cmd {
+        AgentCmd::Pair {
+            server,
+            code,
+            name,
+            ca_file,
+        } => {
+            let ca = match &ca_file {
+                Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                    Failure::new(
+                        format!("cannot read the CA file {}: {e}", p.display()),
+                        Some("give a PEM file you can read with --ca-file".into()),
+                    )
+                })?),
+                None => None,
+            };
+            let mut store = open(&home)?;
+            let name = name.unwrap_or_else(host_name);
+            let rt = runtime()?;
+            let p = rt.block_on(sync::pair(&mut store, &server, &code, &name, ca.as_deref()))?;
+            println!(
+                "Paired with {} as device \"{}\" ({}).",
+                p.server, p.device_name, p.device_id
+            );
+            match rt.block_on(sync::sync(&mut store, SyncOptions::default())) {
+                Ok(r) => println!(
+                    "First sync: {} concepts in the org's catalogue, {} delta(s) sent, {} pulled.",
+                    r.concepts, r.accepted, r.pulled
+                ),
+                Err(e) => eprintln!("warning: paired, but the first sync failed: {e}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Unpair => {
+            let mut store = open(&home)?;
+            let u = runtime()?.block_on(sync::unpair(&mut store))?;
+            println!("Forgot this device's credentials for {}.", u.server);
+            match u.revoked_on_server {
+                Ok(()) => println!("The appliance revoked the device."),
+                Err(e) => eprintln!(
+                    "warning: the appliance could not be told ({e}); revoke the device on your account page"
+                ),
+            }
+            println!(
+                "Your local graph and anything queued stay here; pairing again sends what is queued."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Sync => {
+            let mut store = open(&home)?;
+            let r = runtime()?.block_on(sync::sync(&mut store, SyncOptions::default()))?;
+            println!(
+                "Sent {} new delta(s) ({} already held), refused {}, pulled {}; {} still queued; {} concepts in the catalogue copy.",
+                r.accepted, r.duplicates, r.refused, r.pulled, r.queued, r.concepts
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Status { json: as_json } => {
+            let store = open(&home)?;
+            let s = status::status(&store, chrono::Utc::now())?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                print!("{}", status::render(&s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Outbox { json: as_json } => {
+            let store = open(&home)?;
+            let batches = status::outbox(&store)?;
+            if as_json {
+                println!("{}", json(&batches)?);
+            } else {
+                let n: usize = batches.iter().map(|b| b.deltas.len()).sum();
+                println!(
+                    "{n} delta(s) queued, sent as {} POST /api/v1/sync/deltas request(s). Every field that leaves this machine:",
+                    batches.len()
+                );
+                for d in batches.iter().flat_map(|b| &b.deltas) {
+                    let grade = d.grade.map(|g| format!(" grade {g}")).unwrap_or_default();
+                    println!(
+                        "  {}  {}  {}  {}{grade}",
+                        d.id,
+                        d.concept,
+                        d.transition,
+                        d.at.to_rfc3339()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Doctor => {
+            let opened = LocalStore::open(&home);
+            let mut checks = status::store_checks(&home, &opened);
+            if let Ok(mut store) = opened {
+                checks.extend(runtime()?.block_on(status::network_checks(&mut store)));
+            }
+            // Hook checks (installed harnesses) are added here by the installer.
+            print!("{}", status::render_checks(&checks));
+            Ok(if checks.iter().all(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        // Handled above, before the kernel's directory is needed.
+        AgentCmd::Hook { .. } | AgentCmd::Install { .. } | AgentCmd::Uninstall { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

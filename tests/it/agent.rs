@@ -1,0 +1,640 @@
+//! The kernel's sync client against a real appliance over loopback:
+//! pairing (a refused code, plain http to another host refused), record
+//! then sync, the offline queue across a restart and a stopped server,
+//! 429, token rotation, two devices converging, revocation, unpair, and
+//! the command line. Device side of P1: the outbox holds wire fields only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use aiworklab::AppState;
+use aiworklab::agent::AgentError;
+use aiworklab::agent::home::Home;
+use aiworklab::agent::observe::Observation;
+use aiworklab::agent::status;
+use aiworklab::agent::store::LocalStore;
+use aiworklab::agent::sync::{self, SyncOptions};
+use aiworklab::audit::Context;
+use aiworklab::clock::{Clock, ManualClock, SystemClock};
+use aiworklab::config::RawRateLimit;
+use aiworklab::http::server;
+use aiworklab::skill::Transition;
+use aiworklab::users::{self, AdminCtx};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::support::Env;
+
+/// A running appliance with one org, `acme`.
+struct Appliance {
+    env: Env,
+    state: AppState,
+    running: Option<server::Running>,
+    addr: SocketAddr,
+}
+
+impl Appliance {
+    async fn start(env: Env, clock: Arc<dyn Clock>) -> Self {
+        Self::start_on(env, clock, "127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    async fn start_on(mut env: Env, clock: Arc<dyn Clock>, addr: SocketAddr) -> Self {
+        let listener = server::bind(addr).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        env.raw.server.public_url = format!("http://{addr}");
+        env.raw.server.shutdown_grace_secs = 1;
+        let state = env.state_with_clock(clock);
+        let running = server::start(state.clone(), listener)
+            .await
+            .expect("server starts");
+        Self {
+            env,
+            state,
+            running: Some(running),
+            addr,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("stops");
+        }
+    }
+
+    fn user(&self, name: &str) -> String {
+        let db = self.state.store.org("acme").expect("org");
+        users::add(
+            db,
+            &AdminCtx::operator(),
+            name,
+            name,
+            None,
+            false,
+            self.state.clock.now(),
+        )
+        .expect("user")
+        .id
+    }
+
+    fn code(&self, user_id: &str) -> String {
+        let db = self.state.store.org("acme").expect("org");
+        let (code, _) = aiworklab::devices::create_pairing_code(
+            db,
+            user_id,
+            &Context::operator(),
+            self.state.clock.now(),
+        )
+        .expect("code");
+        code.expose().to_string()
+    }
+
+    /// The ids of the deltas the appliance holds for `user_id`.
+    fn held(&self, user_id: &str) -> Vec<String> {
+        let db = self.state.store.org("acme").expect("org");
+        aiworklab::sync::pull(db, user_id, 0, 5000)
+            .expect("pull")
+            .deltas
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// How many audit entries of `action` there are (by `actor`, when given).
+    fn audited(&self, action: &str, actor: Option<&str>) -> i64 {
+        let db = self.state.store.org("acme").expect("org");
+        db.db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM audit_log WHERE action = ?1 AND (?2 IS NULL OR actor = ?2)",
+                    rusqlite::params![action, actor],
+                    |r| r.get(0),
+                )
+                .map_err(aiworklab::store::StoreError::from)
+            })
+            .expect("audit")
+    }
+}
+
+fn at(day: u32, minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, day, 9, 0, 0)
+        .single()
+        .expect("valid")
+        + Duration::minutes(minute)
+}
+
+fn obs(concept: &str, transition: Transition, when: DateTime<Utc>) -> Observation {
+    Observation {
+        concept: concept.into(),
+        transition,
+        at: when,
+    }
+}
+
+fn some_observations(n: i64) -> Vec<Observation> {
+    let concepts = [
+        "rust-lifetimes",
+        "rust-traits",
+        "sql-joins",
+        "py-closures-scope",
+    ];
+    (0..n)
+        .map(|i| {
+            obs(
+                concepts[usize::try_from(i).expect("small") % concepts.len()],
+                Transition::Seen,
+                at(10, i),
+            )
+        })
+        .collect()
+}
+
+fn local(dir: &std::path::Path, name: &str) -> (Home, LocalStore) {
+    let home = Home::at(dir.join(name));
+    let store = LocalStore::open(&home).expect("store opens");
+    (home, store)
+}
+
+/// Pairs a new store in `dir/name` for `user_id`.
+async fn paired(
+    app: &Appliance,
+    dir: &std::path::Path,
+    name: &str,
+    user_id: &str,
+) -> (Home, LocalStore) {
+    let (home, mut store) = local(dir, name);
+    let code = app.code(user_id);
+    sync::pair(&mut store, &app.url(), &code, name, None)
+        .await
+        .expect("pairs");
+    (home, store)
+}
+
+fn quick() -> SyncOptions {
+    SyncOptions {
+        max_wait: StdDuration::from_secs(5),
+        ..SyncOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn pair_record_sync_and_the_appliance_holds_exactly_the_outbox() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("ada");
+    let (_home, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    let p = sync::pairing(&store).expect("read").expect("paired");
+    assert!(p.server.starts_with("http://127.0.0.1:"), "{}", p.server);
+    assert_eq!(p.revoked, None);
+    // 1,100 deltas: three pushes (500, 500, 100).
+    let mut obs = some_observations(1100);
+    obs.push(obs[0].clone());
+    assert_eq!(store.record("test", "1", &obs).expect("records"), 1100);
+    let queued: Vec<String> = store
+        .outbox(usize::MAX)
+        .expect("outbox")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let report = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!(
+        (report.accepted, report.duplicates, report.queued),
+        (1100, 0, 0)
+    );
+    assert!(
+        report.concepts >= 400,
+        "the org's catalogue copy was fetched"
+    );
+    let mut held = app.held(&uid);
+    let mut sent = queued.clone();
+    held.sort();
+    sent.sort();
+    assert_eq!(held, sent, "the appliance holds exactly what was queued");
+    // Nothing is sent twice: a second sync pushes nothing, pulls nothing new.
+    let again = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!((again.accepted, again.duplicates, again.pulled), (0, 0, 0));
+    let s = status::status(&store, Utc::now()).expect("status");
+    assert!(s.last_sync.is_some() && s.last_error.is_none());
+    assert_eq!(s.queued, 0);
+    assert_eq!(s.domains["rust"]["seen"], 2);
+}
+
+#[tokio::test]
+async fn a_bad_code_and_plain_http_to_another_host_are_refused() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_home, mut store) = local(tmp.path(), "laptop");
+    let err = sync::pair(
+        &mut store,
+        &app.url(),
+        "aiwl_pair_notarealcode",
+        "laptop",
+        None,
+    )
+    .await
+    .expect_err("refused")
+    .to_string();
+    assert!(
+        err.contains("not valid") && err.contains("account page"),
+        "{err}"
+    );
+    for url in ["http://skills.example.com", "http://192.0.2.7:8080"] {
+        let err = sync::pair(&mut store, url, "aiwl_pair_x", "laptop", None)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, AgentError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
+    assert_eq!(sync::pairing(&store).expect("read"), None);
+    let err = sync::sync(&mut store, quick())
+        .await
+        .expect_err("not paired");
+    assert!(matches!(err, AgentError::NotPaired), "{err:?}");
+    // A second pairing of a paired install is refused.
+    let uid = app.user("bo");
+    let code = app.code(&uid);
+    sync::pair(&mut store, &app.url(), &code, "laptop", None)
+        .await
+        .expect("pairs");
+    let again = sync::pair(&mut store, &app.url(), &app.code(&uid), "laptop", None)
+        .await
+        .expect_err("already paired");
+    assert!(matches!(again, AgentError::AlreadyPaired(_)), "{again:?}");
+}
+
+#[tokio::test]
+async fn the_queue_survives_a_restart_and_a_stopped_appliance_is_retried() {
+    let mut app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("cy");
+    let (home, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    store
+        .record("t", "1", &some_observations(30))
+        .expect("records");
+    let addr = app.addr;
+    app.stop().await;
+    let err = sync::sync(&mut store, quick())
+        .await
+        .expect_err("unreachable");
+    assert!(matches!(err, AgentError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("stay queued"), "{err}");
+    drop(store);
+    // The kernel restarts: everything is still queued, with the error.
+    let mut store = LocalStore::open(&home).expect("reopens");
+    assert_eq!(store.outbox_len().expect("len"), 30);
+    let s = status::status(&store, Utc::now()).expect("status");
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot reach"))
+    );
+    // The appliance comes back on the same address.
+    let Appliance { env, state, .. } = app;
+    drop(state);
+    let app = Appliance::start_on(env, Arc::new(SystemClock), addr).await;
+    let report = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!(
+        (report.accepted, report.duplicates, report.queued),
+        (30, 0, 0)
+    );
+    assert_eq!(app.held(&uid).len(), 30);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_when_short_and_remembered_when_long() {
+    let mut env = Env::new(&["acme"]);
+    // One sync request per 2 s for the device: the pull after the push
+    // gets a 429 with Retry-After.
+    env.raw.rate_limits.sync = RawRateLimit::new(1, 2);
+    let app = Appliance::start(env, Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("di");
+    let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    store
+        .record("t", "1", &some_observations(10))
+        .expect("records");
+    let started = std::time::Instant::now();
+    let report = sync::sync(&mut store, quick())
+        .await
+        .expect("waits, then syncs");
+    assert_eq!(report.accepted, 10);
+    assert!(
+        started.elapsed() >= StdDuration::from_secs(1),
+        "the Retry-After was waited out"
+    );
+
+    // A wait longer than the client accepts ends the sync; the deltas stay
+    // queued and the next sync does not ask before the wait is over.
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.sync = RawRateLimit::new(1, 3600);
+    let app = Appliance::start(env, Arc::new(SystemClock)).await;
+    let uid = app.user("ed");
+    let (_h, mut store) = paired(&app, tmp.path(), "desktop", &uid).await;
+    store
+        .record("t", "1", &some_observations(600))
+        .expect("records");
+    let err = sync::sync(&mut store, quick())
+        .await
+        .expect_err("rate limited");
+    let AgentError::RateLimited { retry_after_secs } = err else {
+        panic!("{err:?}");
+    };
+    assert!(retry_after_secs > 5, "{retry_after_secs}");
+    assert_eq!(
+        store.outbox_len().expect("len"),
+        100,
+        "the first batch went, the rest waits"
+    );
+    assert_eq!(app.held(&uid).len(), 500);
+    let err = sync::sync(&mut store, quick())
+        .await
+        .expect_err("still waiting");
+    assert!(matches!(err, AgentError::RateLimited { .. }), "{err:?}");
+    assert_eq!(store.outbox_len().expect("len"), 100);
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_and_the_rotated_secret_kept() {
+    let clock = Arc::new(ManualClock::new(at(15, 0)));
+    let app = Appliance::start(Env::new(&["acme"]), clock.clone()).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("fa");
+    let (home, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    for round in 0..3 {
+        // The appliance's clock moves past the access token's life; the
+        // client only learns it from the 401.
+        clock.advance(Duration::minutes(20));
+        store
+            .record(
+                "t",
+                &round.to_string(),
+                &[obs("rust-traits", Transition::Seen, at(10, round))],
+            )
+            .expect("records");
+        let r = sync::sync(&mut store, quick())
+            .await
+            .expect("refreshes and syncs");
+        assert_eq!(r.accepted, 1, "round {round}");
+        // A restart between rounds: the rotated secret was stored.
+        drop(store);
+        store = LocalStore::open(&home).expect("reopens");
+    }
+    assert_eq!(app.held(&uid).len(), 3);
+    assert_eq!(app.audited("device.refresh_reuse", None), 0);
+    let p = sync::pairing(&store).expect("read").expect("paired");
+    assert_eq!(p.revoked, None, "never revoked for reuse");
+}
+
+#[tokio::test]
+async fn two_devices_of_one_engineer_converge() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("gus");
+    let (_a, mut a) = paired(&app, tmp.path(), "laptop", &uid).await;
+    let (_b, mut b) = paired(&app, tmp.path(), "desktop", &uid).await;
+    a.record(
+        "t",
+        "1",
+        &[
+            obs("rust-lifetimes", Transition::Seen, at(3, 0)),
+            obs("sql-joins", Transition::Explained, at(3, 5)),
+        ],
+    )
+    .expect("a records");
+    b.record(
+        "t",
+        "1",
+        &[
+            obs("rust-lifetimes", Transition::CheckPassed, at(4, 0)),
+            obs("rust-lifetimes", Transition::CheckPassed, at(12, 0)),
+            obs("py-closures-scope", Transition::Seen, at(5, 0)),
+        ],
+    )
+    .expect("b records");
+    sync::sync(&mut a, quick()).await.expect("a");
+    let rb = sync::sync(&mut b, quick()).await.expect("b");
+    assert_eq!(rb.pulled, 2, "b pulled a's deltas");
+    let ra = sync::sync(&mut a, quick()).await.expect("a again");
+    assert_eq!(ra.pulled, 3, "a pulled b's deltas");
+    let sa = a.states().expect("a states");
+    let sb = b.states().expect("b states");
+    assert_eq!(sa, sb, "the same state on both devices");
+    assert_eq!(sa.len(), 3);
+    let lt = sa
+        .iter()
+        .find(|r| r.concept == "rust-lifetimes")
+        .expect("present");
+    assert_eq!(lt.state.level, aiworklab::skill::state::Level::Retained);
+    assert_eq!(
+        a.outbox_len().expect("a"),
+        0,
+        "pulled deltas are not sent back"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_device_stops_with_how_to_pair_again_and_loses_nothing() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("hal");
+    let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    let device = sync::pairing(&store)
+        .expect("read")
+        .expect("paired")
+        .device_id;
+    let db = app.state.store.org("acme").expect("org");
+    aiworklab::devices::revoke(db, &uid, &device, &Context::operator(), Utc::now())
+        .expect("revoked");
+    store
+        .record("t", "1", &some_observations(5))
+        .expect("records");
+    let err = sync::sync(&mut store, quick()).await.expect_err("revoked");
+    assert!(matches!(err, AgentError::Revoked(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("revoked") && msg.contains("aiworklab agent pair --server"),
+        "{msg}"
+    );
+    assert_eq!(store.outbox_len().expect("len"), 5, "nothing lost");
+    // It stays stopped without asking the appliance again, and says so.
+    let again = sync::sync(&mut store, quick())
+        .await
+        .expect_err("still revoked");
+    assert!(matches!(again, AgentError::Revoked(_)), "{again:?}");
+    let s = status::status(&store, Utc::now()).expect("status");
+    assert!(status::render(&s).contains("REVOKED"));
+    // Paired again, it sends what was queued.
+    sync::pair(&mut store, &app.url(), &app.code(&uid), "laptop", None)
+        .await
+        .expect("pairs again");
+    let r = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!(r.accepted, 5);
+}
+
+#[tokio::test]
+async fn unpair_revokes_the_device_on_the_appliance_and_forgets_it() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("ivy");
+    let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    let device = sync::pairing(&store)
+        .expect("read")
+        .expect("paired")
+        .device_id;
+    let u = sync::unpair(&mut store).await.expect("unpairs");
+    assert_eq!(u.revoked_on_server, Ok(()));
+    assert_eq!(sync::pairing(&store).expect("read"), None);
+    let db = app.state.store.org("acme").expect("org");
+    let listed = aiworklab::devices::list(db, &uid).expect("list");
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.id == device && d.revoked_at.is_some())
+    );
+    assert_eq!(
+        app.audited("device.revoke", Some(&format!("device:{device}"))),
+        1
+    );
+    assert!(matches!(
+        sync::unpair(&mut store).await,
+        Err(AgentError::NotPaired)
+    ));
+
+    // With the appliance unreachable the credentials are forgotten anyway,
+    // and the engineer told to revoke it on their account page.
+    let mut app2 = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let uid2 = app2.user("jo");
+    let (_h, mut other) = paired(&app2, tmp.path(), "desktop", &uid2).await;
+    app2.stop().await;
+    let u = sync::unpair(&mut other).await.expect("unpairs offline");
+    assert!(u.revoked_on_server.is_err());
+    assert_eq!(sync::pairing(&other).expect("read"), None);
+}
+
+/// P1 from the device side: what the kernel queues to send is the wire
+/// format and nothing else, and the appliance's own parser takes it.
+#[tokio::test]
+async fn the_outbox_holds_only_wire_fields() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_h, mut store) = local(tmp.path(), "laptop");
+    store
+        .record(
+            "claude:/home/me/secret-project/session.jsonl",
+            "4096",
+            &[
+                obs("rust-lifetimes", Transition::Seen, at(10, 0)),
+                obs("rust-lifetimes", Transition::CheckPassed, at(10, 1)),
+                obs("sql-joins", Transition::CheckFailed, at(10, 2)),
+            ],
+        )
+        .expect("records");
+    let batches = status::outbox(&store).expect("outbox");
+    let body = serde_json::to_value(&batches[0]).expect("json");
+    let top: Vec<&String> = body.as_object().expect("object").keys().collect();
+    assert_eq!(top, ["deltas"]);
+    for d in body["deltas"].as_array().expect("array") {
+        for k in d.as_object().expect("object").keys() {
+            assert!(
+                ["id", "concept", "transition", "at", "grade"].contains(&k.as_str()),
+                "{k}"
+            );
+        }
+    }
+    let text = body.to_string();
+    assert!(
+        !text.contains("secret-project") && !text.contains("4096"),
+        "{text}"
+    );
+    let cat = aiworklab::skill::Catalogue::builtin().expect("catalogue");
+    let known = aiworklab::catalogue::KnownIds::shipped(&cat);
+    let parsed = aiworklab::sync::wire::parse_push(text.as_bytes(), &known, Utc::now())
+        .expect("the appliance's parser takes the outbox as it is");
+    assert_eq!(parsed.len(), 3);
+    assert_eq!(parsed[1].grade, Some(3));
+}
+
+fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
+        .arg("agent")
+        .args(args)
+        .env("AIWORKLAB_AGENT_HOME", home)
+        .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
+        .env_remove("AIWORKLAB_CONFIG")
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configuration() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("agent");
+    let uid = app.user("kai");
+    let code = app.code(&uid);
+    let url = app.url();
+    let h = home.clone();
+    let (pair, status_json, outbox, doctor, unpair, doctor_after) =
+        tokio::task::spawn_blocking(move || {
+            let pair = agent_cli(
+                &h,
+                &[
+                    "pair", "--server", &url, "--code", &code, "--name", "ci box",
+                ],
+            );
+            let status_json = agent_cli(&h, &["status", "--json"]);
+            let outbox = agent_cli(&h, &["outbox", "--json"]);
+            let doctor = agent_cli(&h, &["doctor"]);
+            let unpair = agent_cli(&h, &["unpair"]);
+            let doctor_after = agent_cli(&h, &["doctor"]);
+            (pair, status_json, outbox, doctor, unpair, doctor_after)
+        })
+        .await
+        .expect("joins");
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(pair.status.success(), "{}", text(&pair));
+    assert!(
+        text(&pair).contains("Paired with") && text(&pair).contains("First sync"),
+        "{}",
+        text(&pair)
+    );
+    assert!(
+        text(&pair).contains("kernel.key"),
+        "the one-time key file warning: {}",
+        text(&pair)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&status_json.stdout).expect("status json");
+    assert_eq!(s["pairing"]["device_name"], "ci box");
+    assert_eq!(s["queued"], 0);
+    let o: serde_json::Value = serde_json::from_slice(&outbox.stdout).expect("outbox json");
+    assert_eq!(o, serde_json::json!([]));
+    assert!(doctor.status.success(), "{}", text(&doctor));
+    for check in ["store", "key", "paired", "server", "token"] {
+        assert!(
+            text(&doctor).contains(&format!("[ ok ] {check}")),
+            "{check}: {}",
+            text(&doctor)
+        );
+    }
+    assert!(unpair.status.success(), "{}", text(&unpair));
+    assert!(
+        text(&unpair).contains("revoked the device"),
+        "{}",
+        text(&unpair)
+    );
+    assert!(!doctor_after.status.success());
+    assert!(
+        text(&doctor_after).contains("fix: aiworklab agent pair"),
+        "{}",
+        text(&doctor_after)
+    );
+    assert_eq!(app.audited("device.pair", Some(&format!("user:{uid}"))), 1);
+}
