@@ -261,6 +261,9 @@ pub(crate) fn time_or(value: Option<&serde_json::Value>, fallback: DateTime<Utc>
         .map_or(fallback, |t| t.with_timezone(&Utc))
 }
 
+/// Turns one line of a record into steps, each with its time.
+pub(crate) type LineParser = fn(&serde_json::Value, DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)>;
+
 /// Ingests one JSONL record with `parse` turning a line into steps.
 pub(crate) fn ingest_jsonl(
     harness: Harness,
@@ -269,7 +272,7 @@ pub(crate) fn ingest_jsonl(
     cursor: Option<&str>,
     last: bool,
     now: DateTime<Utc>,
-    parse: fn(&serde_json::Value, DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)>,
+    parse: LineParser,
 ) -> Option<Batch> {
     let (lines, consumed) = read_lines(path, offset(cursor)).ok()?;
     let mut items = Vec::new();
