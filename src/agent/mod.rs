@@ -23,3 +23,15 @@ pub mod client;
 pub mod status;
 /// Pairing and the sync client.
 pub mod sync;
+
+/// Offline concept tagging: catalogue matchers and syntax-tree rules.
+pub mod tag;
+
+/// Harness adapters: hook payloads and session records to observations.
+pub mod harness;
+
+/// `agent install` / `agent uninstall`: the harnesses' hook settings.
+pub mod install;
+
+/// `agent hook`: the entry each harness event runs.
+pub mod hook;

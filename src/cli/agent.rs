@@ -10,10 +10,12 @@ use clap::Subcommand;
 
 use super::Failure;
 use crate::agent::AgentError;
+use crate::agent::harness::Harness;
 use crate::agent::home::Home;
 use crate::agent::status;
 use crate::agent::store::LocalStore;
 use crate::agent::sync::{self, SyncOptions};
+use crate::agent::{hook, install};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCmd {
@@ -48,6 +50,51 @@ pub enum AgentCmd {
     },
     /// Check the install and say how to fix each problem.
     Doctor,
+    /// Run by the coding agent on each event (installed by `agent install`): silent, always exits 0.
+    #[command(hide = true)]
+    Hook {
+        /// claude-code, codex or opencode.
+        #[arg(long)]
+        harness: String,
+        /// Codex's `notify` passes its event as the last argument.
+        payload: Option<String>,
+    },
+    /// Add the kernel's hook to a coding agent's settings (idempotent; keeps a backup).
+    Install {
+        #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
+        harness: String,
+        /// user: your own settings; project: the current repository's.
+        #[arg(long, default_value = "user", value_parser = ["user", "project"])]
+        scope: String,
+        /// For Codex: hooks.json (Codex 0.124 or later) or, for older releases, notify in config.toml.
+        #[arg(long, default_value = "hooks", value_parser = ["hooks", "notify"])]
+        codex_mode: String,
+    },
+    /// Remove what `agent install` added; the rest of the settings stays as it was.
+    Uninstall {
+        #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
+        harness: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "project"])]
+        scope: String,
+        #[arg(long, default_value = "hooks", value_parser = ["hooks", "notify"])]
+        codex_mode: String,
+    },
+}
+
+fn install_target(
+    harness: &str,
+    scope: &str,
+    codex_mode: &str,
+) -> Result<install::Target, Failure> {
+    let harness = Harness::parse(harness)
+        .ok_or_else(|| Failure::new(format!("unknown harness {harness}"), None))?;
+    let scope = install::Scope::parse(scope).unwrap_or(install::Scope::User);
+    let mode = if codex_mode == "notify" {
+        install::CodexMode::Notify
+    } else {
+        install::CodexMode::Hooks
+    };
+    install::Target::from_env(harness, scope, mode).map_err(|e| Failure::new(e.to_string(), None))
 }
 
 impl From<AgentError> for Failure {
@@ -99,6 +146,33 @@ fn host_name() -> String {
 /// # Errors
 /// A [`Failure`] naming the problem and its fix.
 pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
+    match &cmd {
+        AgentCmd::Hook { harness, payload } => {
+            hook::main(harness, payload.as_deref());
+            return Ok(ExitCode::SUCCESS);
+        }
+        AgentCmd::Install {
+            harness,
+            scope,
+            codex_mode,
+        } => {
+            let t = install_target(harness, scope, codex_mode)?;
+            let report = install::install(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            print!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        AgentCmd::Uninstall {
+            harness,
+            scope,
+            codex_mode,
+        } => {
+            let t = install_target(harness, scope, codex_mode)?;
+            let report = install::uninstall(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            print!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let home = Home::locate()?;
     match cmd {
         AgentCmd::Pair {
@@ -204,6 +278,10 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        // Handled above, before the kernel's directory is needed.
+        AgentCmd::Hook { .. } | AgentCmd::Install { .. } | AgentCmd::Uninstall { .. } => {
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

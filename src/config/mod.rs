@@ -42,7 +42,25 @@ fn figment(file: Option<&Path>) -> Figment {
     if let Some(path) = file {
         f = f.merge(Toml::file_exact(path));
     }
-    f.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["CONFIG"]))
+    f.merge(
+        Env::prefixed(ENV_PREFIX)
+            .filter(|key| !not_configuration(key.as_str()))
+            .split("__"),
+    )
+}
+
+/// `AIWORKLAB_*` variables that are not configuration keys, so the settings
+/// provider leaves them alone: the configuration file's path (read by the
+/// CLI), the build's commit and date (`build.rs` sets them for the compiler,
+/// and cargo repeats them in the environment of `cargo run` and `cargo
+/// test`), and the kernel's own (`AIWORKLAB_AGENT_*`, the pairing code), on
+/// a machine that runs both.
+fn not_configuration(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    matches!(
+        key.as_str(),
+        "CONFIG" | "GIT_COMMIT" | "BUILD_DATE" | "PAIRING_CODE"
+    ) || key.starts_with("AGENT_")
 }
 
 /// Chooses the file: the explicit path, else the default path when it exists.

@@ -317,3 +317,24 @@ fn air_gapped_refuses_a_public_address_and_names_the_key() {
         Ok(())
     });
 }
+
+#[test]
+fn variables_of_the_build_and_the_kernel_are_not_configuration() {
+    Jail::expect_with(|jail| {
+        for var in [
+            "AIWORKLAB_BUILD_DATE",
+            "AIWORKLAB_GIT_COMMIT",
+            "AIWORKLAB_AGENT_HOME",
+            "AIWORKLAB_AGENT_KEYCHAIN",
+            "AIWORKLAB_PAIRING_CODE",
+        ] {
+            jail.set_env(var, "x");
+        }
+        load(None).expect("not read as configuration keys");
+        // Anything else under the prefix still is, and is checked.
+        jail.set_env("AIWORKLAB_BUILD", "x");
+        let e = errors(load(None));
+        assert!(e.for_key("build").is_some(), "{e}");
+        Ok(())
+    });
+}

@@ -1,0 +1,179 @@
+//! Claude Code: command hooks get one JSON object on stdin with
+//! `hook_event_name`, `session_id`, `transcript_path` and `cwd`, plus
+//! per event `tool_name`/`tool_input`/`tool_response` (PostToolUse),
+//! `last_assistant_message` (Stop), `source` (SessionStart) or `reason`
+//! (SessionEnd). The transcript is JSONL: `user` and `assistant` lines
+//! with a `message.content` of text, `tool_use` and `tool_result` blocks
+//! and a `timestamp`.
+//!
+//! The transcript is the record: the hook reads it from the stored
+//! offset. Only when it is missing does the payload itself count.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Batch, Harness, Item, Outcome, Step, fold, ingest_jsonl, text, time_or};
+use crate::agent::tag::Tagger;
+
+/// Events after which the transcript is complete for now.
+const TURN_ENDS: [&str; 3] = ["Stop", "SubagentStop", "SessionEnd"];
+
+/// Handles one hook payload. `cursor` looks up a source's stored cursor.
+/// Malformed input yields nothing.
+pub fn handle(
+    tagger: &mut Tagger,
+    payload: &[u8],
+    cursor: &dyn Fn(&str) -> Option<String>,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let Ok(event) = serde_json::from_slice::<Value>(payload) else {
+        return Outcome::default();
+    };
+    let Some(name) = text(&event, "hook_event_name") else {
+        return Outcome::default();
+    };
+    let last = TURN_ENDS.contains(&name);
+    let mut outcome = Outcome {
+        batches: Vec::new(),
+        turn_ended: last,
+    };
+    if let Some(path) = text(&event, "transcript_path").map(Path::new)
+        && path.is_file()
+    {
+        let source = super::source_for(Harness::ClaudeCode, path);
+        let stored = cursor(&source);
+        if let Some(batch) = ingest_jsonl(
+            Harness::ClaudeCode,
+            tagger,
+            path,
+            stored.as_deref(),
+            last,
+            now,
+            transcript_line,
+        ) {
+            outcome.batches.push(batch);
+        }
+        return outcome;
+    }
+    // No transcript: the payload is all there is.
+    let steps = payload_steps(&event, name);
+    if !steps.is_empty() {
+        let items = steps
+            .into_iter()
+            .map(|step| Item {
+                step,
+                at: now,
+                start: 0,
+            })
+            .collect();
+        let (observations, _) = fold(tagger, items, 0, true);
+        outcome.batches.push(Batch {
+            source: format!("{}:hook", Harness::ClaudeCode),
+            cursor: now.to_rfc3339(),
+            observations,
+        });
+    }
+    outcome
+}
+
+/// The steps of one tool call (Claude Code's tool names and inputs).
+pub(crate) fn tool_steps(name: &str, input: &Value) -> Vec<Step> {
+    let path = || text(input, "file_path").unwrap_or_default().to_string();
+    match name {
+        "Write" => text(input, "content")
+            .map(|c| {
+                vec![Step::Wrote {
+                    path: path(),
+                    text: c.to_string(),
+                }]
+            })
+            .unwrap_or_default(),
+        "Edit" => text(input, "new_string")
+            .map(|c| {
+                vec![Step::Wrote {
+                    path: path(),
+                    text: c.to_string(),
+                }]
+            })
+            .unwrap_or_default(),
+        "MultiEdit" => input
+            .get("edits")
+            .and_then(Value::as_array)
+            .map(|edits| {
+                edits
+                    .iter()
+                    .filter_map(|e| text(e, "new_string"))
+                    .map(|c| Step::Wrote {
+                        path: path(),
+                        text: c.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "Bash" => text(input, "command")
+            .map(|c| vec![Step::Ran(c.to_string())])
+            .unwrap_or_default(),
+        _ => vec![Step::Tool],
+    }
+}
+
+fn payload_steps(event: &Value, name: &str) -> Vec<Step> {
+    match name {
+        "PostToolUse" => {
+            let tool = text(event, "tool_name").unwrap_or_default();
+            event
+                .get("tool_input")
+                .map(|input| tool_steps(tool, input))
+                .unwrap_or_default()
+        }
+        "Stop" | "SubagentStop" => text(event, "last_assistant_message")
+            .map(|m| vec![Step::Said(m.to_string()), Step::TurnEnd])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The steps of one transcript line.
+fn transcript_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> {
+    let at = time_or(line.get("timestamp"), now);
+    let content = line.get("message").and_then(|m| m.get("content"));
+    let mut steps = Vec::new();
+    match text(line, "type") {
+        Some("assistant") => {
+            for block in content.and_then(Value::as_array).into_iter().flatten() {
+                match text(block, "type") {
+                    Some("text") => {
+                        if let Some(t) = text(block, "text") {
+                            steps.push(Step::Said(t.to_string()));
+                        }
+                    }
+                    Some("tool_use") => {
+                        let name = text(block, "name").unwrap_or_default();
+                        let input = block.get("input").cloned().unwrap_or(Value::Null);
+                        steps.extend(tool_steps(name, &input));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some("user") => {
+            let prompt = match content {
+                Some(Value::String(_)) => true,
+                Some(Value::Array(blocks)) => {
+                    blocks.iter().any(|b| text(b, "type") == Some("text"))
+                        && !blocks
+                            .iter()
+                            .any(|b| text(b, "type") == Some("tool_result"))
+                }
+                _ => false,
+            };
+            if prompt && line.get("isMeta") != Some(&Value::Bool(true)) {
+                steps.push(Step::Prompt);
+            }
+        }
+        _ => {}
+    }
+    steps.into_iter().map(|s| (s, at)).collect()
+}

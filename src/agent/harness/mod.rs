@@ -1,0 +1,301 @@
+//! Harness adapters: what a coding agent's hook payload says, and what
+//! its own session record holds since the kernel last read it. Each
+//! adapter turns both into steps (code written, a command run, an
+//! explanation said, a turn ended), and `fold` turns steps into
+//! observations with the tagger. Pure functions over bytes and files;
+//! the hook entry (`agent::hook`) stores what they return.
+//!
+//! Session records are read incrementally from a cursor (a byte offset
+//! for JSONL files, a row position for OpenCode's database), so a missed
+//! hook loses nothing: the next one reads what it missed. A partial last
+//! line is left for the next read. An assistant's text becomes
+//! `explained` only once it is known to end its turn (a later prompt, a
+//! turn-end record, or a Stop event); until then the cursor stays before
+//! it so it is read again.
+
+pub mod claude;
+pub mod codex;
+pub mod opencode;
+mod patch;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::agent::observe::Observation;
+use crate::agent::tag::Tagger;
+use crate::skill::delta::Transition;
+
+/// The coding agents the kernel listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Harness {
+    ClaudeCode,
+    Codex,
+    OpenCode,
+}
+
+impl Harness {
+    pub const ALL: [Harness; 3] = [Self::ClaudeCode, Self::Codex, Self::OpenCode];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClaudeCode => "claude-code",
+            Self::Codex => "codex",
+            Self::OpenCode => "opencode",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the harnesses keep their files (from the environment, or set by
+/// tests).
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    /// `$CODEX_HOME`, else `~/.codex`.
+    pub codex_home: Option<PathBuf>,
+    /// OpenCode's database: `$OPENCODE_SQLITE_DB`, else
+    /// `$XDG_DATA_HOME/opencode/opencode.db`, else
+    /// `~/.local/share/opencode/opencode.db`.
+    pub opencode_db: Option<PathBuf>,
+}
+
+impl Places {
+    pub fn from_env() -> Self {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let codex_home = std::env::var_os("CODEX_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".codex")));
+        let opencode_db = std::env::var_os("OPENCODE_SQLITE_DB")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_DATA_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| home.as_ref().map(|h| h.join(".local/share")))
+                    .map(|d| d.join("opencode/opencode.db"))
+            });
+        Self {
+            codex_home,
+            opencode_db,
+        }
+    }
+}
+
+/// Observations to store under one cursor, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Names the record read (harness and a hash of its path: never the
+    /// path itself).
+    pub source: String,
+    pub cursor: String,
+    pub observations: Vec<Observation>,
+}
+
+/// What one hook event amounts to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub batches: Vec<Batch>,
+    /// The turn or session ended: time to sync.
+    pub turn_ended: bool,
+}
+
+/// One thing that happened in a session.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    /// The agent wrote or edited a file: its path and the new text.
+    Wrote { path: String, text: String },
+    /// The agent ran a shell command.
+    Ran(String),
+    /// The agent said something to the engineer.
+    Said(String),
+    /// Any other tool call (the text before it was not a final answer).
+    Tool,
+    /// The engineer prompted: the turn before it ended.
+    Prompt,
+    /// The record says the turn ended.
+    TurnEnd,
+}
+
+/// A step, when it happened, and the record offsets of its line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Item {
+    pub step: Step,
+    pub at: DateTime<Utc>,
+    pub start: u64,
+}
+
+/// The most text of one step the tagger reads (a generated file or a
+/// long answer beyond it adds latency to the hook, not evidence).
+const MAX_STEP_TEXT: usize = 1024 * 1024;
+
+fn capped(text: &str) -> &str {
+    if text.len() <= MAX_STEP_TEXT {
+        return text;
+    }
+    let mut end = MAX_STEP_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Turns steps into observations. `consumed` is how far the record was
+/// read; `last` says whether the record is complete for now (a Stop
+/// event), so trailing text is a final answer. Returns the observations
+/// (one per concept and transition, at its first time) and the cursor.
+pub(crate) fn fold(
+    tagger: &mut Tagger,
+    items: Vec<Item>,
+    consumed: u64,
+    last: bool,
+) -> (Vec<Observation>, u64) {
+    let mut first: BTreeMap<(String, Transition), DateTime<Utc>> = BTreeMap::new();
+    let mut note = |concepts: crate::agent::tag::Concepts, t: Transition, at: DateTime<Utc>| {
+        for c in concepts {
+            let e = first.entry((c, t)).or_insert(at);
+            if at < *e {
+                *e = at;
+            }
+        }
+    };
+    let mut pending: Option<(String, DateTime<Utc>, u64)> = None;
+    for item in items {
+        match item.step {
+            Step::Wrote { path, text } => {
+                pending = None;
+                note(
+                    tagger.tag_file(&path, capped(&text)),
+                    Transition::Seen,
+                    item.at,
+                );
+            }
+            Step::Ran(cmd) => {
+                pending = None;
+                note(tagger.tag_command(capped(&cmd)), Transition::Seen, item.at);
+            }
+            Step::Tool => pending = None,
+            Step::Said(text) => match &mut pending {
+                Some((t, _, _)) => {
+                    t.push('\n');
+                    t.push_str(&text);
+                }
+                None => pending = Some((text, item.at, item.start)),
+            },
+            Step::Prompt | Step::TurnEnd => {
+                if let Some((text, at, _)) = pending.take() {
+                    note(tagger.tag_prose(capped(&text)), Transition::Explained, at);
+                }
+            }
+        }
+    }
+    let mut cursor = consumed;
+    if let Some((text, at, start)) = pending {
+        if last {
+            note(tagger.tag_prose(capped(&text)), Transition::Explained, at);
+        } else {
+            cursor = start;
+        }
+    }
+    let observations = first
+        .into_iter()
+        .map(|((concept, transition), at)| Observation {
+            concept,
+            transition,
+            at,
+        })
+        .collect();
+    (observations, cursor)
+}
+
+/// The complete lines of a JSONL file from `offset`, each with its start
+/// offset, and the offset after the last complete line. A file shorter
+/// than the offset was replaced: it is read from the start.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub(crate) fn read_lines(path: &Path, offset: u64) -> std::io::Result<(Vec<(u64, String)>, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let offset = if offset > len { 0 } else { offset };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.take(len - offset).read_to_end(&mut buf)?;
+    let mut lines = Vec::new();
+    let mut pos = 0usize;
+    while let Some(nl) = buf[pos..].iter().position(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(&buf[pos..pos + nl]).into_owned();
+        lines.push((offset + pos as u64, line));
+        pos += nl + 1;
+    }
+    Ok((lines, offset + pos as u64))
+}
+
+/// A record's source name: the harness and the first 16 hex digits of
+/// the SHA-256 of its path, so the store never holds a path.
+pub(crate) fn source_for(harness: Harness, path: &Path) -> String {
+    let digest = Sha256::digest(path.to_string_lossy().as_bytes());
+    format!("{harness}:{}", &hex::encode(digest)[..16])
+}
+
+/// A stored cursor as a byte offset (anything else reads from the start).
+pub(crate) fn offset(cursor: Option<&str>) -> u64 {
+    cursor.and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// An RFC 3339 time, else `fallback`.
+pub(crate) fn time_or(value: Option<&serde_json::Value>, fallback: DateTime<Utc>) -> DateTime<Utc> {
+    value
+        .and_then(|v| v.as_str())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or(fallback, |t| t.with_timezone(&Utc))
+}
+
+/// Turns one line of a record into steps, each with its time.
+pub(crate) type LineParser = fn(&serde_json::Value, DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)>;
+
+/// Ingests one JSONL record with `parse` turning a line into steps.
+pub(crate) fn ingest_jsonl(
+    harness: Harness,
+    tagger: &mut Tagger,
+    path: &Path,
+    cursor: Option<&str>,
+    last: bool,
+    now: DateTime<Utc>,
+    parse: LineParser,
+) -> Option<Batch> {
+    let (lines, consumed) = read_lines(path, offset(cursor)).ok()?;
+    let mut items = Vec::new();
+    for (start, line) in lines {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        for (step, at) in parse(&value, now) {
+            items.push(Item { step, at, start });
+        }
+    }
+    let (observations, cursor) = fold(tagger, items, consumed, last);
+    Some(Batch {
+        source: source_for(harness, path),
+        cursor: cursor.to_string(),
+        observations,
+    })
+}
+
+/// A string field of a JSON object.
+pub(crate) fn text<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(serde_json::Value::as_str)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,530 @@
+//! The matching machinery behind `Tagger`: per-language indexes of the
+//! catalogue's terms and imports, the masking of comments and strings
+//! from a syntax tree, and the syntax rules run as one tree-sitter query.
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator};
+
+use super::Concepts;
+use super::lang::Lang;
+use super::rules::{STOP_IMPORTS, STOP_TERMS, rules, stopped};
+use crate::skill::catalogue::{Catalogue, Concept};
+
+/// Terms of concepts, found at identifier boundaries.
+struct Terms {
+    automaton: Option<AhoCorasick>,
+    patterns: Vec<String>,
+    concepts: Vec<Vec<String>>,
+}
+
+impl Terms {
+    fn build(entries: Vec<(String, String)>, fold_case: bool) -> Self {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut patterns = Vec::new();
+        let mut concepts: Vec<Vec<String>> = Vec::new();
+        for (term, concept) in entries {
+            let norm = normalize(&term, fold_case);
+            if norm.trim().is_empty() {
+                continue;
+            }
+            let i = *index.entry(norm.clone()).or_insert_with(|| {
+                patterns.push(norm);
+                concepts.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !concepts[i].contains(&concept) {
+                concepts[i].push(concept);
+            }
+        }
+        let automaton = AhoCorasick::new(&patterns).ok();
+        Self {
+            automaton,
+            patterns,
+            concepts,
+        }
+    }
+
+    fn find(&self, normalized: &str, found: &mut Concepts) {
+        let Some(ac) = &self.automaton else { return };
+        let bytes = normalized.as_bytes();
+        for m in ac.find_overlapping_iter(normalized) {
+            let pat = self.patterns[m.pattern().as_usize()].as_bytes();
+            let starts_ident = pat.first().is_some_and(|b| ident(*b));
+            let ends_ident = pat.last().is_some_and(|b| ident(*b));
+            if starts_ident && m.start() > 0 && ident(bytes[m.start() - 1]) {
+                continue;
+            }
+            if ends_ident && m.end() < bytes.len() && ident(bytes[m.end()]) {
+                continue;
+            }
+            for c in &self.concepts[m.pattern().as_usize()] {
+                if !found.contains(c) {
+                    found.insert(c.clone());
+                }
+            }
+        }
+    }
+}
+
+fn ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whitespace runs become one space, no space before `(`, and (for SQL)
+/// upper case: `OVER  (` and `over(` both read `OVER(`.
+pub(super) fn normalize(text: &str, fold_case: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for ch in text.chars() {
+        if ch.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space && ch != '(' {
+            out.push(' ');
+        }
+        space = false;
+        out.push(if fold_case {
+            ch.to_ascii_uppercase()
+        } else {
+            ch
+        });
+    }
+    out
+}
+
+/// A term that reads as code rather than as an English word: it has
+/// punctuation, a space (a phrase), or an inner capital (`BinaryHeap`).
+fn code_shaped(term: &str) -> bool {
+    term.chars().any(|c| ".:(!@#[<$/={}&*'\" ".contains(c))
+        || term
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+}
+
+/// Code-shaped, or an API name with an underscore (`binary_search`).
+fn code_shaped_api(term: &str) -> bool {
+    code_shaped(term) || term.contains('_')
+}
+
+fn terms_of(c: &Concept) -> impl Iterator<Item = &String> {
+    c.matchers.keywords.iter().chain(&c.matchers.apis)
+}
+
+/// Domains whose language-neutral concepts belong to other kinds of file:
+/// browser code (TypeScript/JavaScript only) and CI configuration (plain
+/// files only), so `fetch(` in Go or `jobs:` in a Go `case` shows neither.
+fn neutral_applies(c: &Concept, exts: &[&str]) -> bool {
+    let web = [
+        ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts", ".html", ".vue", ".svelte",
+        ".css",
+    ];
+    match c.domain.as_str() {
+        "frontend" => exts.iter().any(|e| web.contains(e)),
+        "ci-cd" => !exts
+            .iter()
+            .any(|e| [".rs", ".py", ".pyi", ".go", ".sql"].contains(e) || web.contains(e)),
+        _ => true,
+    }
+}
+
+fn lists_any(c: &Concept, exts: &[&str]) -> bool {
+    c.matchers
+        .extensions
+        .iter()
+        .any(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Terms of the concepts that list one of `exts` (all of them) and of
+/// the language-neutral concepts (code-shaped ones only).
+fn code_terms(cat: &Catalogue, exts: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for c in cat.concepts() {
+        let own = lists_any(c, exts);
+        let neutral = c.matchers.extensions.is_empty() && neutral_applies(c, exts);
+        for t in &c.matchers.keywords {
+            if !stopped(&c.slug, t, STOP_TERMS) && (own || (neutral && code_shaped(t))) {
+                out.push((t.clone(), c.slug.clone()));
+            }
+        }
+        for t in &c.matchers.apis {
+            if !stopped(&c.slug, t, STOP_TERMS) && (own || (neutral && code_shaped_api(t))) {
+                out.push((t.clone(), c.slug.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A language's index: terms, unambiguous imports, syntax rules, parser.
+pub(super) struct LangIndex {
+    lang: Lang,
+    terms: Terms,
+    imports: Vec<(String, String)>,
+    query: Option<(Query, Vec<&'static str>)>,
+    parser: Option<Parser>,
+}
+
+impl LangIndex {
+    pub(super) fn build(cat: &Catalogue, lang: Lang) -> Self {
+        let exts = lang.extensions();
+        let terms = Terms::build(code_terms(cat, exts), lang.case_insensitive());
+        let mut imports: Vec<(String, String)> = Vec::new();
+        let mut owners: HashMap<&str, usize> = HashMap::new();
+        for c in cat.concepts() {
+            if !(lists_any(c, exts)
+                || (c.matchers.extensions.is_empty() && neutral_applies(c, exts)))
+            {
+                continue;
+            }
+            for i in &c.matchers.imports {
+                *owners.entry(i.as_str()).or_default() += 1;
+                if !stopped(&c.slug, i, STOP_IMPORTS) {
+                    imports.push((i.clone(), c.slug.clone()));
+                }
+            }
+        }
+        imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
+        let grammar = lang.grammar();
+        let mut source = String::new();
+        let mut concepts = Vec::new();
+        for rule in rules(lang).iter().filter(|r| cat.contains(r.concept)) {
+            source.push_str(rule.query);
+            source.push('\n');
+            concepts.push(rule.concept);
+        }
+        let query = Query::new(&grammar, &source).ok().map(|q| (q, concepts));
+        let mut parser = Parser::new();
+        let parser = parser.set_language(&grammar).ok().map(|()| parser);
+        Self {
+            lang,
+            terms,
+            imports,
+            query,
+            parser,
+        }
+    }
+
+    /// Adds what `text` shows to `found`; returns the string literals
+    /// that read as SQL.
+    pub(super) fn tag(&mut self, text: &str, found: &mut Concepts) -> Vec<String> {
+        let tree = self.parser.as_mut().and_then(|p| p.parse(text, None));
+        let Some(tree) = tree else {
+            self.terms
+                .find(&normalize(text, self.lang.case_insensitive()), found);
+            return Vec::new();
+        };
+        let mut scan = Scan::default();
+        walk(self.lang, tree.root_node(), text, &mut scan);
+        let mut masked = text.as_bytes().to_vec();
+        for (start, end) in &scan.masked {
+            for b in &mut masked[*start..*end] {
+                if *b != b'\n' {
+                    *b = b' ';
+                }
+            }
+        }
+        let masked = String::from_utf8_lossy(&masked);
+        self.terms
+            .find(&normalize(&masked, self.lang.case_insensitive()), found);
+        let sep = self.lang.import_separator();
+        for path in &scan.imports {
+            for (entry, concept) in &self.imports {
+                let hit = path == entry
+                    || path
+                        .strip_prefix(entry.as_str())
+                        .is_some_and(|rest| rest.starts_with(sep));
+                if hit {
+                    found.insert(concept.clone());
+                }
+            }
+        }
+        if let Some((query, concepts)) = &self.query {
+            let mut cursor = QueryCursor::new();
+            let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
+            while let Some(m) = matches.next() {
+                if let Some(c) = concepts.get(m.pattern_index) {
+                    found.insert((*c).to_string());
+                }
+            }
+        }
+        scan.sql
+    }
+}
+
+#[derive(Default)]
+struct Scan {
+    masked: Vec<(usize, usize)>,
+    imports: Vec<String>,
+    sql: Vec<String>,
+}
+
+/// Visits every node once, depth first, with a cursor (no recursion, so
+/// a deeply nested input cannot exhaust the stack).
+fn walk(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
+    let mut cursor = root.walk();
+    loop {
+        let descend = visit(lang, cursor.node(), text, scan);
+        if descend && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
+    }
+}
+
+/// Records what one node shows; returns whether its children matter.
+fn visit(lang: Lang, node: Node, text: &str, scan: &mut Scan) -> bool {
+    let kind = node.kind();
+    let span = || text.get(node.start_byte()..node.end_byte()).unwrap_or("");
+    if lang.is_comment(kind) {
+        scan.masked.push((node.start_byte(), node.end_byte()));
+        return false;
+    }
+    let quoted = || lang != Lang::Sql || span().contains('\'') || span().starts_with('$');
+    if lang.is_string(kind) && quoted() {
+        let go_tag = lang == Lang::Go
+            && node
+                .parent()
+                .is_some_and(|p| p.kind() == "field_declaration");
+        if !go_tag {
+            scan.masked.push((node.start_byte(), node.end_byte()));
+            if let Some(sql) = embedded_sql(span()) {
+                scan.sql.push(sql.to_string());
+            }
+        }
+        return false;
+    }
+    match (lang, kind) {
+        (Lang::Rust, "use_declaration") => {
+            if let Some(arg) = node.child_by_field_name("argument") {
+                let t = &text[arg.start_byte()..arg.end_byte()];
+                scan.imports.extend(expand_use(t));
+            }
+        }
+        (Lang::Rust, "extern_crate_declaration") => {
+            if let Some(n) = node.child_by_field_name("name") {
+                scan.imports.push(text[n.start_byte()..n.end_byte()].into());
+            }
+        }
+        (Lang::Python, "import_statement" | "import_from_statement") => {
+            let module = node
+                .child_by_field_name("module_name")
+                .map(|m| text[m.start_byte()..m.end_byte()].to_string());
+            let mut cursor = node.walk();
+            for child in node.children_by_field_name("name", &mut cursor) {
+                let target = child.child_by_field_name("name").unwrap_or(child);
+                let name = &text[target.start_byte()..target.end_byte()];
+                match &module {
+                    Some(m) => scan.imports.push(format!("{m}.{name}")),
+                    None => scan.imports.push(name.to_string()),
+                }
+            }
+            scan.imports.extend(module);
+        }
+        (Lang::Go, "import_spec") => {
+            if let Some(p) = node.child_by_field_name("path") {
+                let t = &text[p.start_byte()..p.end_byte()];
+                scan.imports.push(t.trim_matches(['"', '`']).to_string());
+            }
+            return false;
+        }
+        (Lang::TypeScript | Lang::Tsx | Lang::JavaScript, "import_statement") => {
+            if let Some(s) = node.child_by_field_name("source") {
+                let t = &text[s.start_byte()..s.end_byte()];
+                scan.imports.push(t.trim_matches(['"', '\'']).to_string());
+            }
+        }
+        (Lang::TypeScript | Lang::Tsx | Lang::JavaScript, "call_expression") => {
+            let is_require = node
+                .child_by_field_name("function")
+                .is_some_and(|f| &text[f.start_byte()..f.end_byte()] == "require");
+            if let Some(arg) = node
+                .child_by_field_name("arguments")
+                .and_then(|a| a.named_child(0))
+                .filter(|a| is_require && a.kind() == "string")
+            {
+                let t = &text[arg.start_byte()..arg.end_byte()];
+                scan.imports.push(t.trim_matches(['"', '\'']).to_string());
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
+/// A string literal's content when it reads as a SQL statement.
+fn embedded_sql(literal: &str) -> Option<&str> {
+    let quote = literal.find(['"', '\'', '`'])?;
+    if quote > 3 {
+        return None;
+    }
+    let body = literal[quote..]
+        .trim_start_matches(['"', '\'', '`', '#'])
+        .trim_end_matches(['"', '\'', '`', '#']);
+    let head: String = body
+        .trim_start()
+        .chars()
+        .take(12)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    const STARTS: [&str; 8] = [
+        "SELECT ",
+        "INSERT INTO",
+        "UPDATE ",
+        "DELETE FROM",
+        "WITH ",
+        "CREATE ",
+        "ALTER ",
+        "EXPLAIN ",
+    ];
+    STARTS.iter().any(|s| head.starts_with(s)).then_some(body)
+}
+
+/// `a::{b, c::{d, e}}` becomes `a::b`, `a::c::d`, `a::c::e`.
+fn expand_use(tree: &str) -> Vec<String> {
+    let compact: String = tree
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" as ", "@")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let mut out = Vec::new();
+    expand_into("", &compact, &mut out);
+    out
+}
+
+fn expand_into(prefix: &str, tree: &str, out: &mut Vec<String>) {
+    let join = |p: &str, s: &str| {
+        if p.is_empty() {
+            s.to_string()
+        } else {
+            format!("{p}::{s}")
+        }
+    };
+    match tree.find('{') {
+        Some(open) if tree.ends_with('}') => {
+            let head = tree[..open].trim_end_matches("::");
+            let base = join(prefix, head);
+            if !head.is_empty() {
+                out.push(base.clone());
+            }
+            let inner = &tree[open + 1..tree.len() - 1];
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, ch) in inner.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        expand_into(&base, &inner[start..i], out);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            expand_into(&base, &inner[start..], out);
+        }
+        _ => {
+            let item = tree.split('@').next().unwrap_or(tree);
+            if !item.is_empty() && item != "self" {
+                out.push(join(prefix, item));
+            } else if item == "self" && !prefix.is_empty() {
+                out.push(prefix.to_string());
+            }
+        }
+    }
+}
+
+/// Plain-text matching for files with no grammar, shell commands and
+/// prose.
+pub(super) struct PlainIndex {
+    terms: Terms,
+    titles: Terms,
+}
+
+impl PlainIndex {
+    pub(super) fn for_extension(cat: &Catalogue, ext: &str) -> Self {
+        let exts: Vec<&str> = if ext.is_empty() { vec![] } else { vec![ext] };
+        Self {
+            terms: Terms::build(code_terms(cat, &exts), false),
+            titles: Terms::build(Vec::new(), true),
+        }
+    }
+
+    pub(super) fn for_prose(cat: &Catalogue) -> Self {
+        let mut phrases = Vec::new();
+        let mut titles = Vec::new();
+        for c in cat.concepts() {
+            for t in terms_of(c) {
+                if t.trim().contains(' ') && !stopped(&c.slug, t, STOP_TERMS) {
+                    phrases.push((t.clone(), c.slug.clone()));
+                }
+            }
+            if c.title.split_whitespace().count() >= 2 {
+                titles.push((c.title.clone(), c.slug.clone()));
+            }
+        }
+        Self {
+            terms: Terms::build(phrases, false),
+            titles: Terms::build(titles, true),
+        }
+    }
+
+    pub(super) fn tag(&self, text: &str, found: &mut Concepts) {
+        self.terms.find(&normalize(text, false), found);
+        self.titles.find(&normalize(text, true), found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn use_trees_expand() {
+        assert_eq!(
+            expand_use("std::sync::{Arc, Mutex, mpsc::{self, Sender}}"),
+            vec![
+                "std::sync",
+                "std::sync::Arc",
+                "std::sync::Mutex",
+                "std::sync::mpsc",
+                "std::sync::mpsc",
+                "std::sync::mpsc::Sender"
+            ]
+        );
+        assert_eq!(expand_use("tokio"), vec!["tokio"]);
+    }
+
+    #[test]
+    fn normalizing_joins_spacing_and_case() {
+        assert_eq!(
+            normalize("row_number()  over\n (", true),
+            "ROW_NUMBER() OVER("
+        );
+        assert_eq!(normalize("  a\t b ", false), "a b");
+    }
+
+    #[test]
+    fn sql_in_string_literals_is_recognised() {
+        assert_eq!(embedded_sql("\"SELECT 1\""), Some("SELECT 1"));
+        assert_eq!(
+            embedded_sql("r#\"update t set a = 1\"#"),
+            Some("update t set a = 1")
+        );
+        assert!(embedded_sql("f\"\"\"\n  WITH x AS (SELECT 1) SELECT * FROM x\"\"\"").is_some());
+        assert_eq!(embedded_sql("\"selection\""), None);
+    }
+}

@@ -1,0 +1,365 @@
+//! The tagger's own rules beside the catalogue's matchers: syntax-tree
+//! queries for structure a keyword cannot see, and the matcher terms too
+//! generic to count as evidence in code (they stay useful to people
+//! reading the catalogue, and in explanations). docs/kernel.md
+//! ("Tagging rules") lists them in prose.
+
+use super::lang::Lang;
+
+/// One syntax rule: a tree-sitter query pattern that, when it matches
+/// anywhere in the tree, shows `concept`.
+pub struct Rule {
+    pub concept: &'static str,
+    pub query: &'static str,
+}
+
+const fn r(concept: &'static str, query: &'static str) -> Rule {
+    Rule { concept, query }
+}
+
+const RUST: &[Rule] = &[
+    r("rust-lifetimes", "((lifetime) @x (#not-eq? @x \"'_\"))"),
+    r("rust-traits", "(trait_item) @x"),
+    r("rust-traits", "(trait_bounds) @x"),
+    r("rust-traits", "(where_clause) @x"),
+    r("rust-traits", "(impl_item trait: (_)) @x"),
+    r(
+        "rust-generics-monomorphization",
+        "(type_parameters (type_parameter)) @x",
+    ),
+    r("rust-generics-monomorphization", "(abstract_type) @x"),
+    r("rust-trait-objects", "(dynamic_type) @x"),
+    r("rust-closures", "(closure_expression) @x"),
+    r("rust-async-futures", "(async_block) @x"),
+    r("rust-async-futures", "(await_expression) @x"),
+    r("rust-async-futures", "(function_modifiers \"async\") @x"),
+    r("conc-async-await", "(async_block) @x"),
+    r("conc-async-await", "(await_expression) @x"),
+    r("conc-async-await", "(function_modifiers \"async\") @x"),
+    r("rust-unsafe", "(unsafe_block) @x"),
+    r("rust-unsafe", "(function_modifiers \"unsafe\") @x"),
+    r("rust-unsafe", "(pointer_type) @x"),
+    r("rust-enums-pattern-matching", "(match_expression) @x"),
+    r("rust-enums-pattern-matching", "(let_condition) @x"),
+    r("rust-enums-pattern-matching", "(enum_item) @x"),
+    r("rust-result-error-handling", "(try_expression) @x"),
+    r("rust-macros", "(macro_definition) @x"),
+    r("rust-borrowing", "(reference_expression) @x"),
+    r("rust-borrowing", "(reference_type) @x"),
+    r(
+        "rust-send-sync",
+        "((type_identifier) @t (#any-of? @t \"Send\" \"Sync\"))",
+    ),
+    r(
+        "rust-drop-raii",
+        "(impl_item trait: (type_identifier) @t (#eq? @t \"Drop\"))",
+    ),
+];
+
+const PYTHON: &[Rule] = &[
+    r(
+        "py-decorators",
+        "(function_definition body: (block (function_definition name: (identifier) @a parameters: (parameters (list_splat_pattern))) (return_statement (identifier) @b)) (#eq? @a @b)) @x",
+    ),
+    r(
+        "py-decorators",
+        "(function_definition body: (block (decorated_definition definition: (function_definition name: (identifier) @a)) (return_statement (identifier) @b)) (#eq? @a @b)) @x",
+    ),
+    r(
+        "py-closures-scope",
+        "(function_definition body: (block (function_definition) @x))",
+    ),
+    r(
+        "py-closures-scope",
+        "(function_definition body: (block (decorated_definition) @x))",
+    ),
+    r("py-closures-scope", "(nonlocal_statement) @x"),
+    r("py-closures-scope", "(global_statement) @x"),
+    r("py-iterators-generators", "(yield) @x"),
+    r("py-iterators-generators", "(generator_expression) @x"),
+    r("py-context-managers", "(with_statement) @x"),
+    r("py-exceptions", "(try_statement) @x"),
+    r("py-exceptions", "(raise_statement) @x"),
+    r(
+        "py-type-hints",
+        "(function_definition return_type: (type)) @x",
+    ),
+    r("py-type-hints", "(typed_parameter) @x"),
+    r("py-type-hints", "(typed_default_parameter) @x"),
+    r("py-type-hints", "(assignment type: (type)) @x"),
+    r("py-asyncio-event-loop", "(await) @x"),
+    r("conc-async-await", "(await) @x"),
+    r("test-assertions", "(assert_statement) @x"),
+    r(
+        "py-mutable-defaults",
+        "(default_parameter value: [(list) (dictionary) (set)]) @x",
+    ),
+];
+
+const GO: &[Rule] = &[
+    r("go-generics", "(type_parameter_list) @x"),
+    r("go-goroutines", "(go_statement) @x"),
+    r("go-channels", "(channel_type) @x"),
+    r("go-channels", "(send_statement) @x"),
+    r("go-channels", "(unary_expression operator: \"<-\") @x"),
+    r("go-select", "(select_statement) @x"),
+    r("go-defer-panic-recover", "(defer_statement) @x"),
+    r("go-structs-methods", "(method_declaration) @x"),
+    r("go-structs-methods", "(struct_type) @x"),
+    r("go-interfaces", "(interface_type) @x"),
+    r("go-interfaces", "(type_switch_statement) @x"),
+    r("go-interfaces", "(type_assertion_expression) @x"),
+    r("go-slices-maps", "(map_type) @x"),
+    r(
+        "go-errors",
+        "(binary_expression left: (identifier) @e operator: \"!=\" right: (nil) (#eq? @e \"err\")) @x",
+    ),
+];
+
+/// TypeScript and TSX share these; JavaScript has the untyped ones.
+const TYPESCRIPT: &[Rule] = &[
+    r("ts-generics", "(type_parameters) @x"),
+    r("ts-unions-narrowing", "(union_type) @x"),
+    r(
+        "ts-discriminated-unions",
+        "(union_type (object_type (property_signature type: (type_annotation (literal_type))))) @x",
+    ),
+    r(
+        "ts-discriminated-unions",
+        "(switch_statement value: (parenthesized_expression (member_expression property: (property_identifier) @p)) (#any-of? @p \"kind\" \"type\" \"tag\")) @x",
+    ),
+    r(
+        "ts-any-unknown-never",
+        "((predefined_type) @t (#any-of? @t \"any\" \"unknown\" \"never\"))",
+    ),
+    r("ts-type-assertions", "(as_expression (_) (_)) @x"),
+    r("ts-type-assertions", "(non_null_expression) @x"),
+    r("ts-type-guards", "(type_predicate_annotation) @x"),
+    r("ts-type-guards", "(asserts_annotation) @x"),
+    r("ts-mapped-conditional-types", "(conditional_type) @x"),
+    r("ts-mapped-conditional-types", "(mapped_type_clause) @x"),
+    r("ts-mapped-conditional-types", "(infer_type) @x"),
+    r("ts-template-literal-types", "(template_literal_type) @x"),
+    r("ts-satisfies", "(satisfies_expression) @x"),
+    r("ts-enums", "(enum_declaration) @x"),
+    r("ts-classes-modifiers", "(accessibility_modifier) @x"),
+    r("ts-classes-modifiers", "(abstract_class_declaration) @x"),
+    r("ts-type-vs-interface", "(interface_declaration) @x"),
+    r(
+        "ts-type-vs-interface",
+        "(type_alias_declaration value: (object_type)) @x",
+    ),
+    r(
+        "ts-literal-types",
+        "(union_type (literal_type [(string) (number) (true) (false)])) @x",
+    ),
+    r(
+        "ts-unions-narrowing",
+        "(unary_expression operator: \"typeof\") @x",
+    ),
+    r(
+        "ds-hash-maps",
+        "(new_expression constructor: (identifier) @c (#any-of? @c \"Map\" \"Set\")) @x",
+    ),
+    r("ts-null-undefined", "(optional_chain) @x"),
+    r(
+        "ts-null-undefined",
+        "(binary_expression operator: \"??\") @x",
+    ),
+    r("ts-promises-async", "(await_expression) @x"),
+    r("ts-promises-async", "(arrow_function \"async\") @x"),
+    r("ts-promises-async", "(function_declaration \"async\") @x"),
+    r("ts-promises-async", "(method_definition \"async\") @x"),
+    r(
+        "ts-promises-async",
+        "(new_expression constructor: (identifier) @c (#eq? @c \"Promise\")) @x",
+    ),
+    r(
+        "ts-promises-async",
+        "(call_expression function: (member_expression property: (property_identifier) @p (#eq? @p \"then\"))) @x",
+    ),
+    r("conc-async-await", "(await_expression) @x"),
+    r("conc-async-await", "(arrow_function \"async\") @x"),
+    r("conc-async-await", "(function_declaration \"async\") @x"),
+    r("conc-async-await", "(method_definition \"async\") @x"),
+];
+
+const JAVASCRIPT: &[Rule] = &[
+    r("ts-null-undefined", "(optional_chain) @x"),
+    r(
+        "ts-null-undefined",
+        "(binary_expression operator: \"??\") @x",
+    ),
+    r("ts-promises-async", "(await_expression) @x"),
+    r("ts-promises-async", "(arrow_function \"async\") @x"),
+    r("ts-promises-async", "(function_declaration \"async\") @x"),
+    r("ts-promises-async", "(method_definition \"async\") @x"),
+    r(
+        "ts-promises-async",
+        "(new_expression constructor: (identifier) @c (#eq? @c \"Promise\")) @x",
+    ),
+    r(
+        "ts-promises-async",
+        "(call_expression function: (member_expression property: (property_identifier) @p (#eq? @p \"then\"))) @x",
+    ),
+    r("conc-async-await", "(await_expression) @x"),
+    r("conc-async-await", "(arrow_function \"async\") @x"),
+    r("conc-async-await", "(function_declaration \"async\") @x"),
+    r("conc-async-await", "(method_definition \"async\") @x"),
+];
+
+const SQL: &[Rule] = &[
+    r("sql-ctes", "(cte) @x"),
+    r("sql-joins", "(join) @x"),
+    r("sql-joins", "(cross_join) @x"),
+    r("sql-joins", "(lateral_join) @x"),
+    r("sql-joins", "(lateral_cross_join) @x"),
+    r("sql-window-functions", "(window_specification) @x"),
+    r("sql-window-functions", "(window_function) @x"),
+    r("sql-aggregation-group-by", "(group_by) @x"),
+    r("sql-set-operations", "(set_operation) @x"),
+    r("sql-select-basics", "(select) @x"),
+    r(
+        "db-composite-indexes",
+        "(create_index (index_fields (field) (field))) @x",
+    ),
+    r("db-partial-expression-indexes", "(create_index (where)) @x"),
+];
+
+/// The syntax rules of a language.
+pub fn rules(lang: Lang) -> &'static [Rule] {
+    match lang {
+        Lang::Rust => RUST,
+        Lang::Python => PYTHON,
+        Lang::Go => GO,
+        Lang::TypeScript | Lang::Tsx => TYPESCRIPT,
+        Lang::JavaScript => JAVASCRIPT,
+        Lang::Sql => SQL,
+    }
+}
+
+/// Matcher terms (keywords, APIs) that are not evidence in code, as
+/// `(concept, term)`; `*` stands for every concept. Each one either names
+/// something far more common than the concept (`type`, `switch`,
+/// `WHERE`), or is shown better by a syntax rule above (`WITH`: a CTE
+/// node, not `TIMESTAMP WITH TIME ZONE`).
+pub const STOP_TERMS: &[(&str, &str)] = &[
+    ("*", "includes("),
+    ("*", "http.get("),
+    ("*", "retry("),
+    ("*", "Json<"),
+    ("*", "flush"),
+    ("*", "fold"),
+    ("*", "Copy"),
+    ("*", "Session"),
+    ("*", "select("),
+    ("*", "Condition"),
+    ("*", "promote"),
+    ("sec-sql-injection", "UNION SELECT"),
+    ("*", "write_all"),
+    ("conc-backpressure", "mpsc::channel"),
+    ("dist-backpressure", "mpsc::channel("),
+    ("perf-cache-stampede", "OnceCell"),
+    ("obs-structured-logging", "json()"),
+    ("conc-actor-model", "oneshot::channel"),
+    ("ds-arrays-and-vectors", "Vec::new"),
+    ("ds-arrays-and-vectors", "vec!["),
+    ("ds-arrays-and-vectors", "make([]"),
+    ("rust-macros", "#[derive("),
+    ("rust-traits", "impl<T"),
+    ("py-asyncio-blocking", "time.sleep"),
+    ("py-asyncio-blocking", "requests.get"),
+    ("py-closures-scope", "lambda"),
+    ("py-iterators-generators", "next("),
+    ("go-structs-methods", "func ("),
+    ("go-select", "default:"),
+    ("go-channels", "close("),
+    ("go-generics", "comparable"),
+    ("go-slices-maps", "copy("),
+    ("ts-catch-unknown", "catch (e)"),
+    ("ts-catch-unknown", "catch (err)"),
+    ("ts-runtime-validation", "JSON.parse"),
+    ("ts-runtime-validation", ".parse("),
+    ("ts-discriminated-unions", "switch"),
+    ("ts-discriminated-unions", "never"),
+    ("ts-discriminated-unions", "type:"),
+    ("ts-discriminated-unions", "kind:"),
+    ("ts-any-unknown-never", "never"),
+    ("ts-mapped-conditional-types", "keyof"),
+    ("ts-mapped-conditional-types", "infer"),
+    ("ts-type-vs-interface", "interface"),
+    ("ts-type-vs-interface", "type"),
+    ("ts-type-vs-interface", "extends"),
+    ("ts-structural-typing", "interface"),
+    ("ts-structural-typing", "implements"),
+    ("ts-classes-modifiers", "readonly"),
+    ("ts-classes-modifiers", "implements"),
+    ("ts-literal-types", "readonly"),
+    ("ts-enums", "enum"),
+    ("ts-unions-narrowing", "typeof"),
+    ("ts-template-literal-types", "`${"),
+    ("sql-ctes", "WITH"),
+    ("sql-recursive-ctes", "CYCLE"),
+    ("sql-window-functions", "PARTITION BY"),
+    ("sql-ddl-constraints", "NOT NULL"),
+    ("sql-select-basics", "WHERE"),
+    ("sql-select-basics", "LIMIT"),
+    ("sql-select-basics", "ORDER BY"),
+    ("sql-write-skew", "SERIALIZABLE"),
+    ("sql-write-skew", "40001"),
+    ("sql-keyset-pagination", "OFFSET"),
+    ("perf-pagination-streaming", "OFFSET"),
+    ("db-normalization", "CREATE TABLE"),
+    ("db-normalization", "REFERENCES"),
+    ("db-composite-indexes", "CREATE INDEX"),
+    ("db-composite-indexes", "CREATE UNIQUE INDEX"),
+    ("db-partial-expression-indexes", "CREATE INDEX"),
+    ("db-partial-expression-indexes", "CREATE UNIQUE INDEX"),
+    ("db-planner-statistics", "ANALYZE"),
+    ("auth-tenant-isolation", "tenant_id"),
+    ("auth-tenant-isolation", "org_id"),
+    ("db-wal-durability", "checkpoint"),
+    ("sql-transactions", "BEGIN"),
+];
+
+/// Imports too broad to show their concept: `(concept, import)`.
+pub const STOP_IMPORTS: &[(&str, &str)] = &[
+    ("*", "ast"),
+    ("*", "requests"),
+    ("*", "tempfile"),
+    ("*", "io"),
+    ("*", "random"),
+    ("*", "runtime"),
+    ("*", "cmp"),
+    ("test-test-runners", "pytest"),
+    ("test-test-runners", "jest"),
+    ("test-test-runners", "vitest"),
+    ("test-test-runners", "mocha"),
+];
+
+/// Whether `term` of `concept` is on the stop list.
+pub fn stopped(concept: &str, term: &str, list: &[(&str, &str)]) -> bool {
+    list.iter()
+        .any(|(c, t)| (*c == "*" || *c == concept) && t.eq_ignore_ascii_case(term))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_compiles_and_names_a_shipped_concept() {
+        let cat = crate::skill::catalogue::Catalogue::builtin().expect("catalogue");
+        for lang in Lang::ALL {
+            for rule in rules(lang) {
+                assert!(cat.contains(rule.concept), "{}: unknown", rule.concept);
+                if let Err(e) = tree_sitter::Query::new(&lang.grammar(), rule.query) {
+                    panic!("{lang:?} {}: {e}", rule.query);
+                }
+            }
+        }
+        for (c, _) in STOP_TERMS.iter().chain(STOP_IMPORTS) {
+            assert!(*c == "*" || cat.contains(c), "{c}: unknown");
+        }
+    }
+}
