@@ -113,38 +113,3 @@ impl From<rusqlite::Error> for ScimError {
         Self::from(StoreError::from(e))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use axum::http::{StatusCode, header};
-    use axum::response::IntoResponse;
-
-    use super::*;
-    use crate::scim::routes::Failure;
-
-    /// A busy database answers SCIM clients 503 with `Retry-After` (which
-    /// Okta and Entra ID honour), whether it was met in a SCIM query or
-    /// while checking the bearer token; other store failures stay 500.
-    #[tokio::test]
-    async fn a_busy_database_is_503_with_retry_after_for_scim_clients() {
-        let busy = || StoreError::ReadersBusy {
-            path: "org-acme.db".into(),
-            size: 8,
-            waited: std::time::Duration::from_secs(5),
-        };
-        for e in [
-            ScimError::from(busy()),
-            ScimError::from(crate::tokens::TokenError::Store(busy())),
-        ] {
-            let res = Failure::Scim(e).into_response();
-            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-            assert_eq!(res.headers()[header::RETRY_AFTER], "1");
-            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
-            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(doc["status"], "503", "{doc}");
-        }
-        let other = ScimError::from(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
-        let res = Failure::Scim(other).into_response();
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    }
-}
