@@ -602,7 +602,8 @@ async fn run_big(
     org.db
         .write(|tx| {
             tx.execute_batch(
-                "DROP INDEX deltas_user_concept; DROP TABLE fold_checkpoints;
+                "DROP TRIGGER concept_states_delete_checkpoints; DROP INDEX deltas_user_concept;
+                 DROP TABLE fold_checkpoints;
                  ALTER TABLE concept_states DROP COLUMN facts; PRAGMA user_version = 17;",
             )?;
             Ok::<_, StoreError>(())
