@@ -10,23 +10,26 @@ use std::sync::Arc;
 use aiworklab::AppState;
 use aiworklab::clock::SystemClock;
 use aiworklab::egress::Lookup;
-use aiworklab::store::StoreError;
 use axum::http::StatusCode;
 
 use crate::idp::{Browser, Site};
 use crate::support::{Env, get, send};
 
 fn audit_actions(state: &AppState, org: &str) -> Vec<(String, String)> {
-    state
-        .store
-        .org(org)
-        .expect("org")
-        .db
-        .read(|c| aiworklab::store::audit::recent(c, 200).map_err(StoreError::from))
-        .expect("audit")
+    crate::support::audit_rows(state, org)
         .into_iter()
         .map(|r| (r.action, r.details.to_string()))
         .collect()
+}
+
+/// An org's OIDC settings with this issuer (no IdP behind it).
+fn oidc_at(issuer: &str) -> aiworklab::config::RawOidc {
+    aiworklab::config::RawOidc {
+        issuer: issuer.into(),
+        client_id: "aiwl".into(),
+        client_secret: "secret".into(),
+        ..aiworklab::config::RawOidc::default()
+    }
 }
 
 /// With everything local, air-gapped changes nothing: a sign-in through
@@ -53,12 +56,7 @@ async fn air_gapped_sign_in_through_a_loopback_idp_works() {
 async fn a_name_resolving_to_a_public_address_is_refused_when_dialled() {
     let mut env = Env::new(&["acme"]);
     env.raw.air_gapped = true;
-    env.raw.orgs[0].oidc = Some(aiworklab::config::RawOidc {
-        issuer: "https://idp.corp.example/realms/acme".into(),
-        client_id: "aiwl".into(),
-        client_secret: "secret".into(),
-        ..aiworklab::config::RawOidc::default()
-    });
+    env.raw.orgs[0].oidc = Some(oidc_at("https://idp.corp.example/realms/acme"));
     let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = Arc::clone(&asked);
     let lookup: Lookup = Arc::new(move |host: String| {
@@ -141,12 +139,7 @@ async fn a_discovery_document_naming_a_public_address_is_refused() {
     let start = |air_gapped: bool| {
         let mut env = Env::new(&["acme"]);
         env.raw.air_gapped = air_gapped;
-        env.raw.orgs[0].oidc = Some(aiworklab::config::RawOidc {
-            issuer: issuer.clone(),
-            client_id: "aiwl".into(),
-            client_secret: "secret".into(),
-            ..aiworklab::config::RawOidc::default()
-        });
+        env.raw.orgs[0].oidc = Some(oidc_at(&issuer));
         (env.state(), env)
     };
     let (state, _env) = start(true);

@@ -87,13 +87,7 @@ fn ledger() -> Value {
 }
 
 fn audit(state: &AppState, org: &str) -> Vec<(String, String, Option<String>)> {
-    state
-        .store
-        .org(org)
-        .expect("org")
-        .db
-        .read(|c| aiworklab::store::audit::recent(c, 200).map_err(StoreError::from))
-        .expect("audit")
+    crate::support::audit_rows(state, org)
         .into_iter()
         .map(|r| (r.action, r.actor, r.target))
         .collect()

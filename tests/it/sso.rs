@@ -23,13 +23,7 @@ fn has_session(b: &Browser, site: &Site) -> bool {
 }
 
 fn audit_actions(site: &Site, org: &str) -> Vec<(String, String)> {
-    site.state
-        .store
-        .org(org)
-        .expect("org")
-        .db
-        .read(|c| aiworklab::store::audit::recent(c, 200).map_err(StoreError::from))
-        .expect("audit")
+    crate::support::audit_rows(&site.state, org)
         .into_iter()
         .map(|r| (r.action, r.details.to_string()))
         .collect()

@@ -208,3 +208,16 @@ pub fn with_csrf(state: &AppState, mut r: Request<Body>, cookie: &str) -> Reques
         .insert("x-csrf-token", token.parse().expect("header value"));
     r
 }
+
+/// The org's most recent audit rows (up to 200), newest first, whole.
+pub fn audit_rows(state: &AppState, org: &str) -> Vec<aiworklab::store::audit::AuditRow> {
+    state
+        .store
+        .org(org)
+        .expect("org")
+        .db
+        .read(|c| {
+            aiworklab::store::audit::recent(c, 200).map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("audit")
+}
