@@ -53,14 +53,16 @@ fn figment(file: Option<&Path>) -> Figment {
 /// provider leaves them alone: the configuration file's path (read by the
 /// CLI), the build's commit and date (`build.rs` sets them for the compiler,
 /// and cargo repeats them in the environment of `cargo run` and `cargo
-/// test`), and the kernel's own (`AIWORKLAB_AGENT_*`, the pairing code), on
-/// a machine that runs both.
+/// test`), the kernel's own (`AIWORKLAB_AGENT_*`, the pairing code), on
+/// a machine that runs both, and CI's (`AIWORKLAB_ADVISORY_SNAPSHOT`,
+/// `AIWORKLAB_CI_*`), which reach the tests `.ci/run` starts.
 fn not_configuration(key: &str) -> bool {
     let key = key.to_ascii_uppercase();
     matches!(
         key.as_str(),
-        "CONFIG" | "GIT_COMMIT" | "BUILD_DATE" | "PAIRING_CODE"
+        "CONFIG" | "GIT_COMMIT" | "BUILD_DATE" | "PAIRING_CODE" | "ADVISORY_SNAPSHOT"
     ) || key.starts_with("AGENT_")
+        || key.starts_with("CI_")
 }
 
 /// Chooses the file: the explicit path, else the default path when it exists.

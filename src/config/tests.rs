@@ -327,6 +327,8 @@ fn variables_of_the_build_and_the_kernel_are_not_configuration() {
             "AIWORKLAB_AGENT_HOME",
             "AIWORKLAB_AGENT_KEYCHAIN",
             "AIWORKLAB_PAIRING_CODE",
+            "AIWORKLAB_ADVISORY_SNAPSHOT",
+            "AIWORKLAB_CI_CACHE",
         ] {
             jail.set_env(var, "x");
         }
