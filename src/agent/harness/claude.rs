@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Batch, Harness, Item, Outcome, Step, fold, ingest_jsonl, text, time_or};
+use super::{Harness, Outcome, Step, ingest_jsonl, text, time_or};
 use crate::agent::tag::Tagger;
 
 /// Events after which the transcript is complete for now.
@@ -59,21 +59,8 @@ pub fn handle(
     }
     // No transcript: the payload is all there is.
     let steps = payload_steps(&event, name);
-    if !steps.is_empty() {
-        let items = steps
-            .into_iter()
-            .map(|step| Item {
-                step,
-                at: now,
-                start: 0,
-            })
-            .collect();
-        let (observations, _) = fold(tagger, items, 0, true);
-        outcome.batches.push(Batch {
-            source: format!("{}:hook", Harness::ClaudeCode),
-            cursor: now.to_rfc3339(),
-            observations,
-        });
+    if let Some(batch) = super::payload_batch(tagger, Harness::ClaudeCode, steps, now) {
+        outcome.batches.push(batch);
     }
     outcome
 }

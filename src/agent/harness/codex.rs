@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{
-    Batch, Harness, Item, Outcome, Places, Step, fold, ingest_jsonl, patch, text, time_or,
-};
+use super::{Harness, Outcome, Places, Step, ingest_jsonl, patch, text, time_or};
 use crate::agent::tag::Tagger;
 
 /// Handles a hooks payload on stdin or a `notify` argument.
@@ -80,21 +78,8 @@ pub fn handle(
         ));
         return outcome;
     }
-    if !fallback.is_empty() {
-        let items = fallback
-            .into_iter()
-            .map(|step| Item {
-                step,
-                at: now,
-                start: 0,
-            })
-            .collect();
-        let (observations, _) = fold(tagger, items, 0, true);
-        outcome.batches.push(Batch {
-            source: format!("{}:hook", Harness::Codex),
-            cursor: now.to_rfc3339(),
-            observations,
-        });
+    if let Some(batch) = super::payload_batch(tagger, Harness::Codex, fallback, now) {
+        outcome.batches.push(batch);
     }
     outcome
 }

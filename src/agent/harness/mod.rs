@@ -150,6 +150,33 @@ fn capped(text: &str) -> &str {
     &text[..end]
 }
 
+/// The batch of a hook event that names no session record: its own steps,
+/// all at `now`, under the harness's `hook` source.
+pub(crate) fn payload_batch(
+    tagger: &mut Tagger,
+    harness: Harness,
+    steps: Vec<Step>,
+    now: DateTime<Utc>,
+) -> Option<Batch> {
+    if steps.is_empty() {
+        return None;
+    }
+    let items = steps
+        .into_iter()
+        .map(|step| Item {
+            step,
+            at: now,
+            start: 0,
+        })
+        .collect();
+    let (observations, _) = fold(tagger, items, 0, true);
+    Some(Batch {
+        source: format!("{harness}:hook"),
+        cursor: now.to_rfc3339(),
+        observations,
+    })
+}
+
 /// Turns steps into observations. `consumed` is how far the record was
 /// read; `last` says whether the record is complete for now (a Stop
 /// event), so trailing text is a final answer. Returns the observations

@@ -191,7 +191,7 @@ impl LangIndex {
         let grammar = lang.grammar();
         let mut source = String::new();
         let mut concepts = Vec::new();
-        for rule in rules(lang).iter().filter(|r| cat.contains(r.concept)) {
+        for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
             source.push_str(rule.query);
             source.push('\n');
             concepts.push(rule.concept);

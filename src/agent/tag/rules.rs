@@ -116,7 +116,8 @@ const GO: &[Rule] = &[
     ),
 ];
 
-/// TypeScript and TSX share these; JavaScript has the untyped ones.
+/// TypeScript's and TSX's own rules; they also take every rule of
+/// [`JAVASCRIPT`] (see [`rules`]).
 const TYPESCRIPT: &[Rule] = &[
     r("ts-generics", "(type_parameters) @x"),
     r("ts-unions-narrowing", "(union_type) @x"),
@@ -161,27 +162,6 @@ const TYPESCRIPT: &[Rule] = &[
         "ds-hash-maps",
         "(new_expression constructor: (identifier) @c (#any-of? @c \"Map\" \"Set\")) @x",
     ),
-    r("ts-null-undefined", "(optional_chain) @x"),
-    r(
-        "ts-null-undefined",
-        "(binary_expression operator: \"??\") @x",
-    ),
-    r("ts-promises-async", "(await_expression) @x"),
-    r("ts-promises-async", "(arrow_function \"async\") @x"),
-    r("ts-promises-async", "(function_declaration \"async\") @x"),
-    r("ts-promises-async", "(method_definition \"async\") @x"),
-    r(
-        "ts-promises-async",
-        "(new_expression constructor: (identifier) @c (#eq? @c \"Promise\")) @x",
-    ),
-    r(
-        "ts-promises-async",
-        "(call_expression function: (member_expression property: (property_identifier) @p (#eq? @p \"then\"))) @x",
-    ),
-    r("conc-async-await", "(await_expression) @x"),
-    r("conc-async-await", "(arrow_function \"async\") @x"),
-    r("conc-async-await", "(function_declaration \"async\") @x"),
-    r("conc-async-await", "(method_definition \"async\") @x"),
 ];
 
 const JAVASCRIPT: &[Rule] = &[
@@ -227,15 +207,16 @@ const SQL: &[Rule] = &[
 ];
 
 /// The syntax rules of a language.
-pub fn rules(lang: Lang) -> &'static [Rule] {
-    match lang {
-        Lang::Rust => RUST,
-        Lang::Python => PYTHON,
-        Lang::Go => GO,
-        Lang::TypeScript | Lang::Tsx => TYPESCRIPT,
-        Lang::JavaScript => JAVASCRIPT,
-        Lang::Sql => SQL,
-    }
+pub fn rules(lang: Lang) -> impl Iterator<Item = &'static Rule> {
+    let (own, shared): (&[Rule], &[Rule]) = match lang {
+        Lang::Rust => (RUST, &[]),
+        Lang::Python => (PYTHON, &[]),
+        Lang::Go => (GO, &[]),
+        Lang::TypeScript | Lang::Tsx => (TYPESCRIPT, JAVASCRIPT),
+        Lang::JavaScript => (JAVASCRIPT, &[]),
+        Lang::Sql => (SQL, &[]),
+    };
+    own.iter().chain(shared)
 }
 
 /// Matcher terms (keywords, APIs) that are not evidence in code, as
