@@ -37,14 +37,17 @@ use aiworklab::clock::{Clock, SystemClock, from_millis, to_millis};
 use aiworklab::config::RawRateLimit;
 use aiworklab::devices;
 use aiworklab::skill::{Catalogue, Delta, Transition};
-use aiworklab::store::users::{self as user_sql, UserRow};
-use aiworklab::store::{OpenMode, OrgDb, Store, StoreError};
+use aiworklab::store::users::UserRow;
+use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::sync::{self, wire};
 use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/users.rs"]
+mod users;
 use common::{Rng, Server, quantile};
+use users::{insert_users, user_row};
 
 const ENGINEERS: usize = 8;
 const PUSH: usize = 200;
@@ -198,37 +201,6 @@ fn body(deltas: &[Delta]) -> Vec<u8> {
 
 fn now_secs_ms() -> i64 {
     to_millis(SystemClock.now()) / 1000 * 1000
-}
-
-fn user_row(i: usize, now_ms: i64) -> UserRow {
-    let name = format!("engineer.{i:05}@acme.example");
-    UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        oidc_issuer: None,
-        oidc_subject: None,
-        user_name: name.clone(),
-        display_name: format!("Engineer {i}"),
-        emails: json!([{ "value": name, "type": "work", "primary": true }]).to_string(),
-        external_id: Some(format!("00u{i:08}")),
-        active: true,
-        admin_granted: false,
-        provisioned_by: "scim".into(),
-        created_at: now_ms,
-        updated_at: now_ms,
-    }
-}
-
-fn insert_users(org: &OrgDb, rows: &[UserRow]) {
-    for chunk in rows.chunks(1000) {
-        org.db
-            .write(|tx| {
-                for r in chunk {
-                    user_sql::insert(tx, r)?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .expect("seed users");
-    }
 }
 
 fn pools<'s>(rng: &mut Rng, slugs: &[&'s str], n: usize) -> Vec<Vec<&'s str>> {

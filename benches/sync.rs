@@ -39,7 +39,7 @@ use aiworklab::skill::Catalogue;
 use aiworklab::skill::{Delta, Transition};
 use aiworklab::store::deltas as delta_sql;
 use aiworklab::store::scim::{self as scim_sql, GroupRow};
-use aiworklab::store::users::{self as user_sql, UserRow};
+use aiworklab::store::users::UserRow;
 use aiworklab::store::{OpenMode, OrgDb, Store, StoreError};
 use aiworklab::sync::wire;
 use aiworklab::{devices, sync};
@@ -47,7 +47,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/users.rs"]
+mod users;
 use common::{Rng, Server, peak_rss_mib, quantile};
+use users::{insert_users, user_row};
 
 const BATCH: usize = 500;
 const DEVICES: usize = 4;
@@ -150,38 +153,6 @@ fn body(deltas: &[Delta]) -> Vec<u8> {
         })
         .collect();
     serde_json::to_vec(&json!({ "deltas": items })).expect("JSON")
-}
-
-fn user_row(i: usize, now_ms: i64) -> UserRow {
-    let name = format!("engineer.{i:05}@acme.example");
-    UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        oidc_issuer: None,
-        oidc_subject: None,
-        user_name: name.clone(),
-        display_name: format!("Engineer {i}"),
-        emails: json!([{ "value": name, "type": "work", "primary": true }]).to_string(),
-        external_id: Some(format!("00u{i:08}")),
-        active: true,
-        admin_granted: false,
-        provisioned_by: "scim".into(),
-        created_at: now_ms,
-        updated_at: now_ms,
-    }
-}
-
-/// Inserts `rows` into `org`, 1,000 per transaction.
-fn insert_users(org: &OrgDb, rows: &[UserRow]) {
-    for chunk in rows.chunks(1000) {
-        org.db
-            .write(|tx| {
-                for r in chunk {
-                    user_sql::insert(tx, r)?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .expect("seed users");
-    }
 }
 
 /// Items per second.
