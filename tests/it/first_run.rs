@@ -364,8 +364,10 @@ impl Served {
             let ready = v["message"] == "aiworklab is ready";
             seen.push(v);
             if ready {
-                // The setup link, when there is one, comes right after.
-                if let Ok(next) = self.lines.recv_timeout(Duration::from_millis(500)) {
+                // The setup link, when there is one, comes right after,
+                // though a background job's line (the backup schedule's)
+                // may come first: read until the log is quiet.
+                while let Ok(next) = self.lines.recv_timeout(Duration::from_millis(500)) {
                     seen.push(serde_json::from_str(&next).unwrap_or(Value::String(next)));
                 }
                 return seen;
