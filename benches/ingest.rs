@@ -24,6 +24,10 @@
 //!   minute of the same 8 devices pushing back to back, then as many raw
 //!   inserts into that database (one transaction per 200 rows).
 //!
+//!   With `BENCH_BIG_FROM` naming an org the sync bench kept
+//!   (`$BENCH_DIR/sync-org-10000x1000`, 10 million deltas), `big` works on a
+//!   copy of it instead of seeding one (and skips the migration figure).
+//!
 //! `BENCH_FLEETS` (default `a,b,c,d,e,big`) picks fleets, `BENCH_MINUTES`
 //! (default 3) how long each runs; `BENCH_DIR` where the data dirs go.
 
@@ -516,6 +520,7 @@ async fn run_big(
     length: Duration,
     engineers: usize,
     per: usize,
+    from: Option<&Path>,
 ) {
     let dir = root.join("fleet-big");
     let _ = std::fs::remove_dir_all(&dir);
@@ -525,74 +530,15 @@ async fn run_big(
         raw.rate_limits.pairing = RawRateLimit::new(1_000, 60);
         raw.rate_limits.sync = common::UNPACED;
     });
-    let catalogue = Catalogue::builtin().expect("catalogue");
-    let now = SystemClock.now();
-    let now_ms = to_millis(now);
-    let users: Vec<UserRow> = (0..engineers).map(|i| user_row(i, now_ms)).collect();
-    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
-    let org = store.org("acme").expect("org");
-    insert_users(org, &users);
     let mut rng = Rng(0x5851_f42d_4c95_7f2d);
-    let pools_all = pools(&mut rng, slugs, engineers);
-    eprintln!("big: seeding {engineers} x {per} deltas through sync::push ...");
-    let t = Instant::now();
-    let known = KnownIds::load(&catalogue, org).expect("known");
-    for (u, pool) in users.iter().zip(&pools_all) {
-        let span = 365 * DAY_MS as usize;
-        let mut all = deltas(
-            &mut rng,
-            pool,
-            per,
-            |r| now_ms - 1 - r.below(span) as i64,
-            true,
-        );
-        all.sort_by_key(|d| (d.at, d.id));
-        for chunk in all.chunks(500) {
-            let parsed = wire::parse_push(&body(chunk), &known, now).expect("valid");
-            sync::push(org, &u.id, None, &parsed, now).expect("push");
-        }
-    }
-    let seeded = t.elapsed();
-    let size: u64 = std::fs::read_dir(dir.join("data/orgs"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
-    println!();
-    println!(
-        "big org: {} deltas of {engineers} engineers seeded in {:.0} s ({:.0} deltas/s), {:.0} MiB",
-        engineers * per,
-        seeded.as_secs_f64(),
-        (engineers * per) as f64 / seeded.as_secs_f64(),
-        size as f64 / 1048576.0
-    );
-    // Back to the schema before migration 0018, then open again: the
-    // migration as an existing org of this size meets it.
-    org.db
-        .write(|tx| {
-            tx.execute_batch(
-                "DROP TRIGGER concept_states_delete_checkpoints; DROP INDEX deltas_user_concept;
-                 DROP TABLE fold_checkpoints;
-                 ALTER TABLE concept_states DROP COLUMN facts; PRAGMA user_version = 17;",
-            )?;
-            Ok::<_, StoreError>(())
-        })
-        .expect("schema of 0017");
-    drop(store);
-    let t = Instant::now();
-    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("migrated");
-    println!(
-        "big org: migration 0018 on it took {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let owners = match from {
+        Some(src) => copy_seeded(src, &dir),
+        None => seed_big(&dir, &settings, slugs, engineers, per, &mut rng),
+    };
+    let pools_all = pools(&mut rng, slugs, ENGINEERS);
+    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
     let devices = fleet("a");
-    let owners: Vec<String> = devices
-        .iter()
-        .map(|d| users[d.engineer].id.clone())
-        .collect();
+    let owners: Vec<String> = devices.iter().map(|d| owners[d.engineer].clone()).collect();
     let paced_codes = codes(&store, &owners);
     let flat_out_codes = codes(&store, &owners);
     drop(store);
@@ -635,7 +581,7 @@ async fn run_big(
     let org = store.org("acme").expect("org");
     let t = Instant::now();
     for (i, chunk) in (0..sent).collect::<Vec<_>>().chunks(PUSH).enumerate() {
-        let u = &users[i % ENGINEERS].id;
+        let u = &owners[i % ENGINEERS];
         let pool = &pools[i % ENGINEERS];
         let now = now_secs_ms();
         let batch = deltas(&mut rng, pool, chunk.len(), |_| now, true);
@@ -669,6 +615,124 @@ async fn run_big(
         sent as f64 / raw.as_secs_f64(),
         100.0 * http_rate / (sent as f64 / raw.as_secs_f64()),
     );
+}
+
+/// Seeds the `big` org in `dir` with `engineers` x `per` deltas through
+/// `sync::push`, then measures migration 0018 on it; returns the
+/// engineers' user ids.
+fn seed_big(
+    dir: &Path,
+    settings: &aiworklab::config::Settings,
+    slugs: &[&'static str],
+    engineers: usize,
+    per: usize,
+    rng: &mut Rng,
+) -> Vec<String> {
+    let catalogue = Catalogue::builtin().expect("catalogue");
+    let now = SystemClock.now();
+    let now_ms = to_millis(now);
+    let users: Vec<UserRow> = (0..engineers).map(|i| user_row(i, now_ms)).collect();
+    let store = Store::open(settings, OpenMode::Create, &SystemClock).expect("store");
+    let org = store.org("acme").expect("org");
+    insert_users(org, &users);
+    let pools_all = pools(rng, slugs, engineers);
+    eprintln!("big: seeding {engineers} x {per} deltas through sync::push ...");
+    let t = Instant::now();
+    let known = KnownIds::load(&catalogue, org).expect("known");
+    for (u, pool) in users.iter().zip(&pools_all) {
+        let span = 365 * DAY_MS as usize;
+        let mut all = deltas(rng, pool, per, |r| now_ms - 1 - r.below(span) as i64, true);
+        all.sort_by_key(|d| (d.at, d.id));
+        for chunk in all.chunks(500) {
+            let parsed = wire::parse_push(&body(chunk), &known, now).expect("valid");
+            sync::push(org, &u.id, None, &parsed, now).expect("push");
+        }
+    }
+    let seeded = t.elapsed();
+    println!();
+    println!(
+        "big org: {} deltas of {engineers} engineers seeded in {:.0} s ({:.0} deltas/s), {:.0} MiB",
+        engineers * per,
+        seeded.as_secs_f64(),
+        (engineers * per) as f64 / seeded.as_secs_f64(),
+        org_size_mib(dir)
+    );
+    // Back to the schema before migration 0018, then open again: the
+    // migration as an existing org of this size meets it.
+    org.db
+        .write(|tx| {
+            tx.execute_batch(
+                "DROP TRIGGER concept_states_delete_checkpoints; DROP INDEX deltas_user_concept;
+                 DROP TABLE fold_checkpoints;
+                 ALTER TABLE concept_states DROP COLUMN facts; PRAGMA user_version = 17;",
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("schema of 0017");
+    drop(store);
+    let t = Instant::now();
+    drop(Store::open(settings, OpenMode::Create, &SystemClock).expect("migrated"));
+    println!(
+        "big org: migration 0018 on it took {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    users.into_iter().map(|u| u.id).collect()
+}
+
+/// Copies the data dir of an org the sync bench seeded and kept (`src`,
+/// with its `seeded` marker) into `dir`; returns its first engineers'
+/// user ids.
+fn copy_seeded(src: &Path, dir: &Path) -> Vec<String> {
+    assert!(
+        src.join("seeded").exists(),
+        "BENCH_BIG_FROM: {} holds no org the sync bench finished seeding",
+        src.display()
+    );
+    let t = Instant::now();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(src.join("data"))
+        .arg(dir)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copying {} failed", src.display());
+    let settings = common::settings(dir, "127.0.0.1:0", &["acme"], |_| {}).0;
+    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
+    let org = store.org("acme").expect("org");
+    let (deltas, users, ids) = org
+        .db
+        .read(|c| {
+            let deltas: i64 = c.query_row("SELECT count(*) FROM deltas", [], |r| r.get(0))?;
+            let users: i64 = c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+            let mut stmt = c.prepare("SELECT id FROM users ORDER BY user_name LIMIT ?1")?;
+            let ids = stmt
+                .query_map([ENGINEERS as i64], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, StoreError>((deltas, users, ids))
+        })
+        .expect("read the copy");
+    println!();
+    println!(
+        "big org: a copy of {} ({deltas} deltas of {users} engineers, {:.0} MiB), copied in {:.0} s; migration not measured",
+        src.display(),
+        org_size_mib(dir),
+        t.elapsed().as_secs_f64()
+    );
+    ids
+}
+
+/// The size of the org databases under `dir`, in MiB.
+fn org_size_mib(dir: &Path) -> f64 {
+    let bytes: u64 = std::fs::read_dir(dir.join("data/orgs"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    bytes as f64 / 1_048_576.0
 }
 
 fn main() {
@@ -711,6 +775,7 @@ fn main() {
                 length,
                 num("BENCH_BIG_ENGINEERS", if full { 1_000 } else { 10 }),
                 num("BENCH_BIG_DELTAS", if full { 1_000 } else { 50 }),
+                std::env::var_os("BENCH_BIG_FROM").as_deref().map(Path::new),
             )),
             "a" | "b" | "c" | "d" | "e" => {
                 let p95 = rt.block_on(run_fleet(scratch.path(), name, &slugs, length));

@@ -3,7 +3,6 @@
 # daemon, chroots. Sourced by run; uses its log/fail/ok and cleanup arrays.
 
 CARGO_DEB_VERSION=3.8.0
-CARGO_GENERATE_RPM_VERSION=0.21.1
 CARGO_CYCLONEDX_VERSION=0.5.9
 KUBERNETES_VALIDATE_VERSION=1.37.0
 # The Kubernetes version the manifests are validated against.
@@ -11,8 +10,9 @@ KUBERNETES_VERSION=1.32.0
 
 apt_install() {
     log "apt-get install $*"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # One apt-get at a time (tests/run takes the same lock when both run).
+    flock /tmp/aiworklab-apt.lock sh -c 'apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null' apt_install "$@"
 }
 
 install_tools() {
@@ -35,8 +35,7 @@ install_tools() {
     fi
 
     local tool version
-    for tool in cargo-deb:$CARGO_DEB_VERSION cargo-generate-rpm:$CARGO_GENERATE_RPM_VERSION \
-        cargo-cyclonedx:$CARGO_CYCLONEDX_VERSION; do
+    for tool in cargo-deb:$CARGO_DEB_VERSION cargo-cyclonedx:$CARGO_CYCLONEDX_VERSION; do
         version=${tool#*:}
         tool=${tool%%:*}
         if ! [ -x "$CACHE/cargo/bin/$tool" ] || ! grep -q "^\"$tool $version " "$CACHE/cargo/.crates.toml" 2>/dev/null; then
@@ -52,7 +51,9 @@ install_tools() {
         "$CACHE/venv/bin/pip" install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
     fi
 
-    [ -d tests/idp/node_modules/oidc-provider ] || (cd tests/idp && npm ci --no-audit --no-fund --silent)
+    # Not while preparing: tests/run, running meanwhile, installs these.
+    [ -n "${PREPARE:-}" ] || [ -d tests/idp/node_modules/oidc-provider ] ||
+        (cd tests/idp && npm ci --no-audit --no-fund --silent)
 }
 
 # debootstrap_root INCLUDES: prints the path of a cached minbase bookworm
