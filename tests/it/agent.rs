@@ -25,16 +25,16 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::support::Env;
 
-/// A running appliance with one org, `acme`.
-struct Appliance {
-    env: Env,
-    state: AppState,
+/// A running appliance with one org, `acme` (also used by `agent_privacy`).
+pub(crate) struct Appliance {
+    pub(crate) env: Env,
+    pub(crate) state: AppState,
     running: Option<server::Running>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Appliance {
-    async fn start(env: Env, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) async fn start(env: Env, clock: Arc<dyn Clock>) -> Self {
         Self::start_on(env, clock, "127.0.0.1:0".parse().expect("addr")).await
     }
 
@@ -55,7 +55,7 @@ impl Appliance {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -65,7 +65,7 @@ impl Appliance {
         }
     }
 
-    fn user(&self, name: &str) -> String {
+    pub(crate) fn user(&self, name: &str) -> String {
         let db = self.state.store.org("acme").expect("org");
         users::add(
             db,
@@ -80,7 +80,7 @@ impl Appliance {
         .id
     }
 
-    fn code(&self, user_id: &str) -> String {
+    pub(crate) fn code(&self, user_id: &str) -> String {
         let db = self.state.store.org("acme").expect("org");
         let (code, _) = aiworklab::devices::create_pairing_code(
             db,
@@ -93,7 +93,7 @@ impl Appliance {
     }
 
     /// The ids of the deltas the appliance holds for `user_id`.
-    fn held(&self, user_id: &str) -> Vec<String> {
+    pub(crate) fn held(&self, user_id: &str) -> Vec<String> {
         let db = self.state.store.org("acme").expect("org");
         aiworklab::sync::pull(db, user_id, 0, 5000)
             .expect("pull")
