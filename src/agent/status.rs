@@ -301,18 +301,24 @@ pub const CODEX_HOOKS_SINCE: (u64, u64) = (0, 124);
 /// The harness checks: for each harness in `bases` (one target per
 /// harness, from the environment), whether the kernel's hook is
 /// installed for the user and in the current project, whether it runs a
-/// binary that exists, and what install would still add. `codex` is what
-/// `codex --version` printed, when `codex` is on PATH: a Codex without
-/// hooks with the kernel in `hooks.json` is a failure. A harness without
-/// the hook is not, unless none has it.
-pub fn hook_checks(bases: &[install::Target], codex: Option<&str>) -> Vec<Check> {
+/// binary that exists, and what install would still add. `codex_version`
+/// says what `codex --version` prints when `codex` is on PATH (asked only
+/// when the kernel is installed for Codex): a Codex without hooks with the
+/// kernel in `hooks.json` is a failure. A harness without the hook is not,
+/// unless none has it.
+pub fn hook_checks(
+    bases: &[install::Target],
+    codex_version: impl FnOnce() -> Option<String>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut any = false;
+    let mut codex_version = Some(codex_version);
     for base in bases {
         let h = base.harness;
         let name = format!("hook {h}");
         let mut found = Vec::new();
         let mut files = Vec::new();
+        let mut unreadable = false;
         for t in inspect::targets(base) {
             // Run from the home directory, the project's settings are the user's.
             if files.contains(&t.file()) {
@@ -322,17 +328,20 @@ pub fn hook_checks(bases: &[install::Target], codex: Option<&str>) -> Vec<Check>
             match inspect::inspect(&t) {
                 Ok(Some(i)) => found.push(i),
                 Ok(None) => {}
-                Err(e) => checks.push(Check::fail(
-                    &name,
-                    e.to_string(),
-                    format!(
-                        "fix the file, or move it away and run `aiworklab agent install --harness {h}`"
-                    ),
-                )),
+                Err(e) => {
+                    unreadable = true;
+                    checks.push(Check::fail(
+                        &name,
+                        e.to_string(),
+                        format!(
+                            "fix the file, or move it away and run `aiworklab agent install --harness {h}`"
+                        ),
+                    ));
+                }
             }
         }
-        any |= !found.is_empty();
-        if found.is_empty() {
+        any |= !found.is_empty() || unreadable;
+        if found.is_empty() && !unreadable {
             checks.push(Check::pass(
                 &name,
                 format!("not installed (`aiworklab agent install --harness {h}` adds it)"),
@@ -343,7 +352,8 @@ pub fn hook_checks(bases: &[install::Target], codex: Option<&str>) -> Vec<Check>
         }
         if h == Harness::Codex && !found.is_empty() {
             let hooks = found.iter().any(|i| i.codex_mode == CodexMode::Hooks);
-            checks.push(codex_check(codex, hooks));
+            let version = codex_version.take().and_then(|f| f());
+            checks.push(codex_check(version.as_deref(), hooks));
         }
     }
     if !any && !bases.is_empty() {

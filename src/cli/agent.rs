@@ -149,7 +149,7 @@ fn hook_checks() -> Vec<status::Check> {
         .map(|h| install::Target::from_env(h, install::Scope::User, install::CodexMode::Hooks))
         .collect();
     match bases {
-        Ok(bases) => status::hook_checks(&bases, status::codex_version().as_deref()),
+        Ok(bases) => status::hook_checks(&bases, status::codex_version),
         Err(e) => vec![status::Check::fail(
             "hooks",
             e.to_string(),

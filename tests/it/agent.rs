@@ -734,7 +734,7 @@ fn doctor_with_codex(home: &std::path::Path, version: Option<&str>) -> String {
         .env("AIWORKLAB_AGENT_HOME", home)
         .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
         .env("HOME", home.with_file_name("user"))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("PATH", &bin)
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("CODEX_HOME")
         .env_remove("XDG_CONFIG_HOME")

@@ -477,6 +477,7 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
         ("ds-hash-maps", "seen"),           // Claude transcript: the edit
         ("test-test-runners", "seen"),      // Claude transcript: cargo test
         ("py-decorators", "seen"),          // Claude payload: Write
+        ("py-decorators", "explained"),     // Claude payload: Stop's answer
         ("go-goroutines", "seen"),          // Codex rollout: the patch
         ("ts-null-undefined", "explained"), // OpenCode database: the answer
     ] {
