@@ -156,19 +156,10 @@ impl Machine {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawns");
-        child.stdin.take().expect("stdin").write_all_blocking(stdin);
+        let mut pipe = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut pipe, stdin).expect("stdin written");
+        drop(pipe);
         child.wait_with_output().expect("waits")
-    }
-}
-
-trait WriteAll {
-    fn write_all_blocking(self, bytes: &[u8]);
-}
-
-impl WriteAll for std::process::ChildStdin {
-    fn write_all_blocking(mut self, bytes: &[u8]) {
-        use std::io::Write;
-        self.write_all(bytes).expect("stdin written");
     }
 }
 
@@ -425,7 +416,7 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
         // The hook starts a detached sync on Stop at most once a minute
         // (docs/kernel.md): a fresh stamp keeps this test's single sync
         // the only one, so nothing races it.
-        std::fs::write(Home::at(&m.agent_home).dir().join("sync.started"), b"").expect("stamp");
+        std::fs::write(m.agent_home.join("sync.started"), b"").expect("stamp");
         for (i, e) in claude_events(&m).iter().enumerate() {
             outputs.push((format!("claude hook {i}"), m.hook("claude-code", e, None)));
         }
