@@ -10,7 +10,10 @@
 //! the last one (their times moved so each turn's facts are new), so every
 //! hook reads its new lines from the stored offset, tags them and records
 //! them: the work of a real session. The kernel's home holds a store that
-//! exists (made by `agent status`, as pairing would).
+//! exists (made by `agent status`, as pairing would) with a history of
+//! 10,000 deltas over the whole catalogue (a few months of use:
+//! `BENCH_HOOK_HISTORY` sets it), since recording refolds the concepts it
+//! touches over their history.
 //!
 //! The hook starts a detached `agent sync` on Stop at most once a minute,
 //! going by the `sync.started` stamp in the kernel's home (docs/kernel.md):
@@ -25,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use aiworklab::agent::home::Home;
+use aiworklab::agent::observe::Observation;
+use aiworklab::agent::store::LocalStore;
+use aiworklab::skill::{Catalogue, Transition};
 use serde_json::Value;
 
 #[allow(dead_code)] // the helpers other benches share; this one needs a few
@@ -105,6 +112,32 @@ fn shifted(lines: &[Value], minutes: i64) -> Vec<String> {
         .collect()
 }
 
+/// Records `n` past facts over the catalogue's concepts, one a minute up
+/// to a day ago, in the store at `home` (its key file, as with
+/// `AIWORKLAB_AGENT_KEYCHAIN=off`).
+fn fill(home: &Path, n: usize) {
+    let catalogue = Catalogue::builtin().expect("catalogue");
+    let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
+    let end = chrono::Utc::now() - chrono::Duration::days(1);
+    let facts: Vec<Observation> = (0..n)
+        .map(|i| Observation {
+            concept: slugs[i % slugs.len()].to_string(),
+            transition: if i % 3 == 2 {
+                Transition::Explained
+            } else {
+                Transition::Seen
+            },
+            at: end - chrono::Duration::minutes((n - i) as i64),
+        })
+        .collect();
+    let mut store = LocalStore::open(&Home::at(home)).expect("the store opens");
+    for (i, chunk) in facts.chunks(1_000).enumerate() {
+        store
+            .record("history", &i.to_string(), chunk)
+            .expect("history recorded");
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
     // binary without it, as a quick check that the bench still works.
@@ -118,6 +151,11 @@ fn main() {
         .output()
         .expect("status runs");
     assert!(made.status.success(), "the store is made: {made:?}");
+    let history: usize = std::env::var("BENCH_HOOK_HISTORY")
+        .ok()
+        .map(|v| v.parse().expect("BENCH_HOOK_HISTORY is a number"))
+        .unwrap_or(if full { 10_000 } else { 100 });
+    fill(&home, history);
     let sample: Vec<Value> = std::fs::read_to_string(fixtures().join("sample-session.jsonl"))
         .expect("sample")
         .lines()
@@ -180,13 +218,13 @@ fn main() {
         .output()
         .expect("status");
     let status: Value = serde_json::from_slice(&status.stdout).expect("status json");
-    let recorded = status["deltas"].as_u64().expect("deltas");
+    let recorded = status["deltas"].as_u64().expect("deltas") - history as u64;
     assert!(recorded > 0, "the hooks recorded facts");
 
     let q = |v: &mut Vec<Duration>| [0.5, 0.95, 0.99].map(|p| quantile(v, p));
     let (f, h) = (q(&mut floor), q(&mut hook));
     println!(
-        "hook latency: {events} Claude Code events (PostToolUse Write/Bash/Edit, Stop), each a new process; {recorded} deltas recorded"
+        "hook latency: {events} Claude Code events (PostToolUse Write/Bash/Edit, Stop), each a new process, on a store of {history} deltas; {recorded} deltas recorded"
     );
     println!("| | p50 ms | p95 ms | p99 ms |");
     println!("|---|---|---|---|");
