@@ -1,7 +1,8 @@
 //! What the engineer sees: `agent status` (the graph by domain and state,
 //! recall, last sync, what is queued), `agent outbox` (exactly what the
 //! next sync sends, in the wire format) and `agent doctor` (the install
-//! checked, each problem with its fix).
+//! checked: the store, the pairing, the appliance, the token and each
+//! harness's hook, each problem with its fix).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::AgentError;
+use super::harness::Harness;
 use super::home::Home;
+use super::install::{self, CodexMode, inspect};
 use super::store::{KeyLocation, LocalStore, WireBatch};
 use super::sync::{self, MAX_BATCH, Pairing, keys};
 
@@ -289,4 +292,200 @@ pub fn render_checks(checks: &[Check]) -> String {
         }
     }
     out
+}
+
+/// The first Codex release with hooks (`hooks.json`); older ones only
+/// run a `notify` program.
+pub const CODEX_HOOKS_SINCE: (u64, u64) = (0, 124);
+
+/// The harness checks: for each harness in `bases` (one target per
+/// harness, from the environment), whether the kernel's hook is
+/// installed for the user and in the current project, whether it runs a
+/// binary that exists, and what install would still add. `codex_version`
+/// says what `codex --version` prints when `codex` is on PATH (asked only
+/// when the kernel is installed for Codex): a Codex without hooks with the
+/// kernel in `hooks.json` is a failure. A harness without the hook is not,
+/// unless none has it.
+pub fn hook_checks(
+    bases: &[install::Target],
+    codex_version: impl FnOnce() -> Option<String>,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut any = false;
+    let mut codex_version = Some(codex_version);
+    for base in bases {
+        let h = base.harness;
+        let name = format!("hook {h}");
+        let mut found = Vec::new();
+        let mut files = Vec::new();
+        let mut unreadable = false;
+        for t in inspect::targets(base) {
+            // Run from the home directory, the project's settings are the user's.
+            if files.contains(&t.file()) {
+                continue;
+            }
+            files.push(t.file());
+            match inspect::inspect(&t) {
+                Ok(Some(i)) => found.push(i),
+                Ok(None) => {}
+                Err(e) => {
+                    unreadable = true;
+                    checks.push(Check::fail(
+                        &name,
+                        e.to_string(),
+                        format!(
+                            "fix the file, or move it away and run `aiworklab agent install --harness {h}`"
+                        ),
+                    ));
+                }
+            }
+        }
+        any |= !found.is_empty() || unreadable;
+        if found.is_empty() && !unreadable {
+            checks.push(Check::pass(
+                &name,
+                format!("not installed (`aiworklab agent install --harness {h}` adds it)"),
+            ));
+        }
+        for i in &found {
+            checks.push(installed_check(&name, i));
+        }
+        if h == Harness::Codex && !found.is_empty() {
+            let hooks = found.iter().any(|i| i.codex_mode == CodexMode::Hooks);
+            let version = codex_version.take().and_then(|f| f());
+            checks.push(codex_check(version.as_deref(), hooks));
+        }
+    }
+    if !any && !bases.is_empty() {
+        checks.push(Check::fail(
+            "hooks",
+            "no coding agent runs the kernel's hook, so nothing is recorded",
+            "aiworklab agent install --harness claude-code (or codex, opencode)",
+        ));
+    }
+    checks
+}
+
+fn installed_check(name: &str, i: &inspect::Installed) -> Check {
+    let scope = match i.scope {
+        install::Scope::User => "user",
+        install::Scope::Project => "project",
+    };
+    let mut problems: Vec<String> = i
+        .bins
+        .iter()
+        .filter(|b| !inspect::runnable(b))
+        .map(|b| {
+            format!(
+                "it runs {}, which does not exist or is not executable",
+                b.display()
+            )
+        })
+        .collect();
+    if i.bins.is_empty() {
+        problems.push("its command names no binary".into());
+    }
+    problems.extend(i.incomplete.iter().cloned());
+    let bins: Vec<String> = i.bins.iter().map(|b| b.display().to_string()).collect();
+    if problems.is_empty() {
+        Check::pass(
+            name,
+            format!("{} ({scope}) runs {}", i.file.display(), bins.join(", ")),
+        )
+    } else {
+        Check::fail(
+            name,
+            format!("{} ({scope}): {}", i.file.display(), problems.join("; ")),
+            i.reinstall(),
+        )
+    }
+}
+
+/// `major.minor` of the first version number in `codex --version`'s
+/// output (`codex-cli 0.128.0`).
+pub fn codex_release(output: &str) -> Option<(u64, u64)> {
+    output.split_whitespace().find_map(|w| {
+        let mut parts = w.trim_start_matches('v').split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    })
+}
+
+fn codex_check(codex: Option<&str>, hooks_installed: bool) -> Check {
+    let Some(out) = codex else {
+        return Check::pass(
+            "codex version",
+            "`codex` is not on PATH; its version was not checked",
+        );
+    };
+    let shown = out.trim();
+    match codex_release(out) {
+        Some(v) if v < CODEX_HOOKS_SINCE && hooks_installed => Check::fail(
+            "codex version",
+            format!(
+                "{shown} has no hooks (they came in 0.124), so the kernel's hooks.json is never run"
+            ),
+            "update Codex, or: aiworklab agent uninstall --harness codex, then \
+             aiworklab agent install --harness codex --codex-mode notify",
+        ),
+        Some(_) => Check::pass("codex version", shown.to_string()),
+        None => Check::pass(
+            "codex version",
+            format!("`codex --version` said \"{shown}\"; its version was not checked"),
+        ),
+    }
+}
+
+/// What `codex --version` prints, when `codex` is on PATH (`None` when it
+/// is not). A Codex that does not answer within 5 s reads as unknown.
+pub fn codex_version() -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    let bin = std::env::split_paths(&path)
+        .map(|d| d.join("codex"))
+        .find(|p| inspect::runnable(p))?;
+    let mut child = std::process::Command::new(&bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Some(format!("{} did not answer", bin.display()));
+            }
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codex_releases_are_read_and_compared_by_number() {
+        assert_eq!(codex_release("codex-cli 0.128.0"), Some((0, 128)));
+        assert_eq!(codex_release("codex-cli v0.99.1\n"), Some((0, 99)));
+        assert_eq!(codex_release("codex (unknown)"), None);
+        // 0.99 is older than 0.124: numbers, not text.
+        assert!(codex_release("codex-cli 0.99.0").expect("v") < CODEX_HOOKS_SINCE);
+        assert!(codex_check(Some("codex-cli 0.99.0"), true).fix.is_some());
+        assert!(
+            codex_check(Some("codex-cli 0.99.0"), false).ok,
+            "notify mode"
+        );
+        assert!(codex_check(Some("codex-cli 0.124.0"), true).ok);
+        assert!(codex_check(None, true).ok, "not on PATH: not checked");
+    }
 }

@@ -141,6 +141,23 @@ fn host_name() -> String {
         .unwrap_or_else(|| "aiworklab agent".into())
 }
 
+/// `agent doctor`'s harness checks, for the user's and the current
+/// project's settings.
+fn hook_checks() -> Vec<status::Check> {
+    let bases: Result<Vec<_>, _> = Harness::ALL
+        .into_iter()
+        .map(|h| install::Target::from_env(h, install::Scope::User, install::CodexMode::Hooks))
+        .collect();
+    match bases {
+        Ok(bases) => status::hook_checks(&bases, status::codex_version),
+        Err(e) => vec![status::Check::fail(
+            "hooks",
+            e.to_string(),
+            "run it as the engineer, with HOME set and from a directory that exists",
+        )],
+    }
+}
+
 /// Runs one `agent` subcommand.
 ///
 /// # Errors
@@ -271,7 +288,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             if let Ok(mut store) = opened {
                 checks.extend(runtime()?.block_on(status::network_checks(&mut store)));
             }
-            // Hook checks (installed harnesses) are added here by the installer.
+            checks.extend(hook_checks());
             print!("{}", status::render_checks(&checks));
             Ok(if checks.iter().all(|c| c.ok) {
                 ExitCode::SUCCESS

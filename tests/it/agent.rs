@@ -25,16 +25,16 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::support::Env;
 
-/// A running appliance with one org, `acme`.
-struct Appliance {
-    env: Env,
-    state: AppState,
+/// A running appliance with one org, `acme` (also used by `agent_privacy`).
+pub(crate) struct Appliance {
+    pub(crate) env: Env,
+    pub(crate) state: AppState,
     running: Option<server::Running>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Appliance {
-    async fn start(env: Env, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) async fn start(env: Env, clock: Arc<dyn Clock>) -> Self {
         Self::start_on(env, clock, "127.0.0.1:0".parse().expect("addr")).await
     }
 
@@ -55,7 +55,7 @@ impl Appliance {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -65,7 +65,7 @@ impl Appliance {
         }
     }
 
-    fn user(&self, name: &str) -> String {
+    pub(crate) fn user(&self, name: &str) -> String {
         let db = self.state.store.org("acme").expect("org");
         users::add(
             db,
@@ -80,7 +80,7 @@ impl Appliance {
         .id
     }
 
-    fn code(&self, user_id: &str) -> String {
+    pub(crate) fn code(&self, user_id: &str) -> String {
         let db = self.state.store.org("acme").expect("org");
         let (code, _) = aiworklab::devices::create_pairing_code(
             db,
@@ -93,7 +93,7 @@ impl Appliance {
     }
 
     /// The ids of the deltas the appliance holds for `user_id`.
-    fn held(&self, user_id: &str) -> Vec<String> {
+    pub(crate) fn held(&self, user_id: &str) -> Vec<String> {
         let db = self.state.store.org("acme").expect("org");
         aiworklab::sync::pull(db, user_id, 0, 5000)
             .expect("pull")
@@ -556,12 +556,22 @@ async fn the_outbox_holds_only_wire_fields() {
     assert_eq!(parsed[1].grade, Some(3));
 }
 
+/// `aiworklab agent ARGS` with the kernel in `home` and, beside it, a
+/// scratch user home (`user`, also the current directory) for the
+/// harnesses' settings.
 fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let user = home.with_file_name("user");
+    std::fs::create_dir_all(&user).expect("user home");
     std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
         .arg("agent")
         .args(args)
+        .current_dir(&user)
         .env("AIWORKLAB_AGENT_HOME", home)
         .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
+        .env("HOME", &user)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("CODEX_HOME")
+        .env_remove("XDG_CONFIG_HOME")
         .env_remove("AIWORKLAB_CONFIG")
         .output()
         .expect("runs")
@@ -586,6 +596,8 @@ async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configu
             );
             let status_json = agent_cli(&h, &["status", "--json"]);
             let outbox = agent_cli(&h, &["outbox", "--json"]);
+            let install = agent_cli(&h, &["install", "--harness", "claude-code"]);
+            assert!(install.status.success(), "{install:?}");
             let doctor = agent_cli(&h, &["doctor"]);
             let unpair = agent_cli(&h, &["unpair"]);
             let doctor_after = agent_cli(&h, &["doctor"]);
@@ -617,7 +629,14 @@ async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configu
     let o: serde_json::Value = serde_json::from_slice(&outbox.stdout).expect("outbox json");
     assert_eq!(o, serde_json::json!([]));
     assert!(doctor.status.success(), "{}", text(&doctor));
-    for check in ["store", "key", "paired", "server", "token"] {
+    for check in [
+        "store",
+        "key",
+        "paired",
+        "server",
+        "token",
+        "hook claude-code",
+    ] {
         assert!(
             text(&doctor).contains(&format!("[ ok ] {check}")),
             "{check}: {}",
@@ -693,4 +712,152 @@ async fn a_delta_the_appliance_refuses_for_good_is_set_aside_and_the_rest_sent()
         "retired concepts are not tagged"
     );
     assert_eq!(app.held(&uid).len(), 2);
+}
+
+/// `agent doctor` with `codex` on PATH answering `--version` as `version`
+/// (a script standing in for the Codex CLI), with the scratch user home of
+/// `agent_cli` and `project` beside it as the current directory.
+fn doctor_with_codex(home: &std::path::Path, version: Option<&str>) -> String {
+    let project = home.with_file_name("project");
+    let bin = home.with_file_name("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let codex = bin.join("codex");
+    let _ = std::fs::remove_file(&codex);
+    if let Some(v) = version {
+        std::fs::write(&codex, format!("#!/bin/sh\necho 'codex-cli {v}'\n")).expect("script");
+        std::fs::set_permissions(&codex, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
+        .args(["agent", "doctor"])
+        .current_dir(&project)
+        .env("AIWORKLAB_AGENT_HOME", home)
+        .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
+        .env("HOME", home.with_file_name("user"))
+        .env("PATH", &bin)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("CODEX_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("AIWORKLAB_CONFIG")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "not paired: doctor fails");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn doctor_checks_each_harness_hook_and_says_how_to_fix_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("agent");
+    let user = tmp.path().join("user");
+    let line = |out: &str, start: &str| -> String {
+        let mut lines = out.lines();
+        let Some(l) = lines.by_ref().find(|l| l.starts_with(start)) else {
+            panic!("no line `{start}` in:\n{out}");
+        };
+        let fix = lines.next().filter(|f| f.trim_start().starts_with("fix:"));
+        format!("{l}\n{}", fix.unwrap_or_default())
+    };
+
+    // Nothing installed: each harness says so, and that none has it fails.
+    for d in ["user", "project"] {
+        std::fs::create_dir_all(tmp.path().join(d)).expect("mkdir");
+    }
+    let out = doctor_with_codex(&home, None);
+    for h in ["claude-code", "codex", "opencode"] {
+        let l = line(&out, &format!("[ ok ] hook {h}: not installed"));
+        assert!(l.contains(&format!("agent install --harness {h}")), "{l}");
+    }
+    let l = line(&out, "[FAIL] hooks:");
+    assert!(
+        l.contains("fix: aiworklab agent install --harness claude-code"),
+        "{l}"
+    );
+
+    // Claude Code for the user, Codex's hooks.json in the project.
+    let install = agent_cli(&home, &["install", "--harness", "claude-code"]);
+    assert!(install.status.success(), "{install:?}");
+    let install = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
+        .args([
+            "agent",
+            "install",
+            "--harness",
+            "codex",
+            "--scope",
+            "project",
+        ])
+        .current_dir(tmp.path().join("project"))
+        .env("HOME", &user)
+        .env_remove("CODEX_HOME")
+        .output()
+        .expect("runs");
+    assert!(install.status.success(), "{install:?}");
+    let out = doctor_with_codex(&home, Some("0.128.0"));
+    let l = line(&out, "[ ok ] hook claude-code:");
+    assert!(
+        l.contains(".claude/settings.json (user) runs")
+            && l.contains(env!("CARGO_BIN_EXE_aiworklab")),
+        "{l}"
+    );
+    let l = line(&out, "[ ok ] hook codex:");
+    assert!(l.contains("project/.codex/hooks.json (project)"), "{l}");
+    assert!(line(&out, "[ ok ] codex version:").contains("codex-cli 0.128.0"));
+    assert!(!out.contains("[FAIL] hooks:"), "{out}");
+    assert!(!out.contains("[FAIL] hook "), "{out}");
+
+    // A Codex without hooks: the fix is notify mode.
+    let out = doctor_with_codex(&home, Some("0.120.3"));
+    let l = line(&out, "[FAIL] codex version:");
+    assert!(
+        l.contains("0.120.3 has no hooks") && l.contains("--codex-mode notify"),
+        "{l}"
+    );
+
+    // The binary a hook runs is gone (the kernel moved): named, with the fix.
+    let settings = user.join(".claude/settings.json");
+    let text = std::fs::read_to_string(&settings).expect("settings");
+    std::fs::write(
+        &settings,
+        text.replace(env!("CARGO_BIN_EXE_aiworklab"), "/opt/gone/aiworklab"),
+    )
+    .expect("write");
+    let out = doctor_with_codex(&home, None);
+    let l = line(&out, "[FAIL] hook claude-code:");
+    assert!(
+        l.contains("runs /opt/gone/aiworklab, which does not exist")
+            && l.contains("fix: aiworklab agent install --harness claude-code"),
+        "{l}"
+    );
+    assert!(line(&out, "[ ok ] codex version:").contains("not on PATH"));
+    // The fix fixes it.
+    let install = agent_cli(&home, &["install", "--harness", "claude-code"]);
+    assert!(install.status.success(), "{install:?}");
+    let out = doctor_with_codex(&home, None);
+    assert!(out.contains("[ ok ] hook claude-code:"), "{out}");
+
+    // A hook missing on one event, and an OpenCode plugin edited by hand.
+    let text = std::fs::read_to_string(&settings).expect("settings");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["hooks"].as_object_mut().expect("hooks").remove("Stop");
+    std::fs::write(&settings, v.to_string()).expect("write");
+    let install = agent_cli(&home, &["install", "--harness", "opencode"]);
+    assert!(install.status.success(), "{install:?}");
+    let plugin = user.join(".config/opencode/plugin/aiworklab.js");
+    let mut js = std::fs::read_to_string(&plugin).expect("plugin");
+    js.push_str("// edited\n");
+    std::fs::write(&plugin, js).expect("write");
+    let out = doctor_with_codex(&home, None);
+    assert!(line(&out, "[FAIL] hook claude-code:").contains("no hook on Stop"));
+    let l = line(&out, "[FAIL] hook opencode:");
+    assert!(
+        l.contains("not the one this version writes")
+            && l.contains("fix: aiworklab agent install --harness opencode"),
+        "{l}"
+    );
+
+    // Settings that are not JSON: named, not a crash.
+    std::fs::write(&settings, "{not json").expect("write");
+    let out = doctor_with_codex(&home, None);
+    let l = line(&out, "[FAIL] hook claude-code:");
+    assert!(l.contains("is not valid JSON"), "{l}");
 }

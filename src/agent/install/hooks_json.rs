@@ -199,3 +199,50 @@ pub fn remove(
     }
     Ok((root.pretty(), lines))
 }
+
+/// The kernel's hook commands found in a settings file, as
+/// (event, command), and the events install adds that lack it.
+pub(super) struct Found {
+    pub commands: Vec<(String, String)>,
+    pub missing: Vec<&'static str>,
+}
+
+/// What of the kernel's hooks a settings text holds (for `agent doctor`).
+///
+/// # Errors
+/// The text is not valid JSON settings.
+pub(super) fn installed(file: &Path, text: &str, harness: Harness) -> Result<Found, InstallError> {
+    let root = parse(file, Some(text))?;
+    let mut found = Vec::new();
+    if let Some(Json::Object(events)) = root.get("hooks") {
+        for (event, groups) in events {
+            let Json::Array(groups) = groups else {
+                continue;
+            };
+            let commands = groups
+                .iter()
+                .filter_map(|g| match g.get("hooks") {
+                    Some(Json::Array(list)) => Some(list),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(|h| h.get("command").and_then(Json::as_str))
+                .filter(|c| ours(c, harness));
+            found.extend(commands.map(|c| (event.clone(), c.to_string())));
+        }
+    }
+    let expected: &[(&str, Option<&str>)] = if harness == Harness::ClaudeCode {
+        &CLAUDE_EVENTS
+    } else {
+        &CODEX_EVENTS
+    };
+    let missing = expected
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| !found.iter().any(|(f, _)| f == e))
+        .collect();
+    Ok(Found {
+        commands: found,
+        missing,
+    })
+}

@@ -9,6 +9,7 @@
 //! exactly what the backup holds, the backup's bytes are restored.
 
 mod hooks_json;
+pub mod inspect;
 pub mod ojson;
 
 use std::path::{Path, PathBuf};
@@ -262,8 +263,11 @@ pub fn uninstall(t: &Target) -> Result<Report, InstallError> {
     Ok(report)
 }
 
+/// What marks the OpenCode plugin as the kernel's.
+const PLUGIN_MARK: &str = "\"agent\", \"hook\", \"--harness\", \"opencode\"";
+
 fn remove_plugin(file: PathBuf, text: &str, backup: &Path) -> Result<Report, InstallError> {
-    if !text.contains("\"agent\", \"hook\", \"--harness\", \"opencode\"") {
+    if !text.contains(PLUGIN_MARK) {
         return Err(InstallError::Conflict {
             path: file,
             detail:

@@ -1,0 +1,251 @@
+//! Hook latency: replayed Claude Code events, each through `aiworklab
+//! agent hook --harness claude-code` as a new process (as Claude Code runs
+//! it), beside the floor of starting the same binary with `--version`,
+//! interleaved in the same run (which goes first alternates).
+//!
+//! The events are the shipped sample session's (`tests/fixtures/sessions/
+//! claude-code/`): PostToolUse `Write`, `Bash`, `Edit` and two `Stop`s,
+//! repeated as turn after turn of sessions of 50 events. Before each event
+//! the transcript grows by the lines Claude Code would have written since
+//! the last one (their times moved so each turn's facts are new), so every
+//! hook reads its new lines from the stored offset, tags them and records
+//! them: the work of a real session. The kernel's home holds a store that
+//! exists (made by `agent status`, as pairing would) with a history of
+//! 10,000 deltas over the whole catalogue (a few months of use:
+//! `BENCH_HOOK_HISTORY` sets it), since recording refolds the concepts it
+//! touches over their history.
+//!
+//! The hook starts a detached `agent sync` on Stop at most once a minute,
+//! going by the `sync.started` stamp in the kernel's home (docs/kernel.md):
+//! the bench touches the stamp before each event so no sync is started and
+//! only the hook is measured.
+//!
+//! Run: `cargo bench --bench hook` (1,000 events; under `cargo test` it
+//! replays 10 as a smoke check). `AIWORKLAB_BENCH_BIN` runs another build.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aiworklab::agent::home::Home;
+use aiworklab::agent::observe::Observation;
+use aiworklab::agent::store::LocalStore;
+use aiworklab::skill::{Catalogue, Transition};
+use serde_json::Value;
+
+#[allow(dead_code)] // the helpers other benches share; this one needs a few
+mod common;
+use common::quantile;
+
+/// Each step of a turn: the transcript lines written before the event
+/// (indices into the sample session) and the hook payload fired.
+const STEPS: [(std::ops::RangeInclusive<usize>, &str); 5] = [
+    (0..=3, "post-tool-use-write.json"),
+    (4..=5, "post-tool-use-bash.json"),
+    (6..=7, "stop-1.json"),
+    (8..=10, "post-tool-use-edit.json"),
+    (11..=11, "stop-2.json"),
+];
+
+/// Events per session (then a new transcript starts).
+const SESSION: usize = 50;
+
+fn bin() -> PathBuf {
+    std::env::var_os("AIWORKLAB_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_aiworklab")),
+        PathBuf::from,
+    )
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sessions/claude-code")
+}
+
+/// The binary with the kernel's home at `home`, no keychain, a scratch
+/// user home and no harness settings from the machine.
+fn command(bin: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env("AIWORKLAB_AGENT_HOME", home)
+        .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
+        .env("HOME", home.with_file_name("user"))
+        .env_remove("AIWORKLAB_CONFIG")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs `c` with `stdin`, timed from spawn to exit.
+fn timed(mut c: Command, stdin: &[u8]) -> (Duration, Output) {
+    let t = Instant::now();
+    let mut child = c.spawn().expect("spawns");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin).expect("stdin written");
+    drop(pipe);
+    let out = child.wait_with_output().expect("waits");
+    (t.elapsed(), out)
+}
+
+/// The sample transcript's lines, with their times moved back by
+/// `minutes` (so each turn's facts are new ones).
+fn shifted(lines: &[Value], minutes: i64) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            if let Some(t) = l
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            {
+                l["timestamp"] = Value::String(
+                    (t - chrono::Duration::minutes(minutes))
+                        .to_utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                );
+            }
+            l.to_string()
+        })
+        .collect()
+}
+
+/// Records `n` past facts over the catalogue's concepts, one a minute up
+/// to a day ago, in the store at `home` (its key file, as with
+/// `AIWORKLAB_AGENT_KEYCHAIN=off`).
+fn fill(home: &Path, n: usize) {
+    let catalogue = Catalogue::builtin().expect("catalogue");
+    let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
+    let end = chrono::Utc::now() - chrono::Duration::days(1);
+    let facts: Vec<Observation> = (0..n)
+        .map(|i| Observation {
+            concept: slugs[i % slugs.len()].to_string(),
+            transition: if i % 3 == 2 {
+                Transition::Explained
+            } else {
+                Transition::Seen
+            },
+            at: end - chrono::Duration::minutes((n - i) as i64),
+        })
+        .collect();
+    let mut store = LocalStore::open(&Home::at(home)).expect("the store opens");
+    for (i, chunk) in facts.chunks(1_000).enumerate() {
+        store
+            .record("history", &i.to_string(), chunk)
+            .expect("history recorded");
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // binary without it, as a quick check that the bench still works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let events = if full { 1_000 } else { 10 };
+    let bin = bin();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("agent");
+    std::fs::create_dir_all(scratch.path().join("user")).expect("user home");
+    let made = command(&bin, &home, &["agent", "status"])
+        .output()
+        .expect("status runs");
+    assert!(made.status.success(), "the store is made: {made:?}");
+    let history: usize = std::env::var("BENCH_HOOK_HISTORY")
+        .ok()
+        .map(|v| v.parse().expect("BENCH_HOOK_HISTORY is a number"))
+        .unwrap_or(if full { 10_000 } else { 100 });
+    fill(&home, history);
+    let sample: Vec<Value> = std::fs::read_to_string(fixtures().join("sample-session.jsonl"))
+        .expect("sample")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let payloads: Vec<String> = STEPS
+        .iter()
+        .map(|(_, f)| std::fs::read_to_string(fixtures().join(f)).expect("payload"))
+        .collect();
+    let stamp = home.join("sync.started");
+    let mut floor = Vec::with_capacity(events);
+    let mut hook = Vec::with_capacity(events);
+    let mut transcript = PathBuf::new();
+    let mut turn_lines = Vec::new();
+    for i in 0..events {
+        let (turn, step) = (i / STEPS.len(), i % STEPS.len());
+        if i % SESSION == 0 {
+            transcript = scratch.path().join(format!("projects/session-{i}.jsonl"));
+            std::fs::create_dir_all(transcript.parent().expect("dir")).expect("mkdir");
+        }
+        if step == 0 {
+            turn_lines = shifted(&sample, 10 * turn as i64);
+        }
+        let mut record = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&transcript)
+            .expect("transcript");
+        for line in &turn_lines[STEPS[step].0.clone()] {
+            writeln!(record, "{line}").expect("append");
+        }
+        drop(record);
+        let payload = payloads[step].replace("@TRANSCRIPT@", &transcript.to_string_lossy());
+        std::fs::write(&stamp, b"").expect("sync stamp");
+        let mut run_floor = || {
+            let (d, out) = timed(command(&bin, &home, &["--version"]), b"");
+            assert!(out.status.success());
+            floor.push(d);
+        };
+        let run_hook = |hook: &mut Vec<Duration>| {
+            let (d, out) = timed(
+                command(&bin, &home, &["agent", "hook", "--harness", "claude-code"]),
+                payload.as_bytes(),
+            );
+            assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+            hook.push(d);
+        };
+        if i % 2 == 0 {
+            run_floor();
+            run_hook(&mut hook);
+        } else {
+            run_hook(&mut hook);
+            run_floor();
+        }
+    }
+    // The hooks did their work: no failure in the log, facts recorded.
+    let log = std::fs::read_to_string(home.join("kernel.log")).unwrap_or_default();
+    assert!(!log.contains("hook:"), "a hook failed (kernel.log):\n{log}");
+    let status = command(&bin, &home, &["agent", "status", "--json"])
+        .output()
+        .expect("status");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let recorded = status["deltas"].as_u64().expect("deltas") - history as u64;
+    assert!(recorded > 0, "the hooks recorded facts");
+
+    let q = |v: &mut Vec<Duration>| [0.5, 0.95, 0.99].map(|p| quantile(v, p));
+    let (f, h) = (q(&mut floor), q(&mut hook));
+    println!(
+        "hook latency: {events} Claude Code events (PostToolUse Write/Bash/Edit, Stop), each a new process, on a store of {history} deltas; {recorded} deltas recorded"
+    );
+    println!("| | p50 ms | p95 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| floor: `aiworklab --version` | {:.1} | {:.1} | {:.1} |",
+        f[0], f[1], f[2]
+    );
+    println!(
+        "| `aiworklab agent hook --harness claude-code` | {:.1} | {:.1} | {:.1} |",
+        h[0], h[1], h[2]
+    );
+    println!(
+        "| hook − floor | {:.1} | {:.1} | {:.1} |",
+        h[0] - f[0],
+        h[1] - f[1],
+        h[2] - f[2]
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "goals: p50 ≤ floor + 3 ms: {}; p99 ≤ floor + 10 ms: {}",
+        verdict(h[0] - f[0] <= 3.0),
+        verdict(h[2] - f[2] <= 10.0)
+    );
+}
