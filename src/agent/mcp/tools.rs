@@ -42,7 +42,7 @@ pub struct TagInput {
 pub struct ProfileInput {
     /// Catalogue concept slugs, e.g. `rust-lifetimes` (at most 200).
     #[serde(default)]
-    pub concepts: Option<Vec<String>>,
+    pub concepts: Vec<String>,
     /// Code (or a Markdown explanation) whose concepts to profile, at most
     /// 262144 bytes.
     #[serde(default)]
@@ -241,7 +241,7 @@ pub fn profile(
     input: &ProfileInput,
     now: DateTime<Utc>,
 ) -> Result<Profile, String> {
-    let asked = input.concepts.as_deref().unwrap_or_default();
+    let asked = &input.concepts;
     if asked.is_empty() && input.snippet.is_none() {
         return Err(
             "give `concepts` (catalogue slugs such as `rust-lifetimes`) or a `snippet` to profile"

@@ -89,12 +89,12 @@ fn a_profile_reports_state_recall_and_unknown_slugs() {
     .expect("record");
     let mut t = tagger(&s);
     let input = ProfileInput {
-        concepts: Some(vec![
+        concepts: vec![
             "rust-lifetimes".into(),
             "rust-traits".into(),
             "ds-hash-maps".into(),
             "no-such-thing".into(),
-        ]),
+        ],
         snippet: None,
         language: None,
     };
@@ -130,7 +130,7 @@ fn a_profile_of_a_snippet_and_bad_profile_inputs() {
     let mut t = tagger(&s);
     let now = chrono::Utc::now();
     let input = ProfileInput {
-        concepts: None,
+        concepts: vec![],
         snippet: Some("WITH t AS (SELECT id FROM a) SELECT * FROM t JOIN b ON b.id = t.id".into()),
         language: Some("sql".into()),
     };
@@ -140,7 +140,7 @@ fn a_profile_of_a_snippet_and_bad_profile_inputs() {
     assert!(p.concepts.iter().all(|c| c.state == "unseen"), "{p:?}");
 
     let none = ProfileInput {
-        concepts: Some(vec![]),
+        concepts: vec![],
         snippet: None,
         language: None,
     };
@@ -150,14 +150,14 @@ fn a_profile_of_a_snippet_and_bad_profile_inputs() {
         "{err}"
     );
     let unknown = ProfileInput {
-        concepts: Some(vec!["nope".into(), "nope".into(), "nada".into()]),
+        concepts: vec!["nope".into(), "nope".into(), "nada".into()],
         snippet: None,
         language: None,
     };
     let err = profile(&s, &mut t, &unknown, now).expect_err("only unknown");
     assert!(err.contains("`nope`, `nada`"), "{err}");
     let many = ProfileInput {
-        concepts: Some(vec!["rust-lifetimes".into(); MAX_CONCEPTS + 1]),
+        concepts: vec!["rust-lifetimes".into(); MAX_CONCEPTS + 1],
         snippet: None,
         language: None,
     };
