@@ -192,6 +192,11 @@ pub fn read_stdin() -> Vec<u8> {
 /// Appends one line to the kernel's log; a log that cannot be written
 /// is given up on silently (the hook must not fail).
 pub fn log(path: &Path, message: &str) {
+    log_as(path, "hook", message);
+}
+
+/// [`log`] for another part of the kernel (`who` starts the line).
+pub fn log_as(path: &Path, who: &str, message: &str) {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -201,7 +206,7 @@ pub fn log(path: &Path, message: &str) {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     if let Ok(mut f) = options.open(path) {
-        let _ = writeln!(f, "{} hook: {message}", Utc::now().to_rfc3339());
+        let _ = writeln!(f, "{} {who}: {message}", Utc::now().to_rfc3339());
     }
 }
 

@@ -35,3 +35,6 @@ pub mod install;
 
 /// `agent hook`: the entry each harness event runs.
 pub mod hook;
+
+/// `agent mcp`: the MCP server the coding agent asks about the engineer's skills.
+pub mod mcp;

@@ -50,6 +50,8 @@ pub enum AgentCmd {
     },
     /// Check the install and say how to fix each problem.
     Doctor,
+    /// MCP server on stdin/stdout for the coding agent (registered by `agent install`): skill_profile, tag_concepts.
+    Mcp,
     /// Run by the coding agent on each event (installed by `agent install`): silent, always exits 0.
     #[command(hide = true)]
     Hook {
@@ -59,7 +61,7 @@ pub enum AgentCmd {
         /// Codex's `notify` passes its event as the last argument.
         payload: Option<String>,
     },
-    /// Add the kernel's hook to a coding agent's settings (idempotent; keeps a backup).
+    /// Add the kernel's hook (and, for Claude Code and Codex, its MCP server) to a coding agent's settings (idempotent; keeps a backup).
     Install {
         #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
         harness: String,
@@ -168,14 +170,23 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             hook::main(harness, payload.as_deref());
             return Ok(ExitCode::SUCCESS);
         }
+        AgentCmd::Mcp => {
+            // Stdout is the protocol's: nothing else may be printed there.
+            let home = Home::locate().map_err(|e| e.to_string());
+            runtime()?
+                .block_on(crate::agent::mcp::serve(home))
+                .map_err(|e| Failure::new(e.to_string(), None))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         AgentCmd::Install {
             harness,
             scope,
             codex_mode,
         } => {
             let t = install_target(harness, scope, codex_mode)?;
-            let report = install::install(&t).map_err(|e| Failure::new(e.to_string(), None))?;
-            print!("{report}");
+            let reports =
+                install::install_all(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            reports.iter().for_each(|r| print!("{r}"));
             return Ok(ExitCode::SUCCESS);
         }
         AgentCmd::Uninstall {
@@ -184,8 +195,9 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             codex_mode,
         } => {
             let t = install_target(harness, scope, codex_mode)?;
-            let report = install::uninstall(&t).map_err(|e| Failure::new(e.to_string(), None))?;
-            print!("{report}");
+            let reports =
+                install::uninstall_all(&t).map_err(|e| Failure::new(e.to_string(), None))?;
+            reports.iter().for_each(|r| print!("{r}"));
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -297,8 +309,9 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             })
         }
         // Handled above, before the kernel's directory is needed.
-        AgentCmd::Hook { .. } | AgentCmd::Install { .. } | AgentCmd::Uninstall { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        AgentCmd::Hook { .. }
+        | AgentCmd::Mcp
+        | AgentCmd::Install { .. }
+        | AgentCmd::Uninstall { .. } => Ok(ExitCode::SUCCESS),
     }
 }

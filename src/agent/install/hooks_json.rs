@@ -31,7 +31,8 @@ fn ours(command: &str, harness: Harness) -> bool {
     command.ends_with(&format!("agent hook --harness {harness}"))
 }
 
-fn parse(file: &Path, text: Option<&str>) -> Result<Json, InstallError> {
+/// A JSON settings file (none or blank: an empty object).
+pub(super) fn parse(file: &Path, text: Option<&str>) -> Result<Json, InstallError> {
     let text = text.unwrap_or_default();
     if text.trim().is_empty() {
         return Ok(Json::Object(Vec::new()));

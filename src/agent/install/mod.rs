@@ -10,6 +10,8 @@
 
 mod hooks_json;
 pub mod inspect;
+/// The kernel's MCP server in Claude Code's and Codex's settings.
+pub mod mcp;
 pub mod ojson;
 
 use std::path::{Path, PathBuf};
@@ -218,6 +220,38 @@ pub fn install(t: &Target) -> Result<Report, InstallError> {
     write_if_changed(&file, before.as_deref(), &after, lines, true)
 }
 
+/// `agent install`: the hooks, then the MCP server for the harnesses
+/// that take one (Claude Code, Codex); one report per file.
+///
+/// # Errors
+/// As [`install`] and [`mcp::register`]; the hooks stay installed when
+/// the MCP registration fails.
+pub fn install_all(t: &Target) -> Result<Vec<Report>, InstallError> {
+    let mut reports = vec![install(t)?];
+    reports.extend(mcp::register(t)?);
+    Ok(reports)
+}
+
+/// `agent uninstall`: the MCP server, then the hooks (so a file both
+/// changed, Codex's `config.toml` in notify mode, ends as it was).
+///
+/// # Errors
+/// As [`uninstall`] and [`mcp::unregister`].
+pub fn uninstall_all(t: &Target) -> Result<Vec<Report>, InstallError> {
+    let mut reports: Vec<Report> = mcp::unregister(t)?.into_iter().collect();
+    reports.push(uninstall(t)?);
+    Ok(reports)
+}
+
+fn unchanged(file: PathBuf) -> Report {
+    Report {
+        file,
+        changed: false,
+        backup: None,
+        lines: Vec::new(),
+    }
+}
+
 /// Removes what install added; everything else stays.
 ///
 /// # Errors
@@ -225,12 +259,7 @@ pub fn install(t: &Target) -> Result<Report, InstallError> {
 pub fn uninstall(t: &Target) -> Result<Report, InstallError> {
     let file = t.file();
     let Some(before) = read(&file)? else {
-        return Ok(Report {
-            file,
-            changed: false,
-            backup: None,
-            lines: Vec::new(),
-        });
+        return Ok(unchanged(file));
     };
     let backup = backup_path(&file);
     let saved = std::fs::read_to_string(&backup).ok();
@@ -243,6 +272,19 @@ pub fn uninstall(t: &Target) -> Result<Report, InstallError> {
         }
         (Harness::OpenCode, _) => return remove_plugin(file, &before, &backup),
     };
+    finish_removal(file, &before, &after, saved.as_deref(), lines)
+}
+
+/// Writes what is left after a removal: a file install created and that
+/// is now empty is deleted; a file back to its backup's content gets the
+/// backup's bytes and the backup goes.
+fn finish_removal(
+    file: PathBuf,
+    before: &str,
+    after: &str,
+    saved: Option<&str>,
+    lines: Vec<String>,
+) -> Result<Report, InstallError> {
     let created_by_us = saved.is_none() && matches!(after.trim(), "" | "{}");
     if created_by_us && !lines.is_empty() {
         std::fs::remove_file(&file).map_err(|source| InstallError::Io {
@@ -256,9 +298,9 @@ pub fn uninstall(t: &Target) -> Result<Report, InstallError> {
             lines,
         });
     }
-    let report = write_if_changed(&file, Some(&before), &after, lines, false)?;
-    if report.changed && saved.as_deref() == Some(after.as_str()) {
-        let _ = std::fs::remove_file(&backup);
+    let report = write_if_changed(&file, Some(before), after, lines, false)?;
+    if report.changed && saved == Some(after) {
+        let _ = std::fs::remove_file(backup_path(&file));
     }
     Ok(report)
 }
@@ -328,17 +370,20 @@ fn write_if_changed(
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    // The backup and the new file keep the old file's mode: settings such
+    // as `~/.claude.json` are private to their owner.
+    let mode = std::fs::metadata(file).ok().map(|m| m.permissions());
     let mut backup = None;
     if installing && let Some(old) = before {
         let path = backup_path(file);
         if !path.exists() {
-            std::fs::write(&path, old).map_err(io)?;
+            write_with(&path, old, mode.as_ref()).map_err(io)?;
         }
         backup = Some(path);
     }
     // Write beside, then rename: a crash leaves the old file or the new.
     let tmp = file.with_extension("aiworklab-tmp");
-    std::fs::write(&tmp, after).map_err(io)?;
+    write_with(&tmp, after, mode.as_ref()).map_err(io)?;
     std::fs::rename(&tmp, file).map_err(io)?;
     Ok(Report {
         file: file.to_path_buf(),
@@ -346,6 +391,26 @@ fn write_if_changed(
         backup,
         lines,
     })
+}
+
+/// Writes `text` to a new `path`. With the `mode` of the file it stands
+/// for, it is created owner-only and then given that mode; without, the
+/// umask decides.
+fn write_with(path: &Path, text: &str, mode: Option<&std::fs::Permissions>) -> std::io::Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if mode.is_some() {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    if let Some(m) = mode {
+        std::fs::set_permissions(path, m.clone())?;
+    }
+    Ok(())
 }
 
 const NOTIFY_KEY: &str = "notify";
