@@ -12,6 +12,7 @@ mod cli;
 mod concepts;
 mod first_run;
 mod graph;
+mod harness_real;
 mod http;
 mod idp;
 mod privacy_attacks;
