@@ -267,6 +267,11 @@ const server = http.createServer((req, res) => {
       } else if (req.method === "POST" && route === "/chat/completions") {
         log({ method: req.method, path: url.pathname });
         chat(body, res);
+      } else if (req.method === "HEAD") {
+        // Claude Code's connectivity probe (`HEAD /api/hello`).
+        log({ method: req.method, path: url.pathname, answer: 200 });
+        res.writeHead(200);
+        res.end();
       } else if (req.method === "GET" && route === "/models") {
         log({ method: req.method, path: url.pathname, answer: "models" });
         res.writeHead(200, { "content-type": "application/json" });

@@ -67,7 +67,7 @@ fn cli(name: &str) -> PathBuf {
     assert!(
         bin.exists(),
         "the real harness CLIs are not installed ({} is missing): run ./tests/run \
-         (or `npm ci --no-audit --no-fund` in tests/harness)",
+         (or `npm install --no-save` in tests/harness)",
         bin.display()
     );
     bin
