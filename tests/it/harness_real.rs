@@ -27,6 +27,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// How long the detached hooks (OpenCode's plugin) may take to land.
 const HOOK_LIMIT: Duration = Duration::from_secs(60);
 
+const PROMPT: &str = "Write a helper that returns the longer of two labels";
+
 const CODE: &str = "use std::fmt::Display;
 
 /// The longer of two labels.
@@ -92,6 +94,13 @@ impl Scratch {
 
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// Writes `text` to `rel`, making its directory.
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{rel}: {e}"));
     }
 
     fn file(&self) -> PathBuf {
@@ -221,6 +230,23 @@ impl Scratch {
         assert!(status.success(), "harness: {status}\n{}", self.evidence());
     }
 
+    /// Installs the kernel's hooks for `harness` (into `settings`), runs
+    /// `program ARGS` with `env` added, and checks what the kernel made
+    /// of the session.
+    fn session(
+        &self,
+        (harness, settings): (&str, &str),
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) {
+        self.install(harness, settings);
+        let mut cmd = self.command(program);
+        cmd.args(args).envs(env.iter().copied());
+        self.run(cmd);
+        self.assert_kernel_saw_the_session();
+    }
+
     /// Waits until the kernel holds every expected delta (hooks may
     /// still be running, OpenCode's are detached), then checks the file.
     fn assert_kernel_saw_the_session(&self) {
@@ -256,6 +282,14 @@ impl Scratch {
             held.iter().all(|(_, t)| t == "seen" || t == "explained"),
             "only seen/explained can come from a session: {held:?}"
         );
+        // The hooks ran without a problem of their own: the kernel's log
+        // holds only the one-time key file warning.
+        let log = std::fs::read_to_string(self.path("agent/kernel.log")).unwrap_or_default();
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("no usable OS keychain"))
+            .collect();
+        assert!(problems.is_empty(), "the hook logged {problems:#?}");
     }
 }
 
@@ -317,20 +351,17 @@ fn claude_code_runs_offline_and_the_kernel_records_its_session() {
     let claude = cli("claude");
     let s = Scratch::new();
     let server = ModelServer::start(&s);
-    s.install("claude-code", "home/.claude/settings.json");
-    let mut cmd = s.command(&claude);
-    cmd.args([
-        "-p",
-        "Write a helper that returns the longer of two labels",
-        "--permission-mode",
-        "acceptEdits",
-    ])
-    .env("ANTHROPIC_BASE_URL", &server.url)
-    .env("ANTHROPIC_API_KEY", "sk-scripted")
-    .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    .env("DISABLE_AUTOUPDATER", "1");
-    s.run(cmd);
-    s.assert_kernel_saw_the_session();
+    s.session(
+        ("claude-code", "home/.claude/settings.json"),
+        &claude,
+        &["-p", PROMPT, "--permission-mode", "acceptEdits"],
+        &[
+            ("ANTHROPIC_BASE_URL", &server.url),
+            ("ANTHROPIC_API_KEY", "sk-scripted"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+        ],
+    );
     // Claude Code kept its transcript where the kernel reads it from.
     let transcripts = crate::support::files_below(&s.path("home/.claude/projects"));
     assert!(
@@ -346,33 +377,30 @@ fn codex_runs_offline_and_the_kernel_records_its_session() {
     let codex = cli("codex");
     let s = Scratch::new();
     let server = ModelServer::start(&s);
-    let codex_home = s.path("home/.codex");
-    std::fs::create_dir_all(&codex_home).expect("mkdir");
-    std::fs::write(
-        codex_home.join("config.toml"),
-        format!(
+    s.write(
+        "home/.codex/config.toml",
+        &format!(
             "model = \"gpt-5.1-codex\"\nmodel_provider = \"scripted\"\n\n\
              [model_providers.scripted]\nname = \"Scripted\"\nbase_url = \"{}/v1\"\n\
              wire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\n",
             server.url
         ),
-    )
-    .expect("config.toml");
-    s.install("codex", "home/.codex/hooks.json");
-    let mut cmd = s.command(&codex);
+    );
     // A new hook is untrusted until the engineer trusts it in Codex's
     // UI; `exec` has no UI, so this run trusts it for itself.
-    cmd.args([
-        "exec",
-        "--dangerously-bypass-hook-trust",
-        "--skip-git-repo-check",
-        "--sandbox",
-        "workspace-write",
-        "Write a helper that returns the longer of two labels",
-    ])
-    .env("SCRIPTED_API_KEY", "sk-scripted");
-    s.run(cmd);
-    s.assert_kernel_saw_the_session();
+    s.session(
+        ("codex", "home/.codex/hooks.json"),
+        &codex,
+        &[
+            "exec",
+            "--dangerously-bypass-hook-trust",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write",
+            PROMPT,
+        ],
+        &[("SCRIPTED_API_KEY", "sk-scripted")],
+    );
 }
 
 #[test]
@@ -380,11 +408,9 @@ fn opencode_runs_offline_and_the_kernel_records_its_session() {
     let opencode = cli("opencode");
     let s = Scratch::new();
     let server = ModelServer::start(&s);
-    let config = s.path("home/.config/opencode");
-    std::fs::create_dir_all(&config).expect("mkdir");
-    std::fs::write(
-        config.join("opencode.json"),
-        json!({
+    s.write(
+        "home/.config/opencode/opencode.json",
+        &json!({
             "$schema": "https://opencode.ai/config.json",
             "provider": {
                 "scripted": {
@@ -401,23 +427,21 @@ fn opencode_runs_offline_and_the_kernel_records_its_session() {
             "permission": { "edit": "allow", "bash": "allow" }
         })
         .to_string(),
-    )
-    .expect("opencode.json");
+    );
     // OpenCode installs `@opencode-ai/plugin` into each config directory
     // from the npm registry unless it is there already; the lock file
     // pins it, so the config directory gets ours (see docs/kernel.md).
     let dep = json!({ "@opencode-ai/plugin": "1.18.33" });
-    std::fs::write(
-        config.join("package.json"),
-        json!({ "dependencies": dep }).to_string(),
-    )
-    .expect("package.json");
-    std::fs::write(
-        config.join("package-lock.json"),
-        json!({ "lockfileVersion": 3, "requires": true, "packages": { "": { "dependencies": dep } } })
+    s.write(
+        "home/.config/opencode/package.json",
+        &json!({ "dependencies": dep }).to_string(),
+    );
+    s.write(
+        "home/.config/opencode/package-lock.json",
+        &json!({ "lockfileVersion": 3, "requires": true, "packages": { "": { "dependencies": dep } } })
             .to_string(),
-    )
-    .expect("package-lock.json");
+    );
+    let config = s.path("home/.config/opencode");
     assert!(
         harness_dir()
             .join("node_modules/@opencode-ai/plugin/package.json")
@@ -429,15 +453,13 @@ fn opencode_runs_offline_and_the_kernel_records_its_session() {
         config.join("node_modules"),
     )
     .expect("symlink");
-    s.install("opencode", "home/.config/opencode/plugin/aiworklab.js");
-    let mut cmd = s.command(&opencode);
-    cmd.args([
-        "run",
-        "--print-logs",
-        "Write a helper that returns the longer of two labels",
-    ])
-    .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
-    .env("OPENCODE_DISABLE_AUTOUPDATE", "1");
-    s.run(cmd);
-    s.assert_kernel_saw_the_session();
+    s.session(
+        ("opencode", "home/.config/opencode/plugin/aiworklab.js"),
+        &opencode,
+        &["run", "--print-logs", PROMPT],
+        &[
+            ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
+            ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+        ],
+    );
 }

@@ -8,10 +8,10 @@
 //! The record is the rollout file under `$CODEX_HOME/sessions/YYYY/MM/DD/`
 //! (`rollout-<time>-<thread id>.jsonl`): lines `{"timestamp", "type",
 //! "payload"}` where `response_item` payloads are `message`s (role and
-//! `output_text`/`input_text` content), `function_call`s (`shell` with a
-//! JSON `arguments` string holding `command`, `exec_command` with `cmd`), `custom_tool_call`s (`apply_patch` with the
-//! patch as `input`) and `local_shell_call`s, and `event_msg` payloads
-//! mark `task_complete`.
+//! `output_text`/`input_text` content), `function_call`s (a JSON
+//! `arguments` string: `shell` with `command`, `exec_command` with `cmd`),
+//! `custom_tool_call`s (`apply_patch` with the patch as `input`) and
+//! `local_shell_call`s, and `event_msg` payloads mark `task_complete`.
 
 use std::path::{Path, PathBuf};
 
