@@ -14,6 +14,7 @@ mod cli;
 mod concepts;
 mod first_run;
 mod graph;
+mod harness_real;
 mod http;
 mod idp;
 mod privacy_attacks;

@@ -8,10 +8,10 @@
 //! The record is the rollout file under `$CODEX_HOME/sessions/YYYY/MM/DD/`
 //! (`rollout-<time>-<thread id>.jsonl`): lines `{"timestamp", "type",
 //! "payload"}` where `response_item` payloads are `message`s (role and
-//! `output_text`/`input_text` content), `function_call`s (`shell` with a
-//! JSON `arguments` string), `custom_tool_call`s (`apply_patch` with the
-//! patch as `input`) and `local_shell_call`s, and `event_msg` payloads
-//! mark `task_complete`.
+//! `output_text`/`input_text` content), `function_call`s (a JSON
+//! `arguments` string: `shell` with `command`, `exec_command` with `cmd`),
+//! `custom_tool_call`s (`apply_patch` with the patch as `input`) and
+//! `local_shell_call`s, and `event_msg` payloads mark `task_complete`.
 
 use std::path::{Path, PathBuf};
 
@@ -138,6 +138,15 @@ fn command_of(v: &Value) -> Option<String> {
     }
 }
 
+/// The command of a shell tool's arguments: `shell`'s `command` (argv or
+/// string) or `exec_command`'s `cmd` (a script; Codex 0.171 writes files
+/// with `apply_patch <<'EOF' … EOF` through it).
+fn command_arg(args: &Value) -> Option<String> {
+    args.get("command")
+        .or_else(|| args.get("cmd"))
+        .and_then(command_of)
+}
+
 /// Steps of a command that may be an `apply_patch` invocation.
 fn command_steps(command: &str) -> Vec<Step> {
     let trimmed = command.trim_start();
@@ -162,7 +171,7 @@ fn patch_steps(patch_text: &str) -> Vec<Step> {
 /// patch as `command` or `input`).
 fn tool_steps(name: &str, input: &Value) -> Vec<Step> {
     let patch_text = text(input, "input").or_else(|| text(input, "patch"));
-    match (name, patch_text, input.get("command").and_then(command_of)) {
+    match (name, patch_text, command_arg(input)) {
         ("apply_patch", Some(p), _) => patch_steps(p),
         (_, _, Some(cmd)) => command_steps(&cmd),
         _ => vec![Step::Tool],
@@ -192,7 +201,7 @@ fn rollout_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> 
             let args = text(p, "arguments")
                 .and_then(|a| serde_json::from_str::<Value>(a).ok())
                 .unwrap_or(Value::Null);
-            match args.get("command").and_then(command_of) {
+            match command_arg(&args) {
                 Some(cmd) => command_steps(&cmd),
                 None => vec![Step::Tool],
             }

@@ -348,3 +348,51 @@ fn opencode_stops_at_a_part_still_running() {
             .any(|o| o.concept == "ci-quality-gates")
     );
 }
+
+/// Codex 0.171 writes files through `exec_command` with a `cmd` script
+/// (`apply_patch <<'EOF' … EOF`), not `shell`'s `command` (seen when
+/// driving the real CLI, tests/it/harness_real.rs).
+#[test]
+fn codex_exec_command_apply_patch_is_code_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rollout = dir.path().join("rollout.jsonl");
+    let script = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: src/lib.rs\n\
+                  +pub fn first<'a>(s: &'a str) -> &'a str {\n+    s\n+}\n*** End Patch\nEOF\n";
+    let call = serde_json::json!({
+        "timestamp": "2026-12-03T10:00:00.000Z",
+        "type": "response_item",
+        "payload": {
+            "type": "function_call",
+            "name": "exec_command",
+            "arguments": serde_json::json!({ "cmd": script }).to_string(),
+            "call_id": "call_1"
+        }
+    });
+    std::fs::write(&rollout, format!("{call}\n")).expect("write");
+    let stop = serde_json::json!({
+        "hook_event_name": "PostToolUse",
+        "transcript_path": rollout.to_string_lossy(),
+        "tool_name": "exec_command",
+        "tool_input": { "cmd": script }
+    });
+    let places = Places {
+        codex_home: None,
+        opencode_db: None,
+    };
+    let mut tagger = Tagger::builtin().expect("catalogue");
+    let mut store = Store::default();
+    let out = codex::handle(
+        &mut tagger,
+        &places,
+        stop.to_string().as_bytes(),
+        None,
+        &store.lookup(),
+        now(),
+    );
+    store.apply(out);
+    assert!(
+        store.concepts(Transition::Seen).contains("rust-lifetimes"),
+        "{:?}",
+        store.concepts(Transition::Seen)
+    );
+}
