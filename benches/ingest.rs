@@ -371,23 +371,31 @@ async fn drive(
             samples
         });
     }
-    let rss = tokio::spawn(async move {
-        let mut out = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
-        while start.elapsed() < length + Duration::from_secs(1) {
+    // One sample at the end of each full minute, kept outside the task so
+    // that stopping it keeps them.
+    let minutes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rss = tokio::spawn({
+        let minutes = Arc::clone(&minutes);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
             tick.tick().await;
-            out.push(rss_mib(pid));
+            loop {
+                tick.tick().await;
+                minutes.lock().expect("rss samples").push(rss_mib(pid));
+            }
         }
-        out
     });
     let mut samples = Vec::new();
     while let Some(done) = tasks.join_next().await {
         samples.extend(done.expect("device task"));
     }
     rss.abort();
-    let mut rss_samples = rss.await.unwrap_or_default();
-    rss_samples.push(rss_mib(pid));
+    let _ = rss.await;
+    let mut rss_samples = std::mem::take(&mut *minutes.lock().expect("rss samples"));
+    // A run shorter than a minute, or its last part minute, ends here.
+    if rss_samples.len() < length.as_secs().div_ceil(60) as usize {
+        rss_samples.push(rss_mib(pid));
+    }
     (samples, rss_samples)
 }
 
