@@ -540,7 +540,7 @@ async fn run_big(
     });
     let mut rng = Rng(0x5851_f42d_4c95_7f2d);
     let owners = match from {
-        Some(src) => copy_seeded(src, &dir),
+        Some(src) => copy_seeded(src, &dir, &settings),
         None => seed_big(&dir, &settings, slugs, engineers, per, &mut rng),
     };
     let pools_all = pools(&mut rng, slugs, ENGINEERS);
@@ -690,7 +690,7 @@ fn seed_big(
 /// Copies the data dir of an org the sync bench seeded and kept (`src`,
 /// with its `seeded` marker) into `dir`; returns its first engineers'
 /// user ids.
-fn copy_seeded(src: &Path, dir: &Path) -> Vec<String> {
+fn copy_seeded(src: &Path, dir: &Path, settings: &aiworklab::config::Settings) -> Vec<String> {
     assert!(
         src.join("seeded").exists(),
         "BENCH_BIG_FROM: {} holds no org the sync bench finished seeding",
@@ -705,8 +705,7 @@ fn copy_seeded(src: &Path, dir: &Path) -> Vec<String> {
         .status()
         .expect("cp");
     assert!(status.success(), "copying {} failed", src.display());
-    let settings = common::settings(dir, "127.0.0.1:0", &["acme"], |_| {}).0;
-    let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
+    let store = Store::open(settings, OpenMode::Create, &SystemClock).expect("store");
     let org = store.org("acme").expect("org");
     let (deltas, users, ids) = org
         .db
