@@ -18,6 +18,8 @@ use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
+use crate::support::{kernel_store, table_values};
+
 const MARKER: &str = "zqx7mcpmarker";
 
 /// A kernel home with a store that holds some state: lifetimes seen and
@@ -74,36 +76,9 @@ fn error_text(r: &CallToolResult) -> String {
     serde_json::to_string(&r.content).expect("json")
 }
 
-/// Every row of every table of the store, decrypted, as text.
+/// Every value of every table of the store, decrypted, as text.
 fn decrypted_store(home: &Path) -> String {
-    let key = std::fs::read_to_string(home.join("kernel.key")).expect("key file");
-    let conn = rusqlite::Connection::open(home.join("kernel.db")).expect("open");
-    conn.pragma_update(None, "key", format!("x'{}'", key.trim()))
-        .expect("key");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .expect("tables")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("names");
-    assert!(tables.iter().any(|t| t == "deltas"), "{tables:?}");
-    let mut out = String::new();
-    for t in tables {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\""))
-            .expect("select");
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).expect("rows");
-        while let Some(row) = rows.next().expect("row") {
-            for i in 0..n {
-                let v: rusqlite::types::Value = row.get(i).expect("value");
-                out.push_str(&format!("{v:?}|"));
-            }
-            out.push('\n');
-        }
-    }
-    out
+    String::from_utf8_lossy(&table_values(&kernel_store(&Home::at(home)))).into_owned()
 }
 
 fn deltas_held(home: &Path) -> usize {

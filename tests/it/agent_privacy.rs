@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::agent::Appliance;
-use crate::support::{Env, files_below};
+use crate::support::{Env, files_below, kernel_store, table_values};
 
 const CODE: &str = "mk_code_5e9f2a";
 const DIFF: &str = "mk_diff_83b1c7";
@@ -351,36 +351,6 @@ fn opencode_events(m: &Machine) -> Vec<Vec<u8>> {
     vec![ev("tool.execute.after"), ev("session.idle")]
 }
 
-/// Every text and blob value of every table reached through `conn`.
-fn dump(conn: &rusqlite::Connection) -> Vec<u8> {
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .expect("tables")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("names");
-    let mut all = Vec::new();
-    for t in tables {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\""))
-            .expect("select");
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).expect("rows");
-        while let Some(row) = rows.next().expect("row") {
-            for i in 0..n {
-                match row.get::<_, rusqlite::types::Value>(i).expect("value") {
-                    rusqlite::types::Value::Text(s) => all.extend_from_slice(s.as_bytes()),
-                    rusqlite::types::Value::Blob(b) => all.extend_from_slice(&b),
-                    other => all.extend_from_slice(format!("{other:?}").as_bytes()),
-                }
-                all.push(b'\n');
-            }
-        }
-    }
-    all
-}
-
 /// Whether any marker occurs in `bytes`, in any letter case.
 fn markers_in(bytes: &[u8]) -> Vec<&'static str> {
     let lower = bytes.to_ascii_lowercase();
@@ -502,11 +472,7 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
     let home = Home::at(&m.agent_home);
     let log = std::fs::read(home.log_path()).unwrap_or_default();
     assert_eq!(markers_in(&log), Vec::<&str>::new(), "in the kernel's log");
-    let key = std::fs::read_to_string(home.key_path()).expect("key file");
-    let conn = rusqlite::Connection::open(home.store_path()).expect("open");
-    conn.pragma_update(None, "key", format!("x'{}'", key.trim()))
-        .expect("key");
-    let local = dump(&conn);
+    let local = table_values(&kernel_store(&home));
     assert!(
         String::from_utf8_lossy(&local).contains("py-decorators"),
         "the kernel's store was read decrypted"
@@ -523,7 +489,7 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
     let org = app.state.store.org("acme").expect("org");
     let appliance = org
         .db
-        .read(|c| Ok::<_, aiworklab::store::StoreError>(dump(c)))
+        .read(|c| Ok::<_, aiworklab::store::StoreError>(table_values(c)))
         .expect("org database, decrypted");
     assert!(
         String::from_utf8_lossy(&appliance).contains("go-goroutines"),
@@ -538,7 +504,7 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
         .state
         .store
         .system()
-        .read(|c| Ok::<_, aiworklab::store::StoreError>(dump(c)))
+        .read(|c| Ok::<_, aiworklab::store::StoreError>(table_values(c)))
         .expect("system database, decrypted");
     assert_eq!(
         markers_in(&system),

@@ -156,6 +156,51 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The kernel's local store in `home`, opened with its key file (the
+/// kernel's own `deltas` table must be there, so a wrong key fails here).
+pub fn kernel_store(home: &aiworklab::agent::home::Home) -> rusqlite::Connection {
+    let key = std::fs::read_to_string(home.key_path()).expect("key file");
+    let conn = rusqlite::Connection::open(home.store_path()).expect("open");
+    conn.pragma_update(None, "key", format!("x'{}'", key.trim()))
+        .expect("key");
+    let tables = table_names(&conn);
+    assert!(tables.iter().any(|t| t == "deltas"), "{tables:?}");
+    conn
+}
+
+fn table_names(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .expect("tables")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
+/// Every value of every table reached through `conn`, one per line: text
+/// and blobs as their bytes, other values in their debug form.
+pub fn table_values(conn: &rusqlite::Connection) -> Vec<u8> {
+    let mut all = Vec::new();
+    for t in table_names(conn) {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("select");
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).expect("rows");
+        while let Some(row) = rows.next().expect("row") {
+            for i in 0..n {
+                match row.get::<_, rusqlite::types::Value>(i).expect("value") {
+                    rusqlite::types::Value::Text(s) => all.extend_from_slice(s.as_bytes()),
+                    rusqlite::types::Value::Blob(b) => all.extend_from_slice(&b),
+                    other => all.extend_from_slice(format!("{other:?}").as_bytes()),
+                }
+                all.push(b'\n');
+            }
+        }
+    }
+    all
+}
+
 /// A private CA and a server certificate for localhost/127.0.0.1 that it
 /// signed, written as PEM files (key 0600). Returns (cert, key, ca_der).
 pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
