@@ -41,10 +41,9 @@ test_deb() {
     local debs=$WORK/debs
     mkdir -p "$debs"
     # The same binary packaged twice: once as an older build to upgrade from
-    # (compressed fast; only the real package gets cargo deb's default xz).
-    cargo deb --no-build --locked --quiet --fast --deb-version "$VERSION~ci0-1" -o "$debs/old.deb" >/dev/null
-    cargo deb --no-build --locked --quiet -o "$debs/" >/dev/null
-    DEB=$(ls "$debs"/aiworklab_*.deb)
+    # (compressed fast; only the real package gets xz).
+    mv "$(packaging/debian/build --fast --deb-version "$VERSION~ci0-1" --out "$debs")" "$debs/old.deb"
+    DEB=$(packaging/debian/build --out "$debs")
     log "built $(basename "$DEB") ($(($(stat -c %s "$DEB") / 1000000)) MB)"
 
     R=$WORK/debroot
@@ -92,6 +91,10 @@ test_deb() {
     expect_eq "$(in_root dpkg-query -W -f '${Version}' aiworklab)" "$VERSION-1" "upgraded version"
     grep -q "127.0.0.1:$DEB_PORT" "$R/etc/aiworklab/aiworklab.toml" || fail "upgrade replaced the edited configuration"
     ok "upgrade kept the edited configuration"
+    expect_eq "$(sha256sum <"$R/usr/bin/aiworklab" | cut -d' ' -f1)" "$(sha256sum <"$BIN" | cut -d' ' -f1)" "the .deb carries the release build"
+    in_root sh -c 'cd / && md5sum --quiet -c /var/lib/dpkg/info/aiworklab.md5sums' >"$WORK/md5.log" 2>&1 ||
+        { cat "$WORK/md5.log" >&2; fail "the installed files do not match the package's md5sums"; }
+    ok "the installed files match the package's md5sums (dpkg --verify's list)"
     expect_eq "$(stat -c '%a' "$R/etc/aiworklab/aiworklab.toml")" 640 "configuration mode after upgrade"
     start_server
     as_service /usr/bin/aiworklab token list --org default | grep -q "$token_id" || fail "upgrade lost the data"

@@ -2,8 +2,10 @@
 # Shared steps of tests/packaging/run: tools, cached Debian roots, the Docker
 # daemon, chroots. Sourced by run; uses its log/fail/ok and cleanup arrays.
 
-CARGO_DEB_VERSION=3.8.0
-CARGO_CYCLONEDX_VERSION=0.5.9
+# packaging/sbom's library; jsonschema (without its format extras, whose
+# IRI parser took 50 s over 450 crates) validates the document.
+CYCLONEDX_LIB_VERSION=11.12.0
+JSONSCHEMA_VERSION=4.26.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 # The Kubernetes version the manifests are validated against.
 KUBERNETES_VERSION=1.32.0
@@ -21,6 +23,7 @@ install_tools() {
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v rpm >/dev/null || missing+=(rpm)
     command -v cpio >/dev/null || missing+=(cpio)
+    command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
@@ -34,21 +37,16 @@ install_tools() {
         apt_install "${missing[@]}" || fail "could not install ${missing[*]} with apt-get"
     fi
 
-    local tool version
-    for tool in cargo-deb:$CARGO_DEB_VERSION cargo-cyclonedx:$CARGO_CYCLONEDX_VERSION; do
-        version=${tool#*:}
-        tool=${tool%%:*}
-        if ! [ -x "$CACHE/cargo/bin/$tool" ] || ! grep -q "^\"$tool $version " "$CACHE/cargo/.crates.toml" 2>/dev/null; then
-            log "cargo install $tool $version (cached in $CACHE/cargo)"
-            cargo install --quiet --locked --root "$CACHE/cargo" "$tool@$version"
-        fi
-    done
-
-    if ! "$CACHE/venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
-        log "pip install kubernetes-validate $KUBERNETES_VALIDATE_VERSION (cached in $CACHE/venv)"
+    # The venv: kubernetes-validate for the manifests, the CycloneDX
+    # library for packaging/sbom. Remade when the pinned list changes.
+    local want="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION cyclonedx-python-lib==$CYCLONEDX_LIB_VERSION jsonschema==$JSONSCHEMA_VERSION"
+    if [ "$(cat "$CACHE/venv/.aiworklab-pins" 2>/dev/null)" != "$want" ]; then
+        log "pip install $want (cached in $CACHE/venv)"
         rm -rf "$CACHE/venv"
         python3 -m venv "$CACHE/venv"
-        "$CACHE/venv/bin/pip" install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+        # shellcheck disable=SC2086 # the list is words
+        "$CACHE/venv/bin/pip" install --quiet $want
+        echo "$want" >"$CACHE/venv/.aiworklab-pins"
     fi
 
     # Not while preparing: tests/run, running meanwhile, installs these.

@@ -141,7 +141,7 @@ test_bundle() {
     local id
     id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
     local bundle
-    bundle=$(packaging/bundle --image "$tag" --deb "$DEB" --rpm "$RPM" --out "$WORK/bundle-out")
+    bundle=$(PYTHON="$CACHE/venv/bin/python" packaging/bundle --image "$tag" --deb "$DEB" --rpm "$RPM" --out "$WORK/bundle-out")
     BUNDLE_SIZE_MB=$(($(stat -c %s "$bundle") / 1000000))
     log "bundle $(basename "$bundle"): $BUNDLE_SIZE_MB MB"
 
@@ -166,6 +166,12 @@ names = {c["name"] for c in sbom.get("components", [])}
 for dep in ("rusqlite", "axum", "rustls", "openidconnect"):
     assert dep in names, f"{dep} missing from the SBOM"
 assert "proptest" not in names, "dev-dependencies are not in the binary"
+assert sbom["specVersion"] == "1.6", sbom["specVersion"]
+pinned = [c for c in sbom["components"] if c["name"] == "rusqlite"][0]
+assert pinned["purl"].startswith("pkg:cargo/rusqlite@"), pinned["purl"]
+assert pinned["hashes"][0]["alg"] == "SHA-256", "no Cargo.lock checksum"
+refs = {d["ref"] for d in sbom["dependencies"]}
+assert sbom["metadata"]["component"]["bom-ref"] in refs, "no dependency graph from the root"
 print(f"SBOM: {len(names)} components", file=sys.stderr)
 EOF
     ok "CycloneDX SBOM lists the linked dependencies and no dev-dependencies"
