@@ -149,17 +149,23 @@ impl ModelClient {
         &self.settings.model
     }
 
-    /// Sends `req` and answers the JSON object the model wrote, parsed
-    /// but not yet validated (the caller's parser does that). Counted in
-    /// `/metrics`; a failure is logged with its outcome, never with content.
+    /// Sends `req` and answers what `parse` makes of the JSON object the
+    /// model wrote (a parser that validates strictly, answering
+    /// [`ModelError::BadAnswer`] otherwise). Counted in `/metrics` by the
+    /// final outcome; a failure is logged with its outcome, never with
+    /// content.
     ///
     /// # Errors
     /// A [`ModelError`] for each way a call fails.
-    pub async fn complete(&self, req: &Request) -> Result<Value, ModelError> {
+    pub async fn complete<T>(
+        &self,
+        req: &Request,
+        parse: impl FnOnce(Value) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         let started = Instant::now();
         let limit = self.settings.timeout;
         let result = match tokio::time::timeout(limit, self.call(req)).await {
-            Ok(r) => r,
+            Ok(r) => r.and_then(parse),
             Err(_) => Err(ModelError::Timeout(limit.as_secs())),
         };
         let purpose = req.purpose.as_str();

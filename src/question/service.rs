@@ -418,13 +418,9 @@ impl Checks {
             && pool.wants_generation()
         {
             let asked = generate::request(&pool.brief);
-            let draft = match model.complete(&asked).await {
-                Ok(v) => generate::parse(v, &pool.brief.slug).inspect_err(|e| {
-                    tracing::warn!(outcome = "bad_answer", error = %e, "generated check refused; serving the bank's");
-                }),
-                Err(e) => Err(e),
-            };
-            if let Ok(draft) = draft {
+            let slug = pool.brief.slug.as_str();
+            // A failure was logged and counted by the client: fall back.
+            if let Ok(draft) = model.complete(&asked, |v| generate::parse(v, slug)).await {
                 let (me, org, name) = (
                     self.clone(),
                     org.to_string(),
@@ -454,12 +450,9 @@ impl Checks {
             Verdict::NeedsModel => {
                 let model = self.model.as_ref().ok_or(ServiceError::NoModel)?;
                 let answer = req.answer.as_deref().unwrap_or_default();
-                let v = model
-                    .complete(&model_grade::request(&check, answer))
+                let g = model
+                    .complete(&model_grade::request(&check, answer), model_grade::parse)
                     .await?;
-                let g = model_grade::parse(v).inspect_err(|e| {
-                    tracing::warn!(outcome = "bad_answer", error = %e, "grade refused");
-                })?;
                 Ok(Grade {
                     grade: g.grade,
                     feedback: g.feedback,
