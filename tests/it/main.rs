@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod backup_signing;
 mod browser;
+mod checks_access;
 mod checks_service;
 mod cli;
 mod concepts;
