@@ -334,3 +334,77 @@ async fn an_air_gapped_model_name_resolving_to_a_public_address_is_refused_when_
         metrics(&state)
     );
 }
+
+fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIWORKLAB_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(dir)
+        .arg("--config")
+        .arg("aiworklab.toml")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn the_cli_lists_retires_and_restores_generated_checks_audited_as_the_operator() {
+    let env = Env::new(&["acme"]);
+    let id = {
+        let state = env.state();
+        generated(&state, "acme")
+    };
+    std::fs::write(
+        env.dir.path().join("aiworklab.toml"),
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n\n[[orgs]]\nslug = \"acme\"\nname = \"Org acme\"\n",
+            env.data_dir().display()
+        ),
+    )
+    .expect("config");
+    let dir = env.dir.path();
+    let run = |args: &[&str]| {
+        let out = cli(dir, args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, listed) = run(&["checks", "list", "--org", "acme"]);
+    assert!(
+        ok && listed.contains(&id)
+            && listed.contains("active")
+            && listed.contains("scripted-model"),
+        "{listed}"
+    );
+    let (ok, out) = run(&["checks", "retire", "--org", "acme", &id]);
+    assert!(ok, "{out}");
+    let (ok, listed) = run(&["checks", "list", "--org", "acme", "--concept", CONCEPT]);
+    assert!(ok && listed.contains("retired"), "{listed}");
+    let (ok, out) = run(&["checks", "retire", "--org", "acme", &id]);
+    assert!(!ok && out.contains("retired already"), "{out}");
+    let (ok, out) = run(&["checks", "restore", "--org", "acme", "gen-nope"]);
+    assert!(
+        !ok && out.contains("no check `gen-nope`") && out.contains("checks list"),
+        "{out}"
+    );
+    let (ok, out) = run(&["checks", "restore", "--org", "acme", &id]);
+    assert!(ok, "{out}");
+    let state = env.state();
+    let acts: Vec<_> = audit_rows(&state, "acme")
+        .into_iter()
+        .filter(|r| r.action.starts_with("check."))
+        .map(|r| (r.action, r.actor.starts_with("operator")))
+        .collect();
+    assert_eq!(
+        acts,
+        [
+            ("check.restore".to_string(), true),
+            ("check.retire".to_string(), true)
+        ]
+    );
+}
