@@ -194,7 +194,8 @@ mod tests {
 
     #[test]
     fn every_broken_rule_is_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "another concept",
                 Box::new(|v| v["concept"] = json!("git-merge")),
