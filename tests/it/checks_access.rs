@@ -18,7 +18,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::checks_service::{CONCEPT, configure_model, device, grade, metrics, next};
-use crate::support::{Env, audit_rows, get, get_with_cookie, send, signed_in, with_csrf};
+use crate::support::{Env, audit_rows, cli, get, get_with_cookie, send, signed_in, with_csrf};
 
 fn own_concept(state: &AppState, org: &str, slug: &str) {
     let concept: Concept = serde_json::from_value(json!({
@@ -333,21 +333,6 @@ async fn an_air_gapped_model_name_resolving_to_a_public_address_is_refused_when_
         "{}",
         metrics(&state)
     );
-}
-
-fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AIWORKLAB_") {
-            c.env_remove(k);
-        }
-    }
-    c.current_dir(dir)
-        .arg("--config")
-        .arg("aiworklab.toml")
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

@@ -5,8 +5,6 @@
 //! answers leaving no trace, and who may call (paired devices of the org,
 //! within their budget; admins for the generated checks).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aiworklab::AppState;
@@ -17,7 +15,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::scripted_model::{Scripted, Step};
-use crate::support::{Answer, Env, send, signed_in, table_values, with_csrf};
+use crate::support::{Answer, Env, Logs, send, signed_in, table_values, with_csrf};
 
 pub const KEY: &str = "sk-test-KEY-7f3a9c51";
 pub const CONCEPT: &str = "git-branches";
@@ -135,52 +133,6 @@ fn calls(state: &AppState, outcome: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |n| n.trim().parse().expect("count"))
-}
-
-/// A `MakeWriter` into a shared buffer, to read what was logged.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Logs {
-    /// Captures this thread's logs at debug level until the guard drops.
-    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard, tracing::Dispatch) {
-        use aiworklab::config::{LogFormat, LogSettings};
-        let logs = Self::default();
-        let settings = LogSettings {
-            format: LogFormat::Json,
-            level: "debug".into(),
-        };
-        // See tests/it/http.rs: a second registered dispatcher keeps a
-        // sibling test's thread from caching `never` for our callsites.
-        let anchor =
-            tracing::Dispatch::new(aiworklab::logging::subscriber(&settings, std::io::sink));
-        let guard = tracing::subscriber::set_default(aiworklab::logging::subscriber(
-            &settings,
-            logs.clone(),
-        ));
-        (logs, guard, anchor)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
 }
 
 #[tokio::test]
