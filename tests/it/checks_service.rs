@@ -361,6 +361,23 @@ async fn a_wrong_api_key_is_a_clear_error_naming_the_file_never_the_key() {
 }
 
 #[tokio::test]
+async fn the_key_goes_to_base_url_only_never_where_a_redirect_points() {
+    let (_env, state, model) = with_scripted(10).await;
+    let elsewhere = Scripted::start().await;
+    elsewhere.then([Step::json(&good_check(CONCEPT, 0))]);
+    let token = device(&state, "acme", "priya").await;
+    model.then([Step::Redirect(format!(
+        "{}/chat/completions",
+        elsewhere.base_url()
+    ))]);
+    let a = next(&state, &token, CONCEPT).await;
+    assert_eq!(a.json()["source"], "bank", "{}", a.text());
+    assert_eq!(model.received().len(), 1);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+    assert_eq!(calls(&state, "http_error"), 1);
+}
+
+#[tokio::test]
 async fn a_graded_answer_is_absent_from_the_database_logs_and_metrics() {
     const MARKER: &str = "MARKER-answer-5c1e-its-a-moving-pointer";
     let (env, state, model) = with_scripted(10).await;

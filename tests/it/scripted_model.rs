@@ -28,6 +28,8 @@ pub enum Step {
     Status(u16),
     /// Wait, then answer the content.
     Slow(Duration, String),
+    /// A 307 redirect to this URL (which keeps the method and body).
+    Redirect(String),
 }
 
 impl Step {
@@ -108,6 +110,11 @@ async fn complete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byt
             (status, Json(err)).into_response()
         }
         Some(Step::Content(text)) => Json(completion(&text)).into_response(),
+        Some(Step::Redirect(to)) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, to)],
+        )
+            .into_response(),
         Some(Step::Slow(wait, text)) => {
             tokio::time::sleep(wait).await;
             Json(completion(&text)).into_response()
