@@ -30,6 +30,9 @@ pub enum AppError {
     /// 404: no such resource (also for resources of another org).
     #[error("not found")]
     NotFound,
+    /// 404 with a message naming what is missing and where to look.
+    #[error("{0}")]
+    Missing(String),
     /// 409: conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -126,7 +129,7 @@ impl AppError {
             Self::BadRequest(_) | Self::Schema { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

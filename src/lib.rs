@@ -40,8 +40,12 @@ pub mod ids;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// The model client: OpenAI-compatible chat completions with structured output, bounded and counted.
+pub mod model;
 /// Aggregate releases with no path back to one engineer: periods, noise, scope rules, budget.
 pub mod privacy;
+/// The question service: checks from the bank or the model, grading, generated checks for admins.
+pub mod question;
 /// SCIM 2.0 provisioning: filters, PATCH, Users and Groups endpoints.
 pub mod scim;
 /// Bearer secrets: generation, prefixes, hashing, constant-time checks.
@@ -81,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sync::routes::router(&state))
         .merge(graph::routes::router(&state))
         .merge(catalogue::routes::router(&state))
+        .merge(question::routes::router(&state))
         .merge(scim::routes::router(&state));
     let routes = http::request_layers(routes, &state)
         // SCIM clients get RFC 7644 errors, even from the layers inside.

@@ -72,6 +72,36 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Labels of model calls: what the call was for (`generate`, `grade`)
+/// and how it ended (`ok`, `timeout`, `unreachable`, `unauthorized`,
+/// `refused`, `http_error`, `bad_answer`). Both from fixed sets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelCallLabels {
+    pub purpose: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurposeLabels {
+    pub purpose: &'static str,
+}
+
+/// Calls to the model server (`crate::model`): counts by outcome and
+/// latency. Never a prompt, an answer or the key.
+pub struct ModelMetrics {
+    pub calls: Family<ModelCallLabels, Counter>,
+    pub latency: Family<PurposeLabels, Histogram>,
+}
+
+impl Default for ModelMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+        }
+    }
+}
+
 /// Results of scheduled backups.
 #[derive(Default)]
 pub struct BackupMetrics {
@@ -84,6 +114,7 @@ pub struct BackupMetrics {
 pub struct Metrics {
     registry: Registry,
     pub backup: BackupMetrics,
+    pub model: ModelMetrics,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RequestLabels, Histogram>,
     pub rate_limited: Family<ClassLabels, Counter>,
@@ -165,9 +196,21 @@ impl Metrics {
             "Scheduled backups that failed",
             backup.failures.clone(),
         );
+        let model = ModelMetrics::default();
+        registry.register(
+            "model_calls",
+            "Calls to the model server, by purpose (generate, grade) and outcome",
+            model.calls.clone(),
+        );
+        registry.register(
+            "model_call_duration_seconds",
+            "Latency of calls to the model server, by purpose",
+            model.latency.clone(),
+        );
         Self {
             registry,
             backup,
+            model,
             requests,
             latency,
             rate_limited,

@@ -3,6 +3,7 @@
 
 mod agent;
 mod backup;
+mod checks;
 mod concept;
 mod config;
 mod healthcheck;
@@ -64,6 +65,9 @@ pub enum Command {
     /// The org's own concepts: add, edit, list, retire, restore.
     #[command(subcommand)]
     Concept(concept::ConceptCmd),
+    /// The comprehension checks the org's model wrote: list, retire, restore.
+    #[command(subcommand)]
+    Checks(checks::ChecksCmd),
     /// Devices: pairing codes for scripted roll-outs.
     #[command(subcommand)]
     Device(user::DeviceCmd),
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
         Command::Admin(cmd) => user::run_admin(path, cmd),
         Command::Device(cmd) => user::run_device(path, cmd),
         Command::Concept(cmd) => concept::run(path, cmd),
+        Command::Checks(cmd) => checks::run(path, cmd),
         Command::Backup(cmd) => backup::run(path, cmd),
         Command::Restore(args) => restore::restore(path, args),
         Command::Drill(args) => restore::drill(path, args),

@@ -4,6 +4,7 @@
 //! once at start-up, then passed down as [`Settings`]; never global.
 
 mod error;
+mod model;
 mod raw;
 mod settings;
 
@@ -13,7 +14,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use error::{ConfigError, ConfigErrors, ENV_PREFIX, env_var_for};
-pub use raw::{RawConfig, RawOidc, RawOrg, RawPrivacy, RawRateLimit, RawSso};
+pub use model::ModelSettings;
+pub use raw::{RawConfig, RawModel, RawOidc, RawOrg, RawPrivacy, RawRateLimit, RawSso};
 pub use settings::{
     AuditSettings, BackupSettings, KeySettings, LinkBy, LogFormat, LogSettings, MetricsSettings,
     OidcSettings, OrgSettings, Provisioning, RateLimit, RateLimits, Secret, ServerSettings,

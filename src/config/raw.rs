@@ -27,6 +27,10 @@ pub struct RawConfig {
     pub sso: RawSso,
     pub privacy: RawPrivacy,
     pub tokens: RawTokens,
+    /// The org's local model (OpenAI-compatible); absent, no model is used
+    /// and checks come from the question bank alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<RawModel>,
     pub orgs: Vec<RawOrg>,
 }
 
@@ -46,6 +50,7 @@ impl Default for RawConfig {
             sso: RawSso::default(),
             privacy: RawPrivacy::default(),
             tokens: RawTokens::default(),
+            model: None,
             orgs: vec![RawOrg {
                 slug: "default".into(),
                 name: "Default organisation".into(),
@@ -204,6 +209,8 @@ pub struct RawRateLimits {
     /// Facts (not requests) a device's pushes may fold again per window
     /// because they arrived out of order.
     pub refold: RawRateLimit,
+    /// The question service (`/api/v1/checks/*`), per paired device.
+    pub checks: RawRateLimit,
 }
 
 impl Default for RawRateLimits {
@@ -217,6 +224,7 @@ impl Default for RawRateLimits {
             pairing: limit(10, 60),
             refresh: limit(30, 60),
             refold: limit(300_000, 60),
+            checks: limit(60, 60),
         }
     }
 }
@@ -274,6 +282,41 @@ impl Default for RawPrivacy {
             min_cohort: 5,
             epsilon: 0.5,
             releases_per_period: 4,
+        }
+    }
+}
+
+/// The `[model]` section: an OpenAI-compatible chat-completions server
+/// inside the customer's network (llama.cpp's server, vLLM, Ollama).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawModel {
+    /// The API root, `/v1` included: requests go to
+    /// `{base_url}/chat/completions`.
+    pub base_url: String,
+    /// The model name sent with each request.
+    pub model: String,
+    /// A file holding the API key (mode 0600); empty for a server that
+    /// takes none. The key itself is never a configuration value.
+    pub api_key_file: String,
+    /// One call's limit, waiting for a free slot included.
+    pub timeout_secs: u64,
+    /// Calls in flight at once; more wait for a slot.
+    pub max_concurrency: u32,
+    /// PEM certificates trusted for an https `base_url` besides the
+    /// system's roots (a private CA).
+    pub tls_ca_file: String,
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            model: String::new(),
+            api_key_file: String::new(),
+            timeout_secs: 30,
+            max_concurrency: 2,
+            tls_ca_file: String::new(),
         }
     }
 }

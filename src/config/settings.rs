@@ -32,6 +32,8 @@ pub struct Settings {
     pub scim_token_expiry: chrono::Duration,
     /// The privacy parameters of aggregate releases (docs/privacy.md).
     pub privacy: crate::privacy::Params,
+    /// The org's local model; `None` without a `[model]` section.
+    pub model: Option<super::model::ModelSettings>,
     pub orgs: Vec<OrgSettings>,
 }
 
@@ -181,6 +183,8 @@ pub struct RateLimits {
     /// Facts a device's pushes may fold again per window because they
     /// arrived out of order (`requests` counts facts; no IP ceiling).
     pub refold: RateLimit,
+    /// The question service, per paired device.
+    pub checks: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -216,13 +220,13 @@ impl fmt::Debug for Secret {
 }
 
 /// Collects problems while validating, so all are reported at once.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     origin: &'a dyn Fn(&str) -> String,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn fail(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
+    pub(super) fn fail(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
         self.errors.push(ConfigError {
             key: key.to_string(),
             origin: (self.origin)(key),
@@ -231,7 +235,13 @@ impl Checker<'_> {
         });
     }
 
-    fn range<T: PartialOrd + fmt::Display + Copy>(&mut self, key: &str, v: T, lo: T, hi: T) -> T {
+    pub(super) fn range<T: PartialOrd + fmt::Display + Copy>(
+        &mut self,
+        key: &str,
+        v: T,
+        lo: T,
+        hi: T,
+    ) -> T {
         if v < lo || v > hi {
             self.fail(
                 key,
@@ -338,7 +348,7 @@ fn parse_net(s: &str) -> Option<IpNet> {
 
 /// Reads a `*_file` secret: owner-only permissions, non-empty, one trailing
 /// newline trimmed.
-fn read_secret_file(path: &Path) -> Result<Secret, (String, String)> {
+pub(super) fn read_secret_file(path: &Path) -> Result<Secret, (String, String)> {
     if let Err(problem) = crate::fsperm::check_private_file(path) {
         return Err((problem.to_string(), problem.fix()));
     }
@@ -359,7 +369,7 @@ fn read_secret_file(path: &Path) -> Result<Secret, (String, String)> {
     Ok(Secret::new(value.to_string()))
 }
 
-fn is_local_host(url: &url::Url) -> bool {
+pub(super) fn is_local_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -508,6 +518,7 @@ impl Settings {
             pairing: c.ip_rate("rate_limits.pairing", rl.pairing),
             refresh: c.rate("rate_limits.refresh", rl.refresh),
             refold: c.rate("rate_limits.refold", rl.refold),
+            checks: c.rate("rate_limits.checks", rl.checks),
         };
         let backup = backup(&mut c, raw, &data_dir);
         let sso = SsoSettings {
@@ -564,7 +575,11 @@ impl Settings {
             3_650,
         );
         let orgs = orgs(&mut c, raw);
-        let egress = egress(&mut c, raw, &orgs);
+        let model = raw
+            .model
+            .as_ref()
+            .and_then(|m| super::model::model(&mut c, m));
+        let egress = egress(&mut c, raw, &orgs, model.as_ref());
 
         if !c.errors.is_empty() {
             return Err(ConfigErrors(c.errors));
@@ -599,6 +614,7 @@ impl Settings {
             min_cohort,
             scim_token_expiry: chrono::Duration::days(i64::from(scim_expiry_days)),
             privacy,
+            model,
             orgs,
         })
     }
@@ -614,7 +630,7 @@ impl Settings {
     pub async fn check_egress(&self) -> Result<Vec<String>, ConfigErrors> {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        for (key, url) in destinations(&self.orgs) {
+        for (key, url) in destinations(&self.orgs, self.model.as_ref()) {
             match self.egress.check_url_resolved(&url).await {
                 Ok(None) => {}
                 Ok(Some(lookup)) => warnings.push(format!(
@@ -744,7 +760,12 @@ fn backup(c: &mut Checker<'_>, raw: &RawConfig, data_dir: &Path) -> BackupSettin
 /// The egress rule, and every configured outbound destination checked
 /// against it (the addresses written in URLs; names are resolved by
 /// [`Settings::check_egress`] and at every connection).
-fn egress(c: &mut Checker<'_>, raw: &RawConfig, orgs: &[OrgSettings]) -> crate::egress::Egress {
+fn egress(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    orgs: &[OrgSettings],
+    model: Option<&super::model::ModelSettings>,
+) -> crate::egress::Egress {
     use crate::egress::{Allowed, Egress};
     let mut allow = Vec::new();
     for (i, entry) in raw.egress_allow.iter().enumerate() {
@@ -768,7 +789,7 @@ fn egress(c: &mut Checker<'_>, raw: &RawConfig, orgs: &[OrgSettings]) -> crate::
         return Egress::open();
     }
     let egress = Egress::air_gapped(allow);
-    for (key, url) in destinations(orgs) {
+    for (key, url) in destinations(orgs, model) {
         if let Err(refused) = egress.check_url(&url) {
             c.fail(
                 &key,
@@ -780,11 +801,14 @@ fn egress(c: &mut Checker<'_>, raw: &RawConfig, orgs: &[OrgSettings]) -> crate::
     egress
 }
 
-/// Every outbound destination of these orgs, with its key: each org's
-/// OIDC issuer (the JWKS, token and userinfo URLs its discovery document
-/// names are checked when they are used). Later destinations (a model's
-/// `base_url`) join here.
-pub fn destinations(orgs: &[OrgSettings]) -> Vec<(String, url::Url)> {
+/// Every outbound destination, with its key: each org's OIDC issuer (the
+/// JWKS, token and userinfo URLs its discovery document names are checked
+/// when they are used) and the model's `base_url`.
+pub fn destinations(
+    orgs: &[OrgSettings],
+    model: Option<&super::model::ModelSettings>,
+) -> Vec<(String, url::Url)> {
+    let model = model.map(|m| ("model.base_url".to_string(), m.base_url.clone()));
     orgs.iter()
         .enumerate()
         .filter_map(|(i, o)| {
@@ -792,6 +816,7 @@ pub fn destinations(orgs: &[OrgSettings]) -> Vec<(String, url::Url)> {
             let url = url::Url::parse(oidc.issuer.trim()).ok()?;
             Some((format!("orgs.{i}.oidc.issuer"), url))
         })
+        .chain(model)
         .collect()
 }
 

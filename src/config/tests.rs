@@ -340,3 +340,142 @@ fn variables_of_the_build_and_the_kernel_are_not_configuration() {
         Ok(())
     });
 }
+
+fn model_key_file(dir: &Path, key: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("model.key");
+    std::fs::write(&path, format!("{key}\n")).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+#[test]
+fn the_model_section_is_checked_and_its_key_read_from_its_file_only() {
+    Jail::expect_with(|jail| {
+        let (s, _) = load(None).expect("defaults");
+        assert!(s.model.is_none(), "no [model], no model");
+        let key = model_key_file(jail.directory(), "sk-MODEL-KEY-0123");
+        jail.create_file(
+            "m.toml",
+            &format!(
+                "[model]\nbase_url = \"http://127.0.0.1:8081/v1\"\nmodel = \"smol\"\napi_key_file = \"{}\"\n",
+                key.display()
+            ),
+        )?;
+        let (s, loaded) = load(Some(Path::new("m.toml"))).expect("valid");
+        let m = s.model.as_ref().expect("model");
+        assert_eq!(
+            m.completions_url().as_str(),
+            "http://127.0.0.1:8081/v1/chat/completions"
+        );
+        assert_eq!(
+            m.api_key.as_ref().map(Secret::expose),
+            Some("sk-MODEL-KEY-0123")
+        );
+        assert_eq!((m.timeout.as_secs(), m.max_concurrency), (30, 2));
+        assert!(!format!("{s:?}").contains("MODEL-KEY"), "Debug leaks");
+        assert!(
+            !render_redacted(&loaded.raw).contains("MODEL-KEY"),
+            "config show leaks"
+        );
+        // The key is never a configuration value.
+        jail.set_env("AIWORKLAB_MODEL__API_KEY", "sk-inline");
+        let e = errors(load(Some(Path::new("m.toml"))));
+        assert!(e.to_string().contains("api_key"), "{e}");
+        assert!(!e.to_string().contains("sk-inline"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_model_section_names_each_key_and_its_fix() {
+    Jail::expect_with(|jail| {
+        let unreadable = jail.directory().join("absent.key");
+        for (toml, key, says) in [
+            (
+                "base_url = \"http://models.example.com/v1\"\nmodel = \"m\"",
+                "model.base_url",
+                "https",
+            ),
+            (
+                "base_url = \"ftp://127.0.0.1/v1\"\nmodel = \"m\"",
+                "model.base_url",
+                "https",
+            ),
+            (
+                "base_url = \"not a url\"\nmodel = \"m\"",
+                "model.base_url",
+                "not a URL",
+            ),
+            (
+                "base_url = \"http://127.0.0.1/v1/chat/completions\"\nmodel = \"m\"",
+                "model.base_url",
+                "API root",
+            ),
+            (
+                "base_url = \"https://u:p@models.example.com/v1\"\nmodel = \"m\"",
+                "model.base_url",
+                "credentials",
+            ),
+            (
+                "base_url = \"http://127.0.0.1/v1\"\nmodel = \"\"",
+                "model.model",
+                "printable",
+            ),
+            (
+                "base_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\nmax_concurrency = 0",
+                "model.max_concurrency",
+                "no call",
+            ),
+            (
+                "base_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\ntimeout_secs = 0",
+                "model.timeout_secs",
+                "out of range",
+            ),
+            (
+                &format!(
+                    "base_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\napi_key_file = \"{}\"",
+                    unreadable.display()
+                ),
+                "model.api_key_file",
+                "absent.key",
+            ),
+            (
+                &format!(
+                    "base_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\ntls_ca_file = \"{}\"",
+                    unreadable.display()
+                ),
+                "model.tls_ca_file",
+                "cannot read",
+            ),
+        ] {
+            jail.create_file("bad.toml", &format!("[model]\n{toml}\n"))?;
+            let e = errors(load(Some(Path::new("bad.toml"))));
+            let err = e
+                .for_key(key)
+                .unwrap_or_else(|| panic!("{key} not named: {e}"));
+            assert!(err.to_string().contains(says), "{key}: {err}");
+            assert!(!err.fix.is_empty(), "{err}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn air_gapped_refuses_a_public_model_url_and_names_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            "air_gapped = true\n[model]\nbase_url = \"https://8.8.8.8/v1\"\nmodel = \"m\"\n",
+        )?;
+        let e = errors(load(Some(Path::new("g.toml"))));
+        let err = e.for_key("model.base_url").expect("named");
+        assert!(err.to_string().contains("8.8.8.8"), "{err}");
+        jail.create_file(
+            "l.toml",
+            "air_gapped = true\n[model]\nbase_url = \"https://10.1.2.3/v1\"\nmodel = \"m\"\n",
+        )?;
+        load(Some(Path::new("l.toml"))).expect("a private address is local");
+        Ok(())
+    });
+}

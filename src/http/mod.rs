@@ -37,27 +37,53 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub sso: Arc<crate::sso::Sso>,
     pub catalogue: Arc<crate::skill::Catalogue>,
+    /// The question bank, validated against the catalogue.
+    pub bank: Arc<crate::checks::Bank>,
+    /// The org's model, when `[model]` is configured.
+    pub model: Option<Arc<crate::model::ModelClient>>,
 }
 
 impl AppState {
     /// # Panics
-    /// Never in practice: building the OIDC HTTP client fails only when the
-    /// TLS stack has no root certificates at all.
+    /// Never in practice: building the OIDC or model HTTP client fails only
+    /// when the TLS stack has no root certificates at all (a model CA file
+    /// was parsed when the configuration was loaded); the shipped catalogue
+    /// and question bank are checked by their tests.
     pub fn new(settings: Arc<Settings>, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         let limits = Arc::new(RateLimiters::new(&settings.rate_limits));
         let sso = crate::sso::Sso::new(&settings.egress)
             .expect("the OIDC HTTP client builds with the bundled TLS roots");
+        let metrics = Arc::new(Metrics::new());
+        let model = settings.model.clone().map(|m| {
+            Arc::new(
+                crate::model::ModelClient::new(m, &settings.egress, Arc::clone(&metrics))
+                    .expect("the model HTTP client builds with a CA file checked at load"),
+            )
+        });
+        let catalogue = crate::skill::Catalogue::builtin()
+            .expect("the shipped catalogue is checked by its tests");
+        let bank = crate::checks::Bank::builtin(&catalogue)
+            .expect("the shipped question bank is checked by its tests");
         Self {
             settings,
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             limits,
             clock,
             sso: Arc::new(sso),
-            catalogue: Arc::new(
-                crate::skill::Catalogue::builtin()
-                    .expect("the shipped catalogue is checked by its tests"),
-            ),
+            catalogue: Arc::new(catalogue),
+            bank: Arc::new(bank),
+            model,
+        }
+    }
+
+    /// The question service over this state's parts.
+    pub fn checks(&self) -> crate::question::Checks {
+        crate::question::Checks {
+            store: Arc::clone(&self.store),
+            catalogue: Arc::clone(&self.catalogue),
+            bank: Arc::clone(&self.bank),
+            model: self.model.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the client IP; a request is counted against exactly one class. Classes
 //! that know who is calling charge that caller too, once it is known:
 //! export per user, sync per device (or user, from a browser), refresh per
-//! device, sign-in per account, SCIM per token. For those, the class's
+//! device, checks per device, sign-in per account, SCIM per token. For those, the class's
 //! `requests` is the caller's budget and `ip_requests` each address's
 //! ceiling across every caller behind it, so one engineer behind a shared
 //! NAT address cannot spend another's budget, and one with many addresses
@@ -36,10 +36,12 @@ pub enum RouteClass {
     Export,
     Pairing,
     Refresh,
+    /// The question service (`/api/v1/checks/*`), per paired device.
+    Checks,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 7] = [
+    pub const ALL: [RouteClass; 8] = [
         Self::General,
         Self::SignIn,
         Self::Sync,
@@ -47,6 +49,7 @@ impl RouteClass {
         Self::Export,
         Self::Pairing,
         Self::Refresh,
+        Self::Checks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl RouteClass {
             Self::Export => "export",
             Self::Pairing => "pairing",
             Self::Refresh => "refresh",
+            Self::Checks => "checks",
         }
     }
 
@@ -74,6 +78,7 @@ impl RouteClass {
             Self::Export => cfg.export,
             Self::Pairing => cfg.pairing,
             Self::Refresh => cfg.refresh,
+            Self::Checks => cfg.checks,
         }
     }
 }
@@ -341,6 +346,7 @@ mod tests {
             pairing: one,
             refresh: one,
             refold: one,
+            checks: one,
         };
         let l = RateLimiters::new(&cfg);
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
@@ -390,6 +396,7 @@ mod caller_tests {
             pairing: l,
             refresh: l,
             refold: l,
+            checks: l,
         }
     }
 

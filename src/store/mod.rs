@@ -9,6 +9,7 @@ pub mod concepts;
 pub mod db;
 pub mod deltas;
 pub mod devices;
+pub mod generated_checks;
 pub mod groups;
 mod lock;
 pub mod migrations;

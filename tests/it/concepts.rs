@@ -3,7 +3,7 @@
 //! orgs in the catalogue, the admin API and sync (P18), retirement without
 //! data loss, and the operator CLI.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aiworklab::AppState;
 use aiworklab::clock::Clock;
@@ -13,7 +13,7 @@ use axum::http::{Request, StatusCode};
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Env, manual_clock, send, signed_in};
+use crate::support::{Answer, Env, cli, manual_clock, send, signed_in};
 
 /// A signed-in person: their session cookie and user id.
 struct Person {
@@ -780,21 +780,6 @@ async fn a_retired_concept_keeps_its_data_and_refuses_only_later_facts() {
             .any(|c| c["slug"] == "x-billing-ledger" && c["title"] == "The billing ledger"),
         "{graph}"
     );
-}
-
-fn cli(dir: &std::path::Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aiworklab"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AIWORKLAB_") {
-            c.env_remove(k);
-        }
-    }
-    c.current_dir(dir)
-        .arg("--config")
-        .arg("aiworklab.toml")
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

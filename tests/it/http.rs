@@ -2,16 +2,15 @@
 //! (P17), request ids and logs (P24), metrics access, readiness, and plain
 //! HTTP on a public bind (P2).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aiworklab::config::{LogFormat, LogSettings, RawRateLimit};
+use aiworklab::config::RawRateLimit;
 use aiworklab::http::SECURITY_HEADERS;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
-use crate::support::{Answer, Env, get, get_with_cookie, send, send_from, signed_in};
+use crate::support::{Answer, Env, Logs, get, get_with_cookie, send, send_from, signed_in};
 
 fn assert_security_headers(a: &Answer, what: &str) {
     for (name, value) in SECURITY_HEADERS {
@@ -258,43 +257,9 @@ async fn plain_http_on_a_public_bind_is_served_only_to_the_trusted_proxy() {
     );
 }
 
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn logs_carry_request_id_and_route_but_never_paths_bodies_or_credentials() {
-    let buffer = Buffer::default();
-    let settings = LogSettings {
-        format: LogFormat::Json,
-        level: "debug".into(),
-    };
-    // tracing caches each callsite's interest for the whole process. While
-    // only one dispatcher is registered, that interest comes from the
-    // default subscriber of whichever thread reaches the callsite first:
-    // a sibling test's thread, which has none, would cache `never` and
-    // this test would capture nothing. A second registered dispatcher
-    // makes tracing ask every registered one instead.
-    let _anchor = tracing::Dispatch::new(aiworklab::logging::subscriber(&settings, std::io::sink));
-    let _guard =
-        tracing::subscriber::set_default(aiworklab::logging::subscriber(&settings, buffer.clone()));
+    let (buffer, _guard, _anchor) = Logs::capture();
     let env = Env::new(&["acme"]);
     let state = env.state();
     let req = Request::post("/o/acme/secret-path-QPATH?code=QQUERY")
@@ -307,7 +272,7 @@ async fn logs_carry_request_id_and_route_but_never_paths_bodies_or_credentials()
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     let _ = send(&state, get("/healthz")).await;
 
-    let logs = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
+    let logs = buffer.text();
     for secret in ["QPATH", "QQUERY", "QBEARER", "QCOOKIE", "QBODY"] {
         assert!(
             !logs.contains(secret),

@@ -266,3 +266,72 @@ pub fn audit_rows(state: &AppState, org: &str) -> Vec<aiworklab::store::audit::A
         })
         .expect("audit")
 }
+
+/// Runs the real binary in `dir` with `--config aiworklab.toml` and `args`,
+/// with no `AIWORKLAB_*` variable of the test's environment.
+pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIWORKLAB_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(dir)
+        .arg("--config")
+        .arg("aiworklab.toml")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// What this thread logs, as JSON lines at debug level, while the guard
+/// [`Logs::capture`] returns is held.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Logs {
+    /// Starts capturing; keep both returned guards alive meanwhile.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard, tracing::Dispatch) {
+        use aiworklab::config::{LogFormat, LogSettings};
+        let logs = Self::default();
+        let settings = LogSettings {
+            format: LogFormat::Json,
+            level: "debug".into(),
+        };
+        // tracing caches each callsite's interest for the whole process. While
+        // only one dispatcher is registered, that interest comes from the
+        // default subscriber of whichever thread reaches the callsite first:
+        // a sibling test's thread, which has none, would cache `never` and
+        // this test would capture nothing. A second registered dispatcher
+        // makes tracing ask every registered one instead.
+        let anchor =
+            tracing::Dispatch::new(aiworklab::logging::subscriber(&settings, std::io::sink));
+        let guard = tracing::subscriber::set_default(aiworklab::logging::subscriber(
+            &settings,
+            logs.clone(),
+        ));
+        (logs, guard, anchor)
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}

@@ -1,0 +1,249 @@
+//! Writing a check with the model: the prompt (from a concept's slug,
+//! title, summary and prerequisites only; never anything of an engineer),
+//! the JSON schema of the answer, and its strict parser. A generated check
+//! is multiple choice, so it is graded by its key without a model, and it
+//! must meet the bank's own limits (`crate::checks::bank`): 4 or 5
+//! distinct options, one right one, lengths, and the concept it was asked
+//! about. Anything else is refused and the bank answers instead.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ModelError, Purpose, Request, shape_error};
+use crate::checks::bank::{MAX_EXPLANATION, MAX_OPTION, MAX_OPTIONS, MAX_PROMPT, MIN_OPTIONS};
+use crate::checks::normalise;
+
+/// The version of the prompt below; its hash is stored with every check
+/// generated from it. Change it with the wording.
+pub const PROMPT_VERSION: &str = "check-v1";
+
+const SYSTEM: &str = "You write comprehension checks for software engineers. \
+A check tests understanding of one concept, not trivia: a short question, \
+four plausible options of which exactly one is right, and a one-paragraph \
+explanation of why the right option is right. Answer with JSON only, \
+following the schema you are given. `correct` is the zero-based index of \
+the right option.";
+
+const USER: &str = "Write one multiple-choice check for the concept `{slug}`.\n\
+Title: {title}\n\
+Summary: {summary}\n\
+Prerequisites: {prerequisites}\n\
+Set `concept` to `{slug}`.";
+
+/// Shortest question accepted, in characters.
+const MIN_PROMPT: usize = 15;
+
+/// The SHA-256 (hex) of the prompt version and its text, stored as the
+/// provenance of each generated check.
+pub fn prompt_sha256() -> String {
+    let mut h = Sha256::new();
+    for part in [PROMPT_VERSION, SYSTEM, USER] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// What the model is told about a concept: nothing else.
+#[derive(Debug, Clone)]
+pub struct Brief {
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    /// Prerequisites by title (slug when it has none).
+    pub prerequisites: Vec<String>,
+}
+
+/// The request that asks for one check about `brief`.
+pub fn request(brief: &Brief) -> Request {
+    let prerequisites = if brief.prerequisites.is_empty() {
+        "none".to_string()
+    } else {
+        brief.prerequisites.join("; ")
+    };
+    let user = USER
+        .replace("{slug}", &brief.slug)
+        .replace("{title}", &brief.title)
+        .replace("{summary}", &brief.summary)
+        .replace("{prerequisites}", &prerequisites);
+    Request {
+        purpose: Purpose::Generate,
+        system: SYSTEM.to_string(),
+        user,
+        schema_name: "comprehension_check",
+        schema: schema(&brief.slug),
+        max_tokens: 700,
+    }
+}
+
+/// The JSON schema of a generated check about `slug`.
+pub fn schema(slug: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "concept": {"type": "string", "enum": [slug]},
+            "prompt": {"type": "string", "minLength": MIN_PROMPT, "maxLength": MAX_PROMPT},
+            "options": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_OPTION},
+                "minItems": MIN_OPTIONS,
+                "maxItems": MAX_OPTIONS,
+            },
+            "correct": {"type": "integer", "minimum": 0, "maximum": MAX_OPTIONS - 1},
+            "explanation": {"type": "string", "minLength": 1, "maxLength": MAX_EXPLANATION},
+        },
+        "required": ["concept", "prompt", "options", "correct", "explanation"],
+        "additionalProperties": false,
+    })
+}
+
+/// A generated check, validated, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    pub concept: String,
+    pub prompt: String,
+    pub options: Vec<String>,
+    pub correct: usize,
+    pub explanation: String,
+}
+
+/// Parses and validates the model's answer to a request about `slug`.
+///
+/// # Errors
+/// [`ModelError::BadAnswer`] naming the rule broken (never quoting text).
+pub fn parse(value: Value, slug: &str) -> Result<Draft, ModelError> {
+    let bad = |m: String| ModelError::BadAnswer(m);
+    let mut d: Draft = serde_json::from_value(value).map_err(|e| bad(shape_error(&e)))?;
+    if d.concept != slug {
+        return Err(bad(format!("it is about another concept than `{slug}`")));
+    }
+    d.prompt = d.prompt.trim().to_string();
+    d.explanation = d.explanation.trim().to_string();
+    for o in &mut d.options {
+        *o = o.trim().to_string();
+    }
+    text("prompt", &d.prompt, MIN_PROMPT, MAX_PROMPT, true)?;
+    text("explanation", &d.explanation, 1, MAX_EXPLANATION, true)?;
+    if !(MIN_OPTIONS..=MAX_OPTIONS).contains(&d.options.len()) {
+        return Err(bad(format!(
+            "it has {} options; a check has {MIN_OPTIONS} to {MAX_OPTIONS}",
+            d.options.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (i, o) in d.options.iter().enumerate() {
+        text(&format!("option {i}"), o, 1, MAX_OPTION, false)?;
+        if !seen.insert(normalise(o)) {
+            return Err(bad(format!("option {i} repeats an earlier option")));
+        }
+    }
+    if d.correct >= d.options.len() {
+        return Err(bad(format!(
+            "correct is {}, not the index of one of its {} options",
+            d.correct,
+            d.options.len()
+        )));
+    }
+    Ok(d)
+}
+
+fn text(field: &str, value: &str, min: usize, max: usize, lines: bool) -> Result<(), ModelError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ModelError::BadAnswer(format!(
+            "its {field} has {n} characters; {min} to {max} are allowed"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(lines && (c == '\n' || c == '\t')))
+    {
+        return Err(ModelError::BadAnswer(format!(
+            "its {field} holds control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> Value {
+        json!({
+            "concept": "git-rebase",
+            "prompt": "What does an interactive rebase let you do?",
+            "options": ["Rewrite a series of commits", "Push to two remotes", "Sign tags", "Clone shallowly"],
+            "correct": 0,
+            "explanation": "It replays commits and lets you edit, squash, reorder or drop them.",
+        })
+    }
+
+    #[test]
+    fn a_schema_valid_check_is_accepted_trimmed() {
+        let mut v = good();
+        v["options"][1] = json!("  Push to two remotes ");
+        let d = parse(v, "git-rebase").expect("valid");
+        assert_eq!(d.options[1], "Push to two remotes");
+        assert_eq!(d.correct, 0);
+    }
+
+    #[test]
+    fn every_broken_rule_is_refused() {
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "another concept",
+                Box::new(|v| v["concept"] = json!("git-merge")),
+            ),
+            (
+                "options",
+                Box::new(|v| v["options"] = json!(["a", "b", "c"])),
+            ),
+            (
+                "repeats",
+                Box::new(|v| v["options"][2] = json!("rewrite a SERIES of commits.")),
+            ),
+            ("correct is 4", Box::new(|v| v["correct"] = json!(4))),
+            ("schema", Box::new(|v| v["correct"] = json!(-1))),
+            ("schema", Box::new(|v| v["extra"] = json!(1))),
+            (
+                "schema",
+                Box::new(|v| {
+                    v.as_object_mut().map(|o| o.remove("explanation"));
+                }),
+            ),
+            ("prompt has", Box::new(|v| v["prompt"] = json!("Why?"))),
+            (
+                "prompt has",
+                Box::new(|v| v["prompt"] = json!("x".repeat(MAX_PROMPT + 1))),
+            ),
+            ("option 3 has", Box::new(|v| v["options"][3] = json!(" "))),
+            ("control", Box::new(|v| v["options"][0] = json!("a\u{7}b"))),
+        ];
+        for (why, change) in cases {
+            let mut v = good();
+            change(&mut v);
+            let e = parse(v, "git-rebase").expect_err(why).to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_prompt_carries_the_concept_only_and_its_hash_is_stable() {
+        let r = request(&Brief {
+            slug: "git-rebase".into(),
+            title: "Rebase".into(),
+            summary: "Replaying commits.".into(),
+            prerequisites: vec!["Commits".into()],
+        });
+        assert!(r.user.contains("`git-rebase`") && r.user.contains("Prerequisites: Commits"));
+        assert_eq!(r.schema["properties"]["concept"]["enum"][0], "git-rebase");
+        assert_eq!(prompt_sha256().len(), 64);
+        assert_eq!(prompt_sha256(), prompt_sha256());
+    }
+}
