@@ -144,13 +144,7 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
                 "ID", "USER NAME", "NAME", "ROLE", "STATE"
             );
             for u in users::list(db)? {
-                let role = cfg.map_or("member", |c| {
-                    if u.role(c) == users::Role::Admin {
-                        "admin"
-                    } else {
-                        "member"
-                    }
-                });
+                let role = cfg.map_or("member", |c| u.role(c).as_str());
                 println!(
                     "{:<36}  {:<24}  {:<24}  {:<6}  {:<8}  {}",
                     u.id,

@@ -54,6 +54,8 @@ const ORG_STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/org/0018_fold_checkpoints.sql")).comment(
         "fold checkpoints per engineer and concept, and the per-concept delta index they read",
     ),
+    M::up(include_str!("migrations/org/0020_viewer_role.sql"))
+        .comment("the viewer role's direct grants; engineers syncing, kept with each release"),
 ];
 
 /// Migrations of `system.db`.
@@ -77,7 +79,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 2);
-        assert_eq!(ORG_VERSION, 18);
+        assert_eq!(ORG_VERSION, 19);
     }
 
     #[test]

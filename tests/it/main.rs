@@ -12,6 +12,7 @@ mod backup_signing;
 mod browser;
 mod cli;
 mod concepts;
+mod dashboard;
 mod first_run;
 mod graph;
 mod harness_real;
