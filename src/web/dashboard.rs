@@ -237,10 +237,27 @@ fn page(
 }
 
 /// Per closed week, the engineer–concept pairs met and demonstrated: the
-/// sum of the week's released cells (suppressed cells add nothing).
+/// sum of the week's released cells of the concepts this release shows.
+/// Suppressed cells add nothing, and neither do concepts the release
+/// suppresses: a cell is released when its noisy count reaches
+/// `min_cohort`, so among the hundreds of concepts nobody met a few
+/// percent pass on noise alone, and summing them would inflate every week
+/// (docs/dashboard.md). A concept released *and* with a released cell
+/// passes two independent draws, which noise alone rarely does.
 fn weekly_totals(r: &Release) -> Vec<(String, i64, i64)> {
     let mut weeks: Vec<(String, i64, i64)> = Vec::new();
-    for c in &r.concepts {
+    for (i, w) in r
+        .concepts
+        .first()
+        .map_or(&[][..], |c| &c.trend[..])
+        .iter()
+        .enumerate()
+    {
+        if weeks.len() <= i {
+            weeks.push((w.week.clone(), 0, 0));
+        }
+    }
+    for c in r.concepts.iter().filter(|c| !c.suppressed) {
         for (i, w) in c.trend.iter().enumerate() {
             if weeks.len() <= i {
                 weeks.push((w.week.clone(), 0, 0));
@@ -287,11 +304,12 @@ fn headlines(r: &Release, weeks: &[(String, i64, i64)]) -> Vec<Headline> {
     let recent_concepts = r
         .concepts
         .iter()
+        .filter(|c| !c.suppressed)
         .filter(|c| {
             c.trend
                 .iter()
                 .skip(recent)
-                .any(|w| w.n_demonstrated.unwrap_or(0) > 0)
+                .any(|w| w.n_demonstrated.unwrap_or(0) >= i64::from(min))
         })
         .count();
     let demonstrations: i64 = weeks.iter().skip(recent).map(|w| w.2).sum();
@@ -320,7 +338,9 @@ fn headlines(r: &Release, weeks: &[(String, i64, i64)]) -> Vec<Headline> {
             id: "recent-concepts",
             label: "Concepts demonstrated, last 4 weeks",
             value: recent_concepts.to_string(),
-            note: format!("{demonstrations} demonstrations in the closed weeks {span}"),
+            note: format!(
+                "by at least {min} engineers in a week; {demonstrations} demonstrations in the closed weeks {span}"
+            ),
         },
         rate(
             "Retention observed",
@@ -531,14 +551,16 @@ fn chart_of(m: &[Mover]) -> Option<BarChart> {
     })
 }
 
-/// The concepts most engineers have demonstrated, by released count.
+/// The concepts most engineers have demonstrated, by released count; at
+/// least `min_cohort` of them (fewer is too often noise alone).
 fn most_demonstrated(r: &Release) -> Vec<(String, i64, String)> {
+    let min = i64::from(r.params.min_cohort);
     let mut top: Vec<(String, i64, String)> = r
         .concepts
         .iter()
         .filter(|c| !c.suppressed)
         .filter_map(|c| Some((c.title.clone(), c.n_demonstrated?, c.concept.clone())))
-        .filter(|c| c.1 > 0)
+        .filter(|c| c.1 >= min)
         .collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(TOP);

@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod backup_signing;
 mod browser;
+mod browser_dashboard;
 mod cli;
 mod concepts;
 mod dashboard;
