@@ -254,6 +254,12 @@ impl Made {
         self.params
     }
 
+    /// Engineers counted and engineers syncing, as shown.
+    #[cfg(test)]
+    pub(crate) fn headline(&self) -> (Option<i64>, Option<i64>) {
+        self.headline
+    }
+
     /// The figures, as kept: (concept, n_seen, n_demonstrated) per concept.
     #[cfg(test)]
     pub(crate) fn counts(&self) -> Vec<(String, Option<i64>, Option<i64>)> {
