@@ -399,3 +399,86 @@ async fn no_engineer_below_min_cohort_shows_on_the_dashboard() {
     }
     site.running.shutdown().await.expect("shutdown");
 }
+
+/// The operator's `aiworklab user grant-viewer` / `revoke-viewer`, as the
+/// binary runs them: the role shows in `user list` and each change is
+/// audited with the operator as actor.
+#[test]
+fn the_operator_grants_and_revokes_the_viewer_role_from_the_cli() {
+    let env = Env::new(&["acme"]);
+    {
+        let store = env.store();
+        let org = store.org("acme").expect("org");
+        users::add(
+            org,
+            &AdminCtx::operator(),
+            "mia",
+            "Mia",
+            None,
+            false,
+            chrono::Utc::now(),
+        )
+        .expect("user");
+    }
+    std::fs::write(
+        env.dir.path().join("aiworklab.toml"),
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n\n[[orgs]]\nslug = \"acme\"\nname = \"Org acme\"\n",
+            env.data_dir().display()
+        ),
+    )
+    .expect("config");
+    let cli = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AIWORKLAB_") {
+                c.env_remove(k);
+            }
+        }
+        let out = c
+            .current_dir(env.dir.path())
+            .args(["--config", "aiworklab.toml"])
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let role_of_mia = |listing: &str| {
+        listing
+            .lines()
+            .find(|l| l.contains(" mia "))
+            .map(|l| l.split_whitespace().nth(3).unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no mia in {listing}"))
+    };
+    assert!(cli(&["user", "grant-viewer", "--org", "acme", "mia"]).contains("mia is now a viewer"));
+    assert_eq!(
+        role_of_mia(&cli(&["user", "list", "--org", "acme"])),
+        "viewer"
+    );
+    cli(&["user", "revoke-viewer", "--org", "acme", "mia"]);
+    assert_eq!(
+        role_of_mia(&cli(&["user", "list", "--org", "acme"])),
+        "member"
+    );
+    let store = env.store();
+    let rows = store
+        .org("acme")
+        .expect("org")
+        .db
+        .read(|c| {
+            aiworklab::store::audit::recent(c, 50).map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("audit");
+    for action in ["viewer.grant", "viewer.revoke"] {
+        assert!(
+            rows.iter()
+                .any(|r| r.action == action && r.actor.starts_with("operator:")),
+            "no {action} by the operator"
+        );
+    }
+}
