@@ -139,7 +139,7 @@ pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
     let x_ticks = weeks
         .iter()
         .enumerate()
-        .filter(|(i, _)| (weeks.len() - 1 - i) % 2 == 0)
+        .filter(|(i, _)| (weeks.len() - 1 - i).is_multiple_of(2))
         .map(|(i, w)| Tick {
             at: n(x(i)),
             text_at: n(bottom + 18.0),
