@@ -1,4 +1,4 @@
-//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin|link` and
+//! `aiworklab user add|list|disable|enable|grant-admin|revoke-admin|grant-viewer|revoke-viewer|link` and
 //! `aiworklab admin login-link`: operator tools for labs, scripted set-up
 //! and break-glass. Every change is audited with the operator as actor.
 
@@ -54,6 +54,18 @@ pub enum UserCmd {
     },
     /// Revoke the directly granted admin role.
     RevokeAdmin {
+        #[arg(long)]
+        org: String,
+        user: String,
+    },
+    /// Grant the viewer role directly (the org dashboard, nothing to administer).
+    GrantViewer {
+        #[arg(long)]
+        org: String,
+        user: String,
+    },
+    /// Revoke the directly granted viewer role.
+    RevokeViewer {
         #[arg(long)]
         org: String,
         user: String,
@@ -144,13 +156,7 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
                 "ID", "USER NAME", "NAME", "ROLE", "STATE"
             );
             for u in users::list(db)? {
-                let role = cfg.map_or("member", |c| {
-                    if u.role(c) == users::Role::Admin {
-                        "admin"
-                    } else {
-                        "member"
-                    }
-                });
+                let role = cfg.map_or("member", |c| u.role(c).as_str());
                 println!(
                     "{:<36}  {:<24}  {:<24}  {:<6}  {:<8}  {}",
                     u.id,
@@ -187,6 +193,18 @@ pub fn run(path: Option<&Path>, cmd: UserCmd) -> Result<ExitCode, Failure> {
             users::set_admin(db, &op, &u.id, false, now)?;
             println!("{} is no longer a directly granted admin", u.user_name);
             revoke_their_tokens(db, org_settings(&org), now)?;
+        }
+        UserCmd::GrantViewer { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_viewer(db, &op, &u.id, true, now)?;
+            println!("{} is now a viewer", u.user_name);
+        }
+        UserCmd::RevokeViewer { org, user } => {
+            let db = store.org(&org)?;
+            let u = users::find(db, &user)?;
+            users::set_viewer(db, &op, &u.id, false, now)?;
+            println!("{} is no longer a directly granted viewer", u.user_name);
         }
         UserCmd::Link {
             org,

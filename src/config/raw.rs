@@ -375,6 +375,9 @@ pub struct RawOrg {
     pub allowed_email_domains: Vec<String>,
     /// Members of these IdP groups are admins of the org.
     pub admin_groups: Vec<String>,
+    /// Members of these IdP groups are viewers of the org: they see the org
+    /// dashboard and administer nothing.
+    pub viewer_groups: Vec<String>,
     /// Refuse sign-ins whose amr/acr do not show multi-factor authentication.
     pub require_mfa: bool,
     /// The org's OpenID Provider; without it, only break-glass links sign in.
@@ -390,6 +393,7 @@ impl Default for RawOrg {
             provisioning: "jit".into(),
             allowed_email_domains: Vec::new(),
             admin_groups: Vec::new(),
+            viewer_groups: Vec::new(),
             require_mfa: false,
             oidc: None,
         }

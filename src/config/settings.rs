@@ -195,6 +195,8 @@ pub struct OrgSettings {
     /// Lower-case domains; empty means any.
     pub allowed_email_domains: Vec<String>,
     pub admin_groups: Vec<String>,
+    /// IdP groups whose members are viewers (the org dashboard only).
+    pub viewer_groups: Vec<String>,
     pub require_mfa: bool,
     pub oidc: Option<OidcSettings>,
 }
@@ -888,17 +890,21 @@ fn orgs(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<OrgSettings> {
             name: name.to_string(),
             provisioning,
             allowed_email_domains,
-            admin_groups: o
-                .admin_groups
-                .iter()
-                .map(|g| g.trim().to_string())
-                .filter(|g| !g.is_empty())
-                .collect(),
+            admin_groups: group_names(&o.admin_groups),
+            viewer_groups: group_names(&o.viewer_groups),
             require_mfa: o.require_mfa,
             oidc,
         });
     }
     out
+}
+
+/// Group names from the configuration, trimmed, empty ones dropped.
+fn group_names(raw: &[String]) -> Vec<String> {
+    raw.iter()
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+        .collect()
 }
 
 fn oidc(c: &mut Checker<'_>, key: &str, raw: &super::raw::RawOidc) -> Option<OidcSettings> {

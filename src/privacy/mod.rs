@@ -13,11 +13,13 @@
 //! (no admin route changes them), never below `Params::FLOOR`, and a change
 //! applies from the next period on.
 
+pub mod earlier;
 pub mod noise;
 pub mod release;
 
 use serde::Serialize;
 
+pub use earlier::{EarlierRelease, earlier_org_release};
 pub use release::{Outcome, Release, ReleaseError, Request, release};
 
 /// The privacy parameters of one period.

@@ -362,3 +362,60 @@ fn settings_changes_apply_from_the_next_period_and_are_audited() {
     .expect("row");
     assert_eq!(params_of(now + Duration::days(14), loose), Params::FLOOR);
 }
+
+/// The headline figures of a release (engineers counted, engineers with a
+/// device synced in the last 30 days): noisy, fixed with the release for
+/// the whole period whatever changes in between (G1), and drawn afresh
+/// only in the next period.
+#[test]
+fn headline_figures_stay_the_same_all_week() {
+    let conn = db();
+    let params = Params::default();
+    let now = start();
+    for u in 0..10 {
+        conn.execute(
+            "INSERT INTO devices (id, user_id, name, created_at, last_seen_at)
+             VALUES (?1, ?2, 'laptop', 0, ?3)",
+            params![
+                format!("d{u}"),
+                user(u),
+                crate::clock::to_millis(now - Duration::days(2))
+            ],
+        )
+        .expect("device");
+    }
+    let slugs: Vec<String> = vec!["c0".into()];
+    let headline = |at| {
+        let req = Request {
+            team: None,
+            now: at,
+            weeks: 1,
+        };
+        release_in(&conn, &KEY, &slugs, &req, params, &Context::system())
+            .expect("no store error")
+            .expect("the org is released")
+            .headline()
+    };
+    let first = headline(now);
+    let (counted, syncing) = first;
+    let bound = params.protection().count_bound_95 * 2;
+    assert!(
+        counted.is_some_and(|n| (n - USERS as i64).abs() <= bound),
+        "{first:?}"
+    );
+    assert!(
+        syncing.is_some_and(|n| (n - 10).abs() <= bound),
+        "{first:?}"
+    );
+    // Within the week: a deactivation, an opt-out and a revoked device
+    // change nothing shown.
+    apply(&conn, &Op::Active(0, false));
+    apply(&conn, &Op::OptOut(1, true));
+    conn.execute("UPDATE devices SET revoked_at = 1 WHERE id = 'd2'", [])
+        .expect("revoke");
+    assert_eq!(headline(now + Duration::days(3)), first);
+    // The next week's release counts who is counted then, with new noise.
+    let next = headline(now + Duration::days(7));
+    assert!(next.0.is_some_and(|n| (n - 12).abs() <= bound), "{next:?}");
+    assert!(next.1.is_some_and(|n| (n - 7).abs() <= bound), "{next:?}");
+}

@@ -66,6 +66,13 @@ pub struct Release {
     pub released_at: DateTime<Utc>,
     pub params: Params,
     pub protection: Protection,
+    /// Engineers counted in the release, with noise; `None` below
+    /// `min_cohort` (after noise).
+    pub n_counted: Option<i64>,
+    /// Of them, those with a device that synced in the 30 days before the
+    /// release was made, with noise; `None` below `min_cohort` (after
+    /// noise), for a team, and for a release made before it was kept.
+    pub n_syncing: Option<i64>,
     pub concepts: Vec<ConceptAggregate>,
 }
 
@@ -111,14 +118,14 @@ impl From<serde_json::Error> for ReleaseError {
 
 /// One concept's released figures, as kept. `None` is suppressed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Figure {
-    concept: String,
+pub(super) struct Figure {
+    pub(super) concept: String,
     n_seen: Option<i64>,
     n_demonstrated: Option<i64>,
     /// Rates in millionths, so that a kept release reads back exactly
     /// what was made (a float through JSON may not).
     observed: Option<i64>,
-    predicted: Option<i64>,
+    pub(super) predicted: Option<i64>,
 }
 
 /// A rate in [0, 1] as millionths.
@@ -134,11 +141,17 @@ const FIX_PARAMS: &str =
     "INSERT INTO privacy_periods (period, min_cohort, epsilon_milli, budget, fixed_at)
      VALUES (?1, ?2, ?3, ?4, ?5)";
 const PRUNE_MEMBERS: &str = "DELETE FROM release_members WHERE period < ?1";
-const GET_RELEASE: &str =
-    "SELECT alias_of, figures, released_at FROM releases WHERE period = ?1 AND scope = ?2";
+const GET_RELEASE: &str = "SELECT alias_of, figures, released_at, n_members, n_syncing
+     FROM releases WHERE period = ?1 AND scope = ?2";
 const PUT_RELEASE: &str =
-    "INSERT INTO releases (period, scope, n_members, alias_of, figures, released_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO releases (period, scope, n_members, alias_of, figures, released_at, n_syncing)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Counted engineers with a live device seen since ?1 (each once).
+const SYNCING: &str = "SELECT count(DISTINCT d.user_id) FROM devices d
+     JOIN counted_users c ON c.id = d.user_id
+     WHERE d.revoked_at IS NULL AND d.last_seen_at >= ?1";
+/// How long after its last sync a device still counts as active.
+const SYNCING_DAYS: i64 = 30;
 const PUT_MEMBER: &str = "INSERT INTO release_members (period, scope, user_id) VALUES (?1, ?2, ?3)";
 const PERIOD_MEMBERS: &str = "SELECT scope, user_id FROM release_members WHERE period = ?1";
 const RELEASES_OF: &str = "SELECT count(*) FROM release_members WHERE period = ?1 AND user_id = ?2";
@@ -187,6 +200,7 @@ pub fn release(
         found,
         mut trends,
         params,
+        headline: (n_counted, n_syncing),
     } = made?;
     let period = trend::week_of(req.now);
     let rows = found
@@ -217,6 +231,8 @@ pub fn release(
         released_at: crate::clock::from_millis(found.released_at),
         params,
         protection: params.protection(),
+        n_counted,
+        n_syncing,
         concepts: rows,
     })
 }
@@ -226,6 +242,9 @@ pub(crate) struct Made {
     found: Found,
     trends: HashMap<String, Vec<WeekCount>>,
     params: Params,
+    /// Engineers counted and engineers syncing, with noise (see
+    /// [`headline`]).
+    headline: (Option<i64>, Option<i64>),
 }
 
 impl Made {
@@ -233,6 +252,12 @@ impl Made {
     #[cfg(test)]
     pub(crate) fn params(&self) -> Params {
         self.params
+    }
+
+    /// Engineers counted and engineers syncing, as shown.
+    #[cfg(test)]
+    pub(crate) fn headline(&self) -> (Option<i64>, Option<i64>) {
+        self.headline
     }
 
     /// The figures, as kept: (concept, n_seen, n_demonstrated) per concept.
@@ -286,10 +311,12 @@ pub(crate) fn release_in(
     Ok(match found {
         Ok(found) => {
             let trends = weeks(&ctx, &found.key, req.weeks)?;
+            let headline = headline(&ctx, &found);
             Ok(Made {
                 found,
                 trends,
                 params,
+                headline,
             })
         }
         Err(e) => Err(e),
@@ -312,6 +339,27 @@ struct Found {
     figures: Vec<Figure>,
     outcome: Outcome,
     released_at: i64,
+    /// Engineers counted when it was made (never shown without noise).
+    n_members: i64,
+    /// Engineers syncing when it was made (the org's release only).
+    n_syncing: Option<i64>,
+}
+
+/// The release's engineers counted and engineers syncing, each with its
+/// own noise (one engineer moves each by at most 1), drawn for the scope
+/// whose release this is (so a copy of a team gets the same draw) and
+/// suppressed below `min_cohort` after the noise. Both rest on counts
+/// kept with the release, so every read of the period gives the same.
+fn headline(c: &Ctx<'_>, found: &Found) -> (Option<i64>, Option<i64>) {
+    let min = i64::from(c.params.min_cohort);
+    let shown = |figure: &str, v: i64| {
+        let n = v + noisy(c, &found.key, c.period, "*", figure, 1.0);
+        (n >= min).then_some(n)
+    };
+    (
+        shown("n_counted", found.n_members),
+        found.n_syncing.and_then(|v| shown("n_syncing", v)),
+    )
 }
 
 /// The parameters of `period`: those fixed by its first release, else the
@@ -371,19 +419,22 @@ fn fix_period(
 }
 
 fn get_release(c: &Ctx<'_>, scope: &str) -> Result<Option<Found>, ReleaseError> {
-    let row: Option<(Option<String>, String, i64)> = c
+    type Kept = (Option<String>, String, i64, i64, Option<i64>);
+    let row: Option<Kept> = c
         .conn
         .prepare_cached(GET_RELEASE)?
         .query_row(params![c.period, scope], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    row.map(|(alias, figures, at)| {
+    row.map(|(alias, figures, at, n_members, n_syncing)| {
         Ok(Found {
             key: alias.unwrap_or_else(|| scope.to_string()),
             figures: serde_json::from_str(&figures)?,
             outcome: Outcome::Kept,
             released_at: at,
+            n_members,
+            n_syncing,
         })
     })
     .transpose()
@@ -405,14 +456,16 @@ fn put_release(
     scope: &str,
     members: &[String],
     figures: &[Figure],
+    n_syncing: Option<i64>,
 ) -> Result<(), ReleaseError> {
     c.conn.prepare_cached(PUT_RELEASE)?.execute(params![
         c.period,
         scope,
-        i64::try_from(members.len()).unwrap_or(i64::MAX),
+        count_of(members),
         None::<String>,
         serde_json::to_string(figures)?,
-        to_millis(c.now)
+        to_millis(c.now),
+        n_syncing
     ])?;
     let mut put = c.conn.prepare_cached(PUT_MEMBER)?;
     for m in members {
@@ -429,14 +482,25 @@ fn ensure_org(c: &Ctx<'_>) -> Result<Found, ReleaseError> {
     }
     let members = ids(c.conn, COUNTED, &[])?;
     let figures = figures(c, "")?;
-    put_release(c, "", &members, &figures)?;
+    let since = to_millis(c.now - chrono::Duration::days(SYNCING_DAYS));
+    let n_syncing: i64 = c
+        .conn
+        .prepare_cached(SYNCING)?
+        .query_row([since], |r| r.get(0))?;
+    put_release(c, "", &members, &figures, Some(n_syncing))?;
     sight_all_teams(c.conn, c.period)?;
     Ok(Found {
         key: String::new(),
         figures,
         outcome: Outcome::Made,
         released_at: to_millis(c.now),
+        n_members: count_of(&members),
+        n_syncing: Some(n_syncing),
     })
+}
+
+fn count_of(members: &[String]) -> i64 {
+    i64::try_from(members.len()).unwrap_or(i64::MAX)
 }
 
 fn members_hash(members: &[String]) -> Vec<u8> {
@@ -524,10 +588,11 @@ fn team_release(c: &Ctx<'_>, name: &str) -> Result<Result<Found, ReleaseError>, 
             c.conn.prepare_cached(PUT_RELEASE)?.execute(params![
                 c.period,
                 group,
-                i64::try_from(members.len()).unwrap_or(i64::MAX),
+                count_of(&members),
                 scope,
                 serde_json::to_string(&same.figures)?,
-                to_millis(c.now)
+                to_millis(c.now),
+                same.n_syncing
             ])?;
             return Ok(Ok(Found {
                 outcome: Outcome::SameAs,
@@ -546,12 +611,14 @@ fn team_release(c: &Ctx<'_>, name: &str) -> Result<Result<Found, ReleaseError>, 
         }
     }
     let figures = figures(c, &group)?;
-    put_release(c, &group, &members, &figures)?;
+    put_release(c, &group, &members, &figures, None)?;
     Ok(Ok(Found {
         key: group,
         figures,
         outcome: Outcome::Made,
         released_at: to_millis(c.now),
+        n_members: count_of(&members),
+        n_syncing: None,
     }))
 }
 

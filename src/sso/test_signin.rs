@@ -376,6 +376,11 @@ fn verdict(
                     "admin (through a group in admin_groups: {})",
                     org.admin_groups.join(", ")
                 ),
+                Role::Viewer if p.user.viewer_granted => "viewer (granted directly)".to_string(),
+                Role::Viewer => format!(
+                    "viewer (through a group in viewer_groups: {})",
+                    org.viewer_groups.join(", ")
+                ),
                 Role::Member if org.admin_groups.is_empty() => {
                     "member (admin_groups is empty)".into()
                 }
@@ -405,14 +410,7 @@ fn verdict(
             });
             Report {
                 verdict: "would_sign_in",
-                reason: format!(
-                    "as {account}, role {}",
-                    if role == Role::Admin {
-                        "admin"
-                    } else {
-                        "member"
-                    }
-                ),
+                reason: format!("as {account}, role {}", role.as_str()),
                 advice: None,
                 claims: lines,
                 mapped,

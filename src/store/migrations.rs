@@ -56,6 +56,8 @@ const ORG_STEPS: &[M<'static>] = &[
     ),
     M::up(include_str!("migrations/org/0019_generated_checks.sql"))
         .comment("comprehension checks the org's model wrote, with their provenance"),
+    M::up(include_str!("migrations/org/0020_viewer_role.sql"))
+        .comment("the viewer role's direct grants; engineers syncing, kept with each release"),
 ];
 
 /// Migrations of `system.db`.

@@ -287,3 +287,40 @@ pub fn set_memberships(
 ) -> rusqlite::Result<()> {
     super::groups::set_user_groups(conn, user_id, group_ids)
 }
+
+/// Whether `user_id` holds the directly granted viewer role.
+///
+/// # Errors
+/// SQLite errors.
+pub fn viewer_granted(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+    const SQL: &str = "SELECT 1 FROM role_grants WHERE user_id = ?1 AND role = 'viewer'";
+    Ok(conn
+        .prepare_cached(SQL)?
+        .query_row([user_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Grants (`granted`) or removes the direct viewer role of `user_id`;
+/// whether anything changed.
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_viewer(
+    conn: &Connection,
+    user_id: &str,
+    granted: bool,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    const GRANT: &str =
+        "INSERT INTO role_grants (user_id, role, granted_at) VALUES (?1, 'viewer', ?2)
+         ON CONFLICT (user_id) DO NOTHING";
+    const REVOKE: &str = "DELETE FROM role_grants WHERE user_id = ?1 AND role = 'viewer'";
+    let n = if granted {
+        conn.prepare_cached(GRANT)?
+            .execute(params![user_id, now_ms])?
+    } else {
+        conn.prepare_cached(REVOKE)?.execute([user_id])?
+    };
+    Ok(n > 0)
+}

@@ -1,7 +1,9 @@
 //! People in an org: users, groups, roles. A user signs in with an OIDC
 //! identity (issuer + subject); the admin role comes from membership of a
 //! group named in the org's `admin_groups`, or is granted directly by the
-//! operator CLI or another admin. Admin operations take an [`AdminCtx`],
+//! operator CLI or another admin. The viewer role (the org dashboard,
+//! nothing to administer) comes the same way from `viewer_groups` or a
+//! direct grant by an admin. Admin operations take an [`AdminCtx`],
 //! which only a fresh admin session or the operator can produce, so a
 //! forgotten check does not compile.
 
@@ -34,6 +36,8 @@ pub struct User {
     pub emails: Vec<Email>,
     pub active: bool,
     pub admin_granted: bool,
+    /// The viewer role granted directly by an admin (not through a group).
+    pub viewer_granted: bool,
     pub provisioned_by: String,
     pub groups: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -43,7 +47,7 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(r: UserRow, groups: Vec<String>) -> Self {
+    fn from_row(r: UserRow, groups: Vec<String>, viewer_granted: bool) -> Self {
         Self {
             emails: serde_json::from_str(&r.emails).unwrap_or_default(),
             identity: r.oidc_issuer.zip(r.oidc_subject),
@@ -52,6 +56,7 @@ impl User {
             display_name: r.display_name,
             active: r.active,
             admin_granted: r.admin_granted,
+            viewer_granted,
             provisioned_by: r.provisioned_by,
             groups,
             created_at: from_millis(r.created_at),
@@ -68,14 +73,19 @@ impl User {
             .map(|e| e.value.as_str())
     }
 
-    /// The user's role in `org`.
+    /// The user's role in `org`: admin (granted, or through one of
+    /// `admin_groups`) before viewer (granted, or through one of
+    /// `viewer_groups`) before member.
     pub fn role(&self, org: &OrgSettings) -> Role {
-        let by_group = self
-            .groups
-            .iter()
-            .any(|g| org.admin_groups.iter().any(|a| a.eq_ignore_ascii_case(g)));
-        if self.admin_granted || by_group {
+        let in_any = |names: &[String]| {
+            self.groups
+                .iter()
+                .any(|g| names.iter().any(|a| a.eq_ignore_ascii_case(g)))
+        };
+        if self.admin_granted || in_any(&org.admin_groups) {
             Role::Admin
+        } else if self.viewer_granted || in_any(&org.viewer_groups) {
+            Role::Viewer
         } else {
             Role::Member
         }
@@ -95,7 +105,25 @@ impl User {
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
+    /// Sees the org dashboard; administers nothing.
+    Viewer,
     Member,
+}
+
+impl Role {
+    /// The role's name, as the audit log and the CLI write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+        }
+    }
+
+    /// Whether the role may see the org dashboard.
+    pub fn sees_dashboard(self) -> bool {
+        matches!(self, Self::Admin | Self::Viewer)
+    }
 }
 
 /// Proof that the caller may perform admin operations on one org: built
@@ -167,7 +195,8 @@ impl From<rusqlite::Error> for UserError {
 
 fn load(conn: &rusqlite::Connection, row: UserRow) -> Result<User, UserError> {
     let groups = sql::group_names(conn, &row.id)?;
-    Ok(User::from_row(row, groups))
+    let viewer = sql::viewer_granted(conn, &row.id)?;
+    Ok(User::from_row(row, groups, viewer))
 }
 
 /// The user with this id, one deleted over SCIM included (with `active`
@@ -348,6 +377,39 @@ pub fn set_admin(
             action,
             Some(id),
             &json!({ "user_name": row.user_name }),
+            now,
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    get(org, id)
+}
+
+/// Grants or revokes the directly granted viewer role. Audited as
+/// `viewer.grant` / `viewer.revoke` (also when nothing changed, with
+/// `changed: false`, so every attempt is on record).
+///
+/// # Errors
+/// [`UserError::NotFound`].
+pub fn set_viewer(
+    org: &OrgDb,
+    admin: &AdminCtx,
+    id: &str,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    org.db.write(|tx| {
+        let row = sql::by_id(tx, id)?.ok_or(UserError::NotFound)?;
+        let changed = sql::set_viewer(tx, id, granted, to_millis(now))?;
+        let action = if granted {
+            "viewer.grant"
+        } else {
+            "viewer.revoke"
+        };
+        admin.audit().record(
+            tx,
+            action,
+            Some(id),
+            &json!({ "user_name": row.user_name, "changed": changed }),
             now,
         )?;
         Ok::<_, UserError>(())

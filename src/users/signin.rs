@@ -273,6 +273,8 @@ fn resolve_in(
     {
         return Ok(Err(r));
     }
+    // The role before this sign-in's groups: a change is audited below.
+    let before = load(tx, row.clone())?.role(settings);
     row.oidc_issuer = Some(id.issuer.clone());
     row.oidc_subject = Some(id.subject.clone());
     // SCIM owns the profile and groups of the users it provisions.
@@ -303,5 +305,18 @@ fn resolve_in(
     }
     row.updated_at = to_millis(now);
     sql::update(tx, &row)?;
-    Ok(Ok(load(tx, row)?))
+    let user = load(tx, row)?;
+    let after = user.role(settings);
+    if after != before {
+        // Roles from `admin_groups` / `viewer_groups` follow the groups the
+        // IdP sends; each change a sign-in makes is on record.
+        ctx.record(
+            tx,
+            "role.change",
+            Some(&user.id),
+            &json!({ "from": before.as_str(), "to": after.as_str(), "via": "sign_in.groups", "groups": user.groups }),
+            now,
+        )?;
+    }
+    Ok(Ok(user))
 }

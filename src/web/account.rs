@@ -128,12 +128,13 @@ async fn account_page(
         name: who.user.greeting_name().to_string(),
         user_name: who.user.user_name.clone(),
         email: who.user.email().unwrap_or("none").to_string(),
-        role: if role == Role::Admin {
-            "Administrator"
-        } else {
-            "Member"
+        role: match role {
+            Role::Admin => "Administrator",
+            Role::Viewer => "Viewer (the organisation dashboard)",
+            Role::Member => "Member",
         }
         .into(),
+        sees_dashboard: role.sees_dashboard(),
         groups: who.user.groups.clone(),
         is_admin: role == Role::Admin,
         csrf: who.session.csrf.clone(),

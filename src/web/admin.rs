@@ -29,6 +29,8 @@ pub async fn get_admin(
         match d.as_str() {
             "granted" => "Admin role granted.",
             "revoked" => "Admin role revoked.",
+            "viewer-granted" => "Viewer role granted: they now see the organisation dashboard.",
+            "viewer-revoked" => "Viewer role revoked.",
             "token-revoked" => "SCIM token revoked; the identity provider can no longer use it.",
             "welcome" => "Welcome: you are this installation's first administrator. The setup checklist below shows what is left.",
             _ => "Sessions ended.",
@@ -69,12 +71,9 @@ async fn admin_page(
             MemberLine {
                 via_group: role == Role::Admin && !u.admin_granted,
                 granted: u.admin_granted,
-                role: if role == Role::Admin {
-                    "admin"
-                } else {
-                    "member"
-                }
-                .into(),
+                viewer_granted: u.viewer_granted,
+                viewer_via_group: role == Role::Viewer && !u.viewer_granted,
+                role: role.as_str().into(),
                 id: u.id,
                 user_name: u.user_name,
                 display_name: u.display_name,
@@ -102,6 +101,7 @@ async fn admin_page(
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
         admin_groups: who.org.admin_groups.clone(),
+        viewer_groups: who.org.viewer_groups.clone(),
         members: lines,
         scim_tokens,
         new_token,
@@ -247,6 +247,33 @@ pub async fn post_set_admin(
     .await
     .map_err(PageError::internal)??;
     let done = if grant { "granted" } else { "revoked" };
+    Ok(Redirect::to(&format!("/o/{org}/admin?done={done}")).into_response())
+}
+
+/// Grants or revokes the directly granted viewer role (the org
+/// dashboard, nothing to administer). Needs a fresh admin sign-in; audited.
+pub async fn post_set_viewer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org, id)): Path<(String, String)>,
+    admin: AdminSession,
+    Form(form): Form<SetAdminForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &headers, &admin.who, &form.csrf)?;
+    let grant = form.grant == "1";
+    let st = state.clone();
+    let now = state.clock.now();
+    let slug = org.clone();
+    tokio::task::spawn_blocking(move || {
+        users::set_viewer(st.store.org(&slug)?, &admin.ctx, &id, grant, now).map(|_| ())
+    })
+    .await
+    .map_err(PageError::internal)??;
+    let done = if grant {
+        "viewer-granted"
+    } else {
+        "viewer-revoked"
+    };
     Ok(Redirect::to(&format!("/o/{org}/admin?done={done}")).into_response())
 }
 

@@ -89,6 +89,31 @@ impl FromRequestParts<AppState> for AdminViewer {
     }
 }
 
+/// A viewer or an admin of the path's org, for the org dashboard: figures
+/// of the org's privacy releases only, nothing to administer. A member,
+/// or anyone of another org, is refused.
+#[derive(Debug, Clone)]
+pub struct DashboardViewer {
+    pub who: Arc<SignedIn>,
+    pub audit: Context,
+}
+
+impl FromRequestParts<AppState> for DashboardViewer {
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let SignedInUser { who, audit } = SignedInUser::from_request_parts(parts, state).await?;
+        if !who.role().sees_dashboard() {
+            return Err(PageError::Forbidden(
+                "The organisation dashboard is for viewers and administrators. Ask an administrator for the viewer role.".into(),
+            ));
+        }
+        Ok(Self { who, audit })
+    }
+}
+
 /// An admin of the path's org whose last sign-in at the IdP is recent
 /// enough (`sso.reauth_max_age_secs`); carries the [`AdminCtx`] that admin
 /// operations require. A stale sign-in is sent to re-authenticate (P10).

@@ -6,6 +6,8 @@
 mod account;
 mod admin;
 mod aggregates;
+mod charts;
+mod dashboard;
 mod error;
 mod extract;
 mod pages;
@@ -73,6 +75,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/o/{org}/admin/users/{id}/admin",
             post(admin::post_set_admin),
         )
+        .route(
+            "/o/{org}/admin/users/{id}/viewer",
+            post(admin::post_set_viewer),
+        )
+        .route("/o/{org}/dashboard", get(dashboard::get_dashboard))
         .route(
             "/o/{org}/admin/users/{id}/sessions/revoke",
             post(admin::post_revoke_sessions),

@@ -93,6 +93,8 @@ pub struct AccountPage {
     pub role: String,
     pub groups: Vec<String>,
     pub is_admin: bool,
+    /// Admins and viewers: the org dashboard is linked.
+    pub sees_dashboard: bool,
     pub csrf: String,
     pub sessions: Vec<SessionLine>,
 }
@@ -112,6 +114,11 @@ pub struct MemberLine {
     pub role: String,
     pub via_group: bool,
     pub granted: bool,
+    /// Holds the viewer role by a direct grant (not through a group).
+    pub viewer_granted: bool,
+    /// A viewer through one of `viewer_groups` (the role cannot be taken
+    /// away here).
+    pub viewer_via_group: bool,
     pub active: bool,
 }
 
@@ -135,6 +142,7 @@ pub struct AdminPage {
     pub org_slug: String,
     pub org_name: String,
     pub admin_groups: Vec<String>,
+    pub viewer_groups: Vec<String>,
     pub members: Vec<MemberLine>,
     pub scim_tokens: Vec<TokenLine>,
     /// A token just created: its name and secret, shown this once.

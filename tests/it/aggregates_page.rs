@@ -16,16 +16,16 @@ use reqwest::StatusCode;
 use crate::support::{Env, manual_clock, signed_in};
 
 /// A server on loopback and a client that follows no redirect.
-struct Served {
-    base: String,
-    state: AppState,
-    clock: std::sync::Arc<aiworklab::clock::ManualClock>,
-    running: server::Running,
-    http: reqwest::Client,
+pub(crate) struct Served {
+    pub(crate) base: String,
+    pub(crate) state: AppState,
+    pub(crate) clock: std::sync::Arc<aiworklab::clock::ManualClock>,
+    pub(crate) running: server::Running,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Served {
-    async fn start(env: &mut Env) -> Self {
+    pub(crate) async fn start(env: &mut Env) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         env.raw.server.public_url = base.clone();
@@ -48,7 +48,11 @@ impl Served {
     }
 
     /// GET `path` with the session cookie (if any): status, Location, body.
-    async fn page(&self, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
+    pub(crate) async fn page(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, String, String) {
         let mut r = self.http.get(format!("{}{path}", self.base));
         if let Some(c) = cookie {
             r = r.header("cookie", c);
@@ -65,13 +69,13 @@ impl Served {
     }
 }
 
-fn t(m: u32, d: u32) -> DateTime<Utc> {
+pub(crate) fn t(m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, m, d, 10, 0, 0)
         .single()
         .expect("valid")
 }
 
-fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Utc>)]) {
+pub(crate) fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Utc>)]) {
     use aiworklab::skill::{Delta, Transition};
     let deltas: Vec<Delta> = facts
         .iter()
@@ -93,7 +97,7 @@ fn push(state: &AppState, user: &str, concept: &str, facts: &[(&str, DateTime<Ut
     .expect("push");
 }
 
-fn team(state: &AppState, name: &str, members: &[String]) {
+pub(crate) fn team(state: &AppState, name: &str, members: &[String]) {
     state
         .store
         .org("acme")

@@ -37,8 +37,8 @@ use crate::idp::{PASSWORD, Site};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const COOKIE: &str = "__Host-aiwl_session";
-const DESKTOP: (u32, u32) = (1280, 900);
-const PHONE: (u32, u32) = (390, 844);
+pub(crate) const DESKTOP: (u32, u32) = (1280, 900);
+pub(crate) const PHONE: (u32, u32) = (390, 844);
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A chromedriver on a free loopback port, in its own process group so
@@ -147,9 +147,9 @@ impl Drop for ChromeDriver {
 /// A Chromium command that fantoccini has no method for:
 /// `POST <session>/<path>` with a JSON body.
 #[derive(Debug)]
-struct Chromium {
-    path: &'static str,
-    body: Value,
+pub(crate) struct Chromium {
+    pub(crate) path: &'static str,
+    pub(crate) body: Value,
 }
 
 impl WebDriverCompatibleCommand for Chromium {
@@ -170,7 +170,7 @@ impl WebDriverCompatibleCommand for Chromium {
 /// One WebDriver session, with the few steps the test needs; each panics
 /// with what it tried when the browser refuses.
 pub(crate) struct Browser {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Browser {
@@ -248,14 +248,14 @@ impl Browser {
             .to_string()
     }
 
-    async fn execute(&self, script: &str) -> Value {
+    pub(crate) async fn execute(&self, script: &str) -> Value {
         self.client
             .execute(script, Vec::new())
             .await
             .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
-    async fn set_window_size(&self, (width, height): (u32, u32)) {
+    pub(crate) async fn set_window_size(&self, (width, height): (u32, u32)) {
         self.client
             .set_window_size(width, height)
             .await
@@ -268,7 +268,7 @@ impl Browser {
         self.client.back().await.expect("back");
     }
 
-    async fn press_tab(&self) {
+    pub(crate) async fn press_tab(&self) {
         let tab = char::from(Key::Tab);
         let keys = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value: tab })
@@ -293,7 +293,7 @@ impl Browser {
 
     /// The whole page (not only the viewport), through the DevTools
     /// protocol, as a PNG.
-    async fn screenshot(&self, path: &Path) {
+    pub(crate) async fn screenshot(&self, path: &Path) {
         let size = self
             .execute(
                 "const d = document.documentElement; \
@@ -357,7 +357,7 @@ fn shots_dir() -> PathBuf {
 /// Checks the page in front of the browser: it fits the viewport (no
 /// sideways scrolling), everything it loaded came from `allowed`, and it
 /// goes into `target/screenshots/<name>.png`.
-async fn inspect(b: &Browser, name: &str, allowed: &[&str]) {
+pub(crate) async fn inspect(b: &Browser, name: &str, allowed: &[&str]) {
     let fit = b
         .execute("return [document.documentElement.scrollWidth, window.innerWidth]")
         .await;
@@ -383,7 +383,7 @@ async fn inspect(b: &Browser, name: &str, allowed: &[&str]) {
 }
 
 /// What has the keyboard focus, as `tag#id.class`.
-async fn focused(b: &Browser) -> String {
+pub(crate) async fn focused(b: &Browser) -> String {
     b.execute(
         "const e = document.activeElement; \
          return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \

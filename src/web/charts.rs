@@ -1,0 +1,414 @@
+//! The dashboard's charts as server-rendered SVG: this module computes the
+//! geometry (coordinates as short strings, labels, CSS classes) and the
+//! templates draw it. No script and no `style` attribute (the CSP allows
+//! neither): colours come from classes in `static/app.css`, so light and
+//! dark schemes follow `prefers-color-scheme`; every series also differs
+//! in dash pattern and marker, and every cell carries its number as text,
+//! so colour is never the only carrier of meaning. Why templates rather
+//! than a plotting crate: docs/dependencies.md.
+
+/// The width of every chart's `viewBox`; the page scales it to the
+/// column (a phone at 390 px shows it at about 0.85).
+pub const WIDTH: f64 = 420.0;
+
+/// A number for an SVG attribute: at most one decimal.
+fn n(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// A label cut to `max` characters (with an ellipsis); the full text goes
+/// in the element's `<title>` and the table.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// An axis tick: where, and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub at: String,
+    /// Where its label's baseline goes (across the axis from `at`).
+    pub text_at: String,
+    pub label: String,
+}
+
+/// One point of a series, with what it says to a pointer's tooltip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dot {
+    pub x: String,
+    pub y: String,
+    /// The corner of a square marker centred on the point.
+    pub sx: String,
+    pub sy: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    /// `met` or `shown`: colour, dash pattern and marker shape.
+    pub class: &'static str,
+    /// The `points` of its `<polyline>`.
+    pub points: String,
+    pub dots: Vec<Dot>,
+}
+
+/// A line chart of weekly values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    pub width: String,
+    pub height: String,
+    /// The plot area's left, right, top and bottom edges.
+    pub left: String,
+    pub right: String,
+    pub top: String,
+    pub bottom: String,
+    /// Where the y-axis labels end, and the x-axis labels' baseline.
+    pub y_label_x: String,
+    pub x_label_y: String,
+    pub x_ticks: Vec<Tick>,
+    pub y_ticks: Vec<Tick>,
+    pub series: Vec<Series>,
+}
+
+/// A rounded axis maximum at or above `max` (1, 2 or 5 times a power of
+/// ten), so the ticks are round numbers.
+fn nice_max(max: i64) -> i64 {
+    let mut step = 1;
+    loop {
+        for m in [1, 2, 5] {
+            if m * step >= max {
+                return (m * step).max(1);
+            }
+        }
+        step *= 10;
+    }
+}
+
+/// Two series over the same weeks: `(week label, met, demonstrated)`.
+pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
+    let (left, right, top, bottom) = (44.0, WIDTH - 12.0, 12.0, 170.0);
+    let height = bottom + 34.0;
+    let peak = weeks
+        .iter()
+        .map(|(_, a, b)| (*a).max(*b))
+        .max()
+        .unwrap_or(0);
+    let y_max = nice_max(peak);
+    let step = if weeks.len() > 1 {
+        (right - left) / (weeks.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let x = |i: usize| left + step * i as f64;
+    let y = |v: i64| bottom - (bottom - top) * (v.max(0) as f64 / y_max as f64);
+    let series = |name: &str, class, pick: fn(&(String, i64, i64)) -> i64| {
+        let dots: Vec<Dot> = weeks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Dot {
+                x: n(x(i)),
+                y: n(y(pick(w))),
+                sx: n(x(i) - 3.5),
+                sy: n(y(pick(w)) - 3.5),
+                label: format!("{}: {} {name}", w.0, pick(w)),
+            })
+            .collect();
+        Series {
+            name: name.to_string(),
+            class,
+            points: dots
+                .iter()
+                .map(|d| format!("{},{}", d.x, d.y))
+                .collect::<Vec<_>>()
+                .join(" "),
+            dots,
+        }
+    };
+    // Every other week is labelled, so the labels fit a phone.
+    let x_ticks = weeks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (weeks.len() - 1 - i).is_multiple_of(2))
+        .map(|(i, w)| Tick {
+            at: n(x(i)),
+            text_at: n(bottom + 18.0),
+            label: w.0.rsplit('-').next().unwrap_or(&w.0).to_string(),
+        })
+        .collect();
+    let y_ticks = [0, y_max / 2, y_max]
+        .iter()
+        .map(|v| Tick {
+            at: n(y(*v)),
+            text_at: n(y(*v) + 4.0),
+            label: v.to_string(),
+        })
+        .collect();
+    LineChart {
+        width: n(WIDTH),
+        height: n(height),
+        left: n(left),
+        right: n(right),
+        top: n(top),
+        bottom: n(bottom),
+        y_label_x: n(left - 6.0),
+        x_label_y: n(bottom + 18.0),
+        x_ticks,
+        y_ticks,
+        series: vec![
+            series("met", "met", |w| w.1),
+            series("demonstrated", "shown", |w| w.2),
+        ],
+    }
+}
+
+/// One bar of a horizontal bar chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarRow {
+    pub y: String,
+    pub text_y: String,
+    pub label: String,
+    pub full_label: String,
+    pub width: String,
+    pub value: String,
+    pub value_x: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    pub width: String,
+    pub height: String,
+    /// Where the bars start.
+    pub origin: String,
+    pub rows: Vec<BarRow>,
+}
+
+/// Horizontal bars: `(label, magnitude, value as text)`, longest bar the
+/// largest magnitude.
+pub fn bar_chart(rows: &[(String, f64, String)]) -> BarChart {
+    let (label_w, value_w, row_h) = (178.0, 58.0, 24.0);
+    let span = WIDTH - label_w - value_w;
+    let peak = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
+    let rows: Vec<BarRow> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (label, v, text))| {
+            let w = if peak > 0.0 {
+                (span * v / peak).max(1.0)
+            } else {
+                1.0
+            };
+            let top = 4.0 + row_h * i as f64;
+            BarRow {
+                y: n(top + 3.0),
+                text_y: n(top + 16.0),
+                label: cut(label, 27),
+                full_label: label.clone(),
+                width: n(w),
+                value: text.clone(),
+                value_x: n(label_w + w + 6.0),
+            }
+        })
+        .collect();
+    BarChart {
+        width: n(WIDTH),
+        height: n(8.0 + row_h * rows.len().max(1) as f64),
+        origin: n(label_w),
+        rows,
+    }
+}
+
+/// One heat-map cell as the caller knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Coverage {
+    /// `covered` of `of` concepts.
+    Share { covered: usize, of: usize },
+    /// No figure, with the reason.
+    Suppressed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatCell {
+    pub x: String,
+    pub text_x: String,
+    /// `q0` to `q4` by share, or `sup` (hatched).
+    pub class: &'static str,
+    pub text: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatRow {
+    pub y: String,
+    pub text_y: String,
+    pub label: String,
+    pub full_label: String,
+    pub cells: Vec<HeatCell>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatColumn {
+    pub x: String,
+    pub y: String,
+    pub label: String,
+    pub full_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatMap {
+    pub width: String,
+    pub height: String,
+    pub cell_w: String,
+    pub cell_h: String,
+    pub columns: Vec<HeatColumn>,
+    pub rows: Vec<HeatRow>,
+}
+
+/// The share as a percentage, and its colour step.
+pub fn share(covered: usize, of: usize) -> (u32, &'static str) {
+    let pct = if of == 0 {
+        0
+    } else {
+        ((covered as f64 / of as f64) * 100.0).round() as u32
+    };
+    let class = match pct {
+        0 => "q0",
+        1..=24 => "q1",
+        25..=49 => "q2",
+        50..=74 => "q3",
+        _ => "q4",
+    };
+    (pct, class)
+}
+
+/// Rows (domains) by columns (teams); `cells[row][column]`.
+pub fn heat_map(rows: &[String], columns: &[String], cells: &[Vec<Coverage>]) -> HeatMap {
+    let (label_w, head_h, cell_h) = (132.0, 64.0, 22.0);
+    let cols = columns.len().max(1) as f64;
+    let cell_w = ((WIDTH - label_w) / cols).min(72.0);
+    let columns_out = columns
+        .iter()
+        .enumerate()
+        .map(|(j, name)| HeatColumn {
+            x: n(label_w + cell_w * (j as f64 + 0.5)),
+            y: n(head_h - 6.0),
+            label: cut(name, 12),
+            full_label: name.clone(),
+        })
+        .collect();
+    let rows_out = rows
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let top = head_h + cell_h * i as f64;
+            let cells = columns
+                .iter()
+                .enumerate()
+                .map(|(j, team)| {
+                    let x = label_w + cell_w * j as f64;
+                    let (class, text, title) = match cells.get(i).and_then(|r| r.get(j)) {
+                        Some(Coverage::Share { covered, of }) => {
+                            let (pct, class) = share(*covered, *of);
+                            (
+                                class,
+                                format!("{pct}%"),
+                                format!("{team}, {name}: {covered} of {of} concepts ({pct} %)"),
+                            )
+                        }
+                        Some(Coverage::Suppressed(why)) => {
+                            ("sup", "–".to_string(), format!("{team}, {name}: {why}"))
+                        }
+                        None => ("sup", "–".to_string(), format!("{team}, {name}: no figure")),
+                    };
+                    HeatCell {
+                        x: n(x + 1.0),
+                        text_x: n(x + cell_w / 2.0),
+                        class,
+                        text,
+                        title,
+                    }
+                })
+                .collect();
+            HeatRow {
+                y: n(top + 1.0),
+                text_y: n(top + 15.0),
+                label: cut(name, 20),
+                full_label: name.clone(),
+                cells,
+            }
+        })
+        .collect();
+    HeatMap {
+        width: n(label_w + cell_w * cols),
+        height: n(head_h + cell_h * rows.len().max(1) as f64 + 2.0),
+        cell_w: n(cell_w - 2.0),
+        cell_h: n(cell_h - 2.0),
+        columns: columns_out,
+        rows: rows_out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_chart_scales_to_a_round_maximum_and_labels_every_point() {
+        let weeks: Vec<(String, i64, i64)> = (1..=4)
+            .map(|i| (format!("2026-W0{i}"), i * 10, i * 4))
+            .collect();
+        let c = line_chart(&weeks);
+        assert_eq!(c.y_ticks.last().map(|t| t.label.as_str()), Some("50"));
+        let met = &c.series[0];
+        assert_eq!(met.dots.len(), 4);
+        assert_eq!(met.dots[3].label, "2026-W04: 40 met");
+        // The first point at the left edge and the value 10 of 50 at a
+        // fifth of the height from the bottom (170 - 158 * 0.2).
+        assert_eq!(met.points.split(' ').next(), Some("44,138.4"));
+        assert_eq!(c.x_ticks.last().map(|t| t.label.as_str()), Some("W04"));
+        // Nothing at all still draws (no division by zero).
+        let flat = line_chart(&[("2026-W01".into(), 0, 0)]);
+        assert_eq!(flat.series[0].points, "44,170");
+    }
+
+    #[test]
+    fn bars_are_proportional_and_labels_are_cut_with_the_full_text_kept() {
+        let long = "a concept title that is longer than the space it has".to_string();
+        let c = bar_chart(&[
+            (long.clone(), 20.0, "20".into()),
+            ("short".into(), 5.0, "5".into()),
+        ]);
+        assert_eq!(c.rows[0].width, "184");
+        assert_eq!(c.rows[1].width, "46");
+        assert!(c.rows[0].label.ends_with('…') && c.rows[0].label.chars().count() == 27);
+        assert_eq!(c.rows[0].full_label, long);
+    }
+
+    #[test]
+    fn heat_cells_carry_their_number_and_suppressed_ones_their_reason() {
+        let m = heat_map(
+            &["Rust".into()],
+            &["core".into(), "tiny".into()],
+            &[vec![
+                Coverage::Share { covered: 3, of: 4 },
+                Coverage::Suppressed("fewer than 5 engineers".into()),
+            ]],
+        );
+        let cells = &m.rows[0].cells;
+        assert_eq!((cells[0].class, cells[0].text.as_str()), ("q4", "75%"));
+        assert_eq!(cells[1].class, "sup");
+        assert!(cells[1].title.contains("fewer than 5 engineers"));
+        assert_eq!(share(0, 0), (0, "q0"));
+        assert_eq!(share(1, 4), (25, "q2"));
+    }
+}
