@@ -27,10 +27,25 @@ pub struct Draw<'a> {
     pub figure: &'a str,
 }
 
+/// The org's noise key, with HMAC's key schedule done once: a release
+/// draws thousands of figures (every concept, every figure, every week of
+/// the trend), and each draw then starts from a copy of this state.
+#[derive(Clone)]
+pub struct NoiseKey(Hmac<Sha256>);
+
+impl NoiseKey {
+    #[must_use]
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(
+            <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .expect("HMAC-SHA256 takes a key of any length"),
+        )
+    }
+}
+
 /// Two uniform variates in (0, 1] for `draw`.
-fn uniforms(key: &[u8; 32], draw: &Draw<'_>) -> (f64, f64) {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA256 takes a key of any length");
+fn uniforms(key: &NoiseKey, draw: &Draw<'_>) -> (f64, f64) {
+    let mut mac = key.0.clone();
     // Length-prefixed fields, so that no two names run into each other.
     for part in [
         draw.scope.as_bytes(),
@@ -62,7 +77,7 @@ fn geometric(u: f64, ln_alpha: f64) -> i64 {
 
 /// Two-sided geometric noise for a figure one engineer changes by at most
 /// `sensitivity`, at privacy `epsilon`.
-pub fn two_sided(key: &[u8; 32], draw: &Draw<'_>, epsilon: f64, sensitivity: f64) -> i64 {
+pub fn two_sided(key: &NoiseKey, draw: &Draw<'_>, epsilon: f64, sensitivity: f64) -> i64 {
     let ln_alpha = -epsilon / sensitivity;
     let (u1, u2) = uniforms(key, draw);
     geometric(u1, ln_alpha) - geometric(u2, ln_alpha)
@@ -84,7 +99,9 @@ pub fn bound(epsilon: f64, q: f64) -> i64 {
 mod tests {
     use super::*;
 
-    const KEY: [u8; 32] = [7; 32];
+    fn key() -> NoiseKey {
+        NoiseKey::new(&[7; 32])
+    }
 
     fn draw<'a>(scope: &'a str, concept: &'a str) -> Draw<'a> {
         Draw {
@@ -97,16 +114,19 @@ mod tests {
 
     #[test]
     fn noise_is_deterministic_per_scope_concept_period_and_figure() {
-        let a = two_sided(&KEY, &draw("org", "rust-lifetimes"), 0.5, 1.0);
+        let a = two_sided(&key(), &draw("org", "rust-lifetimes"), 0.5, 1.0);
         for _ in 0..10 {
-            assert_eq!(two_sided(&KEY, &draw("org", "rust-lifetimes"), 0.5, 1.0), a);
+            assert_eq!(
+                two_sided(&key(), &draw("org", "rust-lifetimes"), 0.5, 1.0),
+                a
+            );
         }
         // Any part of the name, or the key, gives another draw: over many
         // names, the draws are not all the same.
         let others: Vec<i64> = (0..50)
             .map(|i| {
                 two_sided(
-                    &KEY,
+                    &key(),
                     &draw(&format!("team:{i}"), "rust-lifetimes"),
                     0.5,
                     1.0,
@@ -118,12 +138,19 @@ mod tests {
             .map(|p| {
                 let mut d = draw("org", "rust-lifetimes");
                 d.period += 7 * p;
-                two_sided(&KEY, &d, 0.5, 1.0)
+                two_sided(&key(), &d, 0.5, 1.0)
             })
             .collect();
         assert!(periods.iter().any(|&x| x != a));
         let keys: Vec<i64> = (0..50u8)
-            .map(|k| two_sided(&[k; 32], &draw("org", "rust-lifetimes"), 0.5, 1.0))
+            .map(|k| {
+                two_sided(
+                    &NoiseKey::new(&[k; 32]),
+                    &draw("org", "rust-lifetimes"),
+                    0.5,
+                    1.0,
+                )
+            })
             .collect();
         assert!(keys.iter().any(|&x| x != a));
         // Fields are length-prefixed: moving a byte between them changes the draw.
@@ -139,7 +166,7 @@ mod tests {
             concept: "bc",
             figure: "f",
         };
-        assert_ne!(uniforms(&KEY, &a1), uniforms(&KEY, &a2));
+        assert_ne!(uniforms(&key(), &a1), uniforms(&key(), &a2));
     }
 
     /// Over 40,000 scopes (a fixed key, so the test is reproducible), the
@@ -151,7 +178,12 @@ mod tests {
         for epsilon in [0.25, 0.5, 1.0] {
             let xs: Vec<f64> = (0..n)
                 .map(|i| {
-                    two_sided(&KEY, &draw(&format!("team:{i}"), "sql-joins"), epsilon, 1.0) as f64
+                    two_sided(
+                        &key(),
+                        &draw(&format!("team:{i}"), "sql-joins"),
+                        epsilon,
+                        1.0,
+                    ) as f64
                 })
                 .collect();
             let mean = xs.iter().sum::<f64>() / n as f64;
@@ -187,7 +219,7 @@ mod tests {
     #[test]
     fn sensitivity_scales_the_noise() {
         let xs: Vec<i64> = (0..2_000)
-            .map(|i| two_sided(&KEY, &draw(&format!("s{i}"), "c"), 0.5, 1_000.0))
+            .map(|i| two_sided(&key(), &draw(&format!("s{i}"), "c"), 0.5, 1_000.0))
             .collect();
         let mean_abs = xs.iter().map(|x| x.abs() as f64).sum::<f64>() / xs.len() as f64;
         // Laplace-like with scale Δ/ε = 2,000: mean |X| ≈ 2,000.

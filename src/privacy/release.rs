@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::noise::{self, Draw};
+use super::noise::{self, Draw, NoiseKey};
 use super::{Params, Protection};
 use crate::audit::Context;
 use crate::catalogue::OrgConcepts;
@@ -289,7 +289,7 @@ pub(crate) fn release_in(
     let params = fix_period(conn, period, configured, audit, req.now)?;
     let ctx = Ctx {
         conn,
-        key,
+        key: NoiseKey::new(key),
         period,
         params,
         slugs,
@@ -326,7 +326,7 @@ pub(crate) fn release_in(
 /// What one transaction works with.
 struct Ctx<'a> {
     conn: &'a Connection,
-    key: &'a [u8; 32],
+    key: NoiseKey,
     period: i64,
     params: Params,
     slugs: &'a [String],
@@ -655,40 +655,48 @@ pub(crate) fn check_scope<'a>(
     released: &'a HashMap<String, HashSet<String>>,
     params: Params,
 ) -> Check<'a> {
+    // Every count below walks the new team or one released scope, never
+    // the whole org per scope: a team's first release of a period costs
+    // the members of the period's releases once, not once per scope.
     let min = params.min_cohort as usize;
-    let diff = |other: &dyn Fn(&str) -> bool, other_len: usize| {
-        let inside = team.iter().filter(|m| other(m)).count();
-        team.len() + other_len - 2 * inside
-    };
+    // |A Δ B| from |A|, |B| and |A ∩ B|.
+    let sym = |a: usize, b: usize, both: usize| a + b - 2 * both;
     let mut scopes: Vec<&String> = released.keys().collect();
     scopes.sort();
+    let in_team_and = |set: &HashSet<String>| team.iter().filter(|m| set.contains(**m)).count();
     for scope in &scopes {
         let set = &released[*scope];
-        if diff(&|m| set.contains(m), set.len()) == 0 {
+        if sym(team.len(), set.len(), in_team_and(set)) == 0 {
             return Check::Same(scope.as_str());
         }
     }
     let empty = HashSet::new();
     let org = released.get("").unwrap_or(&empty);
+    // The org beside the new team: |org \ team|.
+    let org_beside_team = org.len() - in_team_and(org);
     for scope in &scopes {
         let set = &released[*scope];
-        if diff(&|m| set.contains(m), set.len()) < min {
+        if sym(team.len(), set.len(), in_team_and(set)) < min {
             return Check::TooClose;
         }
         if scope.is_empty() {
             continue;
         }
-        // The new team against the org beside `set`, and `set` against
-        // the org beside the new team (the two differ when someone was
-        // counted in one release and not in the org's).
-        let rest_len = org.iter().filter(|m| !set.contains(*m)).count();
-        let d = diff(&|m| org.contains(m) && !set.contains(m), rest_len);
-        let beside_team = org.iter().filter(|m| !team.contains(m.as_str())).count();
-        let inside = set
+        // The new team against the org beside `set` (d), and `set` against
+        // the org beside the new team (d2); the two differ when someone was
+        // counted in one release and not in the org's.
+        let set_in_org = set.iter().filter(|m| org.contains(*m)).count();
+        let rest_len = org.len() - set_in_org;
+        let team_in_rest = team
+            .iter()
+            .filter(|m| org.contains(**m) && !set.contains(**m))
+            .count();
+        let d = sym(team.len(), rest_len, team_in_rest);
+        let set_in_org_beside_team = set
             .iter()
             .filter(|m| org.contains(*m) && !team.contains(m.as_str()))
             .count();
-        let d2 = set.len() + beside_team - 2 * inside;
+        let d2 = sym(set.len(), org_beside_team, set_in_org_beside_team);
         if (d > 0 && d < min) || (d2 > 0 && d2 < min) {
             return Check::TooClose;
         }
@@ -707,7 +715,7 @@ fn noisy(
 ) -> i64 {
     let scope = if scope.is_empty() { "org" } else { scope };
     noise::two_sided(
-        c.key,
+        &c.key,
         &Draw {
             scope,
             period,
