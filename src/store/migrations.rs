@@ -81,7 +81,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 2);
-        assert_eq!(ORG_VERSION, 19);
+        assert_eq!(ORG_VERSION, 20);
     }
 
     #[test]
