@@ -8,12 +8,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::trend;
 use crate::audit::Context;
 use crate::catalogue::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
 use crate::skill::Catalogue;
 use crate::skill::Transition;
-use super::trend;
 use crate::skill::state::{self, ConceptState, Fact};
 use crate::store::deltas as sql;
 use crate::store::{OrgDb, Store, StoreError};
@@ -375,9 +375,23 @@ mod tests {
         let weeks: Vec<&str> = h.iter().map(|w| w.week.as_str()).collect();
         assert_eq!(weeks, ["2026-W01", "2026-W02", "2026-W03", "2026-W04"]);
         assert_eq!((h[1].met, h[1].demonstrated), (1, 1), "W02: a");
-        assert_eq!(h[2], Week { week: "2026-W03".into(), met: 0, demonstrated: 0, checks_passed: 0, checks_failed: 0 });
         assert_eq!(
-            (h[3].met, h[3].demonstrated, h[3].checks_passed, h[3].checks_failed),
+            h[2],
+            Week {
+                week: "2026-W03".into(),
+                met: 0,
+                demonstrated: 0,
+                checks_passed: 0,
+                checks_failed: 0
+            }
+        );
+        assert_eq!(
+            (
+                h[3].met,
+                h[3].demonstrated,
+                h[3].checks_passed,
+                h[3].checks_failed
+            ),
             (2, 1, 2, 1),
             "W04: a twice passed (one concept), b failed"
         );

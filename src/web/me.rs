@@ -46,7 +46,10 @@ const STATES: [(&str, &str); 5] = [
     ("seen", "met in your work"),
     ("explained", "explained to you"),
     ("demonstrated", "you used it or passed a check"),
-    ("retained", "passed a check a week or more after first demonstrating it"),
+    (
+        "retained",
+        "passed a check a week or more after first demonstrating it",
+    ),
     (
         "decaying",
         "the memory model predicts recall below 70 % now: time for a check",
@@ -127,7 +130,11 @@ pub struct Mine {
 ///
 /// # Errors
 /// Store and device errors.
-pub fn read(org: &crate::store::OrgDb, user_id: &str, now: DateTime<Utc>) -> Result<Mine, PageError> {
+pub fn read(
+    org: &crate::store::OrgDb,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Mine, PageError> {
     Ok(Mine {
         states: me::states(org, user_id)?,
         history: me::history(org, user_id, now, HISTORY_WEEKS)?,
@@ -235,9 +242,7 @@ pub fn page(
             slug: slug.clone(),
             title: title(slug),
             state: label(s),
-            recall: s
-                .recall(now)
-                .map_or_else(|| "no check yet".into(), percent),
+            recall: s.recall(now).map_or_else(|| "no check yet".into(), percent),
             due: s.due().map_or_else(
                 || "after your first check".into(),
                 |d| {
@@ -301,7 +306,13 @@ pub fn page(
     };
     let history_table = Table::new(
         "Your concepts met and demonstrated, and your checks, per week",
-        &["Week", "Met", "Demonstrated", "Checks passed", "Checks failed"],
+        &[
+            "Week",
+            "Met",
+            "Demonstrated",
+            "Checks passed",
+            "Checks failed",
+        ],
         mine.history
             .iter()
             .map(|w| {
@@ -454,9 +465,13 @@ pub async fn post_opt_out(
             )));
         }
     };
-    act(&state, &headers, &me, &form.csrf, move |org, who, ctx, now| {
-        Ok(me::set_opt_out(org, &who.user.id, out, ctx, now)?)
-    })
+    act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| Ok(me::set_opt_out(org, &who.user.id, out, ctx, now)?),
+    )
     .await?;
     Ok(back(if out { "opted-out" } else { "opted-in" }, "privacy"))
 }
@@ -520,12 +535,18 @@ pub async fn post_export(
         )
     })?;
     let catalogue = state.catalogue.clone();
-    let doc = act(&state, &headers, &me, &form.csrf, move |org, who, ctx, now| {
-        me::export(org, &catalogue, &who.user.id, ctx, now).map_err(|e| match e {
-            me::ExportError::Store(s) => s.into(),
-            other => PageError::internal(other),
-        })
-    })
+    let doc = act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| {
+            me::export(org, &catalogue, &who.user.id, ctx, now).map_err(|e| match e {
+                me::ExportError::Store(s) => s.into(),
+                other => PageError::internal(other),
+            })
+        },
+    )
     .await?;
     let body = serde_json::to_vec_pretty(&doc).map_err(PageError::internal)?;
     let name = format!(
@@ -563,16 +584,22 @@ pub async fn post_rename_device(
     me: SignedInUser,
     Form(form): Form<RenameForm>,
 ) -> Result<Response, PageError> {
-    act(&state, &headers, &me, &form.csrf, move |org, who, ctx, now| {
-        Ok(crate::devices::rename(
-            org,
-            &who.user.id,
-            &id,
-            &form.name,
-            ctx,
-            now,
-        )?)
-    })
+    act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| {
+            Ok(crate::devices::rename(
+                org,
+                &who.user.id,
+                &id,
+                &form.name,
+                ctx,
+                now,
+            )?)
+        },
+    )
     .await?;
     Ok(back("renamed", "devices"))
 }
@@ -584,9 +611,16 @@ pub async fn post_revoke_device(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    act(&state, &headers, &me, &form.csrf, move |org, who, ctx, now| {
-        crate::devices::revoke(org, &who.user.id, &id, ctx, now).map_err(|_| PageError::NotFound)
-    })
+    act(
+        &state,
+        &headers,
+        &me,
+        &form.csrf,
+        move |org, who, ctx, now| {
+            crate::devices::revoke(org, &who.user.id, &id, ctx, now)
+                .map_err(|_| PageError::NotFound)
+        },
+    )
     .await?;
     Ok(back("revoked", "devices"))
 }

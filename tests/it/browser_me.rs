@@ -112,21 +112,39 @@ async fn me_in_chromium_is_hers_alone_accessible_fits_a_phone_and_its_controls_r
     let (code, _) =
         aiworklab::devices::create_pairing_code(org, &carol.id, &Context::system(), now)
             .expect("code");
-    let (_, grant) =
-        aiworklab::devices::pair(&state.store, code.expose(), "laptop", &Context::system(), now)
-            .expect("pair");
+    let (_, grant) = aiworklab::devices::pair(
+        &state.store,
+        code.expose(),
+        "laptop",
+        &Context::system(),
+        now,
+    )
+    .expect("pair");
     let device = grant.device_id;
 
     let me = format!("{}/me", site.base);
     b.click("#me-link").await;
     b.wait_for_url("/me", |u| u == me).await;
     assert!(b.text("h1").await.contains("My skills"));
-    for id in ["#concept-rust-lifetimes", "#concept-sql-joins", "#curve-rust-lifetimes", "#curve-go-goroutines", "#history-chart", "#states-chart"] {
+    for id in [
+        "#concept-rust-lifetimes",
+        "#concept-sql-joins",
+        "#curve-rust-lifetimes",
+        "#curve-go-goroutines",
+        "#history-chart",
+        "#states-chart",
+    ] {
         assert!(b.try_find(id).await.is_some(), "{id} on /me");
     }
-    assert!(b.try_find("#curve-sql-joins").await.is_none(), "no check, no curve");
+    assert!(
+        b.try_find("#curve-sql-joins").await.is_none(),
+        "no check, no curve"
+    );
     let page = html(&b).await;
-    assert!(!page.contains("narwhal") && !page.contains("Narwhal"), "dave's marker on carol's /me");
+    assert!(
+        !page.contains("narwhal") && !page.contains("Narwhal"),
+        "dave's marker on carol's /me"
+    );
     axe(&b, "/me (light)").await;
     inspect(&b, "me-desktop", &allowed).await;
     b.screenshot(&docs_img("me.png")).await;
@@ -142,45 +160,70 @@ async fn me_in_chromium_is_hers_alone_accessible_fits_a_phone_and_its_controls_r
             break;
         }
     }
-    for want in ["summary", &format!("input#name-{device}"), "button#export", "button#opt-out"] {
-        assert!(order.iter().any(|f| f.starts_with(want)), "Tab never reached {want}: {order:?}");
+    for want in [
+        "summary",
+        &format!("input#name-{device}"),
+        "button#export",
+        "button#opt-out",
+    ] {
+        assert!(
+            order.iter().any(|f| f.starts_with(want)),
+            "Tab never reached {want}: {order:?}"
+        );
     }
 
     // Rename the device by its form.
     b.fill(&format!("#name-{device}"), "carol’s desk").await;
     b.click(&format!("#device-{device} .rename button")).await;
-    b.wait_for_url("renamed", |u| u.contains("done=renamed")).await;
-    assert_eq!(b.text(&format!("#device-{device} .device-name")).await, "carol’s desk");
+    b.wait_for_url("renamed", |u| u.contains("done=renamed"))
+        .await;
+    assert_eq!(
+        b.text(&format!("#device-{device} .device-name")).await,
+        "carol’s desk"
+    );
     assert_eq!(b.text("#notice").await, "Device renamed.");
 
     // Opt out: out of the counted engineers at once; then back in.
     assert!(counted(&site, &carol.id));
     b.click("#opt-out").await;
-    b.wait_for_url("opted out", |u| u.contains("done=opted-out")).await;
+    b.wait_for_url("opted out", |u| u.contains("done=opted-out"))
+        .await;
     assert!(b.text("#opt-state").await.contains("You are excluded"));
     assert!(!counted(&site, &carol.id), "opting out applies at once");
     axe(&b, "/me (opted out)").await;
     b.click("#opt-in").await;
-    b.wait_for_url("opted in", |u| u.contains("done=opted-in")).await;
+    b.wait_for_url("opted in", |u| u.contains("done=opted-in"))
+        .await;
     assert!(b.text("#opt-state").await.contains("You are counted"));
     assert!(counted(&site, &carol.id));
 
     // Delete: the box first, then the hold with its date; then cancel.
     b.click("#request-deletion").await;
     assert!(
-        !b.execute("return location.href").await.as_str().unwrap_or_default().contains("done=deletion"),
+        !b.execute("return location.href")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .contains("done=deletion"),
         "the unticked box stops the form"
     );
     b.click("#confirm-deletion").await;
     b.click("#request-deletion").await;
-    b.wait_for_url("deletion requested", |u| u.contains("done=deletion")).await;
-    let due = (state.clock.now() + Duration::days(30)).format("%Y-%m-%d").to_string();
+    b.wait_for_url("deletion requested", |u| u.contains("done=deletion"))
+        .await;
+    let due = (state.clock.now() + Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
     let held = b.text("#deletion-state").await;
     assert!(held.contains(&due), "{held}");
-    assert!(!counted(&site, &carol.id), "a pending deletion leaves the figures at once");
+    assert!(
+        !counted(&site, &carol.id),
+        "a pending deletion leaves the figures at once"
+    );
     axe(&b, "/me (deletion pending)").await;
     b.click("#cancel-deletion").await;
-    b.wait_for_url("deletion cancelled", |u| u.contains("done=cancelled")).await;
+    b.wait_for_url("deletion cancelled", |u| u.contains("done=cancelled"))
+        .await;
     assert!(b.try_find("#request-deletion").await.is_some());
     assert!(counted(&site, &carol.id));
 
@@ -206,7 +249,13 @@ async fn me_in_chromium_is_hers_alone_accessible_fits_a_phone_and_its_controls_r
     b.goto(&me).await;
     assert!(b.try_find("#no-concepts").await.is_some());
     let page = html(&b).await;
-    for m in ["Lifetimes", "Goroutines", "narwhal", "Narwhal", "carol’s desk"] {
+    for m in [
+        "Lifetimes",
+        "Goroutines",
+        "narwhal",
+        "Narwhal",
+        "carol’s desk",
+    ] {
         assert!(!page.contains(m), "the admin's /me shows {m}");
     }
     axe(&b, "/me (admin, empty)").await;

@@ -122,21 +122,41 @@ async fn me_shows_only_the_signed_in_persons_own_data_whoever_they_are() {
 
     let (status, _, html) = site.page("/me", Some(&ann)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("Quokka marker") && html.contains("Lifetimes"), "{html}");
+    assert!(
+        html.contains("Quokka marker") && html.contains("Lifetimes"),
+        "{html}"
+    );
     assert!(html.contains("id=\"curve-x-marker-quokka\""), "ann's curve");
-    assert!(!html.contains("axolotl") && !html.contains("Axolotl"), "ben's marker on ann's page");
-    assert!(!html.contains("<script") && !html.contains("style="), "CSP: no script or inline style");
+    assert!(
+        !html.contains("axolotl") && !html.contains("Axolotl"),
+        "ben's marker on ann's page"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("style="),
+        "CSP: no script or inline style"
+    );
 
     // Ben, even naming Ann in the query, sees his own.
-    for path in ["/me", &format!("/me?user={ann_id}"), &format!("/me?user_id={ann_id}&done=x")] {
+    for path in [
+        "/me",
+        &format!("/me?user={ann_id}"),
+        &format!("/me?user_id={ann_id}&done=x"),
+    ] {
         let (status, _, html) = site.page(path, Some(&ben)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(html.contains("Axolotl marker"), "{path}");
-        assert!(!html.contains("quokka") && !html.contains("Quokka"), "{path}: ann's marker");
+        assert!(
+            !html.contains("quokka") && !html.contains("Quokka"),
+            "{path}: ann's marker"
+        );
         assert!(!html.contains("Lifetimes"), "{path}: ann's concept");
     }
     // An admin, a viewer and another org's admin: their own (empty) page.
-    for (who, cookie) in [("admin", &admin), ("viewer", &viewer), ("other org's admin", &other_admin)] {
+    for (who, cookie) in [
+        ("admin", &admin),
+        ("viewer", &viewer),
+        ("other org's admin", &other_admin),
+    ] {
         let (status, _, html) = site.page("/me", Some(cookie)).await;
         assert_eq!(status, StatusCode::OK, "{who}");
         assert!(html.contains("id=\"no-concepts\""), "{who}: {html}");
@@ -173,22 +193,34 @@ async fn the_privacy_forms_round_trip_are_audited_and_need_the_csrf_token() {
     let (_, _, html) = site.page("/me", Some(&ann)).await;
     assert!(html.contains("You are counted"), "{html}");
     // "At once" is spelled out with this week and the next Monday.
-    assert!(html.contains("2026-W03") && html.contains("Monday 2026-01-19 00:00 UTC"), "{html}");
+    assert!(
+        html.contains("2026-W03") && html.contains("Monday 2026-01-19 00:00 UTC"),
+        "{html}"
+    );
 
     // Without the token: refused, nothing changes.
-    let (status, _, _) = post_form(&site, "/me/opt-out", &ann, &[("opted_out", "yes")], false).await;
+    let (status, _, _) =
+        post_form(&site, "/me/opt-out", &ann, &[("opted_out", "yes")], false).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(privacy().await["opted_out"], false);
-    let (status, _, body) = post_form(&site, "/me/opt-out", &ann, &[("opted_out", "maybe")], true).await;
+    let (status, _, body) =
+        post_form(&site, "/me/opt-out", &ann, &[("opted_out", "maybe")], true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("opted_out must be yes or no"), "{body}");
 
     // Opt out, then back in.
-    let (status, location, _) = post_form(&site, "/me/opt-out", &ann, &[("opted_out", "yes")], true).await;
-    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/me?done=opted-out#privacy"));
+    let (status, location, _) =
+        post_form(&site, "/me/opt-out", &ann, &[("opted_out", "yes")], true).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/me?done=opted-out#privacy")
+    );
     assert_eq!(privacy().await["opted_out"], true);
     let (_, _, html) = site.page("/me?done=opted-out", Some(&ann)).await;
-    assert!(html.contains("You are excluded") && html.contains("id=\"opt-in\""), "{html}");
+    assert!(
+        html.contains("You are excluded") && html.contains("id=\"opt-in\""),
+        "{html}"
+    );
     assert!(html.contains("excluded from your organisation’s aggregates from now on"));
     post_form(&site, "/me/opt-out", &ann, &[("opted_out", "no")], true).await;
     assert_eq!(privacy().await["opted_out"], false);
@@ -200,11 +232,18 @@ async fn the_privacy_forms_round_trip_are_audited_and_need_the_csrf_token() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Tick"), "{body}");
     assert!(privacy().await["deletion_due_at"].is_null());
-    let (status, location, _) = post_form(&site, "/me/deletion", &ann, &[("confirm", "yes")], true).await;
-    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/me?done=deletion#privacy"));
+    let (status, location, _) =
+        post_form(&site, "/me/deletion", &ann, &[("confirm", "yes")], true).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/me?done=deletion#privacy")
+    );
     assert_eq!(privacy().await["deletion_due_at"], "2026-02-14T12:00:00Z");
     let (_, _, html) = site.page("/me", Some(&ann)).await;
-    assert!(html.contains("2026-02-14 12:00 UTC") && html.contains("id=\"cancel-deletion\""), "{html}");
+    assert!(
+        html.contains("2026-02-14 12:00 UTC") && html.contains("id=\"cancel-deletion\""),
+        "{html}"
+    );
     let (status, _, _) = post_form(&site, "/me/deletion/cancel", &ann, &[], false).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!privacy().await["deletion_due_at"].is_null());
@@ -227,18 +266,33 @@ async fn the_privacy_forms_round_trip_are_audited_and_need_the_csrf_token() {
         .await
         .expect("export");
     assert_eq!(res.status(), StatusCode::OK);
-    let disposition = res.headers()["content-disposition"].to_str().unwrap_or_default().to_string();
-    assert!(disposition.starts_with("attachment;") && disposition.contains(".json"), "{disposition}");
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment;") && disposition.contains(".json"),
+        "{disposition}"
+    );
     let doc: serde_json::Value = res.json().await.expect("json");
     assert_eq!(doc["profile"]["user_name"], "ann");
     assert_eq!(doc["deltas"][0]["concept"], "rust-lifetimes");
 
     let seen = actions(state);
-    for a in ["privacy.opt_out", "data.delete_request", "data.delete_cancel", "data.export"] {
+    for a in [
+        "privacy.opt_out",
+        "data.delete_request",
+        "data.delete_cancel",
+        "data.export",
+    ] {
         assert!(seen.iter().any(|s| s == a), "{a} audited: {seen:?}");
     }
     assert_eq!(seen.iter().filter(|s| *s == "privacy.opt_out").count(), 2);
-    assert_eq!(seen.iter().filter(|s| *s == "data.export").count(), 1, "refused downloads are not made");
+    assert_eq!(
+        seen.iter().filter(|s| *s == "data.export").count(),
+        1,
+        "refused downloads are not made"
+    );
     site.running.shutdown().await.expect("shutdown");
 }
 
@@ -251,10 +305,16 @@ async fn devices_are_renamed_by_form_and_api_only_by_their_owner_with_a_valid_na
     let (ben, _) = signed_in(state, "acme", "ben", false);
     let org = state.store.org("acme").expect("org");
     let now = state.clock.now();
-    let (code, _) =
-        aiworklab::devices::create_pairing_code(org, &ann_id, &Context::system(), now).expect("code");
-    let (_, grant) = aiworklab::devices::pair(&state.store, code.expose(), "laptop", &Context::system(), now)
-        .expect("pair");
+    let (code, _) = aiworklab::devices::create_pairing_code(org, &ann_id, &Context::system(), now)
+        .expect("code");
+    let (_, grant) = aiworklab::devices::pair(
+        &state.store,
+        code.expose(),
+        "laptop",
+        &Context::system(),
+        now,
+    )
+    .expect("pair");
     let id = grant.device_id.clone();
     let patch = |cookie: &str, body: &str| {
         with_csrf(
@@ -282,8 +342,14 @@ async fn devices_are_renamed_by_form_and_api_only_by_their_owner_with_a_valid_na
     for (body, says) in [
         (r#"{"name": ""}"#, "1 to 100 printable characters"),
         (r#"{"name": "a\nb"}"#, "1 to 100 printable characters"),
-        (&format!(r#"{{"name": "{}"}}"#, "x".repeat(101)), "1 to 100 printable characters"),
-        (r#"{"title": "x"}"#, "the device's new name: unknown field `title`"),
+        (
+            &format!(r#"{{"name": "{}"}}"#, "x".repeat(101)),
+            "1 to 100 printable characters",
+        ),
+        (
+            r#"{"title": "x"}"#,
+            "the device's new name: unknown field `title`",
+        ),
     ] {
         let a = send(state, patch(&ann, body)).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
@@ -299,26 +365,57 @@ async fn devices_are_renamed_by_form_and_api_only_by_their_owner_with_a_valid_na
     let a = send(state, patch(&ben, r#"{"name": "stolen"}"#)).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
     assert!(a.text().contains("no such device of yours"));
-    let (status, _, _) =
-        post_form(&site, &format!("/me/devices/{id}/rename"), &ben, &[("name", "stolen")], true).await;
+    let (status, _, _) = post_form(
+        &site,
+        &format!("/me/devices/{id}/rename"),
+        &ben,
+        &[("name", "stolen")],
+        true,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(name_of(), "work laptop");
 
     // The form.
-    let (status, location, _) =
-        post_form(&site, &format!("/me/devices/{id}/rename"), &ann, &[("name", "desk <b>pc</b>")], true).await;
-    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/me?done=renamed#devices"));
-    let (status, _, body) =
-        post_form(&site, &format!("/me/devices/{id}/rename"), &ann, &[("name", " ")], true).await;
+    let (status, location, _) = post_form(
+        &site,
+        &format!("/me/devices/{id}/rename"),
+        &ann,
+        &[("name", "desk <b>pc</b>")],
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/me?done=renamed#devices")
+    );
+    let (status, _, body) = post_form(
+        &site,
+        &format!("/me/devices/{id}/rename"),
+        &ann,
+        &[("name", " ")],
+        true,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("1 to 100 printable characters"), "{body}");
     let (_, _, html) = site.page("/me", Some(&ann)).await;
-    assert!(html.contains("desk &#60;b&#62;pc&#60;/b&#62;") && !html.contains("<b>pc"), "escaped");
+    assert!(
+        html.contains("desk &#60;b&#62;pc&#60;/b&#62;") && !html.contains("<b>pc"),
+        "escaped"
+    );
     // Revoked from /me.
     let (status, location, _) =
         post_form(&site, &format!("/me/devices/{id}/revoke"), &ann, &[], true).await;
-    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/me?done=revoked#devices"));
-    assert!(aiworklab::devices::list(org, &ann_id).expect("list")[0].revoked_at.is_some());
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/me?done=revoked#devices")
+    );
+    assert!(
+        aiworklab::devices::list(org, &ann_id).expect("list")[0]
+            .revoked_at
+            .is_some()
+    );
     let renames = audit_rows(state, "acme")
         .into_iter()
         .filter(|r| r.action == "device.rename")
