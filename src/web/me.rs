@@ -517,7 +517,7 @@ pub async fn post_cancel_deletion(
 
 /// Downloads everything held about the person (the same document as
 /// `GET /api/v1/me/export`, audited as `data.export`, on the same budget
-/// of three an hour).
+/// of three an hour, which a refused CSRF token does not spend).
 pub async fn post_export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -529,11 +529,11 @@ pub async fn post_export(
         id: me.who.user.id.clone(),
     };
     super::extract::check_csrf(&state, &headers, &me.who, &form.csrf)?;
-    admit_caller(&state, RouteClass::Export, &caller).map_err(|_| {
-        PageError::BadRequest(
-            "You downloaded your data three times in the last hour; try again in an hour.".into(),
-        )
-    })?;
+    // Over the budget: the same 429 with Retry-After as the API and the
+    // per-address ceiling in front of this route.
+    if let Err(refused) = admit_caller(&state, RouteClass::Export, &caller) {
+        return Ok(refused.into_response());
+    }
     let catalogue = state.catalogue.clone();
     let doc = act(
         &state,

@@ -277,6 +277,35 @@ async fn the_privacy_forms_round_trip_are_audited_and_need_the_csrf_token() {
     let doc: serde_json::Value = res.json().await.expect("json");
     assert_eq!(doc["profile"]["user_name"], "ann");
     assert_eq!(doc["deltas"][0]["concept"], "rust-lifetimes");
+    // The same budget as the API: three an hour, then 429 with when to
+    // come back (the API call spends it too).
+    let api = send(
+        state,
+        with_csrf(
+            state,
+            Request::get("/api/v1/me/export")
+                .header("cookie", ann.as_str())
+                .body(Body::empty())
+                .expect("request"),
+            &ann,
+        ),
+    )
+    .await;
+    assert_eq!(api.status, StatusCode::OK);
+    let download = || async {
+        site.http
+            .post(format!("{}/me/export", site.base))
+            .header("cookie", ann.as_str())
+            .header("origin", site.base.as_str())
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .expect("export")
+    };
+    assert_eq!(download().await.status(), StatusCode::OK);
+    let over = download().await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
 
     let seen = actions(state);
     for a in [
@@ -290,8 +319,8 @@ async fn the_privacy_forms_round_trip_are_audited_and_need_the_csrf_token() {
     assert_eq!(seen.iter().filter(|s| *s == "privacy.opt_out").count(), 2);
     assert_eq!(
         seen.iter().filter(|s| *s == "data.export").count(),
-        1,
-        "refused downloads are not made"
+        3,
+        "three made (two downloads, one API call); refused ones are not"
     );
     site.running.shutdown().await.expect("shutdown");
 }
