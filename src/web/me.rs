@@ -624,3 +624,41 @@ pub async fn post_revoke_device(
     .await?;
     Ok(back("revoked", "devices"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, d, h, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    #[test]
+    fn at_once_names_this_week_and_the_monday_every_figure_leaves_you_out() {
+        // Thursday 2026-01-15 is in 2026-W03; the next week starts Monday 19th.
+        let s = opt_out_effect(at(15, 12));
+        assert!(
+            s.contains("(2026-W03)") && s.contains("Monday 2026-01-19 00:00 UTC"),
+            "{s}"
+        );
+        // Sunday late is still W03; Monday 00:00 is W04, whose end is the 26th.
+        assert!(opt_out_effect(at(18, 23)).contains("Monday 2026-01-19"));
+        let monday = opt_out_effect(at(19, 0));
+        assert!(
+            monday.contains("(2026-W04)") && monday.contains("Monday 2026-01-26"),
+            "{monday}"
+        );
+    }
+
+    #[test]
+    fn only_known_actions_leave_a_status_line() {
+        assert!(notice(Some("opted-out")).is_some_and(|n| n.contains("excluded")));
+        assert!(notice(Some("cancelled")).is_some_and(|n| n.contains("kept")));
+        // Anything else in the query shows nothing (no text from the URL).
+        assert_eq!(notice(Some("<script>")), None);
+        assert_eq!(notice(None), None);
+    }
+}
