@@ -99,6 +99,28 @@ pub fn states(org: &OrgDb, user_id: &str) -> Result<BTreeMap<String, ConceptStat
     Ok(state::fold_all(facts(org, user_id)?))
 }
 
+/// The engineer's state per concept as stored (`concept_states`, kept by
+/// every push in its transaction: the level, counters and the memory
+/// model's card with its stability and difficulty), equal to [`states`]
+/// (`super::states`' property test) without folding every delta. Rows
+/// from before migration 0018 are folded again by their next push; while
+/// the engineer has any, this folds their deltas instead.
+///
+/// # Errors
+/// Store errors.
+pub fn stored_states(
+    org: &OrgDb,
+    user_id: &str,
+) -> Result<BTreeMap<String, ConceptState>, StoreError> {
+    let rows = org
+        .db
+        .read(|c| super::states::of_user(c, user_id).map_err(StoreError::from))?;
+    if rows.values().any(|(_, facts)| facts.is_none()) {
+        return states(org, user_id);
+    }
+    Ok(rows.into_iter().map(|(c, (p, _))| (c, p.state)).collect())
+}
+
 /// One ISO week of an engineer's own history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Week {

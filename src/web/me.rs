@@ -1,7 +1,7 @@
 //! The engineer's own pages (`/me`): their graph by domain and state, each
 //! concept's predicted recall over time (the memory model's forgetting
-//! curve, from the card folded from their own deltas) and when it is due,
-//! their history by week, their devices (rename, revoke) and their privacy
+//! curve, from the stored card: stability, difficulty, last review) and
+//! when it is due, their history by week, their devices (rename, revoke) and their privacy
 //! controls (SECURITY.md P19, P21, P22): exclude me from org aggregates,
 //! download my data, delete my data (a 30-day hold, cancellable).
 //!
@@ -136,7 +136,7 @@ pub fn read(
     now: DateTime<Utc>,
 ) -> Result<Mine, PageError> {
     Ok(Mine {
-        states: me::states(org, user_id)?,
+        states: me::stored_states(org, user_id)?,
         history: me::history(org, user_id, now, HISTORY_WEEKS)?,
         devices: crate::devices::list(org, user_id)?,
         privacy: me::privacy(org, user_id)?,

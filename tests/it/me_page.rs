@@ -127,6 +127,32 @@ async fn me_shows_only_the_signed_in_persons_own_data_whoever_they_are() {
         "{html}"
     );
     assert!(html.contains("id=\"curve-x-marker-quokka\""), "ann's curve");
+    // The page's figures (from the stored states) are the API's (from the
+    // fold of every delta): recall now and the due date.
+    let api = send(
+        state,
+        Request::get("/api/v1/me/graph")
+            .header("cookie", ann.as_str())
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .json();
+    let quokka = api["concepts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["slug"] == "x-marker-quokka"))
+        .cloned()
+        .expect("in the API's graph");
+    let recall = quokka["recall"].as_f64().expect("a recall");
+    let due = quokka["due"].as_str().expect("a due date");
+    let row = html
+        .split("id=\"concept-x-marker-quokka\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_default();
+    assert!(row.contains(&format!("{:.0} %", recall * 100.0)), "{row}");
+    assert!(row.contains(&due[..10]), "{due}: {row}");
+
     assert!(
         !html.contains("axolotl") && !html.contains("Axolotl"),
         "ben's marker on ann's page"
