@@ -50,6 +50,8 @@ pub enum DeviceError {
     Inactive,
     #[error("{0}")]
     Invalid(String),
+    #[error("no such device of yours; see GET /api/v1/me/devices for their ids")]
+    NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -267,11 +269,17 @@ pub fn verify_access(
 }
 
 fn check_name(name: &str) -> Result<String, DeviceError> {
+    valid_name(name, "device_name")
+}
+
+/// `name` trimmed, when it is 1 to 100 printable characters; otherwise an
+/// error naming `field`.
+fn valid_name(name: &str, field: &str) -> Result<String, DeviceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(DeviceError::Invalid(
-            "device_name must be 1 to 100 printable characters".into(),
-        ));
+        return Err(DeviceError::Invalid(format!(
+            "{field} must be 1 to 100 printable characters (no line breaks or tabs)"
+        )));
     }
     Ok(name.to_string())
 }
@@ -626,5 +634,40 @@ pub fn revoke(
             now,
         )?;
         Ok(())
+    })
+}
+
+/// Renames one of the user's own devices (what its owner calls it; the
+/// kernel keeps its own name until it pairs again). Audited as
+/// `device.rename` with the old and new names.
+///
+/// # Errors
+/// [`DeviceError::Invalid`] for a name that is not 1 to 100 printable
+/// characters; [`DeviceError::NotFound`] when the device is not the user's.
+pub fn rename(
+    org: &OrgDb,
+    user_id: &str,
+    device_id: &str,
+    name: &str,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Device, DeviceError> {
+    let name = valid_name(name, "name")?;
+    org.db.write(|tx| {
+        let d = sql::by_id(tx, device_id)?
+            .filter(|d| d.user_id == user_id)
+            .ok_or(DeviceError::NotFound)?;
+        sql::rename(tx, &d.id, user_id, &name)?;
+        ctx.record(
+            tx,
+            "device.rename",
+            Some(&d.id),
+            &json!({ "from": d.name, "to": name }),
+            now,
+        )?;
+        Ok(Device {
+            name,
+            ..Device::from(d)
+        })
     })
 }

@@ -2,16 +2,19 @@
 //! their graph, opt out of org aggregates (at once), export everything held
 //! about them, and delete it (a 30-day hold, then the sweeper deletes).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::trend;
 use crate::audit::Context;
 use crate::catalogue::OrgConcepts;
 use crate::clock::{from_millis, to_millis};
 use crate::skill::Catalogue;
 use crate::skill::Transition;
-use crate::skill::state::{self, Fact};
+use crate::skill::state::{self, ConceptState, Fact};
 use crate::store::deltas as sql;
 use crate::store::{OrgDb, Store, StoreError};
 
@@ -64,7 +67,7 @@ pub fn graph(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>, StoreError> {
-    let states = state::fold_all(facts(org, user_id)?);
+    let states = states(org, user_id)?;
     let concepts = OrgConcepts::load(catalogue, org)?;
     Ok(states
         .into_iter()
@@ -83,6 +86,111 @@ pub fn graph(
             }
         })
         .collect())
+}
+
+/// The engineer's state per concept they have met: the fold of their own
+/// deltas (equal to their stored `concept_states`, `super::states`), with
+/// the memory model's card (stability, difficulty, last review) once a
+/// check was graded.
+///
+/// # Errors
+/// Store errors.
+pub fn states(org: &OrgDb, user_id: &str) -> Result<BTreeMap<String, ConceptState>, StoreError> {
+    Ok(state::fold_all(facts(org, user_id)?))
+}
+
+/// The engineer's state per concept as stored (`concept_states`, kept by
+/// every push in its transaction: the level, counters and the memory
+/// model's card with its stability and difficulty), equal to [`states`]
+/// (`super::states`' property test) without folding every delta. Rows
+/// from before migration 0018 are folded again by their next push; while
+/// the engineer has any, this folds their deltas instead.
+///
+/// # Errors
+/// Store errors.
+pub fn stored_states(
+    org: &OrgDb,
+    user_id: &str,
+) -> Result<BTreeMap<String, ConceptState>, StoreError> {
+    let rows = org
+        .db
+        .read(|c| super::states::of_user(c, user_id).map_err(StoreError::from))?;
+    if rows.values().any(|(_, facts)| facts.is_none()) {
+        return states(org, user_id);
+    }
+    Ok(rows.into_iter().map(|(c, (p, _))| (c, p.state)).collect())
+}
+
+/// One ISO week of an engineer's own history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Week {
+    /// `2026-W03`.
+    pub week: String,
+    /// Concepts with any fact that week.
+    pub met: u32,
+    /// Concepts demonstrated, or with a check passed, that week.
+    pub demonstrated: u32,
+    pub checks_passed: u32,
+    pub checks_failed: u32,
+}
+
+/// The engineer's last `weeks` ISO weeks up to and including the one
+/// holding `now`, oldest first, every week present (a quiet week is zeros).
+///
+/// # Errors
+/// Store errors.
+pub fn history(
+    org: &OrgDb,
+    user_id: &str,
+    now: DateTime<Utc>,
+    weeks: u32,
+) -> Result<Vec<Week>, StoreError> {
+    Ok(weekly(&facts(org, user_id)?, now, weeks))
+}
+
+/// [`history`] of `facts` (concept, fact), without the store.
+pub fn weekly(facts: &[(String, Fact)], now: DateTime<Utc>, weeks: u32) -> Vec<Week> {
+    use std::collections::BTreeSet;
+    let last = trend::week_of(now);
+    let first = last - 7 * i64::from(weeks.max(1) - 1);
+    let mut met: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
+    let mut shown: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
+    let mut checks: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
+    for (concept, f) in facts {
+        let w = trend::week_of(f.at);
+        if w < first || w > last {
+            continue;
+        }
+        met.entry(w).or_default().insert(concept);
+        match f.transition {
+            Transition::Demonstrated => {
+                shown.entry(w).or_default().insert(concept);
+            }
+            Transition::CheckPassed => {
+                shown.entry(w).or_default().insert(concept);
+                checks.entry(w).or_default().0 += 1;
+            }
+            Transition::CheckFailed => checks.entry(w).or_default().1 += 1,
+            Transition::Seen | Transition::Explained => {}
+        }
+    }
+    let count = |m: &BTreeMap<i64, BTreeSet<&str>>, w| {
+        m.get(&w)
+            .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+    };
+    (0..weeks.max(1))
+        .map(|i| {
+            let w = first + 7 * i64::from(i);
+            let (passed, failed) = checks.get(&w).copied().unwrap_or_default();
+            Week {
+                week: trend::label(w),
+                met: count(&met, w),
+                demonstrated: count(&shown, w),
+                checks_passed: passed,
+                checks_failed: failed,
+            }
+        })
+        .collect()
 }
 
 /// The engineer's privacy choices.
@@ -248,4 +356,69 @@ pub fn sweep_deletions(store: &Store, now: DateTime<Utc>) -> Result<usize, Store
         n += users.len();
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn fact(concept: &str, transition: Transition, at: DateTime<Utc>) -> (String, Fact) {
+        (
+            concept.into(),
+            Fact {
+                id: uuid::Uuid::new_v4().to_string(),
+                transition,
+                at,
+                grade: None,
+            },
+        )
+    }
+
+    #[test]
+    fn the_history_has_every_week_and_counts_concepts_once_a_week() {
+        // Wednesday 2026-01-21 is in 2026-W04.
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 21, 12, 0, 0)
+            .single()
+            .expect("valid");
+        let day = |d: i64| now - Duration::days(d);
+        let facts = vec![
+            fact("a", Transition::Seen, day(15)),
+            fact("a", Transition::Demonstrated, day(15)),
+            fact("a", Transition::CheckPassed, day(1)),
+            fact("a", Transition::CheckPassed, day(0)),
+            fact("b", Transition::Seen, day(1)),
+            fact("b", Transition::CheckFailed, day(0)),
+            // Before the window: not counted.
+            fact("c", Transition::Seen, day(60)),
+        ];
+        let h = weekly(&facts, now, 4);
+        let weeks: Vec<&str> = h.iter().map(|w| w.week.as_str()).collect();
+        assert_eq!(weeks, ["2026-W01", "2026-W02", "2026-W03", "2026-W04"]);
+        assert_eq!((h[1].met, h[1].demonstrated), (1, 1), "W02: a");
+        assert_eq!(
+            h[2],
+            Week {
+                week: "2026-W03".into(),
+                met: 0,
+                demonstrated: 0,
+                checks_passed: 0,
+                checks_failed: 0
+            }
+        );
+        assert_eq!(
+            (
+                h[3].met,
+                h[3].demonstrated,
+                h[3].checks_passed,
+                h[3].checks_failed
+            ),
+            (2, 1, 2, 1),
+            "W04: a twice passed (one concept), b failed"
+        );
+        assert_eq!(h[0].met, 0);
+        // Zero weeks asked still gives the current one.
+        assert_eq!(weekly(&facts, now, 0).len(), 1);
+    }
 }

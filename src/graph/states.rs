@@ -54,7 +54,7 @@ const UPSERT: &str = "INSERT INTO concept_states
 
 /// A stored state, and its fact count when it has one (rows from before
 /// migration 0018 have none).
-type Stored = (Position, Option<u64>);
+pub type Stored = (Position, Option<u64>);
 
 /// The stored states of `user_id` for `concepts`, by concept.
 fn load_many(
@@ -69,6 +69,20 @@ fn load_many(
             Ok((r.get(0)?, checkpoints::fold_row(r)?))
         })?
         .collect()
+}
+
+/// Every stored state of `user_id`, by concept, with its fact count
+/// (`None` for rows from before migration 0018).
+///
+/// # Errors
+/// SQLite errors.
+pub fn of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<BTreeMap<String, Stored>> {
+    conn.prepare_cached(&format!(
+        "SELECT concept, {} FROM concept_states WHERE user_id = ?1",
+        checkpoints::FOLD_COLUMNS
+    ))?
+    .query_map([user_id], |r| Ok((r.get(0)?, checkpoints::fold_row(r)?)))?
+    .collect()
 }
 
 fn cursor_of(f: &Fact) -> Cursor {

@@ -207,6 +207,18 @@ pub fn revoke(conn: &Connection, id: &str, reason: &str, now_ms: i64) -> rusqlit
         == 1)
 }
 
+/// Renames device `id` of `user_id`; false when the user has no such
+/// device.
+///
+/// # Errors
+/// SQLite errors.
+pub fn rename(conn: &Connection, id: &str, user_id: &str, name: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE devices SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
+        .execute(params![id, user_id, name])?
+        == 1)
+}
+
 /// Revokes every device of a user (deactivation); returns how many.
 ///
 /// # Errors

@@ -35,7 +35,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let general = Router::new()
         .route("/api/v1/concepts", get(get_concepts))
         .route("/api/v1/me/devices", get(get_devices))
-        .route("/api/v1/me/devices/{id}", delete(delete_device))
+        .route(
+            "/api/v1/me/devices/{id}",
+            delete(delete_device).patch(patch_device),
+        )
         .route_layer(limited(RouteClass::General));
     sync.merge(pairing)
         .merge(refresh)
@@ -48,6 +51,7 @@ impl From<DeviceError> for AppError {
         match e {
             DeviceError::Store(s) => s.into(),
             DeviceError::Invalid(m) => AppError::BadRequest(m),
+            DeviceError::NotFound => AppError::Missing(DeviceError::NotFound.to_string()),
             other => AppError::Unauthorized(other.to_string()),
         }
     }
@@ -247,4 +251,39 @@ async fn delete_device(
     })
     .await?;
     Ok(Json(json!({ "revoked": true })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+/// `PATCH /api/v1/me/devices/{id}` `{"name": "..."}`: renames one of the
+/// caller's own devices.
+async fn patch_device(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let b: Rename = serde_json::from_slice(&body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "expected {{\"name\": \"...\"}}, the device's new name: {e}"
+        ))
+    })?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let device = blocking(move || {
+        Ok(devices::rename(
+            st.store.org(&caller.org)?,
+            &caller.user_id,
+            &id,
+            &b.name,
+            &caller.audit,
+            now,
+        )?)
+    })
+    .await?;
+    Ok(Json(json!({ "device": device })))
 }

@@ -50,7 +50,7 @@ fn org_concept_line(c: crate::catalogue::custom::CustomConcept) -> OrgConceptLin
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfOnly {
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 pub async fn get_account(
@@ -144,7 +144,7 @@ async fn account_page(
 
 /// Checks the form's CSRF token, then runs `f` on a blocking thread with
 /// the person's org database, their session, the audit context and now.
-async fn act<T: Send + 'static>(
+pub(super) async fn act<T: Send + 'static>(
     state: &AppState,
     headers: &HeaderMap,
     me: &SignedInUser,

@@ -358,6 +358,99 @@ pub fn heat_map(rows: &[String], columns: &[String], cells: &[Vec<Coverage>]) ->
     }
 }
 
+/// A forgetting curve: one engineer's predicted recall of one concept
+/// from its last review on, with today and the due date marked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecallCurve {
+    pub width: String,
+    pub height: String,
+    pub left: String,
+    pub right: String,
+    pub top: String,
+    pub bottom: String,
+    pub y_label_x: String,
+    /// The `points` of the curve's `<polyline>`.
+    pub points: String,
+    /// The target recall (the due threshold) as a horizontal line.
+    pub target_y: String,
+    pub y_ticks: Vec<Tick>,
+    /// Today and the due date: where, and what they say.
+    pub now: Marker,
+    pub due: Marker,
+}
+
+/// A vertical mark on a curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub x: String,
+    pub y: String,
+    pub label_x: String,
+    /// `start` or `end`, so the label stays inside the chart.
+    pub anchor: &'static str,
+    pub label: String,
+}
+
+/// Samples along a curve.
+const CURVE_POINTS: usize = 48;
+
+/// The curve `recall(days after the last review)` from 0 to a span that
+/// shows both today (`now_days`) and the due date (`due_days`), with a
+/// quarter more after the later of the two; `target` is the recall the
+/// due date aims at (drawn as a line).
+pub fn recall_curve(
+    recall: impl Fn(f64) -> f64,
+    now_days: f64,
+    due_days: f64,
+    target: f64,
+    now_label: &str,
+    due_label: &str,
+) -> RecallCurve {
+    let (left, right, top, bottom) = (40.0, WIDTH - 12.0, 10.0, 120.0);
+    let span = (now_days.max(due_days).max(1.0) * 1.25).max(7.0);
+    let x = |d: f64| left + (right - left) * (d / span).clamp(0.0, 1.0);
+    let y = |r: f64| bottom - (bottom - top) * r.clamp(0.0, 1.0);
+    let points = (0..=CURVE_POINTS)
+        .map(|i| {
+            let d = span * i as f64 / CURVE_POINTS as f64;
+            format!("{},{}", n(x(d)), n(y(recall(d))))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let marker = |d: f64, label: &str| {
+        let at = x(d);
+        let end = at > (left + right) / 2.0;
+        Marker {
+            x: n(at),
+            y: n(y(recall(d))),
+            label_x: n(if end { at - 4.0 } else { at + 4.0 }),
+            anchor: if end { "end" } else { "start" },
+            label: label.to_string(),
+        }
+    };
+    let y_ticks = [0.0, 0.5, 1.0]
+        .iter()
+        .map(|v| Tick {
+            at: n(y(*v)),
+            text_at: n(y(*v) + 4.0),
+            label: format!("{:.0}%", v * 100.0),
+        })
+        .collect();
+    RecallCurve {
+        width: n(WIDTH),
+        height: n(bottom + 8.0),
+        left: n(left),
+        right: n(right),
+        top: n(top),
+        bottom: n(bottom),
+        y_label_x: n(left - 6.0),
+        points,
+        target_y: n(y(target)),
+        y_ticks,
+        now: marker(now_days, now_label),
+        due: marker(due_days, due_label),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +503,27 @@ mod tests {
         assert!(cells[1].title.contains("fewer than 5 engineers"));
         assert_eq!(share(0, 0), (0, "q0"));
         assert_eq!(share(1, 4), (25, "q2"));
+    }
+
+    #[test]
+    fn the_recall_curve_falls_from_full_and_marks_today_and_the_due_date() {
+        // A made-up curve halving every 10 days; due when it reaches 0.9.
+        let curve = |d: f64| 0.5_f64.powf(d / 10.0);
+        let c = recall_curve(curve, 20.0, 1.5, 0.9, "today", "due");
+        let pts: Vec<&str> = c.points.split(' ').collect();
+        assert_eq!(pts.len(), CURVE_POINTS + 1);
+        // Full recall at the left edge, top of the plot.
+        assert_eq!(pts[0], "40,10");
+        // Today is the later mark: at 20 of a 25-day span, labelled
+        // leftwards so it stays inside.
+        assert_eq!(c.now.x, n(40.0 + (408.0 - 40.0) * 0.8));
+        assert_eq!(c.now.anchor, "end");
+        assert_eq!(c.now.y, n(120.0 - 110.0 * 0.25));
+        assert_eq!(c.due.anchor, "start");
+        assert_eq!(c.target_y, n(120.0 - 110.0 * 0.9));
+        assert_eq!(c.y_ticks[2].label, "100%");
+        // A fresh card still spans a week.
+        let fresh = recall_curve(curve, 0.0, 1.0, 0.9, "today", "due");
+        assert_eq!(fresh.due.x, n(40.0 + 368.0 / 7.0));
     }
 }

@@ -55,7 +55,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(caption: &str, head: &[&str], rows: Vec<Vec<String>>) -> Self {
+    pub(super) fn new(caption: &str, head: &[&str], rows: Vec<Vec<String>>) -> Self {
         let head: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
         Self::with_head(caption, head, rows)
     }

@@ -83,6 +83,8 @@ impl From<crate::devices::DeviceError> for PageError {
     fn from(e: crate::devices::DeviceError) -> Self {
         match e {
             crate::devices::DeviceError::Store(s) => s.into(),
+            crate::devices::DeviceError::NotFound => Self::NotFound,
+            crate::devices::DeviceError::Invalid(m) => Self::BadRequest(m),
             other => Self::internal(other),
         }
     }

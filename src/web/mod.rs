@@ -10,6 +10,7 @@ mod charts;
 mod dashboard;
 mod error;
 mod extract;
+mod me;
 mod pages;
 mod setup;
 mod signin;
@@ -69,6 +70,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/account/devices/{id}/revoke",
             post(account::post_revoke_device),
         )
+        .route("/me", get(me::get_me))
+        .route("/me/opt-out", post(me::post_opt_out))
+        .route("/me/deletion", post(me::post_deletion))
+        .route("/me/deletion/cancel", post(me::post_cancel_deletion))
+        .route("/me/devices/{id}/rename", post(me::post_rename_device))
+        .route("/me/devices/{id}/revoke", post(me::post_revoke_device))
         .route("/o/{org}/admin", get(admin::get_admin))
         .route("/o/{org}/admin/aggregates", get(aggregates::get_aggregates))
         .route(
@@ -93,8 +100,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), RouteClass::General),
             enforce,
         ));
+    // Downloading one's data spends the export budget, as the API does.
+    let export = Router::new()
+        .route("/me/export", post(me::post_export))
+        .route_layer(from_fn_with_state(
+            (state.clone(), RouteClass::Export),
+            enforce,
+        ));
     sign_in
         .merge(pages)
+        .merge(export)
         .route_layer(from_fn_with_state(state.clone(), session_layer))
         .route("/static/app.css", get(get_css))
 }

@@ -26,7 +26,7 @@ const AXE: &str = concat!(
     "/tests/browser/node_modules/axe-core/axe.min.js"
 );
 
-fn docs_img(name: &str) -> PathBuf {
+pub(crate) fn docs_img(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img");
     std::fs::create_dir_all(&dir).expect("docs/img");
     dir.join(name)
@@ -34,7 +34,7 @@ fn docs_img(name: &str) -> PathBuf {
 
 /// Runs axe-core on the page in front of the browser and fails with every
 /// violation it reports (rule, impact, the first nodes and why).
-async fn axe(b: &Browser, page: &str) {
+pub(crate) async fn axe(b: &Browser, page: &str) {
     let source = std::fs::read_to_string(AXE)
         .unwrap_or_else(|e| panic!("{AXE}: {e}: run ./tests/run (or `npm ci` in tests/browser)"));
     let loaded = b
@@ -63,7 +63,7 @@ async fn axe(b: &Browser, page: &str) {
 }
 
 /// The page's colour scheme as `prefers-color-scheme` says.
-async fn color_scheme(b: &Browser, scheme: &str) {
+pub(crate) async fn color_scheme(b: &Browser, scheme: &str) {
     b.client
         .issue_cmd(Chromium {
             path: "goog/cdp/execute",
@@ -77,7 +77,7 @@ async fn color_scheme(b: &Browser, scheme: &str) {
 
 /// A fresh Chromium (its own profile, so no IdP session is shared) signed
 /// in to `org` as `login`, on the account page.
-async fn signed_in(site: &Site, org: &str, login: &str) -> (ChromeDriver, Browser) {
+pub(crate) async fn signed_in(site: &Site, org: &str, login: &str) -> (ChromeDriver, Browser) {
     let driver = ChromeDriver::start().await;
     let b = driver.session().await;
     b.goto(&format!("{}/o/{org}/login", site.base)).await;
@@ -93,7 +93,7 @@ async fn signed_in(site: &Site, org: &str, login: &str) -> (ChromeDriver, Browse
     (driver, b)
 }
 
-fn delta(concept: &str, transition: Transition, at: DateTime<Utc>) -> Delta {
+pub(crate) fn delta(concept: &str, transition: Transition, at: DateTime<Utc>) -> Delta {
     Delta {
         id: uuid::Uuid::new_v4(),
         concept: concept.into(),
