@@ -4,7 +4,7 @@
 //! `./tests/run` runs first). A test starts one on a free loopback port:
 //!
 //! ```ignore
-//! let server = ModelServer::start(ModelOpts::default()).await;
+//! let mut server = ModelServer::start(ModelOpts::default()).await;
 //! // an OpenAI client's base URL, `/v1` included:
 //! let url = format!("{}/chat/completions", server.base_url());
 //! server.stop(); // the model is gone: connections are refused
@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 pub const MODEL: &str = "smollm2-135m-instruct";
 
 /// How long a server may take to load the model and answer `/health`
-/// (about a second on a quiet machine; CI's is busy).
-const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// (6 to 23 s measured on CI's shared, busy cores: docs/model-server.md).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How to start the server.
 #[derive(Debug, Clone)]
