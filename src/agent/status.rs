@@ -13,7 +13,7 @@ use super::error::AgentError;
 use super::harness::Harness;
 use super::home::Home;
 use super::install::{self, CodexMode, inspect};
-use super::store::{KeyLocation, LocalStore, WireBatch};
+use super::store::{KeyLocation, LocalStore, OrgConcept, WireBatch};
 use super::sync::{self, MAX_BATCH, Pairing, keys};
 
 /// One concept's state as shown.
@@ -46,6 +46,9 @@ pub struct Status {
     /// Mean predicted recall over the concepts with a graded check.
     pub mean_recall: Option<f64>,
     pub concepts: Vec<ConceptLine>,
+    /// The org's own concepts this kernel tags with, with their matchers
+    /// (from the catalogue copy of the last sync).
+    pub org_concepts: Vec<OrgConcept>,
 }
 
 fn millis(v: Option<String>) -> Option<DateTime<Utc>> {
@@ -94,6 +97,7 @@ pub fn status(store: &LocalStore, now: DateTime<Utc>) -> Result<Status, AgentErr
         domains,
         mean_recall,
         concepts,
+        org_concepts: store.org_concepts()?,
     })
 }
 
@@ -140,7 +144,37 @@ pub fn render(s: &Status) -> String {
             out.push_str(&format!("  {:<40} {}{recall}\n", c.concept, c.state));
         }
     }
+    render_org_concepts(&s.org_concepts, &mut out);
     out
+}
+
+/// The org's own concepts and exactly what the kernel looks for: an
+/// engineer sees every keyword their kernel tags with.
+fn render_org_concepts(concepts: &[OrgConcept], out: &mut String) {
+    if concepts.is_empty() {
+        out.push_str(
+            "\nYour org has no concepts of its own; the kernel tags only the shipped catalogue.\n",
+        );
+        return;
+    }
+    out.push_str(&format!(
+        "\nYour org's own concepts ({}), tagged by this kernel like the shipped ones; every engineer of the org sees this list:\n",
+        concepts.len()
+    ));
+    for c in concepts {
+        out.push_str(&format!("  {:<40} {} ({})\n", c.slug, c.title, c.domain));
+        let m = &c.matchers;
+        for (what, list) in [
+            ("keywords", &m.keywords),
+            ("imports", &m.imports),
+            ("APIs", &m.apis),
+            ("file extensions", &m.extensions),
+        ] {
+            if !list.is_empty() {
+                out.push_str(&format!("    {what}: {}\n", list.join(", ")));
+            }
+        }
+    }
 }
 
 /// Everything queued, in the batches the next sync sends, each exactly the

@@ -39,8 +39,40 @@ struct Listed {
     related: Vec<String>,
     #[serde(default)]
     matchers: Matchers,
+    /// One of the org's own concepts (not shipped with the binary).
+    #[serde(default)]
+    custom: bool,
     #[serde(default)]
     retired: bool,
+}
+
+/// One of the org's own concepts the kernel tags with, and exactly how it
+/// spots it: shown by `agent status`, so that no engineer's kernel tags
+/// against a keyword the engineer cannot see (docs/privacy.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OrgConcept {
+    pub slug: String,
+    pub title: String,
+    pub domain: String,
+    pub matchers: Matchers,
+}
+
+/// The org's own live concepts in `listing`, by slug.
+fn org_concepts_of(json: &str) -> Result<Vec<OrgConcept>, String> {
+    let listing: Listing = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out: Vec<OrgConcept> = listing
+        .concepts
+        .into_iter()
+        .filter(|c| c.custom && !c.retired)
+        .map(|c| OrgConcept {
+            slug: c.slug,
+            title: c.title,
+            domain: c.domain,
+            matchers: c.matchers,
+        })
+        .collect();
+    out.sort_by(|a, b| a.slug.cmp(&b.slug));
+    Ok(out)
 }
 
 /// The catalogue a listing describes.
@@ -100,6 +132,19 @@ pub(super) fn current(store: &LocalStore) -> Result<Catalogue, AgentError> {
 }
 
 impl LocalStore {
+    /// The org's own live concepts in the catalogue copy the kernel tags
+    /// with (none before the first sync, or when the copy held does not
+    /// parse and the shipped catalogue is used instead).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn org_concepts(&self) -> Result<Vec<OrgConcept>, AgentError> {
+        Ok(match self.meta(META_KEY)? {
+            Some(json) if from_listing(&json).is_ok() => org_concepts_of(&json).unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
     /// Keeps `listing` (the body of `GET /api/v1/concepts`) as the org's
     /// catalogue copy, once it is known to make a valid catalogue.
     ///

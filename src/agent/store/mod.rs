@@ -26,6 +26,7 @@ use super::observe::Observation;
 use crate::skill::catalogue::{Catalogue, valid_slug};
 use crate::skill::delta::Transition;
 
+pub use catalogue::OrgConcept;
 pub use fold::StateRow;
 pub use key::KeyLocation;
 pub use outbox::{PULL_CURSOR as PULL_CURSOR_KEY, WireBatch, WireDelta};

@@ -233,4 +233,29 @@ fn the_org_catalogue_copy_replaces_the_shipped_one_without_retired_concepts() {
     // A broken listing is refused and the copy kept.
     assert!(s.set_org_catalogue("{\"domains\": 3}").is_err());
     assert!(s.catalogue().expect("copy").contains("x-payments"));
+    // The org's own live concepts, with their matchers, are what the
+    // engineer is shown (`agent status`): the shipped and retired ones not.
+    let own = s.org_concepts().expect("org concepts");
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].slug, "x-payments");
+    assert_eq!(own[0].matchers.keywords, vec!["ledger".to_string()]);
+    let status = crate::agent::status::status(&s, Utc::now()).expect("status");
+    assert_eq!(status.org_concepts, own);
+    let text = crate::agent::status::render(&status);
+    assert!(
+        text.contains("x-payments") && text.contains("keywords: ledger"),
+        "{text}"
+    );
+    assert!(!text.contains("x-gone"), "{text}");
+}
+
+#[test]
+fn without_an_org_catalogue_the_status_says_the_org_has_no_concepts_of_its_own() {
+    let (_tmp, home) = home();
+    let s = LocalStore::open(&home).expect("opens");
+    assert!(s.org_concepts().expect("none").is_empty());
+    let text = crate::agent::status::render(
+        &crate::agent::status::status(&s, Utc::now()).expect("status"),
+    );
+    assert!(text.contains("no concepts of its own"), "{text}");
 }
