@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::schema::{Field, Property, Schema};
@@ -194,6 +194,7 @@ fn text(field: &str, value: &str, min: usize, max: usize, lines: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn good() -> Value {
         json!({
