@@ -486,9 +486,21 @@ fn a_model_timeout_that_would_outlast_the_request_timeout_is_refused() {
         // Both at 30 (the old defaults): a slow model made `checks/next`
         // answer 408 instead of drawing from the bank.
         for (server, model, fix) in [
-            ("request_timeout_secs = 30", "timeout_secs = 30", "at most 25"),
-            ("request_timeout_secs = 30", "timeout_secs = 26", "at most 25"),
-            ("request_timeout_secs = 10", "timeout_secs = 20", "at least 25"),
+            (
+                "request_timeout_secs = 30",
+                "timeout_secs = 30",
+                "at most 25",
+            ),
+            (
+                "request_timeout_secs = 30",
+                "timeout_secs = 26",
+                "at most 25",
+            ),
+            (
+                "request_timeout_secs = 10",
+                "timeout_secs = 20",
+                "at least 25",
+            ),
             ("request_timeout_secs = 3", "timeout_secs = 1", "at least 6"),
         ] {
             jail.create_file(
@@ -505,7 +517,11 @@ fn a_model_timeout_that_would_outlast_the_request_timeout_is_refused() {
             assert!(text.contains("server.request_timeout_secs"), "{text}");
             assert!(text.contains("408"), "{text}");
             assert!(err.fix.contains(fix), "{server} {model}: {}", err.fix);
-            assert!(err.fix.contains("server.request_timeout_secs"), "{}", err.fix);
+            assert!(
+                err.fix.contains("server.request_timeout_secs"),
+                "{}",
+                err.fix
+            );
         }
         // The defaults leave the bank its margin, and so does 25 of 30.
         jail.create_file(

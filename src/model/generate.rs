@@ -295,8 +295,14 @@ mod tests {
         let sent = serde_json::to_value(&r.schema).expect("json");
         assert_eq!(sent["properties"]["prompt"]["maxLength"], MAX_PROMPT);
         assert_eq!(sent["properties"]["options"]["maxItems"], MAX_OPTIONS);
-        assert_eq!(sent["properties"]["options"]["items"]["maxLength"], MAX_OPTION);
-        assert_eq!(sent["properties"]["explanation"]["maxLength"], MAX_EXPLANATION);
+        assert_eq!(
+            sent["properties"]["options"]["items"]["maxLength"],
+            MAX_OPTION
+        );
+        assert_eq!(
+            sent["properties"]["explanation"]["maxLength"],
+            MAX_EXPLANATION
+        );
     }
 
     #[test]

@@ -121,7 +121,10 @@ mod tests {
         parse(longest.clone()).expect("the longest verdict is valid");
         let chars = serde_json::to_string(&longest).expect("json").len() + 3;
         let tokens = schema().max_tokens() as usize;
-        assert!(tokens * super::super::schema::MIN_CHARS_PER_TOKEN > chars, "{tokens} < {chars}");
+        assert!(
+            tokens * super::super::schema::MIN_CHARS_PER_TOKEN > chars,
+            "{tokens} < {chars}"
+        );
         // The old fixed limit did not cover it.
         assert!(300 < chars);
     }

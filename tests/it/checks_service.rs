@@ -205,7 +205,9 @@ async fn a_schema_valid_check_is_stored_with_provenance_and_then_reused() {
     let most = |p: &str| schema["properties"][p]["maxLength"].as_u64().expect(p);
     let longest = most("prompt")
         + most("explanation")
-        + schema["properties"]["options"]["maxItems"].as_u64().expect("items")
+        + schema["properties"]["options"]["maxItems"]
+            .as_u64()
+            .expect("items")
             * schema["properties"]["options"]["items"]["maxLength"]
                 .as_u64()
                 .expect("option");
