@@ -38,8 +38,25 @@ impl ModelSettings {
 
 const URL_FIX: &str = "write the API root with its /v1, e.g. \"http://127.0.0.1:8081/v1\" (a server on this host) or \"https://models.internal.example/v1\"; plain http only to loopback";
 
-/// Checks the section; `None` (with the problems recorded) when it is unusable.
-pub(super) fn model(c: &mut Checker<'_>, raw: &RawModel) -> Option<ModelSettings> {
+/// The part of `server.request_timeout_secs` that a model call may not
+/// take: after a model timeout, `GET /api/v1/checks/next` still has to draw
+/// from the bank (a database read, which may itself wait up to
+/// `storage.busy_timeout_ms`, 5 s by default) before the request timeout
+/// answers 408. So `model.timeout_secs` must be at most the request timeout
+/// minus this; the defaults (20 and 30) leave 10.
+pub const FALLBACK_MARGIN_SECS: u64 = 5;
+
+/// The default `model.timeout_secs`: below the default request timeout by
+/// more than [`FALLBACK_MARGIN_SECS`].
+pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
+
+/// Checks the section against `request_timeout_secs` (the server's);
+/// `None` (with the problems recorded) when it is unusable.
+pub(super) fn model(
+    c: &mut Checker<'_>,
+    raw: &RawModel,
+    request_timeout_secs: u64,
+) -> Option<ModelSettings> {
     let base_url = base_url(c, raw.base_url.trim());
     let name = raw.model.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -62,6 +79,31 @@ pub(super) fn model(c: &mut Checker<'_>, raw: &RawModel) -> Option<ModelSettings
         },
     };
     let timeout = c.range("model.timeout_secs", raw.timeout_secs, 1, 600);
+    // A call still running when the request timeout ends would answer 408
+    // instead of falling back to the bank: refuse the pair of settings.
+    if (1..=600).contains(&timeout)
+        && timeout.saturating_add(FALLBACK_MARGIN_SECS) > request_timeout_secs
+    {
+        let most = request_timeout_secs.saturating_sub(FALLBACK_MARGIN_SECS);
+        let fix = if most >= 1 {
+            format!(
+                "set model.timeout_secs to at most {most}, or raise server.request_timeout_secs to at least {}",
+                timeout + FALLBACK_MARGIN_SECS
+            )
+        } else {
+            format!(
+                "raise server.request_timeout_secs to at least {}",
+                timeout + FALLBACK_MARGIN_SECS
+            )
+        };
+        c.fail(
+            "model.timeout_secs",
+            format!(
+                "{timeout} s leaves less than {FALLBACK_MARGIN_SECS} s of server.request_timeout_secs ({request_timeout_secs} s) to answer from the question bank when the model is slow; the request would end in 408 instead"
+            ),
+            fix,
+        );
+    }
     let max_concurrency = if raw.max_concurrency == 0 {
         c.fail(
             "model.max_concurrency",

@@ -299,7 +299,8 @@ pub struct RawModel {
     /// A file holding the API key (mode 0600); empty for a server that
     /// takes none. The key itself is never a configuration value.
     pub api_key_file: String,
-    /// One call's limit, waiting for a free slot included.
+    /// One call's limit, waiting for a free slot included; at least
+    /// `FALLBACK_MARGIN_SECS` below `server.request_timeout_secs`.
     pub timeout_secs: u64,
     /// Calls in flight at once; more wait for a slot.
     pub max_concurrency: u32,
@@ -314,7 +315,7 @@ impl Default for RawModel {
             base_url: String::new(),
             model: String::new(),
             api_key_file: String::new(),
-            timeout_secs: 30,
+            timeout_secs: super::model::DEFAULT_TIMEOUT_SECS,
             max_concurrency: 2,
             tls_ca_file: String::new(),
         }

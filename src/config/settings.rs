@@ -580,7 +580,7 @@ impl Settings {
         let model = raw
             .model
             .as_ref()
-            .and_then(|m| super::model::model(&mut c, m));
+            .and_then(|m| super::model::model(&mut c, m, request_timeout));
         let egress = egress(&mut c, raw, &orgs, model.as_ref());
 
         if !c.errors.is_empty() {

@@ -372,7 +372,7 @@ fn the_model_section_is_checked_and_its_key_read_from_its_file_only() {
             m.api_key.as_ref().map(Secret::expose),
             Some("sk-MODEL-KEY-0123")
         );
-        assert_eq!((m.timeout.as_secs(), m.max_concurrency), (30, 2));
+        assert_eq!((m.timeout.as_secs(), m.max_concurrency), (20, 2));
         assert!(!format!("{s:?}").contains("MODEL-KEY"), "Debug leaks");
         assert!(
             !render_redacted(&loaded.raw).contains("MODEL-KEY"),
@@ -476,6 +476,66 @@ fn air_gapped_refuses_a_public_model_url_and_names_the_key() {
             "air_gapped = true\n[model]\nbase_url = \"https://10.1.2.3/v1\"\nmodel = \"m\"\n",
         )?;
         load(Some(Path::new("l.toml"))).expect("a private address is local");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_model_timeout_that_would_outlast_the_request_timeout_is_refused() {
+    Jail::expect_with(|jail| {
+        // Both at 30 (the old defaults): a slow model made `checks/next`
+        // answer 408 instead of drawing from the bank.
+        for (server, model, fix) in [
+            (
+                "request_timeout_secs = 30",
+                "timeout_secs = 30",
+                "at most 25",
+            ),
+            (
+                "request_timeout_secs = 30",
+                "timeout_secs = 26",
+                "at most 25",
+            ),
+            (
+                "request_timeout_secs = 10",
+                "timeout_secs = 20",
+                "at least 25",
+            ),
+            ("request_timeout_secs = 3", "timeout_secs = 1", "at least 6"),
+        ] {
+            jail.create_file(
+                "t.toml",
+                &format!(
+                    "[server]\n{server}\n[model]\nbase_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\n{model}\n"
+                ),
+            )?;
+            let e = errors(load(Some(Path::new("t.toml"))));
+            let err = e
+                .for_key("model.timeout_secs")
+                .unwrap_or_else(|| panic!("{server} {model}: not named: {e}"));
+            let text = err.to_string();
+            assert!(text.contains("server.request_timeout_secs"), "{text}");
+            assert!(text.contains("408"), "{text}");
+            assert!(err.fix.contains(fix), "{server} {model}: {}", err.fix);
+            assert!(
+                err.fix.contains("server.request_timeout_secs"),
+                "{}",
+                err.fix
+            );
+        }
+        // The defaults leave the bank its margin, and so does 25 of 30.
+        jail.create_file(
+            "d.toml",
+            "[model]\nbase_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\n",
+        )?;
+        let (s, _) = load(Some(Path::new("d.toml"))).expect("the defaults are valid");
+        let m = s.model.as_ref().expect("model");
+        assert!(m.timeout < s.server.request_timeout, "{m:?}");
+        jail.create_file(
+            "e.toml",
+            "[model]\nbase_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\ntimeout_secs = 25\n",
+        )?;
+        load(Some(Path::new("e.toml"))).expect("25 of 30 leaves 5 s");
         Ok(())
     });
 }

@@ -9,9 +9,10 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::schema::{Field, Property, Schema};
 use super::{ModelError, Purpose, Request, shape_error};
 use crate::checks::bank::{MAX_EXPLANATION, MAX_OPTION, MAX_OPTIONS, MAX_PROMPT, MIN_OPTIONS};
 use crate::checks::normalise;
@@ -75,29 +76,50 @@ pub fn request(brief: &Brief) -> Request {
         user,
         schema_name: "comprehension_check",
         schema: schema(&brief.slug),
-        max_tokens: 700,
     }
 }
 
-/// The JSON schema of a generated check about `slug`.
-pub fn schema(slug: &str) -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "concept": {"type": "string", "enum": [slug]},
-            "prompt": {"type": "string", "minLength": MIN_PROMPT, "maxLength": MAX_PROMPT},
-            "options": {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_OPTION},
-                "minItems": MIN_OPTIONS,
-                "maxItems": MAX_OPTIONS,
-            },
-            "correct": {"type": "integer", "minimum": 0, "maximum": MAX_OPTIONS - 1},
-            "explanation": {"type": "string", "minLength": 1, "maxLength": MAX_EXPLANATION},
+/// The JSON schema of a generated check about `slug`, in the order the
+/// model writes it: the concept (naming the topic first), the question,
+/// its options, then which option is right and why. Its lengths are the
+/// bank's, so `max_tokens` covers the longest check the bank accepts.
+pub fn schema(slug: &str) -> Schema {
+    Schema::object(vec![
+        Property {
+            name: "concept",
+            field: Field::Exactly(slug.to_string()),
         },
-        "required": ["concept", "prompt", "options", "correct", "explanation"],
-        "additionalProperties": false,
-    })
+        Property {
+            name: "prompt",
+            field: Field::Text {
+                min: MIN_PROMPT,
+                max: MAX_PROMPT,
+            },
+        },
+        Property {
+            name: "options",
+            field: Field::Texts {
+                min_items: MIN_OPTIONS,
+                max_items: MAX_OPTIONS,
+                min: 1,
+                max: MAX_OPTION,
+            },
+        },
+        Property {
+            name: "correct",
+            field: Field::Integer {
+                min: 0,
+                max: i64::try_from(MAX_OPTIONS - 1).unwrap_or(i64::MAX),
+            },
+        },
+        Property {
+            name: "explanation",
+            field: Field::Text {
+                min: 1,
+                max: MAX_EXPLANATION,
+            },
+        },
+    ])
 }
 
 /// A generated check, validated, before it is stored.
@@ -172,6 +194,7 @@ fn text(field: &str, value: &str, min: usize, max: usize, lines: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn good() -> Value {
         json!({
@@ -233,6 +256,68 @@ mod tests {
         }
     }
 
+    /// The longest check the schema (and so the bank) allows fits in
+    /// `max_tokens`: every string at its limit, five options, each written
+    /// with JSON's separators; at one character a token it is not cut off.
+    #[test]
+    fn max_tokens_covers_the_longest_check_the_schema_allows() {
+        let slug = "git-rebase";
+        let longest = json!({
+            "concept": slug,
+            "prompt": "p".repeat(MAX_PROMPT),
+            "options": (0..MAX_OPTIONS).map(|i| format!("{i}").repeat(MAX_OPTION)).collect::<Vec<_>>(),
+            "correct": MAX_OPTIONS - 1,
+            "explanation": "e".repeat(MAX_EXPLANATION),
+        });
+        let d = parse(longest.clone(), slug).expect("the longest check is valid");
+        assert_eq!(d.options.len(), MAX_OPTIONS);
+        let pretty = serde_json::to_string(&longest)
+            .expect("json")
+            .replace("\":", "\": ")
+            .replace("\",\"", "\", \"")
+            .replace(",\"", ", \"")
+            .chars()
+            .count();
+        let r = request(&Brief {
+            slug: slug.into(),
+            title: "Rebase".into(),
+            summary: "Replaying commits.".into(),
+            prerequisites: vec![],
+        });
+        let tokens = r.schema.max_tokens() as usize;
+        assert!(
+            tokens * super::super::schema::MIN_CHARS_PER_TOKEN > pretty,
+            "max_tokens {tokens} does not cover {pretty} characters"
+        );
+        // The old fixed limit did not.
+        assert!(700 < pretty);
+        // The schema sent carries those same limits.
+        let sent = serde_json::to_value(&r.schema).expect("json");
+        assert_eq!(sent["properties"]["prompt"]["maxLength"], MAX_PROMPT);
+        assert_eq!(sent["properties"]["options"]["maxItems"], MAX_OPTIONS);
+        assert_eq!(
+            sent["properties"]["options"]["items"]["maxLength"],
+            MAX_OPTION
+        );
+        assert_eq!(
+            sent["properties"]["explanation"]["maxLength"],
+            MAX_EXPLANATION
+        );
+    }
+
+    #[test]
+    fn the_schema_lists_the_question_before_its_answer() {
+        let text = serde_json::to_string(&schema("git-rebase")).expect("json");
+        let props = &text[text.find("\"properties\"").expect("properties")..];
+        let at = |k: &str| props.find(&format!("\"{k}\":")).expect(k);
+        let order = ["concept", "prompt", "options", "correct", "explanation"];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        assert!(
+            text.contains(r#""required":["concept","prompt","options","correct","explanation"]"#),
+            "{text}"
+        );
+    }
+
     #[test]
     fn the_prompt_carries_the_concept_only_and_its_hash_is_stable() {
         let r = request(&Brief {
@@ -242,7 +327,8 @@ mod tests {
             prerequisites: vec!["Commits".into()],
         });
         assert!(r.user.contains("`git-rebase`") && r.user.contains("Prerequisites: Commits"));
-        assert_eq!(r.schema["properties"]["concept"]["enum"][0], "git-rebase");
+        let schema = serde_json::to_value(&r.schema).expect("json");
+        assert_eq!(schema["properties"]["concept"]["enum"][0], "git-rebase");
         assert_eq!(prompt_sha256().len(), 64);
         assert_eq!(prompt_sha256(), prompt_sha256());
     }

@@ -5,8 +5,9 @@
 //! module neither stores nor logs it, and no error quotes it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::schema::{Field, Property, Schema};
 use super::{ModelError, Purpose, Request, shape_error};
 use crate::checks::{Answer, Check};
 
@@ -55,21 +56,25 @@ pub fn request(check: &Check, answer: &str) -> Request {
         user,
         schema_name: "grade",
         schema: schema(),
-        max_tokens: 300,
     }
 }
 
-/// The JSON schema of a verdict.
-pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "grade": {"type": "integer", "minimum": 1, "maximum": 4},
-            "feedback": {"type": "string", "minLength": 1, "maxLength": MAX_FEEDBACK},
+/// The JSON schema of a verdict, in the order the model writes it: the
+/// feedback (its reasoning) first, then the grade that follows from it.
+pub fn schema() -> Schema {
+    Schema::object(vec![
+        Property {
+            name: "feedback",
+            field: Field::Text {
+                min: 1,
+                max: MAX_FEEDBACK,
+            },
         },
-        "required": ["grade", "feedback"],
-        "additionalProperties": false,
-    })
+        Property {
+            name: "grade",
+            field: Field::Integer { min: 1, max: 4 },
+        },
+    ])
 }
 
 /// Parses and validates the model's verdict.
@@ -103,6 +108,26 @@ pub fn parse(value: Value) -> Result<Graded, ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_feedback_comes_before_the_grade_and_max_tokens_covers_the_longest() {
+        let text = serde_json::to_string(&schema()).expect("json");
+        assert!(
+            text.find("\"feedback\":").expect("feedback") < text.find("\"grade\":").expect("grade"),
+            "{text}"
+        );
+        let longest = json!({"feedback": "f".repeat(MAX_FEEDBACK), "grade": 4});
+        parse(longest.clone()).expect("the longest verdict is valid");
+        let chars = serde_json::to_string(&longest).expect("json").len() + 3;
+        let tokens = schema().max_tokens() as usize;
+        assert!(
+            tokens * super::super::schema::MIN_CHARS_PER_TOKEN > chars,
+            "{tokens} < {chars}"
+        );
+        // The old fixed limit did not cover it.
+        assert!(300 < chars);
+    }
 
     #[test]
     fn verdicts_on_the_scale_are_accepted_others_refused() {

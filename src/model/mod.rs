@@ -15,12 +15,16 @@
 
 pub mod generate;
 pub mod grade;
+pub mod schema;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Semaphore;
+
+pub use schema::Schema;
 
 use crate::config::ModelSettings;
 use crate::egress::{Egress, Refused};
@@ -94,8 +98,70 @@ pub struct Request {
     pub user: String,
     /// The schema's name (`[a-zA-Z0-9_-]`), as OpenAI's API requires.
     pub schema_name: &'static str,
-    pub schema: Value,
-    pub max_tokens: u32,
+    /// The answer's schema; `max_tokens` is derived from it
+    /// ([`Schema::max_tokens`]).
+    pub schema: Schema,
+}
+
+/// The request body. A struct, not a `Value`: a `Value`'s maps are sorted,
+/// which would undo the schema's property order (see [`schema`]).
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: [Message<'a>; 2],
+    response_format: ResponseFormat<'a>,
+    max_tokens: u32,
+    temperature: f64,
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResponseFormat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    json_schema: JsonSchema<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonSchema<'a> {
+    name: &'static str,
+    strict: bool,
+    schema: &'a Schema,
+}
+
+impl<'a> Body<'a> {
+    fn new(model: &'a str, req: &'a Request) -> Self {
+        Self {
+            model,
+            messages: [
+                Message {
+                    role: "system",
+                    content: &req.system,
+                },
+                Message {
+                    role: "user",
+                    content: &req.user,
+                },
+            ],
+            response_format: ResponseFormat {
+                kind: "json_schema",
+                json_schema: JsonSchema {
+                    name: req.schema_name,
+                    strict: true,
+                    schema: &req.schema,
+                },
+            },
+            max_tokens: req.schema.max_tokens(),
+            temperature: 0.7,
+            stream: false,
+        }
+    }
 }
 
 /// The client of the configured model. Cheap to share behind an `Arc`.
@@ -194,20 +260,7 @@ impl ModelClient {
             .acquire()
             .await
             .map_err(|_| ModelError::Status(503))?;
-        let body = json!({
-            "model": self.settings.model,
-            "messages": [
-                {"role": "system", "content": req.system},
-                {"role": "user", "content": req.user},
-            ],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": req.schema_name, "strict": true, "schema": req.schema},
-            },
-            "max_tokens": req.max_tokens,
-            "temperature": 0.7,
-            "stream": false,
-        });
+        let body = Body::new(&self.settings.model, req);
         let mut builder = self.http.post(url.clone()).json(&body);
         if let Some(key) = &self.settings.api_key {
             builder = builder.bearer_auth(key.expose());
@@ -306,6 +359,7 @@ pub(crate) fn shape_error(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn completion(content: &str, finish: &str) -> Vec<u8> {
         json!({

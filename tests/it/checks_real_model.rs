@@ -42,9 +42,11 @@ const MAX_ASKED: usize = 12;
 
 /// Configures `[model]` for the real server at `base_url`, with `key` in a
 /// 0600 file; a generous timeout, since CI's cores are shared (one answer
-/// takes up to a minute or two there), and a request timeout above it: a
-/// request still waiting for the model when `server.request_timeout_secs`
-/// ends is answered 408, not from the bank (docs/operations.md). The
+/// takes up to a minute or two there), and a request timeout that leaves
+/// the bank its margin after it, as the settings require
+/// (`model.timeout_secs` at most `server.request_timeout_secs` - 5; a
+/// request still waiting for the model when the request timeout ends
+/// would be answered 408, not from the bank; docs/operations.md). The
 /// appliance is air-gapped (P25): a model server on the host is all it
 /// needs.
 fn configure(env: &mut Env, base_url: &str, key: &str) -> String {
@@ -186,9 +188,9 @@ async fn the_real_model_writes_a_check_that_is_stored_and_reused_grades_and_when
     );
     assert_eq!(all_calls(&state, "grade"), 0, "no model for a keyed grade");
     // ...and the real model grades an answer in the engineer's own words.
-    // Grading has no fallback: a verdict the service refuses (this model
-    // sometimes rambles past max_tokens) is a 503 saying so, counted as
-    // `bad_answer`; the engineer may send it again, and so does the test.
+    // Grading has no fallback: a verdict the service refuses (one the
+    // schema allows but the service does not) is a 503 saying so, counted
+    // as `bad_answer`; the engineer may send it again, and so does the test.
     let answer = json!({"check_id": id, "answer": "A branch is a movable name for a commit; committing moves it forward, and HEAD names the branch."});
     let mut graded = None;
     for sent in 1..=MAX_ASKED {

@@ -189,6 +189,32 @@ async fn a_schema_valid_check_is_stored_with_provenance_and_then_reused() {
         !prompt.contains("priya") && !prompt.contains("laptop"),
         "{prompt}"
     );
+    // The schema's properties arrive in the order the model should write
+    // them (a grammar-constrained server keeps it): the question first,
+    // the answer after; and max_tokens covers the longest check it allows.
+    let raw = &sent[0].raw;
+    let props = &raw[raw.find("\"properties\":").expect("properties")..];
+    let at = |k: &str| props.find(&format!("\"{k}\":")).expect(k);
+    assert!(
+        ["concept", "prompt", "options", "correct", "explanation"]
+            .windows(2)
+            .all(|w| at(w[0]) < at(w[1])),
+        "{raw}"
+    );
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let most = |p: &str| schema["properties"][p]["maxLength"].as_u64().expect(p);
+    let longest = most("prompt")
+        + most("explanation")
+        + schema["properties"]["options"]["maxItems"]
+            .as_u64()
+            .expect("items")
+            * schema["properties"]["options"]["items"]["maxLength"]
+                .as_u64()
+                .expect("option");
+    assert!(
+        body["max_tokens"].as_u64().expect("max_tokens") > longest,
+        "{body}"
+    );
 
     // Full: no more calls; stored and bank checks are served.
     let mut sources = std::collections::BTreeSet::new();

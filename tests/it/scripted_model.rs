@@ -44,6 +44,8 @@ impl Step {
 pub struct Received {
     pub authorization: Option<String>,
     pub body: Value,
+    /// The body as sent, for what parsing loses (the order of keys).
+    pub raw: String,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ impl Scripted {
 }
 
 async fn complete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let raw = String::from_utf8_lossy(&body).into_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     inner.received.lock().expect("lock").push(Received {
         authorization: headers
@@ -100,6 +103,7 @@ async fn complete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byt
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body,
+        raw,
     });
     let step = inner.script.lock().expect("lock").pop_front();
     match step {
