@@ -243,16 +243,21 @@ pub async fn post_revoke_device(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    act(
-        &state,
-        &headers,
-        &me,
-        &form.csrf,
-        move |org, who, ctx, now| {
-            crate::devices::revoke(org, &who.user.id, &id, ctx, now)
-                .map_err(|_| PageError::NotFound)
-        },
-    )
-    .await?;
+    revoke_own_device(&state, &headers, &me, id, &form.csrf).await?;
     Ok(Redirect::to("/account#devices").into_response())
+}
+
+/// Revokes one of the signed-in person's own devices (the account page's
+/// and `/me`'s form); another person's device is not found.
+pub(super) async fn revoke_own_device(
+    state: &AppState,
+    headers: &HeaderMap,
+    me: &SignedInUser,
+    id: String,
+    csrf: &str,
+) -> Result<(), PageError> {
+    act(state, headers, me, csrf, move |org, who, ctx, now| {
+        crate::devices::revoke(org, &who.user.id, &id, ctx, now).map_err(|_| PageError::NotFound)
+    })
+    .await
 }

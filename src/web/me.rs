@@ -21,7 +21,7 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::Deserialize;
 
 use super::PageError;
-use super::account::{CsrfOnly, act};
+use super::account::{CsrfOnly, act, revoke_own_device};
 use super::charts::{self, BarChart, LineChart, RecallCurve};
 use super::dashboard::Table;
 use super::extract::SignedInUser;
@@ -611,17 +611,7 @@ pub async fn post_revoke_device(
     me: SignedInUser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    act(
-        &state,
-        &headers,
-        &me,
-        &form.csrf,
-        move |org, who, ctx, now| {
-            crate::devices::revoke(org, &who.user.id, &id, ctx, now)
-                .map_err(|_| PageError::NotFound)
-        },
-    )
-    .await?;
+    revoke_own_device(&state, &headers, &me, id, &form.csrf).await?;
     Ok(back("revoked", "devices"))
 }
 
