@@ -150,12 +150,7 @@ async fn post_retire(
     admin: ApiAdminAction,
     Path(id): Path<String>,
 ) -> Result<Json<service::GeneratedCheck>, AppError> {
-    let now = state.clock.now();
-    let st = state.clone();
-    let org = admin.who.org.slug.to_string();
-    let g =
-        blocking(move || Ok(service::retire(st.store.org(&org)?, &admin.ctx, &id, now)?)).await?;
-    Ok(Json(g))
+    change(&state, admin, id, service::retire).await
 }
 
 async fn post_restore(
@@ -163,10 +158,25 @@ async fn post_restore(
     admin: ApiAdminAction,
     Path(id): Path<String>,
 ) -> Result<Json<service::GeneratedCheck>, AppError> {
+    change(&state, admin, id, service::restore).await
+}
+
+/// Retires or restores one generated check (`service::retire` or
+/// `service::restore`) in the admin's org.
+async fn change(
+    state: &AppState,
+    admin: ApiAdminAction,
+    id: String,
+    f: fn(
+        &crate::store::OrgDb,
+        &crate::users::AdminCtx,
+        &str,
+        chrono::DateTime<chrono::Utc>,
+    ) -> Result<service::GeneratedCheck, ServiceError>,
+) -> Result<Json<service::GeneratedCheck>, AppError> {
     let now = state.clock.now();
     let st = state.clone();
     let org = admin.who.org.slug.to_string();
-    let g =
-        blocking(move || Ok(service::restore(st.store.org(&org)?, &admin.ctx, &id, now)?)).await?;
+    let g = blocking(move || Ok(f(st.store.org(&org)?, &admin.ctx, &id, now)?)).await?;
     Ok(Json(g))
 }
