@@ -57,16 +57,44 @@ impl Served {
         if let Some(c) = cookie {
             r = r.header("cookie", c);
         }
-        let res = r.send().await.expect("request");
-        let status = res.status();
-        let location = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        (status, location, res.text().await.expect("body"))
+        answer(r.send().await.expect("request")).await
     }
+
+    /// POST a form with `csrf` as its token (the session's own is
+    /// `support::csrf_of`) and the session cookie, from this site's
+    /// origin: status, Location, body.
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        cookie: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("origin", self.base.as_str())
+            .form(&form)
+            .send()
+            .await
+            .expect("request");
+        answer(res).await
+    }
+}
+
+/// A response's status, Location and body.
+async fn answer(res: reqwest::Response) -> (StatusCode, String, String) {
+    let status = res.status();
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, location, res.text().await.expect("body"))
 }
 
 pub(crate) fn t(m: u32, d: u32) -> DateTime<Utc> {

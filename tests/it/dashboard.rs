@@ -41,20 +41,10 @@ async fn post_form(
     cookie: &str,
     fields: &[(&str, &str)],
 ) -> (StatusCode, String) {
-    let csrf = csrf_of(&site.state, cookie);
-    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
-    form.extend_from_slice(fields);
-    let res = site
-        .http
-        .post(format!("{}{path}", site.base))
-        .header("cookie", cookie)
-        .header("origin", site.base.as_str())
-        .form(&form)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    (status, res.text().await.unwrap_or_default())
+    let (status, _, body) = site
+        .post_form(path, cookie, &csrf_of(&site.state, cookie), fields)
+        .await;
+    (status, body)
 }
 
 #[tokio::test]

@@ -48,31 +48,12 @@ async fn post_form(
     fields: &[(&str, &str)],
     csrf: bool,
 ) -> (StatusCode, String, String) {
-    let token = csrf_of(&site.state, cookie);
-    let mut form: Vec<(&str, &str)> = Vec::new();
-    if csrf {
-        form.push(("csrf", token.as_str()));
+    let token = if csrf {
+        csrf_of(&site.state, cookie)
     } else {
-        form.push(("csrf", "not-the-token"));
-    }
-    form.extend_from_slice(fields);
-    let res = site
-        .http
-        .post(format!("{}{path}", site.base))
-        .header("cookie", cookie)
-        .header("origin", site.base.as_str())
-        .form(&form)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let location = res
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (status, location, res.text().await.unwrap_or_default())
+        "not-the-token".to_string()
+    };
+    site.post_form(path, cookie, &token, fields).await
 }
 
 fn actions(state: &aiworklab::AppState) -> Vec<String> {
