@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::checks::{RemoteGrade, ServedCheck};
 use super::error::AgentError;
 use super::store::{WireBatch, WireDelta};
 
@@ -182,6 +183,7 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let problem: Problem = res.json().await.unwrap_or_default();
+        let detail_given = problem.detail.is_some();
         let detail = problem
             .detail
             .or(problem.title)
@@ -201,6 +203,9 @@ impl Server {
                     message: detail,
                 }
             }
+            // The appliance's own 404s are problem documents that say what
+            // is missing (a concept's slug); anything else is not it.
+            404 if detail_given => ApiError::Agent(AgentError::Server(detail)),
             404 => ApiError::Agent(AgentError::Server(format!(
                 "{} is not an aiworklab appliance's device API (404); check --server",
                 self.base
@@ -291,6 +296,37 @@ impl Server {
                 reason: root_cause(&e),
             })
         })
+    }
+
+    /// `GET /api/v1/checks/next?concept=SLUG`: one check about the concept,
+    /// with its answer key (the kernel grades multiple choice itself).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn next_check(&self, access: &str, concept: &str) -> Result<ServedCheck, ApiError> {
+        let mut url = self.endpoint("api/v1/checks/next")?;
+        url.query_pairs_mut().append_pair("concept", concept);
+        self.json(self.http.get(url).bearer_auth(access)).await
+    }
+
+    /// `POST /api/v1/checks/grade` with an answer in the engineer's own
+    /// words, which the appliance hands to its model and drops.
+    ///
+    /// # Errors
+    /// [`ApiError`]; 503 when the appliance has no model to grade with.
+    pub async fn grade(
+        &self,
+        access: &str,
+        check_id: &str,
+        answer: &str,
+    ) -> Result<RemoteGrade, ApiError> {
+        let body = serde_json::json!({ "check_id": check_id, "answer": answer });
+        let req = self
+            .http
+            .post(self.endpoint("api/v1/checks/grade")?)
+            .bearer_auth(access)
+            .json(&body);
+        self.json(req).await
     }
 
     /// `DELETE /api/v1/me/devices/{id}` with the device's own token: the

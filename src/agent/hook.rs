@@ -6,8 +6,10 @@
 //! log instead. It reads the event (stdin, or for Codex's `notify` the
 //! last argument), reads the harness's session record from the stored
 //! cursor, tags what it finds, and records the observations with the
-//! cursor in one transaction. When a turn or session ends it starts a
-//! detached `aiworklab agent sync`, at most once a minute.
+//! cursor in one transaction. It notes whether the agent is in the middle
+//! of a turn (`checks::turn`: no check interrupts one). When a turn or
+//! session ends it starts a detached `aiworklab agent sync`, at most once
+//! a minute.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,8 @@ pub trait Recorder {
 pub struct Ran {
     pub recorded: usize,
     pub turn_ended: bool,
+    /// Whether the agent is working in the event's session.
+    pub turn: crate::agent::checks::turn::Signal,
 }
 
 /// Handles one event. Errors are the store's; bad input is not an error
@@ -99,6 +103,7 @@ pub fn handle(
     let mut ran = Ran {
         recorded: 0,
         turn_ended: outcome.turn_ended,
+        turn: outcome.turn,
     };
     for batch in outcome.batches {
         ran.recorded += recorder.record(&batch.source, &batch.cursor, &batch.observations)?;
@@ -174,6 +179,7 @@ fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<()
     )
     .map_err(|e| format!("{harness}: {e}"))?;
     drop(store);
+    crate::agent::checks::turn::note(home.dir(), &ran.turn);
     if ran.turn_ended
         && let Ok(bin) = std::env::current_exe()
     {

@@ -36,5 +36,8 @@ pub mod install;
 /// `agent hook`: the entry each harness event runs.
 pub mod hook;
 
+/// Comprehension checks: what is due, asking one, grading, recording.
+pub mod checks;
+
 /// `agent mcp`: the MCP server the coding agent asks about the engineer's skills.
 pub mod mcp;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::checks::{self, due::Plan, due::Why};
 use super::error::AgentError;
 use super::harness::Harness;
 use super::home::Home;
@@ -49,6 +50,8 @@ pub struct Status {
     /// The org's own concepts this kernel tags with, with their matchers
     /// (from the catalogue copy of the last sync).
     pub org_concepts: Vec<OrgConcept>,
+    /// Comprehension checks: what is due, and whether one may be asked.
+    pub checks: Plan,
 }
 
 fn millis(v: Option<String>) -> Option<DateTime<Utc>> {
@@ -98,6 +101,7 @@ pub fn status(store: &LocalStore, now: DateTime<Utc>) -> Result<Status, AgentErr
         mean_recall,
         concepts,
         org_concepts: store.org_concepts()?,
+        checks: checks::plan(store, now)?,
     })
 }
 
@@ -144,8 +148,36 @@ pub fn render(s: &Status) -> String {
             out.push_str(&format!("  {:<40} {}{recall}\n", c.concept, c.state));
         }
     }
+    render_checks_due(&s.checks, &mut out);
     render_org_concepts(&s.org_concepts, &mut out);
     out
+}
+
+/// What is due for a check, and whether one may be asked now.
+fn render_checks_due(p: &Plan, out: &mut String) {
+    out.push_str(&format!(
+        "\nComprehension checks: {} offered in the last 24 hours (limit {}).\n",
+        p.offered_today, p.daily_limit
+    ));
+    if p.due.is_empty() {
+        out.push_str("  Nothing is due.\n");
+    }
+    for d in &p.due {
+        let why = match &d.why {
+            Why::Review { recall, .. } => {
+                format!("review due, recall {:.0}%", recall * 100.0)
+            }
+            Why::WorthAsking { met } => format!("met {met} times, never checked"),
+        };
+        out.push_str(&format!("  {:<40} {why}\n", d.concept));
+    }
+    match &p.hold {
+        Some(h) => out.push_str(&format!("  No check now: {h}.\n")),
+        None if !p.due.is_empty() => {
+            out.push_str("  `aiworklab agent check` asks the first one.\n")
+        }
+        None => {}
+    }
 }
 
 /// The org's own concepts and exactly what the kernel looks for: an

@@ -265,6 +265,35 @@ impl<'s> Session<'s> {
         .map_err(flatten)
     }
 
+    /// One check about `concept` from the appliance's question service.
+    pub(crate) async fn next_check(
+        &mut self,
+        concept: &str,
+    ) -> Result<crate::agent::checks::ServedCheck, AgentError> {
+        let concept = concept.to_string();
+        self.authed(|s, a| {
+            let concept = concept.clone();
+            async move { s.next_check(&a, &concept).await }
+        })
+        .await
+        .map_err(flatten)
+    }
+
+    /// The appliance's grade of an answer in the engineer's own words.
+    pub(crate) async fn grade(
+        &mut self,
+        check_id: &str,
+        answer: &str,
+    ) -> Result<crate::agent::checks::RemoteGrade, AgentError> {
+        let (id, answer) = (check_id.to_string(), answer.to_string());
+        self.authed(|s, a| {
+            let (id, answer) = (id.clone(), answer.clone());
+            async move { s.grade(&a, &id, &answer).await }
+        })
+        .await
+        .map_err(flatten)
+    }
+
     /// Whether the access token works (doctor): a refresh when needed and
     /// one authenticated read.
     pub(crate) async fn check(&mut self) -> Result<(), AgentError> {

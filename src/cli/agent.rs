@@ -10,10 +10,12 @@ use clap::Subcommand;
 
 use super::Failure;
 use crate::agent::AgentError;
+use crate::agent::checks::{self, due, present};
 use crate::agent::harness::Harness;
 use crate::agent::home::Home;
 use crate::agent::status;
 use crate::agent::store::LocalStore;
+use crate::agent::store::Via;
 use crate::agent::sync::{self, SyncOptions};
 use crate::agent::{hook, install};
 
@@ -50,6 +52,32 @@ pub enum AgentCmd {
     },
     /// Check the install and say how to fix each problem.
     Doctor,
+    /// Answer one comprehension check in the terminal: the most pressing due concept, or --concept.
+    Check {
+        /// The concept to be asked about (a slug, as `agent status` lists them); without it, the most pressing due one.
+        #[arg(long)]
+        concept: Option<String>,
+        /// Answer without a prompt: an option's number or letter, or a short answer in your words.
+        #[arg(long)]
+        answer: Option<String>,
+        /// Only the question bank in this binary: no request to the appliance (answers in your own words cannot be graded).
+        #[arg(long)]
+        offline: bool,
+        /// The check and its result as JSON (the question goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold comprehension checks for a while: 30m, 2h, 1d (at most 30d), or `off`.
+    Snooze {
+        #[arg(value_name = "LENGTH")]
+        length: String,
+    },
+    /// Show or change the kernel's settings.
+    Settings {
+        /// Checks offered in any 24 hours (0 to 50; 0 offers none, `agent check --concept` still works).
+        #[arg(long)]
+        daily_limit: Option<u32>,
+    },
     /// MCP server on stdin/stdout for the coding agent (registered by `agent install`): skill_profile, tag_concepts.
     Mcp,
     /// Run by the coding agent on each event (installed by `agent install`): silent, always exits 0.
@@ -158,6 +186,119 @@ fn hook_checks() -> Vec<status::Check> {
             "run it as the engineer, with HOME set and from a directory that exists",
         )],
     }
+}
+
+/// `agent check`: asks one check, reads the answer (from `--answer` or
+/// a line of stdin), grades and records it, then syncs.
+fn check(
+    home: &Home,
+    concept: Option<&str>,
+    answer: Option<&str>,
+    offline: bool,
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
+    let mut store = open(home)?;
+    let catalogue = store.catalogue()?;
+    let builtin = crate::skill::Catalogue::builtin().map_err(|e| Failure::new(e, None))?;
+    let bank =
+        crate::checks::Bank::builtin(&builtin).map_err(|e| Failure::new(e.to_string(), None))?;
+    let cx = checks::Context {
+        bank: &bank,
+        offline,
+        via: Via::Terminal,
+    };
+    let target = concept.map_or(checks::Target::Due, checks::Target::Asked);
+    let rt = runtime()?;
+    let asked = match rt.block_on(checks::ask(&mut store, &cx, target, chrono::Utc::now()))? {
+        checks::Ask::Asked(a) => a,
+        checks::Ask::Nothing(why) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json(&serde_json::json!({ "asked": null, "why": why }))?
+                );
+            } else {
+                println!("{why}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let title = catalogue
+        .get(&asked.check.concept)
+        .map_or(asked.check.concept.clone(), |c| c.title.clone());
+    let question = present::question(&asked, &title);
+    let raw = match answer {
+        Some(a) => {
+            if as_json {
+                eprintln!("{question}{a}");
+            } else {
+                println!("{question}{a}");
+            }
+            a.to_string()
+        }
+        None => {
+            use std::io::Write;
+            if as_json {
+                eprint!("{question}");
+            } else {
+                print!("{question}");
+                let _ = std::io::stdout().flush();
+            }
+            read_answer(&asked.check)?
+        }
+    };
+    if raw.trim().is_empty() {
+        println!("Skipped: nothing was recorded.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reply = checks::parse_reply(&asked.check, &raw)?;
+    let done = rt.block_on(checks::answer(
+        &mut store,
+        &asked.check,
+        asked.offer,
+        &reply,
+        chrono::Utc::now(),
+    ))?;
+    let synced = if offline {
+        Err("offline".to_string())
+    } else {
+        rt.block_on(sync::sync(&mut store, SyncOptions::default()))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    if as_json {
+        let v = serde_json::json!({
+            "asked": {
+                "id": asked.check.id, "concept": asked.check.concept,
+                "source": asked.check.source, "from_bank_because": asked.note,
+            },
+            "graded": done.graded,
+            "recorded": {
+                "id": done.recorded.id,
+                "transition": done.recorded.transition.as_str(),
+                "grade": done.recorded.grade,
+            },
+            "synced": synced.is_ok(),
+        });
+        println!("{}", json(&v)?);
+    } else {
+        print!("{}", present::result(&done));
+        match synced {
+            Ok(()) => println!("Synced to the appliance."),
+            Err(e) => println!("Queued; it goes with the next `aiworklab agent sync` ({e})."),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of stdin, as the answer; end of input reads as a skip.
+fn read_answer(check: &checks::ServedCheck) -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Failure::new(format!("cannot read the answer: {e}"), None))?;
+    let _ = check;
+    Ok(line)
 }
 
 /// Runs one `agent` subcommand.
@@ -307,6 +448,60 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        AgentCmd::Check {
+            concept,
+            answer,
+            offline,
+            json: as_json,
+        } => check(
+            &home,
+            concept.as_deref(),
+            answer.as_deref(),
+            offline,
+            as_json,
+        ),
+        AgentCmd::Snooze { length } => {
+            let mut store = open(&home)?;
+            let length = present::snooze_length(&length).map_err(|e| Failure::new(e, None))?;
+            let until = length.map(|d| chrono::Utc::now() + d);
+            store.snooze(until)?;
+            match until {
+                Some(t) => println!(
+                    "No comprehension check is offered until {} (`aiworklab agent snooze off` ends it sooner).",
+                    t.to_rfc3339()
+                ),
+                None => println!("Snooze off: due checks may be offered again."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Settings { daily_limit } => {
+            let mut store = open(&home)?;
+            if let Some(n) = daily_limit {
+                if n > due::MAX_DAILY_LIMIT {
+                    return Err(Failure::new(
+                        format!(
+                            "--daily-limit {n} is more than {}: checks are meant to be few; give 0 to {}",
+                            due::MAX_DAILY_LIMIT,
+                            due::MAX_DAILY_LIMIT
+                        ),
+                        None,
+                    ));
+                }
+                store.set_daily_limit(n)?;
+            }
+            let s = store.check_settings()?;
+            println!("Store: {}", store.path().display());
+            println!(
+                "Daily limit: {} comprehension check(s) offered in any 24 hours{}.",
+                s.daily_limit,
+                if daily_limit.is_some() { " (set)" } else { "" }
+            );
+            match s.snoozed_until.filter(|t| *t > chrono::Utc::now()) {
+                Some(t) => println!("Snoozed until {}.", t.to_rfc3339()),
+                None => println!("Not snoozed."),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         // Handled above, before the kernel's directory is needed.
         AgentCmd::Hook { .. }

@@ -20,6 +20,15 @@ use crate::agent::tag::Tagger;
 /// Events after which the transcript is complete for now.
 const TURN_ENDS: [&str; 3] = ["Stop", "SubagentStop", "SessionEnd"];
 
+/// Events that only come while the agent works on a turn (a subagent's
+/// end is inside its parent's turn).
+const IN_TURN: [&str; 4] = [
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "SubagentStop",
+];
+
 /// Handles one hook payload. `cursor` looks up a source's stored cursor.
 /// Malformed input yields nothing.
 pub fn handle(
@@ -38,6 +47,12 @@ pub fn handle(
     let mut outcome = Outcome {
         batches: Vec::new(),
         turn_ended: last,
+        turn: super::turn_signal(
+            Harness::ClaudeCode,
+            text(&event, "session_id"),
+            IN_TURN.contains(&name),
+            matches!(name, "Stop" | "SessionEnd"),
+        ),
     };
     if let Some(path) = text(&event, "transcript_path").map(Path::new)
         && path.is_file()

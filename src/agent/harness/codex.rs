@@ -36,7 +36,10 @@ pub fn handle(
     let Some(event) = event.filter(Value::is_object) else {
         return Outcome::default();
     };
+    let session = text(&event, "session_id").or_else(|| text(&event, "thread-id"));
+    let mut in_turn = false;
     let (record, last, fallback) = if let Some(name) = text(&event, "hook_event_name") {
+        in_turn = matches!(name, "UserPromptSubmit" | "PreToolUse" | "PostToolUse");
         let record = text(&event, "transcript_path").map(PathBuf::from);
         let last = name == "Stop";
         let mut steps = Vec::new();
@@ -63,6 +66,7 @@ pub fn handle(
     let mut outcome = Outcome {
         batches: Vec::new(),
         turn_ended: last,
+        turn: super::turn_signal(Harness::Codex, session, in_turn, last),
     };
     if let Some(path) = record.filter(|p| p.is_file()) {
         let source = super::source_for(Harness::Codex, &path);

@@ -108,6 +108,32 @@ pub struct Outcome {
     pub batches: Vec<Batch>,
     /// The turn or session ended: time to sync.
     pub turn_ended: bool,
+    /// Whether the agent is working in the event's session (no check
+    /// interrupts a running turn: `checks::turn`).
+    pub turn: crate::agent::checks::turn::Signal,
+}
+
+/// The turn signal of an event: `running` or `ended` in the session
+/// `session_id` names (with the harness, so two harnesses' ids never
+/// meet); nothing without a session id.
+pub(crate) fn turn_signal(
+    harness: Harness,
+    session_id: Option<&str>,
+    running: bool,
+    ended: bool,
+) -> crate::agent::checks::turn::Signal {
+    use crate::agent::checks::turn::Signal;
+    let Some(id) = session_id.filter(|s| !s.is_empty()) else {
+        return Signal::None;
+    };
+    let key = format!("{harness}:{id}");
+    if ended {
+        Signal::Ended(key)
+    } else if running {
+        Signal::Running(key)
+    } else {
+        Signal::None
+    }
 }
 
 /// One thing that happened in a session.

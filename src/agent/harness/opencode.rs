@@ -49,9 +49,16 @@ pub fn handle(
     let Some(name) = text(&event, "hook_event_name") else {
         return Outcome::default();
     };
+    let ended = TURN_ENDS.contains(&name);
     let mut outcome = Outcome {
         batches: Vec::new(),
-        turn_ended: TURN_ENDS.contains(&name),
+        turn_ended: ended,
+        turn: super::turn_signal(
+            Harness::OpenCode,
+            text(&event, "session_id"),
+            name == "tool.execute.after",
+            ended,
+        ),
     };
     if let Some(db) = places.opencode_db.as_deref().filter(|p| p.is_file()) {
         let source = super::source_for(Harness::OpenCode, db);

@@ -2,13 +2,17 @@
 //! (the `rmcp` SDK) that the coding agent starts, so it can ask how well
 //! the engineer knows the concepts it is about to explain.
 //!
-//! Two tools: `skill_profile` (state, recall and how to pitch an
+//! Four tools: `skill_profile` (state, recall and how to pitch an
 //! explanation, per concept named or shown by a snippet) and
-//! `tag_concepts` (the concepts a snippet shows). Both only read: a tool's
+//! `tag_concepts` (the concepts a snippet shows) only read: a tool's
 //! input is tagged in memory and dropped, never stored, sent or logged.
+//! `comprehension_check` and `answer_check` (`check_tools`) let the agent
+//! offer a check inline at the end of its reply and record the result;
+//! the reply is graded and dropped.
 //! Stdout carries protocol messages only; a failure of the kernel's own
 //! is a line in the kernel's log that names no input.
 
+pub mod check_tools;
 pub mod tools;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +26,7 @@ use super::home::Home;
 use super::hook;
 use super::store::LocalStore;
 use super::tag::Tagger;
+use check_tools::{AnswerInput, CheckInput, CheckOffer, CheckResult};
 use tools::{Profile, ProfileInput, TagInput, Tagged};
 
 /// The server's name in `initialize` and in the harnesses' settings.
@@ -31,12 +36,16 @@ const INSTRUCTIONS: &str = "The engineer's own skill graph, kept on this machine
 kernel. Before explaining code or a concept, call `skill_profile` with the concept slugs or the \
 code snippet, and pitch the explanation at each concept's state (its `pitch` says how). \
 `tag_concepts` names the catalogue concepts a snippet shows. Inputs are read in memory only: \
-never stored or sent.";
+never stored or sent. When you finish a task that used a concept, you may call \
+`comprehension_check` and, if it returns a question, offer it at the very end of your reply; \
+pass the engineer's reply to `answer_check`.";
 
-/// The open store and a tagger for its catalogue, made on first use.
+/// The open store and a tagger for its catalogue, made on first use;
+/// the question bank once a check is asked.
 struct Kernel {
     store: LocalStore,
     tagger: Tagger,
+    bank: Option<crate::checks::Bank>,
 }
 
 impl Kernel {
@@ -46,7 +55,24 @@ impl Kernel {
             hook::log_as(&home.log_path(), "mcp", &w);
         }
         let tagger = Tagger::new(store.catalogue().map_err(|e| e.to_string())?);
-        Ok(Kernel { store, tagger })
+        Ok(Kernel {
+            store,
+            tagger,
+            bank: None,
+        })
+    }
+
+    /// The shipped question bank, loaded on first use.
+    fn bank(&mut self) -> Result<(&mut LocalStore, &crate::checks::Bank), String> {
+        if self.bank.is_none() {
+            let builtin = crate::skill::Catalogue::builtin()?;
+            self.bank = Some(crate::checks::Bank::builtin(&builtin).map_err(|e| e.to_string())?);
+        }
+        let bank = self
+            .bank
+            .as_ref()
+            .ok_or_else(|| "the question bank did not load".to_string())?;
+        Ok((&mut self.store, bank))
     }
 
     /// A sync may have brought a new catalogue copy: tag with it.
@@ -135,6 +161,47 @@ impl KernelMcp {
         })
         .await
         .map(Json)
+    }
+
+    #[tool(
+        name = "comprehension_check",
+        description = "An optional comprehension check for the engineer on a concept they just worked with (a catalogue slug), or, without `concept`, on the concept most due for one by their memory schedule. Returns a question and its options but never the answer. Offer it only at the end of your reply, after the task is done, and never answer it yourself. The engineer's daily limit, snooze and cool-downs apply: when no check may be asked now, `question` is null and `note` says why; then say nothing about it."
+    )]
+    async fn comprehension_check(
+        &self,
+        Parameters(input): Parameters<CheckInput>,
+    ) -> Result<Json<CheckOffer>, String> {
+        let now = chrono::Utc::now();
+        self.with_kernel(move |k| {
+            let (store, bank) = k.bank()?;
+            check_tools::offer(store, bank, &input, now)
+        })
+        .await
+        .map(Json)
+    }
+
+    #[tool(
+        name = "answer_check",
+        description = "Grades the engineer's reply to a `comprehension_check` question and records the result in their local skill graph (synced to their org as a concept-level fact). Pass `check_id` and the reply exactly as the engineer wrote it: an option's number or letter, or their words. Returns whether it was right, a grade (1 again to 4 easy), feedback, the right answer and the explanation to show them. The reply itself is never stored."
+    )]
+    async fn answer_check(
+        &self,
+        Parameters(input): Parameters<AnswerInput>,
+    ) -> Result<Json<CheckResult>, String> {
+        let now = chrono::Utc::now();
+        let stamp = self
+            .home
+            .as_ref()
+            .ok()
+            .map(|h| hook::HookFiles::in_dir(h.dir()).sync_stamp);
+        let result = self
+            .with_kernel(move |k| check_tools::answer(&mut k.store, &input, now))
+            .await?;
+        // The result is queued; send it soon, as a turn's end would.
+        if let (Some(stamp), Ok(bin)) = (stamp, std::env::current_exe()) {
+            hook::sync_in_background(&bin, &stamp);
+        }
+        Ok(Json(result))
     }
 }
 

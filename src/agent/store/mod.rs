@@ -9,6 +9,7 @@
 //! immediate transaction, readers wait up to [`BUSY_TIMEOUT`].
 
 mod catalogue;
+mod checks;
 mod fold;
 pub mod key;
 mod outbox;
@@ -27,6 +28,7 @@ use crate::skill::catalogue::{Catalogue, valid_slug};
 use crate::skill::delta::Transition;
 
 pub use catalogue::OrgConcept;
+pub use checks::{Pending, Recorded, Via};
 pub use fold::StateRow;
 pub use key::KeyLocation;
 pub use outbox::{PULL_CURSOR as PULL_CURSOR_KEY, WireBatch, WireDelta};
@@ -34,8 +36,11 @@ pub use outbox::{PULL_CURSOR as PULL_CURSOR_KEY, WireBatch, WireDelta};
 /// How long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 
-const STEPS: &[M<'static>] = &[M::up(include_str!("migrations/0001_store.sql"))
-    .comment("meta, deltas, outbox, refused, states, cursors")];
+const STEPS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_store.sql"))
+        .comment("meta, deltas, outbox, refused, states, cursors"),
+    M::up(include_str!("migrations/0002_checks.sql")).comment("checks offered"),
+];
 
 const GET_CURSOR: &str = "SELECT cursor FROM cursors WHERE source = ?1";
 const SET_CURSOR: &str = "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
