@@ -152,14 +152,14 @@ fn some_observations(n: i64) -> Vec<Observation> {
         .collect()
 }
 
-fn local(dir: &std::path::Path, name: &str) -> (Home, LocalStore) {
+pub(crate) fn local(dir: &std::path::Path, name: &str) -> (Home, LocalStore) {
     let home = Home::at(dir.join(name));
     let store = LocalStore::open(&home).expect("store opens");
     (home, store)
 }
 
 /// Pairs a new store in `dir/name` for `user_id`.
-async fn paired(
+pub(crate) async fn paired(
     app: &Appliance,
     dir: &std::path::Path,
     name: &str,
@@ -559,7 +559,7 @@ async fn the_outbox_holds_only_wire_fields() {
 /// `aiworklab agent ARGS` with the kernel in `home` and, beside it, a
 /// scratch user home (`user`, also the current directory) for the
 /// harnesses' settings.
-fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
     let user = home.with_file_name("user");
     std::fs::create_dir_all(&user).expect("user home");
     std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))

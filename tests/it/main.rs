@@ -2,6 +2,7 @@
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
 mod agent;
+mod agent_checks;
 mod agent_mcp;
 mod agent_privacy;
 mod aggregates_page;
