@@ -78,7 +78,14 @@ async fn agent_check_asks_the_appliance_grades_by_the_key_records_the_grade_and_
         let pair = agent_cli(&h, &["pair", "--server", &url, "--code", &code]);
         let answered = agent_cli(
             &h,
-            &["check", "--concept", "git-branches", "--answer", "1", "--json"],
+            &[
+                "check",
+                "--concept",
+                "git-branches",
+                "--answer",
+                "1",
+                "--json",
+            ],
         );
         let typed = check_typed(&h, &["--concept", "git-merge"], "2\n");
         let status = agent_cli(&h, &["status", "--json"]);
@@ -94,16 +101,26 @@ async fn agent_check_asks_the_appliance_grades_by_the_key_records_the_grade_and_
     let v: Value = serde_json::from_slice(&answered.stdout).expect("json");
     assert_eq!(v["asked"]["source"], "bank", "{v}");
     assert_eq!(v["asked"]["concept"], "git-branches");
-    assert!(v["asked"]["from_bank_because"].is_null(), "served by the appliance: {v}");
+    assert!(
+        v["asked"]["from_bank_because"].is_null(),
+        "served by the appliance: {v}"
+    );
     assert_eq!(v["graded"]["graded_by"], "key");
     assert_eq!(v["synced"], true, "{v}");
     let right = v["graded"]["right"].as_bool().expect("right");
-    let (transition, grade) = if right { ("check_passed", 3) } else { ("check_failed", 1) };
+    let (transition, grade) = if right {
+        ("check_passed", 3)
+    } else {
+        ("check_failed", 1)
+    };
     assert_eq!(v["recorded"]["transition"], transition);
     assert_eq!(v["recorded"]["grade"], grade);
     let id = v["recorded"]["id"].as_str().expect("id");
     let on_server = held(&app, &uid);
-    let d = on_server.iter().find(|d| d.id == id).expect("the appliance holds it");
+    let d = on_server
+        .iter()
+        .find(|d| d.id == id)
+        .expect("the appliance holds it");
     assert_eq!(
         (d.concept.as_str(), d.transition.as_str(), d.grade),
         ("git-branches", transition, Some(grade))
@@ -112,7 +129,10 @@ async fn agent_check_asks_the_appliance_grades_by_the_key_records_the_grade_and_
     // Typed on stdin: the question, its numbered options, the result.
     let text = out(&typed);
     assert!(typed.status.success(), "{text}");
-    assert!(text.contains("Check on") && text.contains("(git-merge)"), "{text}");
+    assert!(
+        text.contains("Check on") && text.contains("(git-merge)"),
+        "{text}"
+    );
     assert!(
         (text.contains("  1. ") && text.contains("Your answer (1 to"))
             || text.contains("Your answer, in a few words"),
@@ -120,8 +140,11 @@ async fn agent_check_asks_the_appliance_grades_by_the_key_records_the_grade_and_
     );
     assert!(text.contains("Recorded check_"), "{text}");
     assert!(text.contains("Synced to the appliance."), "{text}");
-    assert!(held(&app, &uid).iter().any(|d| d.concept == "git-merge"
-        && d.transition.starts_with("check_")));
+    assert!(
+        held(&app, &uid)
+            .iter()
+            .any(|d| d.concept == "git-merge" && d.transition.starts_with("check_"))
+    );
 
     // Status counts the two offers; nothing else is due.
     let s: Value = serde_json::from_slice(&status.stdout).expect("status json");
@@ -183,7 +206,16 @@ async fn a_running_turn_a_snooze_and_bad_settings_are_refused_with_their_reason(
             let bad_snooze = agent_cli(&h, &["snooze", "3w"]);
             let typed_wrong = check_typed(&h, &["--offline"], "nine\n");
             let skipped = check_typed(&h, &["--offline", "--concept", "git-merge"], "\n");
-            (mid_turn, after_stop, snoozed, limit, bad_limit, bad_snooze, typed_wrong, skipped)
+            (
+                mid_turn,
+                after_stop,
+                snoozed,
+                limit,
+                bad_limit,
+                bad_snooze,
+                typed_wrong,
+                skipped,
+            )
         })
         .await
         .expect("cli");
@@ -191,18 +223,31 @@ async fn a_running_turn_a_snooze_and_bad_settings_are_refused_with_their_reason(
     assert!(mid_turn.status.success(), "{text}");
     assert!(text.contains("middle of a turn"), "{text}");
     let text = out(&after_stop);
-    assert!(text.contains("git-commits-and-staging") && text.contains("met 3 times"), "{text}");
-    assert!(text.contains("`aiworklab agent check` asks the first one"), "{text}");
+    assert!(
+        text.contains("git-commits-and-staging") && text.contains("met 3 times"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`aiworklab agent check` asks the first one"),
+        "{text}"
+    );
     assert!(out(&snoozed).contains("snoozed until"), "{}", out(&snoozed));
     assert!(out(&limit).contains("Daily limit: 5"), "{}", out(&limit));
     assert!(!bad_limit.status.success());
     assert!(out(&bad_limit).contains("0 to 50"), "{}", out(&bad_limit));
     assert!(!bad_snooze.status.success());
-    assert!(out(&bad_snooze).contains("30m, 2h, 1d"), "{}", out(&bad_snooze));
+    assert!(
+        out(&bad_snooze).contains("30m, 2h, 1d"),
+        "{}",
+        out(&bad_snooze)
+    );
     // An unreadable reply: refused with how to answer, nothing recorded.
     let text = out(&typed_wrong);
     assert!(!typed_wrong.status.success(), "{text}");
-    assert!(text.contains("option's number") || text.contains("accepted answers"), "{text}");
+    assert!(
+        text.contains("option's number") || text.contains("accepted answers"),
+        "{text}"
+    );
     assert!(out(&skipped).contains("Skipped: nothing was recorded."));
     let store = LocalStore::open(&Home::at(&home)).expect("store");
     let queued = store.outbox(100).expect("outbox");

@@ -123,18 +123,31 @@ async fn a_client_session_lists_and_calls_both_tools_and_keeps_no_input() {
     let mut tools = client.list_all_tools().await.expect("tools/list");
     tools.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["skill_profile", "tag_concepts"]);
+    assert_eq!(
+        names,
+        [
+            "answer_check",
+            "comprehension_check",
+            "skill_profile",
+            "tag_concepts"
+        ]
+    );
     for t in &tools {
+        let d = t.description.as_deref().unwrap_or_default();
         assert!(
-            t.description
-                .as_deref()
-                .is_some_and(|d| d.contains("Nothing is stored"))
+            d.contains("Nothing is stored")
+                || d.contains("never stored")
+                || d.contains("never answer it yourself"),
+            "{}: {d}",
+            t.name
         );
         assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
     }
     let props = |i: usize| Value::Object((*tools[i].input_schema).clone())["properties"].clone();
-    assert!(props(0).get("concepts").is_some() && props(0).get("snippet").is_some());
-    assert!(props(1).get("snippet").is_some() && props(1).get("language").is_some());
+    assert!(props(0).get("check_id").is_some() && props(0).get("answer").is_some());
+    assert!(props(1).get("concept").is_some());
+    assert!(props(2).get("concepts").is_some() && props(2).get("snippet").is_some());
+    assert!(props(3).get("snippet").is_some() && props(3).get("language").is_some());
 
     let call = |name: &'static str, a: Value| {
         let client = &client;
@@ -334,4 +347,121 @@ fn stdout_carries_only_protocol_messages_and_a_bad_start_says_how_it_is_used() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("started by a coding agent"), "{stderr}");
     assert!(!stderr.contains(MARKER), "{stderr}");
+}
+
+/// The check tools as a coding agent uses them: a question without its
+/// key, the engineer's reply graded and recorded once, the limits and the
+/// cool-down applied, a reply in words that cannot be graded (the kernel
+/// is not paired) refused and kept nowhere.
+#[tokio::test]
+async fn the_agent_offers_a_check_inline_and_the_reply_is_graded_recorded_and_not_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = seeded(dir.path());
+    let mut child = tokio::process::Command::from(command(&home))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let client = ().serve((stdout, stdin)).await.expect("initialize");
+    let call = |name: &'static str, a: Value| {
+        let client = &client;
+        async move {
+            client
+                .call_tool(CallToolRequestParams::new(name).with_arguments(args(a)))
+                .await
+                .expect("tools/call answered")
+        }
+    };
+    // Not paired: the shipped bank's first check of the concept.
+    let bank = aiworklab::checks::Bank::builtin(
+        &aiworklab::skill::Catalogue::builtin().expect("catalogue"),
+    )
+    .expect("bank");
+    let first = &bank.for_concept("git-rebase")[0];
+    let offer = structured(&call("comprehension_check", json!({"concept": "git-rebase"})).await);
+    let q = &offer["question"];
+    assert_eq!(q["check_id"], first.id.as_str(), "{offer}");
+    assert_eq!(q["concept"], "git-rebase");
+    assert_eq!(q["prompt"], first.prompt.as_str());
+    for key in ["answer", "correct", "accepted", "explanation"] {
+        assert!(
+            q.get(key).is_none(),
+            "the key is not given to the agent: {offer}"
+        );
+    }
+    assert!(
+        offer["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("do not answer it")),
+        "{offer}"
+    );
+    // A reply in words the kernel cannot grade: refused, nothing recorded.
+    let e = error_text(
+        &call(
+            "answer_check",
+            json!({"check_id": first.id, "answer": format!("I think {MARKER}")}),
+        )
+        .await,
+    );
+    assert!(
+        e.contains("option's number") || e.contains("nothing was recorded"),
+        "{e}"
+    );
+    assert!(!e.contains(MARKER), "the reply is not echoed: {e}");
+    // The right reply, as the engineer would type it.
+    let reply = match &first.answer {
+        aiworklab::checks::Answer::Choice { correct, .. } => (correct + 1).to_string(),
+        aiworklab::checks::Answer::Short { accepted } => accepted[0].clone(),
+    };
+    let r = structured(
+        &call(
+            "answer_check",
+            json!({"check_id": first.id, "answer": reply}),
+        )
+        .await,
+    );
+    assert_eq!(
+        (r["right"].as_bool(), r["grade"].as_u64()),
+        (Some(true), Some(3)),
+        "{r}"
+    );
+    assert_eq!(r["recorded"], "check_passed");
+    assert_eq!(r["explanation"], first.explanation.as_str());
+    // Answered once: a second answer is refused.
+    let e = error_text(&call("answer_check", json!({"check_id": first.id, "answer": "1"})).await);
+    assert!(e.contains("is waiting for an answer"), "{e}");
+    // The same concept again within the day: no question, and why.
+    let again = structured(&call("comprehension_check", json!({"concept": "git-rebase"})).await);
+    assert!(again["question"].is_null(), "{again}");
+    assert!(
+        again["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("last 24 hours"))
+    );
+    // Unknown concepts name themselves.
+    let e = error_text(&call("comprehension_check", json!({"concept": "no-such-concept"})).await);
+    assert!(
+        e.contains("no-such-concept") && e.contains("not a concept"),
+        "{e}"
+    );
+    client.cancel().await.expect("closes");
+    child.wait().await.expect("exits");
+
+    // The result is in the graph and queued; the reply in words nowhere.
+    let store = LocalStore::open(&Home::at(&home)).expect("store");
+    let queued = store.outbox(100).expect("outbox");
+    let checks: Vec<_> = queued
+        .iter()
+        .filter(|d| d.concept == "git-rebase")
+        .collect();
+    assert_eq!(checks.len(), 1, "{queued:?}");
+    assert_eq!(
+        (checks[0].transition.as_str(), checks[0].grade),
+        ("check_passed", Some(3))
+    );
+    drop(store);
+    assert!(!decrypted_store(&home).contains(MARKER));
+    let log = std::fs::read_to_string(home.join("kernel.log")).unwrap_or_default();
+    assert!(!log.contains(MARKER), "log: {log}");
 }

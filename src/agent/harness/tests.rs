@@ -396,3 +396,76 @@ fn codex_exec_command_apply_patch_is_code_written() {
         store.concepts(Transition::Seen)
     );
 }
+
+/// Each adapter says when the agent is working in a session (a tool call,
+/// a prompt) and when its turn ended, so no check interrupts a turn.
+#[test]
+fn each_harness_signals_a_running_turn_and_its_end_by_session() {
+    use crate::agent::checks::turn::Signal;
+    let mut tagger = Tagger::builtin().expect("catalogue");
+    let places = Places {
+        codex_home: None,
+        opencode_db: None,
+    };
+    let ev = |name: &str| {
+        serde_json::json!({"hook_event_name": name, "session_id": "s-9",
+            "tool_name": "Bash", "tool_input": {"command": "true"}})
+        .to_string()
+        .into_bytes()
+    };
+    let claude =
+        |tagger: &mut Tagger, name: &str| claude::handle(tagger, &ev(name), &|_| None, now()).turn;
+    for running in [
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "SubagentStop",
+    ] {
+        assert_eq!(
+            claude(&mut tagger, running),
+            Signal::Running("claude-code:s-9".into()),
+            "{running}"
+        );
+    }
+    for ended in ["Stop", "SessionEnd"] {
+        assert_eq!(
+            claude(&mut tagger, ended),
+            Signal::Ended("claude-code:s-9".into())
+        );
+    }
+    assert_eq!(claude(&mut tagger, "SessionStart"), Signal::None);
+    let no_session = br#"{"hook_event_name": "PostToolUse"}"#;
+    assert_eq!(
+        claude::handle(&mut tagger, no_session, &|_| None, now()).turn,
+        Signal::None
+    );
+    let codex = |tagger: &mut Tagger, payload: &[u8], notify: Option<&str>| {
+        codex::handle(tagger, &places, payload, notify, &|_| None, now()).turn
+    };
+    assert_eq!(
+        codex(&mut tagger, &ev("PostToolUse"), None),
+        Signal::Running("codex:s-9".into())
+    );
+    assert_eq!(
+        codex(&mut tagger, &ev("Stop"), None),
+        Signal::Ended("codex:s-9".into())
+    );
+    let notify = r#"{"type": "agent-turn-complete", "thread-id": "t-1"}"#;
+    assert_eq!(
+        codex(&mut tagger, b"", Some(notify)),
+        Signal::Ended("codex:t-1".into())
+    );
+    let opencode = |tagger: &mut Tagger, name: &str| {
+        let p = serde_json::json!({"hook_event_name": name, "session_id": "ses_1"}).to_string();
+        opencode::handle(tagger, &places, p.as_bytes(), &|_| None).turn
+    };
+    assert_eq!(
+        opencode(&mut tagger, "tool.execute.after"),
+        Signal::Running("opencode:ses_1".into())
+    );
+    assert_eq!(
+        opencode(&mut tagger, "session.idle"),
+        Signal::Ended("opencode:ses_1".into())
+    );
+    assert_eq!(opencode(&mut tagger, "session.created"), Signal::None);
+}
