@@ -242,10 +242,36 @@ fn destinations(trace: &str) -> (Vec<String>, Vec<String>) {
     (inet, other)
 }
 
+/// `aiworklab ARGS` under `strace -f`, tracing where it connects to.
+fn traced(
+    trace: &std::path::Path,
+    envs: &[(&str, &std::path::Path)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o"])
+        .arg(trace)
+        .arg(env!("CARGO_BIN_EXE_aiworklab"))
+        .args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIWORKLAB_") {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("strace runs")
+}
+
 /// A full run of the real binary, air-gapped, under `strace`: sign-in
-/// through the IdP, a SCIM token minted and used, a device paired and
-/// synced. Every socket the server connected to (or sent a datagram to)
-/// is the IdP on loopback: no update check, no telemetry, no DNS.
+/// through the IdP, a SCIM token minted and used, a device paired by the
+/// kernel (`aiworklab agent pair`), a comprehension check the org's model
+/// writes (a scripted OpenAI-compatible server on loopback) answered with
+/// `aiworklab agent check` and synced, a backup made. Every socket the
+/// server connected to (or sent a datagram to) is the IdP or the model on
+/// loopback; the kernel's and the backup's only the appliance or none:
+/// no update check, no telemetry, no DNS.
 #[tokio::test]
 async fn every_connection_of_a_full_run_goes_to_a_configured_local_destination() {
     assert!(
@@ -266,12 +292,24 @@ async fn every_connection_of_a_full_run_goes_to_a_configured_local_destination()
         .expect("issuer")
         .port()
         .expect("port");
+    let model = crate::scripted_model::Scripted::start().await;
+    let model_addr = url::Url::parse(&model.base_url()).expect("model url");
+    let model_addr = format!("127.0.0.1:{}", model_addr.port().expect("the model's port"));
+    let key_file = dir.path().join("model.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&key_file, "sk-air-gapped\n").expect("key");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
     let config = dir.path().join("aiworklab.toml");
     std::fs::write(
         &config,
         format!(
-            "air_gapped = true\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\n[storage]\ndata_dir = \"{}\"\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\nadmin_groups = [\"aiwl-admins\"]\n[orgs.oidc]\nissuer = \"{}\"\nclient_id = \"aiwl-acme\"\nclient_secret = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"groups\"]\n",
+            "air_gapped = true\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\n[storage]\ndata_dir = \"{}\"\n[model]\nbase_url = \"{}\"\nmodel = \"scripted-model\"\napi_key_file = \"{}\"\ntimeout_secs = 10\n[backup]\nrecipients = [\"{recipient}\"]\n[[orgs]]\nslug = \"acme\"\nname = \"Acme\"\nadmin_groups = [\"aiwl-admins\"]\n[orgs.oidc]\nissuer = \"{}\"\nclient_id = \"aiwl-acme\"\nclient_secret = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"groups\"]\n",
             dir.path().join("data").display(),
+            model.base_url(),
+            key_file.display(),
             oidc.issuer,
             oidc.client_secret,
         ),
@@ -352,25 +390,115 @@ async fn every_connection_of_a_full_run_goes_to_a_configured_local_destination()
         String::from_utf8_lossy(&out.stderr)
     );
     let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let grant: serde_json::Value = http
-        .post(format!("{base}/api/v1/devices/pair"))
-        .json(&serde_json::json!({"code": code, "device_name": "laptop"}))
-        .send()
+    // The kernel pairs, gets a check the model writes, answers, syncs.
+    model.then([crate::scripted_model::Step::json(
+        &crate::checks_service::good_check("git-branches", 1),
+    )]);
+    let kernel_home = dir.path().join("kernel");
+    let kernel_trace = dir.path().join("kernel.strace.log");
+    let kernel_run = |args: &'static [&'static str], extra: &[&str]| {
+        let (trace, home) = (kernel_trace.clone(), kernel_home.clone());
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(extra.iter().map(|a| a.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            // The OS keychain is a Unix socket to the session's D-Bus, not
+            // a destination off the host; the key file keeps the trace to
+            // inet sockets only.
+            let off = std::path::Path::new("off");
+            let out = traced(
+                &trace,
+                &[
+                    ("AIWORKLAB_AGENT_HOME", home.as_path()),
+                    ("AIWORKLAB_AGENT_KEYCHAIN", off),
+                ],
+                &args,
+            );
+            let log = std::fs::read_to_string(&trace).unwrap_or_default();
+            (out, log)
+        })
+    };
+    let (paired, pair_log) = kernel_run(&["agent", "pair", "--server"], &[&base, "--code", &code])
         .await
-        .expect("pair")
-        .json()
-        .await
-        .expect("grant");
-    let token = grant["access_token"].as_str().expect("access token");
-    let res = http
-        .post(format!("{base}/api/v1/sync/deltas"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"deltas": [{"id": uuid::Uuid::now_v7().to_string(), "concept": "rust-ownership", "transition": "seen", "at": chrono::Utc::now().to_rfc3339()}]}))
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(res.status(), reqwest::StatusCode::OK);
-
+        .expect("pair");
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
+    let (checked, check_log) = kernel_run(
+        &[
+            "agent",
+            "check",
+            "--concept",
+            "git-branches",
+            "--answer",
+            "1",
+            "--json",
+        ],
+        &[],
+    )
+    .await
+    .expect("check");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&checked.stdout).expect("json");
+    assert_eq!(v["asked"]["source"], "generated", "the model wrote it: {v}");
+    assert_eq!(v["synced"], true, "{v}");
+    for (what, log) in [("agent pair", pair_log), ("agent check", check_log)] {
+        let (inet, other) = destinations(&log);
+        let elsewhere: Vec<&String> = inet
+            .iter()
+            .filter(|d| **d != format!("127.0.0.1:{port}"))
+            .collect();
+        assert!(!inet.is_empty(), "{what} connected to the appliance");
+        assert!(elsewhere.is_empty(), "{what} connected to {elsewhere:?}");
+        assert!(other.is_empty(), "{what}: other sockets: {other:?}");
+    }
+    // A backup, made by the operator's command: no socket at all.
+    let signing = dir.path().join("data").join("backup-signing.key");
+    let keygen = aiworklab(&[
+        "backup",
+        "keygen",
+        "--signing",
+        "--out",
+        signing.to_str().expect("utf-8"),
+    ])
+    .output()
+    .expect("keygen");
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let backup_trace = dir.path().join("backup.strace.log");
+    let cfg = config.clone();
+    let (made, backup_log) = tokio::task::spawn_blocking(move || {
+        let out = traced(
+            &backup_trace,
+            &[],
+            &["--config", cfg.to_str().expect("utf-8"), "backup", "create"],
+        );
+        (
+            out,
+            std::fs::read_to_string(&backup_trace).unwrap_or_default(),
+        )
+    })
+    .await
+    .expect("backup");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (inet, other) = destinations(&backup_log);
+    assert!(
+        inet.is_empty() && other.is_empty(),
+        "the backup connected to {inet:?} {other:?}"
+    );
     // Stop the server (strace's child) with SIGTERM; strace ends with it.
     let children = std::fs::read_to_string(format!(
         "/proc/{pid}/task/{pid}/children",
@@ -395,10 +523,17 @@ async fn every_connection_of_a_full_run_goes_to_a_configured_local_destination()
         inet.contains(&idp_addr),
         "the trace holds the server's connections to the IdP: {inet:?}"
     );
-    let elsewhere: Vec<&String> = inet.iter().filter(|d| **d != idp_addr).collect();
+    assert!(
+        inet.contains(&model_addr),
+        "the trace holds the server's connection to the model: {inet:?}"
+    );
+    let elsewhere: Vec<&String> = inet
+        .iter()
+        .filter(|d| **d != idp_addr && **d != model_addr)
+        .collect();
     assert!(
         elsewhere.is_empty(),
-        "the server connected to {elsewhere:?} besides the IdP at {idp_addr}"
+        "the server connected to {elsewhere:?} besides the IdP at {idp_addr} and the model at {model_addr}"
     );
     assert!(other.is_empty(), "other sockets: {other:?}");
 }
