@@ -103,6 +103,22 @@ pub struct Request {
     pub schema: Schema,
 }
 
+impl Request {
+    /// The JSON body [`ModelClient`] sends to `model` for this request
+    /// (`POST {base_url}/chat/completions`): the same struct, written by
+    /// `serde_json` as `reqwest`'s `json` writes it. For calling the same
+    /// model server directly beside the appliance, as the question
+    /// service's benchmark does (`benches/checks.rs`, which checks that
+    /// the bytes match what a model server receives from the appliance).
+    ///
+    /// # Errors
+    /// When `serde_json` cannot write the body (it holds only strings,
+    /// numbers and the schema; not seen in practice).
+    pub fn body(&self, model: &str) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&Body::new(model, self))
+    }
+}
+
 /// The request body. A struct, not a `Value`: a `Value`'s maps are sorted,
 /// which would undo the schema's property order (see [`schema`]).
 #[derive(Serialize)]
