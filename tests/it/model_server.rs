@@ -45,6 +45,12 @@ pub struct ModelOpts {
     pub ctx: u32,
     /// CPU threads for generation (`-t`).
     pub threads: u32,
+    /// The sampling seed of requests that carry none (`--seed`); `None`
+    /// keeps the server's default (a random seed per request). The service
+    /// sends no seed, so a fixed one here makes the same request sample
+    /// the same answer (the benchmark, `benches/checks.rs`, compares calls
+    /// of the same length that way).
+    pub seed: Option<u32>,
 }
 
 impl Default for ModelOpts {
@@ -53,6 +59,7 @@ impl Default for ModelOpts {
             api_key: None,
             ctx: 2048,
             threads: 2,
+            seed: None,
         }
     }
 }
@@ -75,6 +82,11 @@ impl Installed {
     /// The cached server and model; panics, saying to run `./tests/run`,
     /// when either is missing.
     pub fn find() -> Self {
+        Self::locate().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The cached server and model, or what is missing and how to build it.
+    pub fn locate() -> Result<Self, String> {
         let root = env!("CARGO_MANIFEST_DIR");
         let pins_path = Path::new(root).join("tests/model/pins");
         let text = std::fs::read_to_string(&pins_path)
@@ -103,14 +115,15 @@ impl Installed {
             model: dir.join("model").join(pin("MODEL_FILE")),
         };
         for path in [&found.server, &found.model] {
-            assert!(
-                path.exists(),
-                "the test model server is not built ({} is missing): run ./tests/run, \
-                 or tests/model/install alone (with the same AIWORKLAB_CI_CACHE)",
-                path.display()
-            );
+            if !path.exists() {
+                return Err(format!(
+                    "the test model server is not built ({} is missing): run ./tests/run, \
+                     or tests/model/install alone (with the same AIWORKLAB_CI_CACHE)",
+                    path.display()
+                ));
+            }
         }
-        found
+        Ok(found)
     }
 }
 
@@ -151,6 +164,9 @@ impl ModelServer {
             // Wait for work without spinning: tests share the cores.
             .args(["--poll", "0", "--threads-http", "2", "--parallel", "1"])
             .args(["--no-webui", "--offline"]);
+        if let Some(seed) = opts.seed {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
         if let Some(key) = &opts.api_key {
             let key_file = dir.path().join("api-key");
             std::fs::write(&key_file, format!("{key}\n")).expect("key file");
