@@ -36,8 +36,11 @@
 //!   fixed `--seed` (the service sends temperature 0.7 and no seed), so
 //!   both calls of a pair sample the same verdict and take the same model
 //!   time; the bench counts the pairs whose verdicts match. Pairs are made
-//!   until `BENCH_REAL_GRADES` (20) or `BENCH_REAL_SECS` (480 s) is
-//!   reached, whichever comes first. Without the build this part is
+//!   until `BENCH_REAL_GRADES` (20) or `BENCH_REAL_SECS` (600 s) is
+//!   reached, whichever comes first. Each call's wall time is also
+//!   shown less the model server's own time for it (its log's `total
+//!   time`), which takes the model's speed, uneven on a busy machine,
+//!   out of the comparison. Without the build this part is
 //!   skipped, saying so. Generation against the real model is not
 //!   measured: one generated check takes 4 to 73 s on this machine
 //!   (docs/model-server.md), and the scripted part measures the same
@@ -472,9 +475,54 @@ async fn cached(a: &Appliance, model: &Scripted, slug: &str, n: usize) -> Pairs 
     pairs
 }
 
+/// The tasks `llama-server` finished, from its log: each one's own time
+/// (`total time = … ms / N tokens`: prompt and generation) and tokens.
+fn model_tasks(log: &str) -> Vec<(f64, u64)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("total time =").nth(1)?;
+            let mut w = rest.split_whitespace();
+            let ms = w.next()?.parse().ok()?;
+            let tokens = w.nth(2)?.parse().ok()?;
+            Some((ms, tokens))
+        })
+        .collect()
+}
+
+/// What the real model part measured.
+struct Real {
+    /// Wall times, (a) direct and (b) through the service.
+    wall: Pairs,
+    /// Wall time less the model server's own time for the task (its log),
+    /// per call: what is outside the model, on either path.
+    outside: Pairs,
+    /// Pairs whose two verdicts were the same text.
+    same: usize,
+    /// Tokens the model server reported per call, (a) and (b).
+    tokens: Vec<(u64, u64)>,
+}
+
+/// One call timed, with the model server's own time for it taken out.
+async fn timed_task<F: Future<Output = (Duration, Value)>>(
+    server: &ModelServer,
+    call: F,
+) -> (Duration, Duration, u64, Value) {
+    let before = model_tasks(&server.log()).len();
+    let (wall, verdict) = call.await;
+    let tasks = model_tasks(&server.log());
+    assert_eq!(
+        tasks.len(),
+        before + 1,
+        "one model task per call (llama-server runs one slot)"
+    );
+    let (ms, tokens) = tasks[before];
+    let own = Duration::from_secs_f64(ms / 1e3);
+    (wall, wall.saturating_sub(own), tokens, verdict)
+}
+
 /// Grading pairs against the real model server, until `n` pairs or
-/// `budget` is spent; the number of pairs whose two verdicts matched.
-async fn real_grading(n: usize, budget: Duration) -> Option<(Pairs, usize)> {
+/// `budget` is spent; `None` when it is not built.
+async fn real_grading(n: usize, budget: Duration) -> Option<Real> {
     if let Err(why) = Installed::locate() {
         println!("real model: skipped; {why}");
         return None;
@@ -493,30 +541,32 @@ async fn real_grading(n: usize, budget: Duration) -> Option<(Pairs, usize)> {
     direct(&a.http, &base, body.clone()).await;
     service_grade(&a).await;
     let started = Instant::now();
-    let mut pairs = Pairs::default();
-    let mut same = 0;
+    let mut real = Real {
+        wall: Pairs::default(),
+        outside: Pairs::default(),
+        same: 0,
+        tokens: Vec::new(),
+    };
     for i in 0..n {
-        if started.elapsed() > budget && pairs.direct.len() >= 5 {
+        if started.elapsed() > budget && real.wall.direct.len() >= 5 {
             break;
         }
-        let (mut va, mut vb) = (Value::Null, Value::Null);
-        pairs
-            .push(
-                i,
-                async {
-                    let (t, v) = direct(&a.http, &base, body.clone()).await;
-                    va = v;
-                    t
-                },
-                async {
-                    let (t, v) = service_grade(&a).await;
-                    vb = v;
-                    t
-                },
-            )
-            .await;
-        if va.get("feedback").is_some() && va["feedback"] == vb["feedback"] {
-            same += 1;
+        let da = || timed_task(&server, direct(&a.http, &base, body.clone()));
+        let db = || timed_task(&server, service_grade(&a));
+        let (ra, rb) = if i % 2 == 0 {
+            let ra = da().await;
+            (ra, db().await)
+        } else {
+            let rb = db().await;
+            (da().await, rb)
+        };
+        real.wall.direct.push(ra.0);
+        real.wall.service.push(rb.0);
+        real.outside.direct.push(ra.1);
+        real.outside.service.push(rb.1);
+        real.tokens.push((ra.2, rb.2));
+        if ra.3.get("feedback").is_some() && ra.3["feedback"] == rb.3["feedback"] {
+            real.same += 1;
         }
         eprintln!(
             "checks: real grading pair {} of {n} ({:.0} s)",
@@ -524,7 +574,7 @@ async fn real_grading(n: usize, budget: Duration) -> Option<(Pairs, usize)> {
             started.elapsed().as_secs_f64()
         );
     }
-    Some((pairs, same))
+    Some(real)
 }
 
 fn main() {
@@ -537,7 +587,7 @@ fn main() {
         generations: env_or("BENCH_GENERATIONS", pick(200, 3)),
         cached: env_or("BENCH_CACHED", pick(2_000, 10)),
         real_grades: env_or("BENCH_REAL_GRADES", pick(20, 0)),
-        real_secs: env_or("BENCH_REAL_SECS", 480) as u64,
+        real_secs: env_or("BENCH_REAL_SECS", 600) as u64,
     };
     let catalogue = Catalogue::builtin().expect("the shipped catalogue");
     let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
@@ -603,19 +653,41 @@ fn main() {
 
         if sizes.real_grades > 0 {
             let budget = Duration::from_secs(sizes.real_secs);
-            if let Some((mut p, same)) = real_grading(sizes.real_grades, budget).await {
+            if let Some(mut r) = real_grading(sizes.real_grades, budget).await {
                 println!();
                 println!(
                     "model server: llama-server with SmolLM2-135M-Instruct (tests/model/install), --seed {SEED}"
                 );
                 println!("| measure | figure |");
                 println!("|---|---|");
-                for r in p.rows("grade", "direct call", "`POST /api/v1/checks/grade`") {
-                    println!("{r}");
+                for row in r.wall.rows("grade", "direct call", "`POST /api/v1/checks/grade`") {
+                    println!("{row}");
                 }
+                let n = r.outside.direct.len();
+                let (oa50, oa95) = (
+                    quantile(&mut r.outside.direct, 0.50),
+                    quantile(&mut r.outside.direct, 0.95),
+                );
+                let (ob50, ob95) = (
+                    quantile(&mut r.outside.service, 0.50),
+                    quantile(&mut r.outside.service, 0.95),
+                );
                 println!(
-                    "| pairs whose two verdicts matched | {same} of {} |",
-                    p.direct.len()
+                    "| outside the model's own time (wall less llama-server's `total time`), (a) | p50 {oa50:.2} ms, p95 {oa95:.2} ms |"
+                );
+                println!(
+                    "| outside the model's own time, (b) | p50 {ob50:.2} ms, p95 {ob95:.2} ms; p95(b) - p95(a) = **{:.2} ms** |",
+                    ob95 - oa95
+                );
+                let tokens: Vec<String> = r
+                    .tokens
+                    .iter()
+                    .map(|(ta, tb)| format!("{ta}/{tb}"))
+                    .collect();
+                println!(
+                    "| pairs whose two verdicts were the same text | {} of {n}; tokens per pair (a/b): {} |",
+                    r.same,
+                    tokens.join(", ")
                 );
             }
         }
