@@ -63,6 +63,9 @@ impl Server {
             PathBuf::from,
         );
         let child = Command::new(bin)
+            // The server reads `AIWORKLAB_*` variables as settings and
+            // refuses unknown ones: this one is the bench's, not its.
+            .env_remove("AIWORKLAB_BENCH_BIN")
             .arg("--config")
             .arg(config_file)
             .arg("serve")
