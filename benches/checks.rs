@@ -509,7 +509,13 @@ async fn timed_task<F: Future<Output = (Duration, Value)>>(
 ) -> (Duration, Duration, u64, Value) {
     let before = model_tasks(&server.log()).len();
     let (wall, verdict) = call.await;
-    let tasks = model_tasks(&server.log());
+    // The server logs a task's timings just after it answers: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tasks = model_tasks(&server.log());
+    while tasks.len() <= before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tasks = model_tasks(&server.log());
+    }
     assert_eq!(
         tasks.len(),
         before + 1,
