@@ -30,21 +30,19 @@
 //!   /api/v1/checks/next` for a concept whose 5 generated checks are
 //!   stored (the pool is reused; no model call, which the bench checks)
 //!   and, as the baseline, `GET /healthz` over the same connection pool.
-//! - **grading overhead, real model**: with `llama-server` and
-//!   SmolLM2-135M-Instruct built by `tests/model/install` (found as the
-//!   tests find them), the grading pairs again against it, started with a
-//!   fixed `--seed` (the service sends temperature 0.7 and no seed), so
-//!   both calls of a pair sample the same verdict and take the same model
-//!   time; the bench counts the pairs whose verdicts match. Pairs are made
-//!   until `BENCH_REAL_GRADES` (20) or `BENCH_REAL_SECS` (600 s) is
-//!   reached, whichever comes first. Each call's wall time is also
-//!   shown less the model server's own time for it (its log's `total
-//!   time`), which takes the model's speed, uneven on a busy machine,
-//!   out of the comparison. Without the build this part is
-//!   skipped, saying so. Generation against the real model is not
-//!   measured: one generated check takes 4 to 73 s on this machine
-//!   (docs/model-server.md), and the scripted part measures the same
-//!   service code.
+//! - **grading and generation overhead, real model**: with
+//!   `llama-server` and SmolLM2-135M-Instruct built by
+//!   `tests/model/install` (found as the tests find them), the grading
+//!   pairs, then generation pairs (concept `i` for pair `i`), against it,
+//!   started with a fixed `--seed` (the service sends temperature 0.7 and
+//!   no seed), so both calls of a pair sample the same answer and take the
+//!   same model time; the bench counts the pairs whose answers match.
+//!   Each part makes pairs until `BENCH_REAL_GRADES` (100) or
+//!   `BENCH_REAL_GENERATIONS` (20) or `BENCH_REAL_SECS` (300 s) is
+//!   reached, whichever comes first. Each call's wall time is also shown
+//!   less the model server's own time for it (its log's `total time`),
+//!   which takes the model's speed, uneven on a busy machine, out of the
+//!   comparison. Without the build this part is skipped, saying so.
 //!
 //! The goals: overhead p95(b) - p95(a) at most 5% of p95(a) + 2 ms; a
 //! cached check at most 2 ms at p95.
@@ -100,6 +98,7 @@ struct Sizes {
     generations: usize,
     cached: usize,
     real_grades: usize,
+    real_generations: usize,
     real_secs: u64,
 }
 
@@ -526,9 +525,67 @@ async fn timed_task<F: Future<Output = (Duration, Value)>>(
     (wall, wall.saturating_sub(own), tokens, verdict)
 }
 
-/// Grading pairs against the real model server, until `n` pairs or
-/// `budget` is spent; `None` when it is not built.
-async fn real_grading(n: usize, budget: Duration) -> Option<Real> {
+/// Pairs against the real model server until `n` pairs or `budget` is
+/// spent: `a` the direct call, `b` the service's, each with its model task
+/// timed from the server's log; `same` says whether their answers agree.
+async fn real_pairs<FA, FB, A, B>(
+    server: &ModelServer,
+    what: &str,
+    n: usize,
+    budget: Duration,
+    a: FA,
+    b: FB,
+    same: impl Fn(&Value, &Value) -> bool,
+) -> Real
+where
+    FA: Fn(usize) -> A,
+    FB: Fn(usize) -> B,
+    A: Future<Output = (Duration, Value)>,
+    B: Future<Output = (Duration, Value)>,
+{
+    let started = Instant::now();
+    let mut real = Real {
+        wall: Pairs::default(),
+        outside: Pairs::default(),
+        same: 0,
+        tokens: Vec::new(),
+    };
+    for i in 0..n {
+        if started.elapsed() > budget && real.wall.direct.len() >= 5 {
+            break;
+        }
+        let (ra, rb) = if i % 2 == 0 {
+            let ra = timed_task(server, a(i)).await;
+            (ra, timed_task(server, b(i)).await)
+        } else {
+            let rb = timed_task(server, b(i)).await;
+            (timed_task(server, a(i)).await, rb)
+        };
+        real.wall.direct.push(ra.0);
+        real.wall.service.push(rb.0);
+        real.outside.direct.push(ra.1);
+        real.outside.service.push(rb.1);
+        real.tokens.push((ra.2, rb.2));
+        if same(&ra.3, &rb.3) {
+            real.same += 1;
+        }
+        eprintln!(
+            "checks: real {what} pair {} of {n} ({:.0} s)",
+            i + 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    real
+}
+
+/// Grading, then generation pairs against the real model server (each
+/// part until its count or `budget`); `None` when it is not built.
+async fn real_model(
+    grades: usize,
+    generations: usize,
+    concepts: &[&str],
+    budget: Duration,
+) -> Option<(Real, Real)> {
     if let Err(why) = Installed::locate() {
         println!("real model: skipped; {why}");
         return None;
@@ -541,46 +598,73 @@ async fn real_grading(n: usize, budget: Duration) -> Option<Real> {
     })
     .await;
     let base = server.base_url();
-    let a = appliance(&base, model_server::MODEL, 300, &[]).await;
+    let a = appliance(&base, model_server::MODEL, 300, &concepts[..generations]).await;
     let body = grade_body(model_server::MODEL);
     // One unmeasured pair: the prompt enters the server's cache.
     direct(&a.http, &base, body.clone()).await;
     service_grade(&a).await;
-    let started = Instant::now();
-    let mut real = Real {
-        wall: Pairs::default(),
-        outside: Pairs::default(),
-        same: 0,
-        tokens: Vec::new(),
-    };
-    for i in 0..n {
-        if started.elapsed() > budget && real.wall.direct.len() >= 5 {
-            break;
-        }
-        let da = || timed_task(&server, direct(&a.http, &base, body.clone()));
-        let db = || timed_task(&server, service_grade(&a));
-        let (ra, rb) = if i % 2 == 0 {
-            let ra = da().await;
-            (ra, db().await)
-        } else {
-            let rb = db().await;
-            (da().await, rb)
-        };
-        real.wall.direct.push(ra.0);
-        real.wall.service.push(rb.0);
-        real.outside.direct.push(ra.1);
-        real.outside.service.push(rb.1);
-        real.tokens.push((ra.2, rb.2));
-        if ra.3.get("feedback").is_some() && ra.3["feedback"] == rb.3["feedback"] {
-            real.same += 1;
-        }
-        eprintln!(
-            "checks: real grading pair {} of {n} ({:.0} s)",
-            i + 1,
-            started.elapsed().as_secs_f64()
-        );
+    let graded = real_pairs(
+        &server,
+        "grading",
+        grades,
+        budget,
+        |_| direct(&a.http, &base, body.clone()),
+        |_| service_grade(&a),
+        |va, vb| va.get("feedback").is_some() && va["feedback"] == vb["feedback"],
+    )
+    .await;
+    // Concept `i` for pair `i`: none has a generated check yet, so `next`
+    // asks the model. The check it serves is the model's when the service
+    // accepted it, else the bank's (counted as not the same).
+    let generated = real_pairs(
+        &server,
+        "generation",
+        generations,
+        budget,
+        |i| {
+            let body = generate::request(&a.briefs[i])
+                .body(model_server::MODEL)
+                .expect("a request body");
+            direct(&a.http, &base, body)
+        },
+        |i| service_next(&a, concepts[i]),
+        |va, vb| va.get("prompt").is_some() && va["prompt"] == vb["prompt"],
+    )
+    .await;
+    Some((graded, generated))
+}
+
+/// Prints the rows of one real-model part.
+fn print_real(r: &mut Real, what: &str, service: &str, same: &str) {
+    for row in r.wall.rows(what, "direct call", service) {
+        println!("{row}");
     }
-    Some(real)
+    let n = r.outside.direct.len();
+    let (oa50, oa95) = (
+        quantile(&mut r.outside.direct, 0.50),
+        quantile(&mut r.outside.direct, 0.95),
+    );
+    let (ob50, ob95) = (
+        quantile(&mut r.outside.service, 0.50),
+        quantile(&mut r.outside.service, 0.95),
+    );
+    println!(
+        "| {what}: outside the model's own time (wall less llama-server's `total time`), (a) | p50 {oa50:.2} ms, p95 {oa95:.2} ms |"
+    );
+    println!(
+        "| {what}: outside the model's own time, (b) | p50 {ob50:.2} ms, p95 {ob95:.2} ms; p95(b) - p95(a) = **{:.2} ms** |",
+        ob95 - oa95
+    );
+    let tokens: Vec<String> = r
+        .tokens
+        .iter()
+        .map(|(ta, tb)| format!("{ta}/{tb}"))
+        .collect();
+    println!(
+        "| {what}: pairs whose {same} | {} of {n}; tokens per pair (a/b): {} |",
+        r.same,
+        tokens.join(", ")
+    );
 }
 
 fn main() {
@@ -592,8 +676,9 @@ fn main() {
         grades: env_or("BENCH_GRADES", pick(300, 3)),
         generations: env_or("BENCH_GENERATIONS", pick(200, 3)),
         cached: env_or("BENCH_CACHED", pick(2_000, 10)),
-        real_grades: env_or("BENCH_REAL_GRADES", pick(20, 0)),
-        real_secs: env_or("BENCH_REAL_SECS", 600) as u64,
+        real_grades: env_or("BENCH_REAL_GRADES", pick(100, 0)),
+        real_generations: env_or("BENCH_REAL_GENERATIONS", pick(20, 0)),
+        real_secs: env_or("BENCH_REAL_SECS", 300) as u64,
     };
     let catalogue = Catalogue::builtin().expect("the shipped catalogue");
     let slugs: Vec<&str> = catalogue.concepts().map(|c| c.slug.as_str()).collect();
@@ -659,41 +744,27 @@ fn main() {
 
         if sizes.real_grades > 0 {
             let budget = Duration::from_secs(sizes.real_secs);
-            if let Some(mut r) = real_grading(sizes.real_grades, budget).await {
+            let generations = sizes.real_generations.min(slugs.len());
+            if let Some((mut g, mut w)) =
+                real_model(sizes.real_grades, generations, &slugs, budget).await
+            {
                 println!();
                 println!(
                     "model server: llama-server with SmolLM2-135M-Instruct (tests/model/install), --seed {SEED}"
                 );
                 println!("| measure | figure |");
                 println!("|---|---|");
-                for row in r.wall.rows("grade", "direct call", "`POST /api/v1/checks/grade`") {
-                    println!("{row}");
-                }
-                let n = r.outside.direct.len();
-                let (oa50, oa95) = (
-                    quantile(&mut r.outside.direct, 0.50),
-                    quantile(&mut r.outside.direct, 0.95),
+                print_real(
+                    &mut g,
+                    "grade",
+                    "`POST /api/v1/checks/grade`",
+                    "two verdicts were the same text",
                 );
-                let (ob50, ob95) = (
-                    quantile(&mut r.outside.service, 0.50),
-                    quantile(&mut r.outside.service, 0.95),
-                );
-                println!(
-                    "| outside the model's own time (wall less llama-server's `total time`), (a) | p50 {oa50:.2} ms, p95 {oa95:.2} ms |"
-                );
-                println!(
-                    "| outside the model's own time, (b) | p50 {ob50:.2} ms, p95 {ob95:.2} ms; p95(b) - p95(a) = **{:.2} ms** |",
-                    ob95 - oa95
-                );
-                let tokens: Vec<String> = r
-                    .tokens
-                    .iter()
-                    .map(|(ta, tb)| format!("{ta}/{tb}"))
-                    .collect();
-                println!(
-                    "| pairs whose two verdicts were the same text | {} of {n}; tokens per pair (a/b): {} |",
-                    r.same,
-                    tokens.join(", ")
+                print_real(
+                    &mut w,
+                    "generate",
+                    "`GET /api/v1/checks/next`",
+                    "service served the check the direct call got",
                 );
             }
         }
