@@ -35,8 +35,9 @@
 //!   `tests/model/install` (found as the tests find them), the grading
 //!   pairs, then generation pairs (concept `i` for pair `i`), against it,
 //!   started with a fixed `--seed` (the service sends temperature 0.7 and
-//!   no seed), so both calls of a pair sample the same answer and take the
-//!   same model time; the bench counts the pairs whose answers match.
+//!   no seed) and `--no-cache-prompt` (a prompt evaluated on top of
+//!   another's cached prefix gives slightly different logits), so both
+//!   calls of a pair sample the same answer and take the same model time; the bench counts the pairs whose answers match.
 //!   Each part makes pairs until `BENCH_REAL_GRADES` (100) or
 //!   `BENCH_REAL_GENERATIONS` (20) or `BENCH_REAL_SECS` (300 s) is
 //!   reached, whichever comes first. Each call's wall time is also shown
@@ -594,13 +595,14 @@ async fn real_model(
     let server = ModelServer::start(ModelOpts {
         api_key: Some(KEY.into()),
         seed: Some(SEED),
+        cache_prompt: false,
         ..ModelOpts::default()
     })
     .await;
     let base = server.base_url();
     let a = appliance(&base, model_server::MODEL, 300, &concepts[..generations]).await;
     let body = grade_body(model_server::MODEL);
-    // One unmeasured pair: the prompt enters the server's cache.
+    // One unmeasured pair: the server's first requests are slower.
     direct(&a.http, &base, body.clone()).await;
     service_grade(&a).await;
     let graded = real_pairs(

@@ -51,6 +51,10 @@ pub struct ModelOpts {
     /// the same answer (the benchmark, `benches/checks.rs`, compares calls
     /// of the same length that way).
     pub seed: Option<u32>,
+    /// Whether the server reuses a cached prompt prefix (the default).
+    /// Off, each request's prompt is evaluated from scratch, so the same
+    /// request computes the same logits whatever came before it.
+    pub cache_prompt: bool,
 }
 
 impl Default for ModelOpts {
@@ -60,6 +64,7 @@ impl Default for ModelOpts {
             ctx: 2048,
             threads: 2,
             seed: None,
+            cache_prompt: true,
         }
     }
 }
@@ -164,6 +169,9 @@ impl ModelServer {
             // Wait for work without spinning: tests share the cores.
             .args(["--poll", "0", "--threads-http", "2", "--parallel", "1"])
             .args(["--no-webui", "--offline"]);
+        if !opts.cache_prompt {
+            cmd.arg("--no-cache-prompt");
+        }
         if let Some(seed) = opts.seed {
             cmd.args(["--seed", &seed.to_string()]);
         }
