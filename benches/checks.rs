@@ -326,7 +326,7 @@ impl Pairs {
         A: Future<Output = Duration>,
         B: Future<Output = Duration>,
     {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             self.direct.push(a.await);
             self.service.push(b.await);
         } else {
@@ -555,7 +555,7 @@ where
         if started.elapsed() > budget && real.wall.direct.len() >= 5 {
             break;
         }
-        let (ra, rb) = if i % 2 == 0 {
+        let (ra, rb) = if i.is_multiple_of(2) {
             let ra = timed_task(server, a(i)).await;
             (ra, timed_task(server, b(i)).await)
         } else {
