@@ -520,6 +520,10 @@ pub struct ConceptGraph {
     pub height: String,
     pub left_head_x: String,
     pub right_head_x: String,
+    /// A side with no concept says "none" at this height.
+    pub needs_empty: bool,
+    pub related_empty: bool,
+    pub none_y: String,
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
 }
@@ -597,6 +601,9 @@ pub fn concept_graph(title: &str, needs: &[Neighbour], related: &[Neighbour]) ->
         height: n(height),
         left_head_x: n(col_w / 2.0),
         right_head_x: n(right_x + col_w / 2.0),
+        needs_empty: needs.is_empty(),
+        related_empty: related.is_empty(),
+        none_y: n(mid + 4.0),
         nodes,
         edges,
     }
