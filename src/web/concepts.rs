@@ -383,7 +383,7 @@ fn by_team(s: &Scopes, slug: &str, org: &str, min: u32) -> (Option<BarChart>, Ta
 /// then those the org's model wrote (retired ones marked).
 fn check_lines(state: &AppState, f: &Found) -> Vec<CheckLine> {
     let bank = state.bank.for_concept(&f.concept.slug);
-    let mut out: Vec<CheckLine> = bank.iter().map(|c| bank_line(c)).collect();
+    let mut out: Vec<CheckLine> = bank.iter().map(bank_line).collect();
     out.extend(f.generated.iter().map(|g| {
         CheckLine {
             id: g.id.clone(),
