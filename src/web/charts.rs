@@ -227,9 +227,16 @@ pub struct BarChart {
 /// Horizontal bars: `(label, magnitude, value as text)`, longest bar the
 /// largest magnitude.
 pub fn bar_chart(rows: &[(String, f64, String)]) -> BarChart {
+    bar_chart_to(rows, 0.0)
+}
+
+/// Horizontal bars where a bar of magnitude `full` (or the largest, if
+/// larger) spans the chart: shares drawn against 100 %, not against the
+/// largest share.
+pub fn bar_chart_to(rows: &[(String, f64, String)], full: f64) -> BarChart {
     let (label_w, value_w, row_h) = (178.0, 58.0, 24.0);
     let span = WIDTH - label_w - value_w;
-    let peak = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
+    let peak = rows.iter().map(|r| r.1).fold(full, f64::max);
     let rows: Vec<BarRow> = rows
         .iter()
         .enumerate()
@@ -683,6 +690,15 @@ mod tests {
         // A fresh card still spans a week.
         let fresh = recall_curve(curve, 0.0, 1.0, 0.9, "today", "due");
         assert_eq!(fresh.due.x, n(40.0 + 368.0 / 7.0));
+    }
+
+    #[test]
+    fn shares_are_drawn_against_the_whole() {
+        let rows = vec![("a".to_string(), 5.0, "5 %".to_string())];
+        let half = bar_chart_to(&rows, 100.0);
+        let full = bar_chart(&rows);
+        let w = |c: &BarChart| c.rows[0].width.parse::<f64>().expect("width");
+        assert!((w(&full) / w(&half) - 20.0).abs() < 0.5, "{half:?}");
     }
 
     #[test]

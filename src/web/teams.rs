@@ -269,7 +269,7 @@ fn team_figures(r: &Release, catalogue: &Catalogue, org: &str) -> TeamFigures {
                 .map(|(w, a, b)| vec![w.clone(), a.to_string(), b.to_string()])
                 .collect(),
         ),
-        domains: (!bars.is_empty()).then(|| charts::bar_chart(&bars)),
+        domains: (!bars.is_empty()).then(|| charts::bar_chart_to(&bars, 100.0)),
         domains_table: Table::new(
             "Concepts demonstrated by domain",
             &["Domain", "Demonstrated"],
