@@ -82,6 +82,9 @@ pub struct LineChart {
     pub x_ticks: Vec<Tick>,
     pub y_ticks: Vec<Tick>,
     pub series: Vec<Series>,
+    /// Weeks with no value at all (suppressed): a dash on the baseline,
+    /// its tooltip saying so.
+    pub gaps: Vec<Tick>,
 }
 
 /// A rounded axis maximum at or above `max` (1, 2 or 5 times a power of
@@ -177,6 +180,16 @@ pub fn line_chart_gaps(weeks: &[(String, Option<i64>, Option<i64>)]) -> LineChar
             label: w.0.rsplit('-').next().unwrap_or(&w.0).to_string(),
         })
         .collect();
+    let gaps = weeks
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.1.is_none() && w.2.is_none())
+        .map(|(i, w)| Tick {
+            at: n(x(i)),
+            text_at: n(bottom - 4.0),
+            label: format!("{}: suppressed", w.0),
+        })
+        .collect();
     let y_ticks = [0, y_max / 2, y_max]
         .iter()
         .map(|v| Tick {
@@ -200,6 +213,7 @@ pub fn line_chart_gaps(weeks: &[(String, Option<i64>, Option<i64>)]) -> LineChar
             series("met", "met", |w| w.1),
             series("demonstrated", "shown", |w| w.2),
         ],
+        gaps,
     }
 }
 
@@ -714,6 +728,8 @@ mod tests {
         assert_eq!(met.segments.len(), 2, "{:?}", met.segments);
         assert_eq!(met.dots.len(), 3);
         assert!(met.dots.iter().all(|d| !d.label.contains("W02")));
+        assert_eq!(c.gaps.len(), 1, "only W02 has neither value");
+        assert_eq!(c.gaps[0].label, "2026-W02: suppressed");
         let shown = &c.series[1];
         assert_eq!(shown.segments.len(), 2);
         assert_eq!(shown.segments[1].split(' ').count(), 1, "W03 alone");
