@@ -116,6 +116,31 @@ async fn concept_and_team_pages_are_for_viewers_and_admins_and_link_from_the_das
         state.clock.now(),
     )
     .expect("retire");
+    // A check the org's model wrote for the org's concept.
+    state
+        .store
+        .org("acme")
+        .expect("org")
+        .db
+        .write(|tx| {
+            aiworklab::store::generated_checks::insert(
+                tx,
+                &aiworklab::store::generated_checks::GeneratedRow {
+                    id: "gen-mentoring-1".into(),
+                    concept: "x-mentoring".into(),
+                    prompt: "Who should speak first in a pairing session?".into(),
+                    options: r#"["the senior","the junior","nobody","the manager"]"#.into(),
+                    correct: 1,
+                    explanation: "So the junior thinks aloud.".into(),
+                    model: "test-model".into(),
+                    prompt_sha256: "00".repeat(32),
+                    created_at: 0,
+                    retired_at: None,
+                },
+            )
+            .map_err(aiworklab::store::StoreError::from)
+        })
+        .expect("generated check");
 
     let concept = "/o/acme/concepts/rust-lifetimes";
     for (who, cookie) in [("viewer", &vera), ("admin", &admin)] {
@@ -159,8 +184,17 @@ async fn concept_and_team_pages_are_for_viewers_and_admins_and_link_from_the_das
         );
         assert!(!html.contains("<b>juniors"), "{who}: unescaped title");
         assert!(html.contains("href=\"/o/acme/concepts/rust-lifetimes\""));
+        assert_eq!(
+            html.contains("gen-mentoring-1"),
+            who == "admin",
+            "{who}: the model's check"
+        );
         if who == "admin" {
-            assert!(html.contains("id=\"no-checks\""), "{html}");
+            assert!(html.contains("written by test-model"), "{html}");
+            assert!(
+                html.contains(">the junior</td>"),
+                "its right answer: {html}"
+            );
         }
 
         // Unknown and retired concepts: a 404 that names the slug.
