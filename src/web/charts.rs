@@ -58,8 +58,11 @@ pub struct Series {
     pub name: String,
     /// `met` or `shown`: colour, dash pattern and marker shape.
     pub class: &'static str,
-    /// The `points` of its `<polyline>`.
+    /// Every point, in order.
     pub points: String,
+    /// The `points` of each `<polyline>`: one per run of weeks with a
+    /// value (a week without one breaks the line).
+    pub segments: Vec<String>,
     pub dots: Vec<Dot>,
 }
 
@@ -79,6 +82,9 @@ pub struct LineChart {
     pub x_ticks: Vec<Tick>,
     pub y_ticks: Vec<Tick>,
     pub series: Vec<Series>,
+    /// Weeks with no value at all (suppressed): a dash on the baseline,
+    /// its tooltip saying so.
+    pub gaps: Vec<Tick>,
 }
 
 /// A rounded axis maximum at or above `max` (1, 2 or 5 times a power of
@@ -97,11 +103,22 @@ fn nice_max(max: i64) -> i64 {
 
 /// Two series over the same weeks: `(week label, met, demonstrated)`.
 pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
+    let weeks: Vec<(String, Option<i64>, Option<i64>)> = weeks
+        .iter()
+        .map(|(w, a, b)| (w.clone(), Some(*a), Some(*b)))
+        .collect();
+    line_chart_gaps(&weeks)
+}
+
+/// Two series over the same weeks, where a week may have no value (a
+/// suppressed cell): the line breaks there and the week has no marker, so
+/// a suppressed week is never drawn as a number.
+pub fn line_chart_gaps(weeks: &[(String, Option<i64>, Option<i64>)]) -> LineChart {
     let (left, right, top, bottom) = (44.0, WIDTH - 12.0, 12.0, 170.0);
     let height = bottom + 34.0;
     let peak = weeks
         .iter()
-        .map(|(_, a, b)| (*a).max(*b))
+        .map(|(_, a, b)| a.unwrap_or(0).max(b.unwrap_or(0)))
         .max()
         .unwrap_or(0);
     let y_max = nice_max(peak);
@@ -112,17 +129,33 @@ pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
     };
     let x = |i: usize| left + step * i as f64;
     let y = |v: i64| bottom - (bottom - top) * (v.max(0) as f64 / y_max as f64);
-    let series = |name: &str, class, pick: fn(&(String, i64, i64)) -> i64| {
-        let dots: Vec<Dot> = weeks
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Dot {
+    type Week = (String, Option<i64>, Option<i64>);
+    let series = |name: &str, class, pick: fn(&Week) -> Option<i64>| {
+        let mut dots = Vec::new();
+        let mut segments: Vec<Vec<String>> = vec![Vec::new()];
+        for (i, w) in weeks.iter().enumerate() {
+            let Some(v) = pick(w) else {
+                if segments.last().is_some_and(|s| !s.is_empty()) {
+                    segments.push(Vec::new());
+                }
+                continue;
+            };
+            let d = Dot {
                 x: n(x(i)),
-                y: n(y(pick(w))),
+                y: n(y(v)),
                 sx: n(x(i) - 3.5),
-                sy: n(y(pick(w)) - 3.5),
-                label: format!("{}: {} {name}", w.0, pick(w)),
-            })
+                sy: n(y(v) - 3.5),
+                label: format!("{}: {v} {name}", w.0),
+            };
+            if let Some(s) = segments.last_mut() {
+                s.push(format!("{},{}", d.x, d.y));
+            }
+            dots.push(d);
+        }
+        let segments: Vec<String> = segments
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.join(" "))
             .collect();
         Series {
             name: name.to_string(),
@@ -132,6 +165,7 @@ pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
                 .map(|d| format!("{},{}", d.x, d.y))
                 .collect::<Vec<_>>()
                 .join(" "),
+            segments,
             dots,
         }
     };
@@ -144,6 +178,16 @@ pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
             at: n(x(i)),
             text_at: n(bottom + 18.0),
             label: w.0.rsplit('-').next().unwrap_or(&w.0).to_string(),
+        })
+        .collect();
+    let gaps = weeks
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.1.is_none() && w.2.is_none())
+        .map(|(i, w)| Tick {
+            at: n(x(i)),
+            text_at: n(bottom - 4.0),
+            label: format!("{}: suppressed", w.0),
         })
         .collect();
     let y_ticks = [0, y_max / 2, y_max]
@@ -169,6 +213,7 @@ pub fn line_chart(weeks: &[(String, i64, i64)]) -> LineChart {
             series("met", "met", |w| w.1),
             series("demonstrated", "shown", |w| w.2),
         ],
+        gaps,
     }
 }
 
@@ -196,9 +241,16 @@ pub struct BarChart {
 /// Horizontal bars: `(label, magnitude, value as text)`, longest bar the
 /// largest magnitude.
 pub fn bar_chart(rows: &[(String, f64, String)]) -> BarChart {
+    bar_chart_to(rows, 0.0)
+}
+
+/// Horizontal bars where a bar of magnitude `full` (or the largest, if
+/// larger) spans the chart: shares drawn against 100 %, not against the
+/// largest share.
+pub fn bar_chart_to(rows: &[(String, f64, String)], full: f64) -> BarChart {
     let (label_w, value_w, row_h) = (178.0, 58.0, 24.0);
     let span = WIDTH - label_w - value_w;
-    let peak = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
+    let peak = rows.iter().map(|r| r.1).fold(full, f64::max);
     let rows: Vec<BarRow> = rows
         .iter()
         .enumerate()
@@ -451,6 +503,133 @@ pub fn recall_curve(
     }
 }
 
+/// One concept of a concept graph: a box, its (cut) title, and the page
+/// it links to (none for a concept the org no longer has).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphNode {
+    pub x: String,
+    pub y: String,
+    pub w: String,
+    pub h: String,
+    pub text_x: String,
+    pub text_y: String,
+    pub label: String,
+    pub full_label: String,
+    /// What it is to the concept in the middle, said to a screen reader.
+    pub role: &'static str,
+    /// `centre`, `needs` (a prerequisite) or `rel` (related).
+    pub class: &'static str,
+    pub href: Option<String>,
+}
+
+/// A line from one box to another; `needs` ends in an arrow into the
+/// concept, `rel` is dashed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphEdge {
+    pub x1: String,
+    pub y1: String,
+    pub x2: String,
+    pub y2: String,
+    pub class: &'static str,
+}
+
+/// A concept with its prerequisites on the left and its related concepts
+/// on the right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConceptGraph {
+    pub width: String,
+    pub height: String,
+    pub left_head_x: String,
+    pub right_head_x: String,
+    /// A side with no concept says "none" at this height.
+    pub needs_empty: bool,
+    pub related_empty: bool,
+    pub none_y: String,
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// Boxes drawn per side; the page lists the rest.
+pub const GRAPH_SIDE: usize = 8;
+
+/// A neighbour of the concept: its title and its page, if it has one.
+pub type Neighbour = (String, Option<String>);
+
+/// The concept `title` between its prerequisites (left, arrows into it)
+/// and its related concepts (right, dashed), at most [`GRAPH_SIDE`] each.
+pub fn concept_graph(title: &str, needs: &[Neighbour], related: &[Neighbour]) -> ConceptGraph {
+    let (col_w, gap, box_h, pitch, head) = (124.0, 24.0, 28.0, 36.0, 22.0);
+    let needs = &needs[..needs.len().min(GRAPH_SIDE)];
+    let related = &related[..related.len().min(GRAPH_SIDE)];
+    let rows = needs.len().max(related.len()).max(1) as f64;
+    let body = pitch * rows;
+    let height = head + body + 4.0;
+    let centre_x = col_w + gap;
+    let right_x = centre_x + col_w + gap;
+    let centre_y = head + body / 2.0 - box_h / 2.0;
+    let node = |x: f64, y: f64, label: &str, role, class, href: Option<String>| GraphNode {
+        x: n(x),
+        y: n(y),
+        w: n(col_w),
+        h: n(box_h),
+        text_x: n(x + col_w / 2.0),
+        text_y: n(y + box_h / 2.0 + 4.0),
+        label: cut(label, 18),
+        full_label: label.to_string(),
+        role,
+        class,
+        href,
+    };
+    // A side's boxes, centred on the concept.
+    let side_y = |i: usize, count: usize| {
+        let block = pitch * count as f64;
+        head + (body - block) / 2.0 + pitch * i as f64 + (pitch - box_h) / 2.0
+    };
+    let mut nodes = vec![node(
+        centre_x,
+        centre_y,
+        title,
+        "this concept",
+        "centre",
+        None,
+    )];
+    let mut edges = Vec::new();
+    let mid = centre_y + box_h / 2.0;
+    for (i, (t, href)) in needs.iter().enumerate() {
+        let y = side_y(i, needs.len());
+        nodes.push(node(0.0, y, t, "prerequisite", "needs", href.clone()));
+        edges.push(GraphEdge {
+            x1: n(col_w),
+            y1: n(y + box_h / 2.0),
+            x2: n(centre_x - 3.0),
+            y2: n(mid),
+            class: "needs",
+        });
+    }
+    for (i, (t, href)) in related.iter().enumerate() {
+        let y = side_y(i, related.len());
+        nodes.push(node(right_x, y, t, "related", "rel", href.clone()));
+        edges.push(GraphEdge {
+            x1: n(centre_x + col_w),
+            y1: n(mid),
+            x2: n(right_x),
+            y2: n(y + box_h / 2.0),
+            class: "rel",
+        });
+    }
+    ConceptGraph {
+        width: n(right_x + col_w),
+        height: n(height),
+        left_head_x: n(col_w / 2.0),
+        right_head_x: n(right_x + col_w / 2.0),
+        needs_empty: needs.is_empty(),
+        related_empty: related.is_empty(),
+        none_y: n(mid + 4.0),
+        nodes,
+        edges,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +704,84 @@ mod tests {
         // A fresh card still spans a week.
         let fresh = recall_curve(curve, 0.0, 1.0, 0.9, "today", "due");
         assert_eq!(fresh.due.x, n(40.0 + 368.0 / 7.0));
+    }
+
+    #[test]
+    fn shares_are_drawn_against_the_whole() {
+        let rows = vec![("a".to_string(), 5.0, "5 %".to_string())];
+        let half = bar_chart_to(&rows, 100.0);
+        let full = bar_chart(&rows);
+        let w = |c: &BarChart| c.rows[0].width.parse::<f64>().expect("width");
+        assert!((w(&full) / w(&half) - 20.0).abs() < 0.5, "{half:?}");
+    }
+
+    #[test]
+    fn a_suppressed_week_breaks_the_line_and_has_no_marker() {
+        let weeks = vec![
+            ("2026-W01".to_string(), Some(10), Some(5)),
+            ("2026-W02".to_string(), None, None),
+            ("2026-W03".to_string(), Some(20), Some(8)),
+            ("2026-W04".to_string(), Some(12), None),
+        ];
+        let c = line_chart_gaps(&weeks);
+        let met = &c.series[0];
+        assert_eq!(met.segments.len(), 2, "{:?}", met.segments);
+        assert_eq!(met.dots.len(), 3);
+        assert!(met.dots.iter().all(|d| !d.label.contains("W02")));
+        assert_eq!(c.gaps.len(), 1, "only W02 has neither value");
+        assert_eq!(c.gaps[0].label, "2026-W02: suppressed");
+        let shown = &c.series[1];
+        assert_eq!(shown.segments.len(), 2);
+        assert_eq!(shown.segments[1].split(' ').count(), 1, "W03 alone");
+        assert_eq!(c.y_ticks.last().map(|t| t.label.as_str()), Some("20"));
+        assert_eq!(
+            line_chart_gaps(&[("2026-W01".into(), None, None)]).series[0]
+                .segments
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_concept_graph_puts_prerequisites_left_and_related_right_with_links() {
+        let needs = vec![
+            (
+                "Ownership and borrowing in Rust".to_string(),
+                Some("/o/a/concepts/rust-ownership".to_string()),
+            ),
+            ("Gone".to_string(), None),
+        ];
+        let related = vec![(
+            "Traits".to_string(),
+            Some("/o/a/concepts/rust-traits".to_string()),
+        )];
+        let g = concept_graph("Lifetimes", &needs, &related);
+        assert_eq!(g.nodes.len(), 4);
+        assert_eq!(g.edges.len(), 3);
+        let centre = &g.nodes[0];
+        assert_eq!((centre.class, centre.href.as_deref()), ("centre", None));
+        let first = &g.nodes[1];
+        assert_eq!((first.class, first.x.as_str()), ("needs", "0"));
+        assert_eq!(first.label.chars().count(), 18, "cut, full text kept");
+        assert_eq!(first.full_label, "Ownership and borrowing in Rust");
+        assert!(g.nodes[2].href.is_none());
+        let rel = &g.nodes[3];
+        assert_eq!((rel.class, rel.x.as_str()), ("rel", "296"));
+        assert_eq!(g.width, "420");
+        // Arrows end at the concept's box, dashed lines start at it.
+        assert!(
+            g.edges
+                .iter()
+                .filter(|e| e.class == "needs")
+                .all(|e| e.x2 == "145")
+        );
+        assert!(
+            g.edges
+                .iter()
+                .filter(|e| e.class == "rel")
+                .all(|e| e.x1 == "272")
+        );
+        let many: Vec<Neighbour> = (0..20).map(|i| (format!("c{i}"), None)).collect();
+        assert_eq!(concept_graph("x", &many, &[]).nodes.len(), 1 + GRAPH_SIDE);
     }
 }

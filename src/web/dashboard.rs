@@ -12,16 +12,19 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 
 use super::PageError;
 use super::charts::{self, BarChart, Coverage, HeatMap, LineChart};
 use super::extract::DashboardViewer;
 use super::pages::render;
+use crate::audit::Context;
 use crate::graph::aggregates::ConceptAggregate;
 use crate::graph::trend;
 use crate::http::AppState;
 use crate::privacy::{self, EarlierRelease, Release, ReleaseError};
 use crate::skill::Catalogue;
+use crate::store::OrgDb;
 use crate::users::{self, Role};
 
 /// Teams drawn in the coverage heat map (in name order); the page says
@@ -45,6 +48,8 @@ pub struct Headline {
 /// row's header.
 pub struct Line {
     pub cells: Vec<(String, String)>,
+    /// Where the row's header links to (a concept's or team's page).
+    pub href: Option<String>,
 }
 
 /// A chart's numbers as a table.
@@ -60,11 +65,33 @@ impl Table {
         Self::with_head(caption, head, rows)
     }
 
-    fn with_head(caption: &str, head: Vec<String>, rows: Vec<Vec<String>>) -> Self {
+    /// A table whose rows' headers link to `href`.
+    pub(super) fn linked(
+        caption: &str,
+        head: &[&str],
+        rows: Vec<(Option<String>, Vec<String>)>,
+    ) -> Self {
+        let head: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
+        let rows = rows
+            .into_iter()
+            .map(|(href, r)| Line {
+                cells: head.iter().cloned().zip(r).collect(),
+                href,
+            })
+            .collect();
+        Self {
+            caption: caption.to_string(),
+            head,
+            rows,
+        }
+    }
+
+    pub(super) fn with_head(caption: &str, head: Vec<String>, rows: Vec<Vec<String>>) -> Self {
         let rows = rows
             .into_iter()
             .map(|r| Line {
                 cells: head.iter().cloned().zip(r).collect(),
+                href: None,
             })
             .collect();
         Self {
@@ -100,6 +127,8 @@ pub struct DashboardPage {
     pub heat_table: Table,
     pub refused: Vec<Refused>,
     pub more_teams: usize,
+    /// Each drawn team's page: (name, link).
+    pub team_links: Vec<(String, String)>,
     /// The earlier release the movers are measured against.
     pub since: Option<String>,
     pub rising: Option<BarChart>,
@@ -110,12 +139,77 @@ pub struct DashboardPage {
     pub top_table: Table,
 }
 
+/// The org's release and the first [`MAX_TEAMS`] teams' releases (or
+/// refusals) of this week: what the dashboard, the concept pages and the
+/// teams page are drawn from.
+pub(super) struct Scopes {
+    pub org: Release,
+    pub teams: Vec<(String, Result<Release, ReleaseError>)>,
+    pub all_teams: usize,
+}
+
+/// Reads the org's release (with `weeks` closed weeks of trend) and the
+/// first [`MAX_TEAMS`] teams' by name (one week of trend: only their
+/// figures are drawn). Every read is audited and counts as the privacy
+/// rules say; a second read in the week is served the kept release.
+pub(super) fn org_and_teams(
+    org: &OrgDb,
+    catalogue: &Catalogue,
+    params: privacy::Params,
+    audit: &Context,
+    now: DateTime<Utc>,
+    weeks: u32,
+) -> Result<Scopes, PageError> {
+    let ask = |team: Option<&str>, weeks| {
+        let req = privacy::Request { team, now, weeks };
+        privacy::release(org, catalogue, &req, params, audit)
+    };
+    let released = ask(None, weeks).map_err(release_error)?;
+    let names = users::teams(org)?;
+    let all_teams = names.len();
+    let mut teams = Vec::new();
+    for name in names.into_iter().take(MAX_TEAMS) {
+        let r = ask(Some(&name), 1);
+        if let Err(ReleaseError::Store(e)) = r {
+            return Err(e.into());
+        }
+        teams.push((name, r));
+    }
+    Ok(Scopes {
+        org: released,
+        teams,
+        all_teams,
+    })
+}
+
+/// A path segment with everything but unreserved characters
+/// percent-encoded (team names may hold spaces, slashes, anything).
+pub(super) fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The page of a concept.
+pub(super) fn concept_href(org: &str, slug: &str) -> String {
+    format!("/o/{}/concepts/{}", segment(org), segment(slug))
+}
+
+/// The page of a team.
+pub(super) fn team_href(org: &str, team: &str) -> String {
+    format!("/o/{}/teams/{}", segment(org), segment(team))
+}
+
 /// What the page is made from: the org's release, each shown team's
 /// release or refusal, the org's previous release.
 struct Found {
-    org: Release,
-    teams: Vec<(String, Result<Release, ReleaseError>)>,
-    all_teams: usize,
+    scopes: Scopes,
     earlier: Option<EarlierRelease>,
 }
 
@@ -129,30 +223,16 @@ pub async fn get_dashboard(
     let now = state.clock.now();
     let found = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
-        let params = st.settings.privacy;
-        let ask = |team: Option<&str>, weeks| {
-            let req = privacy::Request { team, now, weeks };
-            privacy::release(org, &st.catalogue, &req, params, &audit)
-        };
-        let released = ask(None, trend::DEFAULT_WEEKS).map_err(release_error)?;
-        let names = users::teams(org)?;
-        let all_teams = names.len();
-        let mut teams = Vec::new();
-        for name in names.into_iter().take(MAX_TEAMS) {
-            // One week of trend: only the figures are drawn.
-            let r = ask(Some(&name), 1);
-            if let Err(ReleaseError::Store(e)) = r {
-                return Err(e.into());
-            }
-            teams.push((name, r));
-        }
+        let scopes = org_and_teams(
+            org,
+            &st.catalogue,
+            st.settings.privacy,
+            &audit,
+            now,
+            trend::DEFAULT_WEEKS,
+        )?;
         let earlier = privacy::earlier_org_release(org, now)?;
-        Ok::<_, PageError>(Found {
-            org: released,
-            teams,
-            all_teams,
-            earlier,
-        })
+        Ok::<_, PageError>(Found { scopes, earlier })
     })
     .await
     .map_err(PageError::internal)??;
@@ -168,7 +248,7 @@ pub async fn get_dashboard(
 
 /// The org's own release is never refused; anything but a store failure
 /// would be a bug.
-fn release_error(e: ReleaseError) -> PageError {
+pub(super) fn release_error(e: ReleaseError) -> PageError {
     match e {
         ReleaseError::Store(s) => s.into(),
         other => PageError::internal(other),
@@ -183,11 +263,13 @@ fn page(
     csrf: &str,
     is_admin: bool,
 ) -> DashboardPage {
+    let Found { scopes: f, earlier } = f;
     let min = f.org.params.min_cohort;
     let weeks = weekly_totals(&f.org);
     let (heat, heat_table, refused) = coverage(&f, catalogue, min);
-    let (since, rising, fading) = movers(&f.org, f.earlier.as_ref());
+    let (since, rising, fading) = movers(&f.org, earlier.as_ref());
     let top = most_demonstrated(&f.org);
+    let link = |c: &str| Some(concept_href(slug, c));
     DashboardPage {
         org_slug: slug.to_string(),
         org_name: name.to_string(),
@@ -215,15 +297,20 @@ fn page(
         refused,
         more_teams: f.all_teams.saturating_sub(MAX_TEAMS),
         since,
-        rising_table: mover_table("Concepts whose predicted retention rose", &rising),
+        team_links: f
+            .teams
+            .iter()
+            .map(|(t, _)| (t.clone(), team_href(slug, t)))
+            .collect(),
+        rising_table: mover_table("Concepts whose predicted retention rose", &rising, slug),
         rising: chart_of(&rising),
-        fading_table: mover_table("Concepts whose predicted retention fell", &fading),
+        fading_table: mover_table("Concepts whose predicted retention fell", &fading, slug),
         fading: chart_of(&fading),
-        top_table: Table::new(
+        top_table: Table::linked(
             "Concepts by engineers who demonstrated them",
             &["Concept", "Engineers"],
             top.iter()
-                .map(|(t, v, _)| vec![t.clone(), v.to_string()])
+                .map(|(t, v, c)| (link(c), vec![t.clone(), v.to_string()]))
                 .collect(),
         ),
         top: (!top.is_empty()).then(|| {
@@ -244,7 +331,7 @@ fn page(
 /// percent pass on noise alone, and summing them would inflate every week
 /// (docs/dashboard.md). A concept released *and* with a released cell
 /// passes two independent draws, which noise alone rarely does.
-fn weekly_totals(r: &Release) -> Vec<(String, i64, i64)> {
+pub(super) fn weekly_totals(r: &Release) -> Vec<(String, i64, i64)> {
     let mut weeks: Vec<(String, i64, i64)> = Vec::new();
     for (i, w) in r
         .concepts
@@ -269,7 +356,7 @@ fn weekly_totals(r: &Release) -> Vec<(String, i64, i64)> {
     weeks
 }
 
-fn trend_summary(weeks: &[(String, i64, i64)]) -> String {
+pub(super) fn trend_summary(weeks: &[(String, i64, i64)]) -> String {
     match (weeks.first(), weeks.last()) {
         (Some(first), Some(last)) => format!(
             "Weekly trend from {} to {}: {} concept meetings and {} demonstrations in the last closed week, against {} and {} in the first.",
@@ -279,13 +366,16 @@ fn trend_summary(weeks: &[(String, i64, i64)]) -> String {
     }
 }
 
-fn percent(r: f64) -> String {
+pub(super) fn percent(r: f64) -> String {
     format!("{:.0} %", r * 100.0)
 }
 
 /// A retention rate for the whole org: the mean of the released
 /// per-concept rates, each weighted by its released `n_seen`.
-fn weighted(r: &Release, rate: fn(&ConceptAggregate) -> Option<f64>) -> Option<(f64, usize)> {
+pub(super) fn weighted(
+    r: &Release,
+    rate: fn(&ConceptAggregate) -> Option<f64>,
+) -> Option<(f64, usize)> {
     let (mut sum, mut weight, mut n) = (0.0, 0.0, 0);
     for c in r.concepts.iter().filter(|c| !c.suppressed) {
         if let (Some(v), Some(w)) = (rate(c), c.n_seen) {
@@ -365,7 +455,7 @@ fn headlines(r: &Release, weeks: &[(String, i64, i64)]) -> Vec<Headline> {
 
 /// The domains of the release, shipped ones in catalogue order, then the
 /// org's own: (slug, title, concepts).
-fn domains(r: &Release, catalogue: &Catalogue) -> Vec<(String, String, Vec<String>)> {
+pub(super) fn domains(r: &Release, catalogue: &Catalogue) -> Vec<(String, String, Vec<String>)> {
     let mut out: Vec<(String, String, Vec<String>)> = catalogue
         .domains
         .iter()
@@ -381,11 +471,11 @@ fn domains(r: &Release, catalogue: &Catalogue) -> Vec<(String, String, Vec<Strin
     out
 }
 
-type CoverageParts = (HeatMap, Table, Vec<Refused>);
+pub(super) type CoverageParts = (HeatMap, Table, Vec<Refused>);
 
 /// The heat map of domains by the org and each shown team, its table, and
 /// the teams refused with their reasons.
-fn coverage(f: &Found, catalogue: &Catalogue, min: u32) -> CoverageParts {
+pub(super) fn coverage(f: &Scopes, catalogue: &Catalogue, min: u32) -> CoverageParts {
     let doms = domains(&f.org, catalogue);
     let mut columns = vec!["Whole org".to_string()];
     let mut scopes: Vec<Result<&Release, String>> = vec![Ok(&f.org)];
@@ -451,7 +541,11 @@ fn coverage(f: &Found, catalogue: &Catalogue, min: u32) -> CoverageParts {
 /// One cell: how many of `concepts` at least `min` engineers of the scope
 /// demonstrated, by the released (noisy) counts; suppressed when the
 /// scope's figures of every one of them are.
-fn cell(concepts: &[String], figures: &HashMap<&str, &ConceptAggregate>, min: u32) -> Coverage {
+pub(super) fn cell(
+    concepts: &[String],
+    figures: &HashMap<&str, &ConceptAggregate>,
+    min: u32,
+) -> Coverage {
     let shown: Vec<&&ConceptAggregate> = concepts
         .iter()
         .filter_map(|c| figures.get(c.as_str()))
@@ -473,7 +567,7 @@ fn cell(concepts: &[String], figures: &HashMap<&str, &ConceptAggregate>, min: u3
 }
 
 /// Why a team has no figures this week, in a sentence.
-fn refusal(e: &ReleaseError, min: u32) -> String {
+pub(super) fn refusal(e: &ReleaseError, min: u32) -> String {
     match e {
         ReleaseError::TeamTooSmall(_) => {
             format!("fewer than {min} counted engineers: suppressed so no one is singled out")
@@ -482,8 +576,9 @@ fn refusal(e: &ReleaseError, min: u32) -> String {
     }
 }
 
-/// A concept whose predicted retention moved: (title, points, then, now).
-type Mover = (String, f64, f64, f64);
+/// A concept whose predicted retention moved: (title, points, then, now,
+/// slug).
+type Mover = (String, f64, f64, f64, String);
 
 /// Concepts whose released predicted retention rose and fell most since
 /// the org's previous kept release.
@@ -507,7 +602,7 @@ fn movers(
             let now = c.retention_30d_predicted?;
             let before = *then.get(c.concept.as_str())?;
             let points = ((now - before) * 100.0).round();
-            (points != 0.0).then(|| (c.title.clone(), points, before, now))
+            (points != 0.0).then(|| (c.title.clone(), points, before, now, c.concept.clone()))
         })
         .collect();
     moved.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -531,12 +626,17 @@ fn points(p: f64) -> String {
     format!("{p:+.0} pts")
 }
 
-fn mover_table(caption: &str, m: &[Mover]) -> Table {
-    Table::new(
+fn mover_table(caption: &str, m: &[Mover], org: &str) -> Table {
+    Table::linked(
         caption,
         &["Concept", "Change", "Then", "Now"],
         m.iter()
-            .map(|(t, p, a, b)| vec![t.clone(), points(*p), percent(*a), percent(*b)])
+            .map(|(t, p, a, b, c)| {
+                (
+                    Some(concept_href(org, c)),
+                    vec![t.clone(), points(*p), percent(*a), percent(*b)],
+                )
+            })
             .collect(),
     )
 }
@@ -545,7 +645,7 @@ fn chart_of(m: &[Mover]) -> Option<BarChart> {
     (!m.is_empty()).then(|| {
         charts::bar_chart(
             &m.iter()
-                .map(|(t, p, _, _)| (t.clone(), p.abs(), points(*p)))
+                .map(|(t, p, _, _, _)| (t.clone(), p.abs(), points(*p)))
                 .collect::<Vec<_>>(),
         )
     })
@@ -553,7 +653,7 @@ fn chart_of(m: &[Mover]) -> Option<BarChart> {
 
 /// The concepts most engineers have demonstrated, by released count; at
 /// least `min_cohort` of them (fewer is too often noise alone).
-fn most_demonstrated(r: &Release) -> Vec<(String, i64, String)> {
+pub(super) fn most_demonstrated(r: &Release) -> Vec<(String, i64, String)> {
     let min = i64::from(r.params.min_cohort);
     let mut top: Vec<(String, i64, String)> = r
         .concepts

@@ -25,6 +25,9 @@ pub enum PageError {
     /// 404 page.
     #[error("not found")]
     NotFound,
+    /// 404 page that says what was not found and where to look instead.
+    #[error("{0}")]
+    Missing(String),
     /// 400 page: what in the form was wrong and how to fix it.
     #[error("{0}")]
     BadRequest(String),
@@ -132,6 +135,10 @@ impl IntoResponse for PageError {
                     Some("Go back, correct the field and send it again.".into()),
                     None,
                 ),
+            ),
+            Self::Missing(msg) => page(
+                StatusCode::NOT_FOUND,
+                ErrorPage::new("Not found", &msg, None, None),
             ),
             Self::NotFound => page(
                 StatusCode::NOT_FOUND,

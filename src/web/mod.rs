@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod aggregates;
 mod charts;
+mod concepts;
 mod dashboard;
 mod error;
 mod extract;
@@ -14,6 +15,7 @@ mod me;
 mod pages;
 mod setup;
 mod signin;
+mod teams;
 mod test_signin;
 
 use axum::Router;
@@ -87,6 +89,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(admin::post_set_viewer),
         )
         .route("/o/{org}/dashboard", get(dashboard::get_dashboard))
+        .route("/o/{org}/concepts/{slug}", get(concepts::get_concept))
+        .route("/o/{org}/teams", get(teams::get_teams))
+        .route("/o/{org}/teams/{team}", get(teams::get_team))
         .route(
             "/o/{org}/admin/users/{id}/sessions/revoke",
             post(admin::post_revoke_sessions),

@@ -387,7 +387,7 @@ pub(crate) async fn focused(b: &Browser) -> String {
     b.execute(
         "const e = document.activeElement; \
          return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
-           + (e.className ? '.' + e.className.split(' ').join('.') : '')",
+           + (e.getAttribute('class') ? '.' + e.getAttribute('class').split(' ').join('.') : '')",
     )
     .await
     .as_str()

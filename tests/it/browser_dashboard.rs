@@ -334,3 +334,165 @@ async fn the_dashboard_in_chromium_is_for_viewers_and_admins_accessible_and_fits
     drop(driver);
     site.stop().await;
 }
+
+/// Presses Enter on whatever has the focus.
+async fn press_enter(b: &Browser) {
+    let enter = char::from(Key::Enter);
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: enter })
+        .then(KeyAction::Up { value: enter });
+    b.client.perform_actions(keys).await.expect("Enter");
+}
+
+/// Presses Tab until the focus is on a link to `href` (SVG links
+/// included), and fails with where the focus went otherwise.
+async fn tab_to(b: &Browser, href: &str) {
+    let mut order = Vec::new();
+    for _ in 0..40 {
+        b.press_tab().await;
+        let at = b
+            .execute("const e = document.activeElement; return e.getAttribute('href') || e.tagName")
+            .await;
+        let at = at.as_str().unwrap_or_default().to_string();
+        if at == href {
+            return;
+        }
+        order.push(at);
+    }
+    panic!("Tab never reached {href}; focus went {order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concept_and_team_pages_in_chromium_are_for_viewers_and_admins_accessible_and_fit_a_phone()
+{
+    let site = Site::start(&["acme", "other"], Arc::new(SystemClock), |env| {
+        env.raw.orgs[0].viewer_groups = vec!["eng".into()];
+    })
+    .await;
+    let allowed = [site.base.as_str(), site.idp.issuer.as_str()];
+    seed(&site.state);
+    let dashboard = format!("{}/o/acme/dashboard", site.base);
+    let concept = format!("{}/o/acme/concepts/rust-lifetimes", site.base);
+    let teams = format!("{}/o/acme/teams", site.base);
+    let backend = format!("{}/o/acme/teams/backend", site.base);
+    let tiny = format!("{}/o/acme/teams/tiny", site.base);
+
+    // Bob, a viewer through the IdP group `eng`.
+    let (driver, b) = signed_in(&site, "acme", "bob").await;
+    b.goto(&dashboard).await;
+    assert!(
+        b.try_find("a[href='/o/acme/concepts/rust-lifetimes']")
+            .await
+            .is_some(),
+        "the dashboard links to the concept"
+    );
+    b.click("#team-links a[href='/o/acme/teams/backend']").await;
+    b.wait_for_url("backend's page", |u| u == backend).await;
+    assert_eq!(b.text("h1").await, "Team backend");
+    assert!(b.try_find("#trend-chart").await.is_some());
+    axe(&b, "a team's page (viewer)").await;
+    inspect(&b, "team-desktop", &allowed).await;
+    b.screenshot(&docs_img("team.png")).await;
+
+    b.goto(&concept).await;
+    assert_eq!(b.text("h1").await, "Lifetimes");
+    assert!(b.try_find("#graph-chart").await.is_some());
+    assert!(b.try_find("#trend-chart").await.is_some());
+    assert!(
+        b.try_find("#checks").await.is_none(),
+        "checks are for admins"
+    );
+    let refused = b.text("#refused").await;
+    assert!(refused.contains("tiny"), "{refused}");
+    axe(&b, "a concept's page (viewer, light)").await;
+    inspect(&b, "concept-desktop", &allowed).await;
+    b.screenshot(&docs_img("concept.png")).await;
+    // By keyboard: Tab to the prerequisite's box in the graph, Enter.
+    tab_to(&b, "/o/acme/concepts/rust-borrowing").await;
+    press_enter(&b).await;
+    let borrowing = format!("{}/o/acme/concepts/rust-borrowing", site.base);
+    b.wait_for_url("the prerequisite's page", |u| u == borrowing)
+        .await;
+    assert_eq!(b.text("h1").await, "Borrowing and references");
+    b.goto(&concept).await;
+    open_numbers_by_keyboard(&b).await;
+
+    b.set_window_size(PHONE).await;
+    for (url, name) in [
+        (&concept, "concept"),
+        (&teams, "teams"),
+        (&backend, "team"),
+        (&tiny, "team-refused"),
+    ] {
+        b.goto(url).await;
+        inspect(&b, &format!("{name}-phone"), &allowed).await;
+    }
+    b.goto(&concept).await;
+    b.screenshot(&docs_img("concept-phone.png")).await;
+    color_scheme(&b, "dark").await;
+    axe(&b, "a concept's page (viewer, dark, phone)").await;
+    inspect(&b, "concept-phone-dark", &allowed).await;
+    b.set_window_size(DESKTOP).await;
+    b.screenshot(&docs_img("concept-dark.png")).await;
+    b.goto(&teams).await;
+    axe(&b, "the teams page (dark)").await;
+    color_scheme(&b, "light").await;
+    b.goto(&teams).await;
+    assert!(b.try_find("#coverage-chart").await.is_some());
+    axe(&b, "the teams page (light)").await;
+    b.screenshot(&docs_img("teams.png")).await;
+    b.goto(&tiny).await;
+    let why = b.text("#refused-why").await;
+    assert!(why.contains("fewer than 5 counted engineers"), "{why}");
+    assert!(b.try_find("#headline-engineers").await.is_none());
+    axe(&b, "a refused team's page").await;
+    b.close().await;
+    drop(driver);
+
+    // Alice, an admin: the same pages, and the concept's checks.
+    let (driver, b) = signed_in(&site, "acme", "alice").await;
+    b.goto(&concept).await;
+    let checks = b.text("#checks").await;
+    assert!(checks.contains("rust-lifetimes-1"), "{checks}");
+    axe(&b, "a concept's page (admin)").await;
+    b.set_window_size(PHONE).await;
+    inspect(&b, "concept-admin-phone", &allowed).await;
+    b.set_window_size(DESKTOP).await;
+    for (url, name) in [
+        (&teams, "the teams page (admin)"),
+        (&backend, "a team's page (admin)"),
+    ] {
+        b.goto(url).await;
+        axe(&b, name).await;
+    }
+    b.close().await;
+    drop(driver);
+
+    // Carol, a member: refused with the reason, on every page.
+    let (driver, b) = signed_in(&site, "acme", "carol").await;
+    for url in [&concept, &teams, &backend] {
+        b.goto(url).await;
+        let body = b.body_text().await;
+        assert!(body.contains("viewers and administrators"), "{url}: {body}");
+        assert!(b.try_find("#trend-chart, #coverage-chart").await.is_none());
+    }
+    axe(&b, "the refusal page (concept)").await;
+    b.close().await;
+    drop(driver);
+
+    // Mallory, an admin of the other org: sent to sign in to acme.
+    let (driver, b) = signed_in(&site, "other", "mallory").await;
+    for url in [&concept, &teams, &backend] {
+        b.goto(url).await;
+        let at = b
+            .wait_for_url("acme's sign-in", |u| u.contains("/o/acme/login"))
+            .await;
+        assert!(
+            b.try_find("#graph-chart, #coverage-chart").await.is_none(),
+            "{at}"
+        );
+    }
+    b.close().await;
+    drop(driver);
+    site.stop().await;
+}

@@ -17,6 +17,7 @@ mod checks_access;
 mod checks_real_model;
 mod checks_service;
 mod cli;
+mod concept_pages;
 mod concepts;
 mod dashboard;
 mod first_run;
