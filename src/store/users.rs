@@ -324,3 +324,119 @@ pub fn set_viewer(
     };
     Ok(n > 0)
 }
+
+/// The role a directory search keeps (see `crate::users::Role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleFilter {
+    Admin,
+    Viewer,
+    Member,
+}
+
+/// A search of the members directory: each `Some` narrows it; pages are
+/// in user-name order (case-insensitive), `after` the last user name of
+/// the previous page (user names are unique, case-insensitively).
+#[derive(Debug, Clone, Default)]
+pub struct Directory<'a> {
+    /// Three characters or more: found anywhere in the user name, display
+    /// name or an email address (the trigram index `member_search`).
+    pub text: Option<&'a str>,
+    /// One or two characters: the start of the user name or display name.
+    pub prefix: Option<&'a str>,
+    pub active: Option<bool>,
+    pub group_id: Option<&'a str>,
+    pub role: Option<RoleFilter>,
+    pub admin_groups: &'a [String],
+    pub viewer_groups: &'a [String],
+    pub after: Option<&'a str>,
+}
+
+/// The users `d` keeps, in user-name order, at most `limit`: keyset
+/// paging (never an offset), with the candidates found through an index
+/// for each filter (migration 0021).
+///
+/// # Errors
+/// SQLite errors.
+pub fn directory(conn: &Connection, d: &Directory<'_>, limit: u32) -> rusqlite::Result<Vec<UserRow>> {
+    use rusqlite::types::Value;
+    let mut args: Vec<Value> = Vec::new();
+    let mut arg = |v: Value| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        "u.id, u.oidc_issuer, u.oidc_subject, u.user_name, u.display_name, u.emails, u.external_id, u.active, u.admin_granted, u.provisioned_by, u.created_at, u.updated_at",
+        " FROM users u WHERE u.deleted_at IS NULL"
+    ));
+    if let Some(t) = d.text {
+        let phrase = format!("\"{}\"", t.replace('"', "\"\""));
+        sql.push_str(&format!(
+            " AND u.rowid IN (SELECT rowid FROM member_search WHERE member_search MATCH {})",
+            arg(Value::Text(phrase))
+        ));
+    }
+    if let Some(p) = d.prefix {
+        let pat = format!("{p}%");
+        let a = arg(Value::Text(pat));
+        sql.push_str(&format!(
+            " AND (u.user_name LIKE {a} OR u.display_name LIKE {a})"
+        ));
+    }
+    if let Some(active) = d.active {
+        sql.push_str(if active {
+            " AND u.active = 1"
+        } else {
+            " AND u.active = 0"
+        });
+    }
+    if let Some(g) = d.group_id {
+        sql.push_str(&format!(
+            " AND u.id IN (SELECT user_id FROM group_members WHERE group_id = {})",
+            arg(Value::Text(g.to_string()))
+        ));
+    }
+    if let Some(role) = d.role {
+        let groups = |names: &[String]| serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+        let in_groups = |a: &str| {
+            format!(
+                "u.id IN (SELECT m.user_id FROM group_members m JOIN groups g ON g.id = m.group_id
+                 WHERE lower(g.display_name) IN (SELECT lower(value) FROM json_each({a})))"
+            )
+        };
+        let admin_a = arg(Value::Text(groups(d.admin_groups)));
+        let viewer_a = arg(Value::Text(groups(d.viewer_groups)));
+        let admin = format!("(u.admin_granted = 1 OR {})", in_groups(&admin_a));
+        let viewer = format!(
+            "(u.id IN (SELECT user_id FROM role_grants WHERE role = 'viewer') OR {})",
+            in_groups(&viewer_a)
+        );
+        sql.push_str(&match role {
+            RoleFilter::Admin => format!(" AND {admin}"),
+            RoleFilter::Viewer => format!(" AND NOT {admin} AND {viewer}"),
+            RoleFilter::Member => format!(" AND NOT {admin} AND NOT {viewer}"),
+        });
+    }
+    if let Some(after) = d.after {
+        sql.push_str(&format!(
+            " AND u.user_name COLLATE NOCASE > {}",
+            arg(Value::Text(after.to_string()))
+        ));
+    }
+    let lim = arg(Value::Integer(i64::from(limit)));
+    sql.push_str(&format!(" ORDER BY u.user_name COLLATE NOCASE LIMIT {lim}"));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), user)?;
+    rows.collect()
+}
+
+/// The id of the group named `name` (case-insensitive), if there is one.
+///
+/// # Errors
+/// SQLite errors.
+pub fn group_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    const SQL: &str = "SELECT id FROM groups WHERE display_name = ?1 COLLATE NOCASE";
+    conn.prepare_cached(SQL)?
+        .query_row([name], |r| r.get(0))
+        .optional()
+}

@@ -5,6 +5,8 @@
 
 mod account;
 mod admin;
+mod admin_audit;
+mod admin_members;
 mod aggregates;
 mod charts;
 mod dashboard;
@@ -78,6 +80,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/me/devices/{id}/revoke", post(me::post_revoke_device))
         .route("/o/{org}/admin", get(admin::get_admin))
         .route("/o/{org}/admin/aggregates", get(aggregates::get_aggregates))
+        .route("/o/{org}/admin/audit", get(admin_audit::get_audit))
+        .route("/o/{org}/admin/members", get(admin_members::get_members))
+        .route(
+            "/o/{org}/admin/members/{id}",
+            get(admin_members::get_member),
+        )
+        .route(
+            "/o/{org}/admin/members/{id}/sessions/{handle}/end",
+            post(admin_members::post_end_session),
+        )
+        .route(
+            "/o/{org}/admin/members/{id}/devices/{device}/revoke",
+            post(admin_members::post_revoke_device),
+        )
+        .route(
+            "/o/{org}/admin/audit/export",
+            post(admin_audit::post_export),
+        )
         .route(
             "/o/{org}/admin/users/{id}/admin",
             post(admin::post_set_admin),
