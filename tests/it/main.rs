@@ -4,6 +4,7 @@
 mod agent;
 mod agent_mcp;
 mod agent_privacy;
+mod admin_pages;
 mod aggregates_page;
 mod air_gapped;
 mod audit;
