@@ -8,6 +8,7 @@ pub mod archive;
 pub mod drill;
 pub mod restore;
 pub mod schedule;
+pub mod status;
 pub mod signing;
 pub mod snapshot;
 

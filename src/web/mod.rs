@@ -6,6 +6,7 @@
 mod account;
 mod admin;
 mod admin_audit;
+mod admin_backups;
 mod admin_members;
 mod aggregates;
 mod charts;
@@ -82,6 +83,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/o/{org}/admin/aggregates", get(aggregates::get_aggregates))
         .route("/o/{org}/admin/audit", get(admin_audit::get_audit))
         .route("/o/{org}/admin/members", get(admin_members::get_members))
+        .route("/o/{org}/admin/backups", get(admin_backups::get_backups))
         .route(
             "/o/{org}/admin/members/{id}",
             get(admin_members::get_member),

@@ -126,7 +126,7 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
         .split("id=\"next-page\"")
         .next()
         .and_then(|s| s.rsplit("href=\"").next())
-        .map(|s| s[..s.find('"').expect("href end")].replace("&amp;", "&"))
+        .map(|s| s[..s.find('"').expect("href end")].replace("&#38;", "&").replace("&amp;", "&"))
         .expect("a next page link");
     assert!(next.contains("before="), "{next}");
     let (_, _, html2) = site.page(&next, Some(&admin)).await;
@@ -415,7 +415,7 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
         &state.catalogue,
         &AdminCtx::operator(),
         Concept {
-            slug: "quokka-marker".into(),
+            slug: "x-quokka-marker".into(),
             title: "Quokka Marker Technique".into(),
             domain: "x-lab".into(),
             summary: "A marker.".into(),
@@ -426,7 +426,7 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
         now,
     )
     .expect("concept");
-    push(state, &carol_id, "quokka-marker", &[("seen", t(1, 6)), ("demonstrated", t(1, 7))]);
+    push(state, &carol_id, "x-quokka-marker", &[("seen", t(1, 6)), ("demonstrated", t(1, 7))]);
     push(state, &carol_id, "rust-lifetimes", &[("seen", t(1, 6))]);
     let (code, _) =
         aiworklab::devices::create_pairing_code(db, &carol_id, &Context::system(), now).expect("code");
@@ -489,5 +489,54 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
     let (member, _) = signed_in(state, "acme", "member", false);
     only_admins(&site, &page, &viewer, &member, &other_admin).await;
     only_admins(&site, "/o/acme/admin/members", &viewer, &member, &other_admin).await;
+    site.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn the_backups_page_shows_the_last_archive_the_schedule_and_the_last_drill() {
+    let mut env = Env::new(&["acme", "other"]);
+    let site = Served::start(&mut env).await;
+    let state = &site.state;
+    let (admin, _) = signed_in(state, "acme", "admin", true);
+    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (member, _) = signed_in(state, "acme", "member", false);
+    let (other_admin, _) = signed_in(state, "other", "boss", true);
+    users::set_viewer(
+        state.store.org("acme").expect("org"),
+        &AdminCtx::operator(),
+        &viewer_id,
+        true,
+        state.clock.now(),
+    )
+    .expect("grant");
+    let (status, _, html) = site.page("/o/acme/admin/backups", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("none in the backup directory"), "{html}");
+    assert!(html.contains("none recorded on this machine"), "{html}");
+    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
+
+    let dir = &state.settings.backup.dir;
+    std::fs::create_dir_all(dir).expect("backup dir");
+    std::fs::write(dir.join("aiworklab-backup-20260104T020000Z.age"), vec![0u8; 4096])
+        .expect("archive");
+    std::fs::write(dir.join("aiworklab-backup-20260105T020000Z.age"), vec![0u8; 2048])
+        .expect("archive");
+    aiworklab::setup::checklist::record_drill(
+        dir,
+        &aiworklab::setup::checklist::DrillRecord {
+            at: t(1, 5),
+            archive: "aiworklab-backup-20260105T020000Z.age".into(),
+            passed: false,
+        },
+    )
+    .expect("drill");
+    let (_, _, html) = site.page("/o/acme/admin/backups", Some(&admin)).await;
+    assert!(
+        html.contains("2026-01-05 02:00 UTC (aiworklab-backup-20260105T020000Z.age, 2.0 KiB)"),
+        "{html}"
+    );
+    assert!(html.contains("2 archive(s), 6.0 KiB in all"), "{html}");
+    assert!(html.contains("FAILED on 2026-01-05 10:00 UTC"), "{html}");
+    only_admins(&site, "/o/acme/admin/backups", &viewer, &member, &other_admin).await;
     site.running.shutdown().await.expect("shutdown");
 }
