@@ -11,6 +11,7 @@ mod audit;
 mod backup;
 mod backup_signing;
 mod browser;
+mod browser_admin;
 mod browser_dashboard;
 mod browser_me;
 mod checks_access;
