@@ -26,6 +26,7 @@ use aiworklab::store::scim as scim_sql;
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::users::directory::{self, Query, RawQuery};
 
+#[allow(dead_code)] // the helpers other benches share; this one needs a few
 mod common;
 #[path = "common/users.rs"]
 mod users;

@@ -172,6 +172,13 @@ fn reauth_return(parts: &Parts) -> String {
     if let Some(base) = path.strip_suffix("/audit/export") {
         return format!("{base}/audit");
     }
+    if path.contains("/admin/concepts/") {
+        for action in ["/retire", "/restore"] {
+            if let Some(concept) = path.strip_suffix(action) {
+                return concept.to_string();
+            }
+        }
+    }
     path.rsplit_once("/users/")
         .map_or(path, |(base, _)| base)
         .to_string()

@@ -7,7 +7,9 @@ mod account;
 mod admin;
 mod admin_audit;
 mod admin_backups;
+mod admin_concepts;
 mod admin_members;
+mod admin_settings;
 mod aggregates;
 mod charts;
 mod dashboard;
@@ -84,6 +86,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/o/{org}/admin/audit", get(admin_audit::get_audit))
         .route("/o/{org}/admin/members", get(admin_members::get_members))
         .route("/o/{org}/admin/backups", get(admin_backups::get_backups))
+        .route("/o/{org}/admin/settings", get(admin_settings::get_settings))
+        .route(
+            "/o/{org}/admin/concepts",
+            get(admin_concepts::get_concepts).post(admin_concepts::post_concept),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}",
+            get(admin_concepts::get_concept).post(admin_concepts::post_update),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}/retire",
+            post(admin_concepts::post_retire),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}/restore",
+            post(admin_concepts::post_restore),
+        )
         .route(
             "/o/{org}/admin/members/{id}",
             get(admin_members::get_member),

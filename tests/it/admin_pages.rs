@@ -540,3 +540,32 @@ async fn the_backups_page_shows_the_last_archive_the_schedule_and_the_last_drill
     only_admins(&site, "/o/acme/admin/backups", &viewer, &member, &other_admin).await;
     site.running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn the_settings_page_shows_this_orgs_effective_settings_with_secrets_redacted() {
+    let mut env = Env::new(&["acme", "other"]);
+    env.raw.metrics.token = "s3cret-metrics-token-for-the-settings-page".into();
+    let site = Served::start(&mut env).await;
+    let state = &site.state;
+    let (admin, _) = signed_in(state, "acme", "admin", true);
+    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (member, _) = signed_in(state, "acme", "member", false);
+    let (other_admin, _) = signed_in(state, "other", "boss", true);
+    users::set_viewer(
+        state.store.org("acme").expect("org"),
+        &AdminCtx::operator(),
+        &viewer_id,
+        true,
+        state.clock.now(),
+    )
+    .expect("grant");
+    let (status, _, html) = site.page("/o/acme/admin/settings", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("slug = &#34;acme&#34;"), "{html}");
+    assert!(html.contains("&#60;redacted&#62;"), "the token is shown redacted: {html}");
+    assert!(!html.contains("s3cret"), "a secret on the page");
+    assert!(!html.contains("slug = &#34;other&#34;"), "another org's entry on the page");
+    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
+    only_admins(&site, "/o/acme/admin/settings", &viewer, &member, &other_admin).await;
+    site.running.shutdown().await.expect("shutdown");
+}

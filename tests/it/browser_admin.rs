@@ -132,12 +132,25 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.screenshot(&docs_img("admin-backups.png")).await;
     b.set_window_size(PHONE).await;
     inspect(&b, "admin-backups-phone", &allowed).await;
+    b.set_window_size(DESKTOP).await;
+
+    // The effective settings, read-only.
+    b.goto(&format!("{base}/o/acme/admin/settings")).await;
+    let toml = b.text("#effective-settings pre").await;
+    assert!(toml.contains("<redacted>") && toml.contains("slug = \"acme\""), "{toml}");
+    assert!(!toml.contains("slug = \"other\""), "{toml}");
+    axe(&b, "the settings page").await;
+    b.screenshot(&docs_img("admin-settings.png")).await;
+    b.set_window_size(PHONE).await;
+    inspect(&b, "admin-settings-phone", &allowed).await;
+    color_scheme(&b, "dark").await;
+    axe(&b, "the settings page (dark, phone)").await;
     b.close().await;
     drop(driver);
 
     // Bob, a viewer (group `eng`): refused with the reason, accessibly.
     let (driver, b) = signed_in(&site, "acme", "bob").await;
-    for path in ["members", "audit", "backups"] {
+    for path in ["members", "audit", "backups", "settings"] {
         b.goto(&format!("{base}/o/acme/admin/{path}")).await;
         let body = b.body_text().await;
         assert!(body.contains("for administrators"), "{path}: {body}");
