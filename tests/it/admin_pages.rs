@@ -569,3 +569,88 @@ async fn the_settings_page_shows_this_orgs_effective_settings_with_secrets_redac
     only_admins(&site, "/o/acme/admin/settings", &viewer, &member, &other_admin).await;
     site.running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
+    let mut env = Env::new(&["acme", "other"]);
+    let site = Served::start(&mut env).await;
+    let state = &site.state;
+    let (admin, admin_id) = signed_in(state, "acme", "admin", true);
+    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (member, _) = signed_in(state, "acme", "member", false);
+    let (other_admin, _) = signed_in(state, "other", "boss", true);
+    let db = state.store.org("acme").expect("org");
+    users::set_viewer(db, &AdminCtx::operator(), &viewer_id, true, state.clock.now())
+        .expect("grant");
+    let (status, _, html) = site.page("/o/acme/admin/concepts", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"concepts-empty\""), "{html}");
+
+    // A bad slug is refused with the field named, the form kept.
+    let fields = [
+        ("slug", "ledger"),
+        ("title", "Double-entry <ledger>"),
+        ("domain", "x-billing"),
+        ("summary", "Debits and credits."),
+        ("keywords", "ledger, journal entry"),
+        ("extensions", ".ldg"),
+    ];
+    let (status, _, html) = post(&site, "/o/acme/admin/concepts", &admin, None, &fields).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("Nothing was saved: slug:") && html.contains("x-"), "{html}");
+    assert!(html.contains("value=\"Double-entry &#60;ledger&#62;\""), "kept, escaped: {html}");
+    let mut good = fields.to_vec();
+    good[0] = ("slug", "x-ledger");
+    let (status, headers, _) = post(&site, "/o/acme/admin/concepts", &admin, None, &good).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers.get("location").and_then(|v| v.to_str().ok()),
+        Some("/o/acme/admin/concepts?done=created")
+    );
+    let held = custom::get(db, "x-ledger").expect("added");
+    assert_eq!(held.concept.matchers.keywords, ["ledger", "journal entry"]);
+    let (_, _, html) = site.page("/o/acme/admin/concepts", Some(&admin)).await;
+    assert!(html.contains("id=\"concept-x-ledger\""), "{html}");
+
+    // Edit, retire, restore: each audited as the admin.
+    let page = "/o/acme/admin/concepts/x-ledger";
+    let (_, _, html) = site.page(page, Some(&admin)).await;
+    assert!(html.contains("value=\"ledger, journal entry\""), "{html}");
+    let mut edit = good[1..].to_vec();
+    edit[0] = ("title", "Ledgers");
+    let (status, _, _) = post(&site, page, &admin, None, &edit).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(custom::get(db, "x-ledger").expect("held").concept.title, "Ledgers");
+    let (status, _, html) = post(&site, page, &admin, None, &[("title", "")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an empty title: {html}");
+    assert!(html.contains("Nothing was saved:"), "{html}");
+    assert_eq!(custom::get(db, "x-ledger").expect("held").concept.title, "Ledgers");
+    let (status, _, _) = post(&site, &format!("{page}/retire"), &admin, None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_some());
+    let (_, _, html) = site.page(page, Some(&admin)).await;
+    assert!(html.contains("id=\"restore-concept\""), "{html}");
+    let (status, _, _) = post(&site, &format!("{page}/restore"), &admin, None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_none());
+    let rows = audit_rows(state, "acme");
+    for action in ["concept.create", "concept.update", "concept.retire", "concept.restore"] {
+        assert!(
+            rows.iter()
+                .any(|r| r.action == action && r.actor == format!("user:{admin_id}")),
+            "{action} is audited"
+        );
+    }
+
+    // Refused: a forged token, a viewer; another org's admin to sign in.
+    let (status, _, _) = post(&site, &format!("{page}/retire"), &admin, Some("forged"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post(&site, "/o/acme/admin/concepts", &viewer, None, &good).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_none());
+    let (status, _, _) = site.page("/o/acme/admin/concepts/x-nothing", Some(&admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    only_admins(&site, "/o/acme/admin/concepts", &viewer, &member, &other_admin).await;
+    only_admins(&site, page, &viewer, &member, &other_admin).await;
+    site.running.shutdown().await.expect("shutdown");
+}

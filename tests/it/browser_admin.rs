@@ -134,6 +134,27 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     inspect(&b, "admin-backups-phone", &allowed).await;
     b.set_window_size(DESKTOP).await;
 
+    // The org's own concepts: one added by form.
+    b.goto(&format!("{base}/o/acme/admin/concepts")).await;
+    b.fill("#c-slug", "x-ledger").await;
+    b.fill("#c-title", "Ledgers").await;
+    b.fill("#c-domain", "x-billing").await;
+    b.fill("#c-keywords", "ledger, journal entry").await;
+    b.click("#create-concept").await;
+    b.wait_for_url("the concepts page", |u| u.contains("done=created"))
+        .await;
+    assert!(b.try_find("#concept-x-ledger").await.is_some());
+    axe(&b, "the concepts page").await;
+    b.screenshot(&docs_img("admin-concepts.png")).await;
+    b.set_window_size(PHONE).await;
+    inspect(&b, "admin-concepts-phone", &allowed).await;
+    b.goto(&format!("{base}/o/acme/admin/concepts/x-ledger")).await;
+    inspect(&b, "admin-concept-phone", &allowed).await;
+    color_scheme(&b, "dark").await;
+    axe(&b, "a concept's page (dark, phone)").await;
+    color_scheme(&b, "light").await;
+    b.set_window_size(DESKTOP).await;
+
     // The effective settings, read-only.
     b.goto(&format!("{base}/o/acme/admin/settings")).await;
     let toml = b.text("#effective-settings pre").await;
@@ -150,7 +171,7 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
 
     // Bob, a viewer (group `eng`): refused with the reason, accessibly.
     let (driver, b) = signed_in(&site, "acme", "bob").await;
-    for path in ["members", "audit", "backups", "settings"] {
+    for path in ["members", "audit", "backups", "settings", "concepts"] {
         b.goto(&format!("{base}/o/acme/admin/{path}")).await;
         let body = b.body_text().await;
         assert!(body.contains("for administrators"), "{path}: {body}");
