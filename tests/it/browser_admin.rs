@@ -139,8 +139,12 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.fill("#c-slug", "x-ledger").await;
     b.fill("#c-title", "Ledgers").await;
     b.fill("#c-domain", "x-billing").await;
+    b.fill("#c-summary", "Debits and credits that balance.").await;
     b.fill("#c-keywords", "ledger, journal entry").await;
     b.click("#create-concept").await;
+    if let Some(e) = b.try_find("#concept-error").await {
+        panic!("the concept was refused: {}", e.text().await.unwrap_or_default());
+    }
     b.wait_for_url("the concepts page", |u| u.contains("done=created"))
         .await;
     assert!(b.try_find("#concept-x-ledger").await.is_some());
