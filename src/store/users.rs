@@ -346,8 +346,10 @@ pub struct Directory<'a> {
     pub active: Option<bool>,
     pub group_id: Option<&'a str>,
     pub role: Option<RoleFilter>,
-    pub admin_groups: &'a [String],
-    pub viewer_groups: &'a [String],
+    /// Ids of the groups named in `admin_groups` (those that exist).
+    pub admin_group_ids: &'a [String],
+    /// Ids of the groups named in `viewer_groups` (those that exist).
+    pub viewer_group_ids: &'a [String],
     pub after: Option<&'a str>,
 }
 
@@ -384,9 +386,12 @@ pub fn directory(conn: &Connection, d: &Directory<'_>, limit: u32) -> rusqlite::
     if !selective {
         return page(conn, d, limit, Plan::Walk(None));
     }
-    // The walk tests a search with ASCII case folding; the trigram index
-    // folds other letters too, so a non-ASCII search takes the candidates.
-    if d.text.is_none_or(|t| t.is_ascii()) {
+    // Admins and viewers are few: their candidates are cheap and a walk
+    // would rarely fill a page. The walk tests a search with ASCII case
+    // folding; the trigram index folds other letters too, so a non-ASCII
+    // search takes the candidates.
+    let few = matches!(d.role, Some(RoleFilter::Admin | RoleFilter::Viewer));
+    if !few && d.text.is_none_or(|t| t.is_ascii()) {
         let rows = page(conn, d, limit, Plan::Walk(Some(WINDOW)))?;
         if rows.len() >= limit as usize {
             return Ok(rows);
@@ -451,38 +456,39 @@ fn page(conn: &Connection, d: &Directory<'_>, limit: u32, plan: Plan) -> rusqlit
         });
     }
     if let Some(role) = d.role {
-        let names = |n: &[String]| serde_json::to_string(n).unwrap_or_else(|_| "[]".into());
-        let admin_a = arg(Value::Text(names(d.admin_groups)));
-        let viewer_a = arg(Value::Text(names(d.viewer_groups)));
-        let member_of = |who: &str, a: &str| {
-            format!(
-                "EXISTS (SELECT 1 FROM group_members m JOIN groups g ON g.id = m.group_id
-                 WHERE m.user_id = {who} AND lower(g.display_name) IN (SELECT lower(value) FROM json_each({a})))"
+        // `u` is in one of `ids` (false for none).
+        let mut member_of = |who: &str, ids: &[String]| {
+            if ids.is_empty() {
+                return ("0".to_string(), None);
+            }
+            let list = ids
+                .iter()
+                .map(|id| arg(Value::Text(id.clone())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                format!("EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = {who} AND m.group_id IN ({list}))"),
+                Some(format!("SELECT x.rowid FROM users x JOIN group_members m ON m.user_id = x.id WHERE m.group_id IN ({list})")),
             )
         };
-        let is_admin = format!("(u.admin_granted = 1 OR {})", member_of("u.id", &admin_a));
+        let (in_admin_group, admin_members) = member_of("u.id", d.admin_group_ids);
+        let (in_viewer_group, viewer_members) = member_of("u.id", d.viewer_group_ids);
+        let is_admin = format!("(u.admin_granted = 1 OR {in_admin_group})");
         let is_viewer = format!(
-            "(EXISTS (SELECT 1 FROM role_grants r WHERE r.user_id = u.id AND r.role = 'viewer') OR {})",
-            member_of("u.id", &viewer_a)
+            "(EXISTS (SELECT 1 FROM role_grants r WHERE r.user_id = u.id AND r.role = 'viewer') OR {in_viewer_group})"
         );
-        let in_groups = |a: &str| {
-            format!(
-                "SELECT x.rowid FROM users x JOIN group_members m ON m.user_id = x.id
-                 JOIN groups g ON g.id = m.group_id
-                 WHERE lower(g.display_name) IN (SELECT lower(value) FROM json_each({a}))"
-            )
-        };
+        let union = |set: Option<String>| set.map_or(String::new(), |q| format!(" UNION {q}"));
         sql.push_str(&match (role, walk) {
             (RoleFilter::Admin, true) => format!(" AND {is_admin}"),
             (RoleFilter::Admin, false) => format!(
-                " AND u.rowid IN (SELECT rowid FROM users WHERE admin_granted = 1 UNION {})",
-                in_groups(&admin_a)
+                " AND u.rowid IN (SELECT rowid FROM users WHERE admin_granted = 1{})",
+                union(admin_members)
             ),
             (RoleFilter::Viewer, true) => format!(" AND NOT {is_admin} AND {is_viewer}"),
             (RoleFilter::Viewer, false) => format!(
                 " AND u.rowid IN (SELECT x.rowid FROM users x JOIN role_grants r ON r.user_id = x.id
-                  WHERE r.role = 'viewer' UNION {}) AND NOT {is_admin}",
-                in_groups(&viewer_a)
+                  WHERE r.role = 'viewer'{}) AND NOT {is_admin}",
+                union(viewer_members)
             ),
             (RoleFilter::Member, _) => format!(" AND NOT {is_admin} AND NOT {is_viewer}"),
         });

@@ -115,6 +115,15 @@ pub fn search(org: &OrgDb, settings: &OrgSettings, q: &Query) -> Result<Page, Us
                 ))
             })?),
         };
+        let ids = |names: &[String]| -> Result<Vec<String>, UserError> {
+            let mut ids = Vec::new();
+            for n in names {
+                ids.extend(sql::group_id(c, n)?);
+            }
+            Ok(ids)
+        };
+        let admin_group_ids = ids(&settings.admin_groups)?;
+        let viewer_group_ids = ids(&settings.viewer_groups)?;
         // Three characters make a trigram: shorter searches match the
         // start of the user name or display name instead.
         let (text, prefix) = match q.q.as_deref() {
@@ -132,8 +141,8 @@ pub fn search(org: &OrgDb, settings: &OrgSettings, q: &Query) -> Result<Page, Us
                 Role::Viewer => RoleFilter::Viewer,
                 Role::Member => RoleFilter::Member,
             }),
-            admin_groups: &settings.admin_groups,
-            viewer_groups: &settings.viewer_groups,
+            admin_group_ids: &admin_group_ids,
+            viewer_group_ids: &viewer_group_ids,
             after: q.after.as_deref(),
         };
         let mut rows = sql::directory(c, &d, PAGE_SIZE + 1)?;
