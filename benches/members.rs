@@ -30,8 +30,8 @@ use aiworklab::users::directory::{self, Query, RawQuery};
 mod common;
 #[path = "common/users.rs"]
 mod users;
-use users::{insert_users, user_row};
 use common::{Rng, quantile};
+use users::{insert_users, user_row};
 
 fn name(i: usize) -> String {
     format!("engineer.{i:05}@acme.example")
@@ -91,7 +91,10 @@ fn main() {
     let store = Store::open(&settings, OpenMode::Create, &SystemClock).expect("store");
     let t = Instant::now();
     seed(&store, members);
-    eprintln!("seeded {members} members in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "seeded {members} members in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let org = store.org("bench").expect("org");
     let org_settings: OrgSettings = settings.orgs[0].clone();
 
@@ -170,7 +173,11 @@ fn main() {
             let t = Instant::now();
             let page = directory::search(org, &org_settings, &parsed).expect("search");
             let took = t.elapsed();
-            assert!(!page.members.is_empty() || k == 1, "{}: nothing found", kinds[k + 1]);
+            assert!(
+                !page.members.is_empty() || k == 1,
+                "{}: nothing found",
+                kinds[k + 1]
+            );
             if warm {
                 samples[k + 1].push(took);
             }

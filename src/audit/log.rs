@@ -75,7 +75,8 @@ pub struct Filter {
     pub raw: RawFilter,
 }
 
-const TIME_FORMS: &str = "YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), e.g. 2026-03-01 or 2026-03-01T14:30";
+const TIME_FORMS: &str =
+    "YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), e.g. 2026-03-01 or 2026-03-01T14:30";
 
 /// When `value` starts (`end` false) or the first instant after it
 /// (`end` true), for the field `field`.
@@ -89,7 +90,11 @@ fn parse_time(field: &str, value: &str, end: bool) -> Result<DateTime<Utc>, LogE
     };
     if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         let start = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
-        return Ok(if end { start + Duration::days(1) } else { start });
+        return Ok(if end {
+            start + Duration::days(1)
+        } else {
+            start
+        });
     }
     for (form, step) in [
         ("%Y-%m-%dT%H:%M", Duration::minutes(1)),
@@ -300,8 +305,7 @@ pub struct Export {
 }
 
 /// The CSV header, in the column order of [`csv_line`].
-pub const CSV_HEADER: &str =
-    "id,at,actor,action,target,ip,user_agent,request_id,details\r\n";
+pub const CSV_HEADER: &str = "id,at,actor,action,target,ip,user_agent,request_id,details\r\n";
 
 /// One CSV cell: always quoted (quotes doubled), and a value a
 /// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
@@ -332,7 +336,11 @@ pub fn csv_line(r: &AuditRow) -> String {
         r.request_id.clone().unwrap_or_default(),
         r.details.to_string(),
     ];
-    let mut line = cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -462,16 +470,16 @@ mod tests {
     #[test]
     fn to_keeps_the_whole_day_or_minute_it_names() {
         let f = Filter::parse(&raw("2026-03-01", "2026-03-01")).expect("one day");
-        assert_eq!(
-            f.to.expect("to") - f.from.expect("from"),
-            Duration::days(1)
-        );
+        assert_eq!(f.to.expect("to") - f.from.expect("from"), Duration::days(1));
         let f = Filter::parse(&raw("2026-03-01T10:00", "2026-03-01T10:00")).expect("a minute");
         assert_eq!(
             f.to.expect("to") - f.from.expect("from"),
             Duration::minutes(1)
         );
-        assert_eq!(Filter::parse(&RawFilter::default()).expect("none").from, None);
+        assert_eq!(
+            Filter::parse(&RawFilter::default()).expect("none").from,
+            None
+        );
     }
 
     #[test]
@@ -488,7 +496,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
-        assert_eq!(parse_cursor("1700000000000.42").expect("cursor"), (1_700_000_000_000, 42));
+        assert_eq!(
+            parse_cursor("1700000000000.42").expect("cursor"),
+            (1_700_000_000_000, 42)
+        );
         for junk in ["", "12", "a.b", "1.2.3"] {
             assert!(parse_cursor(junk).is_err(), "{junk}");
         }
@@ -498,6 +509,11 @@ mod tests {
     fn formats_are_csv_or_jsonl() {
         assert_eq!(Format::parse("csv").expect("csv"), Format::Csv);
         assert_eq!(Format::parse("jsonl").expect("jsonl"), Format::JsonLines);
-        assert!(Format::parse("xlsx").expect_err("xlsx").to_string().contains("csv or jsonl"));
+        assert!(
+            Format::parse("xlsx")
+                .expect_err("xlsx")
+                .to_string()
+                .contains("csv or jsonl")
+        );
     }
 }

@@ -8,9 +8,9 @@ pub mod archive;
 pub mod drill;
 pub mod restore;
 pub mod schedule;
-pub mod status;
 pub mod signing;
 pub mod snapshot;
+pub mod status;
 
 use std::fs;
 use std::io::IsTerminal;

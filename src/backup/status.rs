@@ -77,10 +77,15 @@ mod tests {
     #[test]
     fn the_status_reads_the_archives_the_schedule_and_the_last_drill() {
         let dir = tempfile::tempdir().expect("dir");
-        let now = Utc.with_ymd_and_hms(2026, 3, 5, 12, 0, 0).single().expect("now");
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
+            .single()
+            .expect("now");
         let empty = status(&settings(dir.path(), false), now);
         assert!(!empty.scheduled && empty.next_run.is_none());
-        assert!(empty.kept.is_empty() && empty.last_success.is_none() && empty.last_drill.is_none());
+        assert!(
+            empty.kept.is_empty() && empty.last_success.is_none() && empty.last_drill.is_none()
+        );
         for name in [
             "aiworklab-backup-20260303T020000Z.age",
             "aiworklab-backup-20260304T020000Z.age",
@@ -102,7 +107,11 @@ mod tests {
         assert!(s.scheduled);
         assert_eq!(
             s.next_run,
-            Some(Utc.with_ymd_and_hms(2026, 3, 6, 2, 0, 0).single().expect("next"))
+            Some(
+                Utc.with_ymd_and_hms(2026, 3, 6, 2, 0, 0)
+                    .single()
+                    .expect("next")
+            )
         );
         assert_eq!(s.kept.len(), 3, "the archives only, newest first");
         assert_eq!(s.kept[0].org.as_deref(), Some("acme"));

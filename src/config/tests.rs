@@ -558,10 +558,19 @@ fn an_orgs_settings_page_shows_its_own_entry_with_secrets_redacted() {
         });
     }
     let shown = redacted(&raw);
-    assert!(!format!("{shown:?}").contains("secret-"), "Debug of the redacted copy leaks");
+    assert!(
+        !format!("{shown:?}").contains("secret-"),
+        "Debug of the redacted copy leaks"
+    );
     let page = render_for_org(&shown, "acme");
-    assert!(page.contains("client-acme") && page.contains("<redacted>"), "{page}");
+    assert!(
+        page.contains("client-acme") && page.contains("<redacted>"),
+        "{page}"
+    );
     for leak in ["s3cret", "oidc-secret", "slug = \"other\"", "client-other"] {
-        assert!(!page.contains(leak), "{leak} on acme's settings page: {page}");
+        assert!(
+            !page.contains(leak),
+            "{leak} on acme's settings page: {page}"
+        );
     }
 }

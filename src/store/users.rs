@@ -378,7 +378,11 @@ enum Plan {
 ///
 /// # Errors
 /// SQLite errors.
-pub fn directory(conn: &Connection, d: &Directory<'_>, limit: u32) -> rusqlite::Result<Vec<UserRow>> {
+pub fn directory(
+    conn: &Connection,
+    d: &Directory<'_>,
+    limit: u32,
+) -> rusqlite::Result<Vec<UserRow>> {
     let selective = d.text.is_some()
         || d.group_id.is_some()
         || d.active == Some(false)
@@ -404,7 +408,12 @@ pub fn directory(conn: &Connection, d: &Directory<'_>, limit: u32) -> rusqlite::
 const SEARCH_TEXT: &str = "lower(u.user_name || ' ' || u.display_name || ' ' || coalesce(
     (SELECT group_concat(json_extract(e.value, '$.value'), ' ') FROM json_each(u.emails) e), ''))";
 
-fn page(conn: &Connection, d: &Directory<'_>, limit: u32, plan: Plan) -> rusqlite::Result<Vec<UserRow>> {
+fn page(
+    conn: &Connection,
+    d: &Directory<'_>,
+    limit: u32,
+    plan: Plan,
+) -> rusqlite::Result<Vec<UserRow>> {
     use rusqlite::types::Value;
     let walk = matches!(plan, Plan::Walk(_));
     let mut args: Vec<Value> = Vec::new();
@@ -442,15 +451,23 @@ fn page(conn: &Connection, d: &Directory<'_>, limit: u32, plan: Plan) -> rusqlit
     }
     if let Some(p) = d.prefix {
         let a = arg(Value::Text(format!("{p}%")));
-        sql.push_str(&format!(" AND (u.user_name LIKE {a} OR u.display_name LIKE {a})"));
+        sql.push_str(&format!(
+            " AND (u.user_name LIKE {a} OR u.display_name LIKE {a})"
+        ));
     }
     if let Some(active) = d.active {
-        sql.push_str(if active { " AND u.active = 1" } else { " AND u.active = 0" });
+        sql.push_str(if active {
+            " AND u.active = 1"
+        } else {
+            " AND u.active = 0"
+        });
     }
     if let Some(g) = d.group_id {
         let a = arg(Value::Text(g.to_string()));
         sql.push_str(&if walk {
-            format!(" AND EXISTS (SELECT 1 FROM group_members WHERE group_id = {a} AND user_id = u.id)")
+            format!(
+                " AND EXISTS (SELECT 1 FROM group_members WHERE group_id = {a} AND user_id = u.id)"
+            )
         } else {
             format!(" AND u.id IN (SELECT user_id FROM group_members WHERE group_id = {a})")
         });
@@ -467,8 +484,12 @@ fn page(conn: &Connection, d: &Directory<'_>, limit: u32, plan: Plan) -> rusqlit
                 .collect::<Vec<_>>()
                 .join(", ");
             (
-                format!("EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = {who} AND m.group_id IN ({list}))"),
-                Some(format!("SELECT x.rowid FROM users x JOIN group_members m ON m.user_id = x.id WHERE m.group_id IN ({list})")),
+                format!(
+                    "EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = {who} AND m.group_id IN ({list}))"
+                ),
+                Some(format!(
+                    "SELECT x.rowid FROM users x JOIN group_members m ON m.user_id = x.id WHERE m.group_id IN ({list})"
+                )),
             )
         };
         let (in_admin_group, admin_members) = member_of("u.id", d.admin_group_ids);

@@ -56,7 +56,8 @@ async fn admin_page(
         let org = st.store.org(&slug)?;
         // The first page of the directory; the members page searches and
         // pages the rest (an org may hold 100,000 people).
-        let page = users::directory::search(org, &org_settings, &users::directory::Query::default())?;
+        let page =
+            users::directory::search(org, &org_settings, &users::directory::Query::default())?;
         let (members, more) = (page.members, page.next.is_some());
         let held = tokens::list(org)?;
         let facts = crate::setup::checklist::facts(&st.settings, org, now)?;

@@ -110,10 +110,11 @@ pub async fn get_audit(
         Err(e) => return Err(PageError::internal(e)),
     };
     let st = state.clone();
-    let result = tokio::task::spawn_blocking(move || log::page(st.store.org(&org)?, &filter, before))
-        .await
-        .map_err(PageError::internal)?
-        .map_err(log_error)?;
+    let result =
+        tokio::task::spawn_blocking(move || log::page(st.store.org(&org)?, &filter, before))
+            .await
+            .map_err(PageError::internal)?
+            .map_err(log_error)?;
     page.next_url = result
         .next
         .as_deref()

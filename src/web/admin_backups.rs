@@ -47,9 +47,11 @@ pub async fn get_backups(
     let who = &admin.who;
     let now = state.clock.now();
     let st = state.clone();
-    let s = tokio::task::spawn_blocking(move || crate::backup::status::status(&st.settings.backup, now))
-        .await
-        .map_err(PageError::internal)?;
+    let s = tokio::task::spawn_blocking(move || {
+        crate::backup::status::status(&st.settings.backup, now)
+    })
+    .await
+    .map_err(PageError::internal)?;
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let file = |p: &std::path::Path| {
         p.file_name()
@@ -57,7 +59,10 @@ pub async fn get_backups(
             .unwrap_or_default()
     };
     let advice = if !s.scheduled {
-        Some("set backup.recipients in the configuration: scheduled backups are off without it".to_string())
+        Some(
+            "set backup.recipients in the configuration: scheduled backups are off without it"
+                .to_string(),
+        )
     } else if s.last_success.is_none() {
         Some("no archive yet: the first one is made at the next scheduled run, or by `aiworklab backup create`".into())
     } else if !s.last_drill.as_ref().is_some_and(|d| d.passed) {
@@ -73,7 +78,14 @@ pub async fn get_backups(
         dir: state.settings.backup.dir.display().to_string(),
         last_success: s.last_success.as_ref().map_or_else(
             || "none in the backup directory".into(),
-            |a| format!("{} ({}, {})", fmt(a.created_at), file(&a.path), size(a.size)),
+            |a| {
+                format!(
+                    "{} ({}, {})",
+                    fmt(a.created_at),
+                    file(&a.path),
+                    size(a.size)
+                )
+            },
         ),
         next_run: match s.next_run {
             Some(t) => fmt(t),

@@ -208,7 +208,14 @@ pub async fn get_concepts(
     Query(q): Query<DoneQuery>,
     admin: AdminViewer,
 ) -> Result<Response, PageError> {
-    concepts_page(&state, &admin, notice(q.done.as_deref()), None, ConceptFields::default()).await
+    concepts_page(
+        &state,
+        &admin,
+        notice(q.done.as_deref()),
+        None,
+        ConceptFields::default(),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,12 +319,19 @@ pub async fn post_update(
     .await
     .map_err(PageError::internal)?;
     match result {
-        Ok(_) => Ok(
-            Redirect::to(&format!("/o/{org}/admin/concepts/{slug}?done=saved")).into_response(),
-        ),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/o/{org}/admin/concepts/{slug}?done=saved")).into_response())
+        }
         Err(e) => {
             let why = refusal(e)?;
-            concept_page(&state, &admin.viewer(), slug, None, Some((why, form.fields))).await
+            concept_page(
+                &state,
+                &admin.viewer(),
+                slug,
+                None,
+                Some((why, form.fields)),
+            )
+            .await
         }
     }
 }
@@ -403,6 +417,9 @@ mod tests {
         let back = ConceptFields::of(&c);
         assert_eq!(back.prerequisites, "rust-ownership, rust-traits");
         assert_eq!(back.keywords, "ledger, journal");
-        assert_eq!(f.changes().matchers.expect("matchers").imports, ["ledger_core"]);
+        assert_eq!(
+            f.changes().matchers.expect("matchers").imports,
+            ["ledger_core"]
+        );
     }
 }

@@ -135,7 +135,11 @@ pub async fn get_members(
                 .next
                 .as_deref()
                 .map(|n| format!("{base}?{}", query_string(&raw, Some(n))));
-            page.members = found.members.into_iter().map(|u| line(u, &who.org)).collect();
+            page.members = found
+                .members
+                .into_iter()
+                .map(|u| line(u, &who.org))
+                .collect();
             Ok(render(&page))
         }
         Err(UserError::Invalid(why)) => {

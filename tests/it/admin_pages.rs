@@ -51,7 +51,11 @@ async fn only_admins(site: &Served, path: &str, viewer: &str, member: &str, othe
         assert!(body.contains("for administrators"), "{who} {path}: {body}");
     }
     let (status, location, _) = site.page(path, Some(other_admin)).await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "another org's admin opened {path}");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "another org's admin opened {path}"
+    );
     assert!(location.starts_with("/o/acme/login"), "{location}");
     let (status, location, _) = site.page(path, None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -68,8 +72,14 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     let (member, member_id) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
-    users::set_viewer(db, &AdminCtx::operator(), &viewer_id, true, state.clock.now())
-        .expect("grant");
+    users::set_viewer(
+        db,
+        &AdminCtx::operator(),
+        &viewer_id,
+        true,
+        state.clock.now(),
+    )
+    .expect("grant");
     // 120 rows of one action over five days of January, and one whose
     // actor, target and details would run as formulas in a spreadsheet.
     db.db
@@ -77,7 +87,13 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
             let sys = Context::system();
             for i in 0..120u32 {
                 let at = t(1, 5 + i / 30) + chrono::Duration::minutes(i64::from(i));
-                sys.record(tx, "test.ping", Some(&format!("thing-{i}")), &serde_json::json!({ "i": i }), at)?;
+                sys.record(
+                    tx,
+                    "test.ping",
+                    Some(&format!("thing-{i}")),
+                    &serde_json::json!({ "i": i }),
+                    at,
+                )?;
             }
             let evil = Context {
                 actor: "+cmd|' /C calc'!A0".into(),
@@ -109,7 +125,10 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
         .page("/o/acme/admin/audit?action=test.ping", Some(&admin))
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
+    assert!(
+        !html.contains("<script") && !html.contains(" style="),
+        "CSP"
+    );
     let ids = |html: &str| -> Vec<i64> {
         html.match_indices("<tr id=\"audit-")
             .map(|(at, _)| {
@@ -120,38 +139,59 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     };
     let first = ids(&html);
     assert_eq!(first.len(), 50, "{html}");
-    assert!(first.windows(2).all(|w| w[0] > w[1]), "newest first: {first:?}");
+    assert!(
+        first.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {first:?}"
+    );
     assert!(html.contains("thing-119"), "the newest row comes first");
     let next = html
         .split("id=\"next-page\"")
         .next()
         .and_then(|s| s.rsplit("href=\"").next())
-        .map(|s| s[..s.find('"').expect("href end")].replace("&#38;", "&").replace("&amp;", "&"))
+        .map(|s| {
+            s[..s.find('"').expect("href end")]
+                .replace("&#38;", "&")
+                .replace("&amp;", "&")
+        })
         .expect("a next page link");
     assert!(next.contains("before="), "{next}");
     let (_, _, html2) = site.page(&next, Some(&admin)).await;
     let second = ids(&html2);
     assert_eq!(second.len(), 50);
     assert!(second[0] < first[49], "the second page is older");
-    assert!(html2.contains("action=test.ping"), "the filter stays on the page links");
+    assert!(
+        html2.contains("action=test.ping"),
+        "the filter stays on the page links"
+    );
 
     // The time range keeps whole days; the actor filter takes a user name.
     let (_, _, html) = site
-        .page("/o/acme/admin/audit?action=test&from=2026-01-06&to=2026-01-06", Some(&admin))
+        .page(
+            "/o/acme/admin/audit?action=test&from=2026-01-06&to=2026-01-06",
+            Some(&admin),
+        )
         .await;
     assert_eq!(ids(&html).len(), 30, "one day of 30 rows: {html}");
-    let (_, _, html) = site.page("/o/acme/admin/audit?actor=admin", Some(&admin)).await;
+    let (_, _, html) = site
+        .page("/o/acme/admin/audit?actor=admin", Some(&admin))
+        .await;
     assert!(html.contains("<code>viewer.grant</code>"), "{html}");
     assert!(!html.contains("test.ping"), "{html}");
     assert!(html.contains(&format!("user:{admin_id}")), "{html}");
 
     // A bad date names the field and the form it should take.
-    for (query, field) in [("from=2026-13-01", "from: &#34;2026-13-01&#34;"), ("to=soon", "to: &#34;soon&#34;")] {
+    for (query, field) in [
+        ("from=2026-13-01", "from: &#34;2026-13-01&#34;"),
+        ("to=soon", "to: &#34;soon&#34;"),
+    ] {
         let (status, _, html) = site
             .page(&format!("/o/acme/admin/audit?{query}"), Some(&admin))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
-        assert!(html.contains(field) && html.contains("YYYY-MM-DD"), "{query}: {html}");
+        assert!(
+            html.contains(field) && html.contains("YYYY-MM-DD"),
+            "{query}: {html}"
+        );
     }
 
     // CSV: an attachment, every cell quoted, formulas defused.
@@ -165,7 +205,10 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     .await;
     assert_eq!(status, StatusCode::OK, "{csv}");
     let header = |h: &reqwest::header::HeaderMap, n: &str| {
-        h.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
     };
     assert!(header(&headers, "content-type").starts_with("text/csv"));
     let disposition = header(&headers, "content-disposition");
@@ -177,7 +220,10 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     assert_eq!(header(&headers, "cache-control"), "no-store");
     assert!(csv.starts_with("id,at,actor,action,target,ip,user_agent,request_id,details\r\n"));
     assert_eq!(csv.matches("\"test.ping\"").count(), 120);
-    assert!(csv.contains("\"'+cmd|' /C calc'!A0\""), "actor defused: {csv}");
+    assert!(
+        csv.contains("\"'+cmd|' /C calc'!A0\""),
+        "actor defused: {csv}"
+    );
     assert!(
         csv.contains("\"'=HYPERLINK(\"\"http://evil.test\"\",\"\"x\"\")\""),
         "target defused and quoted"
@@ -189,7 +235,11 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
         "/o/acme/admin/audit/export",
         &admin,
         None,
-        &[("format", "jsonl"), ("action", "test.ping"), ("from", "2026-01-06")],
+        &[
+            ("format", "jsonl"),
+            ("action", "test.ping"),
+            ("from", "2026-01-06"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{jsonl}");
@@ -225,10 +275,24 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, body) = post(&site, "/o/acme/admin/audit/export", &admin, None, &[("format", "xlsx")]).await;
+    let (status, _, body) = post(
+        &site,
+        "/o/acme/admin/audit/export",
+        &admin,
+        None,
+        &[("format", "xlsx")],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("csv or jsonl"), "{body}");
-    let (status, _, _) = post(&site, "/o/acme/admin/audit/export", &viewer, None, &[("format", "csv")]).await;
+    let (status, _, _) = post(
+        &site,
+        "/o/acme/admin/audit/export",
+        &viewer,
+        None,
+        &[("format", "csv")],
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let n = audit_rows(state, "acme")
         .iter()
@@ -316,10 +380,20 @@ async fn members_are_searched_filtered_and_paged_at_100000() {
     let hit = find(q("person.04217"));
     assert_eq!(
         names(&hit),
-        (0..10).map(|i| format!("person.04217{i}")).collect::<Vec<_>>()
+        (0..10)
+            .map(|i| format!("person.04217{i}"))
+            .collect::<Vec<_>>()
     );
-    assert_eq!(names(&find(q("P99998@ACME"))), ["person.099998"], "email, any case");
-    assert_eq!(names(&find(q("person 1234"))).len(), 11, "display names 1234 and 12340-12349");
+    assert_eq!(
+        names(&find(q("P99998@ACME"))),
+        ["person.099998"],
+        "email, any case"
+    );
+    assert_eq!(
+        names(&find(q("person 1234"))).len(),
+        11,
+        "display names 1234 and 12340-12349"
+    );
     assert_eq!(names(&find(q("nobody-here"))).len(), 0);
     // One or two characters: the start of a name.
     assert_eq!(names(&find(q("zz"))), ["zz-admin"]);
@@ -328,7 +402,15 @@ async fn members_are_searched_filtered_and_paged_at_100000() {
         role: "admin".into(),
         ..RawQuery::default()
     });
-    assert_eq!(names(&admins), ["person.000007", "person.050007", "person.099999", "zz-admin"]);
+    assert_eq!(
+        names(&admins),
+        [
+            "person.000007",
+            "person.050007",
+            "person.099999",
+            "zz-admin"
+        ]
+    );
     let viewers = find(RawQuery {
         role: "viewer".into(),
         ..RawQuery::default()
@@ -365,7 +447,11 @@ async fn members_are_searched_filtered_and_paged_at_100000() {
         q: "person.00".into(),
         ..RawQuery::default()
     });
-    assert_eq!(names(&members_in_core).len(), 13, "core members below person.010000");
+    assert_eq!(
+        names(&members_in_core).len(),
+        13,
+        "core members below person.010000"
+    );
     let e = directory::search(
         db,
         &org,
@@ -383,7 +469,10 @@ async fn members_are_searched_filtered_and_paged_at_100000() {
         .page("/o/acme/admin/members?q=p99998%40acme", Some(&admin))
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("href=\"/o/acme/admin/members/id-099998\""), "{html}");
+    assert!(
+        html.contains("href=\"/o/acme/admin/members/id-099998\""),
+        "{html}"
+    );
     assert_eq!(html.matches("<tr id=\"member-").count(), 1);
     let (status, _, html) = site.page("/o/acme/admin/members", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
@@ -393,7 +482,10 @@ async fn members_are_searched_filtered_and_paged_at_100000() {
         .page("/o/acme/admin/members?role=owner", Some(&admin))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(html.contains("role: &#34;owner&#34; is not a role"), "{html}");
+    assert!(
+        html.contains("role: &#34;owner&#34; is not a role"),
+        "{html}"
+    );
     site.running.shutdown().await.expect("shutdown");
 }
 
@@ -426,13 +518,23 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
         now,
     )
     .expect("concept");
-    push(state, &carol_id, "x-quokka-marker", &[("seen", t(1, 6)), ("demonstrated", t(1, 7))]);
+    push(
+        state,
+        &carol_id,
+        "x-quokka-marker",
+        &[("seen", t(1, 6)), ("demonstrated", t(1, 7))],
+    );
     push(state, &carol_id, "rust-lifetimes", &[("seen", t(1, 6))]);
-    let (code, _) =
-        aiworklab::devices::create_pairing_code(db, &carol_id, &Context::system(), now).expect("code");
-    let (_, grant) =
-        aiworklab::devices::pair(&state.store, code.expose(), "carol-laptop", &Context::system(), now)
-            .expect("pair");
+    let (code, _) = aiworklab::devices::create_pairing_code(db, &carol_id, &Context::system(), now)
+        .expect("code");
+    let (_, grant) = aiworklab::devices::pair(
+        &state.store,
+        code.expose(),
+        "carol-laptop",
+        &Context::system(),
+        now,
+    )
+    .expect("pair");
     let page = format!("/o/acme/admin/members/{carol_id}");
 
     let (status, _, html) = site.page(&page, Some(&admin)).await;
@@ -440,10 +542,23 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
     assert!(html.contains("carol-laptop"), "{html}");
     let handle = aiworklab::sessions::list(db, &carol_id).expect("sessions")[0].handle();
     assert!(html.contains(&format!("id=\"session-{handle}\"")), "{html}");
-    for marker in ["quokka", "Quokka", "lifetimes", "Lifetimes", "demonstrated", "retention"] {
-        assert!(!html.contains(marker), "{marker} on the member's page: {html}");
+    for marker in [
+        "quokka",
+        "Quokka",
+        "lifetimes",
+        "Lifetimes",
+        "demonstrated",
+        "retention",
+    ] {
+        assert!(
+            !html.contains(marker),
+            "{marker} on the member's page: {html}"
+        );
     }
-    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
+    assert!(
+        !html.contains("<script") && !html.contains(" style="),
+        "CSP"
+    );
 
     // Refused without the form's token; then ended and revoked, audited.
     let end = format!("{page}/sessions/{handle}/end");
@@ -454,14 +569,23 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
         let (status, _, _) = post(&site, path, &viewer, None, &[]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "a viewer posted {path}");
     }
-    assert_eq!(aiworklab::sessions::list(db, &carol_id).expect("list").len(), 1);
+    assert_eq!(
+        aiworklab::sessions::list(db, &carol_id)
+            .expect("list")
+            .len(),
+        1
+    );
     let (status, headers, _) = post(&site, &end, &admin, None, &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
         headers.get("location").and_then(|v| v.to_str().ok()),
         Some(format!("{page}?done=session").as_str())
     );
-    assert!(aiworklab::sessions::list(db, &carol_id).expect("list").is_empty());
+    assert!(
+        aiworklab::sessions::list(db, &carol_id)
+            .expect("list")
+            .is_empty()
+    );
     let (status, location, _) = site.page("/account", Some(&carol)).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "carol is signed out");
     assert!(location.contains("login") || location == "/", "{location}");
@@ -469,26 +593,47 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
     assert_eq!(status, StatusCode::SEE_OTHER);
     let devices = aiworklab::devices::list(db, &carol_id).expect("devices");
     assert!(devices[0].revoked_at.is_some());
-    assert_eq!(devices[0].revoked_reason.as_deref(), Some("revoked by an administrator"));
+    assert_eq!(
+        devices[0].revoked_reason.as_deref(),
+        Some("revoked by an administrator")
+    );
     let rows = audit_rows(state, "acme");
     let by_admin = |action: &str| {
         rows.iter().any(|r| {
-            r.action == action && r.actor == format!("user:{admin_id}") && r.details["by"] == "admin"
+            r.action == action
+                && r.actor == format!("user:{admin_id}")
+                && r.details["by"] == "admin"
         })
     };
     assert!(by_admin("session.end"), "the ended session is audited");
     assert!(by_admin("device.revoke"), "the revoked device is audited");
     // Another member's device is not revoked through carol's page.
-    let (status, _, _) = post(&site, &format!("{page}/devices/nope/revoke"), &admin, None, &[]).await;
+    let (status, _, _) = post(
+        &site,
+        &format!("{page}/devices/nope/revoke"),
+        &admin,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = site.page("/o/acme/admin/members/no-such-id", Some(&admin)).await;
+    let (status, _, _) = site
+        .page("/o/acme/admin/members/no-such-id", Some(&admin))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, _, html) = site.page(&page, Some(&admin)).await;
     assert!(html.contains("revoked"), "{html}");
 
     let (member, _) = signed_in(state, "acme", "member", false);
     only_admins(&site, &page, &viewer, &member, &other_admin).await;
-    only_admins(&site, "/o/acme/admin/members", &viewer, &member, &other_admin).await;
+    only_admins(
+        &site,
+        "/o/acme/admin/members",
+        &viewer,
+        &member,
+        &other_admin,
+    )
+    .await;
     site.running.shutdown().await.expect("shutdown");
 }
 
@@ -513,14 +658,23 @@ async fn the_backups_page_shows_the_last_archive_the_schedule_and_the_last_drill
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("none in the backup directory"), "{html}");
     assert!(html.contains("none recorded on this machine"), "{html}");
-    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
+    assert!(
+        !html.contains("<script") && !html.contains(" style="),
+        "CSP"
+    );
 
     let dir = &state.settings.backup.dir;
     std::fs::create_dir_all(dir).expect("backup dir");
-    std::fs::write(dir.join("aiworklab-backup-20260104T020000Z.age"), vec![0u8; 4096])
-        .expect("archive");
-    std::fs::write(dir.join("aiworklab-backup-20260105T020000Z.age"), vec![0u8; 2048])
-        .expect("archive");
+    std::fs::write(
+        dir.join("aiworklab-backup-20260104T020000Z.age"),
+        vec![0u8; 4096],
+    )
+    .expect("archive");
+    std::fs::write(
+        dir.join("aiworklab-backup-20260105T020000Z.age"),
+        vec![0u8; 2048],
+    )
+    .expect("archive");
     aiworklab::setup::checklist::record_drill(
         dir,
         &aiworklab::setup::checklist::DrillRecord {
@@ -537,7 +691,14 @@ async fn the_backups_page_shows_the_last_archive_the_schedule_and_the_last_drill
     );
     assert!(html.contains("2 archive(s), 6.0 KiB in all"), "{html}");
     assert!(html.contains("FAILED on 2026-01-05 10:00 UTC"), "{html}");
-    only_admins(&site, "/o/acme/admin/backups", &viewer, &member, &other_admin).await;
+    only_admins(
+        &site,
+        "/o/acme/admin/backups",
+        &viewer,
+        &member,
+        &other_admin,
+    )
+    .await;
     site.running.shutdown().await.expect("shutdown");
 }
 
@@ -562,11 +723,27 @@ async fn the_settings_page_shows_this_orgs_effective_settings_with_secrets_redac
     let (status, _, html) = site.page("/o/acme/admin/settings", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("slug = &#34;acme&#34;"), "{html}");
-    assert!(html.contains("&#60;redacted&#62;"), "the token is shown redacted: {html}");
+    assert!(
+        html.contains("&#60;redacted&#62;"),
+        "the token is shown redacted: {html}"
+    );
     assert!(!html.contains("s3cret"), "a secret on the page");
-    assert!(!html.contains("slug = &#34;other&#34;"), "another org's entry on the page");
-    assert!(!html.contains("<script") && !html.contains(" style="), "CSP");
-    only_admins(&site, "/o/acme/admin/settings", &viewer, &member, &other_admin).await;
+    assert!(
+        !html.contains("slug = &#34;other&#34;"),
+        "another org's entry on the page"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains(" style="),
+        "CSP"
+    );
+    only_admins(
+        &site,
+        "/o/acme/admin/settings",
+        &viewer,
+        &member,
+        &other_admin,
+    )
+    .await;
     site.running.shutdown().await.expect("shutdown");
 }
 
@@ -580,8 +757,14 @@ async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
-    users::set_viewer(db, &AdminCtx::operator(), &viewer_id, true, state.clock.now())
-        .expect("grant");
+    users::set_viewer(
+        db,
+        &AdminCtx::operator(),
+        &viewer_id,
+        true,
+        state.clock.now(),
+    )
+    .expect("grant");
     let (status, _, html) = site.page("/o/acme/admin/concepts", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("id=\"concepts-empty\""), "{html}");
@@ -597,8 +780,14 @@ async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
     ];
     let (status, _, html) = post(&site, "/o/acme/admin/concepts", &admin, None, &fields).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
-    assert!(html.contains("Nothing was saved: slug:") && html.contains("x-"), "{html}");
-    assert!(html.contains("value=\"Double-entry &#60;ledger&#62;\""), "kept, escaped: {html}");
+    assert!(
+        html.contains("Nothing was saved: slug:") && html.contains("x-"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"Double-entry &#60;ledger&#62;\""),
+        "kept, escaped: {html}"
+    );
     let mut good = fields.to_vec();
     good[0] = ("slug", "x-ledger");
     let (status, headers, _) = post(&site, "/o/acme/admin/concepts", &admin, None, &good).await;
@@ -620,21 +809,42 @@ async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
     edit[0] = ("title", "Ledgers");
     let (status, _, _) = post(&site, page, &admin, None, &edit).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(custom::get(db, "x-ledger").expect("held").concept.title, "Ledgers");
+    assert_eq!(
+        custom::get(db, "x-ledger").expect("held").concept.title,
+        "Ledgers"
+    );
     let (status, _, html) = post(&site, page, &admin, None, &[("title", "")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "an empty title: {html}");
     assert!(html.contains("Nothing was saved:"), "{html}");
-    assert_eq!(custom::get(db, "x-ledger").expect("held").concept.title, "Ledgers");
+    assert_eq!(
+        custom::get(db, "x-ledger").expect("held").concept.title,
+        "Ledgers"
+    );
     let (status, _, _) = post(&site, &format!("{page}/retire"), &admin, None, &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_some());
+    assert!(
+        custom::get(db, "x-ledger")
+            .expect("held")
+            .retired_at
+            .is_some()
+    );
     let (_, _, html) = site.page(page, Some(&admin)).await;
     assert!(html.contains("id=\"restore-concept\""), "{html}");
     let (status, _, _) = post(&site, &format!("{page}/restore"), &admin, None, &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_none());
+    assert!(
+        custom::get(db, "x-ledger")
+            .expect("held")
+            .retired_at
+            .is_none()
+    );
     let rows = audit_rows(state, "acme");
-    for action in ["concept.create", "concept.update", "concept.retire", "concept.restore"] {
+    for action in [
+        "concept.create",
+        "concept.update",
+        "concept.retire",
+        "concept.restore",
+    ] {
         assert!(
             rows.iter()
                 .any(|r| r.action == action && r.actor == format!("user:{admin_id}")),
@@ -643,14 +853,35 @@ async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
     }
 
     // Refused: a forged token, a viewer; another org's admin to sign in.
-    let (status, _, _) = post(&site, &format!("{page}/retire"), &admin, Some("forged"), &[]).await;
+    let (status, _, _) = post(
+        &site,
+        &format!("{page}/retire"),
+        &admin,
+        Some("forged"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = post(&site, "/o/acme/admin/concepts", &viewer, None, &good).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(custom::get(db, "x-ledger").expect("held").retired_at.is_none());
-    let (status, _, _) = site.page("/o/acme/admin/concepts/x-nothing", Some(&admin)).await;
+    assert!(
+        custom::get(db, "x-ledger")
+            .expect("held")
+            .retired_at
+            .is_none()
+    );
+    let (status, _, _) = site
+        .page("/o/acme/admin/concepts/x-nothing", Some(&admin))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    only_admins(&site, "/o/acme/admin/concepts", &viewer, &member, &other_admin).await;
+    only_admins(
+        &site,
+        "/o/acme/admin/concepts",
+        &viewer,
+        &member,
+        &other_admin,
+    )
+    .await;
     only_admins(&site, page, &viewer, &member, &other_admin).await;
     site.running.shutdown().await.expect("shutdown");
 }

@@ -65,7 +65,10 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.click("#apply-search").await;
     b.wait_for_url("the search", |u| u.contains("q=p42")).await;
     let table = b.text("#members-table tbody").await;
-    assert!(table.contains("person.042") && !table.contains("person.041"), "{table}");
+    assert!(
+        table.contains("person.042") && !table.contains("person.041"),
+        "{table}"
+    );
     b.set_window_size(PHONE).await;
     b.goto(&members).await;
     inspect(&b, "admin-members-phone", &allowed).await;
@@ -77,7 +80,8 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     color_scheme(&b, "light").await;
 
     // A member's page: Alice's own, with her session.
-    b.goto(&format!("{base}/o/acme/admin/members/{}", alice.id)).await;
+    b.goto(&format!("{base}/o/acme/admin/members/{}", alice.id))
+        .await;
     assert!(b.try_find("#member-sessions form button").await.is_some());
     axe(&b, "a member's page").await;
     b.screenshot(&docs_img("admin-member.png")).await;
@@ -93,7 +97,10 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.wait_for_url("the filtered log", |u| u.contains("from=2026-13-01"))
         .await;
     let error = b.text("#filter-error").await;
-    assert!(error.contains("from:") && error.contains("YYYY-MM-DD"), "{error}");
+    assert!(
+        error.contains("from:") && error.contains("YYYY-MM-DD"),
+        "{error}"
+    );
     axe(&b, "the audit log with a bad date").await;
     b.goto(&format!("{audit}?action=session")).await;
     assert!(b.text("#audit-table").await.contains("session.create"));
@@ -139,11 +146,15 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.fill("#c-slug", "x-ledger").await;
     b.fill("#c-title", "Ledgers").await;
     b.fill("#c-domain", "x-billing").await;
-    b.fill("#c-summary", "Debits and credits that balance.").await;
+    b.fill("#c-summary", "Debits and credits that balance.")
+        .await;
     b.fill("#c-keywords", "ledger, journal entry").await;
     b.click("#create-concept").await;
     if let Some(e) = b.try_find("#concept-error").await {
-        panic!("the concept was refused: {}", e.text().await.unwrap_or_default());
+        panic!(
+            "the concept was refused: {}",
+            e.text().await.unwrap_or_default()
+        );
     }
     b.wait_for_url("the concepts page", |u| u.contains("done=created"))
         .await;
@@ -152,7 +163,8 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     b.screenshot(&docs_img("admin-concepts.png")).await;
     b.set_window_size(PHONE).await;
     inspect(&b, "admin-concepts-phone", &allowed).await;
-    b.goto(&format!("{base}/o/acme/admin/concepts/x-ledger")).await;
+    b.goto(&format!("{base}/o/acme/admin/concepts/x-ledger"))
+        .await;
     inspect(&b, "admin-concept-phone", &allowed).await;
     color_scheme(&b, "dark").await;
     axe(&b, "a concept's page (dark, phone)").await;
@@ -162,7 +174,10 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     // The effective settings, read-only.
     b.goto(&format!("{base}/o/acme/admin/settings")).await;
     let toml = b.text("#effective-settings pre").await;
-    assert!(toml.contains("<redacted>") && toml.contains("slug = \"acme\""), "{toml}");
+    assert!(
+        toml.contains("<redacted>") && toml.contains("slug = \"acme\""),
+        "{toml}"
+    );
     assert!(!toml.contains("slug = \"other\""), "{toml}");
     axe(&b, "the settings page").await;
     b.screenshot(&docs_img("admin-settings.png")).await;

@@ -1,10 +1,10 @@
 //! The one integration test binary. Each module tries to break one group of
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
+mod admin_pages;
 mod agent;
 mod agent_mcp;
 mod agent_privacy;
-mod admin_pages;
 mod aggregates_page;
 mod air_gapped;
 mod audit;
