@@ -4,6 +4,8 @@
 //! without its audit row cannot happen. The daily sweeper (`crate::sweeper`)
 //! deletes rows older than `audit.retention_days`.
 
+pub mod log;
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};

@@ -671,3 +671,32 @@ pub fn rename(
         })
     })
 }
+
+/// Revokes a device of the member `user_id` for an admin (from the
+/// member's page). Audited as `device.revoke` with `by: admin` and the
+/// device's owner.
+///
+/// # Errors
+/// [`DeviceError::NotFound`] when the device is not that member's.
+pub fn revoke_as_admin(
+    org: &OrgDb,
+    admin: &crate::users::AdminCtx,
+    user_id: &str,
+    device_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DeviceError> {
+    org.db.write(|tx| {
+        let d = sql::by_id(tx, device_id)?
+            .filter(|d| d.user_id == user_id)
+            .ok_or(DeviceError::NotFound)?;
+        sql::revoke(tx, &d.id, "revoked by an administrator", to_millis(now))?;
+        admin.audit().record(
+            tx,
+            "device.revoke",
+            Some(&d.id),
+            &json!({ "name": d.name, "by": "admin", "user": user_id }),
+            now,
+        )?;
+        Ok(())
+    })
+}

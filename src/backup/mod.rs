@@ -10,6 +10,7 @@ pub mod restore;
 pub mod schedule;
 pub mod signing;
 pub mod snapshot;
+pub mod status;
 
 use std::fs;
 use std::io::IsTerminal;

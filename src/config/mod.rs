@@ -124,6 +124,21 @@ pub fn from_raw(raw: &RawConfig) -> Result<Settings, ConfigErrors> {
 /// Renders the effective configuration as TOML with every secret redacted,
 /// for `aiworklab config show`.
 pub fn render_redacted(raw: &RawConfig) -> String {
+    toml_string(&redacted(raw))
+}
+
+/// The effective configuration as one org's admins may see it: the
+/// installation-wide sections and that org's own `[[orgs]]` entry only
+/// (nothing of the other orgs), secrets redacted as [`render_redacted`]
+/// does. `redacted` is [`Settings::shown`], already redacted.
+pub fn render_for_org(redacted: &RawConfig, slug: &str) -> String {
+    let mut shown = redacted.clone();
+    shown.orgs.retain(|o| o.slug == slug);
+    toml_string(&shown)
+}
+
+/// `raw` with every secret replaced by `<redacted>`.
+pub fn redacted(raw: &RawConfig) -> RawConfig {
     let mut shown = raw.clone();
     if !shown.metrics.token.is_empty() {
         shown.metrics.token = "<redacted>".into();
@@ -135,7 +150,7 @@ pub fn render_redacted(raw: &RawConfig) -> String {
             oidc.client_secret = "<redacted>".into();
         }
     }
-    toml_string(&shown)
+    shown
 }
 
 fn toml_string(raw: &RawConfig) -> String {

@@ -35,6 +35,10 @@ pub struct Settings {
     /// The org's local model; `None` without a `[model]` section.
     pub model: Option<super::model::ModelSettings>,
     pub orgs: Vec<OrgSettings>,
+    /// The configuration this was made from, every secret already
+    /// replaced by `<redacted>` (`config::redacted`): what the admins'
+    /// settings page shows. Never holds a secret, so `Debug` is safe.
+    pub shown: std::sync::Arc<RawConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -587,6 +591,7 @@ impl Settings {
             return Err(ConfigErrors(c.errors));
         }
         Ok(Settings {
+            shown: std::sync::Arc::new(super::redacted(raw)),
             egress,
             server: ServerSettings {
                 bind,

@@ -539,3 +539,38 @@ fn a_model_timeout_that_would_outlast_the_request_timeout_is_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn an_orgs_settings_page_shows_its_own_entry_with_secrets_redacted() {
+    let mut raw = RawConfig::default();
+    raw.metrics.token = "s3cret-scrape-token".into();
+    for slug in ["acme", "other"] {
+        raw.orgs.push(RawOrg {
+            slug: slug.into(),
+            name: format!("Org {slug}"),
+            oidc: Some(RawOidc {
+                issuer: format!("https://{slug}.idp.test"),
+                client_id: format!("client-{slug}"),
+                client_secret: format!("oidc-secret-{slug}"),
+                ..RawOidc::default()
+            }),
+            ..RawOrg::default()
+        });
+    }
+    let shown = redacted(&raw);
+    assert!(
+        !format!("{shown:?}").contains("secret-"),
+        "Debug of the redacted copy leaks"
+    );
+    let page = render_for_org(&shown, "acme");
+    assert!(
+        page.contains("client-acme") && page.contains("<redacted>"),
+        "{page}"
+    );
+    for leak in ["s3cret", "oidc-secret", "slug = \"other\"", "client-other"] {
+        assert!(
+            !page.contains(leak),
+            "{leak} on acme's settings page: {page}"
+        );
+    }
+}

@@ -58,6 +58,8 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("comprehension checks the org's model wrote, with their provenance"),
     M::up(include_str!("migrations/org/0020_viewer_role.sql"))
         .comment("the viewer role's direct grants; engineers syncing, kept with each release"),
+    M::up(include_str!("migrations/org/0021_admin_pages.sql"))
+        .comment("audit filter indexes, members search (trigram) and filter indexes"),
 ];
 
 /// Migrations of `system.db`.
@@ -81,7 +83,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 2);
-        assert_eq!(ORG_VERSION, 20);
+        assert_eq!(ORG_VERSION, 21);
     }
 
     #[test]

@@ -494,4 +494,5 @@ pub fn revoke_sessions(
     })
 }
 
+pub mod directory;
 pub mod signin;

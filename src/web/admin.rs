@@ -51,12 +51,17 @@ async fn admin_page(
     let st = state.clone();
     let slug = who.org.slug.to_string();
     let now = state.clock.now();
-    let (members, held, facts) = tokio::task::spawn_blocking(move || {
+    let org_settings = who.org.clone();
+    let (members, more, held, facts) = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
-        let members = users::list(org)?;
+        // The first page of the directory; the members page searches and
+        // pages the rest (an org may hold 100,000 people).
+        let page =
+            users::directory::search(org, &org_settings, &users::directory::Query::default())?;
+        let (members, more) = (page.members, page.next.is_some());
         let held = tokens::list(org)?;
         let facts = crate::setup::checklist::facts(&st.settings, org, now)?;
-        Ok::<_, PageError>((members, held, facts))
+        Ok::<_, PageError>((members, more, held, facts))
     })
     .await
     .map_err(PageError::internal)??;
@@ -103,6 +108,7 @@ async fn admin_page(
         admin_groups: who.org.admin_groups.clone(),
         viewer_groups: who.org.viewer_groups.clone(),
         members: lines,
+        more_members: more,
         scim_tokens,
         new_token,
         scim_url: format!("{base}/scim/v2"),

@@ -164,6 +164,21 @@ fn reauth_return(parts: &Parts) -> String {
             .map_or(path, |p| p.as_str())
             .to_string();
     }
+    // A member's page for its actions; the audit log for its export.
+    if let Some((base, rest)) = path.split_once("/admin/members/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        return format!("{base}/admin/members/{id}");
+    }
+    if let Some(base) = path.strip_suffix("/audit/export") {
+        return format!("{base}/audit");
+    }
+    if path.contains("/admin/concepts/") {
+        for action in ["/retire", "/restore"] {
+            if let Some(concept) = path.strip_suffix(action) {
+                return concept.to_string();
+            }
+        }
+    }
     path.rsplit_once("/users/")
         .map_or(path, |(base, _)| base)
         .to_string()

@@ -5,6 +5,11 @@
 
 mod account;
 mod admin;
+mod admin_audit;
+mod admin_backups;
+mod admin_concepts;
+mod admin_members;
+mod admin_settings;
 mod aggregates;
 mod charts;
 mod concepts;
@@ -80,6 +85,42 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/me/devices/{id}/revoke", post(me::post_revoke_device))
         .route("/o/{org}/admin", get(admin::get_admin))
         .route("/o/{org}/admin/aggregates", get(aggregates::get_aggregates))
+        .route("/o/{org}/admin/audit", get(admin_audit::get_audit))
+        .route("/o/{org}/admin/members", get(admin_members::get_members))
+        .route("/o/{org}/admin/backups", get(admin_backups::get_backups))
+        .route("/o/{org}/admin/settings", get(admin_settings::get_settings))
+        .route(
+            "/o/{org}/admin/concepts",
+            get(admin_concepts::get_concepts).post(admin_concepts::post_concept),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}",
+            get(admin_concepts::get_concept).post(admin_concepts::post_update),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}/retire",
+            post(admin_concepts::post_retire),
+        )
+        .route(
+            "/o/{org}/admin/concepts/{slug}/restore",
+            post(admin_concepts::post_restore),
+        )
+        .route(
+            "/o/{org}/admin/members/{id}",
+            get(admin_members::get_member),
+        )
+        .route(
+            "/o/{org}/admin/members/{id}/sessions/{handle}/end",
+            post(admin_members::post_end_session),
+        )
+        .route(
+            "/o/{org}/admin/members/{id}/devices/{device}/revoke",
+            post(admin_members::post_revoke_device),
+        )
+        .route(
+            "/o/{org}/admin/audit/export",
+            post(admin_audit::post_export),
+        )
         .route(
             "/o/{org}/admin/users/{id}/admin",
             post(admin::post_set_admin),

@@ -144,6 +144,8 @@ pub struct AdminPage {
     pub admin_groups: Vec<String>,
     pub viewer_groups: Vec<String>,
     pub members: Vec<MemberLine>,
+    /// More members than the first page: the members page has them.
+    pub more_members: bool,
     pub scim_tokens: Vec<TokenLine>,
     /// A token just created: its name and secret, shown this once.
     pub new_token: Option<(String, String)>,

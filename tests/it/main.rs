@@ -1,6 +1,7 @@
 //! The one integration test binary. Each module tries to break one group of
 //! promises from SECURITY.md; `docs/security.md` names the tests per row.
 
+mod admin_pages;
 mod agent;
 mod agent_checks;
 mod agent_mcp;
@@ -11,6 +12,7 @@ mod audit;
 mod backup;
 mod backup_signing;
 mod browser;
+mod browser_admin;
 mod browser_dashboard;
 mod browser_me;
 mod checks_access;
