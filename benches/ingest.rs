@@ -671,7 +671,12 @@ fn seed_big(
     org.db
         .write(|tx| {
             tx.execute_batch(
-                "ALTER TABLE releases DROP COLUMN n_syncing; DROP TABLE role_grants;
+                "DROP TRIGGER member_search_insert; DROP TRIGGER member_search_update;
+                 DROP TRIGGER member_search_delete; DROP TABLE member_search;
+                 DROP INDEX audit_log_actor; DROP INDEX audit_log_action;
+                 DROP INDEX audit_log_target; DROP INDEX users_inactive_name;
+                 DROP INDEX users_admin_name;
+                 ALTER TABLE releases DROP COLUMN n_syncing; DROP TABLE role_grants;
                  DROP TABLE generated_checks;
                  DROP TRIGGER concept_states_delete_checkpoints; DROP INDEX deltas_user_concept;
                  DROP TABLE fold_checkpoints;
