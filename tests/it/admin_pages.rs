@@ -10,8 +10,8 @@ use aiworklab::audit::Context;
 use aiworklab::catalogue::custom;
 use aiworklab::skill::Concept;
 use aiworklab::store::StoreError;
+use aiworklab::users::AdminCtx;
 use aiworklab::users::directory::{self, Query, RawQuery};
-use aiworklab::users::{self, AdminCtx};
 use reqwest::StatusCode;
 
 use crate::aggregates_page::{Served, push, t, team};
@@ -68,18 +68,10 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, admin_id) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, _) = site.viewer("vera");
     let (member, member_id) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
-    users::set_viewer(
-        db,
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
     // 120 rows of one action over five days of January, and one whose
     // actor, target and details would run as formulas in a spreadsheet.
     db.db
@@ -496,11 +488,10 @@ async fn a_members_page_ends_sessions_and_revokes_devices_and_shows_no_skill_dat
     let state = &site.state;
     let (admin, admin_id) = signed_in(state, "acme", "admin", true);
     let (carol, carol_id) = signed_in(state, "acme", "carol", false);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, _) = site.viewer("vera");
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
     let now = state.clock.now();
-    users::set_viewer(db, &AdminCtx::operator(), &viewer_id, true, now).expect("grant");
     // Carol's own skill data: a marker concept only she has met.
     custom::add(
         db,
@@ -643,17 +634,9 @@ async fn the_backups_page_shows_the_last_archive_the_schedule_and_the_last_drill
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, _) = site.viewer("vera");
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
-    users::set_viewer(
-        state.store.org("acme").expect("org"),
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
     let (status, _, html) = site.page("/o/acme/admin/backups", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("none in the backup directory"), "{html}");
@@ -709,17 +692,9 @@ async fn the_settings_page_shows_this_orgs_effective_settings_with_secrets_redac
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, _) = site.viewer("vera");
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
-    users::set_viewer(
-        state.store.org("acme").expect("org"),
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
     let (status, _, html) = site.page("/o/acme/admin/settings", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("slug = &#34;acme&#34;"), "{html}");
@@ -753,18 +728,10 @@ async fn admins_add_edit_retire_and_restore_the_orgs_own_concepts_by_form() {
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, admin_id) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, _) = site.viewer("vera");
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
-    users::set_viewer(
-        db,
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
     let (status, _, html) = site.page("/o/acme/admin/concepts", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("id=\"concepts-empty\""), "{html}");

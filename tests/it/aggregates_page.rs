@@ -25,6 +25,22 @@ pub(crate) struct Served {
 }
 
 impl Served {
+    /// A member of `acme` signed in and made a viewer by the operator:
+    /// their session cookie and user id.
+    pub(crate) fn viewer(&self, name: &str) -> (String, String) {
+        let state = &self.state;
+        let (cookie, id) = signed_in(state, "acme", name, false);
+        aiworklab::users::set_viewer(
+            state.store.org("acme").expect("org"),
+            &AdminCtx::operator(),
+            &id,
+            true,
+            state.clock.now(),
+        )
+        .expect("grant");
+        (cookie, id)
+    }
+
     pub(crate) async fn start(env: &mut Env) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

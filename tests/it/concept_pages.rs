@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use aiworklab::catalogue::custom;
 use aiworklab::skill::Concept;
-use aiworklab::users::{self, AdminCtx};
+use aiworklab::users::AdminCtx;
 use chrono::Duration;
 use reqwest::StatusCode;
 
@@ -35,20 +35,6 @@ fn release_last_week(site: &Served) {
         &aiworklab::audit::Context::system(),
     )
     .expect("last week's release");
-}
-
-fn viewer(site: &Served, name: &str) -> String {
-    let state = &site.state;
-    let (cookie, id) = signed_in(state, "acme", name, false);
-    users::set_viewer(
-        state.store.org("acme").expect("org"),
-        &AdminCtx::operator(),
-        &id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
-    cookie
 }
 
 fn own_concept(site: &Served, slug: &str, title: &str, prerequisites: &[&str]) {
@@ -85,7 +71,7 @@ async fn concept_and_team_pages_are_for_viewers_and_admins_and_link_from_the_das
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let vera = viewer(&site, "vera");
+    let vera = site.viewer("vera").0;
     let (member, _) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     // Forty engineers met Lifetimes last week, thirty demonstrated it.
@@ -329,7 +315,7 @@ async fn no_engineer_below_min_cohort_shows_on_concept_or_team_pages() {
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let vera = viewer(&site, "vera");
+    let vera = site.viewer("vera").0;
     let crowd: Vec<String> = (0..60)
         .map(|i| signed_in(state, "acme", &format!("eng{i}"), false).1)
         .collect();

@@ -53,18 +53,10 @@ async fn viewers_and_admins_see_the_dashboard_members_and_other_orgs_do_not() {
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
+    let (viewer, viewer_id) = site.viewer("vera");
     let (member, member_id) = signed_in(state, "acme", "member", false);
     let (other_admin, _) = signed_in(state, "other", "boss", true);
     let db = state.store.org("acme").expect("org");
-    users::set_viewer(
-        db,
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
     let engineers = seed(&site);
     team(state, "core", &engineers[5..]);
 
@@ -316,15 +308,7 @@ async fn no_engineer_below_min_cohort_shows_on_the_dashboard() {
     let site = Served::start(&mut env).await;
     let state = &site.state;
     let (admin, _) = signed_in(state, "acme", "admin", true);
-    let (viewer, viewer_id) = signed_in(state, "acme", "vera", false);
-    users::set_viewer(
-        state.store.org("acme").expect("org"),
-        &AdminCtx::operator(),
-        &viewer_id,
-        true,
-        state.clock.now(),
-    )
-    .expect("grant");
+    let (viewer, _viewer_id) = site.viewer("vera");
     // Forty engineers on a common concept, so the page has figures.
     let crowd: Vec<String> = (0..40)
         .map(|i| signed_in(state, "acme", &format!("eng{i}"), false).1)
