@@ -46,11 +46,11 @@ pub enum AgentError {
     #[error("{0}")]
     Config(String),
     #[error(
-        "cannot reach the appliance at {url}: {reason}; the deltas stay queued and the next `aiworklab agent sync` retries"
+        "cannot reach the appliance at {url}: {reason}; nothing is lost (deltas not yet synced stay queued): run the command again once it is reachable"
     )]
     Unreachable { url: String, reason: String },
     #[error(
-        "the appliance asks this device to wait {retry_after_secs} s (rate limit); the deltas stay queued, sync again after that"
+        "the appliance asks this device to wait {retry_after_secs} s (rate limit); nothing is lost (deltas not yet synced stay queued): run the command again after that"
     )]
     RateLimited { retry_after_secs: u64 },
     /// The server answered with an error the kernel cannot act on.

@@ -19,16 +19,28 @@ use crate::checks::normalise;
 
 /// The version of the prompt below; its hash is stored with every check
 /// generated from it. Change it with the wording.
-pub const PROMPT_VERSION: &str = "check-v1";
+pub const PROMPT_VERSION: &str = "check-v2";
 
 const SYSTEM: &str = "You write comprehension checks for software engineers. \
-A check tests understanding of one concept, not trivia: a short question, \
-four plausible options of which exactly one is right, and a one-paragraph \
-explanation of why the right option is right. Answer with JSON only, \
-following the schema you are given. `correct` is the zero-based index of \
-the right option.";
+A check tests understanding of one concept, not trivia: one question that ends \
+with a question mark, four options that each answer it in a few words (exactly \
+one of them right, the others plausible but wrong), and a short explanation of \
+why the right option is right. Answer with JSON only, following the schema you \
+are given. `correct` is the zero-based index of the right option.";
 
-const USER: &str = "Write one multiple-choice check for the concept `{slug}`.\n\
+/// One check written out, so that a small model sees what is wanted
+/// instead of echoing the field names back. Its concept is not in the
+/// shipped catalogue; an org concept of the same slug is asked without it.
+const EXAMPLE_SLUG: &str = "shell-pipes";
+const EXAMPLE: &str = "An example, for the concept `shell-pipes`:\n\
+{\"concept\": \"shell-pipes\", \"prompt\": \"In `grep error log.txt | wc -l`, \
+what does `wc -l` read?\", \"options\": [\"The lines grep printed\", \
+\"The whole of log.txt\", \"The exit status of grep\", \"Nothing until grep \
+has finished and saved a file\"], \"correct\": 0, \"explanation\": \"A pipe \
+connects grep's standard output to wc's standard input, so wc counts only the \
+matching lines, as grep writes them.\"}\n\n";
+
+const USER: &str = "{example}Write one multiple-choice check for the concept `{slug}`.\n\
 Title: {title}\n\
 Summary: {summary}\n\
 Prerequisites: {prerequisites}\n\
@@ -37,11 +49,17 @@ Set `concept` to `{slug}`.";
 /// Shortest question accepted, in characters.
 const MIN_PROMPT: usize = 15;
 
+/// Fewest words (runs of letters or digits) in a question.
+const MIN_PROMPT_WORDS: usize = 4;
+
+/// Fewest words in an explanation.
+const MIN_EXPLANATION_WORDS: usize = 3;
+
 /// The SHA-256 (hex) of the prompt version and its text, stored as the
 /// provenance of each generated check.
 pub fn prompt_sha256() -> String {
     let mut h = Sha256::new();
-    for part in [PROMPT_VERSION, SYSTEM, USER] {
+    for part in [PROMPT_VERSION, SYSTEM, EXAMPLE, USER] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -65,7 +83,13 @@ pub fn request(brief: &Brief) -> Request {
     } else {
         brief.prerequisites.join("; ")
     };
+    let example = if brief.slug == EXAMPLE_SLUG {
+        ""
+    } else {
+        EXAMPLE
+    };
     let user = USER
+        .replace("{example}", example)
         .replace("{slug}", &brief.slug)
         .replace("{title}", &brief.title)
         .replace("{summary}", &brief.summary)
@@ -163,6 +187,7 @@ pub fn parse(value: Value, slug: &str) -> Result<Draft, ModelError> {
             return Err(bad(format!("option {i} repeats an earlier option")));
         }
     }
+    readable(&d)?;
     if d.correct >= d.options.len() {
         return Err(bad(format!(
             "correct is {}, not the index of one of its {} options",
@@ -171,6 +196,38 @@ pub fn parse(value: Value, slug: &str) -> Result<Draft, ModelError> {
         )));
     }
     Ok(d)
+}
+
+/// What the schema cannot say and a person reading the check needs: the
+/// question is a question, every option says something and none of them
+/// repeats the question, the explanation explains. A small model that
+/// loses the thread echoes its instructions back (`git-branches:
+/// description` as the question, the same text numbered as the options,
+/// `,` as one of them): refused here, the bank answers instead.
+fn readable(d: &Draft) -> Result<(), ModelError> {
+    let bad = |m: String| ModelError::BadAnswer(m);
+    let words = |t: &str| normalise(t).split(' ').filter(|w| !w.is_empty()).count();
+    if words(&d.prompt) < MIN_PROMPT_WORDS || !d.prompt.contains('?') {
+        return Err(bad(format!(
+            "its prompt is not a question: it needs at least {MIN_PROMPT_WORDS} words and a question mark"
+        )));
+    }
+    let question = normalise(&d.prompt);
+    for (i, o) in d.options.iter().enumerate() {
+        let o = normalise(o);
+        if o.is_empty() {
+            return Err(bad(format!("option {i} has no letters or digits")));
+        }
+        if o.contains(&question) {
+            return Err(bad(format!("option {i} repeats the question")));
+        }
+    }
+    if words(&d.explanation) < MIN_EXPLANATION_WORDS {
+        return Err(bad(format!(
+            "its explanation has fewer than {MIN_EXPLANATION_WORDS} words"
+        )));
+    }
+    Ok(())
 }
 
 fn text(field: &str, value: &str, min: usize, max: usize, lines: bool) -> Result<(), ModelError> {
@@ -247,6 +304,28 @@ mod tests {
             ),
             ("option 3 has", Box::new(|v| v["options"][3] = json!(" "))),
             ("control", Box::new(|v| v["options"][0] = json!("a\u{7}b"))),
+            (
+                "not a question",
+                Box::new(|v| v["prompt"] = json!("Interactive rebase lets you edit.")),
+            ),
+            (
+                "not a question",
+                Box::new(|v| v["prompt"] = json!("Interactive rebase?")),
+            ),
+            (
+                "option 1 has no letters or digits",
+                Box::new(|v| v["options"][1] = json!(", -")),
+            ),
+            (
+                "option 2 repeats the question",
+                Box::new(|v| {
+                    v["options"][2] = json!("What does an interactive rebase let you do? [2]");
+                }),
+            ),
+            (
+                "explanation has fewer than 3 words",
+                Box::new(|v| v["explanation"] = json!("Squash.")),
+            ),
         ];
         for (why, change) in cases {
             let mut v = good();
@@ -256,18 +335,72 @@ mod tests {
         }
     }
 
+    /// The example the model is shown keeps every rule it is held to, and
+    /// is left out when the concept asked about is its own.
+    #[test]
+    fn the_example_is_a_valid_check_and_not_shown_for_its_own_concept() {
+        let json = EXAMPLE
+            .split_once('\n')
+            .map(|(_, j)| j.trim())
+            .expect("example");
+        let v: Value = serde_json::from_str(json).expect("the example is JSON");
+        parse(v, EXAMPLE_SLUG).expect("the example is a valid check");
+        let own = request(&Brief {
+            slug: EXAMPLE_SLUG.into(),
+            title: "Pipes".into(),
+            summary: "Connecting programs.".into(),
+            prerequisites: vec![],
+        });
+        assert!(own.user.starts_with("Write one"), "{}", own.user);
+    }
+
+    /// What SmolLM2-135M wrote for `git-branches` in the air-gapped
+    /// walk-through (docs/checks.md): schema-valid, and no check at all.
+    #[test]
+    fn an_echo_of_the_instructions_is_refused() {
+        let echo = json!({
+            "concept": "git-branches",
+            "prompt": "git-branches: description",
+            "options": [
+                "git-branches: description",
+                "git-branches: description: [1]",
+                "git-branches: description: [2]",
+                "git-branches: description: [3]",
+                ",",
+            ],
+            "correct": 0,
+            "explanation": "git-branches: description",
+        });
+        let e = parse(echo.clone(), "git-branches")
+            .expect_err("an echo")
+            .to_string();
+        assert!(e.contains("not a question"), "{e}");
+        let mut asked = echo;
+        asked["prompt"] = json!("What is git-branches: description?");
+        let e = parse(asked, "git-branches")
+            .expect_err("an echo")
+            .to_string();
+        assert!(e.contains("option 4 has no letters or digits"), "{e}");
+    }
+
     /// The longest check the schema (and so the bank) allows fits in
     /// `max_tokens`: every string at its limit, five options, each written
     /// with JSON's separators; at one character a token it is not cut off.
     #[test]
     fn max_tokens_covers_the_longest_check_the_schema_allows() {
         let slug = "git-rebase";
+        // Exactly `n` characters of words and question marks.
+        let filled = |n: usize| {
+            let mut t: String = "Word? ".repeat(n / 6 + 1).chars().take(n - 1).collect();
+            t.push('x');
+            t
+        };
         let longest = json!({
             "concept": slug,
-            "prompt": "p".repeat(MAX_PROMPT),
+            "prompt": filled(MAX_PROMPT),
             "options": (0..MAX_OPTIONS).map(|i| format!("{i}").repeat(MAX_OPTION)).collect::<Vec<_>>(),
             "correct": MAX_OPTIONS - 1,
-            "explanation": "e".repeat(MAX_EXPLANATION),
+            "explanation": filled(MAX_EXPLANATION),
         });
         let d = parse(longest.clone(), slug).expect("the longest check is valid");
         assert_eq!(d.options.len(), MAX_OPTIONS);
@@ -329,6 +462,7 @@ mod tests {
         assert!(r.user.contains("`git-rebase`") && r.user.contains("Prerequisites: Commits"));
         let schema = serde_json::to_value(&r.schema).expect("json");
         assert_eq!(schema["properties"]["concept"]["enum"][0], "git-rebase");
+        assert!(r.user.starts_with(EXAMPLE), "the example comes first");
         assert_eq!(prompt_sha256().len(), 64);
         assert_eq!(prompt_sha256(), prompt_sha256());
     }

@@ -345,3 +345,100 @@ async fn an_answer_in_words_is_graded_by_the_appliances_model_and_kept_nowhere()
         );
     }
 }
+
+/// Engineers on this appliance (above `min_cohort` with room for the
+/// noise) who each answer one check on the same concept.
+const CHECKED_BY: usize = 16;
+
+/// The org's side of a check (issue 17's "done when"): sixteen engineers
+/// each pair a kernel and answer a check on `git-remotes` (whose bank
+/// checks are all multiple choice, graded without a model) with the real
+/// binary; an admin then reads the org's aggregates over the API and finds
+/// the concept released, with as many engineers as checked it (give or
+/// take the noise) and a predicted retention. Nobody met the concept
+/// before, so the figures are the checks'. At `epsilon = 1` a true count
+/// of 16 is released below `min_cohort` (5) with probability e^-12/1.37
+/// (about 5 in a million); the bounds asserted on the counts are as wide.
+#[tokio::test]
+async fn checks_of_enough_engineers_show_in_the_orgs_retention_figures() {
+    let mut env = Env::new(&["acme"]);
+    env.raw.privacy.epsilon = 1.0;
+    // Sixteen engineers pair from sixteen machines; here they share one
+    // address, whose pairing budget (10 a minute) would hold them back.
+    env.raw.rate_limits.pairing = aiworklab::config::RawRateLimit::new(100, 60);
+    let app = Appliance::start(env, Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let engineers: Vec<(std::path::PathBuf, String)> = (0..CHECKED_BY)
+        .map(|i| {
+            let uid = app.user(&format!("engineer{i:02}"));
+            (
+                tmp.path().join(format!("e{i:02}")).join("agent"),
+                app.code(&uid),
+            )
+        })
+        .collect();
+    let url = app.url();
+    let passed = tokio::task::spawn_blocking(move || {
+        let mut passed = 0;
+        for (home, code) in &engineers {
+            let pair = agent_cli(home, &["pair", "--server", &url, "--code", code]);
+            assert!(pair.status.success(), "{}", out(&pair));
+            let check = agent_cli(
+                home,
+                &[
+                    "check",
+                    "--concept",
+                    "git-remotes",
+                    "--answer",
+                    "1",
+                    "--json",
+                ],
+            );
+            assert!(check.status.success(), "{}", out(&check));
+            let v: Value = serde_json::from_slice(&check.stdout).expect("json");
+            assert_eq!(v["synced"], true, "{v}");
+            if v["graded"]["right"] == true {
+                passed += 1;
+            }
+        }
+        passed
+    })
+    .await
+    .expect("cli");
+
+    let (cookie, _) = crate::support::signed_in(&app.state, "acme", "ops", true);
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/org/aggregates", app.url()))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("aggregates")
+        .error_for_status()
+        .expect("an admin reads the aggregates")
+        .json()
+        .await
+        .expect("json");
+    let remotes = body["concepts"]
+        .as_array()
+        .expect("concepts")
+        .iter()
+        .find(|c| c["concept"] == "git-remotes")
+        .expect("every concept is listed");
+    assert_eq!(remotes["suppressed"], false, "{remotes}");
+    let near = |figure: &str, truth: usize| {
+        let n = remotes[figure].as_i64().expect(figure);
+        let truth = i64::try_from(truth).expect("count");
+        assert!(
+            (n - truth).abs() <= 12,
+            "{figure} {n}, truly {truth}: {remotes}"
+        );
+    };
+    near("n_seen", CHECKED_BY);
+    near("n_demonstrated", passed);
+    let predicted = remotes["retention_30d_predicted"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("a predicted retention: {remotes}"));
+    assert!((0.0..=1.0).contains(&predicted), "{remotes}");
+    // Nothing here is a late check (30 days after first meeting).
+    assert!(remotes["retention_30d_observed"].is_null(), "{remotes}");
+}

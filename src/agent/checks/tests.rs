@@ -226,7 +226,16 @@ async fn a_wrong_choice_records_a_failed_check_and_words_need_the_appliance() {
             let done = result.expect("graded");
             assert_eq!((done.graded.grade, done.graded.right), (1, false));
             assert_eq!(done.recorded.transition, Transition::CheckFailed);
-            assert!(done.graded.feedback.contains(&kept.right_answer()));
+            assert_eq!(done.graded.feedback, "Not quite.");
+            assert_eq!(done.graded.right_answer, kept.right_answer());
+            let shown = super::present::result(&done);
+            assert!(
+                shown.contains(&format!(
+                    "Not quite. (grade 1 again, graded by the check's key)\nThe answer: {}\n",
+                    kept.right_answer()
+                )),
+                "{shown}"
+            );
         }
         crate::checks::Answer::Short { .. } => {
             let e = result.expect_err("words need the appliance").to_string();
