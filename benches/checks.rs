@@ -158,6 +158,8 @@ async fn appliance(
             model: model_name.to_string(),
             api_key_file: key_file.display().to_string(),
             timeout_secs,
+            // Every request waits for the model: its time is what is measured.
+            generate_wait_secs: Some(timeout_secs),
             max_concurrency: 1,
             ..RawModel::default()
         });

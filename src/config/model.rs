@@ -22,6 +22,9 @@ pub struct ModelSettings {
     /// Where the key was read from, for messages (never the key).
     pub api_key_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// How long a request for a check waits for a new one (at most
+    /// `timeout`).
+    pub generate_wait: Duration,
     pub max_concurrency: usize,
     /// PEM certificates trusted besides the system's roots, as read.
     pub tls_ca_pem: Option<Vec<u8>>,
@@ -49,6 +52,12 @@ pub const FALLBACK_MARGIN_SECS: u64 = 5;
 /// The default `model.timeout_secs`: below the default request timeout by
 /// more than [`FALLBACK_MARGIN_SECS`].
 pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
+
+/// The default `model.generate_wait_secs` (or `model.timeout_secs` if
+/// that is shorter): an engineer waiting at a prompt gets a check from the
+/// bank after this, and the model's check, once written, is kept for the
+/// next one.
+pub const DEFAULT_GENERATE_WAIT_SECS: u64 = 10;
 
 /// Checks the section against `request_timeout_secs` (the server's);
 /// `None` (with the problems recorded) when it is unusable.
@@ -104,6 +113,19 @@ pub(super) fn model(
             fix,
         );
     }
+    let generate_wait = match raw.generate_wait_secs {
+        Some(w) => c.range("model.generate_wait_secs", w, 1, 600),
+        None => DEFAULT_GENERATE_WAIT_SECS.min(timeout),
+    };
+    if (1..=600).contains(&generate_wait) && generate_wait > timeout {
+        c.fail(
+            "model.generate_wait_secs",
+            format!(
+                "{generate_wait} s is longer than model.timeout_secs ({timeout} s), after which the model's call has ended anyway"
+            ),
+            format!("set it to at most {timeout}, or raise model.timeout_secs"),
+        );
+    }
     let max_concurrency = if raw.max_concurrency == 0 {
         c.fail(
             "model.max_concurrency",
@@ -124,6 +146,7 @@ pub(super) fn model(
         api_key,
         api_key_file,
         timeout: Duration::from_secs(timeout.max(1)),
+        generate_wait: Duration::from_secs(generate_wait.clamp(1, timeout.max(1))),
         max_concurrency: usize::try_from(max_concurrency.max(1)).unwrap_or(1),
         tls_ca_pem,
     })

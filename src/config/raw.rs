@@ -302,6 +302,12 @@ pub struct RawModel {
     /// One call's limit, waiting for a free slot included; at least
     /// `FALLBACK_MARGIN_SECS` below `server.request_timeout_secs`.
     pub timeout_secs: u64,
+    /// How long `GET /api/v1/checks/next` waits for the model to write a
+    /// new check before it answers from the bank and the stored checks;
+    /// the model's check is stored when it comes (within `timeout_secs`).
+    /// At most `timeout_secs`; unset, 10 or `timeout_secs` if that is
+    /// shorter.
+    pub generate_wait_secs: Option<u64>,
     /// Calls in flight at once; more wait for a slot.
     pub max_concurrency: u32,
     /// PEM certificates trusted for an https `base_url` besides the
@@ -316,6 +322,7 @@ impl Default for RawModel {
             model: String::new(),
             api_key_file: String::new(),
             timeout_secs: super::model::DEFAULT_TIMEOUT_SECS,
+            generate_wait_secs: None,
             max_concurrency: 2,
             tls_ca_file: String::new(),
         }

@@ -481,6 +481,47 @@ fn air_gapped_refuses_a_public_model_url_and_names_the_key() {
 }
 
 #[test]
+fn the_wait_for_a_new_check_is_at_most_the_model_timeout() {
+    Jail::expect_with(|jail| {
+        let model = "[model]\nbase_url = \"http://127.0.0.1/v1\"\nmodel = \"m\"\n";
+        jail.create_file("d.toml", model)?;
+        let (s, _) = load(Some(Path::new("d.toml"))).expect("the defaults are valid");
+        let m = s.model.as_ref().expect("model");
+        assert_eq!(m.generate_wait, std::time::Duration::from_secs(10));
+        jail.create_file("s.toml", &format!("{model}timeout_secs = 4\n"))?;
+        let (s, _) = load(Some(Path::new("s.toml"))).expect("a short timeout is valid");
+        let m = s.model.expect("model");
+        assert_eq!(
+            m.generate_wait, m.timeout,
+            "unset, no longer than the timeout"
+        );
+        for (wait, problem, fix) in [
+            (
+                "generate_wait_secs = 21",
+                "longer than model.timeout_secs (20 s)",
+                "at most 20",
+            ),
+            ("generate_wait_secs = 0", "out of range", "from 1 to 600"),
+        ] {
+            jail.create_file("t.toml", &format!("{model}{wait}\n"))?;
+            let e = errors(load(Some(Path::new("t.toml"))));
+            let err = e
+                .for_key("model.generate_wait_secs")
+                .unwrap_or_else(|| panic!("{wait}: not named: {e}"));
+            assert!(err.to_string().contains(problem), "{err}");
+            assert!(err.fix.contains(fix), "{wait}: {}", err.fix);
+        }
+        jail.create_file("w.toml", &format!("{model}generate_wait_secs = 20\n"))?;
+        let (s, _) = load(Some(Path::new("w.toml"))).expect("as long as the timeout");
+        assert_eq!(
+            s.model.expect("model").generate_wait,
+            std::time::Duration::from_secs(20)
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn a_model_timeout_that_would_outlast_the_request_timeout_is_refused() {
     Jail::expect_with(|jail| {
         // Both at 30 (the old defaults): a slow model made `checks/next`

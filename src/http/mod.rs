@@ -41,6 +41,8 @@ pub struct AppState {
     pub bank: Arc<crate::checks::Bank>,
     /// The org's model, when `[model]` is configured.
     pub model: Option<Arc<crate::model::ModelClient>>,
+    /// The concepts the model is writing a check for right now.
+    pub writing: Arc<crate::question::Writing>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             catalogue: Arc::new(catalogue),
             bank: Arc::new(bank),
             model,
+            writing: Arc::default(),
         }
     }
 
@@ -84,6 +87,7 @@ impl AppState {
             catalogue: Arc::clone(&self.catalogue),
             bank: Arc::clone(&self.bank),
             model: self.model.clone(),
+            writing: Arc::clone(&self.writing),
         }
     }
 }

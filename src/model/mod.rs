@@ -231,6 +231,12 @@ impl ModelClient {
         &self.settings.model
     }
 
+    /// How long a request for a check waits for the model to write one
+    /// (`model.generate_wait_secs`).
+    pub fn generate_wait(&self) -> std::time::Duration {
+        self.settings.generate_wait
+    }
+
     /// Sends `req` and answers what `parse` makes of the JSON object the
     /// model wrote (a parser that validates strictly, answering
     /// [`ModelError::BadAnswer`] otherwise). Counted in `/metrics` by the

@@ -7,4 +7,4 @@
 pub mod routes;
 pub mod service;
 
-pub use service::{Checks, GradeRequest, ServiceError};
+pub use service::{Checks, GradeRequest, ServiceError, Writing};

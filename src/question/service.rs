@@ -9,11 +9,15 @@
 //! summary and prerequisites only; a valid answer is stored with its
 //! provenance (model, time, prompt hash; never who asked) and served.
 //! Otherwise, or when the model fails in any way, one check is drawn at
-//! random from the bank's and the stored generated ones. Grading by the
+//! random from the bank's and the stored generated ones. A request waits
+//! for the model at most `model.generate_wait_secs`; a check the model is
+//! still writing then is stored when it comes, for the next request, and
+//! only one is written per concept at a time ([`Writing`]). Grading by the
 //! key needs no model; a free-text answer the key cannot decide goes to
 //! the model, and is neither stored nor logged.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use rand::seq::IndexedRandom;
@@ -388,6 +392,79 @@ pub struct Checks {
     pub catalogue: Arc<Catalogue>,
     pub bank: Arc<Bank>,
     pub model: Option<Arc<ModelClient>>,
+    pub writing: Arc<Writing>,
+}
+
+/// The (org, concept) pairs the model is writing a check for right now:
+/// one call at a time per concept, however many engineers ask meanwhile
+/// (they are served what is there), so a slow model is not sent a queue
+/// of the same question.
+#[derive(Debug, Default)]
+pub struct Writing(Mutex<HashSet<(String, String)>>);
+
+/// A concept claimed in [`Writing`] until this is dropped.
+struct Claim {
+    writing: Arc<Writing>,
+    key: (String, String),
+}
+
+impl Writing {
+    fn claim(self: &Arc<Self>, org: &str, slug: &str) -> Option<Claim> {
+        let key = (org.to_string(), slug.to_string());
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        set.insert(key.clone()).then(|| Claim {
+            writing: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Whether the model is writing a check about `slug` for `org`.
+    pub fn is_writing(&self, org: &str, slug: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(org.to_string(), slug.to_string()))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.writing
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Asks the model for a check about `brief` and stores it: `None` when the
+/// model failed (logged and counted by the client) or it could not be
+/// stored (logged). Runs on its own task, so it finishes and stores the
+/// check even when the request that started it has been answered.
+async fn write_check(
+    checks: Checks,
+    model: Arc<ModelClient>,
+    org: String,
+    brief: Brief,
+    now: DateTime<Utc>,
+    claim: Claim,
+) -> Option<Served> {
+    let asked = generate::request(&brief);
+    let draft = model
+        .complete(&asked, |v| generate::parse(v, &brief.slug))
+        .await
+        .ok()?;
+    let name = model.model_name().to_string();
+    let stored =
+        blocking(move || store_generated(checks.store.org(&org)?, draft, &name, now)).await;
+    drop(claim);
+    match stored {
+        Ok(served) => Some(served),
+        Err(e) => {
+            tracing::warn!(concept = %brief.slug, error = %e, "a check the model wrote could not be stored");
+            None
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -416,18 +493,25 @@ impl Checks {
             .await?;
         if let Some(model) = &self.model
             && pool.wants_generation()
+            && let Some(claim) = self.writing.claim(org, &pool.brief.slug)
         {
-            let asked = generate::request(&pool.brief);
-            let slug = pool.brief.slug.as_str();
-            // A failure was logged and counted by the client: fall back.
-            if let Ok(draft) = model.complete(&asked, |v| generate::parse(v, slug)).await {
-                let (me, org, name) = (
-                    self.clone(),
-                    org.to_string(),
-                    model.model_name().to_string(),
-                );
-                return blocking(move || store_generated(me.store.org(&org)?, draft, &name, now))
-                    .await;
+            let job = tokio::spawn(write_check(
+                self.clone(),
+                Arc::clone(model),
+                org.to_string(),
+                pool.brief.clone(),
+                now,
+                claim,
+            ));
+            match tokio::time::timeout(model.generate_wait(), job).await {
+                Ok(Ok(Some(served))) => return Ok(served),
+                // Refused, failed or not stored: logged; fall back.
+                Ok(_) => {}
+                Err(_) => tracing::info!(
+                    concept = %pool.brief.slug,
+                    wait_secs = model.generate_wait().as_secs(),
+                    "the model is still writing a check: served one of those there; the model's is kept when it comes"
+                ),
             }
         }
         let slug = pool.brief.slug.clone();

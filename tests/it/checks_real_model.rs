@@ -61,6 +61,9 @@ fn configure(env: &mut Env, base_url: &str, key: &str) -> String {
         model: MODEL.into(),
         api_key_file: file.display().to_string(),
         timeout_secs: 300,
+        // Each request waits for the model's answer (which this test is
+        // about) instead of being served the bank after 10 s.
+        generate_wait_secs: Some(300),
         max_concurrency: 1,
         ..RawModel::default()
     });

@@ -285,8 +285,60 @@ async fn a_slow_model_times_out_and_the_bank_answers() {
     let a = next(&state, &token, CONCEPT).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["source"], "bank");
+    written(&state).await;
     assert_eq!(calls(&state, "timeout"), 1);
     assert!(stored(&state, "acme").is_empty());
+}
+
+/// Waits (up to 30 s) until the model is no longer writing a check about
+/// `CONCEPT` for acme.
+async fn written(state: &AppState) {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while state.writing.is_writing("acme", CONCEPT) {
+        assert!(
+            std::time::Instant::now() < until,
+            "still writing after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A model slower than `model.generate_wait_secs` (1 s here; its timeout
+/// is 10): the engineer gets a bank check after the wait, a second request
+/// meanwhile does not ask the model again, and the model's check, when it
+/// comes, is stored and served later like any other.
+#[tokio::test]
+async fn a_check_the_model_is_still_writing_is_kept_for_later_requests() {
+    let model = Scripted::start().await;
+    let mut env = Env::new(&["acme"]);
+    configure_model(&mut env, &model.base_url(), 10);
+    if let Some(m) = env.raw.model.as_mut() {
+        m.generate_wait_secs = Some(1);
+    }
+    let state = env.state();
+    let token = device(&state, "acme", "priya").await;
+    model.then([
+        Step::Slow(Duration::from_secs(3), good_check(CONCEPT, 0).to_string()),
+        Step::json(&good_check(CONCEPT, 1)),
+    ]);
+    let a = next(&state, &token, CONCEPT).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["source"], "bank", "served after the wait");
+    assert!(state.writing.is_writing("acme", CONCEPT));
+    let b = next(&state, &token, CONCEPT).await;
+    assert_eq!(b.json()["source"], "bank", "{}", b.text());
+    assert_eq!(model.received().len(), 1, "not asked twice at once");
+    written(&state).await;
+    let kept = stored(&state, "acme");
+    assert_eq!(kept.len(), 1, "the late check is stored");
+    assert_eq!(calls(&state, "ok"), 1);
+    // Fewer than GENERATE_UNTIL: the next request asks again, and gets
+    // the model's second check at once.
+    let c = next(&state, &token, CONCEPT).await;
+    assert_eq!(c.json()["source"], "generated", "{}", c.text());
+    assert_ne!(c.json()["id"], json!(kept[0].id), "a new one");
+    assert_eq!(stored(&state, "acme").len(), 2);
+    assert!(!state.writing.is_writing("acme", CONCEPT));
 }
 
 #[tokio::test]
