@@ -129,6 +129,7 @@ pub async fn get_concept(
             &audit,
             now,
             trend::DEFAULT_WEEKS,
+            &[],
         )?;
         let generated = if is_admin {
             list_generated(org, Some(&slug)).map_err(|e| match e {

@@ -139,19 +139,27 @@ pub struct DashboardPage {
     pub top_table: Table,
 }
 
-/// The org's release and the first [`MAX_TEAMS`] teams' releases (or
-/// refusals) of this week: what the dashboard, the concept pages and the
-/// teams page are drawn from.
+/// The org's release and the drawn teams' releases (or refusals) of this
+/// week: what the dashboard, the concept pages and the teams page are
+/// drawn from.
 pub(super) struct Scopes {
     pub org: Release,
     pub teams: Vec<(String, Result<Release, ReleaseError>)>,
     pub all_teams: usize,
+    /// Every team's name, in order.
+    pub names: Vec<String>,
 }
 
 /// Reads the org's release (with `weeks` closed weeks of trend) and the
-/// first [`MAX_TEAMS`] teams' by name (one week of trend: only their
-/// figures are drawn). Every read is audited and counts as the privacy
-/// rules say; a second read in the week is served the kept release.
+/// releases of the teams `chosen` (at most [`MAX_TEAMS`], each an existing
+/// team, as named), or of the first [`MAX_TEAMS`] by name when none is
+/// chosen; one week of trend for the teams: only their figures are drawn.
+/// Every read is audited and counts as the privacy rules say; a second
+/// read in the week is served the kept release.
+///
+/// # Errors
+/// [`PageError::BadRequest`] naming a chosen team that does not exist or
+/// too many chosen; the release's errors.
 pub(super) fn org_and_teams(
     org: &OrgDb,
     catalogue: &Catalogue,
@@ -159,16 +167,18 @@ pub(super) fn org_and_teams(
     audit: &Context,
     now: DateTime<Utc>,
     weeks: u32,
+    chosen: &[String],
 ) -> Result<Scopes, PageError> {
     let ask = |team: Option<&str>, weeks| {
         let req = privacy::Request { team, now, weeks };
         privacy::release(org, catalogue, &req, params, audit)
     };
-    let released = ask(None, weeks).map_err(release_error)?;
     let names = users::teams(org)?;
+    let drawn = drawn_teams(&names, chosen)?;
+    let released = ask(None, weeks).map_err(release_error)?;
     let all_teams = names.len();
     let mut teams = Vec::new();
-    for name in names.into_iter().take(MAX_TEAMS) {
+    for name in drawn {
         let r = ask(Some(&name), 1);
         if let Err(ReleaseError::Store(e)) = r {
             return Err(e.into());
@@ -179,7 +189,35 @@ pub(super) fn org_and_teams(
         org: released,
         teams,
         all_teams,
+        names,
     })
+}
+
+/// The teams to draw: those `chosen` (in their order, each once), or the
+/// first [`MAX_TEAMS`] of `names` when none is.
+fn drawn_teams(names: &[String], chosen: &[String]) -> Result<Vec<String>, PageError> {
+    if chosen.is_empty() {
+        return Ok(names.iter().take(MAX_TEAMS).cloned().collect());
+    }
+    let mut drawn: Vec<String> = Vec::new();
+    for c in chosen {
+        let Some(name) = names.iter().find(|n| n.to_lowercase() == c.to_lowercase()) else {
+            let shown: String = c.chars().filter(|ch| !ch.is_control()).take(64).collect();
+            return Err(PageError::BadRequest(format!(
+                "there is no team `{shown}` to compare; choose among the teams listed on the page"
+            )));
+        };
+        if !drawn.contains(name) {
+            drawn.push(name.clone());
+        }
+    }
+    if drawn.len() > MAX_TEAMS {
+        return Err(PageError::BadRequest(format!(
+            "{} teams were chosen; compare at most {MAX_TEAMS} at a time",
+            drawn.len()
+        )));
+    }
+    Ok(drawn)
 }
 
 /// A path segment with everything but unreserved characters
@@ -230,6 +268,7 @@ pub async fn get_dashboard(
             &audit,
             now,
             trend::DEFAULT_WEEKS,
+            &[],
         )?;
         let earlier = privacy::earlier_org_release(org, now)?;
         Ok::<_, PageError>(Found { scopes, earlier })

@@ -6,7 +6,7 @@
 //! budget spent) shows its reason and nothing else.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 
 use super::PageError;
@@ -41,6 +41,29 @@ pub struct TeamsPage {
     pub refused: Vec<Refused>,
     pub more_teams: usize,
     pub no_teams: bool,
+    /// Every team, and whether it is drawn: the chooser's checkboxes.
+    pub choices: Vec<(String, bool)>,
+    /// Whether the teams drawn were chosen (not the first by name).
+    pub chosen: bool,
+    pub max_teams: usize,
+}
+
+/// The teams asked for in `?team=A&team=B`; any other parameter is named
+/// as the mistake it is.
+fn chosen_teams(query: Option<&str>) -> Result<Vec<String>, PageError> {
+    let mut teams = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k != "team" {
+            let shown: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
+            return Err(PageError::BadRequest(format!(
+                "`{shown}` is not something this page takes; it takes only team=NAME, once for each team to compare"
+            )));
+        }
+        if !v.trim().is_empty() {
+            teams.push(v.trim().to_string());
+        }
+    }
+    Ok(teams)
 }
 
 /// A released team's figures.
@@ -75,14 +98,25 @@ pub async fn get_teams(
     State(state): State<AppState>,
     Path(_org): Path<String>,
     me: DashboardViewer,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let who = me.who;
+    let chosen = chosen_teams(query.as_deref())?;
     let (st, slug, audit) = (state.clone(), who.org.slug.to_string(), me.audit);
     let now = state.clock.now();
+    let asked = chosen.clone();
     let scopes = tokio::task::spawn_blocking(move || {
         let org = st.store.org(&slug)?;
         // One week of the org's trend: the page draws no trend.
-        org_and_teams(org, &st.catalogue, st.settings.privacy, &audit, now, 1)
+        org_and_teams(
+            org,
+            &st.catalogue,
+            st.settings.privacy,
+            &audit,
+            now,
+            1,
+            &asked,
+        )
     })
     .await
     .map_err(PageError::internal)??;
@@ -124,8 +158,15 @@ pub async fn get_teams(
             rows,
         ),
         refused,
-        more_teams: scopes.all_teams.saturating_sub(MAX_TEAMS),
-        no_teams: scopes.teams.is_empty(),
+        more_teams: scopes.all_teams.saturating_sub(scopes.teams.len()),
+        no_teams: scopes.names.is_empty(),
+        choices: scopes
+            .names
+            .iter()
+            .map(|n| (n.clone(), scopes.teams.iter().any(|(t, _)| t == n)))
+            .collect(),
+        chosen: !chosen.is_empty(),
+        max_teams: MAX_TEAMS,
     }))
 }
 

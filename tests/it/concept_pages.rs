@@ -417,3 +417,81 @@ async fn no_engineer_below_min_cohort_shows_on_concept_or_team_pages() {
     }
     site.running.shutdown().await.expect("shutdown");
 }
+
+/// More teams than the page compares at once: the first twelve by name
+/// are drawn, the chooser lists all fourteen with those twelve ticked;
+/// `?team=` draws the chosen ones instead, in the order asked, and names
+/// an unknown team, too many teams or another parameter as the mistake.
+#[tokio::test]
+async fn the_teams_to_compare_are_chosen_and_bad_choices_are_named() {
+    let mut env = Env::new(&["acme"]);
+    let site = Served::start(&mut env).await;
+    let state = &site.state;
+    let vera = site.viewer("vera").0;
+    let names: Vec<String> = ('a'..='n').map(|c| format!("team-{c}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let members: Vec<String> = (0..6)
+            .map(|j| signed_in(state, "acme", &format!("e{i}-{j}"), false).1)
+            .collect();
+        team(state, name, &members);
+    }
+    release_last_week(&site);
+    let drawn = |html: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| html.contains(&format!("<a href=\"/o/acme/teams/{n}\">{n}</a>")))
+            .cloned()
+            .collect()
+    };
+    let ticked = |html: &str, n: &str| {
+        html.contains(&format!(
+            "<input type=\"checkbox\" name=\"team\" value=\"{n}\" checked>"
+        ))
+    };
+
+    let (status, _, html) = site.page("/o/acme/teams", Some(&vera)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(drawn(&html), names[..12], "the first twelve by name");
+    assert!(html.contains("2 more teams are not shown here"), "{html}");
+    for (i, n) in names.iter().enumerate() {
+        assert!(html.contains(&format!("value=\"{n}\"")), "{n} is offered");
+        assert_eq!(ticked(&html, n), i < 12, "{n}");
+    }
+    assert!(!html.contains("id=\"compare-first\""));
+
+    let (status, _, html) = site
+        .page(
+            "/o/acme/teams?team=TEAM-N&team=team-m&team=team-n",
+            Some(&vera),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(drawn(&html), ["team-m", "team-n"]);
+    let n_at = html.find("teams/team-n\">").expect("team-n");
+    let m_at = html.find("teams/team-m\">").expect("team-m");
+    assert!(n_at < m_at, "in the order asked");
+    assert!(html.contains("12 more teams are not shown here (the chosen ones are)"));
+    assert!(ticked(&html, "team-n") && ticked(&html, "team-m") && !ticked(&html, "team-a"));
+    assert!(html.contains("<details class=\"choose-teams\" id=\"choose-teams\" open>"));
+    assert!(html.contains("id=\"compare-first\""), "a way back");
+
+    let too_many: String = names
+        .iter()
+        .take(13)
+        .map(|n| format!("team={n}&"))
+        .collect();
+    for (query, says) in [
+        ("team=nobody", "there is no team `nobody` to compare"),
+        (
+            too_many.as_str(),
+            "13 teams were chosen; compare at most 12",
+        ),
+        ("colour=red", "`colour` is not something this page takes"),
+    ] {
+        let (status, _, html) = site
+            .page(&format!("/o/acme/teams?{query}"), Some(&vera))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {html}");
+        assert!(html.contains(says), "{query}: {html}");
+    }
+}
