@@ -16,7 +16,6 @@ pub struct BackupsPage {
     pub org_slug: String,
     pub org_name: String,
     pub csrf: String,
-    pub current: &'static str,
     pub dir: String,
     pub problem: Option<String>,
     pub last_success: String,
@@ -74,7 +73,6 @@ pub async fn get_backups(
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
         csrf: who.session.csrf.clone(),
-        current: "backups",
         dir: state.settings.backup.dir.display().to_string(),
         last_success: s.last_success.as_ref().map_or_else(
             || "none in the backup directory".into(),

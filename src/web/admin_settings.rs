@@ -16,7 +16,6 @@ pub struct SettingsPage {
     pub org_slug: String,
     pub org_name: String,
     pub csrf: String,
-    pub current: &'static str,
     pub toml: String,
 }
 
@@ -29,7 +28,6 @@ pub async fn get_settings(
         org_slug: who.org.slug.to_string(),
         org_name: who.org.name.clone(),
         csrf: who.session.csrf.clone(),
-        current: "settings",
         toml: crate::config::render_for_org(&state.settings.shown, who.org.slug.as_str()),
     }))
 }
