@@ -297,7 +297,7 @@ async fn the_audit_log_filters_pages_and_exports_and_each_export_is_audited() {
 
 /// 100,000 members written straight into the org database in one
 /// transaction (the triggers fill the search index as SCIM would).
-fn seed_members(state: &aiworklab::AppState) -> Vec<String> {
+pub(crate) fn seed_members(state: &aiworklab::AppState) -> Vec<String> {
     let db = state.store.org("acme").expect("org");
     db.db
         .write(|tx| {

@@ -209,3 +209,42 @@ async fn the_admin_pages_in_chromium_are_for_admins_accessible_and_fit_a_phone()
     drop(driver);
     site.stop().await;
 }
+
+/// The members directory answers in Chromium with 100,000 members: a
+/// search typed into the page finds the one person among them, a filter
+/// pages through the deactivated, and the next page follows. (The
+/// directory's figures at this size: docs/benchmarks.md.)
+#[tokio::test]
+async fn the_members_search_answers_in_chromium_at_100000() {
+    let site = Site::start(&["acme"], Arc::new(SystemClock), |_| {}).await;
+    crate::admin_pages::seed_members(&site.state);
+    let (driver, b) = signed_in(&site, "acme", "alice").await;
+    let members = format!("{}/o/acme/admin/members", site.base);
+    b.goto(&members).await;
+    assert_eq!(b.text("h1").await, "Members of Org acme");
+    assert!(
+        b.try_find("#next-page").await.is_some(),
+        "100,000 are paged"
+    );
+    b.fill("#m-q", "person.099998").await;
+    b.click("#apply-search").await;
+    b.wait_for_url("the search", |u| u.contains("q=person.099998"))
+        .await;
+    let table = b.text("#members-table tbody").await;
+    assert!(table.contains("person.099998"), "{table}");
+    assert_eq!(table.matches("person.").count(), 1, "{table}");
+    b.goto(&format!("{members}?status=deactivated")).await;
+    let first = b.text("#members-table tbody").await;
+    assert!(first.contains("person.000000"), "{first}");
+    b.click("#next-page").await;
+    b.wait_for_url("the next page", |u| u.contains("after="))
+        .await;
+    let next = b.text("#members-table tbody").await;
+    assert!(
+        !next.contains("person.000000") && next.contains("person."),
+        "{next}"
+    );
+    b.close().await;
+    drop(driver);
+    site.stop().await;
+}
