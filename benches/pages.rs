@@ -454,8 +454,9 @@ fn pages(sizes: &Sizes, concept: String, member_id: String) -> Vec<Page> {
             name: "one team's page",
             who: Who::Viewer,
             search: false,
-            marker: "id=\"team-title\"",
-            request: fixed(format!("{base}/teams/Team%200003")),
+            // Released (figures shown), not only the reason it is not.
+            marker: "id=\"headline-h\"",
+            request: fixed(format!("{base}/teams/Team%200001")),
         },
         Page {
             name: "`/me`, an engineer with deltas",
@@ -719,7 +720,7 @@ fn main() {
         org: OrgSize {
             engineers: pick(10_000, 60),
             deltas_per_engineer: pick(1_000, 40),
-            team_size: pick(50, 10),
+            team_size: pick(50, 20),
             ids: Ids::V7,
         },
         members: pick(100_000, 600),
@@ -749,6 +750,20 @@ fn main() {
             .map_err(StoreError::from)
         })
         .expect("forget earlier releases");
+    // Last week's org release sights every team (as the sync bench does),
+    // so this week's team releases find their membership stable.
+    aiworklab::privacy::release(
+        org,
+        &catalogue,
+        &aiworklab::privacy::Request {
+            team: None,
+            now: SystemClock.now() - chrono::Duration::days(7),
+            weeks: aiworklab::graph::trend::DEFAULT_WEEKS,
+        },
+        settings.privacy,
+        &Context::system(),
+    )
+    .expect("last week's org release");
     let counts = org
         .db
         .read(|c| {
