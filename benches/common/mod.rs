@@ -61,6 +61,7 @@ impl Server {
 
     /// As [`Server::start`], with the server's log (its stderr) written to
     /// `log_file`, e.g. for the `latency_ms` of each request it answered.
+    #[allow(dead_code)] // the pages bench's; the others include this module too
     pub async fn start_logging_to(config_file: &Path, bind: &str, log_file: &Path) -> Self {
         let log = std::fs::File::create(log_file).expect("server log file");
         Self::spawn(config_file, bind, Stdio::from(log)).await

@@ -44,6 +44,7 @@ pub fn insert_users(org: &OrgDb, rows: &[UserRow]) {
 /// directly granted admin every 25,000 (`i % 25_000 == 7`), the members in
 /// groups of `group_size` named by `group_name`, and the first of every
 /// 10,000 of them granted viewer. Returns the new members' ids.
+#[allow(dead_code)] // the members and pages benches'; the others include this module too
 pub fn seed_directory(
     org: &OrgDb,
     range: std::ops::Range<usize>,
