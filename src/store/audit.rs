@@ -125,7 +125,7 @@ pub fn search(conn: &Connection, s: &Search, limit: u32) -> rusqlite::Result<Vec
     for a in actions_under(conn, action)? {
         rows.extend(search_exact(conn, s, Some(&a), limit)?);
     }
-    rows.sort_by(|x, y| (y.at, y.id).cmp(&(x.at, x.id)));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.at, r.id)));
     rows.truncate(limit as usize);
     Ok(rows)
 }
