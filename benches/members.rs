@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use aiworklab::clock::{Clock, SystemClock, to_millis};
 use aiworklab::config::OrgSettings;
-use aiworklab::store::scim as scim_sql;
 use aiworklab::store::{OpenMode, Store, StoreError};
 use aiworklab::users::directory::{self, Query, RawQuery};
 
@@ -31,7 +30,7 @@ mod common;
 #[path = "common/users.rs"]
 mod users;
 use common::{Rng, quantile};
-use users::{insert_users, user_row};
+use users::seed_directory;
 
 fn name(i: usize) -> String {
     format!("engineer.{i:05}@acme.example")
@@ -40,39 +39,13 @@ fn name(i: usize) -> String {
 fn seed(store: &Store, members: usize) {
     let org = store.org("bench").expect("org");
     let now = to_millis(SystemClock.now());
-    let rows: Vec<_> = (0..members)
-        .map(|i| {
-            let mut r = user_row(i, now);
-            r.active = i % 100 != 0;
-            r.admin_granted = i % 25_000 == 7;
-            r
-        })
-        .collect();
-    insert_users(org, &rows);
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    org.db
-        .write(|tx| {
-            for (g, chunk) in ids.chunks(members.div_ceil(100)).enumerate() {
-                let row = scim_sql::GroupRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    display_name: format!("Team {g:03}"),
-                    external_id: None,
-                    created_at: now,
-                    updated_at: now,
-                    version: 1,
-                };
-                scim_sql::insert_group(tx, &row)?;
-                scim_sql::set_members(tx, &row.id, chunk)?;
-            }
-            for id in ids.iter().step_by(10_000) {
-                tx.execute(
-                    "INSERT INTO role_grants (user_id, role, granted_at) VALUES (?1, 'viewer', 0)",
-                    [id],
-                )?;
-            }
-            Ok::<_, StoreError>(())
-        })
-        .expect("groups");
+    seed_directory(
+        org,
+        0..members,
+        members.div_ceil(100),
+        |g| format!("Team {g:03}"),
+        now,
+    );
 }
 
 /// The first page of the directory, as one raw query.

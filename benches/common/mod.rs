@@ -56,6 +56,18 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config_file: &Path, bind: &str) -> Self {
+        Self::spawn(config_file, bind, Stdio::null()).await
+    }
+
+    /// As [`Server::start`], with the server's log (its stderr) written to
+    /// `log_file`, e.g. for the `latency_ms` of each request it answered.
+    #[allow(dead_code)] // the pages bench's; the others include this module too
+    pub async fn start_logging_to(config_file: &Path, bind: &str, log_file: &Path) -> Self {
+        let log = std::fs::File::create(log_file).expect("server log file");
+        Self::spawn(config_file, bind, Stdio::from(log)).await
+    }
+
+    async fn spawn(config_file: &Path, bind: &str, stderr: Stdio) -> Self {
         // `AIWORKLAB_BENCH_BIN` runs another build of the binary (e.g. the
         // release one under a harness built in the dev profile).
         let bin = std::env::var_os("AIWORKLAB_BENCH_BIN").map_or_else(
@@ -70,7 +82,7 @@ impl Server {
             .arg(config_file)
             .arg("serve")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("serve starts");
         let base = format!("http://{bind}");
