@@ -2,21 +2,40 @@
 //! catalogue's terms and imports, the masking of comments and strings
 //! from a syntax tree, and the syntax rules run as one tree-sitter query.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::AhoCorasick;
-use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator};
+use tree_sitter::{Language, Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
 use super::Concepts;
 use super::lang::Lang;
-use super::rules::{STOP_IMPORTS, STOP_TERMS, rules, stopped};
+use super::rules::{Rule, STOP_IMPORTS, STOP_TERMS, rules, stopped};
 use crate::skill::catalogue::{Catalogue, Concept};
 
 /// Terms of concepts, found at identifier boundaries.
+///
+/// No automaton over every term is built up front: a hook tags a few KB
+/// and building one over the thousands of terms a language has cost more
+/// than the whole rest of the tagging. A term can only match where each of
+/// its identifier tokens (maximal runs of ASCII letters, digits and `_`)
+/// is a whole token of the text: its inner tokens sit between the same
+/// non-identifier bytes in the text, and its first and last are held at
+/// identifier boundaries by [`Terms::find`]. So `find` picks the terms
+/// whose tokens the text all holds and builds an automaton over those
+/// alone, which finds exactly what one over every term would.
 struct Terms {
-    automaton: Option<AhoCorasick>,
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
+    /// Pattern indexes by their first identifier token.
+    by_token: HashMap<String, Vec<usize>>,
+    /// Patterns without an identifier token (`?.`, `=>`): always tried.
+    bare: Vec<usize>,
+}
+
+/// The identifier tokens of `text`: maximal runs of [`ident`] bytes.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
 }
 
 impl Terms {
@@ -38,19 +57,55 @@ impl Terms {
                 concepts[i].push(concept);
             }
         }
-        let automaton = AhoCorasick::new(&patterns).ok();
+        let mut by_token: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut bare = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            match tokens(p).next() {
+                Some(t) => by_token.entry(t.to_string()).or_default().push(i),
+                None => bare.push(i),
+            }
+        }
         Self {
-            automaton,
             patterns,
             concepts,
+            by_token,
+            bare,
         }
     }
 
+    /// The patterns that may match in a text holding `held` tokens, in
+    /// index order.
+    fn candidates(&self, held: &HashSet<&str>) -> Vec<usize> {
+        let mut out = self.bare.clone();
+        for t in held {
+            for &p in self.by_token.get(*t).into_iter().flatten() {
+                if tokens(&self.patterns[p]).all(|u| held.contains(u)) {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
     fn find(&self, normalized: &str, found: &mut Concepts) {
-        let Some(ac) = &self.automaton else { return };
+        let held: HashSet<&str> = tokens(normalized).collect();
+        let chosen = self.candidates(&held);
+        self.find_among(&chosen, normalized, found);
+    }
+
+    /// Every match of the patterns `chosen` (indexes) in `normalized`.
+    fn find_among(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
+        if chosen.is_empty() {
+            return;
+        }
+        let Ok(ac) = AhoCorasick::new(chosen.iter().map(|&p| &self.patterns[p])) else {
+            return;
+        };
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
-            let pat = self.patterns[m.pattern().as_usize()].as_bytes();
+            let p = chosen[m.pattern().as_usize()];
+            let pat = self.patterns[p].as_bytes();
             let starts_ident = pat.first().is_some_and(|b| ident(*b));
             let ends_ident = pat.last().is_some_and(|b| ident(*b));
             if starts_ident && m.start() > 0 && ident(bytes[m.start() - 1]) {
@@ -59,12 +114,20 @@ impl Terms {
             if ends_ident && m.end() < bytes.len() && ident(bytes[m.end()]) {
                 continue;
             }
-            for c in &self.concepts[m.pattern().as_usize()] {
+            for c in &self.concepts[p] {
                 if !found.contains(c) {
                     found.insert(c.clone());
                 }
             }
         }
+    }
+
+    /// [`Terms::find`] with an automaton over every pattern, as the
+    /// tagger did before: the reference `find` is checked against.
+    #[cfg(test)]
+    fn find_with_all(&self, normalized: &str, found: &mut Concepts) {
+        let all: Vec<usize> = (0..self.patterns.len()).collect();
+        self.find_among(&all, normalized, found);
     }
 }
 
@@ -164,8 +227,144 @@ pub(super) struct LangIndex {
     lang: Lang,
     terms: Terms,
     imports: Vec<(String, String)>,
-    query: Option<(Query, Vec<&'static str>)>,
+    rules: SyntaxRules,
     parser: Option<Parser>,
+}
+
+/// A language's syntax rules, ready to run on a tree.
+///
+/// Compiling tree-sitter queries is costly (milliseconds for a language's
+/// rules, more than parsing and matching a hook's text), so nothing is
+/// compiled up front. A rule that is one node kind (`(closure_expression)
+/// @x`) matches exactly where a node of that kind is, so it is read off
+/// the kinds the tree holds; the others are compiled, as one query, only
+/// when the tree holds the kind of their root node, without which they
+/// cannot match. A pattern's matches do not depend on the other patterns
+/// of its query, so this finds what one query of every rule finds.
+struct SyntaxRules {
+    grammar: Language,
+    /// Rules that are one node kind: the kind's id, the concept.
+    kinds: Vec<(u16, &'static str)>,
+    /// The other rules, with their root node's kind id (`None`: a
+    /// pattern whose root this does not read, always compiled).
+    rooted: Vec<(Option<u16>, &'static Rule)>,
+}
+
+/// The kind of a pattern's root node (`lifetime` in `((lifetime) @x
+/// (#not-eq? @x "'_"))`), and whether that node is the whole pattern.
+fn root_kind(query: &str) -> Option<(&str, bool)> {
+    let rest = query.trim_start_matches(|c: char| c == '(' || c.is_whitespace());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let kind = &rest[..end];
+    (!kind.is_empty()).then(|| (kind, query == format!("({kind}) @x")))
+}
+
+impl SyntaxRules {
+    fn build(cat: &Catalogue, lang: Lang) -> Self {
+        let grammar = lang.grammar();
+        let mut kinds = Vec::new();
+        let mut rooted = Vec::new();
+        for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
+            let Some((kind, whole)) = root_kind(rule.query) else {
+                rooted.push((None, rule));
+                continue;
+            };
+            // 0 is no kind of this grammar: such a rule matches nothing
+            // (`every_rule_compiles_and_names_a_shipped_concept` keeps
+            // every rule valid).
+            let id = grammar.id_for_node_kind(kind, true);
+            if id == 0 {
+                continue;
+            }
+            if whole {
+                kinds.push((id, rule.concept));
+            } else {
+                rooted.push((Some(id), rule));
+            }
+        }
+        Self {
+            grammar,
+            kinds,
+            rooted,
+        }
+    }
+
+    /// Adds the concepts the rules find in `tree` to `found`.
+    fn tag(&self, tree: &Tree, text: &str, found: &mut Concepts) {
+        let held = kinds_in(tree);
+        for (id, concept) in &self.kinds {
+            if held.contains(id) {
+                found.insert((*concept).to_string());
+            }
+        }
+        let chosen: Vec<&Rule> = self
+            .rooted
+            .iter()
+            .filter(|(id, _)| id.is_none_or(|id| held.contains(&id)))
+            .map(|(_, r)| *r)
+            .collect();
+        run_rules(&self.grammar, &chosen, tree, text, found);
+    }
+
+    /// Every rule as one query, as the tagger ran them before: the
+    /// reference [`SyntaxRules::tag`] is checked against.
+    #[cfg(test)]
+    fn tag_with_all(
+        &self,
+        cat: &Catalogue,
+        lang: Lang,
+        tree: &Tree,
+        text: &str,
+        found: &mut Concepts,
+    ) {
+        let all: Vec<&Rule> = rules(lang).filter(|r| cat.contains(r.concept)).collect();
+        run_rules(&self.grammar, &all, tree, text, found);
+    }
+}
+
+/// Runs `chosen` as one query over `tree`.
+fn run_rules(grammar: &Language, chosen: &[&Rule], tree: &Tree, text: &str, found: &mut Concepts) {
+    if chosen.is_empty() {
+        return;
+    }
+    let mut source = String::new();
+    for rule in chosen {
+        source.push_str(rule.query);
+        source.push('\n');
+    }
+    let Ok(query) = Query::new(grammar, &source) else {
+        return;
+    };
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(&query, tree.root_node(), text.as_bytes());
+    while let Some(m) = matches.next() {
+        if let Some(rule) = chosen.get(m.pattern_index) {
+            found.insert(rule.concept.to_string());
+        }
+    }
+}
+
+/// The kind ids of every node of `tree` (the kinds a query sees: named
+/// and anonymous, in comments and strings too).
+fn kinds_in(tree: &Tree) -> HashSet<u16> {
+    let mut held = HashSet::new();
+    let mut cursor = tree.walk();
+    loop {
+        held.insert(cursor.node().kind_id());
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return held;
+            }
+        }
+    }
 }
 
 impl LangIndex {
@@ -188,22 +387,14 @@ impl LangIndex {
             }
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
-        let grammar = lang.grammar();
-        let mut source = String::new();
-        let mut concepts = Vec::new();
-        for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
-            source.push_str(rule.query);
-            source.push('\n');
-            concepts.push(rule.concept);
-        }
-        let query = Query::new(&grammar, &source).ok().map(|q| (q, concepts));
+        let rules = SyntaxRules::build(cat, lang);
         let mut parser = Parser::new();
-        let parser = parser.set_language(&grammar).ok().map(|()| parser);
+        let parser = parser.set_language(&rules.grammar).ok().map(|()| parser);
         Self {
             lang,
             terms,
             imports,
-            query,
+            rules,
             parser,
         }
     }
@@ -217,6 +408,18 @@ impl LangIndex {
                 .find(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
+        let masked = self.masked(&tree, text, found);
+        self.terms.find(
+            &normalize(&masked.text, self.lang.case_insensitive()),
+            found,
+        );
+        self.rules.tag(&tree, text, found);
+        masked.sql
+    }
+
+    /// Walks the tree: masks comments and strings, notes the imports
+    /// (adding the concepts they show to `found`) and the SQL literals.
+    fn masked(&self, tree: &Tree, text: &str, found: &mut Concepts) -> Masked {
         let mut scan = Scan::default();
         walk(self.lang, tree.root_node(), text, &mut scan);
         let mut masked = text.as_bytes().to_vec();
@@ -227,9 +430,6 @@ impl LangIndex {
                 }
             }
         }
-        let masked = String::from_utf8_lossy(&masked);
-        self.terms
-            .find(&normalize(&masked, self.lang.case_insensitive()), found);
         let sep = self.lang.import_separator();
         for path in &scan.imports {
             for (entry, concept) in &self.imports {
@@ -242,17 +442,40 @@ impl LangIndex {
                 }
             }
         }
-        if let Some((query, concepts)) = &self.query {
-            let mut cursor = QueryCursor::new();
-            let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
-            while let Some(m) = matches.next() {
-                if let Some(c) = concepts.get(m.pattern_index) {
-                    found.insert((*c).to_string());
-                }
-            }
+        Masked {
+            text: String::from_utf8_lossy(&masked).into_owned(),
+            sql: scan.sql,
         }
-        scan.sql
     }
+
+    /// [`LangIndex::tag`] with every term in one automaton and every rule
+    /// in one query, as the tagger did before; for the equivalence tests.
+    #[cfg(test)]
+    pub(super) fn tag_with_all(
+        &mut self,
+        cat: &Catalogue,
+        text: &str,
+        found: &mut Concepts,
+    ) -> Vec<String> {
+        let tree = self.parser.as_mut().and_then(|p| p.parse(text, None));
+        let Some(tree) = tree else {
+            self.terms
+                .find_with_all(&normalize(text, self.lang.case_insensitive()), found);
+            return Vec::new();
+        };
+        let masked = self.masked(&tree, text, found);
+        self.terms.find_with_all(
+            &normalize(&masked.text, self.lang.case_insensitive()),
+            found,
+        );
+        self.rules.tag_with_all(cat, self.lang, &tree, text, found);
+        masked.sql
+    }
+}
+
+struct Masked {
+    text: String,
+    sql: Vec<String>,
 }
 
 #[derive(Default)]
@@ -486,11 +709,93 @@ impl PlainIndex {
         self.terms.find(&normalize(text, false), found);
         self.titles.find(&normalize(text, true), found);
     }
+
+    /// [`PlainIndex::tag`] with every term in one automaton.
+    #[cfg(test)]
+    pub(super) fn tag_with_all(&self, text: &str, found: &mut Concepts) {
+        self.terms.find_with_all(&normalize(text, false), found);
+        self.titles.find_with_all(&normalize(text, true), found);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of pieces of the index's own patterns (whole, cut short,
+    /// glued to identifiers or punctuation), where terms match, nearly
+    /// match and overlap.
+    fn text_of(terms: &Terms, picks: &[(usize, u8, u8)]) -> String {
+        const GLUE: [&str; 10] = [" ", "", "_", "x", ".", "(", "::", "\n", "é", "9"];
+        let mut out = String::new();
+        for &(p, cut, glue) in picks {
+            let pat = &terms.patterns[p % terms.patterns.len()];
+            let keep = if cut % 4 == 0 {
+                pat.char_indices()
+                    .nth(usize::from(cut) % pat.chars().count().max(1))
+                    .map_or(pat.len(), |(i, _)| i)
+            } else {
+                pat.len()
+            };
+            out.push_str(&pat[..keep]);
+            out.push_str(GLUE[usize::from(glue) % GLUE.len()]);
+        }
+        out
+    }
+
+    fn indexes() -> Vec<(&'static str, Terms)> {
+        static CAT: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+        let cat = CAT.get_or_init(|| Catalogue::builtin().expect("catalogue"));
+        let mut out = Vec::new();
+        for lang in [Lang::Rust, Lang::Sql, Lang::TypeScript] {
+            let exts = lang.extensions();
+            out.push((
+                "code",
+                Terms::build(code_terms(cat, exts), lang.case_insensitive()),
+            ));
+        }
+        let prose = PlainIndex::for_prose(cat);
+        out.push(("prose", prose.terms));
+        out.push(("titles", prose.titles));
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn picking_candidate_terms_finds_what_every_term_finds(picks in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..40)) {
+            for (what, terms) in indexes() {
+                let text = normalize(&text_of(&terms, &picks), false);
+                let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+                terms.find(&text, &mut fast);
+                terms.find_with_all(&text, &mut all);
+                prop_assert_eq!(&fast, &all, "{}: {:?}", what, text);
+                let upper = text.to_ascii_uppercase();
+                let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+                terms.find(&upper, &mut fast);
+                terms.find_with_all(&upper, &mut all);
+                prop_assert_eq!(&fast, &all, "{}: {:?}", what, upper);
+            }
+        }
+    }
+
+    #[test]
+    fn root_kinds_of_rules() {
+        assert_eq!(
+            root_kind("(closure_expression) @x"),
+            Some(("closure_expression", true))
+        );
+        assert_eq!(
+            root_kind("((lifetime) @x (#not-eq? @x \"'_\"))"),
+            Some(("lifetime", false))
+        );
+        assert_eq!(
+            root_kind("(default_parameter value: [(list) (dictionary) (set)]) @x"),
+            Some(("default_parameter", false))
+        );
+        assert_eq!(root_kind("[(a) (b)] @x"), None);
+    }
 
     #[test]
     fn use_trees_expand() {
