@@ -233,76 +233,310 @@ pub(super) struct LangIndex {
 
 /// A language's syntax rules, ready to run on a tree.
 ///
-/// Compiling tree-sitter queries is costly (milliseconds for a language's
-/// rules, more than parsing and matching a hook's text), so nothing is
-/// compiled up front. A rule that is one node kind (`(closure_expression)
-/// @x`) matches exactly where a node of that kind is, so it is read off
-/// the kinds the tree holds; the others are compiled, as one query, only
-/// when the tree holds the kind of their root node, without which they
-/// cannot match. A pattern's matches do not depend on the other patterns
-/// of its query, so this finds what one query of every rule finds.
+/// Compiling a tree-sitter query scans the grammar's whole parse table
+/// whatever the query holds (milliseconds for Rust or TypeScript, more
+/// than parsing and matching a hook's text), so as few are compiled as
+/// can be, and none up front:
+/// - a rule that is one node kind (`(closure_expression) @x`) matches
+///   exactly where a node of that kind is, and one that is one node kind
+///   with a text predicate (`((lifetime) @x (#not-eq? @x "'_"))`) where
+///   such a node's text passes it: both are read off the tree;
+/// - the others are compiled, as one query, only when the tree holds every
+///   node kind and token they name outside an alternation, and the text
+///   one of the strings each `#eq?`/`#any-of?` compares a capture with:
+///   without those they cannot match.
+///
+/// A pattern's matches do not depend on the other patterns of its query,
+/// so this finds what one query of every rule finds (a test compares the
+/// two over the tagging corpus).
 struct SyntaxRules {
     grammar: Language,
-    /// Rules that are one node kind: the kind's id, the concept.
-    kinds: Vec<(u16, &'static str)>,
-    /// The other rules, with their root node's kind id (`None`: a
-    /// pattern whose root this does not read, always compiled).
-    rooted: Vec<(Option<u16>, &'static Rule)>,
+    /// Rules read off the tree: a node kind's id, a test of its text, the
+    /// concept.
+    nodes: Vec<(u16, Option<TextTest>, &'static str)>,
+    /// The other rules, with what the tree and text must hold for them to
+    /// match.
+    queried: Vec<(Needs, &'static Rule)>,
 }
 
-/// The kind of a pattern's root node (`lifetime` in `((lifetime) @x
-/// (#not-eq? @x "'_"))`), and whether that node is the whole pattern.
-fn root_kind(query: &str) -> Option<(&str, bool)> {
-    let rest = query.trim_start_matches(|c: char| c == '(' || c.is_whitespace());
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    let kind = &rest[..end];
-    (!kind.is_empty()).then(|| (kind, query == format!("({kind}) @x")))
+/// A text predicate on one captured node.
+#[derive(Debug, Clone, PartialEq)]
+enum TextTest {
+    Eq(String),
+    NotEq(String),
+    AnyOf(Vec<String>),
+}
+
+impl TextTest {
+    fn passes(&self, text: &str) -> bool {
+        match self {
+            Self::Eq(s) => text == s,
+            Self::NotEq(s) => text != s,
+            Self::AnyOf(v) => v.iter().any(|s| s == text),
+        }
+    }
+}
+
+/// What a tree and its text must hold for a pattern to match.
+#[derive(Debug, Default, PartialEq)]
+struct Needs {
+    /// Node kinds and tokens, by id.
+    kinds: Vec<u16>,
+    /// Groups of strings; the text holds one of each group.
+    texts: Vec<Vec<String>>,
+}
+
+/// A token of a query pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok<'q> {
+    Open,
+    Close,
+    OpenAlt,
+    CloseAlt,
+    Word(&'q str),
+    Field(&'q str),
+    Capture(&'q str),
+    Str(String),
+}
+
+/// The tokens of a query pattern (`None`: a string left open).
+fn query_tokens(q: &str) -> Option<Vec<Tok<'_>>> {
+    let b = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => out.push(Tok::Open),
+            b')' => out.push(Tok::Close),
+            b'[' => out.push(Tok::OpenAlt),
+            b']' => out.push(Tok::CloseAlt),
+            c if c.is_ascii_whitespace() => {}
+            b'"' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'"' => break,
+                        b'\\' => {
+                            i += 1;
+                            s.push(match *b.get(i)? {
+                                b'n' => '\n',
+                                b't' => '\t',
+                                c => char::from(c),
+                            });
+                        }
+                        _ => {
+                            let ch = q[i..].chars().next()?;
+                            s.push(ch);
+                            i += ch.len_utf8() - 1;
+                        }
+                    }
+                    i += 1;
+                }
+                out.push(Tok::Str(s));
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && !b"()[]\"".contains(&b[i]) {
+                    i += 1;
+                }
+                let w = &q[start..i];
+                out.push(if let Some(c) = w.strip_prefix('@') {
+                    Tok::Capture(c)
+                } else if let Some(f) = w.strip_suffix(':') {
+                    Tok::Field(f)
+                } else {
+                    Tok::Word(w)
+                });
+                continue;
+            }
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// How a rule is run: read off the tree (one node kind, perhaps with a
+/// text test), or compiled when the tree and text hold what it [`Needs`].
+/// `None`: it names a kind the grammar does not have, so it matches
+/// nothing (`every_rule_compiles_and_names_a_shipped_concept` keeps every
+/// rule valid).
+enum Plan {
+    Node(u16, Option<TextTest>),
+    Query(Needs),
+}
+
+fn plan(grammar: &Language, query: &str) -> Option<Plan> {
+    let named = |k: &str| Some(grammar.id_for_node_kind(k, true)).filter(|id| *id != 0);
+    let toks = query_tokens(query)?;
+    use Tok::{Capture, Close, Open, Str, Word};
+    // `(K) @x`
+    if let [Open, Word(k), Close, Capture(_)] = toks.as_slice()
+        && !k.starts_with('#')
+        && *k != "_"
+    {
+        return Some(Plan::Node(named(k)?, None));
+    }
+    // `((K) @c (#eq? @c "s"))`, `#not-eq?`, `#any-of? @c "a" "b"`
+    if let [
+        Open,
+        Open,
+        Word(k),
+        Close,
+        Capture(c),
+        Open,
+        Word(p),
+        Capture(c2),
+        args @ ..,
+        Close,
+        Close,
+    ] = toks.as_slice()
+        && c == c2
+        && !k.starts_with('#')
+        && *k != "_"
+        && !args.is_empty()
+        && args.iter().all(|a| matches!(a, Str(_)))
+    {
+        let strs: Vec<String> = args
+            .iter()
+            .filter_map(|a| match a {
+                Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let test = match (*p, strs.as_slice()) {
+            ("#eq?", [s]) => Some(TextTest::Eq(s.clone())),
+            ("#not-eq?", [s]) => Some(TextTest::NotEq(s.clone())),
+            ("#any-of?", _) => Some(TextTest::AnyOf(strs.clone())),
+            _ => None,
+        };
+        if let Some(test) = test {
+            return Some(Plan::Node(named(k)?, Some(test)));
+        }
+    }
+    // Anything else: what it names outside alternations must be held.
+    let mut needs = Needs::default();
+    let mut alt = 0usize;
+    let mut i = 0;
+    while i < toks.len() {
+        match &toks[i] {
+            Tok::OpenAlt => alt += 1,
+            Tok::CloseAlt => alt = alt.saturating_sub(1),
+            Open => match toks.get(i + 1) {
+                Some(Word(p)) if p.starts_with('#') => {
+                    // A predicate: skip to its end, noting the strings
+                    // `#eq?`/`#any-of?` compare a capture with.
+                    let mut strs = Vec::new();
+                    let mut j = i + 2;
+                    while let Some(t) = toks.get(j) {
+                        match t {
+                            Close => break,
+                            Str(s) => strs.push(s.clone()),
+                            _ => {}
+                        }
+                        j += 1;
+                    }
+                    let on_capture = matches!(toks.get(i + 2), Some(Capture(_)));
+                    if alt == 0
+                        && on_capture
+                        && !strs.is_empty()
+                        && matches!(*p, "#eq?" | "#any-of?")
+                    {
+                        needs.texts.push(strs);
+                    }
+                    i = j;
+                }
+                Some(Word(k)) if *k != "_" && alt == 0 => needs.kinds.push(named(k)?),
+                _ => {}
+            },
+            Str(s) if alt == 0 => {
+                let id = grammar.id_for_node_kind(s, false);
+                if id == 0 {
+                    return None;
+                }
+                needs.kinds.push(id);
+            }
+            // A quantifier, an anchor or a negated field: give up on
+            // anything but the pattern's nodes being held... or compile
+            // it whenever it is asked for.
+            Word(w) if !w.starts_with('#') && w.chars().any(|c| "?*+.!".contains(c)) => {
+                return Some(Plan::Query(Needs::default()));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(Plan::Query(needs))
 }
 
 impl SyntaxRules {
     fn build(cat: &Catalogue, lang: Lang) -> Self {
         let grammar = lang.grammar();
-        let mut kinds = Vec::new();
-        let mut rooted = Vec::new();
+        let mut nodes = Vec::new();
+        let mut queried = Vec::new();
         for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
-            let Some((kind, whole)) = root_kind(rule.query) else {
-                rooted.push((None, rule));
-                continue;
-            };
-            // 0 is no kind of this grammar: such a rule matches nothing
-            // (`every_rule_compiles_and_names_a_shipped_concept` keeps
-            // every rule valid).
-            let id = grammar.id_for_node_kind(kind, true);
-            if id == 0 {
-                continue;
-            }
-            if whole {
-                kinds.push((id, rule.concept));
-            } else {
-                rooted.push((Some(id), rule));
+            match plan(&grammar, rule.query) {
+                Some(Plan::Node(id, test)) => nodes.push((id, test, rule.concept)),
+                Some(Plan::Query(needs)) => queried.push((needs, rule)),
+                None => {}
             }
         }
         Self {
             grammar,
-            kinds,
-            rooted,
+            nodes,
+            queried,
         }
     }
 
     /// Adds the concepts the rules find in `tree` to `found`.
     fn tag(&self, tree: &Tree, text: &str, found: &mut Concepts) {
-        let held = kinds_in(tree);
-        for (id, concept) in &self.kinds {
-            if held.contains(id) {
+        let tested: HashSet<u16> = self
+            .nodes
+            .iter()
+            .filter(|(_, t, _)| t.is_some())
+            .map(|(id, _, _)| *id)
+            .collect();
+        let mut held = HashSet::new();
+        let mut cursor = tree.walk();
+        'walk: loop {
+            let node = cursor.node();
+            let id = node.kind_id();
+            held.insert(id);
+            if tested.contains(&id) {
+                let span = node.utf8_text(text.as_bytes()).unwrap_or("");
+                for (rule_id, test, concept) in &self.nodes {
+                    if *rule_id == id && test.as_ref().is_some_and(|t| t.passes(span)) {
+                        found.insert((*concept).to_string());
+                    }
+                }
+            }
+            if cursor.goto_first_child() {
+                continue;
+            }
+            loop {
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                if !cursor.goto_parent() {
+                    break 'walk;
+                }
+            }
+        }
+        for (id, test, concept) in &self.nodes {
+            if test.is_none() && held.contains(id) {
                 found.insert((*concept).to_string());
             }
         }
         let chosen: Vec<&Rule> = self
-            .rooted
+            .queried
             .iter()
-            .filter(|(id, _)| id.is_none_or(|id| held.contains(&id)))
+            .filter(|(needs, _)| {
+                needs.kinds.iter().all(|k| held.contains(k))
+                    && needs
+                        .texts
+                        .iter()
+                        .all(|group| group.iter().any(|s| text.contains(s.as_str())))
+            })
             .map(|(_, r)| *r)
             .collect();
         run_rules(&self.grammar, &chosen, tree, text, found);
@@ -342,27 +576,6 @@ fn run_rules(grammar: &Language, chosen: &[&Rule], tree: &Tree, text: &str, foun
     while let Some(m) = matches.next() {
         if let Some(rule) = chosen.get(m.pattern_index) {
             found.insert(rule.concept.to_string());
-        }
-    }
-}
-
-/// The kind ids of every node of `tree` (the kinds a query sees: named
-/// and anonymous, in comments and strings too).
-fn kinds_in(tree: &Tree) -> HashSet<u16> {
-    let mut held = HashSet::new();
-    let mut cursor = tree.walk();
-    loop {
-        held.insert(cursor.node().kind_id());
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            if !cursor.goto_parent() {
-                return held;
-            }
         }
     }
 }
@@ -781,20 +994,63 @@ mod tests {
     }
 
     #[test]
-    fn root_kinds_of_rules() {
+    fn rules_are_read_off_the_tree_or_compiled_when_their_kinds_are_held() {
+        let g = Lang::Rust.grammar();
+        let id = |k: &str, named: bool| g.id_for_node_kind(k, named);
+        assert!(matches!(
+            plan(&g, "(closure_expression) @x"),
+            Some(Plan::Node(k, None)) if k == id("closure_expression", true)
+        ));
+        assert!(matches!(
+            plan(&g, "((lifetime) @x (#not-eq? @x \"'_\"))"),
+            Some(Plan::Node(k, Some(TextTest::NotEq(s)))) if k == id("lifetime", true) && s == "'_"
+        ));
+        assert!(matches!(
+            plan(&g, "((type_identifier) @t (#any-of? @t \"Send\" \"Sync\"))"),
+            Some(Plan::Node(_, Some(TextTest::AnyOf(v)))) if v == ["Send", "Sync"]
+        ));
+        let Some(Plan::Query(needs)) = plan(
+            &g,
+            "(impl_item trait: (type_identifier) @t (#eq? @t \"Drop\")) @x",
+        ) else {
+            panic!("a query");
+        };
         assert_eq!(
-            root_kind("(closure_expression) @x"),
-            Some(("closure_expression", true))
+            needs,
+            Needs {
+                kinds: vec![id("impl_item", true), id("type_identifier", true)],
+                texts: vec![vec!["Drop".to_string()]],
+            }
         );
+        let Some(Plan::Query(needs)) = plan(&g, "(function_modifiers \"async\") @x") else {
+            panic!("a query");
+        };
         assert_eq!(
-            root_kind("((lifetime) @x (#not-eq? @x \"'_\"))"),
-            Some(("lifetime", false))
+            needs.kinds,
+            vec![id("function_modifiers", true), id("async", false)]
         );
+        let py = Lang::Python.grammar();
+        let Some(Plan::Query(needs)) = plan(
+            &py,
+            "(default_parameter value: [(list) (dictionary) (set)]) @x",
+        ) else {
+            panic!("a query");
+        };
         assert_eq!(
-            root_kind("(default_parameter value: [(list) (dictionary) (set)]) @x"),
-            Some(("default_parameter", false))
+            needs.kinds,
+            vec![py.id_for_node_kind("default_parameter", true)]
         );
-        assert_eq!(root_kind("[(a) (b)] @x"), None);
+        assert!(plan(&g, "(no_such_kind) @x").is_none());
+        assert_eq!(
+            query_tokens("((x) @a (#eq? @a \"q\\\"\"))").expect("tokens")[6..],
+            [
+                Tok::Word("#eq?"),
+                Tok::Capture("a"),
+                Tok::Str("q\"".into()),
+                Tok::Close,
+                Tok::Close
+            ]
+        );
     }
 
     #[test]
