@@ -14,6 +14,12 @@
 //! The date is `SOURCE_DATE_EPOCH` (reproducible builds) when set, else the
 //! time this script ran, as an RFC 3339 UTC time (`2026-12-03T14:05:09Z`).
 //! `AIWORKLAB_BUILD_DATE` overrides it verbatim.
+//!
+//! It also turns the shipped catalogue (`config/catalogue/*.toml`) into
+//! JSON in `OUT_DIR`, value for value, which `skill::catalogue` embeds:
+//! reading TOML cost the kernel's hook milliseconds on every event, JSON a
+//! fraction of that. A file that is not valid TOML fails the build, naming
+//! it.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,8 +35,33 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=packaging/commit.txt");
     watch_git_head();
+    catalogue_as_json();
     println!("cargo:rustc-env=AIWORKLAB_GIT_COMMIT={}", commit());
     println!("cargo:rustc-env=AIWORKLAB_BUILD_DATE={}", build_date());
+}
+
+/// Each `config/catalogue/NAME.toml` as `OUT_DIR/catalogue/NAME.json`.
+fn catalogue_as_json() {
+    let src = Path::new("config/catalogue");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let out =
+        Path::new(&std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("catalogue");
+    std::fs::create_dir_all(&out).expect("OUT_DIR/catalogue can be made");
+    let entries = std::fs::read_dir(src).expect("config/catalogue is readable");
+    for entry in entries {
+        let path = entry.expect("config/catalogue is readable").path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let value: serde_json::Value = toml_edit::de::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid TOML: {e}", path.display()));
+        let json = serde_json::to_string(&value).expect("a JSON value renders");
+        let stem = path.file_stem().expect("a file name").to_string_lossy();
+        std::fs::write(out.join(format!("{stem}.json")), json).expect("OUT_DIR is writable");
+    }
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -12,8 +12,10 @@
 //! them: the work of a real session. The kernel's home holds a store that
 //! exists (made by `agent status`, as pairing would) with a history of
 //! 10,000 deltas over the whole catalogue (a few months of use:
-//! `BENCH_HOOK_HISTORY` sets it), since recording refolds the concepts it
-//! touches over their history.
+//! `BENCH_HOOK_HISTORY` sets it): recording folds the concepts it touches
+//! on from their stored states, or over their history when a fact comes
+//! before the last one folded (as this bench's turns, moved back in time,
+//! often do).
 //!
 //! The hook starts a detached `agent sync` on Stop at most once a minute,
 //! going by the `sync.started` stamp in the kernel's home (docs/kernel.md):

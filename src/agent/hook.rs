@@ -13,6 +13,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use crate::agent::harness::{self, Harness, Outcome, Places};
 use crate::agent::home::Home;
 use crate::agent::observe::Observation;
 use crate::agent::store::LocalStore;
-use crate::agent::tag::Tagger;
+use crate::agent::tag::Lazy;
 use crate::skill::catalogue::Catalogue;
 
 /// The most a hook reads from stdin (larger payloads are cut, the record
@@ -53,7 +54,7 @@ pub trait Recorder {
     ///
     /// # Errors
     /// The store cannot be read.
-    fn catalogue(&self) -> Result<Catalogue, String>;
+    fn catalogue(&self) -> Result<Arc<Catalogue>, String>;
 }
 
 /// What one hook run did, for the log and for tests.
@@ -78,7 +79,10 @@ pub fn handle(
     places: &Places,
     now: DateTime<Utc>,
 ) -> Result<Ran, String> {
-    let mut tagger = Tagger::new(recorder.catalogue()?);
+    // Loaded only when something new is to be tagged: most events (a
+    // file read, a search, a session start) bring none.
+    let load = || recorder.catalogue();
+    let mut tagger = Lazy::new(&load);
     let failure = std::cell::RefCell::new(None);
     let outcome: Outcome = {
         let lookup = |source: &str| match recorder.cursor(source) {
@@ -97,9 +101,13 @@ pub fn handle(
             Harness::OpenCode => harness::opencode::handle(&mut tagger, places, stdin, lookup),
         }
     };
-    if let Some(e) = failure.into_inner() {
+    if let Some(e) = failure
+        .into_inner()
+        .or_else(|| tagger.failure().map(str::to_string))
+    {
         return Err(e);
     }
+    drop(tagger);
     let mut ran = Ran {
         recorded: 0,
         turn_ended: outcome.turn_ended,
@@ -125,7 +133,7 @@ impl Recorder for LocalStore {
         LocalStore::record(self, source, cursor, observations).map_err(|e| e.to_string())
     }
 
-    fn catalogue(&self) -> Result<Catalogue, String> {
+    fn catalogue(&self) -> Result<Arc<Catalogue>, String> {
         LocalStore::catalogue(self).map_err(|e| e.to_string())
     }
 }
@@ -273,6 +281,9 @@ mod tests {
         cursors: HashMap<String, String>,
         rows: Vec<Observation>,
         fail: bool,
+        /// The catalogue cannot be read.
+        no_catalogue: bool,
+        catalogue_loads: std::cell::Cell<usize>,
     }
 
     impl Recorder for Memory {
@@ -292,8 +303,12 @@ mod tests {
             self.rows.extend_from_slice(observations);
             Ok(observations.len())
         }
-        fn catalogue(&self) -> Result<Catalogue, String> {
-            Catalogue::builtin()
+        fn catalogue(&self) -> Result<Arc<Catalogue>, String> {
+            self.catalogue_loads.set(self.catalogue_loads.get() + 1);
+            if self.no_catalogue {
+                return Err("the catalogue copy cannot be read".into());
+            }
+            Catalogue::builtin().map(Arc::new)
         }
     }
 
@@ -320,6 +335,66 @@ mod tests {
         );
         assert_eq!(r, Err("store locked".to_string()));
         assert!(m.rows.is_empty());
+    }
+
+    /// A transcript with a Write of Rust code, then a Stop, as
+    /// `(payload, transcript)`.
+    fn rust_write(dir: &Path) -> (String, PathBuf) {
+        let t = dir.join("t.jsonl");
+        let line = serde_json::json!({"type": "assistant", "timestamp": "2026-12-03T10:00:01.000Z",
+            "message": {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Write",
+                "input": {"file_path": "/p/src/lib.rs", "content": "fn f<'a>(x: &'a str) -> &'a str { x }\n"}}]}});
+        std::fs::write(&t, format!("{line}\n")).expect("write");
+        let payload = format!(
+            "{{\"hook_event_name\":\"PostToolUse\",\"transcript_path\":{}}}",
+            serde_json::to_string(&t.to_string_lossy()).expect("json")
+        );
+        (payload, t)
+    }
+
+    #[test]
+    fn the_catalogue_is_loaded_only_when_something_new_is_tagged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (payload, _t) = rust_write(dir.path());
+        let mut m = Memory::default();
+        let run = |m: &mut Memory| {
+            handle(
+                Harness::ClaudeCode,
+                payload.as_bytes(),
+                None,
+                m,
+                &Places::default(),
+                Utc::now(),
+            )
+            .expect("handled")
+        };
+        let first = run(&mut m);
+        assert!(first.recorded > 0, "{first:?}");
+        assert!(m.rows.iter().any(|o| o.concept == "rust-lifetimes"));
+        assert_eq!(m.catalogue_loads.get(), 1, "loaded once to tag the write");
+        let again = run(&mut m);
+        assert_eq!(again.recorded, 0, "nothing new past the cursor");
+        assert_eq!(m.catalogue_loads.get(), 1, "nothing new: not loaded");
+    }
+
+    #[test]
+    fn a_catalogue_that_cannot_be_read_records_nothing_and_keeps_the_cursor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (payload, _t) = rust_write(dir.path());
+        let mut m = Memory {
+            no_catalogue: true,
+            ..Memory::default()
+        };
+        let r = handle(
+            Harness::ClaudeCode,
+            payload.as_bytes(),
+            None,
+            &mut m,
+            &Places::default(),
+            Utc::now(),
+        );
+        assert_eq!(r, Err("the catalogue copy cannot be read".to_string()));
+        assert!(m.rows.is_empty() && m.cursors.is_empty(), "nothing kept");
     }
 
     #[test]

@@ -10,63 +10,92 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-/// The shipped files, in a fixed order.
+/// The shipped files, in a fixed order, as JSON: `build.rs` renders each
+/// `config/catalogue/NAME.toml` value for value (parsing TOML here cost
+/// the kernel's hook several milliseconds on every event).
 const FILES: [(&str, &str); 20] = [
     (
         "algorithms",
-        include_str!("../../config/catalogue/algorithms.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/algorithms.json")),
     ),
-    ("auth", include_str!("../../config/catalogue/auth.toml")),
-    ("ci-cd", include_str!("../../config/catalogue/ci-cd.toml")),
-    ("cloud", include_str!("../../config/catalogue/cloud.toml")),
+    (
+        "auth",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/auth.json")),
+    ),
+    (
+        "ci-cd",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/ci-cd.json")),
+    ),
+    (
+        "cloud",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/cloud.json")),
+    ),
     (
         "concurrency",
-        include_str!("../../config/catalogue/concurrency.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/concurrency.json")),
     ),
     (
         "containers",
-        include_str!("../../config/catalogue/containers.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/containers.json")),
     ),
     (
         "databases",
-        include_str!("../../config/catalogue/databases.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/databases.json")),
     ),
     (
         "distributed-systems",
-        include_str!("../../config/catalogue/distributed-systems.toml"),
+        include_str!(concat!(
+            env!("OUT_DIR"),
+            "/catalogue/distributed-systems.json"
+        )),
     ),
     (
         "frontend",
-        include_str!("../../config/catalogue/frontend.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/frontend.json")),
     ),
-    ("git", include_str!("../../config/catalogue/git.toml")),
-    ("go", include_str!("../../config/catalogue/go.toml")),
+    (
+        "git",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/git.json")),
+    ),
+    (
+        "go",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/go.json")),
+    ),
     (
         "observability",
-        include_str!("../../config/catalogue/observability.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/observability.json")),
     ),
     (
         "performance",
-        include_str!("../../config/catalogue/performance.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/performance.json")),
     ),
-    ("python", include_str!("../../config/catalogue/python.toml")),
-    ("rust", include_str!("../../config/catalogue/rust.toml")),
+    (
+        "python",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/python.json")),
+    ),
+    (
+        "rust",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/rust.json")),
+    ),
     (
         "security",
-        include_str!("../../config/catalogue/security.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/security.json")),
     ),
-    ("sql", include_str!("../../config/catalogue/sql.toml")),
+    (
+        "sql",
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/sql.json")),
+    ),
     (
         "testing",
-        include_str!("../../config/catalogue/testing.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/testing.json")),
     ),
     (
         "typescript",
-        include_str!("../../config/catalogue/typescript.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/typescript.json")),
     ),
     (
         "web-http",
-        include_str!("../../config/catalogue/web-http.toml"),
+        include_str!(concat!(env!("OUT_DIR"), "/catalogue/web-http.json")),
     ),
 ];
 
@@ -97,7 +126,7 @@ pub struct Concept {
     pub matchers: Matchers,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     domain: String,
@@ -147,7 +176,7 @@ impl Catalogue {
         let mut domains = Vec::new();
         let mut concepts = BTreeMap::new();
         for (name, text) in FILES {
-            let file: File = toml_edit::de::from_str(text)
+            let file: File = serde_json::from_str(text)
                 .map_err(|e| format!("config/catalogue/{name}.toml: {e}"))?;
             if file.domain.starts_with(CUSTOM_PREFIX) {
                 return Err(format!(
@@ -277,6 +306,29 @@ impl Catalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `build.rs` renders each TOML file as JSON; read both ways, every
+    /// file gives the same domain and concepts.
+    #[test]
+    fn the_embedded_json_is_the_toml_value_for_value() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalogue");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("config/catalogue")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut shipped: Vec<&str> = FILES.iter().map(|(n, _)| *n).collect();
+        shipped.sort_unstable();
+        assert_eq!(names, shipped, "every TOML file is shipped");
+        for (name, json) in FILES {
+            let toml = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("toml");
+            let from_toml: File = toml_edit::de::from_str(&toml).expect("toml parses");
+            let from_json: File = serde_json::from_str(json).expect("json parses");
+            assert_eq!(from_json, from_toml, "{name}");
+        }
+    }
 
     #[test]
     fn the_shipped_catalogue_is_large_valid_and_acyclic() {

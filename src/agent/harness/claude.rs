@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Harness, Outcome, Step, ingest_jsonl, text, time_or};
-use crate::agent::tag::Tagger;
+use crate::agent::tag::Tag;
 
 /// Events after which the transcript is complete for now.
 const TURN_ENDS: [&str; 3] = ["Stop", "SubagentStop", "SessionEnd"];
@@ -32,7 +32,7 @@ const IN_TURN: [&str; 4] = [
 /// Handles one hook payload. `cursor` looks up a source's stored cursor.
 /// Malformed input yields nothing.
 pub fn handle(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     payload: &[u8],
     cursor: &dyn Fn(&str) -> Option<String>,
     now: DateTime<Utc>,

@@ -19,11 +19,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Harness, Outcome, Places, Step, ingest_jsonl, patch, text, time_or};
-use crate::agent::tag::Tagger;
+use crate::agent::tag::Tag;
 
 /// Handles a hooks payload on stdin or a `notify` argument.
 pub fn handle(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     places: &Places,
     payload: &[u8],
     notify_arg: Option<&str>,

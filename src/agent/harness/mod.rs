@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::agent::observe::Observation;
-use crate::agent::tag::Tagger;
+use crate::agent::tag::Tag;
 use crate::skill::delta::Transition;
 
 /// The coding agents the kernel listens to.
@@ -179,7 +179,7 @@ fn capped(text: &str) -> &str {
 /// The batch of a hook event that names no session record: its own steps,
 /// all at `now`, under the harness's `hook` source.
 pub(crate) fn payload_batch(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     harness: Harness,
     steps: Vec<Step>,
     now: DateTime<Utc>,
@@ -208,7 +208,7 @@ pub(crate) fn payload_batch(
 /// event), so trailing text is a final answer. Returns the observations
 /// (one per concept and transition, at its first time) and the cursor.
 pub(crate) fn fold(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     items: Vec<Item>,
     consumed: u64,
     last: bool,
@@ -320,7 +320,7 @@ pub(crate) type LineParser = fn(&serde_json::Value, DateTime<Utc>) -> Vec<(Step,
 /// Ingests one JSONL record with `parse` turning a line into steps.
 pub(crate) fn ingest_jsonl(
     harness: Harness,
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     path: &Path,
     cursor: Option<&str>,
     last: bool,

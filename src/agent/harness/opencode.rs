@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use serde_json::Value;
 
 use super::{Batch, Harness, Item, Outcome, Places, Step, fold, patch, text};
-use crate::agent::tag::Tagger;
+use crate::agent::tag::Tag;
 
 /// The plugin file `agent install --harness opencode` writes;
 /// `@AIWORKLAB@` is replaced by the binary's path.
@@ -38,7 +38,7 @@ const PARTS_SINCE: &str = "SELECT p.id, p.time_created, p.data, m.data FROM part
 
 /// Handles one event the plugin forwarded.
 pub fn handle(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     places: &Places,
     payload: &[u8],
     cursor: &dyn Fn(&str) -> Option<String>,
@@ -76,7 +76,7 @@ pub fn handle(
 /// The database cannot be opened read-only or queried (not OpenCode's,
 /// or a schema this version does not know).
 pub fn ingest(
-    tagger: &mut Tagger,
+    tagger: &mut dyn Tag,
     db: &Path,
     source: &str,
     cursor: Option<&str>,

@@ -4,6 +4,7 @@
 //! edges to them dropped.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -113,22 +114,35 @@ pub(crate) fn from_listing(json: &str) -> Result<Catalogue, String> {
     Catalogue::from_parts(domains, concepts)
 }
 
-fn shipped() -> Result<Catalogue, AgentError> {
-    static SHIPPED: std::sync::OnceLock<Result<Catalogue, String>> = std::sync::OnceLock::new();
+fn shipped() -> Result<Arc<Catalogue>, AgentError> {
+    static SHIPPED: std::sync::OnceLock<Result<Arc<Catalogue>, String>> =
+        std::sync::OnceLock::new();
     SHIPPED
-        .get_or_init(Catalogue::builtin)
+        .get_or_init(|| Catalogue::builtin().map(Arc::new))
         .clone()
         .map_err(|e| AgentError::Invalid(format!("the shipped catalogue is invalid: {e}")))
 }
 
-pub(super) fn current(store: &LocalStore) -> Result<Catalogue, AgentError> {
-    match store.meta(META_KEY)? {
-        Some(json) => match from_listing(&json) {
-            Ok(c) => Ok(c),
-            Err(_) => shipped(),
-        },
-        None => shipped(),
+/// The catalogue a store holds, kept with the listing it was read from
+/// (`None`: the shipped one), so reading it again costs a comparison
+/// while the listing is unchanged. Parsing and checking a listing of
+/// hundreds of concepts is milliseconds; a hook needs the catalogue
+/// twice (to tag, then to check what it records).
+pub(super) type Cached = std::cell::RefCell<Option<(Option<String>, Arc<Catalogue>)>>;
+
+pub(super) fn current(store: &LocalStore) -> Result<Arc<Catalogue>, AgentError> {
+    let listing = store.meta(META_KEY)?;
+    if let Some((held, cat)) = &*store.catalogue.borrow()
+        && *held == listing
+    {
+        return Ok(cat.clone());
     }
+    let cat = match listing.as_deref().map(from_listing) {
+        Some(Ok(c)) => Arc::new(c),
+        Some(Err(_)) | None => shipped()?,
+    };
+    *store.catalogue.borrow_mut() = Some((listing, cat.clone()));
+    Ok(cat)
 }
 
 impl LocalStore {

@@ -227,7 +227,12 @@ impl LocalStore {
             grade
         ])?;
         tx.prepare_cached(QUEUE)?.execute([&id])?;
-        fold::refresh(&tx, concept)?;
+        let at_ms = at.timestamp_millis();
+        fold::fold_in(
+            &tx,
+            concept,
+            vec![fold::fact(&id, transition, at_ms, Some(grade))],
+        )?;
         if let Some(seq) = offer {
             tx.prepare_cached(CLOSE)?.execute(params![seq, grade])?;
         }

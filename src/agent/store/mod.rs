@@ -14,7 +14,9 @@ mod fold;
 pub mod key;
 mod outbox;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -26,6 +28,7 @@ use super::home::Home;
 use super::observe::Observation;
 use crate::skill::catalogue::{Catalogue, valid_slug};
 use crate::skill::delta::Transition;
+use crate::skill::state::Fact;
 
 pub use catalogue::OrgConcept;
 pub use checks::{Pending, Recorded, Via};
@@ -40,6 +43,8 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_store.sql"))
         .comment("meta, deltas, outbox, refused, states, cursors"),
     M::up(include_str!("migrations/0002_checks.sql")).comment("checks offered"),
+    M::up(include_str!("migrations/0003_fold_checkpoints.sql"))
+        .comment("where each state was folded up to"),
 ];
 
 const GET_CURSOR: &str = "SELECT cursor FROM cursors WHERE source = ?1";
@@ -59,6 +64,7 @@ pub struct LocalStore {
     path: PathBuf,
     key: KeyLocation,
     warning: Option<String>,
+    catalogue: catalogue::Cached,
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -136,6 +142,7 @@ impl LocalStore {
             path,
             key: key.location,
             warning: key.warning,
+            catalogue: catalogue::Cached::default(),
         })
     }
 
@@ -156,11 +163,13 @@ impl LocalStore {
     }
 
     /// The org's catalogue copy (fetched at sync), else the shipped one.
+    /// Parsed once per copy: while the stored copy is unchanged, this
+    /// store hands out the same catalogue again.
     ///
     /// # Errors
     /// Store errors; a stored copy that no longer parses falls back to
     /// the shipped catalogue.
-    pub fn catalogue(&self) -> Result<Catalogue, AgentError> {
+    pub fn catalogue(&self) -> Result<Arc<Catalogue>, AgentError> {
         catalogue::current(self)
     }
 
@@ -191,10 +200,17 @@ impl LocalStore {
         cursor: &str,
         observations: &[Observation],
     ) -> Result<usize, AgentError> {
-        let catalogue = self.catalogue()?;
+        // Only a cursor to move (the hook read lines with nothing to
+        // tag): no catalogue needed.
+        let catalogue = if observations.is_empty() {
+            None
+        } else {
+            Some(self.catalogue()?)
+        };
         let latest = Utc::now() + Duration::days(1);
         for o in observations {
-            if !valid_slug(&o.concept) || !catalogue.contains(&o.concept) {
+            let known = catalogue.as_ref().is_some_and(|c| c.contains(&o.concept));
+            if !valid_slug(&o.concept) || !known {
                 return Err(AgentError::Invalid(format!(
                     "`{}` is not a concept of the catalogue; nothing from {source} was recorded",
                     o.concept.chars().take(64).collect::<String>()
@@ -212,7 +228,7 @@ impl LocalStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = 0;
-        let mut touched = std::collections::BTreeSet::new();
+        let mut touched: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
         {
             let mut insert = tx.prepare_cached(INSERT_OWN)?;
             let mut queue = tx.prepare_cached(QUEUE)?;
@@ -222,13 +238,16 @@ impl LocalStore {
                 let grade = default_grade(o.transition);
                 if insert.execute(params![id, o.concept, o.transition.as_str(), at, grade])? == 1 {
                     queue.execute([&id])?;
-                    touched.insert(o.concept.as_str());
+                    touched
+                        .entry(o.concept.as_str())
+                        .or_default()
+                        .push(fold::fact(&id, o.transition, at, grade));
                     new += 1;
                 }
             }
         }
-        for concept in touched {
-            fold::refresh(&tx, concept)?;
+        for (concept, facts) in touched {
+            fold::fold_in(&tx, concept, facts)?;
         }
         tx.execute(SET_CURSOR, [source, cursor])?;
         tx.commit()?;

@@ -3,7 +3,7 @@
 //! transition, at, grade; nothing else exists to send), and the deltas
 //! pulled from the engineer's other devices with the pull cursor.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{TransactionBehavior, params};
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::super::error::AgentError;
 use super::{LocalStore, SET_META, fold};
+use crate::skill::delta::Transition;
+use crate::skill::state::Fact;
 
 /// One delta as it is sent and pulled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,20 +143,26 @@ impl LocalStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut touched = BTreeSet::new();
+        let mut touched: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
         let mut new = 0;
         {
             let mut insert = tx.prepare_cached(INSERT_PULLED)?;
             for d in deltas {
                 let at = d.at.timestamp_millis();
                 if insert.execute(params![d.id, d.concept, d.transition, at, d.grade])? == 1 {
-                    touched.insert(d.concept.as_str());
+                    // A transition this kernel does not know is folded as
+                    // `seen`, as a refold reads it.
+                    let transition = Transition::parse(&d.transition).unwrap_or(Transition::Seen);
+                    touched
+                        .entry(d.concept.as_str())
+                        .or_default()
+                        .push(fold::fact(&d.id, transition, at, d.grade));
                     new += 1;
                 }
             }
         }
-        for concept in &touched {
-            fold::refresh(&tx, concept)?;
+        for (concept, facts) in touched {
+            fold::fold_in(&tx, concept, facts)?;
         }
         tx.execute(SET_META, [PULL_CURSOR, &cursor.to_string()])?;
         tx.commit()?;

@@ -259,3 +259,134 @@ fn without_an_org_catalogue_the_status_says_the_org_has_no_concepts_of_its_own()
     );
     assert!(text.contains("no concepts of its own"), "{text}");
 }
+
+mod fold_checkpoints {
+    //! Recording folds on from each concept's stored state when the new
+    //! deltas come after it, and refolds otherwise: either way the stored
+    //! state must be what folding every delta of the concept gives.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::skill::state::{Fact, fold};
+
+    const CONCEPTS: [&str; 3] = ["rust-lifetimes", "sql-joins", "rust-traits"];
+
+    /// One write: own observations, pulled deltas, or a graded check.
+    #[derive(Debug, Clone)]
+    enum Write {
+        Own(Vec<(usize, usize, i64)>),
+        Pulled(Vec<(usize, usize, i64, u8)>),
+        Check(usize, u8, i64),
+    }
+
+    fn write() -> impl Strategy<Value = Write> {
+        // Minutes from -30 to 90 days around a start, mostly moving on
+        // (as a hook's facts do), sometimes earlier (a late pull).
+        let obs = (0..CONCEPTS.len(), 0..5usize, -600i64..130_000);
+        prop_oneof![
+            4 => proptest::collection::vec(obs.clone(), 1..6).prop_map(Write::Own),
+            1 => proptest::collection::vec((0..CONCEPTS.len(), 0..5usize, -43_200i64..130_000, 1u8..=4), 1..4)
+                .prop_map(Write::Pulled),
+            1 => (0..CONCEPTS.len(), 1u8..=4, 0i64..130_000).prop_map(|(c, g, m)| Write::Check(c, g, m)),
+        ]
+    }
+
+    /// Every delta of `concept` in the store, folded from scratch.
+    fn refolded(s: &LocalStore, concept: &str) -> crate::skill::state::ConceptState {
+        let facts: Vec<Fact> = s
+            .conn
+            .prepare("SELECT id, transition, at, grade FROM deltas WHERE concept = ?1")
+            .expect("prepare")
+            .query_map([concept], |r| {
+                let tr: String = r.get(1)?;
+                Ok(fold::fact(
+                    &r.get::<_, String>(0)?,
+                    Transition::parse(&tr).unwrap_or(Transition::Seen),
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        fold(&facts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn the_stored_state_is_the_fold_of_every_delta(writes in proptest::collection::vec(write(), 1..14)) {
+            let (_tmp, home) = home();
+            let mut s = LocalStore::open(&home).expect("opens");
+            for (i, w) in writes.iter().enumerate() {
+                match w {
+                    Write::Own(list) => {
+                        let list: Vec<Observation> = list
+                            .iter()
+                            .map(|&(c, t, m)| obs(CONCEPTS[c], Transition::ALL[t], m))
+                            .collect();
+                        s.record("p", &i.to_string(), &list).expect("records");
+                    }
+                    Write::Pulled(list) => {
+                        let list: Vec<WireDelta> = list
+                            .iter()
+                            .map(|&(c, t, m, g)| {
+                                let transition = Transition::ALL[t];
+                                WireDelta {
+                                    id: uuid::Uuid::now_v7().to_string(),
+                                    concept: CONCEPTS[c].into(),
+                                    transition: transition.as_str().into(),
+                                    at: obs("x", Transition::Seen, m).at,
+                                    grade: match transition {
+                                        Transition::CheckFailed => Some(1),
+                                        Transition::CheckPassed => Some(g.max(2)),
+                                        _ => None,
+                                    },
+                                }
+                            })
+                            .collect();
+                        s.apply_pulled(&list, i as i64).expect("pulled");
+                    }
+                    Write::Check(c, g, m) => {
+                        s.record_check(CONCEPTS[*c], *g, None, obs("x", Transition::Seen, *m).at)
+                            .expect("check");
+                    }
+                }
+            }
+            for row in s.states().expect("states") {
+                prop_assert_eq!(&row.state, &refolded(&s, &row.concept), "{}", row.concept);
+            }
+        }
+    }
+
+    /// A state written before migration 0003 has no fold point: the next
+    /// write refolds it and sets one.
+    #[test]
+    fn a_state_without_a_fold_point_is_refolded() {
+        let (_tmp, home) = home();
+        let mut s = LocalStore::open(&home).expect("opens");
+        s.record("p", "1", &[obs("sql-joins", Transition::Seen, 0)])
+            .expect("records");
+        s.conn
+            .execute(
+                "UPDATE states SET folded_at = NULL, folded_id = NULL, checks_passed = 7",
+                [],
+            )
+            .expect("as before 0003");
+        s.record("p", "2", &[obs("sql-joins", Transition::Explained, 5)])
+            .expect("records");
+        let st = s.states().expect("states");
+        assert_eq!(st[0].state, refolded(&s, "sql-joins"));
+        assert_eq!(st[0].state.level, crate::skill::state::Level::Explained);
+        assert_eq!(st[0].state.checks_passed, 0, "refolded, not folded on");
+        let point: Option<i64> = s
+            .conn
+            .query_row("SELECT folded_at FROM states", [], |r| r.get(0))
+            .expect("point");
+        assert_eq!(
+            point,
+            Some(obs("x", Transition::Seen, 5).at.timestamp_millis())
+        );
+    }
+}

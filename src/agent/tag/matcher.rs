@@ -2,21 +2,40 @@
 //! catalogue's terms and imports, the masking of comments and strings
 //! from a syntax tree, and the syntax rules run as one tree-sitter query.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::AhoCorasick;
-use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator};
+use tree_sitter::{Language, Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
 use super::Concepts;
 use super::lang::Lang;
-use super::rules::{STOP_IMPORTS, STOP_TERMS, rules, stopped};
+use super::rules::{Rule, STOP_IMPORTS, STOP_TERMS, rules, stopped};
 use crate::skill::catalogue::{Catalogue, Concept};
 
 /// Terms of concepts, found at identifier boundaries.
+///
+/// No automaton over every term is built up front: a hook tags a few KB
+/// and building one over the thousands of terms a language has cost more
+/// than the whole rest of the tagging. A term can only match where each of
+/// its identifier tokens (maximal runs of ASCII letters, digits and `_`)
+/// is a whole token of the text: its inner tokens sit between the same
+/// non-identifier bytes in the text, and its first and last are held at
+/// identifier boundaries by [`Terms::find`]. So `find` picks the terms
+/// whose tokens the text all holds and builds an automaton over those
+/// alone, which finds exactly what one over every term would.
 struct Terms {
-    automaton: Option<AhoCorasick>,
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
+    /// Pattern indexes by their first identifier token.
+    by_token: HashMap<String, Vec<usize>>,
+    /// Patterns without an identifier token (`?.`, `=>`): always tried.
+    bare: Vec<usize>,
+}
+
+/// The identifier tokens of `text`: maximal runs of [`ident`] bytes.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
 }
 
 impl Terms {
@@ -38,19 +57,55 @@ impl Terms {
                 concepts[i].push(concept);
             }
         }
-        let automaton = AhoCorasick::new(&patterns).ok();
+        let mut by_token: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut bare = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            match tokens(p).next() {
+                Some(t) => by_token.entry(t.to_string()).or_default().push(i),
+                None => bare.push(i),
+            }
+        }
         Self {
-            automaton,
             patterns,
             concepts,
+            by_token,
+            bare,
         }
     }
 
+    /// The patterns that may match in a text holding `held` tokens, in
+    /// index order.
+    fn candidates(&self, held: &HashSet<&str>) -> Vec<usize> {
+        let mut out = self.bare.clone();
+        for t in held {
+            for &p in self.by_token.get(*t).into_iter().flatten() {
+                if tokens(&self.patterns[p]).all(|u| held.contains(u)) {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
     fn find(&self, normalized: &str, found: &mut Concepts) {
-        let Some(ac) = &self.automaton else { return };
+        let held: HashSet<&str> = tokens(normalized).collect();
+        let chosen = self.candidates(&held);
+        self.find_among(&chosen, normalized, found);
+    }
+
+    /// Every match of the patterns `chosen` (indexes) in `normalized`.
+    fn find_among(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
+        if chosen.is_empty() {
+            return;
+        }
+        let Ok(ac) = AhoCorasick::new(chosen.iter().map(|&p| &self.patterns[p])) else {
+            return;
+        };
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
-            let pat = self.patterns[m.pattern().as_usize()].as_bytes();
+            let p = chosen[m.pattern().as_usize()];
+            let pat = self.patterns[p].as_bytes();
             let starts_ident = pat.first().is_some_and(|b| ident(*b));
             let ends_ident = pat.last().is_some_and(|b| ident(*b));
             if starts_ident && m.start() > 0 && ident(bytes[m.start() - 1]) {
@@ -59,12 +114,20 @@ impl Terms {
             if ends_ident && m.end() < bytes.len() && ident(bytes[m.end()]) {
                 continue;
             }
-            for c in &self.concepts[m.pattern().as_usize()] {
+            for c in &self.concepts[p] {
                 if !found.contains(c) {
                     found.insert(c.clone());
                 }
             }
         }
+    }
+
+    /// [`Terms::find`] with an automaton over every pattern, as the
+    /// tagger did before: the reference `find` is checked against.
+    #[cfg(test)]
+    fn find_with_all(&self, normalized: &str, found: &mut Concepts) {
+        let all: Vec<usize> = (0..self.patterns.len()).collect();
+        self.find_among(&all, normalized, found);
     }
 }
 
@@ -164,8 +227,357 @@ pub(super) struct LangIndex {
     lang: Lang,
     terms: Terms,
     imports: Vec<(String, String)>,
-    query: Option<(Query, Vec<&'static str>)>,
+    rules: SyntaxRules,
     parser: Option<Parser>,
+}
+
+/// A language's syntax rules, ready to run on a tree.
+///
+/// Compiling a tree-sitter query scans the grammar's whole parse table
+/// whatever the query holds (milliseconds for Rust or TypeScript, more
+/// than parsing and matching a hook's text), so as few are compiled as
+/// can be, and none up front:
+/// - a rule that is one node kind (`(closure_expression) @x`) matches
+///   exactly where a node of that kind is, and one that is one node kind
+///   with a text predicate (`((lifetime) @x (#not-eq? @x "'_"))`) where
+///   such a node's text passes it: both are read off the tree;
+/// - the others are compiled, as one query, only when the tree holds every
+///   node kind and token they name outside an alternation, and the text
+///   one of the strings each `#eq?`/`#any-of?` compares a capture with:
+///   without those they cannot match.
+///
+/// A pattern's matches do not depend on the other patterns of its query,
+/// so this finds what one query of every rule finds (a test compares the
+/// two over the tagging corpus).
+struct SyntaxRules {
+    grammar: Language,
+    /// Rules read off the tree: a node kind's id, a test of its text, the
+    /// concept.
+    nodes: Vec<(u16, Option<TextTest>, &'static str)>,
+    /// The other rules, with what the tree and text must hold for them to
+    /// match.
+    queried: Vec<(Needs, &'static Rule)>,
+}
+
+/// A text predicate on one captured node.
+#[derive(Debug, Clone, PartialEq)]
+enum TextTest {
+    Eq(String),
+    NotEq(String),
+    AnyOf(Vec<String>),
+}
+
+impl TextTest {
+    fn passes(&self, text: &str) -> bool {
+        match self {
+            Self::Eq(s) => text == s,
+            Self::NotEq(s) => text != s,
+            Self::AnyOf(v) => v.iter().any(|s| s == text),
+        }
+    }
+}
+
+/// What a tree and its text must hold for a pattern to match.
+#[derive(Debug, Default, PartialEq)]
+struct Needs {
+    /// Node kinds and tokens, by id.
+    kinds: Vec<u16>,
+    /// Groups of strings; the text holds one of each group.
+    texts: Vec<Vec<String>>,
+}
+
+/// A token of a query pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok<'q> {
+    Open,
+    Close,
+    OpenAlt,
+    CloseAlt,
+    Word(&'q str),
+    Field(&'q str),
+    Capture(&'q str),
+    Str(String),
+}
+
+/// The tokens of a query pattern (`None`: a string left open).
+fn query_tokens(q: &str) -> Option<Vec<Tok<'_>>> {
+    let b = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => out.push(Tok::Open),
+            b')' => out.push(Tok::Close),
+            b'[' => out.push(Tok::OpenAlt),
+            b']' => out.push(Tok::CloseAlt),
+            c if c.is_ascii_whitespace() => {}
+            b'"' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'"' => break,
+                        b'\\' => {
+                            i += 1;
+                            s.push(match *b.get(i)? {
+                                b'n' => '\n',
+                                b't' => '\t',
+                                c => char::from(c),
+                            });
+                        }
+                        _ => {
+                            let ch = q[i..].chars().next()?;
+                            s.push(ch);
+                            i += ch.len_utf8() - 1;
+                        }
+                    }
+                    i += 1;
+                }
+                out.push(Tok::Str(s));
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && !b"()[]\"".contains(&b[i]) {
+                    i += 1;
+                }
+                let w = &q[start..i];
+                out.push(if let Some(c) = w.strip_prefix('@') {
+                    Tok::Capture(c)
+                } else if let Some(f) = w.strip_suffix(':') {
+                    Tok::Field(f)
+                } else {
+                    Tok::Word(w)
+                });
+                continue;
+            }
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// How a rule is run: read off the tree (one node kind, perhaps with a
+/// text test), or compiled when the tree and text hold what it [`Needs`].
+/// `None`: it names a kind the grammar does not have, so it matches
+/// nothing (`every_rule_compiles_and_names_a_shipped_concept` keeps every
+/// rule valid).
+enum Plan {
+    Node(u16, Option<TextTest>),
+    Query(Needs),
+}
+
+fn plan(grammar: &Language, query: &str) -> Option<Plan> {
+    let named = |k: &str| Some(grammar.id_for_node_kind(k, true)).filter(|id| *id != 0);
+    let toks = query_tokens(query)?;
+    use Tok::{Capture, Close, Open, Str, Word};
+    // `(K) @x`
+    if let [Open, Word(k), Close, Capture(_)] = toks.as_slice()
+        && !k.starts_with('#')
+        && *k != "_"
+    {
+        return Some(Plan::Node(named(k)?, None));
+    }
+    // `((K) @c (#eq? @c "s"))`, `#not-eq?`, `#any-of? @c "a" "b"`
+    if let [
+        Open,
+        Open,
+        Word(k),
+        Close,
+        Capture(c),
+        Open,
+        Word(p),
+        Capture(c2),
+        args @ ..,
+        Close,
+        Close,
+    ] = toks.as_slice()
+        && c == c2
+        && !k.starts_with('#')
+        && *k != "_"
+        && !args.is_empty()
+        && args.iter().all(|a| matches!(a, Str(_)))
+    {
+        let strs: Vec<String> = args
+            .iter()
+            .filter_map(|a| match a {
+                Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let test = match (*p, strs.as_slice()) {
+            ("#eq?", [s]) => Some(TextTest::Eq(s.clone())),
+            ("#not-eq?", [s]) => Some(TextTest::NotEq(s.clone())),
+            ("#any-of?", _) => Some(TextTest::AnyOf(strs.clone())),
+            _ => None,
+        };
+        if let Some(test) = test {
+            return Some(Plan::Node(named(k)?, Some(test)));
+        }
+    }
+    // Anything else: what it names outside alternations must be held.
+    let mut needs = Needs::default();
+    let mut alt = 0usize;
+    let mut i = 0;
+    while i < toks.len() {
+        match &toks[i] {
+            Tok::OpenAlt => alt += 1,
+            Tok::CloseAlt => alt = alt.saturating_sub(1),
+            Open => match toks.get(i + 1) {
+                Some(Word(p)) if p.starts_with('#') => {
+                    // A predicate: skip to its end, noting the strings
+                    // `#eq?`/`#any-of?` compare a capture with.
+                    let mut strs = Vec::new();
+                    let mut j = i + 2;
+                    while let Some(t) = toks.get(j) {
+                        match t {
+                            Close => break,
+                            Str(s) => strs.push(s.clone()),
+                            _ => {}
+                        }
+                        j += 1;
+                    }
+                    let on_capture = matches!(toks.get(i + 2), Some(Capture(_)));
+                    if alt == 0
+                        && on_capture
+                        && !strs.is_empty()
+                        && matches!(*p, "#eq?" | "#any-of?")
+                    {
+                        needs.texts.push(strs);
+                    }
+                    i = j;
+                }
+                Some(Word(k)) if *k != "_" && alt == 0 => needs.kinds.push(named(k)?),
+                _ => {}
+            },
+            Str(s) if alt == 0 => {
+                let id = grammar.id_for_node_kind(s, false);
+                if id == 0 {
+                    return None;
+                }
+                needs.kinds.push(id);
+            }
+            // A quantifier, an anchor or a negated field: give up on
+            // anything but the pattern's nodes being held... or compile
+            // it whenever it is asked for.
+            Word(w) if !w.starts_with('#') && w.chars().any(|c| "?*+.!".contains(c)) => {
+                return Some(Plan::Query(Needs::default()));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(Plan::Query(needs))
+}
+
+impl SyntaxRules {
+    fn build(cat: &Catalogue, lang: Lang) -> Self {
+        let grammar = lang.grammar();
+        let mut nodes = Vec::new();
+        let mut queried = Vec::new();
+        for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
+            match plan(&grammar, rule.query) {
+                Some(Plan::Node(id, test)) => nodes.push((id, test, rule.concept)),
+                Some(Plan::Query(needs)) => queried.push((needs, rule)),
+                None => {}
+            }
+        }
+        Self {
+            grammar,
+            nodes,
+            queried,
+        }
+    }
+
+    /// Adds the concepts the rules find in `tree` to `found`.
+    fn tag(&self, tree: &Tree, text: &str, found: &mut Concepts) {
+        let tested: HashSet<u16> = self
+            .nodes
+            .iter()
+            .filter(|(_, t, _)| t.is_some())
+            .map(|(id, _, _)| *id)
+            .collect();
+        let mut held = HashSet::new();
+        let mut cursor = tree.walk();
+        'walk: loop {
+            let node = cursor.node();
+            let id = node.kind_id();
+            held.insert(id);
+            if tested.contains(&id) {
+                let span = node.utf8_text(text.as_bytes()).unwrap_or("");
+                for (rule_id, test, concept) in &self.nodes {
+                    if *rule_id == id && test.as_ref().is_some_and(|t| t.passes(span)) {
+                        found.insert((*concept).to_string());
+                    }
+                }
+            }
+            if cursor.goto_first_child() {
+                continue;
+            }
+            loop {
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                if !cursor.goto_parent() {
+                    break 'walk;
+                }
+            }
+        }
+        for (id, test, concept) in &self.nodes {
+            if test.is_none() && held.contains(id) {
+                found.insert((*concept).to_string());
+            }
+        }
+        let chosen: Vec<&Rule> = self
+            .queried
+            .iter()
+            .filter(|(needs, _)| {
+                needs.kinds.iter().all(|k| held.contains(k))
+                    && needs
+                        .texts
+                        .iter()
+                        .all(|group| group.iter().any(|s| text.contains(s.as_str())))
+            })
+            .map(|(_, r)| *r)
+            .collect();
+        run_rules(&self.grammar, &chosen, tree, text, found);
+    }
+
+    /// Every rule as one query, as the tagger ran them before: the
+    /// reference [`SyntaxRules::tag`] is checked against.
+    #[cfg(test)]
+    fn tag_with_all(
+        &self,
+        cat: &Catalogue,
+        lang: Lang,
+        tree: &Tree,
+        text: &str,
+        found: &mut Concepts,
+    ) {
+        let all: Vec<&Rule> = rules(lang).filter(|r| cat.contains(r.concept)).collect();
+        run_rules(&self.grammar, &all, tree, text, found);
+    }
+}
+
+/// Runs `chosen` as one query over `tree`.
+fn run_rules(grammar: &Language, chosen: &[&Rule], tree: &Tree, text: &str, found: &mut Concepts) {
+    if chosen.is_empty() {
+        return;
+    }
+    let mut source = String::new();
+    for rule in chosen {
+        source.push_str(rule.query);
+        source.push('\n');
+    }
+    let Ok(query) = Query::new(grammar, &source) else {
+        return;
+    };
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(&query, tree.root_node(), text.as_bytes());
+    while let Some(m) = matches.next() {
+        if let Some(rule) = chosen.get(m.pattern_index) {
+            found.insert(rule.concept.to_string());
+        }
+    }
 }
 
 impl LangIndex {
@@ -188,22 +600,14 @@ impl LangIndex {
             }
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
-        let grammar = lang.grammar();
-        let mut source = String::new();
-        let mut concepts = Vec::new();
-        for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
-            source.push_str(rule.query);
-            source.push('\n');
-            concepts.push(rule.concept);
-        }
-        let query = Query::new(&grammar, &source).ok().map(|q| (q, concepts));
+        let rules = SyntaxRules::build(cat, lang);
         let mut parser = Parser::new();
-        let parser = parser.set_language(&grammar).ok().map(|()| parser);
+        let parser = parser.set_language(&rules.grammar).ok().map(|()| parser);
         Self {
             lang,
             terms,
             imports,
-            query,
+            rules,
             parser,
         }
     }
@@ -217,6 +621,18 @@ impl LangIndex {
                 .find(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
+        let masked = self.masked(&tree, text, found);
+        self.terms.find(
+            &normalize(&masked.text, self.lang.case_insensitive()),
+            found,
+        );
+        self.rules.tag(&tree, text, found);
+        masked.sql
+    }
+
+    /// Walks the tree: masks comments and strings, notes the imports
+    /// (adding the concepts they show to `found`) and the SQL literals.
+    fn masked(&self, tree: &Tree, text: &str, found: &mut Concepts) -> Masked {
         let mut scan = Scan::default();
         walk(self.lang, tree.root_node(), text, &mut scan);
         let mut masked = text.as_bytes().to_vec();
@@ -227,9 +643,6 @@ impl LangIndex {
                 }
             }
         }
-        let masked = String::from_utf8_lossy(&masked);
-        self.terms
-            .find(&normalize(&masked, self.lang.case_insensitive()), found);
         let sep = self.lang.import_separator();
         for path in &scan.imports {
             for (entry, concept) in &self.imports {
@@ -242,17 +655,40 @@ impl LangIndex {
                 }
             }
         }
-        if let Some((query, concepts)) = &self.query {
-            let mut cursor = QueryCursor::new();
-            let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
-            while let Some(m) = matches.next() {
-                if let Some(c) = concepts.get(m.pattern_index) {
-                    found.insert((*c).to_string());
-                }
-            }
+        Masked {
+            text: String::from_utf8_lossy(&masked).into_owned(),
+            sql: scan.sql,
         }
-        scan.sql
     }
+
+    /// [`LangIndex::tag`] with every term in one automaton and every rule
+    /// in one query, as the tagger did before; for the equivalence tests.
+    #[cfg(test)]
+    pub(super) fn tag_with_all(
+        &mut self,
+        cat: &Catalogue,
+        text: &str,
+        found: &mut Concepts,
+    ) -> Vec<String> {
+        let tree = self.parser.as_mut().and_then(|p| p.parse(text, None));
+        let Some(tree) = tree else {
+            self.terms
+                .find_with_all(&normalize(text, self.lang.case_insensitive()), found);
+            return Vec::new();
+        };
+        let masked = self.masked(&tree, text, found);
+        self.terms.find_with_all(
+            &normalize(&masked.text, self.lang.case_insensitive()),
+            found,
+        );
+        self.rules.tag_with_all(cat, self.lang, &tree, text, found);
+        masked.sql
+    }
+}
+
+struct Masked {
+    text: String,
+    sql: Vec<String>,
 }
 
 #[derive(Default)]
@@ -486,11 +922,136 @@ impl PlainIndex {
         self.terms.find(&normalize(text, false), found);
         self.titles.find(&normalize(text, true), found);
     }
+
+    /// [`PlainIndex::tag`] with every term in one automaton.
+    #[cfg(test)]
+    pub(super) fn tag_with_all(&self, text: &str, found: &mut Concepts) {
+        self.terms.find_with_all(&normalize(text, false), found);
+        self.titles.find_with_all(&normalize(text, true), found);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of pieces of the index's own patterns (whole, cut short,
+    /// glued to identifiers or punctuation), where terms match, nearly
+    /// match and overlap.
+    fn text_of(terms: &Terms, picks: &[(usize, u8, u8)]) -> String {
+        const GLUE: [&str; 10] = [" ", "", "_", "x", ".", "(", "::", "\n", "é", "9"];
+        let mut out = String::new();
+        for &(p, cut, glue) in picks {
+            let pat = &terms.patterns[p % terms.patterns.len()];
+            let keep = if cut % 4 == 0 {
+                pat.char_indices()
+                    .nth(usize::from(cut) % pat.chars().count().max(1))
+                    .map_or(pat.len(), |(i, _)| i)
+            } else {
+                pat.len()
+            };
+            out.push_str(&pat[..keep]);
+            out.push_str(GLUE[usize::from(glue) % GLUE.len()]);
+        }
+        out
+    }
+
+    fn indexes() -> Vec<(&'static str, Terms)> {
+        static CAT: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+        let cat = CAT.get_or_init(|| Catalogue::builtin().expect("catalogue"));
+        let mut out = Vec::new();
+        for lang in [Lang::Rust, Lang::Sql, Lang::TypeScript] {
+            let exts = lang.extensions();
+            out.push((
+                "code",
+                Terms::build(code_terms(cat, exts), lang.case_insensitive()),
+            ));
+        }
+        let prose = PlainIndex::for_prose(cat);
+        out.push(("prose", prose.terms));
+        out.push(("titles", prose.titles));
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn picking_candidate_terms_finds_what_every_term_finds(picks in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..40)) {
+            for (what, terms) in indexes() {
+                let text = normalize(&text_of(&terms, &picks), false);
+                let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+                terms.find(&text, &mut fast);
+                terms.find_with_all(&text, &mut all);
+                prop_assert_eq!(&fast, &all, "{}: {:?}", what, text);
+                let upper = text.to_ascii_uppercase();
+                let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+                terms.find(&upper, &mut fast);
+                terms.find_with_all(&upper, &mut all);
+                prop_assert_eq!(&fast, &all, "{}: {:?}", what, upper);
+            }
+        }
+    }
+
+    #[test]
+    fn rules_are_read_off_the_tree_or_compiled_when_their_kinds_are_held() {
+        let g = Lang::Rust.grammar();
+        let id = |k: &str, named: bool| g.id_for_node_kind(k, named);
+        assert!(matches!(
+            plan(&g, "(closure_expression) @x"),
+            Some(Plan::Node(k, None)) if k == id("closure_expression", true)
+        ));
+        assert!(matches!(
+            plan(&g, "((lifetime) @x (#not-eq? @x \"'_\"))"),
+            Some(Plan::Node(k, Some(TextTest::NotEq(s)))) if k == id("lifetime", true) && s == "'_"
+        ));
+        assert!(matches!(
+            plan(&g, "((type_identifier) @t (#any-of? @t \"Send\" \"Sync\"))"),
+            Some(Plan::Node(_, Some(TextTest::AnyOf(v)))) if v == ["Send", "Sync"]
+        ));
+        let Some(Plan::Query(needs)) = plan(
+            &g,
+            "(impl_item trait: (type_identifier) @t (#eq? @t \"Drop\")) @x",
+        ) else {
+            panic!("a query");
+        };
+        assert_eq!(
+            needs,
+            Needs {
+                kinds: vec![id("impl_item", true), id("type_identifier", true)],
+                texts: vec![vec!["Drop".to_string()]],
+            }
+        );
+        let Some(Plan::Query(needs)) = plan(&g, "(function_modifiers \"async\") @x") else {
+            panic!("a query");
+        };
+        assert_eq!(
+            needs.kinds,
+            vec![id("function_modifiers", true), id("async", false)]
+        );
+        let py = Lang::Python.grammar();
+        let Some(Plan::Query(needs)) = plan(
+            &py,
+            "(default_parameter value: [(list) (dictionary) (set)]) @x",
+        ) else {
+            panic!("a query");
+        };
+        assert_eq!(
+            needs.kinds,
+            vec![py.id_for_node_kind("default_parameter", true)]
+        );
+        assert!(plan(&g, "(no_such_kind) @x").is_none());
+        assert_eq!(
+            query_tokens("((x) @a (#eq? @a \"q\\\"\"))").expect("tokens")[6..],
+            [
+                Tok::Word("#eq?"),
+                Tok::Capture("a"),
+                Tok::Str("q\"".into()),
+                Tok::Close,
+                Tok::Close
+            ]
+        );
+    }
 
     #[test]
     fn use_trees_expand() {

@@ -18,6 +18,7 @@ mod matcher;
 pub mod rules;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -34,16 +35,16 @@ pub type Concepts = BTreeSet<String>;
 /// The tagger for one catalogue. Per-language indexes and parsers are
 /// built on first use, so a hook that sees one Rust edit pays for Rust.
 pub struct Tagger {
-    catalogue: Catalogue,
+    catalogue: Arc<Catalogue>,
     langs: HashMap<Lang, LangIndex>,
     other: HashMap<String, PlainIndex>,
     prose: Option<PlainIndex>,
 }
 
 impl Tagger {
-    pub fn new(catalogue: Catalogue) -> Self {
+    pub fn new(catalogue: impl Into<Arc<Catalogue>>) -> Self {
         Self {
-            catalogue,
+            catalogue: catalogue.into(),
             langs: HashMap::new(),
             other: HashMap::new(),
             prose: None,
@@ -135,6 +136,87 @@ impl Tagger {
     fn prose_index(&mut self) -> &PlainIndex {
         self.prose
             .get_or_insert_with(|| PlainIndex::for_prose(&self.catalogue))
+    }
+}
+
+/// What the harness adapters tag with: a [`Tagger`], or a [`Lazy`] one.
+pub trait Tag {
+    /// [`Tagger::tag_file`].
+    fn tag_file(&mut self, path: &str, text: &str) -> Concepts;
+    /// [`Tagger::tag_command`].
+    fn tag_command(&mut self, command: &str) -> Concepts;
+    /// [`Tagger::tag_prose`].
+    fn tag_prose(&mut self, text: &str) -> Concepts;
+}
+
+impl Tag for Tagger {
+    fn tag_file(&mut self, path: &str, text: &str) -> Concepts {
+        Tagger::tag_file(self, path, text)
+    }
+    fn tag_command(&mut self, command: &str) -> Concepts {
+        Tagger::tag_command(self, command)
+    }
+    fn tag_prose(&mut self, text: &str) -> Concepts {
+        Tagger::tag_prose(self, text)
+    }
+}
+
+/// A catalogue loader for [`Lazy`].
+pub type Load<'a> = &'a dyn Fn() -> Result<Arc<Catalogue>, String>;
+
+/// A tagger whose catalogue is loaded the first time a text is tagged,
+/// so a hook that finds nothing new to tag (most events: a file read, a
+/// search, a session start) never loads it. When loading fails it finds
+/// nothing and [`Lazy::failure`] says why: the caller must then keep
+/// nothing of what it read.
+pub struct Lazy<'a> {
+    load: Load<'a>,
+    tagger: Option<Tagger>,
+    failure: Option<String>,
+}
+
+impl<'a> Lazy<'a> {
+    pub fn new(load: Load<'a>) -> Self {
+        Self {
+            load,
+            tagger: None,
+            failure: None,
+        }
+    }
+
+    /// Why the catalogue could not be loaded, if it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Whether anything was tagged (and so the catalogue loaded).
+    pub fn loaded(&self) -> bool {
+        self.tagger.is_some()
+    }
+
+    fn tagger(&mut self) -> Option<&mut Tagger> {
+        if self.tagger.is_none() && self.failure.is_none() {
+            match (self.load)() {
+                Ok(c) => self.tagger = Some(Tagger::new(c)),
+                Err(e) => self.failure = Some(e),
+            }
+        }
+        self.tagger.as_mut()
+    }
+}
+
+impl Tag for Lazy<'_> {
+    fn tag_file(&mut self, path: &str, text: &str) -> Concepts {
+        self.tagger()
+            .map_or_else(Concepts::new, |t| t.tag_file(path, text))
+    }
+    fn tag_command(&mut self, command: &str) -> Concepts {
+        self.tagger()
+            .map_or_else(Concepts::new, |t| t.tag_command(command))
+    }
+    fn tag_prose(&mut self, text: &str) -> Concepts {
+        self.tagger()
+            .map_or_else(Concepts::new, |t| t.tag_prose(text))
     }
 }
 

@@ -148,3 +148,62 @@ fn deeply_nested_input_does_not_exhaust_the_stack() {
     let deep_sql = format!("SELECT {}1{};", "(".repeat(50_000), ")".repeat(50_000));
     t.tag_code(Lang::Sql, &deep_sql);
 }
+
+/// The hook builds no automaton over every term and compiles only the
+/// syntax rules whose root kind the tree holds (`matcher`): on the whole
+/// corpus, as code and as prose, and on code where rules match inside
+/// strings, that tags exactly what every term and rule at once did.
+#[test]
+fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
+    use super::matcher::{LangIndex, PlainIndex};
+    let cat = Catalogue::builtin().expect("catalogue");
+    let mut indexes: std::collections::HashMap<Lang, LangIndex> = Default::default();
+    let prose = PlainIndex::for_prose(&cat);
+    let mut cases: Vec<(String, Lang, String)> = corpus::load()
+        .into_iter()
+        .map(|s| (s.id, s.lang, s.code))
+        .collect();
+    for (lang, code) in [
+        (
+            Lang::Python,
+            "async def f(x):\n    return f\"{await x} {[y for y in x]}\"\n",
+        ),
+        (
+            Lang::TypeScript,
+            "const s = `${a?.b ?? await c} ${new Map()}`;\n// x as any\n",
+        ),
+        (
+            Lang::JavaScript,
+            "/* await x */ const t = `${(async () => 1)()}`;",
+        ),
+        (
+            Lang::Rust,
+            "fn f() { let s = \"SELECT a FROM t JOIN u ON true\"; } // &'a dyn T",
+        ),
+        (
+            Lang::Go,
+            "func f() { s := `SELECT 1 UNION SELECT 2`; if err != nil { go g() } }",
+        ),
+        (
+            Lang::Sql,
+            "SELECT rank() OVER (PARTITION BY a) FROM t -- JOIN u\n",
+        ),
+        (Lang::Rust, "fn ( {{{ <'a> unsafe"),
+    ] {
+        cases.push(("extra".into(), lang, code.into()));
+    }
+    for (id, lang, code) in &cases {
+        let index = indexes
+            .entry(*lang)
+            .or_insert_with(|| LangIndex::build(&cat, *lang));
+        let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+        let sql_fast = index.tag(code, &mut fast);
+        let sql_all = index.tag_with_all(&cat, code, &mut all);
+        assert_eq!(fast, all, "{id}");
+        assert_eq!(sql_fast, sql_all, "{id}");
+        let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+        prose.tag(code, &mut fast);
+        prose.tag_with_all(code, &mut all);
+        assert_eq!(fast, all, "{id} as prose");
+    }
+}
