@@ -320,14 +320,7 @@ fn page(
         headlines: headlines(&f.org, &weeks),
         trend: charts::line_chart(&weeks),
         trend_summary: trend_summary(&weeks),
-        trend_table: Table::new(
-            "Engineer–concept pairs met and demonstrated per closed week",
-            &["Week", "Met", "Demonstrated"],
-            weeks
-                .iter()
-                .map(|(w, a, b)| vec![w.clone(), a.to_string(), b.to_string()])
-                .collect(),
-        ),
+        trend_table: trend_table(&weeks),
         heat_summary: format!(
             "Coverage by domain (rows) and team (columns): the share of each domain's concepts that at least {min} engineers of the team have demonstrated. Hatched cells are suppressed."
         ),
@@ -393,6 +386,19 @@ pub(super) fn weekly_totals(r: &Release) -> Vec<(String, i64, i64)> {
         }
     }
     weeks
+}
+
+/// The numbers of the weekly trend chart: each closed week's met and
+/// demonstrated pairs.
+pub(super) fn trend_table(weeks: &[(String, i64, i64)]) -> Table {
+    Table::new(
+        "Engineer–concept pairs met and demonstrated per closed week",
+        &["Week", "Met", "Demonstrated"],
+        weeks
+            .iter()
+            .map(|(w, a, b)| vec![w.clone(), a.to_string(), b.to_string()])
+            .collect(),
+    )
 }
 
 pub(super) fn trend_summary(weeks: &[(String, i64, i64)]) -> String {

@@ -13,7 +13,8 @@ use super::PageError;
 use super::charts::{self, BarChart, Coverage, HeatMap, LineChart};
 use super::dashboard::{
     Headline, MAX_TEAMS, Refused, Table, concept_href, coverage, domains, most_demonstrated,
-    org_and_teams, percent, refusal, team_href, trend_summary, weekly_totals, weighted,
+    org_and_teams, percent, refusal, team_href, trend_summary, trend_table, weekly_totals,
+    weighted,
 };
 use super::extract::DashboardViewer;
 use super::pages::render;
@@ -302,14 +303,7 @@ fn team_figures(r: &Release, catalogue: &Catalogue, org: &str) -> TeamFigures {
         headlines,
         trend: charts::line_chart(&weeks),
         trend_summary: trend_summary(&weeks),
-        trend_table: Table::new(
-            "Engineer–concept pairs met and demonstrated per closed week",
-            &["Week", "Met", "Demonstrated"],
-            weeks
-                .iter()
-                .map(|(w, a, b)| vec![w.clone(), a.to_string(), b.to_string()])
-                .collect(),
-        ),
+        trend_table: trend_table(&weeks),
         domains: (!bars.is_empty()).then(|| charts::bar_chart_to(&bars, 100.0)),
         domains_table: Table::new(
             "Concepts demonstrated by domain",
