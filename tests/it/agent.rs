@@ -560,10 +560,17 @@ async fn the_outbox_holds_only_wire_fields() {
 /// scratch user home (`user`, also the current directory) for the
 /// harnesses' settings.
 pub(crate) fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    agent_command(home, args).output().expect("runs")
+}
+
+/// `aiworklab agent ARGS` for the kernel at `home`, as one engineer would
+/// run it: a user home beside it, no keychain, no harness or server
+/// configuration from the environment of the tests.
+pub(crate) fn agent_command(home: &std::path::Path, args: &[&str]) -> std::process::Command {
     let user = home.with_file_name("user");
     std::fs::create_dir_all(&user).expect("user home");
-    std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
-        .arg("agent")
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"));
+    c.arg("agent")
         .args(args)
         .current_dir(&user)
         .env("AIWORKLAB_AGENT_HOME", home)
@@ -572,9 +579,8 @@ pub(crate) fn agent_cli(home: &std::path::Path, args: &[&str]) -> std::process::
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("CODEX_HOME")
         .env_remove("XDG_CONFIG_HOME")
-        .env_remove("AIWORKLAB_CONFIG")
-        .output()
-        .expect("runs")
+        .env_remove("AIWORKLAB_CONFIG");
+    c
 }
 
 #[tokio::test]

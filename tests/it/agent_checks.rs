@@ -20,7 +20,7 @@ use aiworklab::skill::Catalogue;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::agent::{Appliance, agent_cli, paired};
+use crate::agent::{Appliance, agent_cli, agent_command, paired};
 use crate::scripted_model::{Scripted, Step};
 use crate::support::{Env, Logs, kernel_store, table_values};
 
@@ -41,16 +41,7 @@ fn out(o: &std::process::Output) -> String {
 
 /// `agent check` with `stdin` written to it, as an engineer typing.
 fn check_typed(home: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let user = home.with_file_name("user");
-    std::fs::create_dir_all(&user).expect("user home");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiworklab"))
-        .args(["agent", "check"])
-        .args(args)
-        .current_dir(&user)
-        .env("AIWORKLAB_AGENT_HOME", home)
-        .env("AIWORKLAB_AGENT_KEYCHAIN", "off")
-        .env("HOME", &user)
-        .env_remove("AIWORKLAB_CONFIG")
+    let mut child = agent_command(home, &[&["check"], args].concat())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
