@@ -163,7 +163,7 @@ fn main() {
             .write(|tx| {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO deltas (id, user_id, device_id, concept, transition, at, grade, received_at)
-                     VALUES (?1, ?2, NULL, ?3, ?4, ?5, NULL, ?6) ON CONFLICT (user_id, id) DO NOTHING",
+                     VALUES (?1, ?2, NULL, ?3, ?4, ?5, NULL, ?6) ON CONFLICT (user_id, at, id) DO NOTHING",
                 )?;
                 for o in chunk {
                     stmt.execute(rusqlite::params![

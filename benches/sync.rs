@@ -159,7 +159,7 @@ fn timed_push(
 
 const RAW_INSERT: &str =
     "INSERT INTO deltas (id, user_id, device_id, concept, transition, at, grade, received_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (user_id, id) DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (user_id, at, id) DO NOTHING";
 
 struct Ingest {
     total: usize,

@@ -69,6 +69,12 @@ const PUT: &str = "INSERT OR REPLACE INTO fold_checkpoints
 const FACTS_FROM: &str = "SELECT id, transition, at, grade FROM deltas
     WHERE user_id = ?1 AND concept = ?2 AND at >= ?3";
 
+/// The first `?5` facts of (user `?1`, concept `?2`) after (`?3`, `?4`) in
+/// (`at`, `id`) order (one user's (`at`, `id`) is unique: migration 0022).
+const FACTS_SLICE: &str = "SELECT id, transition, at, grade FROM deltas
+    WHERE user_id = ?1 AND concept = ?2 AND at >= ?3 AND (at, id) > (?3, ?4)
+    ORDER BY at, id LIMIT ?5";
+
 /// The number stored for a level (`Unseen` is never stored).
 pub fn level_number(level: Level) -> Option<i64> {
     match level {
@@ -145,6 +151,25 @@ pub fn fold_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Position, Option<u64
     ))
 }
 
+/// The last checkpoint of (`user_id`, `concept`) before `from`, or the
+/// start; nothing is forgotten (see [`restart_before`]).
+///
+/// # Errors
+/// SQLite errors.
+pub fn checkpoint_before(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    from: &Cursor,
+) -> rusqlite::Result<Position> {
+    use rusqlite::OptionalExtension;
+    let found = conn
+        .prepare_cached(BEFORE)?
+        .query_row(params![user_id, concept, from.0, from.1], fold_row)
+        .optional()?;
+    Ok(found.map_or_else(Position::start, |(p, _)| p))
+}
+
 /// Where a refold of (`user_id`, `concept`) starts for a first new fact at
 /// `from`: the last checkpoint before it (or the start), once the
 /// checkpoints after that one are forgotten.
@@ -157,16 +182,27 @@ pub fn restart_before(
     concept: &str,
     from: &Cursor,
 ) -> rusqlite::Result<Position> {
-    use rusqlite::OptionalExtension;
-    let found = conn
-        .prepare_cached(BEFORE)?
-        .query_row(params![user_id, concept, from.0, from.1], fold_row)
-        .optional()?;
-    let start = found.map_or_else(Position::start, |(p, _)| p);
+    let start = checkpoint_before(conn, user_id, concept, from)?;
     let (at, id) = start.cursor.clone().unwrap_or((i64::MIN, String::new()));
     conn.prepare_cached(FORGET_AFTER)?
         .execute(params![user_id, concept, at, id])?;
     Ok(start)
+}
+
+/// A fact from a row of (`id`, `transition`, `at`, `grade`); `None` for a
+/// transition this build does not know (the table's CHECK admits none).
+fn fact_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fact>> {
+    let Some(transition) = Transition::parse(&r.get::<_, String>(1)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Fact {
+        id: r.get(0)?,
+        transition,
+        at: from_millis(r.get(2)?),
+        grade: r
+            .get::<_, Option<i64>>(3)?
+            .and_then(|g| u8::try_from(g).ok()),
+    }))
 }
 
 /// The facts of (`user_id`, `concept`) after `cursor` (all of them without
@@ -185,27 +221,41 @@ pub fn facts_after(
     let mut stmt = conn.prepare_cached(FACTS_FROM)?;
     let mut rows = stmt.query(params![user_id, concept, from])?;
     while let Some(r) = rows.next()? {
-        let id: String = r.get(0)?;
-        let at: i64 = r.get(2)?;
+        let Some(f) = fact_of(r)? else { continue };
         if let Some((c_at, c_id)) = cursor
-            && (at, id.as_str()) <= (*c_at, c_id.as_str())
+            && (to_millis(f.at), f.id.as_str()) <= (*c_at, c_id.as_str())
         {
             continue;
         }
-        // The table's CHECK admits only known transitions.
-        let Some(transition) = Transition::parse(&r.get::<_, String>(1)?) else {
-            continue;
-        };
-        out.push(Fact {
-            id,
-            transition,
-            at: from_millis(at),
-            grade: r
-                .get::<_, Option<i64>>(3)?
-                .and_then(|g| u8::try_from(g).ok()),
-        });
+        out.push(f);
     }
     out.sort_by(crate::skill::state::fact_order);
+    Ok(out)
+}
+
+/// The first `limit` facts of (`user_id`, `concept`) after `cursor` (from
+/// the first without one), in fold order: a slice of a refold
+/// (`super::refold`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn facts_slice(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Fact>> {
+    let (at, id) = cursor.cloned().unwrap_or((i64::MIN, String::new()));
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached(FACTS_SLICE)?;
+    let mut rows = stmt.query(params![user_id, concept, at, id, limit])?;
+    while let Some(r) = rows.next()? {
+        if let Some(f) = fact_of(r)? {
+            out.push(f);
+        }
+    }
     Ok(out)
 }
 

@@ -104,7 +104,10 @@ pub fn states(org: &OrgDb, user_id: &str) -> Result<BTreeMap<String, ConceptStat
 /// model's card with its stability and difficulty), equal to [`states`]
 /// (`super::states`' property test) without folding every delta. Rows
 /// from before migration 0018 are folded again by their next push; while
-/// the engineer has any, this folds their deltas instead.
+/// the engineer has any, this folds their deltas instead. Concepts that
+/// wait for the refold worker (`super::refold`) are folded from their
+/// facts here, so the engineer's own pages never show a state behind
+/// their deltas.
 ///
 /// # Errors
 /// Store errors.
@@ -112,13 +115,22 @@ pub fn stored_states(
     org: &OrgDb,
     user_id: &str,
 ) -> Result<BTreeMap<String, ConceptState>, StoreError> {
-    let rows = org
-        .db
-        .read(|c| super::states::of_user(c, user_id).map_err(StoreError::from))?;
+    let (rows, waiting) = org.db.read(|c| {
+        let rows = super::states::of_user(c, user_id)?;
+        let mut waiting = BTreeMap::new();
+        for concept in super::refold::waiting(c, user_id)? {
+            let facts = super::checkpoints::facts_after(c, user_id, &concept, None)?;
+            waiting.insert(concept, state::fold(&facts));
+        }
+        Ok::<_, StoreError>((rows, waiting))
+    })?;
     if rows.values().any(|(_, facts)| facts.is_none()) {
         return states(org, user_id);
     }
-    Ok(rows.into_iter().map(|(c, (p, _))| (c, p.state)).collect())
+    let mut out: BTreeMap<String, ConceptState> =
+        rows.into_iter().map(|(c, (p, _))| (c, p.state)).collect();
+    out.extend(waiting);
+    Ok(out)
 }
 
 /// One ISO week of an engineer's own history.

@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod checkpoints;
 pub mod me;
+pub mod refold;
 pub mod routes;
 pub mod states;
 pub mod trend;

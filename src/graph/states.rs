@@ -102,28 +102,64 @@ pub struct Refreshed {
     /// concept, the facts beyond one checkpoint interval. A fact late by
     /// less than that (a second's tie, a clock a little behind) costs a
     /// bounded amount like the push's own facts; only deep refolds, which
-    /// grow with the history after the late fact, are charged.
+    /// grow with the history after the late fact, are charged, whether
+    /// the push folds them or queues them.
     pub charged_facts: usize,
+    /// Concepts this push queued for the refold worker (or moved back in
+    /// its queue) instead of folding them: their refold was deeper than
+    /// a push may do ([`INLINE_REFOLD`]).
+    pub queued_concepts: usize,
 }
+
+/// The most facts held before a push that the push folds again itself;
+/// a concept whose refold would take it past this is queued for the
+/// refold worker (`super::refold`), which folds it in slices. Ties and
+/// clocks a little off cost about one checkpoint interval per concept, so
+/// a push of 1,000 such facts stays well inside; a week-old backlog or a
+/// far-past fact does not.
+pub const INLINE_REFOLD: usize = 4096;
 
 /// The new fold of each concept of `new` (its newly accepted facts,
 /// sorted): folded on from the stored row when they all follow its cursor,
 /// else from the last checkpoint before the first of them (the new facts
-/// are already in the table), laying checkpoints every `every` facts.
+/// are already in the table), laying checkpoints every `every` facts;
+/// unless the concept is queued for the refold worker, or its refold
+/// would take the push past `inline` facts folded again: then it is
+/// queued (from its first new fact) and left out.
 fn next_states<'c>(
     conn: &Connection,
     user_id: &str,
     new: &BTreeMap<&'c str, Vec<Fact>>,
     every: u64,
+    inline: usize,
+    now_ms: i64,
     cost: &mut Refreshed,
 ) -> rusqlite::Result<Vec<(&'c str, Position)>> {
     let mut out = Vec::with_capacity(new.len());
     let concepts: Vec<&str> = new.keys().copied().collect();
     let mut stored = load_many(conn, user_id, &concepts)?;
+    let queued = super::refold::queued(conn, user_id, &concepts)?;
+    let every_facts = usize::try_from(every).unwrap_or(usize::MAX);
+    let mut folded_again = 0usize;
     for (&concept, facts) in new {
         let Some(first) = facts.first() else {
             continue;
         };
+        let first_cursor = cursor_of(first);
+        if let Some(from) = queued.get(concept) {
+            // The worker folds these facts with the rest; an earlier fact
+            // moves its start back, and the device pays for the facts
+            // between the two restart points.
+            if first_cursor < *from {
+                let was = checkpoints::checkpoint_before(conn, user_id, concept, from)?.facts;
+                let now = checkpoints::checkpoint_before(conn, user_id, concept, &first_cursor)?;
+                let more = usize::try_from(was.saturating_sub(now.facts)).unwrap_or(usize::MAX);
+                cost.charged_facts += more;
+                cost.queued_concepts += 1;
+                super::refold::queue(conn, user_id, concept, &first_cursor, now_ms)?;
+            }
+            continue;
+        }
         let start = match stored.remove(concept) {
             // Nothing was held about the concept before this push.
             None => {
@@ -132,14 +168,25 @@ fn next_states<'c>(
                 out.push((concept, at));
                 continue;
             }
-            Some((at, Some(_))) if at.cursor.as_ref().is_some_and(|c| cursor_of(first) > *c) => {
+            Some((at, Some(_))) if at.cursor.as_ref().is_some_and(|c| first_cursor > *c) => {
                 let at = checkpoints::fold_on(conn, user_id, concept, at, facts, every)?;
                 out.push((concept, at));
                 continue;
             }
-            // Out of order: from the last checkpoint before the first new fact.
-            Some((_, Some(_))) => {
-                checkpoints::restart_before(conn, user_id, concept, &cursor_of(first))?
+            // Out of order: from the last checkpoint before the first new
+            // fact, here if the push may still fold that much again.
+            Some((_, Some(count))) => {
+                let start = checkpoints::checkpoint_before(conn, user_id, concept, &first_cursor)?;
+                let again =
+                    usize::try_from(count.saturating_sub(start.facts)).unwrap_or(usize::MAX);
+                if folded_again.saturating_add(again) > inline {
+                    cost.charged_facts += again.saturating_sub(every_facts);
+                    cost.queued_concepts += 1;
+                    super::refold::queue(conn, user_id, concept, &first_cursor, now_ms)?;
+                    continue;
+                }
+                folded_again += again;
+                checkpoints::restart_before(conn, user_id, concept, &first_cursor)?
             }
             // A row from before migration 0018: from the first fact.
             Some((_, None)) => {
@@ -150,7 +197,7 @@ fn next_states<'c>(
         cost.refolded_concepts += 1;
         let again = all.len().saturating_sub(facts.len());
         cost.refolded_facts += again;
-        cost.charged_facts += again.saturating_sub(usize::try_from(every).unwrap_or(usize::MAX));
+        cost.charged_facts += again.saturating_sub(every_facts);
         let at = checkpoints::fold_on(conn, user_id, concept, start, &all, every)?;
         out.push((concept, at));
     }
@@ -159,7 +206,8 @@ fn next_states<'c>(
 
 /// Folds the newly accepted `deltas` of `user_id` into their concepts'
 /// stored states (inside the push's transaction, after the deltas were
-/// inserted), with checkpoints every [`checkpoints::EVERY`] facts.
+/// inserted), with checkpoints every [`checkpoints::EVERY`] facts and at
+/// most [`INLINE_REFOLD`] facts folded again (deeper refolds are queued).
 ///
 /// # Errors
 /// SQLite errors.
@@ -169,20 +217,29 @@ pub fn refresh(
     deltas: &[&Delta],
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Refreshed> {
-    refresh_every(conn, user_id, deltas, now, checkpoints::EVERY)
+    refresh_with(
+        conn,
+        user_id,
+        deltas,
+        now,
+        checkpoints::EVERY,
+        INLINE_REFOLD,
+    )
 }
 
-/// [`refresh`] with checkpoints every `every` facts (tests lay them at
-/// every boundary).
+/// [`refresh`] with checkpoints every `every` facts and at most `inline`
+/// facts folded again in the push (tests lay checkpoints at every
+/// boundary and queue every refold).
 ///
 /// # Errors
 /// SQLite errors.
-pub fn refresh_every(
+pub fn refresh_with(
     conn: &Connection,
     user_id: &str,
     deltas: &[&Delta],
     now: DateTime<Utc>,
     every: u64,
+    inline: usize,
 ) -> rusqlite::Result<Refreshed> {
     let mut new: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
     for d in deltas {
@@ -199,36 +256,58 @@ pub fn refresh_every(
         facts.sort_by(state::fact_order);
     }
     let mut cost = Refreshed::default();
-    let mut upsert = conn.prepare_cached(UPSERT)?;
-    for (concept, at) in next_states(conn, user_id, &new, every, &mut cost)? {
-        let s = &at.state;
-        let (Some(level), Some(first_seen)) = (level_number(s.level), s.first_seen) else {
-            continue;
-        };
-        let card = s.card.as_ref();
-        upsert.execute(params![
-            user_id,
-            concept,
-            level,
-            to_millis(first_seen),
-            s.first_demonstrated.map(to_millis),
-            card.map(|c| fsrs::recall_at(c, 30.0)),
-            s.late_checks,
-            s.late_passed,
-            to_millis(now),
-            s.checks_passed,
-            s.checks_failed,
-            card.map(|c| c.memory.stability_days),
-            card.map(|c| c.memory.difficulty),
-            card.map(|c| to_millis(c.last_review)),
-            card.map(|c| c.reps),
-            card.map(|c| c.lapses),
-            at.cursor.as_ref().map(|c| c.0),
-            at.cursor.as_ref().map(|c| c.1.as_str()),
-            i64::try_from(at.facts).unwrap_or(i64::MAX),
-        ])?;
+    for (concept, at) in next_states(
+        conn,
+        user_id,
+        &new,
+        every,
+        inline,
+        to_millis(now),
+        &mut cost,
+    )? {
+        store(conn, user_id, concept, &at, now)?;
     }
     Ok(cost)
+}
+
+/// Writes the fold `at` as the stored state of (`user_id`, `concept`).
+///
+/// # Errors
+/// SQLite errors.
+pub(super) fn store(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    at: &Position,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let s = &at.state;
+    let (Some(level), Some(first_seen)) = (level_number(s.level), s.first_seen) else {
+        return Ok(());
+    };
+    let card = s.card.as_ref();
+    conn.prepare_cached(UPSERT)?.execute(params![
+        user_id,
+        concept,
+        level,
+        to_millis(first_seen),
+        s.first_demonstrated.map(to_millis),
+        card.map(|c| fsrs::recall_at(c, 30.0)),
+        s.late_checks,
+        s.late_passed,
+        to_millis(now),
+        s.checks_passed,
+        s.checks_failed,
+        card.map(|c| c.memory.stability_days),
+        card.map(|c| c.memory.difficulty),
+        card.map(|c| to_millis(c.last_review)),
+        card.map(|c| c.reps),
+        card.map(|c| c.lapses),
+        at.cursor.as_ref().map(|c| c.0),
+        at.cursor.as_ref().map(|c| c.1.as_str()),
+        i64::try_from(at.facts).unwrap_or(i64::MAX),
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,14 +343,46 @@ mod tests {
     /// Inserts `batch` as a push does and refreshes the states, with
     /// checkpoints every `every` facts.
     fn push(conn: &Connection, batch: &[Delta], every: u64) -> Refreshed {
+        push_with(conn, batch, every, INLINE_REFOLD)
+    }
+
+    /// [`push`], folding at most `inline` facts again in the push.
+    fn push_with(conn: &Connection, batch: &[Delta], every: u64, inline: usize) -> Refreshed {
         let accepted = crate::sync::insert_new(conn, USER, None, batch, 0).expect("insert");
-        refresh_every(conn, USER, &accepted, t(0), every).expect("refresh")
+        refresh_with(conn, USER, &accepted, t(0), every, inline).expect("refresh")
+    }
+
+    /// Runs the refold worker in slices of `slice` facts until nothing
+    /// waits; returns how many slices it took.
+    fn drain(conn: &Connection, slice: usize, every: u64) -> usize {
+        let mut slices = 0;
+        loop {
+            let w = super::super::refold::work(conn, t(0), slice, every).expect("work");
+            slices += 1;
+            if w.left == 0 {
+                return slices;
+            }
+            assert!(slices < 100_000, "the worker makes no progress");
+        }
+    }
+
+    /// The concepts that wait for the refold worker.
+    fn waiting(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT concept FROM refold_queue")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
     }
 
     /// Every stored row, and every checkpoint, next to the fold of the
     /// concept's deltas they cover: a row folds all of them, and there is
-    /// a checkpoint after each multiple of `every` facts and nowhere else.
+    /// a checkpoint after each multiple of `every` facts and nowhere else;
+    /// concepts waiting for the refold worker are left out (their row and
+    /// checkpoints are those of an earlier fold until it is done).
     fn check(conn: &Connection, every: u64) -> Result<(), TestCaseError> {
+        let waiting = waiting(conn);
         let concepts: Vec<String> = conn
             .prepare("SELECT DISTINCT concept FROM deltas")
             .expect("prepare")
@@ -285,6 +396,17 @@ mod tests {
         prop_assert_eq!(rows, i64::try_from(concepts.len()).expect("small"));
         let mut all_checkpoints = 0;
         for c in &concepts {
+            if waiting.contains(c) {
+                let kept: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM fold_checkpoints WHERE concept = ?1",
+                        [c],
+                        |r| r.get(0),
+                    )
+                    .expect("count");
+                all_checkpoints += usize::try_from(kept).expect("small");
+                continue;
+            }
             let facts = checkpoints::facts_after(conn, USER, c, None).expect("facts");
             let (stored, count) = load_many(conn, USER, &[c.as_str()])
                 .expect("load")
@@ -409,6 +531,9 @@ mod tests {
             cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
             every in prop_oneof![1u64..=5, Just(checkpoints::EVERY)],
             replay in any::<proptest::sample::Index>(),
+            inline in prop_oneof![Just(INLINE_REFOLD), 0usize..12],
+            slice in 1usize..40,
+            drain_after in proptest::collection::vec(any::<bool>(), 0..8),
         ) {
             let conn = db();
             let mut deltas = deltas;
@@ -435,8 +560,9 @@ mod tests {
                 let i = at.index(deltas.len() + 1);
                 deltas.insert(i, d);
             }
-            // Ids sent again later, some with other contents (a duplicate
-            // id is stored once, whatever it carries).
+            // Ids sent again later, some with other contents: the same id
+            // at the same time is stored once whatever else it carries,
+            // at another time it is another fact (migration 0022).
             for (from, to, change) in dups {
                 let i = from.index(deltas.len());
                 let mut d = deltas[i].clone();
@@ -452,13 +578,24 @@ mod tests {
             cuts.push(0);
             cuts.push(deltas.len());
             cuts.sort_unstable();
-            for w in cuts.windows(2) {
-                push(&conn, &deltas[w[0]..w[1]], every);
+            // Deep refolds queued (a small `inline`) are worked in slices,
+            // after some pushes or only at the end.
+            for (k, w) in cuts.windows(2).enumerate() {
+                push_with(&conn, &deltas[w[0]..w[1]], every, inline);
+                if drain_after.get(k).copied().unwrap_or(false) {
+                    drain(&conn, slice, every);
+                }
                 check(&conn, every)?;
             }
+            drain(&conn, slice, every);
+            check(&conn, every)?;
+            prop_assert!(waiting(&conn).is_empty());
             // A batch sent again changes nothing and costs nothing.
             let again = replay.index(deltas.len());
-            prop_assert_eq!(push(&conn, &deltas[again..], every), Refreshed::default());
+            prop_assert_eq!(
+                push_with(&conn, &deltas[again..], every, inline),
+                Refreshed::default()
+            );
             check(&conn, every)?;
         }
     }
@@ -495,6 +632,7 @@ mod tests {
                 refolded_concepts: 1,
                 refolded_facts: 4,
                 charged_facts: 0,
+                queued_concepts: 0,
             }
         );
         // One from before everything: the whole history again.
@@ -502,6 +640,53 @@ mod tests {
         let cost = push(&conn, &[far], 4);
         assert_eq!((cost.refolded_facts, cost.charged_facts), (101, 97));
         check(&conn, 4).expect("checkpoints and rows hold the fold");
+    }
+
+    /// A refold deeper than a push may do is queued: the push stores its
+    /// facts and charges the device, the row keeps the earlier fold until
+    /// the worker has folded the concept in slices, a backlog's later
+    /// pushes only store theirs, and an earlier fact moves the queued
+    /// start back (and is charged for what that adds).
+    #[test]
+    fn a_deep_refold_is_queued_and_worked_in_slices() {
+        let conn = db();
+        let refold = |c: &Connection, u: &str| super::super::refold::waiting(c, u).map(|w| w.len());
+        let batch: Vec<Delta> = (0..100)
+            .map(|i| fact(1000 + i, Transition::Seen, i as i64))
+            .collect();
+        push_with(&conn, &batch, 4, 10);
+        let before = load_many(&conn, USER, &["c0"]).expect("load");
+        // A week-old backlog, oldest first, in two pushes.
+        let cost = push_with(&conn, &[fact(1, Transition::Demonstrated, -24 * 7)], 4, 10);
+        assert_eq!(
+            cost,
+            Refreshed {
+                refolded_concepts: 0,
+                refolded_facts: 0,
+                charged_facts: 96,
+                queued_concepts: 1,
+            }
+        );
+        assert_eq!(refold(&conn, USER).expect("pending"), 1);
+        assert_eq!(load_many(&conn, USER, &["c0"]).expect("load"), before);
+        let cost = push_with(&conn, &[fact(2, Transition::Explained, -24 * 6)], 4, 10);
+        assert_eq!(cost, Refreshed::default(), "the queued refold covers it");
+        // Earlier still: the start moves back, nothing more to charge (no
+        // checkpoint lies between the two).
+        let cost = push_with(&conn, &[fact(3, Transition::Seen, -24 * 8)], 4, 10);
+        assert_eq!((cost.queued_concepts, cost.charged_facts), (1, 0));
+        // Five facts a slice, rounded up to whole checkpoint intervals of
+        // 4: 8 a slice, so the 103 facts take 13 slices.
+        let slices = drain(&conn, 5, 4);
+        assert_eq!(slices, 13);
+        assert_eq!(refold(&conn, USER).expect("pending"), 0);
+        check(&conn, 4).expect("the row and the checkpoints hold the fold of every fact");
+        let (at, count) = load_many(&conn, USER, &["c0"])
+            .expect("load")
+            .remove("c0")
+            .expect("row");
+        assert_eq!(count, Some(103));
+        assert_eq!(at.state.level, Level::Demonstrated);
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 /// Starts serving `state` on `listener`, with the background tasks (audit
-/// sweeper, trimming of rate-limit memory and idle read connections,
-/// scheduled backups).
+/// sweeper, the refold worker, trimming of rate-limit memory and idle
+/// read connections, scheduled backups).
 ///
 /// # Errors
 /// TLS configuration errors and listener errors.
@@ -88,6 +88,11 @@ pub async fn start(state: AppState, listener: TcpListener) -> Result<Running, Se
     tokio::spawn(crate::sweeper::run(
         Arc::clone(&state.store),
         Arc::clone(&state.settings),
+        Arc::clone(&state.clock),
+        stop_rx.clone(),
+    ));
+    tokio::spawn(crate::graph::refold::run(
+        Arc::clone(&state.store),
         Arc::clone(&state.clock),
         stop_rx.clone(),
     ));

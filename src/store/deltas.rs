@@ -45,7 +45,7 @@ pub fn insert(
 ) -> rusqlite::Result<bool> {
     const SQL: &str =
         "INSERT INTO deltas (id, user_id, device_id, concept, transition, at, grade, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (user_id, id) DO NOTHING";
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (user_id, at, id) DO NOTHING";
     Ok(conn.prepare_cached(SQL)?.execute(params![
         id, user_id, device_id, concept, transition, at_ms, grade, now_ms
     ])? == 1)

@@ -60,6 +60,10 @@ const ORG_STEPS: &[M<'static>] = &[
         .comment("the viewer role's direct grants; engineers syncing, kept with each release"),
     M::up(include_str!("migrations/org/0021_admin_pages.sql"))
         .comment("audit filter indexes, members search (trigram) and filter indexes"),
+    M::up(include_str!("migrations/org/0022_delta_time_key.sql"))
+        .comment("deltas stored once per (engineer, at, id): any id lands at the end of the index"),
+    M::up(include_str!("migrations/org/0023_refold_queue.sql"))
+        .comment("concepts whose deep refold a worker does in slices, outside the push"),
 ];
 
 /// Migrations of `system.db`.
@@ -83,7 +87,7 @@ mod tests {
         SYSTEM.validate().expect("system migrations");
         ORG.validate().expect("org migrations");
         assert_eq!(SYSTEM_VERSION, 2);
-        assert_eq!(ORG_VERSION, 21);
+        assert_eq!(ORG_VERSION, 23);
     }
 
     #[test]
@@ -114,5 +118,80 @@ mod tests {
             [(monday(1767693600000), 1), (monday(1768176000000), 0)]
         );
         assert_eq!(weeks[1].0 - weeks[0].0, 7);
+    }
+
+    /// Migration 0022 keys deltas by (engineer, at, id): every row and its
+    /// `seq` survive, the AUTOINCREMENT high-water mark too (above the
+    /// largest `seq` left once the newest deltas were deleted), a batch
+    /// sent again is still a duplicate, and only the same id at another
+    /// time is another delta.
+    #[test]
+    fn deltas_keyed_by_time_keep_every_row_and_never_reuse_a_seq() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
+        ORG.to_version(&mut conn, 21).expect("to 21");
+        conn.execute_batch(
+            "INSERT INTO users (id, user_name, provisioned_by, created_at, updated_at)
+                 VALUES ('u1', 'priya', 'operator', 0, 0), ('u2', 'amal', 'operator', 0, 0);
+             INSERT INTO deltas (id, user_id, device_id, concept, transition, at, grade, received_at) VALUES
+                 ('a', 'u1', 'd1', 'sql-joins', 'seen', 1767693600000, NULL, 5),
+                 ('b', 'u1', NULL, 'sql-joins', 'check_passed', 1768172400000, 3, 6),
+                 ('a', 'u2', 'd2', 'git-remotes', 'demonstrated', 1768176000000, NULL, 7),
+                 ('z', 'u2', 'd2', 'git-remotes', 'seen', 1768176000001, NULL, 8),
+                 ('y', 'u2', 'd2', 'git-remotes', 'seen', 1768176000002, NULL, 9);
+             DELETE FROM deltas WHERE id IN ('z', 'y');",
+        )
+        .expect("deltas");
+        let rows = |conn: &rusqlite::Connection| -> Vec<(i64, String, String, Option<String>, i64, Option<i64>, i64)> {
+            conn.prepare(
+                "SELECT seq, id, user_id, device_id, at, grade, received_at FROM deltas ORDER BY seq",
+            )
+            .expect("query")
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("deltas")
+        };
+        let before = rows(&conn);
+        ORG.to_latest(&mut conn).expect("to latest");
+        assert_eq!(rows(&conn), before);
+        let insert = |id: &str, at: i64| {
+            crate::store::deltas::insert(&conn, "u1", None, id, "sql-joins", "seen", at, None, 10)
+                .expect("insert")
+        };
+        // Five numbers were given out before; the next is the sixth.
+        let mark: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'deltas'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("high-water mark");
+        assert_eq!(mark, 5);
+        assert!(insert("c", 1768180000000));
+        let last: i64 = conn
+            .query_row("SELECT max(seq) FROM deltas", [], |r| r.get(0))
+            .expect("max");
+        assert_eq!(last, 6);
+        // Sent again: the same id at the same time.
+        assert!(!insert("a", 1767693600000));
+        // The same id at another time is another fact.
+        assert!(insert("a", 1768190000000));
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deltas' ORDER BY name")
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        assert_eq!(
+            indexes,
+            [
+                "deltas_user_at_id",
+                "deltas_user_concept",
+                "deltas_user_seq"
+            ]
+        );
     }
 }

@@ -359,6 +359,103 @@ async fn a_device_sending_far_past_facts_is_limited_by_its_own_refold_budget() {
     );
 }
 
+/// Issue 23: a push whose late facts would fold more of a concept's
+/// history again than a push may (`graph::states::INLINE_REFOLD`) stores
+/// its facts and queues the concept; the refold worker folds it in slices,
+/// each its own transaction. Meanwhile other devices push, and the
+/// engineer's own view of the concept is exact; once the queue is worked
+/// the stored state is the fold of every fact.
+#[tokio::test]
+async fn a_deep_refold_leaves_the_push_and_the_worker_folds_it_in_slices() {
+    use aiworklab::graph::{me, refold};
+    let mut env = Env::new(&["acme"]);
+    env.raw.rate_limits.refold = RawRateLimit::new(1_000_000, 60);
+    let state = env.state();
+    let (cookie, mallory_id) = signed_in(&state, "acme", "mallory", false);
+    let (mallory, _) = pair(&state, &cookie).await;
+    let (bob, _) = device(&state, "bob").await;
+    let ok = |a: &Answer, what: &str| assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.text());
+    let now = chrono::Utc::now();
+    // 5,000 facts of one concept, an hour apart, in order.
+    let start = now - chrono::Duration::days(300);
+    for k in 0..5 {
+        let from = start + chrono::Duration::hours(1000 * k);
+        ok(
+            &send(&state, push_body(&mallory, &facts(from, 1000))).await,
+            "history",
+        );
+    }
+    let org = state.store.org("acme").expect("org");
+    let stored = |what: &str| -> i64 {
+        org.db
+            .read(|c| {
+                c.query_row(
+                    "SELECT facts FROM concept_states WHERE user_id = ?1",
+                    [&mallory_id],
+                    |r| r.get(0),
+                )
+                .map_err(aiworklab::store::StoreError::from)
+            })
+            .expect(what)
+    };
+    assert_eq!(stored("history"), 5000);
+    // One fact from before all of them: accepted, stored, queued.
+    let far = send(
+        &state,
+        push_body(&mallory, &facts(now - chrono::Duration::days(400), 1)),
+    )
+    .await;
+    ok(&far, "the far-past push");
+    assert_eq!(far.json()["accepted"], 1);
+    assert_eq!(count_deltas(&state), 5001);
+    let waiting = org
+        .db
+        .read(|c| refold::waiting(c, &mallory_id).map_err(aiworklab::store::StoreError::from))
+        .expect("queue");
+    assert_eq!(waiting, ["rust-lifetimes"]);
+    assert_eq!(stored("queued"), 5000, "the row waits for the worker");
+    // The engineer's own pages fold the waiting concept from its facts.
+    assert_eq!(
+        me::stored_states(org, &mallory_id).expect("stored"),
+        me::states(org, &mallory_id).expect("folded")
+    );
+    // Other devices push meanwhile, and so does the same device, in order.
+    ok(
+        &send(&state, push_body(&bob, &facts(now, 3))).await,
+        "bob meanwhile",
+    );
+    ok(
+        &send(
+            &state,
+            push_body(&mallory, &facts(now - chrono::Duration::hours(2), 2)),
+        )
+        .await,
+        "mallory in order, while queued",
+    );
+    assert_eq!(
+        stored("queued"),
+        5000,
+        "the queued concept is not folded by pushes"
+    );
+    // The worker: 5,003 facts from the start, at most 4,096 a slice.
+    let mut slices = 0;
+    loop {
+        let w = refold::slice(org, now).expect("slice");
+        slices += 1;
+        assert!(w.facts <= refold::SLICE);
+        if w.left == 0 {
+            break;
+        }
+        assert!(slices < 10, "the worker makes progress");
+    }
+    assert_eq!(slices, 2);
+    assert_eq!(stored("worked"), 5003);
+    assert_eq!(
+        me::stored_states(org, &mallory_id).expect("stored"),
+        me::states(org, &mallory_id).expect("folded")
+    );
+}
+
 fn count_deltas(state: &AppState) -> i64 {
     state
         .store
