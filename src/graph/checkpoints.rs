@@ -67,11 +67,17 @@ const PUT: &str = "INSERT OR REPLACE INTO fold_checkpoints
 /// The facts of (user `?1`, concept `?2`) dated from `?3` on (through the
 /// index of migration 0018).
 const FACTS_FROM: &str = "SELECT id, transition, at, grade FROM deltas
+    INDEXED BY deltas_user_concept
     WHERE user_id = ?1 AND concept = ?2 AND at >= ?3";
 
 /// The first `?5` facts of (user `?1`, concept `?2`) after (`?3`, `?4`) in
 /// (`at`, `id`) order (one user's (`at`, `id`) is unique: migration 0022).
+/// Through the per-concept index by name: left to itself the planner
+/// walks `(user_id, at, id)`, in the right order but over every concept's
+/// facts after the cursor (a slice of a week-old refold then read the
+/// engineer's whole week).
 const FACTS_SLICE: &str = "SELECT id, transition, at, grade FROM deltas
+    INDEXED BY deltas_user_concept
     WHERE user_id = ?1 AND concept = ?2 AND at >= ?3 AND (at, id) > (?3, ?4)
     ORDER BY at, id LIMIT ?5";
 
