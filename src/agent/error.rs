@@ -26,6 +26,12 @@ pub enum AgentError {
     WrongKey { path: PathBuf, key: String },
     #[error("the local store failed: {0}; run `aiworklab agent doctor`")]
     Store(#[from] rusqlite::Error),
+    /// Another kernel process kept the store from being made durable
+    /// before a sync sent anything.
+    #[error(
+        "the local store {0} stayed busy (another aiworklab process was writing or reading it), so nothing was sent; nothing is lost (deltas not yet synced stay queued): run the command again"
+    )]
+    Busy(PathBuf),
     #[error("the local store's schema could not be brought up to date: {0}")]
     Migration(String),
     /// An observation or argument the kernel refuses; nothing was stored.

@@ -173,7 +173,7 @@ fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<()
     } else {
         read_stdin()
     };
-    let mut store = LocalStore::open(&home).map_err(|e| format!("{harness}: {e}"))?;
+    let mut store = LocalStore::open_for_hook(&home).map_err(|e| format!("{harness}: {e}"))?;
     if let Some(w) = store.take_warning() {
         log(&home.log_path(), &w);
     }
@@ -186,7 +186,7 @@ fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<()
         Utc::now(),
     )
     .map_err(|e| format!("{harness}: {e}"))?;
-    drop(store);
+    store.release().map_err(|e| format!("{harness}: {e}"))?;
     crate::agent::checks::turn::note(home.dir(), &ran.turn);
     if ran.turn_ended
         && let Ok(bin) = std::env::current_exe()

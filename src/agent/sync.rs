@@ -428,7 +428,10 @@ async fn run(store: &mut LocalStore, opts: SyncOptions) -> Result<SyncReport, Ag
     report.concepts = s.store.set_org_catalogue(&listing)?;
     // Push, oldest first.
     loop {
-        let deltas = s.store.outbox(batch_size)?;
+        // Durable before it is sent: a hook's commit is not synced, and
+        // a delta rolled back after it was sent would be recorded again
+        // under a new id.
+        let deltas = s.store.outbox_durable(batch_size)?;
         if deltas.is_empty() {
             break;
         }

@@ -514,6 +514,56 @@ async fn unpair_revokes_the_device_on_the_appliance_and_forgets_it() {
     assert_eq!(sync::pairing(&other).expect("read"), None);
 }
 
+/// The store file alone, as a power loss that took the unsynced end of
+/// the write-ahead log would leave it: copied with its key and opened.
+fn store_file_alone(home: &Home, at: &std::path::Path) -> LocalStore {
+    let copy = Home::at(at);
+    std::fs::create_dir_all(at).expect("dir");
+    std::fs::copy(home.store_path(), copy.store_path()).expect("store copied");
+    std::fs::copy(home.key_path(), copy.key_path()).expect("key copied");
+    LocalStore::open(&copy).expect("the copy opens")
+}
+
+/// A hook commits without a sync; a delta sent and then rolled back by a
+/// power loss would be recorded again under a new id. So `agent sync`
+/// makes what it sends durable first: the deltas it sent are in the
+/// store file itself, not only in the unsynced log.
+#[tokio::test]
+async fn sync_sends_only_what_is_durable_in_the_store_file() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("ada");
+    let (home, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
+    let mut hook = LocalStore::open_for_hook(&home).expect("hook opens");
+    assert_eq!(
+        hook.record("claude:s.jsonl", "900", &some_observations(3))
+            .expect("records"),
+        3
+    );
+    hook.release().expect("closes");
+    let before = store_file_alone(&home, &tmp.path().join("before"));
+    assert_eq!(before.outbox_len().expect("len"), 0, "only in the log");
+    drop(before);
+    let report = sync::sync(&mut store, quick()).await.expect("syncs");
+    assert_eq!(report.accepted, 3);
+    let mut held = app.held(&uid);
+    held.sort();
+    let after = store_file_alone(&home, &tmp.path().join("after"));
+    let mut durable: Vec<String> = after
+        .outbox(10)
+        .expect("outbox")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    durable.sort();
+    assert_eq!(durable, held, "every delta sent was in the store file");
+    assert_eq!(
+        after.cursor("claude:s.jsonl").expect("cursor").as_deref(),
+        Some("900"),
+        "with the cursor recorded with it"
+    );
+}
+
 /// P1 from the device side: what the kernel queues to send is the wire
 /// format and nothing else, and the appliance's own parser takes it.
 #[tokio::test]

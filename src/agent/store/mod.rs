@@ -7,6 +7,20 @@
 //!
 //! Writers (the hook, `agent sync`) may run at once: each write is one
 //! immediate transaction, readers wait up to [`BUSY_TIMEOUT`].
+//!
+//! Durability. The store is in write-ahead-log mode. Every connection but
+//! the hook's commits with `synchronous=FULL` (the log is synced at each
+//! commit: the device's rotated refresh secret, pairing, answers). The
+//! hook's connection ([`LocalStore::open_for_hook`]) commits with
+//! `synchronous=NORMAL` (no sync at commit), does not checkpoint when it
+//! closes and keeps the log between hooks, checkpointing it only once it
+//! passes [`HOOK_LOG_LIMIT`]: a power loss can roll back a hook's last
+//! commits, and since each holds its observations together with the
+//! session record's cursor, the next hook reads those lines again and
+//! records them again. Nothing is counted twice on the appliance because
+//! `agent sync` reads the outbox through [`LocalStore::outbox_durable`],
+//! which checkpoints (syncing the log and the store) before anything it
+//! returns can be sent.
 
 mod catalogue;
 mod checks;
@@ -39,6 +53,11 @@ pub use outbox::{PULL_CURSOR as PULL_CURSOR_KEY, WireBatch, WireDelta};
 /// How long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 
+/// The size the hook lets the write-ahead log reach before it
+/// checkpoints it (and truncates it): every hook process reads the whole
+/// log once at open to index it, so it is kept small.
+pub const HOOK_LOG_LIMIT: u64 = 1024 * 1024;
+
 const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_store.sql"))
         .comment("meta, deltas, outbox, refused, states, cursors"),
@@ -62,6 +81,8 @@ const DELETE_META: &str = "DELETE FROM meta WHERE key = ?1";
 pub struct LocalStore {
     conn: Connection,
     path: PathBuf,
+    /// Opened by the hook: `synchronous=NORMAL`, no checkpoint at close.
+    hook: bool,
     key: KeyLocation,
     warning: Option<String>,
     catalogue: catalogue::Cached,
@@ -105,6 +126,26 @@ impl LocalStore {
     /// [`AgentError::Key`] or [`AgentError::WrongKey`] when the store's key
     /// is missing or not the store's, I/O and SQLite errors otherwise.
     pub fn open(home: &Home) -> Result<LocalStore, AgentError> {
+        Self::open_as(home, false)
+    }
+
+    /// [`LocalStore::open`] for the hook, which runs as a new process on
+    /// every event of the agent: its commits are not synced
+    /// (`synchronous=NORMAL`) and closing it neither checkpoints nor
+    /// deletes the write-ahead log, so a hook costs no sync at all until
+    /// the log passes [`HOOK_LOG_LIMIT`] (see [`LocalStore::release`]).
+    /// A power loss can roll back its last commits; the session record's
+    /// cursor is rolled back with them, so the next hook records them
+    /// again, and `agent sync` never sends what could still be rolled
+    /// back ([`LocalStore::outbox_durable`]).
+    ///
+    /// # Errors
+    /// As [`LocalStore::open`].
+    pub fn open_for_hook(home: &Home) -> Result<LocalStore, AgentError> {
+        Self::open_as(home, true)
+    }
+
+    fn open_as(home: &Home, hook: bool) -> Result<LocalStore, AgentError> {
         home.ensure()?;
         let key = key::load_or_create(home)?;
         let path = home.store_path();
@@ -134,16 +175,68 @@ impl LocalStore {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        if hook {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // The hook checkpoints itself, with a truncation
+            // (`release`): a passive checkpoint in a new process would
+            // copy the whole log again each time, since the log's index
+            // (and what of it was already copied) is rebuilt at open.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )?;
+        } else {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
         Migrations::from_slice(STEPS)
             .to_latest(&mut conn)
             .map_err(|e| AgentError::Migration(e.to_string()))?;
         Ok(LocalStore {
             conn,
             path,
+            hook,
             key: key.location,
             warning: key.warning,
             catalogue: catalogue::Cached::default(),
         })
+    }
+
+    /// The write-ahead log's file beside the store.
+    fn log_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// Closes a hook's store. When the write-ahead log has passed
+    /// [`HOOK_LOG_LIMIT`] it is checkpointed and truncated first (one
+    /// sync of the log, one of the store), unless another process is
+    /// using it (then the next hook tries again). Returns whether it
+    /// checkpointed. A store opened with [`LocalStore::open`] closes as
+    /// usual (SQLite checkpoints when the last connection closes).
+    ///
+    /// # Errors
+    /// Store errors (the store is closed all the same).
+    pub fn release(self) -> Result<bool, AgentError> {
+        let size = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
+        if !self.hook || size <= HOOK_LOG_LIMIT {
+            return Ok(false);
+        }
+        // No waiting: a busy store is left for the next hook.
+        self.conn.busy_timeout(StdDuration::ZERO)?;
+        let (busy, _, _) = self.checkpoint("TRUNCATE")?;
+        Ok(busy == 0)
+    }
+
+    /// `PRAGMA wal_checkpoint(mode)`: (busy, frames in the log, frames
+    /// checkpointed); -1 frames when the store is not in WAL mode.
+    fn checkpoint(&self, mode: &str) -> Result<(i64, i64, i64), AgentError> {
+        Ok(self
+            .conn
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?)
     }
 
     /// Where the store's key lives.

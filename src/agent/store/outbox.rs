@@ -69,6 +69,33 @@ impl LocalStore {
         Ok(rows)
     }
 
+    /// [`LocalStore::outbox`], made durable: the store is checkpointed
+    /// after the read (the log synced, copied into the store, the store
+    /// synced), so every delta returned was committed before a
+    /// checkpoint that completed. Hooks commit without syncing; a delta
+    /// sent before its commit was durable could be rolled back by a
+    /// power loss and then recorded again under a new id, and counted
+    /// twice by the appliance. `agent sync` reads what it sends through
+    /// this.
+    ///
+    /// # Errors
+    /// [`AgentError::Busy`] when other processes kept the checkpoint from
+    /// completing for [`super::BUSY_TIMEOUT`]; store errors.
+    pub fn outbox_durable(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
+        let deltas = self.outbox(limit)?;
+        if deltas.is_empty() {
+            return Ok(deltas);
+        }
+        // FULL waits for writers and for readers of older snapshots,
+        // then copies every frame of the log: -1 frames means the store
+        // is not in WAL mode, where each commit was synced already.
+        let (busy, log, copied) = self.checkpoint("FULL")?;
+        if busy != 0 || copied < log {
+            return Err(AgentError::Busy(self.path.clone()));
+        }
+        Ok(deltas)
+    }
+
     /// How many deltas wait to be sent.
     ///
     /// # Errors

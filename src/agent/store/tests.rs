@@ -88,6 +88,97 @@ fn a_lost_key_is_never_replaced_by_a_new_one() {
     assert!(!home.key_path().exists(), "no new key was made");
 }
 
+/// The store file alone, as a power loss that took the unsynced end of
+/// the write-ahead log would leave it: copied with its key into a new
+/// home and opened there.
+fn store_file_alone(tmp: &tempfile::TempDir, home: &Home, name: &str) -> LocalStore {
+    let copy = Home::at(tmp.path().join(name));
+    copy.ensure().expect("home");
+    std::fs::copy(home.store_path(), copy.store_path()).expect("store copied");
+    std::fs::copy(home.key_path(), copy.key_path()).expect("key copied");
+    LocalStore::open(&copy).expect("the copy opens")
+}
+
+fn log_size(home: &Home) -> u64 {
+    let mut p = home.store_path().into_os_string();
+    p.push("-wal");
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+#[test]
+fn a_hooks_commits_are_not_synced_and_the_outbox_is_made_durable_before_it_is_sent() {
+    let (tmp, home) = home();
+    drop(LocalStore::open(&home).expect("made"));
+    let mut hook = LocalStore::open_for_hook(&home).expect("opens");
+    let sync: i64 = hook
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(sync, 1, "NORMAL");
+    hook.record(
+        "claude:a.jsonl",
+        "120",
+        &[
+            obs("rust-lifetimes", Transition::Seen, 0),
+            obs("sql-joins", Transition::Seen, 1),
+        ],
+    )
+    .expect("records");
+    assert!(!hook.release().expect("closes"), "a small log is kept");
+    assert!(log_size(&home) > 0, "the log is kept between hooks");
+    // The commit is only in the log: the store file alone lacks it.
+    let lost = store_file_alone(&tmp, &home, "before");
+    assert_eq!(lost.outbox_len().expect("len"), 0);
+    assert_eq!(lost.cursor("claude:a.jsonl").expect("cursor"), None);
+    drop(lost);
+    // What `agent sync` sends is in the store file before it returns.
+    let s = LocalStore::open(&home).expect("opens");
+    let sent = s.outbox_durable(10).expect("outbox");
+    assert_eq!(sent.len(), 2);
+    let durable = store_file_alone(&tmp, &home, "after");
+    assert_eq!(durable.outbox(10).expect("outbox"), sent);
+    assert_eq!(
+        durable.cursor("claude:a.jsonl").expect("cursor").as_deref(),
+        Some("120")
+    );
+}
+
+#[test]
+fn a_hook_checkpoints_and_truncates_the_log_once_it_passes_the_limit() {
+    let (_tmp, home) = home();
+    drop(LocalStore::open(&home).expect("made"));
+    let mut minute = 0;
+    let mut released = false;
+    for round in 0..400 {
+        let mut hook = LocalStore::open_for_hook(&home).expect("opens");
+        let batch: Vec<Observation> = (0..20)
+            .map(|i| {
+                minute += 1;
+                let concept = if i % 2 == 0 {
+                    "rust-lifetimes"
+                } else {
+                    "sql-joins"
+                };
+                obs(concept, Transition::Seen, minute)
+            })
+            .collect();
+        hook.record("p", &round.to_string(), &batch)
+            .expect("records");
+        let before = log_size(&home);
+        released = hook.release().expect("closes");
+        if released {
+            assert!(before > HOOK_LOG_LIMIT, "{before}");
+            break;
+        }
+        assert!(before <= HOOK_LOG_LIMIT, "kept below the limit: {before}");
+        assert_eq!(log_size(&home), before, "kept as it was");
+    }
+    assert!(released, "the log passed the limit and was checkpointed");
+    assert_eq!(log_size(&home), 0, "truncated");
+    let s = LocalStore::open(&home).expect("reopens");
+    assert_eq!(s.delta_count().expect("count"), minute as usize);
+}
+
 #[test]
 fn record_queues_folds_and_sets_the_cursor_in_one_go() {
     let (_tmp, home) = home();
