@@ -107,25 +107,31 @@ pub struct Refreshed {
     pub charged_facts: usize,
     /// Concepts this push queued for the refold worker (or moved back in
     /// its queue) instead of folding them: their refold was deeper than
-    /// a push may do ([`INLINE_REFOLD`]).
+    /// a push does itself ([`INLINE_REFOLD`]).
     pub queued_concepts: usize,
 }
 
-/// The most facts held before a push that the push folds again itself;
-/// a concept whose refold would take it past this is queued for the
-/// refold worker (`super::refold`), which folds it in slices. Ties and
-/// clocks a little off cost about one checkpoint interval per concept, so
-/// a push of 1,000 such facts stays well inside; a week-old backlog or a
-/// far-past fact does not.
-pub const INLINE_REFOLD: usize = 4096;
+/// The deepest refold of one concept that a push does itself, in facts
+/// held before the push that it folds again (16 checkpoint intervals). A
+/// second's tie or a clock a few seconds off costs about one interval per
+/// concept and stays well inside; a week-old backlog or a far-past fact
+/// does not, and its concept is queued for the refold worker
+/// (`super::refold`), which folds it in slices.
+pub const INLINE_REFOLD: usize = 256;
+
+/// The most a push folds again in all, in multiples of its per-concept
+/// limit: 16,384 facts at [`INLINE_REFOLD`], so a push of 1,000 facts
+/// each a little late stays bounded too.
+const PUSH_REFOLDS: usize = 64;
 
 /// The new fold of each concept of `new` (its newly accepted facts,
 /// sorted): folded on from the stored row when they all follow its cursor,
 /// else from the last checkpoint before the first of them (the new facts
 /// are already in the table), laying checkpoints every `every` facts;
 /// unless the concept is queued for the refold worker, or its refold
-/// would take the push past `inline` facts folded again: then it is
-/// queued (from its first new fact) and left out.
+/// would fold more than `inline` facts again, or take the push past
+/// [`PUSH_REFOLDS`] times that: then it is queued (from its first new
+/// fact) and left out.
 fn next_states<'c>(
     conn: &Connection,
     user_id: &str,
@@ -179,7 +185,9 @@ fn next_states<'c>(
                 let start = checkpoints::checkpoint_before(conn, user_id, concept, &first_cursor)?;
                 let again =
                     usize::try_from(count.saturating_sub(start.facts)).unwrap_or(usize::MAX);
-                if folded_again.saturating_add(again) > inline {
+                if again > inline
+                    || folded_again.saturating_add(again) > inline.saturating_mul(PUSH_REFOLDS)
+                {
                     cost.charged_facts += again.saturating_sub(every_facts);
                     cost.queued_concepts += 1;
                     super::refold::queue(conn, user_id, concept, &first_cursor, now_ms)?;
@@ -206,8 +214,8 @@ fn next_states<'c>(
 
 /// Folds the newly accepted `deltas` of `user_id` into their concepts'
 /// stored states (inside the push's transaction, after the deltas were
-/// inserted), with checkpoints every [`checkpoints::EVERY`] facts and at
-/// most [`INLINE_REFOLD`] facts folded again (deeper refolds are queued).
+/// inserted), with checkpoints every [`checkpoints::EVERY`] facts, and
+/// refolds deeper than [`INLINE_REFOLD`] queued.
 ///
 /// # Errors
 /// SQLite errors.
@@ -227,9 +235,9 @@ pub fn refresh(
     )
 }
 
-/// [`refresh`] with checkpoints every `every` facts and at most `inline`
-/// facts folded again in the push (tests lay checkpoints at every
-/// boundary and queue every refold).
+/// [`refresh`] with checkpoints every `every` facts and refolds deeper
+/// than `inline` facts queued (tests lay checkpoints at every boundary
+/// and queue every refold).
 ///
 /// # Errors
 /// SQLite errors.
@@ -346,7 +354,7 @@ mod tests {
         push_with(conn, batch, every, INLINE_REFOLD)
     }
 
-    /// [`push`], folding at most `inline` facts again in the push.
+    /// [`push`], queuing refolds deeper than `inline` facts.
     fn push_with(conn: &Connection, batch: &[Delta], every: u64, inline: usize) -> Refreshed {
         let accepted = crate::sync::insert_new(conn, USER, None, batch, 0).expect("insert");
         refresh_with(conn, USER, &accepted, t(0), every, inline).expect("refresh")
