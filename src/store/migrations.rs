@@ -141,7 +141,9 @@ mod tests {
              DELETE FROM deltas WHERE id IN ('z', 'y');",
         )
         .expect("deltas");
-        let rows = |conn: &rusqlite::Connection| -> Vec<(i64, String, String, Option<String>, i64, Option<i64>, i64)> {
+        /// seq, id, user_id, device_id, at, grade, received_at
+        type Row = (i64, String, String, Option<String>, i64, Option<i64>, i64);
+        let rows = |conn: &rusqlite::Connection| -> Vec<Row> {
             conn.prepare(
                 "SELECT seq, id, user_id, device_id, at, grade, received_at FROM deltas ORDER BY seq",
             )
