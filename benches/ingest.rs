@@ -671,7 +671,8 @@ fn seed_big(
     org.db
         .write(|tx| {
             tx.execute_batch(
-                "DROP TRIGGER member_search_insert; DROP TRIGGER member_search_update;
+                "DROP TRIGGER concept_states_delete_refold; DROP TABLE refold_queue;
+                 DROP TRIGGER member_search_insert; DROP TRIGGER member_search_update;
                  DROP TRIGGER member_search_delete; DROP TABLE member_search;
                  DROP INDEX audit_log_actor; DROP INDEX audit_log_action;
                  DROP INDEX audit_log_target; DROP INDEX users_inactive_name;
