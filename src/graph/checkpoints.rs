@@ -189,10 +189,25 @@ pub fn restart_before(
     from: &Cursor,
 ) -> rusqlite::Result<Position> {
     let start = checkpoint_before(conn, user_id, concept, from)?;
+    forget_after(conn, user_id, concept, &start)?;
+    Ok(start)
+}
+
+/// Forgets the checkpoints of (`user_id`, `concept`) after `start`, where
+/// a refold restarts: they no longer hold once it folds a late fact.
+///
+/// # Errors
+/// SQLite errors.
+pub fn forget_after(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    start: &Position,
+) -> rusqlite::Result<()> {
     let (at, id) = start.cursor.clone().unwrap_or((i64::MIN, String::new()));
     conn.prepare_cached(FORGET_AFTER)?
         .execute(params![user_id, concept, at, id])?;
-    Ok(start)
+    Ok(())
 }
 
 /// A fact from a row of (`id`, `transition`, `at`, `grade`); `None` for a

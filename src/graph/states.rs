@@ -194,7 +194,8 @@ fn next_states<'c>(
                     continue;
                 }
                 folded_again += again;
-                checkpoints::restart_before(conn, user_id, concept, &first_cursor)?
+                checkpoints::forget_after(conn, user_id, concept, &start)?;
+                start
             }
             // A row from before migration 0018: from the first fact.
             Some((_, None)) => {
