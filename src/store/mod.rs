@@ -5,6 +5,7 @@
 //! PostgreSQL backend would replace it without touching the handlers.
 
 pub mod audit;
+mod checkpointer;
 pub mod concepts;
 pub mod db;
 pub mod deltas;

@@ -1,0 +1,148 @@
+//! Copies a database's write-ahead log back into the file on a thread of
+//! its own, so the writer does not. SQLite's automatic checkpoint runs on
+//! the connection that commits, inside the commit of whichever push takes
+//! the log past its threshold, and then syncs the file: with the writer
+//! busy that made about half of a push's commit time and held the write
+//! lock while the disk caught up (`docs/benchmarks.md`, sustained ingest).
+//! Here a commit only marks the log as grown; [`PAUSE`] later this thread
+//! runs `PRAGMA wal_checkpoint(PASSIVE)` on its own read-write connection,
+//! which copies what no reader still needs without waiting for, or
+//! blocking, the writer or any reader. The writer keeps SQLite's automatic
+//! checkpoint as a backstop at a larger threshold, for a log this thread
+//! cannot keep up with.
+//!
+//! Like the read pool (`super::readers`), nothing outlives its owner: the
+//! thread's connection is opened on the thread, and dropping the
+//! [`Checkpointer`] stops the thread and waits until it has closed it.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// How long after the first commit since the last checkpoint the next one
+/// runs: the commits in between are copied back together (a page written
+/// by several of them is copied once).
+pub const PAUSE: Duration = Duration::from_millis(500);
+
+/// A checkpoint that leaves frames behind (commits landed while it copied)
+/// is run again at once, at most this many times, so the log is usually
+/// copied whole and the writer can start it over from the beginning.
+const CATCH_UP: usize = 4;
+
+/// Opens the thread's read-write connection, keyed.
+pub(super) type Opener = Box<dyn FnOnce() -> Result<Connection, StoreError> + Send>;
+
+#[derive(Default)]
+struct State {
+    /// Commits since the last checkpoint began.
+    grown: bool,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The checkpoint thread of one database.
+pub(super) struct Checkpointer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread; `open` runs on it. `name` (the database's file
+    /// name) is for the log.
+    pub(super) fn start(name: String, open: Opener) -> Self {
+        let shared = Arc::new(Shared::default());
+        let on_thread = Arc::clone(&shared);
+        let thread_name = name.clone();
+        let thread = std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || run(&on_thread, &thread_name, open))
+            .map_err(|e| tracing::warn!(db = %name, error = %e, "no checkpoint thread: the writer checkpoints"))
+            .ok();
+        Self { shared, thread }
+    }
+
+    /// A transaction was committed: the log has grown.
+    pub(super) fn committed(&self) {
+        let mut state = self.shared.lock();
+        if !state.grown {
+            state.grown = true;
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, name: &str, open: Opener) {
+    let conn = match open() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(db = %name, error = %e, "the checkpoint thread cannot open the database: the writer checkpoints");
+            return;
+        }
+    };
+    loop {
+        let mut state = shared.lock();
+        while !state.grown && !state.stop {
+            state = shared
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.stop {
+            return;
+        }
+        // Let the commits of the next moment gather.
+        let (mut state, _) = shared
+            .wake
+            .wait_timeout_while(state, PAUSE, |s| !s.stop)
+            .unwrap_or_else(PoisonError::into_inner);
+        if state.stop {
+            return;
+        }
+        state.grown = false;
+        drop(state);
+        for _ in 0..CATCH_UP {
+            match checkpoint(&conn) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(db = %name, error = %e, "write-ahead log checkpoint failed; the writer's own checkpoint remains");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One passive checkpoint; whether it copied the whole log.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    let (busy, log, copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && copied >= log)
+}
