@@ -389,11 +389,19 @@ fn drain(store: &mut LocalStore, queue: &Queue, _lock: &Lock) -> Result<Drained,
 /// Reads signals while holding `lock`, then, after letting go, again
 /// while any is left and the lock is free (whoever holds it otherwise
 /// reads them).
-fn drain_all(store: &mut LocalStore, queue: &Queue, lock: Lock) -> Result<Drained, String> {
+/// `between` runs after each round, the lock still held (tests write a
+/// signal there: a hook's that finds the lock taken).
+fn drain_all(
+    store: &mut LocalStore,
+    queue: &Queue,
+    lock: Lock,
+    between: &mut dyn FnMut(),
+) -> Result<Drained, String> {
     let mut total = Drained::default();
     let mut lock = Some(lock);
     while let Some(held) = lock.take() {
         let r = drain(store, queue, &held);
+        between();
         drop(held);
         total += r?;
         if queue.pending().is_empty() {
@@ -422,7 +430,7 @@ pub fn catch_up(store: &mut LocalStore) -> Result<Drained, String> {
     let lock = queue
         .lock()
         .map_err(|e| format!("cannot take the ingest lock: {e}"))?;
-    drain_all(store, &queue, lock)
+    drain_all(store, &queue, lock, &mut || {})
 }
 
 /// `aiworklab agent ingest`: reads the signals unless someone else is,
@@ -453,7 +461,7 @@ fn work(home: &Home, queue: &Queue) -> Result<Drained, String> {
     if let Some(w) = store.take_warning() {
         queue.log(&w);
     }
-    let drained = drain_all(&mut store, queue, lock);
+    let drained = drain_all(&mut store, queue, lock, &mut || {});
     let released = store.release().map_err(|e| e.to_string());
     let drained = drained?;
     released?;
