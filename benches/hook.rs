@@ -185,7 +185,8 @@ fn main() {
     }
     // Orphaned workers (their hook exited first) come to this process,
     // which reaps them at the end and so reads their CPU time.
-    rustix::process::set_child_subreaper(None).expect("subreaper");
+    // (Any pid sets it: `None` would unset it.)
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("subreaper");
     let mut floor = Vec::with_capacity(events);
     let mut hook = Vec::with_capacity(events);
     let mut inline = Vec::with_capacity(events);
