@@ -16,7 +16,8 @@
 //!
 //! Each event runs twice: through the hook as it is (it leaves a signal
 //! and starts the detached `agent ingest` worker when none runs, which
-//! reads, tags and records: docs/kernel.md), and with
+//! reads, tags and records, and stays 2 s after its last signal for the
+//! rest of a burst: docs/kernel.md), and with
 //! `AIWORKLAB_AGENT_HOOK_INLINE=1` on a copy of the same store (the hook
 //! reads, tags and records itself, as every hook did before the hand-off):
 //! same load, same run. The background cost is reported too: the time
@@ -238,16 +239,14 @@ fn main() {
             }
         }
     }
-    // The background: until every signal is read and no worker holds
-    // the lock, then the workers reaped for their CPU time.
+    // The background: until every signal is read (a signal is removed
+    // once its record is committed), then the workers reaped (after
+    // they linger) for their CPU time.
     let last_hook = Instant::now();
     let queue = Queue::in_dir(&home);
     let left_at_last_hook = queue.pending().len();
     loop {
-        if queue.pending().is_empty()
-            && let Ok(Some(lock)) = queue.try_lock()
-        {
-            drop(lock);
+        if queue.pending().is_empty() {
             break;
         }
         assert!(

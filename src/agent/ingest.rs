@@ -27,7 +27,10 @@
 //!   [`INLINE_AT`] the hook reads the record itself, as it did before.
 //! - `lock`: held (`flock`, exclusive) by whoever reads signals. The
 //!   worker takes it without waiting and exits when it cannot (someone is
-//!   reading them); a command waits for it.
+//!   reading them); after its last signal it stays [`LINGER`], holding it,
+//!   for the rest of a burst of hooks. A command takes it when it is free,
+//!   and otherwise waits until no signal is left (a lingering worker is
+//!   not waited for).
 //!
 //! Nothing is stranded: a hook writes its signal, then tries the lock;
 //! when it gets it, nobody is reading, so it lets go and starts a worker,
@@ -62,6 +65,19 @@ pub const INLINE_AT: usize = 4096;
 
 /// A half-written signal left by a killed hook is removed after this.
 const STALE_TMP: Duration = Duration::from_secs(60);
+
+/// How long a worker stays, holding the lock, after the last signal it
+/// read, looking for new ones every [`POLL`]: the hooks of a turn come
+/// in bursts, and while it stays they start no other worker (each start
+/// opens the store and parses the catalogue again).
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// How often a lingering worker, or a command waiting for one, looks.
+const POLL: Duration = Duration::from_millis(5);
+
+/// How long a command waits for a worker that holds the lock while
+/// signals wait, before it says so.
+const WAIT_FOR_WORKER: Duration = Duration::from_secs(60);
 
 /// The signals of one kernel directory.
 #[derive(Debug, Clone)]
@@ -276,16 +292,6 @@ impl Queue {
         }
     }
 
-    /// The lock, once whoever holds it lets go.
-    ///
-    /// # Errors
-    /// The lock file cannot be opened or locked.
-    pub fn lock(&self) -> std::io::Result<Lock> {
-        let f = self.open_lock()?;
-        f.lock()?;
-        Ok(Lock { _held: f })
-    }
-
     /// Removes half-written signals of hooks killed while writing.
     fn sweep(&self) {
         let Ok(entries) = std::fs::read_dir(self.signals_dir()) else {
@@ -331,15 +337,26 @@ impl std::ops::AddAssign for Drained {
 /// # Errors
 /// The store cannot be read or written: the signal being read and the
 /// rest stay for the next reader.
-fn drain(store: &mut LocalStore, queue: &Queue, _lock: &Lock) -> Result<Drained, String> {
+fn drain(
+    store: &mut LocalStore,
+    queue: &Queue,
+    _lock: &Lock,
+    linger: Duration,
+) -> Result<Drained, String> {
     let identity = store.signal_identity().map_err(|e| e.to_string())?;
     queue.sweep();
     let mut done = Drained::default();
+    let mut idle_since = std::time::Instant::now();
     loop {
         let pending = queue.pending();
         if pending.is_empty() {
-            return Ok(done);
+            if idle_since.elapsed() >= linger {
+                return Ok(done);
+            }
+            std::thread::sleep(POLL);
+            continue;
         }
+        idle_since = std::time::Instant::now();
         for path in pending {
             let sealed = match std::fs::read(&path) {
                 Ok(b) => b,
@@ -395,12 +412,13 @@ fn drain_all(
     store: &mut LocalStore,
     queue: &Queue,
     lock: Lock,
+    linger: Duration,
     between: &mut dyn FnMut(),
 ) -> Result<Drained, String> {
     let mut total = Drained::default();
     let mut lock = Some(lock);
     while let Some(held) = lock.take() {
-        let r = drain(store, queue, &held);
+        let r = drain(store, queue, &held, linger);
         between();
         drop(held);
         total += r?;
@@ -414,23 +432,36 @@ fn drain_all(
     Ok(total)
 }
 
-/// Reads every signal the hooks left into `store`, waiting for a running
-/// worker to finish first: what a command that shows or sends the graph
-/// calls before it reads the store.
+/// Reads every signal the hooks left into `store` (or, while a worker
+/// holds the lock, waits until it has read them all): what a command
+/// that shows or sends the graph calls before it reads the store.
 ///
 /// # Errors
 /// The lock cannot be taken or the store read or written (named).
 pub fn catch_up(store: &mut LocalStore) -> Result<Drained, String> {
     let queue = Queue::of_store(store);
-    // A signal is removed only once its record is committed: none
-    // waiting means everything signalled is in the store.
-    if queue.pending().is_empty() {
-        return Ok(Drained::default());
+    let start = std::time::Instant::now();
+    loop {
+        // A signal is removed only once its record is committed: none
+        // waiting means everything signalled is in the store (a worker
+        // lingering with the lock is not waited for).
+        if queue.pending().is_empty() {
+            return Ok(Drained::default());
+        }
+        if let Some(lock) = queue
+            .try_lock()
+            .map_err(|e| format!("cannot take the ingest lock: {e}"))?
+        {
+            return drain_all(store, &queue, lock, Duration::ZERO, &mut || {});
+        }
+        if start.elapsed() > WAIT_FOR_WORKER {
+            return Err(format!(
+                "an `aiworklab agent ingest` worker has held the ingest lock for {} s while signals wait; if it hangs, end it (its id: `pgrep -f \"agent ingest\"`)",
+                WAIT_FOR_WORKER.as_secs()
+            ));
+        }
+        std::thread::sleep(POLL);
     }
-    let lock = queue
-        .lock()
-        .map_err(|e| format!("cannot take the ingest lock: {e}"))?;
-    drain_all(store, &queue, lock, &mut || {})
 }
 
 /// `aiworklab agent ingest`: reads the signals unless someone else is,
@@ -461,7 +492,7 @@ fn work(home: &Home, queue: &Queue) -> Result<Drained, String> {
     if let Some(w) = store.take_warning() {
         queue.log(&w);
     }
-    let drained = drain_all(&mut store, queue, lock, &mut || {});
+    let drained = drain_all(&mut store, queue, lock, LINGER, &mut || {});
     let released = store.release().map_err(|e| e.to_string());
     let drained = drained?;
     released?;

@@ -305,7 +305,8 @@ fn a_signal_written_while_the_reader_lets_go_is_not_stranded() {
             );
         }
     };
-    let drained = drain_all(&mut store, &queue, lock, &mut late).expect("drained");
+    let drained =
+        drain_all(&mut store, &queue, lock, Duration::ZERO, &mut late).expect("drained");
     assert_eq!(rounds, 2, "the reader looked again after letting go");
     assert_eq!(drained.signals, 2);
     assert!(queue.pending().is_empty(), "nothing stranded");
@@ -373,4 +374,38 @@ fn a_signal_sealed_to_another_stores_key_is_dropped_and_logged() {
     let drained = catch_up(&mut store).expect("caught up");
     assert_eq!(drained.signals, 1);
     assert!(!facts(&store).is_empty(), "the record is read from its start");
+}
+
+#[test]
+fn a_command_waits_for_a_workers_reading_but_not_for_its_lingering() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (home, mut store) = kernel(tmp.path(), "agent");
+    let (_, mut at_once) = kernel(tmp.path(), "inline");
+    let queue = Queue::of(&home);
+    let mut session = Session::new(tmp.path(), "s.jsonl");
+    for _ in 0..STEPS.len() {
+        let payload = session.next();
+        signal(&home, &payload);
+        inline(&mut at_once, &payload);
+    }
+    // A worker (its own connection, as its own process has) holds the
+    // lock, reads after a moment, then lingers.
+    let lock = queue.try_lock().expect("lock").expect("free");
+    let (worker_home, worker_queue) = (home.clone(), queue.clone());
+    let worker = std::thread::spawn(move || {
+        let mut store = LocalStore::open_for_hook(&worker_home).expect("worker store");
+        std::thread::sleep(Duration::from_millis(200));
+        let linger = Duration::from_secs(3);
+        drain_all(&mut store, &worker_queue, lock, linger, &mut || {}).expect("worker drained")
+    });
+    let mine = catch_up(&mut store).expect("caught up");
+    assert_eq!(mine, Drained::default(), "the worker read them all");
+    assert!(queue.pending().is_empty());
+    assert!(
+        queue.try_lock().expect("lock").is_none(),
+        "the command did not wait for the worker's lingering"
+    );
+    assert_eq!(facts(&store), facts(&at_once), "the command sees the worker's commits");
+    let theirs = worker.join().expect("worker");
+    assert_eq!(theirs.signals, STEPS.len());
 }
