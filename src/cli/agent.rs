@@ -460,6 +460,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             let opened = LocalStore::open(&home);
             let mut checks = status::store_checks(&home, &opened);
             if let Ok(mut store) = opened {
+                checks.push(status::ingest_check(&mut store));
                 checks.extend(runtime()?.block_on(status::network_checks(&mut store)));
             }
             checks.extend(hook_checks());
