@@ -341,7 +341,8 @@ fn children_cpu() -> f64 {
     // ends at the last ')': state is field 3, cutime 16 and cstime 17.
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[13].parse::<u64>().expect("cutime") + fields[14].parse::<u64>().expect("cstime");
+    let ticks: u64 =
+        fields[13].parse::<u64>().expect("cutime") + fields[14].parse::<u64>().expect("cstime");
     ticks as f64 / 100.0
 }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 
 use crate::agent::harness::{self, Harness, Outcome, Places, Plan};
-use crate::agent::ingest;
 use crate::agent::home::Home;
+use crate::agent::ingest;
 use crate::agent::observe::Observation;
 use crate::agent::store::LocalStore;
 use crate::agent::tag::Lazy;
@@ -205,7 +205,10 @@ fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<()
                 }
                 Err(ingest::PushError::NoKey) => false,
                 Err(e) => {
-                    log(&home.log_path(), &format!("{harness}: {e}; read in the hook"));
+                    log(
+                        &home.log_path(),
+                        &format!("{harness}: {e}; read in the hook"),
+                    );
                     false
                 }
             }

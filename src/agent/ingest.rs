@@ -376,7 +376,9 @@ fn drain(
                     // The record's next event signals it again.
                     queue.log(&format!(
                         "a signal that cannot be opened was dropped ({e}): {}",
-                        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                        path.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
                     ));
                     let _ = std::fs::remove_file(&path);
                     done.dropped += 1;
@@ -388,8 +390,8 @@ fn drain(
                 read: Some(record),
                 ..Plan::none(harness)
             };
-            let ran = hook::carry_out(plan, store, Utc::now())
-                .map_err(|e| format!("{harness}: {e}"))?;
+            let ran =
+                hook::carry_out(plan, store, Utc::now()).map_err(|e| format!("{harness}: {e}"))?;
             std::fs::remove_file(&path).or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Ok(())

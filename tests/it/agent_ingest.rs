@@ -54,7 +54,11 @@ fn facts(home: &Path) -> Vec<(String, String, String, Option<u64>)> {
         .output()
         .expect("outbox");
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let batches: Value = serde_json::from_slice(&out.stdout).expect("json");
     let mut v: Vec<_> = batches
         .as_array()
@@ -140,7 +144,10 @@ fn hooks_hand_off_and_status_and_outbox_show_what_the_hook_recorded_itself() {
     // reads what is left itself.
     let (got, want) = (status_deltas(&handed), status_deltas(&inline));
     assert!(want > 0, "the replay recorded facts");
-    assert_eq!(got, want, "status shows every delta the hook recorded itself");
+    assert_eq!(
+        got, want,
+        "status shows every delta the hook recorded itself"
+    );
     assert!(
         std::fs::read_dir(handed.join("ingest/signals"))
             .expect("signals dir")

@@ -36,12 +36,7 @@ pub fn handle(
 /// What a hooks payload or a `notify` argument asks for: the rollout it
 /// names (or its thread's), read up to its length now; or, when there is
 /// none, the payload's own fields.
-pub fn plan(
-    places: &Places,
-    payload: &[u8],
-    notify_arg: Option<&str>,
-    now: DateTime<Utc>,
-) -> Plan {
+pub fn plan(places: &Places, payload: &[u8], notify_arg: Option<&str>, now: DateTime<Utc>) -> Plan {
     let none = Plan::none(Harness::Codex);
     let event = notify_arg
         .and_then(|a| serde_json::from_str::<Value>(a).ok())

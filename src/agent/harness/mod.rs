@@ -216,7 +216,9 @@ impl Plan {
         };
         if let Some(read) = &self.read {
             let stored = cursor(&read.source());
-            outcome.batches.extend(read.ingest(tagger, stored.as_deref()));
+            outcome
+                .batches
+                .extend(read.ingest(tagger, stored.as_deref()));
         } else if let Some(batch) = payload_batch(tagger, self.harness, self.payload, now) {
             outcome.batches.push(batch);
         }

@@ -173,7 +173,8 @@ fn signals_read_later_record_exactly_what_the_hook_recorded_at_once() {
     assert!(queue.pending().is_empty(), "every signal read and removed");
     let (got, want) = (facts(&handed), facts(&at_once));
     assert!(
-        want.iter().any(|f| f.0 == "rust-lifetimes" && f.1 == "explained"),
+        want.iter()
+            .any(|f| f.0 == "rust-lifetimes" && f.1 == "explained"),
         "the replay is not vacuous: {want:?}"
     );
     assert_eq!(got.len(), drained.recorded);
@@ -305,8 +306,7 @@ fn a_signal_written_while_the_reader_lets_go_is_not_stranded() {
             );
         }
     };
-    let drained =
-        drain_all(&mut store, &queue, lock, Duration::ZERO, &mut late).expect("drained");
+    let drained = drain_all(&mut store, &queue, lock, Duration::ZERO, &mut late).expect("drained");
     assert_eq!(rounds, 2, "the reader looked again after letting go");
     assert_eq!(drained.signals, 2);
     assert!(queue.pending().is_empty(), "nothing stranded");
@@ -373,7 +373,10 @@ fn a_signal_sealed_to_another_stores_key_is_dropped_and_logged() {
     signal(&home, &session.next());
     let drained = catch_up(&mut store).expect("caught up");
     assert_eq!(drained.signals, 1);
-    assert!(!facts(&store).is_empty(), "the record is read from its start");
+    assert!(
+        !facts(&store).is_empty(),
+        "the record is read from its start"
+    );
 }
 
 #[test]
@@ -405,7 +408,11 @@ fn a_command_waits_for_a_workers_reading_but_not_for_its_lingering() {
         queue.try_lock().expect("lock").is_none(),
         "the command did not wait for the worker's lingering"
     );
-    assert_eq!(facts(&store), facts(&at_once), "the command sees the worker's commits");
+    assert_eq!(
+        facts(&store),
+        facts(&at_once),
+        "the command sees the worker's commits"
+    );
     let theirs = worker.join().expect("worker");
     assert_eq!(theirs.signals, STEPS.len());
 }

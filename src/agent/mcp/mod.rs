@@ -80,9 +80,18 @@ impl Kernel {
     /// failure is logged and the store answers with what it holds.
     fn catch_up(&mut self) {
         if let Err(e) = super::ingest::catch_up(&mut self.store) {
-            let log = Home::at(self.store.path().parent().unwrap_or(std::path::Path::new(".")))
-                .log_path();
-            hook::log_as(&log, "mcp", &format!("the latest events could not be read: {e}"));
+            let log = Home::at(
+                self.store
+                    .path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
+            )
+            .log_path();
+            hook::log_as(
+                &log,
+                "mcp",
+                &format!("the latest events could not be read: {e}"),
+            );
         }
     }
 
@@ -158,8 +167,8 @@ impl KernelMcp {
             k.catch_up();
             tools::profile(&k.store, &mut k.tagger, &input, now)
         })
-            .await
-            .map(Json)
+        .await
+        .map(Json)
     }
 
     #[tool(
