@@ -27,6 +27,11 @@
 //! CPU time from `/proc/self/stat`). Then the bench fails unless both
 //! stores hold the same deltas (concept, transition, time, grade).
 //!
+//! Last, 50 spaced events (3 under `cargo test`): each waits until the
+//! previous event's worker has read its signal and exited, so every hook
+//! starts a worker, as in a session whose events come more than 2 s
+//! apart; the hook is timed beside the floor again.
+//!
 //! The hook starts a detached `agent sync` on Stop at most once a minute,
 //! going by the `sync.started` stamp in the kernel's home (docs/kernel.md):
 //! the bench touches the stamp before each event so no sync is started and
@@ -330,6 +335,70 @@ fn main() {
         "goals: p50 ≤ floor + 3 ms: {}; p99 ≤ floor + 10 ms: {}",
         verdict(h[0] - f[0] <= 3.0),
         verdict(h[2] - f[2] <= 10.0)
+    );
+
+    // Spaced events: each waits until the previous event's worker has
+    // read its signal and exited (after lingering), so every hook starts
+    // a worker (a session whose events come more than 2 s apart).
+    let spaced = if full { 50 } else { 3 };
+    let mut floor = Vec::with_capacity(spaced);
+    let mut hook = Vec::with_capacity(spaced);
+    let transcript = scratch.path().join("projects/spaced.jsonl");
+    for j in 0..spaced {
+        let (turn, step) = (events / STEPS.len() + j / STEPS.len(), j % STEPS.len());
+        let lines = shifted(&sample, 10 * turn as i64);
+        let mut record = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&transcript)
+            .expect("transcript");
+        for line in &lines[STEPS[step].0.clone()] {
+            writeln!(record, "{line}").expect("append");
+        }
+        drop(record);
+        let waited = Instant::now();
+        while !queue.pending().is_empty() || !matches!(queue.try_lock(), Ok(Some(_))) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "the worker did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(home.join("sync.started"), b"").expect("sync stamp");
+        let payload = payloads[step].replace("@TRANSCRIPT@", &transcript.to_string_lossy());
+        let (d, out) = timed(command(&bin, &home, &["--version"]), b"");
+        assert!(out.status.success());
+        floor.push(d);
+        let mut c = command(&bin, &home, &["agent", "hook", "--harness", "claude-code"]);
+        c.env_remove("AIWORKLAB_AGENT_HOOK_INLINE");
+        let (d, out) = timed(c, payload.as_bytes());
+        assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+        hook.push(d);
+    }
+    while !queue.pending().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut started = 0;
+    while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::empty()) {
+        started += 1;
+    }
+    let (f, h) = (q(&mut floor), q(&mut hook));
+    println!(
+        "spaced: {spaced} events, each after the last worker exited: {started} worker(s) started"
+    );
+    println!(
+        "| floor: `aiworklab --version` | {:.1} | {:.1} | {:.1} |",
+        f[0], f[1], f[2]
+    );
+    println!(
+        "| `aiworklab agent hook --harness claude-code`, starting a worker | {:.1} | {:.1} | {:.1} |",
+        h[0], h[1], h[2]
+    );
+    println!(
+        "| hook − floor | {:.1} | {:.1} | {:.1} |",
+        h[0] - f[0],
+        h[1] - f[1],
+        h[2] - f[2]
     );
 }
 
