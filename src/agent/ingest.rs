@@ -511,7 +511,10 @@ pub fn wake(queue: &Queue, bin: &Path) -> bool {
         Ok(None) | Err(_) => return false,
     }
     let mut cmd = std::process::Command::new(bin);
+    // In the kernel's directory: a worker that outlives the hook does not
+    // keep the project's directory in use.
     cmd.args(["agent", "ingest"])
+        .current_dir(&queue.home)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
