@@ -78,6 +78,17 @@ impl Home {
         self.dir.join("kernel.log")
     }
 
+    /// Where hooks leave signals for the ingest worker (`agent::ingest`).
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.dir.join("ingest")
+    }
+
+    /// The public key hooks seal their signals to (the store keeps the
+    /// private half).
+    pub fn signal_recipient_path(&self) -> PathBuf {
+        self.ingest_dir().join("recipient")
+    }
+
     /// Creates the directory (mode 0700 on Unix) when missing.
     ///
     /// # Errors

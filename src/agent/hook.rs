@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::agent::harness::{self, Harness, Outcome, Places};
+use crate::agent::harness::{self, Harness, Outcome, Places, Plan};
 use crate::agent::home::Home;
+use crate::agent::ingest;
 use crate::agent::observe::Observation;
 use crate::agent::store::LocalStore;
 use crate::agent::tag::Lazy;
@@ -79,6 +80,24 @@ pub fn handle(
     places: &Places,
     now: DateTime<Utc>,
 ) -> Result<Ran, String> {
+    carry_out(
+        harness::plan(harness, places, stdin, notify_arg, now),
+        recorder,
+        now,
+    )
+}
+
+/// Carries out an event's plan: reads its record from the stored cursor
+/// (or folds the payload's own steps at `now`), tags what is new and
+/// records it with the cursor in one transaction.
+///
+/// # Errors
+/// The store cannot be read or written.
+pub fn carry_out(
+    plan: Plan,
+    recorder: &mut dyn Recorder,
+    now: DateTime<Utc>,
+) -> Result<Ran, String> {
     // Loaded only when something new is to be tagged: most events (a
     // file read, a search, a session start) bring none.
     let load = || recorder.catalogue();
@@ -92,14 +111,7 @@ pub fn handle(
                 None
             }
         };
-        let lookup: &dyn Fn(&str) -> Option<String> = &lookup;
-        match harness {
-            Harness::ClaudeCode => harness::claude::handle(&mut tagger, stdin, lookup, now),
-            Harness::Codex => {
-                harness::codex::handle(&mut tagger, places, stdin, notify_arg, lookup, now)
-            }
-            Harness::OpenCode => harness::opencode::handle(&mut tagger, places, stdin, lookup),
-        }
+        plan.carry_out(&mut tagger, &lookup, now)
     };
     if let Some(e) = failure
         .into_inner()
@@ -173,26 +185,65 @@ fn run(home: Option<Home>, harness: &str, notify_arg: Option<&str>) -> Result<()
     } else {
         read_stdin()
     };
-    let mut store = LocalStore::open_for_hook(&home).map_err(|e| format!("{harness}: {e}"))?;
+    let now = Utc::now();
+    let plan = harness::plan(harness, &Places::from_env(), &stdin, notify_arg, now);
+    crate::agent::checks::turn::note(home.dir(), &plan.turn);
+    let turn_ended = plan.turn_ended;
+    let bin = std::env::current_exe().ok();
+    // The record is handed to the ingest worker; the hook reads it itself
+    // only when it cannot be (the kernel's first event, a queue the
+    // worker does not keep up with) or when the payload is all there is.
+    let handed = match (&plan.read, inline()) {
+        (Some(record), false) => {
+            let queue = ingest::Queue::of(&home);
+            match queue.push(record) {
+                Ok(_) => {
+                    if let Some(bin) = &bin {
+                        ingest::wake(&queue, bin);
+                    }
+                    true
+                }
+                Err(ingest::PushError::NoKey) => false,
+                Err(e) => {
+                    log(
+                        &home.log_path(),
+                        &format!("{harness}: {e}; read in the hook"),
+                    );
+                    false
+                }
+            }
+        }
+        (Some(_), true) => false,
+        (None, _) => !plan.has_payload(),
+    };
+    let done = if handed {
+        Ok(())
+    } else {
+        in_the_hook(&home, plan, now).map_err(|e| format!("{harness}: {e}"))
+    };
+    if turn_ended && let Some(bin) = &bin {
+        sync_in_background(bin, &HookFiles::in_dir(home.dir()).sync_stamp);
+    }
+    done
+}
+
+/// `AIWORKLAB_AGENT_HOOK_INLINE=1`: the hook reads the record itself
+/// (debugging, and the benchmark's comparison).
+pub const INLINE_ENV: &str = "AIWORKLAB_AGENT_HOOK_INLINE";
+
+fn inline() -> bool {
+    std::env::var(INLINE_ENV).as_deref() == Ok("1")
+}
+
+/// Reads the event's record (or its payload) in the hook's own process,
+/// as every hook did before the hand-off.
+fn in_the_hook(home: &Home, plan: Plan, now: DateTime<Utc>) -> Result<(), String> {
+    let mut store = LocalStore::open_for_hook(home).map_err(|e| e.to_string())?;
     if let Some(w) = store.take_warning() {
         log(&home.log_path(), &w);
     }
-    let ran = handle(
-        harness,
-        &stdin,
-        notify_arg,
-        &mut store,
-        &Places::from_env(),
-        Utc::now(),
-    )
-    .map_err(|e| format!("{harness}: {e}"))?;
-    store.release().map_err(|e| format!("{harness}: {e}"))?;
-    crate::agent::checks::turn::note(home.dir(), &ran.turn);
-    if ran.turn_ended
-        && let Ok(bin) = std::env::current_exe()
-    {
-        sync_in_background(&bin, &HookFiles::in_dir(home.dir()).sync_stamp);
-    }
+    carry_out(plan, &mut store, now)?;
+    store.release().map_err(|e| e.to_string())?;
     Ok(())
 }
 

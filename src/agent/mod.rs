@@ -36,6 +36,9 @@ pub mod install;
 /// `agent hook`: the entry each harness event runs.
 pub mod hook;
 
+/// `agent ingest`: the hooks' signals, and the worker that reads them.
+pub mod ingest;
+
 /// Comprehension checks: what is due, asking one, grading, recording.
 pub mod checks;
 

@@ -279,6 +279,28 @@ pub fn store_checks(home: &Home, opened: &Result<LocalStore, AgentError>) -> Vec
     checks
 }
 
+/// Reads the signals the hooks left (`agent::ingest::catch_up`) and says
+/// whether that worked: a failure here is why the ingest worker fails.
+pub fn ingest_check(store: &mut LocalStore) -> Check {
+    match crate::agent::ingest::catch_up(store) {
+        Ok(d) if d.signals == 0 && d.dropped == 0 => {
+            Check::pass("ingest", "no signal of the hooks waiting")
+        }
+        Ok(d) => Check::pass(
+            "ingest",
+            format!(
+                "read {} signal(s) the hooks left ({} dropped: sealed to another store's key)",
+                d.signals, d.dropped
+            ),
+        ),
+        Err(e) => Check::fail(
+            "ingest",
+            format!("the hooks' signals cannot be read: {e}"),
+            "see the `ingest:` lines in kernel.log; `aiworklab agent status` reads them again",
+        ),
+    }
+}
+
 /// The pairing and network checks: paired, appliance reachable, token valid.
 pub async fn network_checks(store: &mut LocalStore) -> Vec<Check> {
     let mut checks = Vec::new();

@@ -89,6 +89,9 @@ pub enum AgentCmd {
         /// Codex's `notify` passes its event as the last argument.
         payload: Option<String>,
     },
+    /// Started by the hook when none runs: reads the session records the hooks signalled, then exits.
+    #[command(hide = true)]
+    Ingest,
     /// Add the kernel's hook (and, for Claude Code and Codex, its MCP server) to a coding agent's settings (idempotent; keeps a backup).
     Install {
         #[arg(long, value_parser = ["claude-code", "codex", "opencode"])]
@@ -150,6 +153,20 @@ fn open(home: &Home) -> Result<LocalStore, Failure> {
     Ok(store)
 }
 
+/// [`open`], then the hooks' pending signals read into the store
+/// (waiting for a running ingest worker), so what is shown or sent is
+/// up to date. A failure to read them is a warning: the store shows what
+/// it holds.
+fn open_current(home: &Home) -> Result<LocalStore, Failure> {
+    let mut store = open(home)?;
+    if let Err(e) = crate::agent::ingest::catch_up(&mut store) {
+        eprintln!(
+            "warning: the coding agent's latest events could not be read yet ({e}); what follows may lag behind them"
+        );
+    }
+    Ok(store)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,7 +214,7 @@ fn check(
     offline: bool,
     as_json: bool,
 ) -> Result<ExitCode, Failure> {
-    let mut store = open(home)?;
+    let mut store = open_current(home)?;
     let catalogue = store.catalogue()?;
     let builtin = crate::skill::Catalogue::builtin().map_err(|e| Failure::new(e, None))?;
     let bank =
@@ -311,6 +328,10 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             hook::main(harness, payload.as_deref());
             return Ok(ExitCode::SUCCESS);
         }
+        AgentCmd::Ingest => {
+            crate::agent::ingest::main();
+            return Ok(ExitCode::SUCCESS);
+        }
         AgentCmd::Mcp => {
             // Stdout is the protocol's: nothing else may be printed there.
             let home = Home::locate().map_err(|e| e.to_string());
@@ -393,7 +414,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         AgentCmd::Sync => {
-            let mut store = open(&home)?;
+            let mut store = open_current(&home)?;
             let r = runtime()?.block_on(sync::sync(&mut store, SyncOptions::default()))?;
             println!(
                 "Sent {} new delta(s) ({} already held), refused {}, pulled {}; {} still queued; {} concepts in the catalogue copy.",
@@ -402,7 +423,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         AgentCmd::Status { json: as_json } => {
-            let store = open(&home)?;
+            let store = open_current(&home)?;
             let s = status::status(&store, chrono::Utc::now())?;
             if as_json {
                 println!("{}", json(&s)?);
@@ -412,7 +433,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         AgentCmd::Outbox { json: as_json } => {
-            let store = open(&home)?;
+            let store = open_current(&home)?;
             let batches = status::outbox(&store)?;
             if as_json {
                 println!("{}", json(&batches)?);
@@ -439,6 +460,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
             let opened = LocalStore::open(&home);
             let mut checks = status::store_checks(&home, &opened);
             if let Ok(mut store) = opened {
+                checks.push(status::ingest_check(&mut store));
                 checks.extend(runtime()?.block_on(status::network_checks(&mut store)));
             }
             checks.extend(hook_checks());
@@ -505,6 +527,7 @@ pub fn run(cmd: AgentCmd) -> Result<ExitCode, Failure> {
         }
         // Handled above, before the kernel's directory is needed.
         AgentCmd::Hook { .. }
+        | AgentCmd::Ingest
         | AgentCmd::Mcp
         | AgentCmd::Install { .. }
         | AgentCmd::Uninstall { .. } => Ok(ExitCode::SUCCESS),

@@ -688,6 +688,7 @@ async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configu
     for check in [
         "store",
         "key",
+        "ingest",
         "paired",
         "server",
         "token",

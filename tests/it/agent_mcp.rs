@@ -272,8 +272,7 @@ async fn a_client_session_lists_and_calls_both_tools_and_keeps_no_input() {
     assert_eq!(store_after, store_before, "the store is unchanged");
     let log = std::fs::read_to_string(home.join("kernel.log")).unwrap_or_default();
     assert!(!log.contains(MARKER), "log: {log}");
-    for entry in std::fs::read_dir(&home).expect("home") {
-        let path = entry.expect("entry").path();
+    for path in crate::support::files_below(&home) {
         let bytes = std::fs::read(&path).expect("read");
         assert!(
             !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),

@@ -387,6 +387,17 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
         // (docs/kernel.md): a fresh stamp keeps this test's single sync
         // the only one, so nothing races it.
         std::fs::write(m.agent_home.join("sync.started"), b"").expect("stamp");
+        // The ingest lock held while the hooks run: no worker reads their
+        // signals, so they are all on disk to be searched, and the
+        // commands below read them themselves.
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(m.agent_home.join("ingest/lock"))
+            .expect("lock file");
+        lock.lock().expect("ingest lock");
         for (i, e) in claude_events(&m).iter().enumerate() {
             outputs.push((format!("claude hook {i}"), m.hook("claude-code", e, None)));
         }
@@ -402,6 +413,24 @@ async fn no_marker_leaves_the_machine_or_reaches_a_store_output_or_log() {
             assert!(o.status.success(), "{name}: {:?}", o.status);
             assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{name} printed");
         }
+        // The hooks' signals (sealed paths, nothing else), in the clear
+        // file names and bytes: no marker.
+        let signals = files_below(&m.agent_home.join("ingest/signals"));
+        assert!(
+            signals.len() >= 3,
+            "the records of all three harnesses were signalled: {signals:?}"
+        );
+        for f in &signals {
+            let bytes = std::fs::read(f).expect("read");
+            assert_eq!(markers_in(&bytes), Vec::<&str>::new(), "in {}", f.display());
+            assert_eq!(
+                markers_in(f.to_string_lossy().as_bytes()),
+                Vec::<&str>::new(),
+                "in the name {}",
+                f.display()
+            );
+        }
+        drop(lock);
         let outbox = m.run(&["outbox", "--json"]);
         let sync = m.run(&["sync"]);
         assert!(

@@ -4,6 +4,7 @@
 mod admin_pages;
 mod agent;
 mod agent_checks;
+mod agent_ingest;
 mod agent_mcp;
 mod agent_privacy;
 mod aggregates_page;

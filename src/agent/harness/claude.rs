@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Harness, Outcome, Step, ingest_jsonl, text, time_or};
+use super::{Harness, Outcome, Plan, Record, Step, text, time_or};
 use crate::agent::tag::Tag;
 
 /// Events after which the transcript is complete for now.
@@ -37,15 +37,21 @@ pub fn handle(
     cursor: &dyn Fn(&str) -> Option<String>,
     now: DateTime<Utc>,
 ) -> Outcome {
+    plan(payload, now).carry_out(tagger, cursor, now)
+}
+
+/// What one hook payload asks for: the transcript it names, read up to
+/// its length now; or, when it names none that exists, its own fields.
+pub fn plan(payload: &[u8], now: DateTime<Utc>) -> Plan {
+    let none = Plan::none(Harness::ClaudeCode);
     let Ok(event) = serde_json::from_slice::<Value>(payload) else {
-        return Outcome::default();
+        return none;
     };
     let Some(name) = text(&event, "hook_event_name") else {
-        return Outcome::default();
+        return none;
     };
     let last = TURN_ENDS.contains(&name);
-    let mut outcome = Outcome {
-        batches: Vec::new(),
+    let mut plan = Plan {
         turn_ended: last,
         turn: super::turn_signal(
             Harness::ClaudeCode,
@@ -53,31 +59,23 @@ pub fn handle(
             IN_TURN.contains(&name),
             matches!(name, "Stop" | "SessionEnd"),
         ),
+        ..none
     };
     if let Some(path) = text(&event, "transcript_path").map(Path::new)
-        && path.is_file()
+        && let Some(len) = super::record_len(path)
     {
-        let source = super::source_for(Harness::ClaudeCode, path);
-        let stored = cursor(&source);
-        if let Some(batch) = ingest_jsonl(
-            Harness::ClaudeCode,
-            tagger,
-            path,
-            stored.as_deref(),
+        plan.read = Some(Record {
+            harness: Harness::ClaudeCode,
+            path: path.to_path_buf(),
             last,
-            now,
-            transcript_line,
-        ) {
-            outcome.batches.push(batch);
-        }
-        return outcome;
+            upto: Some(len),
+            at: now,
+        });
+        return plan;
     }
     // No transcript: the payload is all there is.
-    let steps = payload_steps(&event, name);
-    if let Some(batch) = super::payload_batch(tagger, Harness::ClaudeCode, steps, now) {
-        outcome.batches.push(batch);
-    }
-    outcome
+    plan.payload = payload_steps(&event, name);
+    plan
 }
 
 /// The steps of one tool call (Claude Code's tool names and inputs).
@@ -138,7 +136,7 @@ fn payload_steps(event: &Value, name: &str) -> Vec<Step> {
 }
 
 /// The steps of one transcript line.
-fn transcript_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> {
+pub(crate) fn transcript_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> {
     let at = time_or(line.get("timestamp"), now);
     let content = line.get("message").and_then(|m| m.get("content"));
     let mut steps = Vec::new();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Harness, Outcome, Places, Step, ingest_jsonl, patch, text, time_or};
+use super::{Harness, Outcome, Places, Plan, Record, Step, patch, text, time_or};
 use crate::agent::tag::Tag;
 
 /// Handles a hooks payload on stdin or a `notify` argument.
@@ -30,11 +30,19 @@ pub fn handle(
     cursor: &dyn Fn(&str) -> Option<String>,
     now: DateTime<Utc>,
 ) -> Outcome {
+    plan(places, payload, notify_arg, now).carry_out(tagger, cursor, now)
+}
+
+/// What a hooks payload or a `notify` argument asks for: the rollout it
+/// names (or its thread's), read up to its length now; or, when there is
+/// none, the payload's own fields.
+pub fn plan(places: &Places, payload: &[u8], notify_arg: Option<&str>, now: DateTime<Utc>) -> Plan {
+    let none = Plan::none(Harness::Codex);
     let event = notify_arg
         .and_then(|a| serde_json::from_str::<Value>(a).ok())
         .or_else(|| serde_json::from_slice::<Value>(payload).ok());
     let Some(event) = event.filter(Value::is_object) else {
-        return Outcome::default();
+        return none;
     };
     let session = text(&event, "session_id").or_else(|| text(&event, "thread-id"));
     let mut in_turn = false;
@@ -61,31 +69,25 @@ pub fn handle(
             .unwrap_or_default();
         (record, true, steps)
     } else {
-        return Outcome::default();
+        return none;
     };
-    let mut outcome = Outcome {
-        batches: Vec::new(),
+    let mut plan = Plan {
         turn_ended: last,
         turn: super::turn_signal(Harness::Codex, session, in_turn, last),
+        ..none
     };
-    if let Some(path) = record.filter(|p| p.is_file()) {
-        let source = super::source_for(Harness::Codex, &path);
-        let stored = cursor(&source);
-        outcome.batches.extend(ingest_jsonl(
-            Harness::Codex,
-            tagger,
-            &path,
-            stored.as_deref(),
+    if let Some((path, len)) = record.and_then(|p| super::record_len(&p).map(|l| (p, l))) {
+        plan.read = Some(Record {
+            harness: Harness::Codex,
+            path,
             last,
-            now,
-            rollout_line,
-        ));
-        return outcome;
+            upto: Some(len),
+            at: now,
+        });
+        return plan;
     }
-    if let Some(batch) = super::payload_batch(tagger, Harness::Codex, fallback, now) {
-        outcome.batches.push(batch);
-    }
-    outcome
+    plan.payload = fallback;
+    plan
 }
 
 /// The rollout file of a thread: its name ends with the thread id.
@@ -182,7 +184,7 @@ fn tool_steps(name: &str, input: &Value) -> Vec<Step> {
     }
 }
 
-fn rollout_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> {
+pub(crate) fn rollout_line(line: &Value, now: DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)> {
     let at = time_or(line.get("timestamp"), now);
     let Some(p) = line.get("payload") else {
         return Vec::new();

@@ -30,10 +30,13 @@ use crate::agent::tag::Tag;
 use crate::skill::delta::Transition;
 
 /// The coding agents the kernel listens to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Harness {
+    #[serde(rename = "claude-code")]
     ClaudeCode,
+    #[serde(rename = "codex")]
     Codex,
+    #[serde(rename = "opencode")]
     OpenCode,
 }
 
@@ -111,6 +114,140 @@ pub struct Outcome {
     /// Whether the agent is working in the event's session (no check
     /// interrupts a running turn: `checks::turn`).
     pub turn: crate::agent::checks::turn::Signal,
+}
+
+/// A session record to read from its stored cursor: what an event
+/// signals (`agent::ingest` keeps it, sealed, until the ingest worker or
+/// a command that shows the graph has read it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub harness: Harness,
+    /// The record: a transcript or rollout file, OpenCode's database.
+    pub path: PathBuf,
+    /// The record is complete for now (a turn ended): trailing text is a
+    /// final answer.
+    pub last: bool,
+    /// How long a JSONL record was when the event came: it is read up to
+    /// there, as the hook would have read it then (`None`: all of it).
+    pub upto: Option<u64>,
+    /// When the event came (the time of lines that carry none).
+    pub at: DateTime<Utc>,
+}
+
+impl Record {
+    /// The record's source name (its cursor's key).
+    pub fn source(&self) -> String {
+        source_for(self.harness, &self.path)
+    }
+
+    /// Reads the record from `cursor` and tags what is new. `None` when
+    /// the record cannot be read (gone, or not the harness's).
+    pub(crate) fn ingest(&self, tagger: &mut dyn Tag, cursor: Option<&str>) -> Option<Batch> {
+        match self.harness {
+            Harness::ClaudeCode => ingest_jsonl(
+                self.harness,
+                tagger,
+                &self.path,
+                cursor,
+                self.last,
+                self.upto,
+                self.at,
+                claude::transcript_line,
+            ),
+            Harness::Codex => ingest_jsonl(
+                self.harness,
+                tagger,
+                &self.path,
+                cursor,
+                self.last,
+                self.upto,
+                self.at,
+                codex::rollout_line,
+            ),
+            Harness::OpenCode => opencode::ingest(tagger, &self.path, &self.source(), cursor).ok(),
+        }
+    }
+}
+
+/// What one hook event asks for, before anything is read or tagged:
+/// the record to read, else the payload's own steps, and what the hook
+/// must do at once (the turn stamp, a sync at a turn's end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub harness: Harness,
+    pub read: Option<Record>,
+    /// The payload's own steps, when it names no record that exists.
+    pub(crate) payload: Vec<Step>,
+    /// The turn or session ended: time to sync.
+    pub turn_ended: bool,
+    /// Whether the agent is working in the event's session.
+    pub turn: crate::agent::checks::turn::Signal,
+}
+
+impl Plan {
+    /// Nothing to do (malformed input, an unknown event).
+    pub(crate) fn none(harness: Harness) -> Plan {
+        Plan {
+            harness,
+            read: None,
+            payload: Vec::new(),
+            turn_ended: false,
+            turn: crate::agent::checks::turn::Signal::None,
+        }
+    }
+
+    /// Whether the payload itself is to be tagged (it names no record).
+    pub fn has_payload(&self) -> bool {
+        !self.payload.is_empty()
+    }
+
+    /// Carries the plan out: reads the record from its stored cursor
+    /// (`cursor` looks it up), or folds the payload's own steps at `now`.
+    pub(crate) fn carry_out(
+        self,
+        tagger: &mut dyn Tag,
+        cursor: &dyn Fn(&str) -> Option<String>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            batches: Vec::new(),
+            turn_ended: self.turn_ended,
+            turn: self.turn,
+        };
+        if let Some(read) = &self.read {
+            let stored = cursor(&read.source());
+            outcome
+                .batches
+                .extend(read.ingest(tagger, stored.as_deref()));
+        } else if let Some(batch) = payload_batch(tagger, self.harness, self.payload, now) {
+            outcome.batches.push(batch);
+        }
+        outcome
+    }
+}
+
+/// The plan of one event of `harness`: its payload on stdin, or Codex's
+/// `notify` argument.
+pub fn plan(
+    harness: Harness,
+    places: &Places,
+    payload: &[u8],
+    notify_arg: Option<&str>,
+    now: DateTime<Utc>,
+) -> Plan {
+    match harness {
+        Harness::ClaudeCode => claude::plan(payload, now),
+        Harness::Codex => codex::plan(places, payload, notify_arg, now),
+        Harness::OpenCode => opencode::plan(places, payload, now),
+    }
+}
+
+/// The length of a record that is a file, else `None`.
+pub(crate) fn record_len(path: &Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
 }
 
 /// The turn signal of an event: `running` or `ended` in the session
@@ -273,17 +410,28 @@ pub(crate) fn fold(
 
 /// The complete lines of a JSONL file from `offset`, each with its start
 /// offset, and the offset after the last complete line. A file shorter
-/// than the offset was replaced: it is read from the start.
+/// than the offset was replaced: it is read from the start. With `upto`,
+/// no further than that many bytes of the file (how long it was when a
+/// hook signalled it), so a read made later reads what a read made then
+/// would have.
 ///
 /// # Errors
 /// The file cannot be opened or read.
-pub(crate) fn read_lines(path: &Path, offset: u64) -> std::io::Result<(Vec<(u64, String)>, u64)> {
+pub(crate) fn read_lines(
+    path: &Path,
+    offset: u64,
+    upto: Option<u64>,
+) -> std::io::Result<(Vec<(u64, String)>, u64)> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let offset = if offset > len { 0 } else { offset };
+    let end = upto.map_or(len, |u| u.min(len));
+    if offset >= end {
+        return Ok((Vec::new(), offset));
+    }
     file.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
-    file.take(len - offset).read_to_end(&mut buf)?;
+    file.take(end - offset).read_to_end(&mut buf)?;
     let mut lines = Vec::new();
     let mut pos = 0usize;
     while let Some(nl) = buf[pos..].iter().position(|b| *b == b'\n') {
@@ -317,17 +465,20 @@ pub(crate) fn time_or(value: Option<&serde_json::Value>, fallback: DateTime<Utc>
 /// Turns one line of a record into steps, each with its time.
 pub(crate) type LineParser = fn(&serde_json::Value, DateTime<Utc>) -> Vec<(Step, DateTime<Utc>)>;
 
-/// Ingests one JSONL record with `parse` turning a line into steps.
+/// Ingests one JSONL record with `parse` turning a line into steps, up
+/// to `upto` bytes of it when given.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ingest_jsonl(
     harness: Harness,
     tagger: &mut dyn Tag,
     path: &Path,
     cursor: Option<&str>,
     last: bool,
+    upto: Option<u64>,
     now: DateTime<Utc>,
     parse: LineParser,
 ) -> Option<Batch> {
-    let (lines, consumed) = read_lines(path, offset(cursor)).ok()?;
+    let (lines, consumed) = read_lines(path, offset(cursor), upto).ok()?;
     let mut items = Vec::new();
     for (start, line) in lines {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {

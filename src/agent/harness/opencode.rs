@@ -18,7 +18,7 @@ use chrono::{TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, params};
 use serde_json::Value;
 
-use super::{Batch, Harness, Item, Outcome, Places, Step, fold, patch, text};
+use super::{Batch, Harness, Item, Outcome, Places, Plan, Record, Step, fold, patch, text};
 use crate::agent::tag::Tag;
 
 /// The plugin file `agent install --harness opencode` writes;
@@ -43,15 +43,22 @@ pub fn handle(
     payload: &[u8],
     cursor: &dyn Fn(&str) -> Option<String>,
 ) -> Outcome {
+    let now = Utc::now();
+    plan(places, payload, now).carry_out(tagger, cursor, now)
+}
+
+/// What one forwarded event asks for: OpenCode's database, read from its
+/// cursor (the plugin's events carry nothing else).
+pub fn plan(places: &Places, payload: &[u8], now: chrono::DateTime<Utc>) -> Plan {
+    let none = Plan::none(Harness::OpenCode);
     let Ok(event) = serde_json::from_slice::<Value>(payload) else {
-        return Outcome::default();
+        return none;
     };
     let Some(name) = text(&event, "hook_event_name") else {
-        return Outcome::default();
+        return none;
     };
     let ended = TURN_ENDS.contains(&name);
-    let mut outcome = Outcome {
-        batches: Vec::new(),
+    let mut plan = Plan {
         turn_ended: ended,
         turn: super::turn_signal(
             Harness::OpenCode,
@@ -59,15 +66,18 @@ pub fn handle(
             name == "tool.execute.after",
             ended,
         ),
+        ..none
     };
     if let Some(db) = places.opencode_db.as_deref().filter(|p| p.is_file()) {
-        let source = super::source_for(Harness::OpenCode, db);
-        let stored = cursor(&source);
-        if let Ok(batch) = ingest(tagger, db, &source, stored.as_deref()) {
-            outcome.batches.push(batch);
-        }
+        plan.read = Some(Record {
+            harness: Harness::OpenCode,
+            path: db.to_path_buf(),
+            last: true,
+            upto: None,
+            at: now,
+        });
     }
-    outcome
+    plan
 }
 
 /// Reads the database from `cursor` (`"<time_created>:<part id>"`).

@@ -75,6 +75,26 @@ impl Kernel {
         Ok((&mut self.store, bank))
     }
 
+    /// Reads the hooks' pending signals into the store first (waiting for
+    /// a running ingest worker), so the engineer's state is the latest; a
+    /// failure is logged and the store answers with what it holds.
+    fn catch_up(&mut self) {
+        if let Err(e) = super::ingest::catch_up(&mut self.store) {
+            let log = Home::at(
+                self.store
+                    .path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
+            )
+            .log_path();
+            hook::log_as(
+                &log,
+                "mcp",
+                &format!("the latest events could not be read: {e}"),
+            );
+        }
+    }
+
     /// A sync may have brought a new catalogue copy: tag with it.
     fn refresh_catalogue(&mut self) -> Result<(), String> {
         let current = self.store.catalogue().map_err(|e| e.to_string())?;
@@ -143,9 +163,12 @@ impl KernelMcp {
         Parameters(input): Parameters<ProfileInput>,
     ) -> Result<Json<Profile>, String> {
         let now = chrono::Utc::now();
-        self.with_kernel(move |k| tools::profile(&k.store, &mut k.tagger, &input, now))
-            .await
-            .map(Json)
+        self.with_kernel(move |k| {
+            k.catch_up();
+            tools::profile(&k.store, &mut k.tagger, &input, now)
+        })
+        .await
+        .map(Json)
     }
 
     #[tool(
@@ -173,6 +196,7 @@ impl KernelMcp {
     ) -> Result<Json<CheckOffer>, String> {
         let now = chrono::Utc::now();
         self.with_kernel(move |k| {
+            k.catch_up();
             let (store, bank) = k.bank()?;
             check_tools::offer(store, bank, &input, now)
         })

@@ -76,6 +76,8 @@ const GET_META: &str = "SELECT value FROM meta WHERE key = ?1";
 const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const DELETE_META: &str = "DELETE FROM meta WHERE key = ?1";
+/// The meta key of the identity that opens the hooks' signals.
+const SIGNAL_IDENTITY: &str = "signal_identity";
 
 /// The local store, open.
 pub struct LocalStore {
@@ -192,14 +194,60 @@ impl LocalStore {
         Migrations::from_slice(STEPS)
             .to_latest(&mut conn)
             .map_err(|e| AgentError::Migration(e.to_string()))?;
-        Ok(LocalStore {
+        let mut store = LocalStore {
             conn,
             path,
             hook,
             key: key.location,
             warning: key.warning,
             catalogue: catalogue::Cached::default(),
-        })
+        };
+        store.publish_signal_recipient(&home.signal_recipient_path())?;
+        Ok(store)
+    }
+
+    /// The key that opens the hooks' sealed signals (`agent::ingest`):
+    /// an age X25519 identity kept in the store, made on first use.
+    ///
+    /// # Errors
+    /// Store errors; a stored identity that does not parse.
+    pub fn signal_identity(&mut self) -> Result<age::x25519::Identity, AgentError> {
+        use age::secrecy::ExposeSecret;
+        if let Some(text) = self.meta(SIGNAL_IDENTITY)? {
+            return text.parse().map_err(|e: &str| {
+                AgentError::Invalid(format!(
+                    "the store's signal key does not parse ({e}); move the store aside and pair again"
+                ))
+            });
+        }
+        let identity = age::x25519::Identity::generate();
+        let text = identity.to_string();
+        self.set_meta(&[(SIGNAL_IDENTITY, Some(text.expose_secret()))])?;
+        Ok(identity)
+    }
+
+    /// Writes the public half of [`LocalStore::signal_identity`] to
+    /// `path` (what a hook seals its signals to without opening the
+    /// store), unless it already holds it.
+    fn publish_signal_recipient(&mut self, path: &std::path::Path) -> Result<(), AgentError> {
+        let recipient = self.signal_identity()?.to_public().to_string();
+        if std::fs::read_to_string(path).is_ok_and(|t| t.trim() == recipient) {
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .map_err(|e| AgentError::io("cannot create the ingest directory", dir, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| AgentError::io("cannot write the signal key", dir, e))?;
+        std::fs::write(tmp.path(), format!("{recipient}\n"))
+            .map_err(|e| AgentError::io("cannot write the signal key", tmp.path(), e))?;
+        tmp.persist(path)
+            .map_err(|e| AgentError::io("cannot write the signal key", path, e.error))?;
+        Ok(())
     }
 
     /// The write-ahead log's file beside the store.
