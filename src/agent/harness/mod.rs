@@ -143,29 +143,23 @@ impl Record {
     /// Reads the record from `cursor` and tags what is new. `None` when
     /// the record cannot be read (gone, or not the harness's).
     pub(crate) fn ingest(&self, tagger: &mut dyn Tag, cursor: Option<&str>) -> Option<Batch> {
-        match self.harness {
-            Harness::ClaudeCode => ingest_jsonl(
-                self.harness,
-                tagger,
-                &self.path,
-                cursor,
-                self.last,
-                self.upto,
-                self.at,
-                claude::transcript_line,
-            ),
-            Harness::Codex => ingest_jsonl(
-                self.harness,
-                tagger,
-                &self.path,
-                cursor,
-                self.last,
-                self.upto,
-                self.at,
-                codex::rollout_line,
-            ),
-            Harness::OpenCode => opencode::ingest(tagger, &self.path, &self.source(), cursor).ok(),
-        }
+        let parse: LineParser = match self.harness {
+            Harness::ClaudeCode => claude::transcript_line,
+            Harness::Codex => codex::rollout_line,
+            Harness::OpenCode => {
+                return opencode::ingest(tagger, &self.path, &self.source(), cursor).ok();
+            }
+        };
+        ingest_jsonl(
+            self.harness,
+            tagger,
+            &self.path,
+            cursor,
+            self.last,
+            self.upto,
+            self.at,
+            parse,
+        )
     }
 }
 
