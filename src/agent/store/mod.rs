@@ -20,7 +20,12 @@
 //! records them again. Nothing is counted twice on the appliance because
 //! `agent sync` reads the outbox through [`LocalStore::outbox_durable`],
 //! which checkpoints (syncing the log and the store) before anything it
-//! returns can be sent.
+//! returns can be sent, once per batch that holds a delta committed since
+//! its last checkpoint. `agent sync` takes what was sent off the queue
+//! without a sync of its own ([`LocalStore::mark_sent`]): a power loss
+//! that rolls that back sends those deltas again, and the appliance,
+//! which already holds them under the same id and time, counts them as
+//! duplicates.
 
 mod catalogue;
 mod checks;
@@ -88,6 +93,11 @@ pub struct LocalStore {
     key: KeyLocation,
     warning: Option<String>,
     catalogue: catalogue::Cached,
+    /// The outbox's rows up to this `seq` are known to be in the store
+    /// file itself (a checkpoint this connection ran completed after they
+    /// were committed): [`LocalStore::outbox_durable`] does not sync
+    /// again for them. `seq` is `AUTOINCREMENT`, never given twice.
+    durable_outbox: std::cell::Cell<i64>,
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -198,6 +208,7 @@ impl LocalStore {
             conn,
             path,
             hook,
+            durable_outbox: std::cell::Cell::new(0),
             key: key.location,
             warning: key.warning,
             catalogue: catalogue::Cached::default(),

@@ -31,9 +31,10 @@ pub struct WireBatch {
     pub deltas: Vec<WireDelta>,
 }
 
-const OUTBOX: &str = "SELECT d.id, d.concept, d.transition, d.at, d.grade
+const OUTBOX: &str = "SELECT o.seq, d.id, d.concept, d.transition, d.at, d.grade
      FROM outbox o JOIN deltas d ON d.id = o.id ORDER BY o.seq LIMIT ?1";
 const OUTBOX_LEN: &str = "SELECT count(*) FROM outbox";
+const OUTBOX_LAST: &str = "SELECT coalesce(max(seq), 0) FROM outbox";
 const UNQUEUE: &str = "DELETE FROM outbox WHERE id = ?1";
 const REFUSE: &str = "INSERT OR REPLACE INTO refused (id, reason) VALUES (?1, ?2)";
 const REFUSED_LEN: &str = "SELECT count(*) FROM refused";
@@ -52,48 +53,70 @@ impl LocalStore {
     /// # Errors
     /// Store errors.
     pub fn outbox(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
+        Ok(self
+            .outbox_rows(limit)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// [`LocalStore::outbox`] with each delta's queue position.
+    fn outbox_rows(&self, limit: usize) -> Result<Vec<(i64, WireDelta)>, AgentError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .conn
             .prepare_cached(OUTBOX)?
             .query_map([limit], |r| {
-                Ok(WireDelta {
-                    id: r.get(0)?,
-                    concept: r.get(1)?,
-                    transition: r.get(2)?,
-                    at: DateTime::from_timestamp_millis(r.get(3)?).unwrap_or(DateTime::UNIX_EPOCH),
-                    grade: r.get(4)?,
-                })
+                Ok((
+                    r.get(0)?,
+                    WireDelta {
+                        id: r.get(1)?,
+                        concept: r.get(2)?,
+                        transition: r.get(3)?,
+                        at: DateTime::from_timestamp_millis(r.get(4)?)
+                            .unwrap_or(DateTime::UNIX_EPOCH),
+                        grade: r.get(5)?,
+                    },
+                ))
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// [`LocalStore::outbox`], made durable: the store is checkpointed
-    /// after the read (the log synced, copied into the store, the store
-    /// synced), so every delta returned was committed before a
-    /// checkpoint that completed. Hooks commit without syncing; a delta
-    /// sent before its commit was durable could be rolled back by a
-    /// power loss and then recorded again under a new id, and counted
-    /// twice by the appliance. `agent sync` reads what it sends through
-    /// this.
+    /// [`LocalStore::outbox`], made durable: unless every delta returned
+    /// is known to be durable already, the store is checkpointed after
+    /// the read (the log synced, copied into the store, the store synced),
+    /// so every delta returned was committed before a checkpoint that
+    /// completed. Hooks commit without syncing; a delta sent before its
+    /// commit was durable could be rolled back by a power loss and then
+    /// recorded again under a new id, and counted twice by the appliance.
+    /// `agent sync` reads what it sends through this. A checkpoint covers
+    /// the whole queue as it was before it ran, so a backlog sent in many
+    /// batches syncs once, and again only for what hooks queued meanwhile.
     ///
     /// # Errors
     /// [`AgentError::Busy`] when other processes kept the checkpoint from
     /// completing for [`super::BUSY_TIMEOUT`]; store errors.
     pub fn outbox_durable(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
-        let deltas = self.outbox(limit)?;
-        if deltas.is_empty() {
-            return Ok(deltas);
+        let rows = self.outbox_rows(limit)?;
+        let Some(&(newest, _)) = rows.last() else {
+            return Ok(Vec::new());
+        };
+        if newest > self.durable_outbox.get() {
+            // Everything queued by now, read before the checkpoint starts,
+            // was committed before it.
+            let queued: i64 = self.conn.query_row(OUTBOX_LAST, [], |r| r.get(0))?;
+            // FULL waits for writers and for readers of older snapshots,
+            // then copies every frame of the log: -1 frames means the
+            // store is not in WAL mode, where each commit was synced
+            // already.
+            let (busy, log, copied) = self.checkpoint("FULL")?;
+            if busy != 0 || copied < log {
+                return Err(AgentError::Busy(self.path.clone()));
+            }
+            self.durable_outbox.set(queued);
         }
-        // FULL waits for writers and for readers of older snapshots,
-        // then copies every frame of the log: -1 frames means the store
-        // is not in WAL mode, where each commit was synced already.
-        let (busy, log, copied) = self.checkpoint("FULL")?;
-        if busy != 0 || copied < log {
-            return Err(AgentError::Busy(self.path.clone()));
-        }
-        Ok(deltas)
+        Ok(rows.into_iter().map(|(_, d)| d).collect())
     }
 
     /// How many deltas wait to be sent.
@@ -124,20 +147,35 @@ impl LocalStore {
     }
 
     /// Takes deltas the appliance accepted (or already held) off the queue.
+    /// The commit is not synced (`synchronous=NORMAL` for it alone): a
+    /// power loss that rolls it back leaves those deltas queued, and the
+    /// next sync sends them again under the same ids and times, which the
+    /// appliance counts as duplicates. Syncing here cost a backlog sync
+    /// one log sync per batch.
     ///
     /// # Errors
     /// Store errors.
     pub(crate) fn mark_sent(&mut self, ids: &[String]) -> Result<(), AgentError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut del = tx.prepare_cached(UNQUEUE)?;
-            for id in ids {
-                del.execute([id])?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let unqueued = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut del = tx.prepare_cached(UNQUEUE)?;
+                for id in ids {
+                    del.execute([id])?;
+                }
             }
-        }
-        tx.commit()?;
+            tx.commit()
+        })();
+        let restored = self.conn.pragma_update(
+            None,
+            "synchronous",
+            if self.hook { "NORMAL" } else { "FULL" },
+        );
+        unqueued?;
+        restored?;
         Ok(())
     }
 

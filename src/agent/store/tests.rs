@@ -143,6 +143,57 @@ fn a_hooks_commits_are_not_synced_and_the_outbox_is_made_durable_before_it_is_se
     );
 }
 
+/// A hook's commit of `n` observations (from `minute` on) under `cursor`:
+/// in the log, not synced.
+fn hook_records(home: &Home, cursor: &str, minute: i64, n: i64) {
+    let mut hook = LocalStore::open_for_hook(home).expect("opens");
+    let batch: Vec<Observation> = (0..n)
+        .map(|i| obs("rust-lifetimes", Transition::Seen, minute + i))
+        .collect();
+    hook.record("claude:a.jsonl", cursor, &batch)
+        .expect("records");
+    assert!(!hook.release().expect("closes"), "a small log is kept");
+}
+
+#[test]
+fn a_backlog_sent_in_batches_is_synced_once_and_again_only_for_what_hooks_queue_meanwhile() {
+    let (tmp, home) = home();
+    drop(LocalStore::open(&home).expect("made"));
+    hook_records(&home, "4", 0, 4);
+    let mut s = LocalStore::open(&home).expect("opens");
+    // The first batch's checkpoint makes the whole queue durable.
+    let first = s.outbox_durable(2).expect("outbox");
+    assert_eq!(first.len(), 2);
+    let alone = store_file_alone(&tmp, &home, "first");
+    assert_eq!(alone.outbox_len().expect("len"), 4, "all four are durable");
+    drop(alone);
+    s.mark_sent(&first.iter().map(|d| d.id.clone()).collect::<Vec<_>>())
+        .expect("sent");
+    // A hook queues one more meanwhile, not synced.
+    hook_records(&home, "5", 10, 1);
+    // The next batch holds only deltas known durable: no checkpoint, so
+    // the hook's commit is still only in the log.
+    let second = s.outbox_durable(2).expect("outbox");
+    assert_eq!(second, s.outbox(2).expect("outbox"));
+    assert_eq!(second.len(), 2);
+    let alone = store_file_alone(&tmp, &home, "second");
+    assert_eq!(
+        alone.cursor("claude:a.jsonl").expect("cursor").as_deref(),
+        Some("4")
+    );
+    drop(alone);
+    // A batch that holds the hook's delta is made durable before it is
+    // returned.
+    let third = s.outbox_durable(10).expect("outbox");
+    assert_eq!(third.len(), 3);
+    let alone = store_file_alone(&tmp, &home, "third");
+    assert_eq!(alone.outbox(10).expect("outbox"), third);
+    assert_eq!(
+        alone.cursor("claude:a.jsonl").expect("cursor").as_deref(),
+        Some("5")
+    );
+}
+
 #[test]
 fn a_hook_checkpoints_and_truncates_the_log_once_it_passes_the_limit() {
     let (_tmp, home) = home();
