@@ -193,9 +193,22 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
             "SELECT rank() OVER (PARTITION BY a) FROM t -- JOIN u\n",
         ),
         (Lang::Rust, "fn ( {{{ <'a> unsafe"),
+        // Code inside a string is read by the rules but is no import.
+        (
+            Lang::JavaScript,
+            "const t = `${require(\"zustand\")} ${await x}`;\nrequire(\"react\");",
+        ),
     ] {
         cases.push(("extra".into(), lang, code.into()));
     }
+    let mut t = tagger();
+    let found = t.tag_code(
+        Lang::JavaScript,
+        "const t = `${require(\"zustand\")} ${await x}`;\nrequire(\"react\");",
+    );
+    assert!(!has(&found, "react-context"), "{found:?}");
+    assert!(has(&found, "react-components-props"), "{found:?}");
+    assert!(has(&found, "ts-promises-async"), "{found:?}");
     // Each language's snippets as one text, as the bench tags them: many
     // nodes of each compiled rule's root kind, most rules matching early.
     let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
