@@ -246,17 +246,51 @@ pub(super) struct LangIndex {
 ///   one of the strings each `#eq?`/`#any-of?` compares a capture with:
 ///   without those they cannot match.
 ///
+/// Running a query over the whole tree visits every node again (as long
+/// as parsing's third on a large text), so a compiled rule whose pattern
+/// has one root node kind is run only at the nodes of that kind, starting
+/// there and nowhere below, and no more once it has matched: a rule shows
+/// its concept when it matches anywhere, and wherever it matches its root
+/// is a node of its kind. The nodes are noted by the one walk that also
+/// masks comments and strings and reads the one-kind rules.
+///
 /// A pattern's matches do not depend on the other patterns of its query,
-/// so this finds what one query of every rule finds (a test compares the
-/// two over the tagging corpus).
+/// so this finds what one query of every rule over the whole tree finds
+/// (a test compares the two over the tagging corpus, snippet by snippet
+/// and each language's snippets as one text).
 struct SyntaxRules {
     grammar: Language,
     /// Rules read off the tree: a node kind's id, a test of its text, the
     /// concept.
     nodes: Vec<(u16, Option<TextTest>, &'static str)>,
     /// The other rules, with what the tree and text must hold for them to
-    /// match.
-    queried: Vec<(Needs, &'static Rule)>,
+    /// match and their pattern's root node kind (`None`: not one kind, so
+    /// run over the whole tree).
+    queried: Vec<(Needs, Option<u16>, &'static Rule)>,
+    /// By node kind id: whether a rule of `nodes` tests such a node's
+    /// text, and whether it is the root kind of a rule of `queried`.
+    tested: Vec<bool>,
+    roots: Vec<bool>,
+    /// Queries compiled for sets of `queried` rules (indexes), so a
+    /// tagger that tags many texts compiles each set once.
+    compiled: HashMap<Vec<usize>, Query>,
+}
+
+/// Which compiled sets [`SyntaxRules`] keeps at most (each is a few KB).
+const COMPILED_KEPT: usize = 16;
+
+/// What the walk over a tree notes for [`SyntaxRules::tag`].
+struct Seen<'t> {
+    /// By node kind id: whether the tree holds such a node.
+    held: Vec<bool>,
+    /// The nodes whose kind is a compiled rule's root kind, in order.
+    roots: Vec<Node<'t>>,
+}
+
+impl Seen<'_> {
+    fn holds(&self, id: u16) -> bool {
+        self.held.get(usize::from(id)).copied().unwrap_or(false)
+    }
 }
 
 /// A text predicate on one captured node.
@@ -363,7 +397,7 @@ fn query_tokens(q: &str) -> Option<Vec<Tok<'_>>> {
 /// rule valid).
 enum Plan {
     Node(u16, Option<TextTest>),
-    Query(Needs),
+    Query(Needs, Option<u16>),
 }
 
 fn plan(grammar: &Language, query: &str) -> Option<Plan> {
@@ -414,7 +448,12 @@ fn plan(grammar: &Language, query: &str) -> Option<Plan> {
             return Some(Plan::Node(named(k)?, Some(test)));
         }
     }
-    // Anything else: what it names outside alternations must be held.
+    // Anything else: what it names outside alternations must be held, and
+    // a pattern that opens with a node kind has that kind at its root.
+    let root = match toks.as_slice() {
+        [Open, Word(k), ..] if !k.starts_with('#') && *k != "_" => named(k),
+        _ => None,
+    };
     let mut needs = Needs::default();
     let mut alt = 0usize;
     let mut i = 0;
@@ -460,13 +499,13 @@ fn plan(grammar: &Language, query: &str) -> Option<Plan> {
             // anything but the pattern's nodes being held... or compile
             // it whenever it is asked for.
             Word(w) if !w.starts_with('#') && w.chars().any(|c| "?*+.!".contains(c)) => {
-                return Some(Plan::Query(Needs::default()));
+                return Some(Plan::Query(Needs::default(), root));
             }
             _ => {}
         }
         i += 1;
     }
-    Some(Plan::Query(needs))
+    Some(Plan::Query(needs, root))
 }
 
 impl SyntaxRules {
@@ -477,73 +516,137 @@ impl SyntaxRules {
         for rule in rules(lang).filter(|r| cat.contains(r.concept)) {
             match plan(&grammar, rule.query) {
                 Some(Plan::Node(id, test)) => nodes.push((id, test, rule.concept)),
-                Some(Plan::Query(needs)) => queried.push((needs, rule)),
+                Some(Plan::Query(needs, root)) => queried.push((needs, root, rule)),
                 None => {}
+            }
+        }
+        let kinds = grammar.node_kind_count();
+        let mut tested = vec![false; kinds];
+        let mut roots = vec![false; kinds];
+        for (id, test, _) in &nodes {
+            if test.is_some()
+                && let Some(t) = tested.get_mut(usize::from(*id))
+            {
+                *t = true;
+            }
+        }
+        for (_, root, _) in &queried {
+            if let Some(r) = root.and_then(|id| roots.get_mut(usize::from(id))) {
+                *r = true;
             }
         }
         Self {
             grammar,
             nodes,
             queried,
+            tested,
+            roots,
+            compiled: HashMap::new(),
         }
     }
 
-    /// Adds the concepts the rules find in `tree` to `found`.
-    fn tag(&self, tree: &Tree, text: &str, found: &mut Concepts) {
-        let tested: HashSet<u16> = self
-            .nodes
-            .iter()
-            .filter(|(_, t, _)| t.is_some())
-            .map(|(id, _, _)| *id)
-            .collect();
-        let mut held = HashSet::new();
-        let mut cursor = tree.walk();
-        'walk: loop {
-            let node = cursor.node();
-            let id = node.kind_id();
-            held.insert(id);
-            if tested.contains(&id) {
-                let span = node.utf8_text(text.as_bytes()).unwrap_or("");
-                for (rule_id, test, concept) in &self.nodes {
-                    if *rule_id == id && test.as_ref().is_some_and(|t| t.passes(span)) {
-                        found.insert((*concept).to_string());
-                    }
-                }
-            }
-            if cursor.goto_first_child() {
-                continue;
-            }
-            loop {
-                if cursor.goto_next_sibling() {
-                    break;
-                }
-                if !cursor.goto_parent() {
-                    break 'walk;
+    fn seen<'t>(&self) -> Seen<'t> {
+        Seen {
+            held: vec![false; self.grammar.node_kind_count()],
+            roots: Vec::new(),
+        }
+    }
+
+    /// Notes one node of the walk: its kind held, the one-kind rules with
+    /// a text test it passes, whether a compiled rule may start at it.
+    fn see<'t>(&self, node: Node<'t>, text: &str, seen: &mut Seen<'t>, found: &mut Concepts) {
+        let id = node.kind_id();
+        let i = usize::from(id);
+        if let Some(h) = seen.held.get_mut(i) {
+            *h = true;
+        }
+        if self.tested.get(i).copied().unwrap_or(false) {
+            let span = node.utf8_text(text.as_bytes()).unwrap_or("");
+            for (rule_id, test, concept) in &self.nodes {
+                if *rule_id == id
+                    && test.as_ref().is_some_and(|t| t.passes(span))
+                    && !found.contains(*concept)
+                {
+                    found.insert((*concept).to_string());
                 }
             }
         }
+        if self.roots.get(i).copied().unwrap_or(false) {
+            seen.roots.push(node);
+        }
+    }
+
+    /// Adds the concepts the rules find in `tree` to `found`, given what
+    /// the walk over it saw.
+    fn tag(&mut self, seen: &Seen, tree: &Tree, text: &str, found: &mut Concepts) {
         for (id, test, concept) in &self.nodes {
-            if test.is_none() && held.contains(id) {
+            if test.is_none() && seen.holds(*id) {
                 found.insert((*concept).to_string());
             }
         }
-        let chosen: Vec<&Rule> = self
-            .queried
-            .iter()
-            .filter(|(needs, _)| {
-                needs.kinds.iter().all(|k| held.contains(k))
+        let chosen: Vec<usize> = (0..self.queried.len())
+            .filter(|&i| {
+                let needs = &self.queried[i].0;
+                needs.kinds.iter().all(|k| seen.holds(*k))
                     && needs
                         .texts
                         .iter()
                         .all(|group| group.iter().any(|s| text.contains(s.as_str())))
             })
-            .map(|(_, r)| *r)
             .collect();
-        run_rules(&self.grammar, &chosen, tree, text, found);
+        if chosen.is_empty() {
+            return;
+        }
+        if !self.compiled.contains_key(&chosen) {
+            let rules: Vec<&Rule> = chosen.iter().map(|&i| self.queried[i].2).collect();
+            let Some(query) = compile(&self.grammar, &rules) else {
+                return;
+            };
+            if self.compiled.len() >= COMPILED_KEPT {
+                self.compiled.clear();
+            }
+            self.compiled.insert(chosen.clone(), query);
+        }
+        let Some(query) = self.compiled.get(&chosen) else {
+            return;
+        };
+        let roots: Vec<Option<u16>> = chosen.iter().map(|&i| self.queried[i].1).collect();
+        let concepts: Vec<&str> = chosen.iter().map(|&i| self.queried[i].2.concept).collect();
+        let mut cursor = QueryCursor::new();
+        if roots.iter().any(Option::is_none) {
+            // A pattern without one root kind: the whole tree, as before.
+            let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
+            while let Some(m) = matches.next() {
+                if let Some(c) = concepts.get(m.pattern_index) {
+                    found.insert((*c).to_string());
+                }
+            }
+            return;
+        }
+        let mut pending = vec![true; chosen.len()];
+        let mut left = chosen.len();
+        cursor.set_max_start_depth(Some(0));
+        for node in &seen.roots {
+            let id = Some(node.kind_id());
+            if !roots.iter().zip(&pending).any(|(r, p)| *p && *r == id) {
+                continue;
+            }
+            let mut matches = cursor.matches(query, *node, text.as_bytes());
+            while let Some(m) = matches.next() {
+                if let Some(p) = pending.get_mut(m.pattern_index).filter(|p| **p) {
+                    *p = false;
+                    left -= 1;
+                    found.insert(concepts[m.pattern_index].to_string());
+                }
+            }
+            if left == 0 {
+                return;
+            }
+        }
     }
 
-    /// Every rule as one query, as the tagger ran them before: the
-    /// reference [`SyntaxRules::tag`] is checked against.
+    /// Every rule as one query over the whole tree, as the tagger ran
+    /// them before: the reference [`SyntaxRules::tag`] is checked against.
     #[cfg(test)]
     fn tag_with_all(
         &self,
@@ -554,30 +657,29 @@ impl SyntaxRules {
         found: &mut Concepts,
     ) {
         let all: Vec<&Rule> = rules(lang).filter(|r| cat.contains(r.concept)).collect();
-        run_rules(&self.grammar, &all, tree, text, found);
+        let Some(query) = compile(&self.grammar, &all) else {
+            return;
+        };
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(&query, tree.root_node(), text.as_bytes());
+        while let Some(m) = matches.next() {
+            if let Some(rule) = all.get(m.pattern_index) {
+                found.insert(rule.concept.to_string());
+            }
+        }
     }
 }
 
-/// Runs `chosen` as one query over `tree`.
-fn run_rules(grammar: &Language, chosen: &[&Rule], tree: &Tree, text: &str, found: &mut Concepts) {
-    if chosen.is_empty() {
-        return;
-    }
+/// `rules` as one query, pattern `i` being rule `i` (`None`: it does not
+/// compile, which `every_rule_compiles_and_names_a_shipped_concept` rules
+/// out).
+fn compile(grammar: &Language, rules: &[&Rule]) -> Option<Query> {
     let mut source = String::new();
-    for rule in chosen {
+    for rule in rules {
         source.push_str(rule.query);
         source.push('\n');
     }
-    let Ok(query) = Query::new(grammar, &source) else {
-        return;
-    };
-    let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(&query, tree.root_node(), text.as_bytes());
-    while let Some(m) = matches.next() {
-        if let Some(rule) = chosen.get(m.pattern_index) {
-            found.insert(rule.concept.to_string());
-        }
-    }
+    Query::new(grammar, &source).ok()
 }
 
 impl LangIndex {
@@ -621,20 +723,29 @@ impl LangIndex {
                 .find(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
-        let masked = self.masked(&tree, text, found);
+        let mut scan = Scan::default();
+        let mut seen = self.rules.seen();
+        walk(
+            self.lang,
+            &self.rules,
+            tree.root_node(),
+            text,
+            &mut scan,
+            &mut seen,
+            found,
+        );
+        let masked = self.masked(scan, text, found);
         self.terms.find(
             &normalize(&masked.text, self.lang.case_insensitive()),
             found,
         );
-        self.rules.tag(&tree, text, found);
+        self.rules.tag(&seen, &tree, text, found);
         masked.sql
     }
 
-    /// Walks the tree: masks comments and strings, notes the imports
-    /// (adding the concepts they show to `found`) and the SQL literals.
-    fn masked(&self, tree: &Tree, text: &str, found: &mut Concepts) -> Masked {
-        let mut scan = Scan::default();
-        walk(self.lang, tree.root_node(), text, &mut scan);
+    /// Masks the comments and strings the walk found and adds the
+    /// concepts its imports show to `found`.
+    fn masked(&self, scan: Scan, text: &str, found: &mut Concepts) -> Masked {
         let mut masked = text.as_bytes().to_vec();
         for (start, end) in &scan.masked {
             for b in &mut masked[*start..*end] {
@@ -655,14 +766,19 @@ impl LangIndex {
                 }
             }
         }
+        // Nodes start and end on character boundaries, so the masked text
+        // is UTF-8 unless the parser cut one (then as before: lossily).
+        let text = String::from_utf8(masked)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Masked {
-            text: String::from_utf8_lossy(&masked).into_owned(),
+            text,
             sql: scan.sql,
         }
     }
 
     /// [`LangIndex::tag`] with every term in one automaton and every rule
-    /// in one query, as the tagger did before; for the equivalence tests.
+    /// in one query over the whole tree, masking in a walk of its own, as
+    /// the tagger did before; for the equivalence tests.
     #[cfg(test)]
     pub(super) fn tag_with_all(
         &mut self,
@@ -676,7 +792,9 @@ impl LangIndex {
                 .find_with_all(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
-        let masked = self.masked(&tree, text, found);
+        let mut scan = Scan::default();
+        walk_masking_only(self.lang, tree.root_node(), text, &mut scan);
+        let masked = self.masked(scan, text, found);
         self.terms.find_with_all(
             &normalize(&masked.text, self.lang.case_insensitive()),
             found,
@@ -699,11 +817,59 @@ struct Scan {
 }
 
 /// Visits every node once, depth first, with a cursor (no recursion, so
-/// a deeply nested input cannot exhaust the stack).
-fn walk(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
+/// a deeply nested input cannot exhaust the stack): [`visit`] for the
+/// masking and the imports (not below a node it says to skip: a comment,
+/// a string, a Go import), [`SyntaxRules::see`] for the rules (everywhere:
+/// code inside a template string is code).
+fn walk<'t>(
+    lang: Lang,
+    rules: &SyntaxRules,
+    root: Node<'t>,
+    text: &str,
+    scan: &mut Scan,
+    seen: &mut Seen<'t>,
+    found: &mut Concepts,
+) {
+    let mut cursor = root.walk();
+    // The nodes above the cursor's, and how many of them `visit` reads
+    // below (all of them unless one said to skip its children).
+    let mut path: Vec<Node<'t>> = Vec::new();
+    let mut visited = usize::MAX;
+    loop {
+        let node = cursor.node();
+        let depth = path.len();
+        if depth <= visited {
+            visited = if visit(lang, node, path.last().copied(), text, scan) {
+                usize::MAX
+            } else {
+                depth
+            };
+        }
+        rules.see(node, text, seen, found);
+        if cursor.goto_first_child() {
+            path.push(node);
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return;
+            }
+            path.pop();
+        }
+    }
+}
+
+/// The masking walk as it was before [`walk`] also read the rules: the
+/// reference it is checked against.
+#[cfg(test)]
+fn walk_masking_only(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
     let mut cursor = root.walk();
     loop {
-        let descend = visit(lang, cursor.node(), text, scan);
+        let node = cursor.node();
+        let descend = visit(lang, node, node.parent(), text, scan);
         if descend && cursor.goto_first_child() {
             continue;
         }
@@ -719,7 +885,7 @@ fn walk(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
 }
 
 /// Records what one node shows; returns whether its children matter.
-fn visit(lang: Lang, node: Node, text: &str, scan: &mut Scan) -> bool {
+fn visit(lang: Lang, node: Node, parent: Option<Node>, text: &str, scan: &mut Scan) -> bool {
     let kind = node.kind();
     let span = || text.get(node.start_byte()..node.end_byte()).unwrap_or("");
     if lang.is_comment(kind) {
@@ -728,10 +894,7 @@ fn visit(lang: Lang, node: Node, text: &str, scan: &mut Scan) -> bool {
     }
     let quoted = || lang != Lang::Sql || span().contains('\'') || span().starts_with('$');
     if lang.is_string(kind) && quoted() {
-        let go_tag = lang == Lang::Go
-            && node
-                .parent()
-                .is_some_and(|p| p.kind() == "field_declaration");
+        let go_tag = lang == Lang::Go && parent.is_some_and(|p| p.kind() == "field_declaration");
         if !go_tag {
             scan.masked.push((node.start_byte(), node.end_byte()));
             if let Some(sql) = embedded_sql(span()) {
@@ -994,7 +1157,7 @@ mod tests {
     }
 
     #[test]
-    fn rules_are_read_off_the_tree_or_compiled_when_their_kinds_are_held() {
+    fn rules_are_read_off_the_tree_or_compiled_when_their_kinds_are_held_and_run_at_their_root() {
         let g = Lang::Rust.grammar();
         let id = |k: &str, named: bool| g.id_for_node_kind(k, named);
         assert!(matches!(
@@ -1009,7 +1172,7 @@ mod tests {
             plan(&g, "((type_identifier) @t (#any-of? @t \"Send\" \"Sync\"))"),
             Some(Plan::Node(_, Some(TextTest::AnyOf(v)))) if v == ["Send", "Sync"]
         ));
-        let Some(Plan::Query(needs)) = plan(
+        let Some(Plan::Query(needs, root)) = plan(
             &g,
             "(impl_item trait: (type_identifier) @t (#eq? @t \"Drop\")) @x",
         ) else {
@@ -1022,15 +1185,17 @@ mod tests {
                 texts: vec![vec!["Drop".to_string()]],
             }
         );
-        let Some(Plan::Query(needs)) = plan(&g, "(function_modifiers \"async\") @x") else {
+        assert_eq!(root, Some(id("impl_item", true)));
+        let Some(Plan::Query(needs, root)) = plan(&g, "(function_modifiers \"async\") @x") else {
             panic!("a query");
         };
         assert_eq!(
             needs.kinds,
             vec![id("function_modifiers", true), id("async", false)]
         );
+        assert_eq!(root, Some(id("function_modifiers", true)));
         let py = Lang::Python.grammar();
-        let Some(Plan::Query(needs)) = plan(
+        let Some(Plan::Query(needs, root)) = plan(
             &py,
             "(default_parameter value: [(list) (dictionary) (set)]) @x",
         ) else {
@@ -1040,6 +1205,17 @@ mod tests {
             needs.kinds,
             vec![py.id_for_node_kind("default_parameter", true)]
         );
+        assert_eq!(root, Some(py.id_for_node_kind("default_parameter", true)));
+        // A pattern that opens with a wildcard or an alternation has no one
+        // root kind: it runs over the whole tree.
+        assert!(matches!(
+            plan(&g, "(_ (closure_expression)) @x"),
+            Some(Plan::Query(_, None))
+        ));
+        assert!(matches!(
+            plan(&g, "[(closure_expression) (async_block)] @x"),
+            Some(Plan::Query(_, None))
+        ));
         assert!(plan(&g, "(no_such_kind) @x").is_none());
         assert_eq!(
             query_tokens("((x) @a (#eq? @a \"q\\\"\"))").expect("tokens")[6..],

@@ -149,10 +149,14 @@ fn deeply_nested_input_does_not_exhaust_the_stack() {
     t.tag_code(Lang::Sql, &deep_sql);
 }
 
-/// The hook builds no automaton over every term and compiles only the
-/// syntax rules whose root kind the tree holds (`matcher`): on the whole
-/// corpus, as code and as prose, and on code where rules match inside
-/// strings, that tags exactly what every term and rule at once did.
+/// The hook builds no automaton over every term, compiles only the
+/// syntax rules whose kinds the tree holds and runs them only at nodes of
+/// their root kind, in the walk that masks comments and strings
+/// (`matcher`): on the whole corpus snippet by snippet and each
+/// language's snippets as one text, as code and as prose, and on code
+/// where rules match inside strings, that tags exactly what every term
+/// and rule at once over the whole tree, after a masking walk of its
+/// own, did.
 #[test]
 fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
     use super::matcher::{LangIndex, PlainIndex};
@@ -189,8 +193,32 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
             "SELECT rank() OVER (PARTITION BY a) FROM t -- JOIN u\n",
         ),
         (Lang::Rust, "fn ( {{{ <'a> unsafe"),
+        // Code inside a string is read by the rules but is no import.
+        (
+            Lang::JavaScript,
+            "const t = `${require(\"zustand\")} ${await x}`;\nrequire(\"react\");",
+        ),
     ] {
         cases.push(("extra".into(), lang, code.into()));
+    }
+    let mut t = tagger();
+    let found = t.tag_code(
+        Lang::JavaScript,
+        "const t = `${require(\"zustand\")} ${await x}`;\nrequire(\"react\");",
+    );
+    assert!(!has(&found, "react-context"), "{found:?}");
+    assert!(has(&found, "react-components-props"), "{found:?}");
+    assert!(has(&found, "ts-promises-async"), "{found:?}");
+    // Each language's snippets as one text, as the bench tags them: many
+    // nodes of each compiled rule's root kind, most rules matching early.
+    let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
+    for (_, lang, code) in &cases {
+        let text = whole.entry(*lang).or_default();
+        text.push_str(code);
+        text.push('\n');
+    }
+    for (lang, text) in whole {
+        cases.push((format!("{lang:?} snippets as one text"), lang, text));
     }
     for (id, lang, code) in &cases {
         let index = indexes
