@@ -1,7 +1,8 @@
 //! Pairing and the sync client: `agent pair`, `agent unpair`, `agent sync`.
 //!
 //! A sync fetches the org's catalogue copy, pushes the outbox in batches
-//! of at most [`MAX_BATCH`] (ids minted once at record time, so a batch
+//! of at most [`MAX_BATCH`], [`IN_FLIGHT`] on the wire at once (ids
+//! minted once at record time, so a batch
 //! sent again after a lost answer is only counted as duplicates by the
 //! appliance), then pulls the engineer's deltas from their other devices
 //! since the stored cursor. Access tokens are refreshed with the rotating
@@ -11,17 +12,28 @@
 //! long); an unreachable appliance leaves everything queued; a revoked
 //! device stops and says how to pair again.
 
+use std::collections::VecDeque;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::client::{ApiError, Grant, Server};
+use super::client::{ApiError, Grant, Pushed, Server};
 use super::error::AgentError;
 use super::store::{LocalStore, WireBatch};
 
 /// Most deltas one push carries.
 pub const MAX_BATCH: usize = 500;
+/// Pushes on the wire at once. With one, the appliance waited while the
+/// kernel took each batch off its queue and read the next, and the
+/// kernel while the appliance stored it; with two, the next batch is
+/// sent while the last is stored (a 100,000-delta backlog: about 10 s
+/// down to about 7, `docs/benchmarks.md`). A batch is sent when the one
+/// two ahead of it comes back, a whole push after the one just ahead of
+/// it, so batches reach the appliance in order; only the first two, sent
+/// together, may swap, and the appliance folds facts in whatever order
+/// they arrive.
+const IN_FLIGHT: usize = 2;
 /// Deltas asked for per pull page.
 const PULL_PAGE: u32 = 1000;
 /// An access token this close to expiry is refreshed first.
@@ -401,6 +413,18 @@ pub async fn sync(store: &mut LocalStore, opts: SyncOptions) -> Result<SyncRepor
     result
 }
 
+/// A push on the wire.
+type InFlight = tokio::task::JoinHandle<Result<Pushed, ApiError>>;
+
+/// What a push came back with. A push that panicked panics here, as it
+/// would have had it run on this task.
+async fn landed(push: InFlight) -> Result<Pushed, ApiError> {
+    match push.await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Waits out a short 429, or gives up with it.
 async fn wait_or_stop(e: ApiError, opts: SyncOptions) -> Result<(), ApiError> {
     match e {
@@ -426,43 +450,75 @@ async fn run(store: &mut LocalStore, opts: SyncOptions) -> Result<SyncReport, Ag
         }
     };
     report.concepts = s.store.set_org_catalogue(&listing)?;
-    // Push, oldest first.
+    // Push, oldest first, the next batch on the wire while the appliance
+    // stores the one before it.
+    let mut in_flight: VecDeque<(Vec<String>, InFlight)> = VecDeque::new();
+    // The queue position of the last delta in flight.
+    let mut after = 0;
+    // A 401 right after a refresh means the device is revoked.
+    let mut refreshed = false;
     loop {
-        // Durable before it is sent: a hook's commit is not synced, and
-        // a delta rolled back after it was sent would be recorded again
-        // under a new id.
-        let deltas = s.store.outbox_durable(batch_size)?;
-        if deltas.is_empty() {
-            break;
+        while in_flight.len() < IN_FLIGHT {
+            // Durable before it is sent: a hook's commit is not synced,
+            // and a delta rolled back after it was sent would be recorded
+            // again under a new id.
+            let (deltas, last) = s.store.outbox_durable_after(after, batch_size)?;
+            if deltas.is_empty() {
+                break;
+            }
+            after = last;
+            let ids: Vec<String> = deltas.iter().map(|d| d.id.clone()).collect();
+            let (server, access) = (s.server.clone(), s.access.clone());
+            let batch = WireBatch { deltas };
+            let push = tokio::spawn(async move { server.push(&access, &batch).await });
+            in_flight.push_back((ids, push));
         }
-        let ids: Vec<String> = deltas.iter().map(|d| d.id.clone()).collect();
-        let batch = std::sync::Arc::new(WireBatch { deltas });
-        let pushed = s
-            .authed(|sv, a| {
-                let batch = std::sync::Arc::clone(&batch);
-                async move { sv.push(&a, &batch).await }
-            })
-            .await;
-        match pushed {
+        let Some((ids, push)) = in_flight.pop_front() else {
+            break;
+        };
+        match landed(push).await {
             Ok(p) => {
                 s.store.mark_sent(&ids)?;
                 report.accepted += p.accepted;
                 report.duplicates += p.duplicates;
+                refreshed = false;
             }
-            Err(ApiError::Schema { pointer, message }) => {
-                // One delta the appliance will never take: set it aside
-                // with the reason, send the rest.
-                let index = pointer
-                    .strip_prefix("/deltas/")
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|i| i.parse::<usize>().ok());
-                let Some(id) = index.and_then(|i| ids.get(i)) else {
-                    return Err(AgentError::Server(format!("{pointer}: {message}")));
-                };
-                s.store.refuse(id, &message)?;
-                report.refused += 1;
+            Err(e) => {
+                let after_refresh = std::mem::take(&mut refreshed);
+                // The batches behind it finish (what they delivered leaves
+                // the queue); the queue is then read again from its head.
+                for (ids, push) in in_flight.drain(..) {
+                    if let Ok(p) = landed(push).await {
+                        s.store.mark_sent(&ids)?;
+                        report.accepted += p.accepted;
+                        report.duplicates += p.duplicates;
+                    }
+                }
+                after = 0;
+                match e {
+                    ApiError::Schema { pointer, message } => {
+                        // One delta the appliance will never take: set it
+                        // aside with the reason, send the rest.
+                        let index = pointer
+                            .strip_prefix("/deltas/")
+                            .and_then(|r| r.split('/').next())
+                            .and_then(|i| i.parse::<usize>().ok());
+                        let Some(id) = index.and_then(|i| ids.get(i)) else {
+                            return Err(AgentError::Server(format!("{pointer}: {message}")));
+                        };
+                        s.store.refuse(id, &message)?;
+                        report.refused += 1;
+                    }
+                    ApiError::Unauthorized(detail) if after_refresh => {
+                        return Err(s.revoked(detail)?);
+                    }
+                    ApiError::Unauthorized(_) => {
+                        s.refresh().await?;
+                        refreshed = true;
+                    }
+                    e => wait_or_stop(e, opts).await.map_err(flatten)?,
+                }
             }
-            Err(e) => wait_or_stop(e, opts).await.map_err(flatten)?,
         }
     }
     // Pull what the engineer's other devices sent.

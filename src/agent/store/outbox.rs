@@ -32,7 +32,7 @@ pub struct WireBatch {
 }
 
 const OUTBOX: &str = "SELECT o.seq, d.id, d.concept, d.transition, d.at, d.grade
-     FROM outbox o JOIN deltas d ON d.id = o.id ORDER BY o.seq LIMIT ?1";
+     FROM outbox o JOIN deltas d ON d.id = o.id WHERE o.seq > ?2 ORDER BY o.seq LIMIT ?1";
 const OUTBOX_LEN: &str = "SELECT count(*) FROM outbox";
 const OUTBOX_LAST: &str = "SELECT coalesce(max(seq), 0) FROM outbox";
 const UNQUEUE: &str = "DELETE FROM outbox WHERE id = ?1";
@@ -54,19 +54,20 @@ impl LocalStore {
     /// Store errors.
     pub fn outbox(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
         Ok(self
-            .outbox_rows(limit)?
+            .outbox_rows(0, limit)?
             .into_iter()
             .map(|(_, d)| d)
             .collect())
     }
 
-    /// [`LocalStore::outbox`] with each delta's queue position.
-    fn outbox_rows(&self, limit: usize) -> Result<Vec<(i64, WireDelta)>, AgentError> {
+    /// The first `limit` queued deltas after queue position `after`, each
+    /// with its position.
+    fn outbox_rows(&self, after: i64, limit: usize) -> Result<Vec<(i64, WireDelta)>, AgentError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .conn
             .prepare_cached(OUTBOX)?
-            .query_map([limit], |r| {
+            .query_map([limit, after], |r| {
                 Ok((
                     r.get(0)?,
                     WireDelta {
@@ -98,9 +99,23 @@ impl LocalStore {
     /// [`AgentError::Busy`] when other processes kept the checkpoint from
     /// completing for [`super::BUSY_TIMEOUT`]; store errors.
     pub fn outbox_durable(&self, limit: usize) -> Result<Vec<WireDelta>, AgentError> {
-        let rows = self.outbox_rows(limit)?;
+        Ok(self.outbox_durable_after(0, limit)?.0)
+    }
+
+    /// [`LocalStore::outbox_durable`] after queue position `after` (the
+    /// last of a batch still in flight, `0` for the head of the queue),
+    /// with the position of the last delta returned (`after` when none).
+    ///
+    /// # Errors
+    /// As [`LocalStore::outbox_durable`].
+    pub(crate) fn outbox_durable_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<WireDelta>, i64), AgentError> {
+        let rows = self.outbox_rows(after, limit)?;
         let Some(&(newest, _)) = rows.last() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), after));
         };
         if newest > self.durable_outbox.get() {
             // Everything queued by now, read before the checkpoint starts,
@@ -116,7 +131,7 @@ impl LocalStore {
             }
             self.durable_outbox.set(queued);
         }
-        Ok(rows.into_iter().map(|(_, d)| d).collect())
+        Ok((rows.into_iter().map(|(_, d)| d).collect(), newest))
     }
 
     /// How many deltas wait to be sent.
