@@ -28,7 +28,7 @@ pub const MAX_BATCH: usize = 500;
 /// kernel took each batch off its queue and read the next, and the
 /// kernel while the appliance stored it; with two, the next batch is
 /// sent while the last is stored (a 100,000-delta backlog: about 10 s
-/// down to about 7, `docs/benchmarks.md`). A batch is sent when the one
+/// down to 7 to 9, `docs/benchmarks.md`). A batch is sent when the one
 /// two ahead of it comes back, a whole push after the one just ahead of
 /// it, so batches reach the appliance in order; only the first two, sent
 /// together, may swap, and the appliance folds facts in whatever order
