@@ -11,6 +11,21 @@
 //! checkpoint as a backstop at a larger threshold, for a log this thread
 //! cannot keep up with.
 //!
+//! Copying the log back is not enough under a steady load: SQLite starts
+//! the log over (writes from its beginning again) only in a write
+//! transaction that began while the log was copied whole, and with a
+//! commit every few milliseconds one nearly always lands between the end
+//! of a pass and the next transaction. The log then grew to the writer's
+//! backstop every second or two, and the push whose commit reached it
+//! copied the rest and synced the file while every other push waited
+//! (`docs/benchmarks.md`, sustained ingest, runs 10 and 11). So once a
+//! pass leaves a log of [`RESTART_FRAMES`] or more, the thread holds the
+//! writer for one `wal_checkpoint(RESTART)`: it copies what landed since
+//! the pass, waits up to [`RESTART_WAIT`] for readers still reading the
+//! log, and leaves it whole, so the writer's next transaction starts it
+//! over. That holds the writer about 10 ms a time, every half second or
+//! so under load.
+//!
 //! Like the read pool (`super::readers`), nothing outlives its owner: the
 //! thread's connection is opened on the thread, and dropping the
 //! [`Checkpointer`] stops the thread and waits until it has closed it.
@@ -34,8 +49,21 @@ pub const PAUSE: Duration = Duration::from_millis(500);
 /// writer's backstop copies it inside a commit).
 const CATCH_UP: usize = 8;
 
+/// A pass that leaves a log at least this long (frames, about 16 MiB) is
+/// followed by a restart with the writer held.
+const RESTART_FRAMES: i64 = 4_000;
+
+/// How long the restart waits for readers still reading the log (the
+/// thread's connection's busy timeout; a passive pass never waits). A
+/// restart that cannot finish in time is tried again after the next pass.
+pub(super) const RESTART_WAIT: Duration = Duration::from_millis(20);
+
 /// Opens the thread's read-write connection, keyed.
 pub(super) type Opener = Box<dyn FnOnce() -> Result<Connection, StoreError> + Send>;
+
+/// The database's writer: the thread holds it (without using it) while it
+/// restarts the log, so no commit lands meanwhile.
+pub(super) type Writer = Arc<Mutex<Connection>>;
 
 #[derive(Default)]
 struct State {
@@ -65,13 +93,13 @@ pub(super) struct Checkpointer {
 impl Checkpointer {
     /// Starts the thread; `open` runs on it. `name` (the database's file
     /// name) is for the log.
-    pub(super) fn start(name: String, open: Opener) -> Self {
+    pub(super) fn start(name: String, open: Opener, writer: Writer) -> Self {
         let shared = Arc::new(Shared::default());
         let on_thread = Arc::clone(&shared);
         let thread_name = name.clone();
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
-            .spawn(move || run(&on_thread, &thread_name, open))
+            .spawn(move || run(&on_thread, &thread_name, open, &writer))
             .map_err(|e| tracing::warn!(db = %name, error = %e, "no checkpoint thread: the writer checkpoints"))
             .ok();
         Self { shared, thread }
@@ -97,7 +125,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(shared: &Shared, name: &str, open: Opener) {
+fn run(shared: &Shared, name: &str, open: Opener, writer: &Writer) {
     let conn = match open() {
         Ok(c) => c,
         Err(e) => {
@@ -124,12 +152,11 @@ fn run(shared: &Shared, name: &str, open: Opener) {
         if state.stop {
             return;
         }
+        let mut log = 0;
         for _ in 0..CATCH_UP {
             state.grown = false;
             drop(state);
-            if let Err(e) = checkpoint(&conn) {
-                tracing::warn!(db = %name, error = %e, "write-ahead log checkpoint failed; the writer's own checkpoint remains");
-            }
+            log = checkpoint(&conn, name, "PASSIVE");
             state = shared.lock();
             // Commits that landed while it copied: copy theirs at once (a
             // shorter pass each time), so that the log is soon copied
@@ -138,11 +165,27 @@ fn run(shared: &Shared, name: &str, open: Opener) {
                 break;
             }
         }
+        if log >= RESTART_FRAMES && !state.stop {
+            drop(state);
+            let held = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            checkpoint(&conn, name, "RESTART");
+            drop(held);
+        }
     }
 }
 
-/// One passive checkpoint: copies what no reader still needs, without
-/// waiting for anyone (and without calling the busy handler).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// One checkpoint in `mode`; returns the frames in the log (0 when it
+/// failed, which is logged: the writer's own checkpoint remains).
+/// PASSIVE copies what no reader still needs without waiting for anyone;
+/// RESTART waits for readers up to the connection's busy timeout.
+fn checkpoint(conn: &Connection, name: &str, mode: &str) -> i64 {
+    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        r.get::<_, i64>(1)
+    }) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(db = %name, error = %e, "write-ahead log checkpoint failed; the writer's own checkpoint remains");
+            0
+        }
+    }
 }
