@@ -714,17 +714,14 @@ async fn the_command_line_pairs_syncs_shows_and_unpairs_without_a_server_configu
     assert_eq!(app.audited("device.pair", Some(&format!("user:{uid}"))), 1);
 }
 
-#[tokio::test]
-async fn a_delta_the_appliance_refuses_for_good_is_set_aside_and_the_rest_sent() {
-    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
-    let tmp = tempfile::tempdir().expect("tmp");
-    let uid = app.user("lu");
+/// Adds the org's own concept `slug` (domain `x-money`); returns the org.
+fn org_concept<'a>(app: &'a Appliance, slug: &str) -> &'a aiworklab::store::OrgDb {
     let db = app.state.store.org("acme").expect("org");
     let concept = aiworklab::skill::Concept {
-        slug: "x-ledger".into(),
-        title: "Ledger".into(),
+        slug: slug.into(),
+        title: format!("Org concept {slug}"),
         domain: "x-money".into(),
-        summary: "Double-entry ledgers".into(),
+        summary: "One of the org's own concepts".into(),
         prerequisites: vec![],
         related: vec![],
         matchers: aiworklab::skill::catalogue::Matchers::default(),
@@ -737,6 +734,15 @@ async fn a_delta_the_appliance_refuses_for_good_is_set_aside_and_the_rest_sent()
         Utc::now(),
     )
     .expect("org concept");
+    db
+}
+
+#[tokio::test]
+async fn a_delta_the_appliance_refuses_for_good_is_set_aside_and_the_rest_sent() {
+    let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uid = app.user("lu");
+    let db = org_concept(&app, "x-ledger");
     let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
     assert!(!store.catalogue().expect("shipped").contains("x-ledger"));
     sync::sync(&mut store, quick()).await.expect("first sync");
@@ -775,24 +781,7 @@ async fn a_refused_delta_in_one_batch_on_the_wire_leaves_the_others_sent_once() 
     let app = Appliance::start(Env::new(&["acme"]), Arc::new(SystemClock)).await;
     let tmp = tempfile::tempdir().expect("tmp");
     let uid = app.user("mo");
-    let db = app.state.store.org("acme").expect("org");
-    let concept = aiworklab::skill::Concept {
-        slug: "x-audit".into(),
-        title: "Audit trails".into(),
-        domain: "x-money".into(),
-        summary: "Who changed what".into(),
-        prerequisites: vec![],
-        related: vec![],
-        matchers: aiworklab::skill::catalogue::Matchers::default(),
-    };
-    aiworklab::catalogue::custom::add(
-        db,
-        &app.state.catalogue,
-        &AdminCtx::operator(),
-        concept,
-        Utc::now(),
-    )
-    .expect("org concept");
+    let db = org_concept(&app, "x-audit");
     let (_h, mut store) = paired(&app, tmp.path(), "laptop", &uid).await;
     sync::sync(&mut store, quick()).await.expect("first sync");
     // 1,200 deltas from an hour from now, the fourth about the concept
