@@ -671,7 +671,9 @@ fn seed_big(
     org.db
         .write(|tx| {
             tx.execute_batch(
-                "DROP TRIGGER concept_states_delete_refold; DROP TABLE refold_queue;
+                "DROP TRIGGER concept_states_delete_pending; DROP TABLE fold_pending;
+                 ALTER TABLE concept_states DROP COLUMN tail;
+                 DROP TRIGGER concept_states_delete_refold; DROP TABLE refold_queue;
                  DROP TRIGGER member_search_insert; DROP TRIGGER member_search_update;
                  DROP TRIGGER member_search_delete; DROP TABLE member_search;
                  DROP INDEX audit_log_actor; DROP INDEX audit_log_action;
@@ -679,7 +681,7 @@ fn seed_big(
                  DROP INDEX users_admin_name;
                  ALTER TABLE releases DROP COLUMN n_syncing; DROP TABLE role_grants;
                  DROP TABLE generated_checks;
-                 DROP TRIGGER concept_states_delete_checkpoints; DROP INDEX deltas_user_concept;
+                 DROP TRIGGER concept_states_delete_checkpoints;
                  DROP TABLE fold_checkpoints;
                  ALTER TABLE concept_states DROP COLUMN facts; PRAGMA user_version = 17;",
             )?;

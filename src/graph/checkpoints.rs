@@ -7,7 +7,17 @@
 //! [`EVERY`] facts read again, whatever the engineer's history. Checkpoints
 //! after a late fact no longer hold (its position moved every later fact
 //! along), so they are laid again by the fold that follows.
-//! `super::states` keeps them; `docs/skill-graph.md` explains the choice.
+//!
+//! The facts themselves are kept with the folds (migration 0024): each
+//! checkpoint holds the facts of its interval (`span`), each stored state
+//! those it folded since its last checkpoint (`tail`, [`Position::tail`]),
+//! packed (`skill::packed`), and a concept queued for the refold worker
+//! keeps its newer facts in `fold_pending`. Every fact of a concept is in
+//! exactly one of the three, so a refold reads the facts after a
+//! checkpoint from the rows after it, in the table's key order, and the
+//! deltas need no index by concept (whose pages were two thirds of what a
+//! push wrote). `super::states` keeps them; `docs/skill-graph.md` explains
+//! the choice.
 
 use rusqlite::{Connection, params};
 
@@ -28,6 +38,9 @@ pub struct Position {
     pub state: ConceptState,
     pub cursor: Option<Cursor>,
     pub facts: u64,
+    /// The facts folded since the last checkpoint (at most the interval;
+    /// none at a checkpoint).
+    pub tail: Vec<Fact>,
 }
 
 impl Position {
@@ -37,6 +50,7 @@ impl Position {
             state: ConceptState::unseen(),
             cursor: None,
             facts: 0,
+            tail: Vec::new(),
         }
     }
 }
@@ -54,32 +68,56 @@ const BEFORE: &str = "SELECT concept, level, first_seen_at, first_demonstrated, 
     FROM fold_checkpoints WHERE user_id = ?1 AND concept = ?2 AND (last_at, last_id) < (?3, ?4)
     ORDER BY last_at DESC, last_id DESC LIMIT 1";
 
+/// The checkpoint of (user `?1`, concept `?2`) at (`?3`, `?4`), or the
+/// last before it.
+const AT_OR_BEFORE: &str = "SELECT concept, level, first_seen_at, first_demonstrated,
+    checks_passed, checks_failed, late_checks, late_passed, stability, difficulty, last_review,
+    reps, lapses, last_at, last_id, facts
+    FROM fold_checkpoints WHERE user_id = ?1 AND concept = ?2 AND (last_at, last_id) <= (?3, ?4)
+    ORDER BY last_at DESC, last_id DESC LIMIT 1";
+
 /// Forgets the checkpoints of (user `?1`, concept `?2`) after (`?3`, `?4`).
 const FORGET_AFTER: &str = "DELETE FROM fold_checkpoints
     WHERE user_id = ?1 AND concept = ?2 AND (last_at, last_id) > (?3, ?4)";
 
+/// Forgets the checkpoints of (user `?1`, concept `?2`) after (`?3`, `?4`)
+/// up to (`?5`, `?6`).
+const FORGET_BETWEEN: &str = "DELETE FROM fold_checkpoints
+    WHERE user_id = ?1 AND concept = ?2 AND (last_at, last_id) > (?3, ?4)
+      AND (last_at, last_id) <= (?5, ?6)";
+
 const PUT: &str = "INSERT OR REPLACE INTO fold_checkpoints
     (user_id, concept, last_at, last_id, facts, level, first_seen_at, first_demonstrated,
      checks_passed, checks_failed, late_checks, late_passed, stability, difficulty,
-     last_review, reps, lapses)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+     last_review, reps, lapses, span)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
-/// The facts of (user `?1`, concept `?2`) dated from `?3` on (through the
-/// index of migration 0018).
-const FACTS_FROM: &str = "SELECT id, transition, at, grade FROM deltas
-    INDEXED BY deltas_user_concept
-    WHERE user_id = ?1 AND concept = ?2 AND at >= ?3";
+/// The checkpoints of (user `?1`, concept `?2`) after (`?3`, `?4`), in
+/// order: each one's cursor and the facts of its interval.
+const SPANS_AFTER: &str = "SELECT last_at, last_id, span FROM fold_checkpoints
+    WHERE user_id = ?1 AND concept = ?2 AND (last_at, last_id) > (?3, ?4)
+    ORDER BY last_at, last_id";
 
-/// The first `?5` facts of (user `?1`, concept `?2`) after (`?3`, `?4`) in
-/// (`at`, `id`) order (one user's (`at`, `id`) is unique: migration 0022).
-/// Through the per-concept index by name: left to itself the planner
-/// walks `(user_id, at, id)`, in the right order but over every concept's
-/// facts after the cursor (a slice of a week-old refold then read the
-/// engineer's whole week).
-const FACTS_SLICE: &str = "SELECT id, transition, at, grade FROM deltas
-    INDEXED BY deltas_user_concept
-    WHERE user_id = ?1 AND concept = ?2 AND at >= ?3 AND (at, id) > (?3, ?4)
+/// The facts of (user `?1`, concept `?2`) waiting for the refold worker
+/// after (`?3`, `?4`), in fold order, at most `?5`.
+const PENDING_AFTER: &str = "SELECT id, transition, at, grade FROM fold_pending
+    WHERE user_id = ?1 AND concept = ?2 AND (at, id) > (?3, ?4)
     ORDER BY at, id LIMIT ?5";
+
+const PENDING_PUT: &str = "INSERT OR IGNORE INTO fold_pending
+    (user_id, concept, at, id, transition, grade) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Drops the waiting facts of (user `?1`, concept `?2`) up to (`?3`, `?4`).
+const PENDING_DROP_THROUGH: &str = "DELETE FROM fold_pending
+    WHERE user_id = ?1 AND concept = ?2 AND (at, id) <= (?3, ?4)";
+
+/// The facts a stored state folded since its last checkpoint.
+const TAIL: &str = "SELECT tail FROM concept_states WHERE user_id = ?1 AND concept = ?2";
+
+/// Before every fact: where a cursor-less fold starts.
+pub fn before_all() -> Cursor {
+    (i64::MIN, String::new())
+}
 
 /// The number stored for a level (`Unseen` is never stored).
 pub fn level_number(level: Level) -> Option<i64> {
@@ -152,13 +190,14 @@ pub fn fold_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Position, Option<u64
             state,
             cursor,
             facts: facts.unwrap_or(0),
+            tail: Vec::new(),
         },
         facts,
     ))
 }
 
 /// The last checkpoint of (`user_id`, `concept`) before `from`, or the
-/// start; nothing is forgotten (see [`restart_before`]).
+/// start.
 ///
 /// # Errors
 /// SQLite errors.
@@ -168,29 +207,49 @@ pub fn checkpoint_before(
     concept: &str,
     from: &Cursor,
 ) -> rusqlite::Result<Position> {
+    checkpoint_by(conn, BEFORE, user_id, concept, from)
+}
+
+/// The checkpoint of (`user_id`, `concept`) at `at` (or the last before
+/// it), or the start: where a queued refold starts again.
+///
+/// # Errors
+/// SQLite errors.
+pub fn checkpoint_at(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    at: &Cursor,
+) -> rusqlite::Result<Position> {
+    checkpoint_by(conn, AT_OR_BEFORE, user_id, concept, at)
+}
+
+fn checkpoint_by(
+    conn: &Connection,
+    sql: &str,
+    user_id: &str,
+    concept: &str,
+    from: &Cursor,
+) -> rusqlite::Result<Position> {
     use rusqlite::OptionalExtension;
     let found = conn
-        .prepare_cached(BEFORE)?
+        .prepare_cached(sql)?
         .query_row(params![user_id, concept, from.0, from.1], fold_row)
         .optional()?;
     Ok(found.map_or_else(Position::start, |(p, _)| p))
 }
 
-/// Where a refold of (`user_id`, `concept`) starts for a first new fact at
-/// `from`: the last checkpoint before it (or the start), once the
-/// checkpoints after that one are forgotten.
-///
-/// # Errors
-/// SQLite errors.
-pub fn restart_before(
-    conn: &Connection,
-    user_id: &str,
-    concept: &str,
-    from: &Cursor,
-) -> rusqlite::Result<Position> {
-    let start = checkpoint_before(conn, user_id, concept, from)?;
-    forget_after(conn, user_id, concept, &start)?;
-    Ok(start)
+/// The cursor of a fold that ends at `f`.
+pub fn cursor_of(f: &Fact) -> Cursor {
+    (to_millis(f.at), f.id.clone())
+}
+
+/// A checkpoint's cursor and the facts of its interval.
+pub type Span = (Cursor, Vec<Fact>);
+
+/// Where `at` stands: its cursor, or before every fact.
+pub fn cursor_or_start(at: &Position) -> Cursor {
+    at.cursor.clone().unwrap_or_else(before_all)
 }
 
 /// Forgets the checkpoints of (`user_id`, `concept`) after `start`, where
@@ -204,14 +263,87 @@ pub fn forget_after(
     concept: &str,
     start: &Position,
 ) -> rusqlite::Result<()> {
-    let (at, id) = start.cursor.clone().unwrap_or((i64::MIN, String::new()));
+    let (at, id) = cursor_or_start(start);
     conn.prepare_cached(FORGET_AFTER)?
         .execute(params![user_id, concept, at, id])?;
     Ok(())
 }
 
+/// Forgets the checkpoints of (`user_id`, `concept`) after `after` up to
+/// `upto`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn forget_between(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    after: &Cursor,
+    upto: &Cursor,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(FORGET_BETWEEN)?
+        .execute(params![user_id, concept, after.0, after.1, upto.0, upto.1])?;
+    Ok(())
+}
+
+/// Facts from a packed column (`None` or empty: none).
+///
+/// # Errors
+/// Bytes that do not unpack, as a conversion failure.
+pub fn unpacked(bytes: Option<&[u8]>) -> rusqlite::Result<Vec<Fact>> {
+    crate::skill::packed::unpack(bytes.unwrap_or_default()).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+    })
+}
+
+/// The checkpoints of (`user_id`, `concept`) after `after`, in order, each
+/// with the facts of its interval, until they hold at least `max_facts`
+/// facts; and whether any checkpoint follows those.
+///
+/// # Errors
+/// SQLite errors, a damaged span.
+pub fn spans_after(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    after: &Cursor,
+    max_facts: usize,
+) -> rusqlite::Result<(Vec<Span>, bool)> {
+    let mut stmt = conn.prepare_cached(SPANS_AFTER)?;
+    let mut rows = stmt.query(params![user_id, concept, after.0, after.1])?;
+    let (mut out, mut held) = (Vec::new(), 0usize);
+    while let Some(r) = rows.next()? {
+        if held >= max_facts {
+            return Ok((out, true));
+        }
+        let facts = unpacked(r.get_ref(2)?.as_blob_or_null()?)?;
+        held += facts.len();
+        out.push(((r.get(0)?, r.get(1)?), facts));
+    }
+    Ok((out, false))
+}
+
+/// The facts of (`user_id`, `concept`) folded after `start`: those of the
+/// checkpoints after it, then `tail` (the stored state's, after its last
+/// checkpoint), in fold order.
+///
+/// # Errors
+/// SQLite errors, a damaged span.
+pub fn held_after(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    start: &Position,
+    tail: &[Fact],
+) -> rusqlite::Result<Vec<Fact>> {
+    let (spans, _) = spans_after(conn, user_id, concept, &cursor_or_start(start), usize::MAX)?;
+    let mut out: Vec<Fact> = spans.into_iter().flat_map(|(_, f)| f).collect();
+    out.extend_from_slice(tail);
+    Ok(out)
+}
+
 /// A fact from a row of (`id`, `transition`, `at`, `grade`); `None` for a
-/// transition this build does not know (the table's CHECK admits none).
+/// transition this build does not know (the tables' CHECK admits none).
 fn fact_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fact>> {
     let Some(transition) = Transition::parse(&r.get::<_, String>(1)?) else {
         return Ok(None);
@@ -226,52 +358,48 @@ fn fact_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fact>> {
     }))
 }
 
-/// The facts of (`user_id`, `concept`) after `cursor` (all of them without
-/// one), sorted in fold order.
+/// Keeps `facts` of (`user_id`, `concept`) for the refold worker: a
+/// queued concept's new facts, and those a slice read but did not fold
+/// into a checkpoint.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn facts_after(
+pub fn put_pending(
     conn: &Connection,
     user_id: &str,
     concept: &str,
-    cursor: Option<&Cursor>,
-) -> rusqlite::Result<Vec<Fact>> {
-    let from = cursor.map_or(i64::MIN, |c| c.0);
-    let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached(FACTS_FROM)?;
-    let mut rows = stmt.query(params![user_id, concept, from])?;
-    while let Some(r) = rows.next()? {
-        let Some(f) = fact_of(r)? else { continue };
-        if let Some((c_at, c_id)) = cursor
-            && (to_millis(f.at), f.id.as_str()) <= (*c_at, c_id.as_str())
-        {
-            continue;
-        }
-        out.push(f);
+    facts: &[Fact],
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(PENDING_PUT)?;
+    for f in facts {
+        stmt.execute(params![
+            user_id,
+            concept,
+            to_millis(f.at),
+            f.id,
+            f.transition.as_str(),
+            f.grade
+        ])?;
     }
-    out.sort_by(crate::skill::state::fact_order);
-    Ok(out)
+    Ok(())
 }
 
-/// The first `limit` facts of (`user_id`, `concept`) after `cursor` (from
-/// the first without one), in fold order: a slice of a refold
-/// (`super::refold`).
+/// The first `limit` facts of (`user_id`, `concept`) waiting for the
+/// refold worker after `after`, in fold order.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn facts_slice(
+pub fn pending_after(
     conn: &Connection,
     user_id: &str,
     concept: &str,
-    cursor: Option<&Cursor>,
+    after: &Cursor,
     limit: usize,
 ) -> rusqlite::Result<Vec<Fact>> {
-    let (at, id) = cursor.cloned().unwrap_or((i64::MIN, String::new()));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached(FACTS_SLICE)?;
-    let mut rows = stmt.query(params![user_id, concept, at, id, limit])?;
+    let mut stmt = conn.prepare_cached(PENDING_AFTER)?;
+    let mut rows = stmt.query(params![user_id, concept, after.0, after.1, limit])?;
     while let Some(r) = rows.next()? {
         if let Some(f) = fact_of(r)? {
             out.push(f);
@@ -280,8 +408,57 @@ pub fn facts_slice(
     Ok(out)
 }
 
+/// Drops the waiting facts of (`user_id`, `concept`) up to `upto`: folded.
+///
+/// # Errors
+/// SQLite errors.
+pub fn drop_pending_through(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    upto: &Cursor,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(PENDING_DROP_THROUGH)?
+        .execute(params![user_id, concept, upto.0, upto.1])?;
+    Ok(())
+}
+
+/// Every fact the appliance holds about (`user_id`, `concept`), in fold
+/// order: its checkpoints' intervals, its stored state's tail and what
+/// waits for the refold worker. Each fact is in exactly one of them
+/// (`super::states`' property test), so this equals the concept's deltas
+/// without an index of deltas by concept.
+///
+/// # Errors
+/// SQLite errors, a damaged span.
+pub fn all_facts(conn: &Connection, user_id: &str, concept: &str) -> rusqlite::Result<Vec<Fact>> {
+    use rusqlite::OptionalExtension;
+    let tail: Option<Vec<u8>> = conn
+        .prepare_cached(TAIL)?
+        .query_row(params![user_id, concept], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let mut out = held_after(
+        conn,
+        user_id,
+        concept,
+        &Position::start(),
+        &unpacked(tail.as_deref())?,
+    )?;
+    out.extend(pending_after(
+        conn,
+        user_id,
+        concept,
+        &before_all(),
+        usize::MAX,
+    )?);
+    out.sort_by(crate::skill::state::fact_order);
+    Ok(out)
+}
+
 /// Folds `facts` (sorted, all after `at`'s cursor) on from `at`, storing a
-/// checkpoint at every multiple of `every` facts.
+/// checkpoint, with the facts of its interval, at every multiple of
+/// `every` facts; the facts after the last one are the result's `tail`.
 ///
 /// # Errors
 /// SQLite errors.
@@ -297,8 +474,10 @@ pub fn fold_on(
         at.state.apply(f);
         at.facts += 1;
         at.cursor = Some((to_millis(f.at), f.id.clone()));
+        at.tail.push(f.clone());
         if at.facts.is_multiple_of(every.max(1)) {
             put(conn, user_id, concept, &at)?;
+            at.tail.clear();
         }
     }
     Ok(at)
@@ -330,6 +509,7 @@ fn put(conn: &Connection, user_id: &str, concept: &str, at: &Position) -> rusqli
         card.map(|c| to_millis(c.last_review)),
         card.map(|c| c.reps),
         card.map(|c| c.lapses),
+        crate::skill::packed::pack(&at.tail),
     ])?;
     Ok(())
 }

@@ -119,7 +119,7 @@ pub fn stored_states(
         let rows = super::states::of_user(c, user_id)?;
         let mut waiting = BTreeMap::new();
         for concept in super::refold::waiting(c, user_id)? {
-            let facts = super::checkpoints::facts_after(c, user_id, &concept, None)?;
+            let facts = super::checkpoints::all_facts(c, user_id, &concept)?;
             waiting.insert(concept, state::fold(&facts));
         }
         Ok::<_, StoreError>((rows, waiting))

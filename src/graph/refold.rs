@@ -1,30 +1,32 @@
 //! The refold worker: concepts whose refold was deeper than a push may do
-//! (`super::states::INLINE_REFOLD`) wait in `refold_queue` (migration
-//! 0023) from the first fact not yet folded, and are folded here from the
-//! last checkpoint before it, in slices of at most [`SLICE`] facts, each
-//! its own short transaction. So a device returning with last week's
-//! backlog, or one sending facts dated anywhere in the past, holds the
-//! org's writer for one slice at a time, and other engineers' pushes keep
-//! their latency (issue 23); and a backlog sent oldest first folds each
-//! concept once, however many pushes it takes, since the pushes after the
-//! first only store their facts (or move the queued start back).
+//! (`super::states::INLINE_REFOLD`) wait in `refold_queue` (migrations
+//! 0023 and 0024) with the checkpoint they restart from, their new facts
+//! waiting in `fold_pending`, and are folded here in slices of at most
+//! [`SLICE`] facts, each its own short transaction. So a device returning
+//! with last week's backlog, or one sending facts dated anywhere in the
+//! past, holds the org's writer for one slice at a time, and other
+//! engineers' pushes keep their latency (issue 23); and a backlog sent
+//! oldest first folds each concept once, however many pushes it takes,
+//! since the pushes after the first only leave their facts (or move the
+//! restart point back).
 //!
 //! While a concept waits, its stored state is the fold before the late
 //! facts (the engineer's own pages fold those concepts from their facts
-//! instead: `super::me::stored_states`, [`waiting`]); once the worker reaches the last fact the row, and every
-//! checkpoint, equal the fold of all the concept's facts, as a push's own
-//! fold does (property test in `super::states`).
+//! instead: `super::me::stored_states`, [`waiting`]); once the worker
+//! reaches the last fact the row, and every checkpoint, equal the fold of
+//! all the concept's facts, as a push's own fold does (property test in
+//! `super::states`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::watch;
 
 use super::checkpoints::{self, Cursor};
-use crate::clock::{Clock, to_millis};
+use crate::clock::Clock;
 use crate::store::{OrgDb, Store, StoreError};
 
 /// The most facts one transaction of the worker folds: a few
@@ -105,12 +107,21 @@ pub struct Worked {
 }
 
 /// Folds queued concepts, oldest queued first, until about `max_facts`
-/// facts are folded, with checkpoints every `every` facts. A concept not
-/// finished keeps its place, its start moved to its first fact not yet
-/// folded; the slice stops on a checkpoint, where the next one restarts.
+/// facts are folded, with checkpoints every `every` facts.
+///
+/// A queued concept restarts from its checkpoint `from`. Its facts after
+/// that are in three places, each fact in one: the intervals of the
+/// checkpoints after `from` (a fold that no longer holds, but their facts
+/// do), the facts waiting in `fold_pending` (new ones, and those a slice
+/// read but did not fold into a checkpoint), and the stored state's tail.
+/// A slice reads about `max_facts` of the first two, folds the facts up to
+/// the first point where it has read all of both, lays checkpoints over
+/// them, puts what follows the last one back into `fold_pending`, and
+/// moves `from` to that checkpoint; the slice that has read everything
+/// takes the tail too, stores the state and leaves the queue.
 ///
 /// # Errors
-/// SQLite errors.
+/// SQLite errors, a damaged span.
 pub fn work(
     conn: &Connection,
     now: DateTime<Utc>,
@@ -131,38 +142,117 @@ pub fn work(
         if budget == 0 {
             break;
         }
-        let start = checkpoints::restart_before(conn, &user_id, &concept, &from)?;
-        // Whole checkpoint intervals: the start is on one (or at the
-        // first fact), so a slice that stops early ends on one too.
+        // Whole checkpoint intervals, so a slice lays at least one.
         let n = budget.div_ceil(step).saturating_mul(step);
-        let facts = checkpoints::facts_slice(
-            conn,
-            &user_id,
-            &concept,
-            start.cursor.as_ref(),
-            n.saturating_add(1),
-        )?;
-        let take = facts.len().min(n);
-        let at = checkpoints::fold_on(conn, &user_id, &concept, start, &facts[..take], every)?;
-        worked.facts += take;
-        budget = budget.saturating_sub(take);
-        if let Some(next) = facts.get(take) {
-            conn.prepare_cached(
-                "UPDATE refold_queue SET from_at = ?3, from_id = ?4
-                 WHERE user_id = ?1 AND concept = ?2",
-            )?
-            .execute(params![user_id, concept, to_millis(next.at), next.id])?;
-        } else {
-            super::states::store(conn, &user_id, &concept, &at, now)?;
-            conn.prepare_cached("DELETE FROM refold_queue WHERE user_id = ?1 AND concept = ?2")?
-                .execute(params![user_id, concept])?;
-            worked.finished += 1;
-        }
+        let done = slice_of(conn, &user_id, &concept, &from, n, every, now)?;
+        worked.facts += done.facts;
+        worked.finished += done.finished;
+        budget = budget.saturating_sub(done.facts.max(1));
     }
     let left: i64 = conn
         .prepare_cached("SELECT count(*) FROM refold_queue")?
         .query_row([], |r| r.get(0))?;
     worked.left = usize::try_from(left).unwrap_or(0);
+    Ok(worked)
+}
+
+/// One slice of (`user_id`, `concept`), queued from `from`: see [`work`].
+fn slice_of(
+    conn: &Connection,
+    user_id: &str,
+    concept: &str,
+    from: &Cursor,
+    n: usize,
+    every: u64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Worked> {
+    let start = checkpoints::checkpoint_at(conn, user_id, concept, from)?;
+    let after = checkpoints::cursor_or_start(&start);
+    let (spans, more_spans) = checkpoints::spans_after(conn, user_id, concept, &after, n)?;
+    let mut read = checkpoints::pending_after(conn, user_id, concept, &after, n.saturating_add(1))?;
+    let more_pending = read.len() > n;
+    if more_pending {
+        read.pop();
+    }
+    // Every fact up to `upto` has been read: beyond the last checkpoint
+    // read lie only later checkpoints' facts and the tail, beyond the last
+    // waiting fact read only later waiting ones.
+    let last_span = spans.last().map(|(c, _)| c.clone());
+    let span_end = last_span.clone();
+    let pending_end = read.last().map(checkpoints::cursor_of);
+    let upto = match (more_spans, more_pending) {
+        (false, false) => None,
+        (true, false) => span_end,
+        (false, true) => pending_end,
+        (true, true) => span_end.min(pending_end),
+    };
+    for (_, facts) in spans {
+        read.extend(facts);
+    }
+    // The stored state's tail follows every checkpoint's facts: once
+    // those are all read it is read too (and, unless this slice finishes,
+    // its facts wait with the others from now on).
+    if !more_spans {
+        let tail: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT tail FROM concept_states WHERE user_id = ?1 AND concept = ?2")?
+            .query_row(params![user_id, concept], |r| r.get(0))
+            .optional()?
+            .flatten();
+        read.extend(checkpoints::unpacked(tail.as_deref())?);
+    }
+    read.sort_by(crate::skill::state::fact_order);
+    // Up to `upto`, and no more than `n` facts a slice (both sources can
+    // give `n`).
+    let cut = upto
+        .as_ref()
+        .map_or(read.len(), |u| {
+            read.partition_point(|f| checkpoints::cursor_of(f) <= *u)
+        })
+        .min(n);
+    let finish = cut == read.len() && upto.is_none();
+    let (folded, beyond) = read.split_at(cut);
+    // The checkpoints read go (those past the cut too: their facts wait
+    // again), and so do the waiting facts folded; a tail read but not
+    // folded whole waits with the others.
+    if let Some(last) = &last_span {
+        checkpoints::forget_between(conn, user_id, concept, &after, last)?;
+    }
+    if let Some(u) = folded.last().map(checkpoints::cursor_of) {
+        checkpoints::drop_pending_through(conn, user_id, concept, &u)?;
+    }
+    if !more_spans && !finish {
+        conn.prepare_cached(
+            "UPDATE concept_states SET tail = NULL WHERE user_id = ?1 AND concept = ?2",
+        )?
+        .execute(params![user_id, concept])?;
+    }
+    let at = checkpoints::fold_on(conn, user_id, concept, start, folded, every)?;
+    let worked = Worked {
+        facts: folded.len(),
+        ..Worked::default()
+    };
+    if finish {
+        super::states::store(conn, user_id, concept, &at, now)?;
+        conn.prepare_cached("DELETE FROM refold_queue WHERE user_id = ?1 AND concept = ?2")?
+            .execute(params![user_id, concept])?;
+        return Ok(Worked {
+            finished: 1,
+            ..worked
+        });
+    }
+    // What follows the last checkpoint laid waits for the next slice,
+    // which starts from that checkpoint.
+    checkpoints::put_pending(conn, user_id, concept, &at.tail)?;
+    checkpoints::put_pending(conn, user_id, concept, beyond)?;
+    let laid = folded.len() - at.tail.len();
+    if laid > 0 {
+        let restart = checkpoints::cursor_of(&folded[laid - 1]);
+        conn.prepare_cached(
+            "UPDATE refold_queue SET from_at = ?3, from_id = ?4
+             WHERE user_id = ?1 AND concept = ?2",
+        )?
+        .execute(params![user_id, concept, restart.0, restart.1])?;
+    }
     Ok(worked)
 }
 

@@ -9,11 +9,12 @@
 //! (another device synced later, a clock was off, a random id fell before
 //! the cursor's in the same second) has the concept folded again from the
 //! last fold checkpoint before it (`super::checkpoints`), reading only
-//! that concept's deltas from there on. Either way the row and every
-//! checkpoint equal the fold of the facts they cover (property test
-//! below), so the convergence of `state::fold` carries over. Rows written
-//! before migration 0018 have no fact count and are folded again, from
-//! their first fact, on their next push.
+//! that concept's facts from there on, kept with the checkpoints after it
+//! and in the row's tail. Either way the row and every checkpoint equal
+//! the fold of the facts they cover (property test below), so the
+//! convergence of `state::fold` carries over. Rows written before
+//! migration 0018 have no fact count; migration 0024 queues them for the
+//! refold worker, which folds them again from their first fact.
 //!
 //! Every (engineer, concept) with a delta has a row: both are written in
 //! the same transaction, and both go together (sweep, user deletion).
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::checkpoints::{self, Cursor, Position, level_number};
+use super::checkpoints::{self, Position, cursor_of, level_number};
 use crate::clock::{from_millis, to_millis};
 use crate::skill::Delta;
 use crate::skill::fsrs;
@@ -32,7 +33,7 @@ use crate::skill::state::{self, Fact};
 /// The stored states of user `?1` for the concepts in the JSON array `?2`.
 fn load_sql() -> String {
     format!(
-        "SELECT concept, {} FROM concept_states
+        "SELECT concept, {}, tail FROM concept_states
          WHERE user_id = ?1 AND concept IN (SELECT value FROM json_each(?2))",
         checkpoints::FOLD_COLUMNS
     )
@@ -41,8 +42,9 @@ fn load_sql() -> String {
 const UPSERT: &str = "INSERT INTO concept_states
      (user_id, concept, level, first_seen_at, first_demonstrated, recall_30d, late_checks,
       late_passed, updated_at, checks_passed, checks_failed, stability, difficulty,
-      last_review, reps, lapses, last_at, last_id, facts)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+      last_review, reps, lapses, last_at, last_id, facts, tail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+             ?20)
      ON CONFLICT (user_id, concept) DO UPDATE SET level = excluded.level,
        first_seen_at = excluded.first_seen_at, first_demonstrated = excluded.first_demonstrated,
        recall_30d = excluded.recall_30d, late_checks = excluded.late_checks,
@@ -50,7 +52,8 @@ const UPSERT: &str = "INSERT INTO concept_states
        checks_passed = excluded.checks_passed, checks_failed = excluded.checks_failed,
        stability = excluded.stability, difficulty = excluded.difficulty,
        last_review = excluded.last_review, reps = excluded.reps, lapses = excluded.lapses,
-       last_at = excluded.last_at, last_id = excluded.last_id, facts = excluded.facts";
+       last_at = excluded.last_at, last_id = excluded.last_id, facts = excluded.facts,
+       tail = excluded.tail";
 
 /// A stored state, and its fact count when it has one (rows from before
 /// migration 0018 have none).
@@ -65,10 +68,16 @@ fn load_many(
     let json = serde_json::to_string(concepts)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.prepare_cached(&load_sql())?
-        .query_map(params![user_id, json], |r| {
-            Ok((r.get(0)?, checkpoints::fold_row(r)?))
-        })?
+        .query_map(params![user_id, json], |r| Ok((r.get(0)?, with_tail(r)?)))?
         .collect()
+}
+
+/// A stored state from a row of `concept`, [`checkpoints::FOLD_COLUMNS`]
+/// and `tail`.
+fn with_tail(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    let (mut at, facts) = checkpoints::fold_row(r)?;
+    at.tail = checkpoints::unpacked(r.get_ref(16)?.as_blob_or_null()?)?;
+    Ok((at, facts))
 }
 
 /// Every stored state of `user_id`, by concept, with its fact count
@@ -78,15 +87,11 @@ fn load_many(
 /// SQLite errors.
 pub fn of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<BTreeMap<String, Stored>> {
     conn.prepare_cached(&format!(
-        "SELECT concept, {} FROM concept_states WHERE user_id = ?1",
+        "SELECT concept, {}, tail FROM concept_states WHERE user_id = ?1",
         checkpoints::FOLD_COLUMNS
     ))?
-    .query_map([user_id], |r| Ok((r.get(0)?, checkpoints::fold_row(r)?)))?
+    .query_map([user_id], |r| Ok((r.get(0)?, with_tail(r)?)))?
     .collect()
-}
-
-fn cursor_of(f: &Fact) -> Cursor {
-    (to_millis(f.at), f.id.clone())
 }
 
 /// What a refresh did beyond folding in the push's own facts.
@@ -126,12 +131,13 @@ const PUSH_REFOLDS: usize = 64;
 
 /// The new fold of each concept of `new` (its newly accepted facts,
 /// sorted): folded on from the stored row when they all follow its cursor,
-/// else from the last checkpoint before the first of them (the new facts
-/// are already in the table), laying checkpoints every `every` facts;
-/// unless the concept is queued for the refold worker, or its refold
-/// would fold more than `inline` facts again, or take the push past
-/// [`PUSH_REFOLDS`] times that: then it is queued (from its first new
-/// fact) and left out.
+/// else from the last checkpoint before the first of them, with the facts
+/// held after that checkpoint (its successors' intervals and the row's
+/// tail), laying checkpoints every `every` facts; unless the concept is
+/// queued for the refold worker, or its refold would fold more than
+/// `inline` facts again, or take the push past [`PUSH_REFOLDS`] times
+/// that: then its new facts wait for the worker (`fold_pending`), the
+/// concept is queued from that checkpoint, and it is left out.
 fn next_states<'c>(
     conn: &Connection,
     user_id: &str,
@@ -153,20 +159,22 @@ fn next_states<'c>(
         };
         let first_cursor = cursor_of(first);
         if let Some(from) = queued.get(concept) {
-            // The worker folds these facts with the rest; an earlier fact
-            // moves its start back, and the device pays for the facts
-            // between the two restart points.
-            if first_cursor < *from {
-                let was = checkpoints::checkpoint_before(conn, user_id, concept, from)?.facts;
+            // The worker folds these facts with the rest; one before its
+            // restart point moves that back, and the device pays for the
+            // facts between the two.
+            checkpoints::put_pending(conn, user_id, concept, facts)?;
+            if first_cursor <= *from {
+                let was = checkpoints::checkpoint_at(conn, user_id, concept, from)?.facts;
                 let now = checkpoints::checkpoint_before(conn, user_id, concept, &first_cursor)?;
                 let more = usize::try_from(was.saturating_sub(now.facts)).unwrap_or(usize::MAX);
                 cost.charged_facts += more;
                 cost.queued_concepts += 1;
-                super::refold::queue(conn, user_id, concept, &first_cursor, now_ms)?;
+                let start = checkpoints::cursor_or_start(&now);
+                super::refold::queue(conn, user_id, concept, &start, now_ms)?;
             }
             continue;
         }
-        let start = match stored.remove(concept) {
+        let (start, tail) = match stored.remove(concept) {
             // Nothing was held about the concept before this push.
             None => {
                 let at =
@@ -181,7 +189,7 @@ fn next_states<'c>(
             }
             // Out of order: from the last checkpoint before the first new
             // fact, here if the push may still fold that much again.
-            Some((_, Some(count))) => {
+            Some((at, Some(count))) => {
                 let start = checkpoints::checkpoint_before(conn, user_id, concept, &first_cursor)?;
                 let again =
                     usize::try_from(count.saturating_sub(start.facts)).unwrap_or(usize::MAX);
@@ -190,23 +198,32 @@ fn next_states<'c>(
                 {
                     cost.charged_facts += again.saturating_sub(every_facts);
                     cost.queued_concepts += 1;
-                    super::refold::queue(conn, user_id, concept, &first_cursor, now_ms)?;
+                    checkpoints::put_pending(conn, user_id, concept, facts)?;
+                    let from = checkpoints::cursor_or_start(&start);
+                    super::refold::queue(conn, user_id, concept, &from, now_ms)?;
                     continue;
                 }
                 folded_again += again;
-                checkpoints::forget_after(conn, user_id, concept, &start)?;
-                start
+                (start, at.tail)
             }
-            // A row from before migration 0018: from the first fact.
+            // A row without a fact count (from before migration 0018) is
+            // queued by migration 0024 with its facts; should one appear,
+            // the worker folds it from its first fact all the same.
             Some((_, None)) => {
-                checkpoints::restart_before(conn, user_id, concept, &(i64::MIN, String::new()))?
+                cost.queued_concepts += 1;
+                checkpoints::put_pending(conn, user_id, concept, facts)?;
+                let from = checkpoints::before_all();
+                super::refold::queue(conn, user_id, concept, &from, now_ms)?;
+                continue;
             }
         };
-        let all = checkpoints::facts_after(conn, user_id, concept, start.cursor.as_ref())?;
+        let mut all = checkpoints::held_after(conn, user_id, concept, &start, &tail)?;
+        checkpoints::forget_after(conn, user_id, concept, &start)?;
         cost.refolded_concepts += 1;
-        let again = all.len().saturating_sub(facts.len());
-        cost.refolded_facts += again;
-        cost.charged_facts += again.saturating_sub(every_facts);
+        cost.refolded_facts += all.len();
+        cost.charged_facts += all.len().saturating_sub(every_facts);
+        all.extend_from_slice(facts);
+        all.sort_by(state::fact_order);
         let at = checkpoints::fold_on(conn, user_id, concept, start, &all, every)?;
         out.push((concept, at));
     }
@@ -315,6 +332,7 @@ pub(super) fn store(
         at.cursor.as_ref().map(|c| c.0),
         at.cursor.as_ref().map(|c| c.1.as_str()),
         i64::try_from(at.facts).unwrap_or(i64::MAX),
+        crate::skill::packed::pack(&at.tail),
     ])?;
     Ok(())
 }
@@ -405,6 +423,14 @@ mod tests {
         prop_assert_eq!(rows, i64::try_from(concepts.len()).expect("small"));
         let mut all_checkpoints = 0;
         for c in &concepts {
+            // Every fact is held once, in a checkpoint's span, a row's
+            // tail or waiting for the worker, whatever has been folded.
+            prop_assert_eq!(
+                checkpoints::all_facts(conn, USER, c).expect("held facts"),
+                deltas_of(conn, c),
+                "facts held of {}",
+                c
+            );
             if waiting.contains(c) {
                 let kept: i64 = conn
                     .query_row(
@@ -416,7 +442,7 @@ mod tests {
                 all_checkpoints += usize::try_from(kept).expect("small");
                 continue;
             }
-            let facts = checkpoints::facts_after(conn, USER, c, None).expect("facts");
+            let facts = deltas_of(conn, c);
             let (stored, count) = load_many(conn, USER, &[c.as_str()])
                 .expect("load")
                 .remove(c)
@@ -451,6 +477,22 @@ mod tests {
                 );
                 prop_assert_eq!(p.cursor.clone(), Some(cursor_of(&facts[m - 1])));
             }
+            // Each checkpoint holds its interval's facts, the row the rest.
+            let (spans, _) =
+                checkpoints::spans_after(conn, USER, c, &checkpoints::before_all(), usize::MAX)
+                    .expect("spans");
+            let mut from = 0;
+            for ((_, span), m) in spans.iter().zip(&wanted) {
+                prop_assert_eq!(
+                    span.as_slice(),
+                    &facts[from..*m],
+                    "span up to {} of {}",
+                    m,
+                    c
+                );
+                from = *m;
+            }
+            prop_assert_eq!(stored.tail.as_slice(), &facts[from..], "tail of {}", c);
             all_checkpoints += kept.len();
         }
         let stray: i64 = conn
@@ -461,7 +503,36 @@ mod tests {
             all_checkpoints as i64,
             "no checkpoint without its concept"
         );
+        let unqueued: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM fold_pending p WHERE NOT EXISTS
+                 (SELECT 1 FROM refold_queue q WHERE q.user_id = p.user_id AND q.concept = p.concept)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        prop_assert_eq!(unqueued, 0, "facts wait only for a queued refold");
         Ok(())
+    }
+
+    /// The deltas of `concept`, in fold order: what every fold must equal.
+    fn deltas_of(conn: &Connection, concept: &str) -> Vec<Fact> {
+        conn.prepare(
+            "SELECT id, transition, at, grade FROM deltas
+             WHERE user_id = ?1 AND concept = ?2 ORDER BY at, id",
+        )
+        .expect("prepare")
+        .query_map(params![USER, concept], |r| {
+            Ok(Fact {
+                id: r.get(0)?,
+                transition: Transition::parse(&r.get::<_, String>(1)?).expect("known"),
+                at: from_millis(r.get(2)?),
+                grade: r.get::<_, Option<i64>>(3)?.map(|g| g as u8),
+            })
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("deltas")
     }
 
     fn delta_at(id: u128, concept: usize, tr: usize, at: DateTime<Utc>, grade: u8) -> Delta {
@@ -651,81 +722,237 @@ mod tests {
         check(&conn, 4).expect("checkpoints and rows hold the fold");
     }
 
-    /// A refold deeper than a push may do is queued: the push stores its
-    /// facts and charges the device, the row keeps the earlier fold until
-    /// the worker has folded the concept in slices, a backlog's later
-    /// pushes only store theirs, and an earlier fact moves the queued
-    /// start back (and is charged for what that adds).
+    /// A refold deeper than a push may do is queued from the last
+    /// checkpoint before its first late fact: the push keeps its facts
+    /// for the worker and charges the device, the row keeps the earlier
+    /// fold until the worker has folded the concept in slices, later
+    /// pushes after that checkpoint only leave their facts, and one
+    /// before it moves the restart back (and is charged for what that
+    /// adds).
     #[test]
     fn a_deep_refold_is_queued_and_worked_in_slices() {
         let conn = db();
         let refold = |c: &Connection, u: &str| super::super::refold::waiting(c, u).map(|w| w.len());
+        let waiting_facts = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM fold_pending", [], |r| r.get(0))
+                .expect("count")
+        };
         let batch: Vec<Delta> = (0..100)
             .map(|i| fact(1000 + i, Transition::Seen, i as i64))
             .collect();
         push_with(&conn, &batch, 4, 10);
         let before = load_many(&conn, USER, &["c0"]).expect("load");
-        // A week-old backlog, oldest first, in two pushes.
-        let cost = push_with(&conn, &[fact(1, Transition::Demonstrated, -24 * 7)], 4, 10);
+        // Dated with the 50th fact, sorting before it: 52 facts to fold
+        // again from the checkpoint after the 48th, more than 10.
+        let cost = push_with(&conn, &[fact(1, Transition::Demonstrated, 49)], 4, 10);
         assert_eq!(
             cost,
             Refreshed {
                 refolded_concepts: 0,
                 refolded_facts: 0,
-                charged_facts: 96,
+                charged_facts: 48,
                 queued_concepts: 1,
             }
         );
         assert_eq!(refold(&conn, USER).expect("pending"), 1);
         assert_eq!(load_many(&conn, USER, &["c0"]).expect("load"), before);
-        let cost = push_with(&conn, &[fact(2, Transition::Explained, -24 * 6)], 4, 10);
+        assert_eq!(waiting_facts(&conn), 1);
+        let cost = push_with(&conn, &[fact(2, Transition::Explained, 60)], 4, 10);
         assert_eq!(cost, Refreshed::default(), "the queued refold covers it");
-        // Earlier still: the start moves back, nothing more to charge (no
-        // checkpoint lies between the two).
-        let cost = push_with(&conn, &[fact(3, Transition::Seen, -24 * 8)], 4, 10);
-        assert_eq!((cost.queued_concepts, cost.charged_facts), (1, 0));
+        // Before the restart point: back to the checkpoint after the
+        // 16th fact, and the 32 facts between the two are charged.
+        let cost = push_with(&conn, &[fact(3, Transition::Seen, 19)], 4, 10);
+        assert_eq!((cost.queued_concepts, cost.charged_facts), (1, 32));
+        // A week old: back to the first fact, 16 more.
+        let cost = push_with(&conn, &[fact(4, Transition::Seen, -24 * 7)], 4, 10);
+        assert_eq!((cost.queued_concepts, cost.charged_facts), (1, 16));
+        assert_eq!(waiting_facts(&conn), 4);
         // Five facts a slice, rounded up to whole checkpoint intervals of
-        // 4: 8 a slice, so the 103 facts take 13 slices.
+        // 4: 8 a slice, so the 104 facts take 13 slices.
         let slices = drain(&conn, 5, 4);
         assert_eq!(slices, 13);
         assert_eq!(refold(&conn, USER).expect("pending"), 0);
+        assert_eq!(waiting_facts(&conn), 0);
         check(&conn, 4).expect("the row and the checkpoints hold the fold of every fact");
         let (at, count) = load_many(&conn, USER, &["c0"])
             .expect("load")
             .remove("c0")
             .expect("row");
-        assert_eq!(count, Some(103));
+        assert_eq!(count, Some(104));
         assert_eq!(at.state.level, Level::Demonstrated);
     }
 
-    #[test]
-    fn a_row_from_before_the_fact_count_is_folded_again() {
-        let conn = db();
-        push(&conn, &[fact(1, Transition::Demonstrated, 0)], 2);
-        // What migrations 0010 and 0018 leave: no cursor, no card, no
-        // counters, no fact count.
-        conn.execute(
-            "UPDATE concept_states SET level = 1, last_at = NULL, last_id = NULL, facts = NULL",
-            [],
-        )
-        .expect("legacy row");
-        let cost = push(&conn, &[fact(2, Transition::CheckPassed, 24 * 10)], 2);
-        assert_eq!(cost.refolded_facts, 1);
-        let (at, count) = load_many(&conn, USER, &["c0"])
-            .expect("load")
-            .remove("c0")
+    /// Writes `facts` of `concept` as a database at migration 0023 held
+    /// them: the deltas, a stored state folding the first `folded` of them
+    /// (with its fact count unless `counted` is false), and a checkpoint,
+    /// without its facts, at every multiple of `every` of those.
+    fn held_before_0024(
+        conn: &Connection,
+        concept: &str,
+        facts: &[Fact],
+        folded: usize,
+        counted: bool,
+        every: usize,
+    ) {
+        for f in facts {
+            conn.execute(
+                "INSERT INTO deltas (id, user_id, concept, transition, at, grade, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                params![
+                    f.id,
+                    USER,
+                    concept,
+                    f.transition.as_str(),
+                    to_millis(f.at),
+                    f.grade
+                ],
+            )
+            .expect("delta");
+        }
+        let row = |table: &str, n: usize| {
+            let s = state::fold(&facts[..n]);
+            let card = s.card.as_ref();
+            let last = &facts[n - 1];
+            let extra = if table == "concept_states" {
+                ", updated_at"
+            } else {
+                ""
+            };
+            conn.execute(
+                &format!(
+                    "INSERT INTO {table} (user_id, concept, level, first_seen_at,
+                     first_demonstrated, checks_passed, checks_failed, late_checks, late_passed,
+                     stability, difficulty, last_review, reps, lapses, last_at, last_id, facts{extra})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                             ?17{})",
+                    if extra.is_empty() { "" } else { ", 0" }
+                ),
+                params![
+                    USER,
+                    concept,
+                    level_number(s.level),
+                    s.first_seen.map(to_millis),
+                    s.first_demonstrated.map(to_millis),
+                    s.checks_passed,
+                    s.checks_failed,
+                    s.late_checks,
+                    s.late_passed,
+                    card.map(|c| c.memory.stability_days),
+                    card.map(|c| c.memory.difficulty),
+                    card.map(|c| to_millis(c.last_review)),
+                    card.map(|c| c.reps),
+                    card.map(|c| c.lapses),
+                    to_millis(last.at),
+                    last.id,
+                    (counted || table != "concept_states").then_some(n as i64),
+                ],
+            )
             .expect("row");
-        assert_eq!(at.state.level, Level::Retained, "folded from both deltas");
-        assert_eq!(at.state.checks_passed, 1);
-        assert_eq!(count, Some(2));
-        check(&conn, 2).expect("checkpoints laid");
-        // A state's checkpoints go with it (the deletion sweep, a user's
-        // removal).
+        };
+        row("concept_states", folded);
+        for m in (every..=folded).step_by(every) {
+            row("fold_checkpoints", m);
+        }
+    }
+
+    fn facts(first_id: u128, n: usize) -> Vec<Fact> {
+        let mut out: Vec<Fact> = (0..n)
+            .map(|i| {
+                let d = fact(first_id + i as u128, Transition::ALL[i % 5], i as i64);
+                Fact {
+                    id: d.id.to_string(),
+                    transition: d.transition,
+                    at: d.at,
+                    grade: d.grade,
+                }
+            })
+            .collect();
+        out.sort_by(state::fact_order);
+        out
+    }
+
+    /// Migration 0024 keeps each concept's facts with its folds: a
+    /// concept whose stored fold covers its deltas gets its spans and
+    /// tail and is not folded again; one queued for the worker, or stored
+    /// before fact counts, waits for the worker with all its facts; the
+    /// per-concept index of deltas goes; and pushes and the worker then
+    /// keep every fold equal to the fold of every delta.
+    #[test]
+    fn migration_0024_keeps_the_facts_with_their_folds_and_drops_the_index() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        ORG.to_version(&mut conn, 23).expect("to 23");
+        conn.execute(
+            "INSERT INTO users (id, user_name, provisioned_by, created_at, updated_at)
+             VALUES (?1, ?1, 'operator', 0, 0)",
+            [USER],
+        )
+        .expect("user");
+        let every = checkpoints::EVERY as usize;
+        // Folded whole: 40 facts, checkpoints after 16 and 32.
+        held_before_0024(&conn, "c0", &facts(1000, 40), 40, true, every);
+        // Stored before fact counts (migration 0018).
+        held_before_0024(&conn, "c1", &facts(2000, 5), 5, false, every);
+        // Queued: the row folds 20 of its 30 facts.
+        let c2 = facts(3000, 30);
+        held_before_0024(&conn, "c2", &c2, 20, true, every);
+        conn.execute(
+            "INSERT INTO refold_queue (user_id, concept, from_at, from_id, queued_at)
+             VALUES (?1, 'c2', ?2, ?3, 0)",
+            params![USER, to_millis(c2[10].at), c2[10].id],
+        )
+        .expect("queued");
+        ORG.to_latest(&mut conn).expect("to latest");
+
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'deltas_user_concept'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(index, 0, "the per-concept index is gone");
+        let mut queued = waiting(&conn);
+        queued.sort();
+        assert_eq!(queued, ["c1", "c2"]);
+        let pending: Vec<(String, i64)> = conn
+            .prepare("SELECT concept, count(*) FROM fold_pending GROUP BY concept ORDER BY concept")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(pending, [("c1".to_owned(), 5), ("c2".to_owned(), 30)]);
+        check(&conn, checkpoints::EVERY).expect("c0 filled, c1 and c2 held once each");
+
+        // A late fact in c0 folds again from the checkpoint after the
+        // 32nd fact, reading the 8 after it from the row's tail.
+        let late = fact(1, Transition::Explained, 36);
+        let cost = push(&conn, &[late], checkpoints::EVERY);
+        assert_eq!((cost.refolded_concepts, cost.refolded_facts), (1, 8));
+        drain(&conn, 1024, checkpoints::EVERY);
+        check(&conn, checkpoints::EVERY).expect("every fold holds");
+        let (c2_state, count) = load_many(&conn, USER, &["c2"])
+            .expect("load")
+            .remove("c2")
+            .expect("row");
+        assert_eq!(count, Some(30));
+        assert_eq!(c2_state.state, state::fold(&c2));
+
+        // A state's checkpoints and waiting facts go with it (the deletion
+        // sweep, a user's removal).
+        push_with(
+            &conn,
+            &[fact(2, Transition::Seen, -24 * 300)],
+            checkpoints::EVERY,
+            0,
+        );
         conn.execute("DELETE FROM concept_states", [])
             .expect("delete");
-        let left: i64 = conn
-            .query_row("SELECT count(*) FROM fold_checkpoints", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(left, 0, "checkpoints go with their state");
+        for table in ["fold_checkpoints", "fold_pending", "refold_queue"] {
+            let left: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count");
+            assert_eq!(left, 0, "{table} goes with its state");
+        }
     }
 }

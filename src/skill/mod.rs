@@ -12,6 +12,7 @@
 pub mod catalogue;
 pub mod delta;
 pub mod fsrs;
+pub mod packed;
 pub mod state;
 
 pub use catalogue::{Catalogue, Concept};
