@@ -358,46 +358,51 @@ async fn deleted_data_is_held_thirty_days_then_swept() {
     let clock = manual_clock();
     let state = env.state_with_clock(clock.clone());
     let eng = person(&state, "acme", "eng", false);
-    learn(&state, "acme", &eng, "rust-lifetimes", &[("seen", 0, None)]);
-    let count = || {
+    // 300 facts (their checkpoints hold them), then one from before all of
+    // them: its refold is queued and it waits for the worker.
+    let history: Vec<(&str, i64, Option<u8>)> = (0..300).map(|i| ("seen", i % 60, None)).collect();
+    learn(&state, "acme", &eng, "rust-lifetimes", &history);
+    learn(
+        &state,
+        "acme",
+        &eng,
+        "rust-lifetimes",
+        &[("seen", -300, None)],
+    );
+    let rows = |sql: &str| {
         state
             .store
             .org("acme")
             .expect("org")
             .db
             .read(|c| {
-                c.query_row("SELECT count(*) FROM deltas", [], |r| r.get::<_, i64>(0))
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
                     .map_err(StoreError::from)
             })
             .expect("count")
     };
+    let count = || rows("SELECT count(*) FROM deltas");
+    // Everything kept from an engineer's facts besides the deltas.
+    const DERIVED: &str = "SELECT (SELECT count(*) FROM concept_states)
+        + (SELECT count(*) FROM concept_weeks) + (SELECT count(*) FROM fold_checkpoints)
+        + (SELECT count(*) FROM fold_pending) + (SELECT count(*) FROM refold_queue)";
+    assert!(rows("SELECT count(*) FROM fold_checkpoints") > 0);
+    assert_eq!(rows("SELECT count(*) FROM fold_pending"), 1);
     let due = send(&state, req("POST", "/api/v1/me/deletion", &eng, None))
         .await
         .json();
     assert!(due["deletion_due_at"].is_string());
     clock.advance(Duration::days(29));
     aiworklab::sweeper::sweep_once(&state.store, &state.settings, clock.now());
-    assert_eq!(count(), 1, "deleted before the hold ended");
+    assert_eq!(count(), 301, "deleted before the hold ended");
     clock.advance(Duration::days(2));
     aiworklab::sweeper::sweep_once(&state.store, &state.settings, clock.now());
     assert_eq!(count(), 0, "still held after 30 days");
-    let states = state
-        .store
-        .org("acme")
-        .expect("org")
-        .db
-        .read(|c| {
-            c.query_row(
-                "SELECT (SELECT count(*) FROM concept_states) + (SELECT count(*) FROM concept_weeks)",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(StoreError::from)
-        })
-        .expect("count");
     assert_eq!(
-        states, 0,
-        "the swept engineer's concept states or weeks survived (and would count in aggregates again)"
+        rows(DERIVED),
+        0,
+        "the swept engineer's concept states, weeks, checkpoints (with their facts) or \
+         waiting facts survived (and would count in aggregates again)"
     );
     let audit: Vec<String> = state
         .store
