@@ -103,8 +103,9 @@ pub fn states(org: &OrgDb, user_id: &str) -> Result<BTreeMap<String, ConceptStat
 /// every push in its transaction: the level, counters and the memory
 /// model's card with its stability and difficulty), equal to [`states`]
 /// (`super::states`' property test) without folding every delta. Rows
-/// from before migration 0018 are folded again by their next push; while
-/// the engineer has any, this folds their deltas instead. Concepts that
+/// from before migration 0018 are queued by migration 0024 and folded
+/// again by the refold worker; while the engineer has any, this folds
+/// their deltas instead. Concepts that
 /// wait for the refold worker (`super::refold`) are folded from their
 /// facts here, so the engineer's own pages never show a state behind
 /// their deltas.

@@ -97,8 +97,7 @@ pub fn of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<BTreeMap<St
 /// What a refresh did beyond folding in the push's own facts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Refreshed {
-    /// Concepts folded again because a fact arrived out of order (or the
-    /// row predates migration 0018).
+    /// Concepts folded again because a fact arrived out of order.
     pub refolded_concepts: usize,
     /// Facts held before the push that those refolds read and folded
     /// again: the work an out-of-order push costs beyond its own facts.

@@ -2,8 +2,10 @@
 //! server, and the engineer-side kernel to come, which runs on engineers'
 //! machines with no server state. Deltas and their transitions
 //! (`delta.rs`), the FSRS-5 memory model and its grades (`fsrs.rs`), the
-//! pure fold from deltas to a state per concept (`state.rs`), and the
-//! concept catalogue shipped in the binary (`catalogue.rs`).
+//! pure fold from deltas to a state per concept (`state.rs`), a compact
+//! binary form of a run of facts (`packed.rs`, which the appliance keeps
+//! beside its folds), and the concept catalogue shipped in the binary
+//! (`catalogue.rs`).
 //!
 //! Nothing here depends on anything server-side: no `store`, no `http`,
 //! no server state, no I/O. `sync` and `graph` depend on this module;
