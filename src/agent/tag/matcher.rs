@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use tree_sitter::{Language, Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
 use super::Concepts;
@@ -99,7 +99,14 @@ impl Terms {
         if chosen.is_empty() {
             return;
         }
-        let Ok(ac) = AhoCorasick::new(chosen.iter().map(|&p| &self.patterns[p])) else {
+        // Over a hook's few KB, building a DFA costs far more than it
+        // saves (it was a third of tagging one snippet): a small text is
+        // searched with the NFA, which finds the same matches.
+        let kind = (normalized.len() < DFA_FROM).then_some(AhoCorasickKind::NoncontiguousNFA);
+        let Ok(ac) = AhoCorasick::builder()
+            .kind(kind)
+            .build(chosen.iter().map(|&p| &self.patterns[p]))
+        else {
             return;
         };
         let bytes = normalized.as_bytes();
@@ -130,6 +137,9 @@ impl Terms {
         self.find_among(&all, normalized, found);
     }
 }
+
+/// From which text length the term automaton may be a DFA.
+const DFA_FROM: usize = 256 * 1024;
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
@@ -271,13 +281,15 @@ struct SyntaxRules {
     /// text, and whether it is the root kind of a rule of `queried`.
     tested: Vec<bool>,
     roots: Vec<bool>,
-    /// Queries compiled for sets of `queried` rules (indexes), so a
-    /// tagger that tags many texts compiles each set once.
-    compiled: HashMap<Vec<usize>, Query>,
+    /// The query compiled for a set of `queried` rules (indexes, sorted;
+    /// pattern `i` is rule `set[i]`). A text whose rules the set holds
+    /// runs it, ignoring the other patterns' matches; one that needs a
+    /// rule outside it compiles the union of the two, so a tagger that
+    /// tags many texts compiles at most once per rule it ever needs (a
+    /// cache of sets kept each set apart and, tagging the corpus snippet
+    /// by snippet, compiled one in three texts).
+    compiled: Option<(Vec<usize>, Query)>,
 }
-
-/// Which compiled sets [`SyntaxRules`] keeps at most (each is a few KB).
-const COMPILED_KEPT: usize = 16;
 
 /// What the walk over a tree notes for [`SyntaxRules::tag`].
 struct Seen<'t> {
@@ -541,7 +553,7 @@ impl SyntaxRules {
             queried,
             tested,
             roots,
-            compiled: HashMap::new(),
+            compiled: None,
         }
     }
 
@@ -597,33 +609,41 @@ impl SyntaxRules {
         if chosen.is_empty() {
             return;
         }
-        if !self.compiled.contains_key(&chosen) {
-            let rules: Vec<&Rule> = chosen.iter().map(|&i| self.queried[i].2).collect();
+        let held = self
+            .compiled
+            .as_ref()
+            .is_some_and(|(set, _)| chosen.iter().all(|i| set.contains(i)));
+        if !held {
+            let mut set = chosen.clone();
+            if let Some((old, _)) = &self.compiled {
+                set.extend(old);
+                set.sort_unstable();
+                set.dedup();
+            }
+            let rules: Vec<&Rule> = set.iter().map(|&i| self.queried[i].2).collect();
             let Some(query) = compile(&self.grammar, &rules) else {
                 return;
             };
-            if self.compiled.len() >= COMPILED_KEPT {
-                self.compiled.clear();
-            }
-            self.compiled.insert(chosen.clone(), query);
+            self.compiled = Some((set, query));
         }
-        let Some(query) = self.compiled.get(&chosen) else {
+        let Some((set, query)) = &self.compiled else {
             return;
         };
-        let roots: Vec<Option<u16>> = chosen.iter().map(|&i| self.queried[i].1).collect();
-        let concepts: Vec<&str> = chosen.iter().map(|&i| self.queried[i].2.concept).collect();
+        // By pattern: its root kind, its concept, whether this text needs it.
+        let roots: Vec<Option<u16>> = set.iter().map(|&i| self.queried[i].1).collect();
+        let concepts: Vec<&str> = set.iter().map(|&i| self.queried[i].2.concept).collect();
+        let mut pending: Vec<bool> = set.iter().map(|i| chosen.contains(i)).collect();
         let mut cursor = QueryCursor::new();
-        if roots.iter().any(Option::is_none) {
+        if roots.iter().zip(&pending).any(|(r, p)| *p && r.is_none()) {
             // A pattern without one root kind: the whole tree, as before.
             let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
             while let Some(m) = matches.next() {
-                if let Some(c) = concepts.get(m.pattern_index) {
-                    found.insert((*c).to_string());
+                if pending.get(m.pattern_index).copied().unwrap_or(false) {
+                    found.insert(concepts[m.pattern_index].to_string());
                 }
             }
             return;
         }
-        let mut pending = vec![true; chosen.len()];
         let mut left = chosen.len();
         cursor.set_max_start_depth(Some(0));
         for node in &seen.roots {
