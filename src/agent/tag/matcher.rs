@@ -9,6 +9,7 @@ use tree_sitter::{Language, Node, Parser, Query, QueryCursor, StreamingIterator,
 
 use super::Concepts;
 use super::lang::Lang;
+use super::lex;
 use super::rules::{Rule, STOP_IMPORTS, STOP_TERMS, rules, stopped};
 use crate::skill::catalogue::{Catalogue, Concept};
 
@@ -238,7 +239,27 @@ pub(super) struct LangIndex {
     terms: Terms,
     imports: Vec<(String, String)>,
     rules: SyntaxRules,
+    /// Each syntax rule's markers and concept.
+    markers: Vec<(&'static [&'static str], &'static str)>,
     parser: Option<Parser>,
+}
+
+/// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
+const GROUP: usize = 4096;
+
+/// `text` with the byte ranges `spans` blanked (newlines kept).
+fn mask(text: &str, spans: &[(usize, usize)]) -> String {
+    let mut masked = text.as_bytes().to_vec();
+    for (start, end) in spans {
+        for b in &mut masked[*start..*end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    // Spans start and end on character boundaries, so the masked text is
+    // UTF-8 unless a parser cut one (then as before: lossily).
+    String::from_utf8(masked).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A language's syntax rules, ready to run on a tree.
@@ -598,8 +619,9 @@ impl SyntaxRules {
         }
         let chosen: Vec<usize> = (0..self.queried.len())
             .filter(|&i| {
-                let needs = &self.queried[i].0;
-                needs.kinds.iter().all(|k| seen.holds(*k))
+                let (needs, _, rule) = &self.queried[i];
+                !found.contains(rule.concept)
+                    && needs.kinds.iter().all(|k| seen.holds(*k))
                     && needs
                         .texts
                         .iter()
@@ -723,6 +745,10 @@ impl LangIndex {
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
         let rules = SyntaxRules::build(cat, lang);
+        let markers = super::rules::rules(lang)
+            .filter(|r| cat.contains(r.concept))
+            .map(|r| (r.markers, r.concept))
+            .collect();
         let mut parser = Parser::new();
         let parser = parser.set_language(&rules.grammar).ok().map(|()| parser);
         Self {
@@ -730,13 +756,107 @@ impl LangIndex {
             terms,
             imports,
             rules,
+            markers,
             parser,
         }
     }
 
     /// Adds what `text` shows to `found`; returns the string literals
     /// that read as SQL.
+    ///
+    /// When the lexer is sure of the text (`lex`), it gives the masked
+    /// text and the string literals without a tree, and splits the text
+    /// at its top-level items; only the items that may still show
+    /// something are parsed: those holding a marker of a syntax rule, or
+    /// every part of an import entry, whose concept is not found yet (by
+    /// the terms, or by an item before). One match anywhere shows a
+    /// rule's concept, so a rule found once needs no more looking for.
+    /// Otherwise the whole text is parsed, as before.
     pub(super) fn tag(&mut self, text: &str, found: &mut Concepts) -> Vec<String> {
+        let lexed = match self.parser {
+            Some(_) => lex::lex(self.lang, text),
+            None => None,
+        };
+        let Some(lexed) = lexed else {
+            return self.tag_whole(text, found);
+        };
+        let masked = mask(text, &lexed.masked);
+        let sql: Vec<String> = lexed
+            .strings
+            .iter()
+            .filter_map(|&(s, e)| embedded_sql(&text[s..e]))
+            .map(String::from)
+            .collect();
+        self.terms
+            .find(&normalize(&masked, self.lang.case_insensitive()), found);
+        let mut bounds = lexed.chunks;
+        bounds.push(text.len());
+        let mut k = 0;
+        while k + 1 < bounds.len() {
+            let (from, mut to) = (bounds[k], bounds[k + 1]);
+            k += 1;
+            if !self.needed(&text[from..to], found) {
+                continue;
+            }
+            // Items next to each other are parsed together, up to a few
+            // KB (fewer parser runs).
+            while k + 1 < bounds.len()
+                && to - from < GROUP
+                && self.needed(&text[to..bounds[k + 1]], found)
+            {
+                to = bounds[k + 1];
+                k += 1;
+            }
+            self.tag_tree(&text[from..to], found);
+        }
+        sql
+    }
+
+    /// Whether parsing `part` may add to `found`.
+    fn needed(&self, part: &str, found: &Concepts) -> bool {
+        let upper;
+        let hay = if self.lang.case_insensitive() {
+            upper = part.to_ascii_uppercase();
+            upper.as_str()
+        } else {
+            part
+        };
+        let rule = self.markers.iter().any(|(markers, concept)| {
+            !found.contains(*concept) && markers.iter().any(|m| hay.contains(m))
+        });
+        if rule {
+            return true;
+        }
+        let sep = self.lang.import_separator();
+        self.lang.import_words().iter().any(|w| part.contains(w))
+            && self.imports.iter().any(|(entry, concept)| {
+                !found.contains(concept) && entry.split(sep).all(|seg| part.contains(seg))
+            })
+    }
+
+    /// Parses `part` alone: its imports and syntax rules.
+    fn tag_tree(&mut self, part: &str, found: &mut Concepts) {
+        let Some(tree) = self.parser.as_mut().and_then(|p| p.parse(part, None)) else {
+            return;
+        };
+        let mut scan = Scan::default();
+        let mut seen = self.rules.seen();
+        walk(
+            self.lang,
+            &self.rules,
+            tree.root_node(),
+            part,
+            &mut scan,
+            &mut seen,
+            found,
+        );
+        self.imported(&scan.imports, found);
+        self.rules.tag(&seen, &tree, part, found);
+    }
+
+    /// The whole text parsed, masked from the tree: for text the lexer is
+    /// not sure of.
+    fn tag_whole(&mut self, text: &str, found: &mut Concepts) -> Vec<String> {
         let tree = self.parser.as_mut().and_then(|p| p.parse(text, None));
         let Some(tree) = tree else {
             self.terms
@@ -766,16 +886,17 @@ impl LangIndex {
     /// Masks the comments and strings the walk found and adds the
     /// concepts its imports show to `found`.
     fn masked(&self, scan: Scan, text: &str, found: &mut Concepts) -> Masked {
-        let mut masked = text.as_bytes().to_vec();
-        for (start, end) in &scan.masked {
-            for b in &mut masked[*start..*end] {
-                if *b != b'\n' {
-                    *b = b' ';
-                }
-            }
+        self.imported(&scan.imports, found);
+        Masked {
+            text: mask(text, &scan.masked),
+            sql: scan.sql,
         }
+    }
+
+    /// Adds the concepts the import paths show to `found`.
+    fn imported(&self, paths: &[String], found: &mut Concepts) {
         let sep = self.lang.import_separator();
-        for path in &scan.imports {
+        for path in paths {
             for (entry, concept) in &self.imports {
                 let hit = path == entry
                     || path
@@ -786,14 +907,32 @@ impl LangIndex {
                 }
             }
         }
-        // Nodes start and end on character boundaries, so the masked text
-        // is UTF-8 unless the parser cut one (then as before: lossily).
-        let text = String::from_utf8(masked)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        Masked {
-            text,
-            sql: scan.sql,
-        }
+    }
+
+    /// The masked text and embedded SQL from the lexer (`None`: not sure)
+    /// and from the tree's walk, for the tests comparing the two.
+    #[cfg(test)]
+    pub(super) fn masks(
+        &mut self,
+        text: &str,
+    ) -> (Option<(String, Vec<String>)>, (String, Vec<String>)) {
+        let lexed = lex::lex(self.lang, text).map(|l| {
+            let sql = l
+                .strings
+                .iter()
+                .filter_map(|&(s, e)| embedded_sql(&text[s..e]))
+                .map(String::from)
+                .collect();
+            (mask(text, &l.masked), sql)
+        });
+        let tree = self
+            .parser
+            .as_mut()
+            .and_then(|p| p.parse(text, None))
+            .expect("a tree");
+        let mut scan = Scan::default();
+        walk_masking_only(self.lang, tree.root_node(), text, &mut scan);
+        (lexed, (mask(text, &scan.masked), scan.sql))
     }
 
     /// [`LangIndex::tag`] with every term in one automaton and every rule
