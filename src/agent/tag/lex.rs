@@ -376,10 +376,14 @@ impl Lexer<'_> {
         let start = self.i;
         if self.lang == Lang::Rust {
             let next = self.peek(1);
-            let char_len = std::str::from_utf8(&self.b[self.i + 1..])
-                .ok()
-                .and_then(|s| s.chars().next())
-                .map_or(1, char::len_utf8);
+            // The byte after the quote starts a character; its length
+            // from its first byte.
+            let char_len = match next {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
             let is_char = next == b'\\'
                 || (next != b'\'' && self.b.get(self.i + 1 + char_len) == Some(&b'\''));
             if !is_char {

@@ -95,14 +95,58 @@ impl Terms {
         self.find_among(&chosen, normalized, found);
     }
 
-    /// Every match of the patterns `chosen` (indexes) in `normalized`.
+    /// Every match of the patterns `chosen` (indexes) in `normalized`,
+    /// leaving out those whose concepts are all found already.
     fn find_among(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
+        let chosen: Vec<usize> = chosen
+            .iter()
+            .copied()
+            .filter(|&p| self.concepts[p].iter().any(|c| !found.contains(c)))
+            .collect();
+        if normalized.len().saturating_mul(chosen.len()) > SEARCH_ALONE {
+            self.find_ac(&chosen, normalized, found);
+            return;
+        }
+        // Over a hook's few KB, building any automaton costs more than
+        // searching for each candidate in turn (building one was a third
+        // of tagging a snippet): the first match at identifier
+        // boundaries shows a pattern's concepts.
+        for &p in &chosen {
+            let pat = self.patterns[p].as_str();
+            let step = pat.chars().next().map_or(1, char::len_utf8);
+            let mut from = 0;
+            while let Some(at) = normalized[from..].find(pat) {
+                let start = from + at;
+                if self.bounded(p, normalized.as_bytes(), start, start + pat.len()) {
+                    for c in &self.concepts[p] {
+                        if !found.contains(c) {
+                            found.insert(c.clone());
+                        }
+                    }
+                    break;
+                }
+                from = start + step;
+            }
+        }
+    }
+
+    /// Whether a match of pattern `p` at `start..end` of `bytes` is at
+    /// identifier boundaries.
+    fn bounded(&self, p: usize, bytes: &[u8], start: usize, end: usize) -> bool {
+        let pat = self.patterns[p].as_bytes();
+        let starts_ident = pat.first().is_some_and(|b| ident(*b));
+        let ends_ident = pat.last().is_some_and(|b| ident(*b));
+        !(starts_ident && start > 0 && ident(bytes[start - 1]))
+            && !(ends_ident && end < bytes.len() && ident(bytes[end]))
+    }
+
+    /// Every match of the patterns `chosen` in `normalized`, with one
+    /// automaton over them.
+    fn find_ac(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
         if chosen.is_empty() {
             return;
         }
-        // Over a hook's few KB, building a DFA costs far more than it
-        // saves (it was a third of tagging one snippet): a small text is
-        // searched with the NFA, which finds the same matches.
+        // Below a few hundred KB a DFA costs more to build than it saves.
         let kind = (normalized.len() < DFA_FROM).then_some(AhoCorasickKind::NoncontiguousNFA);
         let Ok(ac) = AhoCorasick::builder()
             .kind(kind)
@@ -113,13 +157,7 @@ impl Terms {
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
             let p = chosen[m.pattern().as_usize()];
-            let pat = self.patterns[p].as_bytes();
-            let starts_ident = pat.first().is_some_and(|b| ident(*b));
-            let ends_ident = pat.last().is_some_and(|b| ident(*b));
-            if starts_ident && m.start() > 0 && ident(bytes[m.start() - 1]) {
-                continue;
-            }
-            if ends_ident && m.end() < bytes.len() && ident(bytes[m.end()]) {
+            if !self.bounded(p, bytes, m.start(), m.end()) {
                 continue;
             }
             for c in &self.concepts[p] {
@@ -135,12 +173,17 @@ impl Terms {
     #[cfg(test)]
     fn find_with_all(&self, normalized: &str, found: &mut Concepts) {
         let all: Vec<usize> = (0..self.patterns.len()).collect();
-        self.find_among(&all, normalized, found);
+        self.find_ac(&all, normalized, found);
     }
 }
 
 /// From which text length the term automaton may be a DFA.
 const DFA_FROM: usize = 256 * 1024;
+
+/// Up to how many bytes searched in all (text length times candidate
+/// terms) the candidates are searched for one by one, not with an
+/// automaton.
+const SEARCH_ALONE: usize = 1 << 22;
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
@@ -242,6 +285,13 @@ pub(super) struct LangIndex {
     /// Each syntax rule's markers and concept.
     markers: Vec<(&'static [&'static str], &'static str)>,
     parser: Option<Parser>,
+}
+
+/// What [`LangIndex::tag`] still looks for: the markers of the rules,
+/// and the import entries (indexes), whose concepts are not found.
+struct Pending {
+    rules: Vec<&'static [&'static str]>,
+    imports: Vec<usize>,
 }
 
 /// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
@@ -791,29 +841,52 @@ impl LangIndex {
             .find(&normalize(&masked, self.lang.case_insensitive()), found);
         let mut bounds = lexed.chunks;
         bounds.push(text.len());
+        let mut pending = self.pending(found);
         let mut k = 0;
         while k + 1 < bounds.len() {
+            if pending.rules.is_empty() && pending.imports.is_empty() {
+                break;
+            }
             let (from, mut to) = (bounds[k], bounds[k + 1]);
             k += 1;
-            if !self.needed(&text[from..to], found) {
+            if !self.needed(&text[from..to], &pending) {
                 continue;
             }
             // Items next to each other are parsed together, up to a few
             // KB (fewer parser runs).
             while k + 1 < bounds.len()
                 && to - from < GROUP
-                && self.needed(&text[to..bounds[k + 1]], found)
+                && self.needed(&text[to..bounds[k + 1]], &pending)
             {
                 to = bounds[k + 1];
                 k += 1;
             }
+            let before = found.len();
             self.tag_tree(&text[from..to], found);
+            if found.len() != before {
+                pending = self.pending(found);
+            }
         }
         sql
     }
 
-    /// Whether parsing `part` may add to `found`.
-    fn needed(&self, part: &str, found: &Concepts) -> bool {
+    /// The rules and import entries whose concepts are not in `found`.
+    fn pending(&self, found: &Concepts) -> Pending {
+        Pending {
+            rules: self
+                .markers
+                .iter()
+                .filter(|(_, c)| !found.contains(*c))
+                .map(|(m, _)| *m)
+                .collect(),
+            imports: (0..self.imports.len())
+                .filter(|&i| !found.contains(&self.imports[i].1))
+                .collect(),
+        }
+    }
+
+    /// Whether parsing `part` may show a concept still `pending`.
+    fn needed(&self, part: &str, pending: &Pending) -> bool {
         let upper;
         let hay = if self.lang.case_insensitive() {
             upper = part.to_ascii_uppercase();
@@ -821,17 +894,19 @@ impl LangIndex {
         } else {
             part
         };
-        let rule = self.markers.iter().any(|(markers, concept)| {
-            !found.contains(*concept) && markers.iter().any(|m| hay.contains(m))
-        });
-        if rule {
+        if pending
+            .rules
+            .iter()
+            .any(|markers| markers.iter().any(|m| hay.contains(m)))
+        {
             return true;
         }
         let sep = self.lang.import_separator();
         self.lang.import_words().iter().any(|w| part.contains(w))
-            && self.imports.iter().any(|(entry, concept)| {
-                !found.contains(concept) && entry.split(sep).all(|seg| part.contains(seg))
-            })
+            && pending
+                .imports
+                .iter()
+                .any(|&i| self.imports[i].0.split(sep).all(|seg| part.contains(seg)))
     }
 
     /// Parses `part` alone: its imports and syntax rules.
