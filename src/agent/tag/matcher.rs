@@ -28,7 +28,7 @@ struct Terms {
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
     /// Pattern indexes by their first identifier token.
-    by_token: HashMap<String, Vec<usize>>,
+    by_token: HashMap<String, Vec<usize>, FxBuild>,
     /// Patterns without an identifier token (`?.`, `=>`): always tried.
     bare: Vec<usize>,
 }
@@ -58,7 +58,7 @@ impl Terms {
                 concepts[i].push(concept);
             }
         }
-        let mut by_token: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_token: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
         let mut bare = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             match tokens(p).next() {
@@ -76,7 +76,7 @@ impl Terms {
 
     /// The patterns that may match in a text holding `held` tokens, in
     /// index order.
-    fn candidates(&self, held: &HashSet<&str>) -> Vec<usize> {
+    fn candidates(&self, held: &HashSet<&str, FxBuild>) -> Vec<usize> {
         let mut out = self.bare.clone();
         for t in held {
             for &p in self.by_token.get(*t).into_iter().flatten() {
@@ -90,7 +90,7 @@ impl Terms {
     }
 
     fn find(&self, normalized: &str, found: &mut Concepts) {
-        let held: HashSet<&str> = tokens(normalized).collect();
+        let held: HashSet<&str, FxBuild> = tokens(normalized).collect();
         let chosen = self.candidates(&held);
         self.find_among(&chosen, normalized, found);
     }
@@ -184,6 +184,30 @@ const DFA_FROM: usize = 256 * 1024;
 /// terms) the candidates are searched for one by one, not with an
 /// automaton.
 const SEARCH_ALONE: usize = 1 << 22;
+
+/// A fast, non-keyed hash for the term index's token maps (a text can
+/// only slow its own tagging down with colliding tokens).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
@@ -291,7 +315,8 @@ pub(super) struct LangIndex {
 /// and the import entries (indexes), whose concepts are not found.
 struct Pending {
     rules: Vec<&'static [&'static str]>,
-    imports: Vec<usize>,
+    /// `None`: not listed yet.
+    imports: Option<Vec<usize>>,
 }
 
 /// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
@@ -844,19 +869,19 @@ impl LangIndex {
         let mut pending = self.pending(found);
         let mut k = 0;
         while k + 1 < bounds.len() {
-            if pending.rules.is_empty() && pending.imports.is_empty() {
+            if pending.rules.is_empty() && pending.imports.as_ref().is_some_and(Vec::is_empty) {
                 break;
             }
             let (from, mut to) = (bounds[k], bounds[k + 1]);
             k += 1;
-            if !self.needed(&text[from..to], &pending) {
+            if !self.needed(&text[from..to], &mut pending, found) {
                 continue;
             }
             // Items next to each other are parsed together, up to a few
             // KB (fewer parser runs).
             while k + 1 < bounds.len()
                 && to - from < GROUP
-                && self.needed(&text[to..bounds[k + 1]], &pending)
+                && self.needed(&text[to..bounds[k + 1]], &mut pending, found)
             {
                 to = bounds[k + 1];
                 k += 1;
@@ -879,14 +904,22 @@ impl LangIndex {
                 .filter(|(_, c)| !found.contains(*c))
                 .map(|(m, _)| *m)
                 .collect(),
-            imports: (0..self.imports.len())
-                .filter(|&i| !found.contains(&self.imports[i].1))
-                .collect(),
+            imports: None,
         }
     }
 
+    /// The import entries whose concepts are not in `found` (indexes),
+    /// listed the first time a part holds an import word.
+    fn pending_imports<'p>(&self, pending: &'p mut Pending, found: &Concepts) -> &'p [usize] {
+        pending.imports.get_or_insert_with(|| {
+            (0..self.imports.len())
+                .filter(|&i| !found.contains(&self.imports[i].1))
+                .collect()
+        })
+    }
+
     /// Whether parsing `part` may show a concept still `pending`.
-    fn needed(&self, part: &str, pending: &Pending) -> bool {
+    fn needed(&self, part: &str, pending: &mut Pending, found: &Concepts) -> bool {
         let upper;
         let hay = if self.lang.case_insensitive() {
             upper = part.to_ascii_uppercase();
@@ -894,19 +927,24 @@ impl LangIndex {
         } else {
             part
         };
+        let holds = |m: &str| match m.as_bytes() {
+            [b] => hay.as_bytes().contains(b),
+            _ => hay.contains(m),
+        };
         if pending
             .rules
             .iter()
-            .any(|markers| markers.iter().any(|m| hay.contains(m)))
+            .any(|markers| markers.iter().any(|m| holds(m)))
         {
             return true;
         }
+        if !self.lang.import_words().iter().any(|w| part.contains(w)) {
+            return false;
+        }
         let sep = self.lang.import_separator();
-        self.lang.import_words().iter().any(|w| part.contains(w))
-            && pending
-                .imports
-                .iter()
-                .any(|&i| self.imports[i].0.split(sep).all(|seg| part.contains(seg)))
+        self.pending_imports(pending, found)
+            .iter()
+            .any(|&i| self.imports[i].0.split(sep).all(|seg| part.contains(seg)))
     }
 
     /// Parses `part` alone: its imports and syntax rules.
