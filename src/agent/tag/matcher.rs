@@ -306,15 +306,56 @@ pub(super) struct LangIndex {
     terms: Terms,
     imports: Vec<(String, String)>,
     rules: SyntaxRules,
-    /// Each syntax rule's markers and concept.
-    markers: Vec<(&'static [&'static str], &'static str)>,
+    markers: Markers,
     parser: Option<Parser>,
+}
+
+/// The syntax rules' markers and the language's import words, found in
+/// one pass over a part of a text.
+struct Markers {
+    /// Over every marker and import word (`None`: more than 128 of them,
+    /// so every part is parsed).
+    ac: Option<AhoCorasick>,
+    /// Each rule's markers (bits by pattern) and concept.
+    rules: Vec<(u128, &'static str)>,
+    /// The import words' bits.
+    imports: u128,
+}
+
+impl Markers {
+    fn build(cat: &Catalogue, lang: Lang) -> Self {
+        let mut words: Vec<&'static str> = Vec::new();
+        let mut bits = |w: &'static str| {
+            let i = words.iter().position(|x| *x == w).unwrap_or_else(|| {
+                words.push(w);
+                words.len() - 1
+            });
+            1u128
+                .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(0)
+        };
+        let rules = super::rules::rules(lang)
+            .filter(|r| cat.contains(r.concept))
+            .map(|r| (r.markers.iter().fold(0, |a, m| a | bits(m)), r.concept))
+            .collect();
+        let imports = lang.import_words().iter().fold(0, |a, w| a | bits(w));
+        let ac = (words.len() <= 128)
+            .then(|| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(lang.case_insensitive())
+                    .build(&words)
+                    .ok()
+            })
+            .flatten();
+        Self { ac, rules, imports }
+    }
 }
 
 /// What [`LangIndex::tag`] still looks for: the markers of the rules,
 /// and the import entries (indexes), whose concepts are not found.
 struct Pending {
-    rules: Vec<&'static [&'static str]>,
+    /// The markers (bits) of the rules not found.
+    rules: u128,
     /// `None`: not listed yet.
     imports: Option<Vec<usize>>,
 }
@@ -820,10 +861,7 @@ impl LangIndex {
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
         let rules = SyntaxRules::build(cat, lang);
-        let markers = super::rules::rules(lang)
-            .filter(|r| cat.contains(r.concept))
-            .map(|r| (r.markers, r.concept))
-            .collect();
+        let markers = Markers::build(cat, lang);
         let mut parser = Parser::new();
         let parser = parser.set_language(&rules.grammar).ok().map(|()| parser);
         Self {
@@ -869,7 +907,7 @@ impl LangIndex {
         let mut pending = self.pending(found);
         let mut k = 0;
         while k + 1 < bounds.len() {
-            if pending.rules.is_empty() && pending.imports.as_ref().is_some_and(Vec::is_empty) {
+            if pending.rules == 0 && pending.imports.as_ref().is_some_and(Vec::is_empty) {
                 break;
             }
             let (from, mut to) = (bounds[k], bounds[k + 1]);
@@ -897,13 +935,14 @@ impl LangIndex {
 
     /// The rules and import entries whose concepts are not in `found`.
     fn pending(&self, found: &Concepts) -> Pending {
+        let mut rules = 0u128;
+        for (ids, concept) in &self.markers.rules {
+            if !found.contains(*concept) {
+                rules |= ids;
+            }
+        }
         Pending {
-            rules: self
-                .markers
-                .iter()
-                .filter(|(_, c)| !found.contains(*c))
-                .map(|(m, _)| *m)
-                .collect(),
+            rules,
             imports: None,
         }
     }
@@ -920,25 +959,18 @@ impl LangIndex {
 
     /// Whether parsing `part` may show a concept still `pending`.
     fn needed(&self, part: &str, pending: &mut Pending, found: &Concepts) -> bool {
-        let upper;
-        let hay = if self.lang.case_insensitive() {
-            upper = part.to_ascii_uppercase();
-            upper.as_str()
-        } else {
-            part
-        };
-        let holds = |m: &str| match m.as_bytes() {
-            [b] => hay.as_bytes().contains(b),
-            _ => hay.contains(m),
-        };
-        if pending
-            .rules
-            .iter()
-            .any(|markers| markers.iter().any(|m| holds(m)))
-        {
+        let Some(ac) = &self.markers.ac else {
             return true;
+        };
+        let mut import_word = false;
+        for m in ac.find_overlapping_iter(part) {
+            let bit = 1u128 << m.pattern().as_usize();
+            if pending.rules & bit != 0 {
+                return true;
+            }
+            import_word |= self.markers.imports & bit != 0;
         }
-        if !self.lang.import_words().iter().any(|w| part.contains(w)) {
+        if !import_word {
             return false;
         }
         let sep = self.lang.import_separator();
