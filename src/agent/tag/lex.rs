@@ -114,7 +114,7 @@ impl Lexer<'_> {
         }
     }
 
-    fn mask(&mut self, start: usize, end: usize, string: bool, _nested: bool) {
+    fn mask(&mut self, start: usize, end: usize, string: bool) {
         if self.quiet {
             return;
         }
@@ -140,28 +140,28 @@ impl Lexer<'_> {
                 }
                 b'/' if self.peek(1) == b'/' => {
                     let end = self.line_end(self.i);
-                    self.mask(start, end, false, nested);
+                    self.mask(start, end, false);
                     self.i = end;
                 }
                 b'/' if self.peek(1) == b'*' => {
                     let end = self.block_comment(self.i, self.lang == Lang::Rust)?;
-                    self.mask(start, end, false, nested);
+                    self.mask(start, end, false);
                     self.i = end;
                 }
                 b'/' if self.is_js() && self.regex_allowed() => {
                     let end = self.regex(self.i)?;
-                    self.mask(start, end, true, nested);
+                    self.mask(start, end, true);
                     self.i = end;
                     self.last = Last::Literal;
                 }
                 b'"' => {
                     let end = self.quoted(self.i, b'"', self.lang != Lang::Rust)?;
-                    self.string(start, end, nested);
+                    self.string(start, end);
                 }
-                b'\'' => self.quote(nested)?,
+                b'\'' => self.quote()?,
                 b'`' if self.lang == Lang::Go => {
                     let end = memchr(b'`', self.b, self.i + 1)? + 1;
-                    self.string(start, end, nested);
+                    self.string(start, end);
                 }
                 b'`' if self.is_js() => {
                     let typed = self.lang != Lang::JavaScript && self.type_stmt;
@@ -179,7 +179,7 @@ impl Lexer<'_> {
                         self.i = end;
                         self.last = Last::Literal;
                     } else {
-                        self.string(start, end, nested);
+                        self.string(start, end);
                     }
                 }
                 b'(' | b'[' | b'{' => {
@@ -218,7 +218,7 @@ impl Lexer<'_> {
                     let next = self.b.get(e).copied().unwrap_or(0);
                     if self.lang == Lang::Rust && self.rust_prefix(w, next) {
                         let end = self.rust_literal(self.i, e)?;
-                        self.string(start, end, nested);
+                        self.string(start, end);
                         continue;
                     }
                     if self.is_js()
@@ -233,7 +233,7 @@ impl Lexer<'_> {
                     if self.lang != Lang::JavaScript && w == b"string" && self.ts_string_type(e) {
                         // TypeScript's predefined type `string` is a node
                         // of kind `string` too, and masked as one.
-                        self.mask(start, e, false, nested);
+                        self.mask(start, e, false);
                     }
                     self.last = Last::Word(self.i, e);
                     self.i = e;
@@ -283,10 +283,10 @@ impl Lexer<'_> {
     }
 
     /// A string literal found: masked and kept, unless a Go struct tag.
-    fn string(&mut self, start: usize, end: usize, nested: bool) {
+    fn string(&mut self, start: usize, end: usize) {
         let tag = self.lang == Lang::Go && self.stack.last() == Some(&b's');
         if !tag {
-            self.mask(start, end, true, nested);
+            self.mask(start, end, true);
         }
         self.i = end;
         self.last = Last::Literal;
@@ -372,7 +372,7 @@ impl Lexer<'_> {
 
     /// `'`: a Rust char literal or a lifetime or label; a Go rune; a
     /// JavaScript string.
-    fn quote(&mut self, nested: bool) -> Option<()> {
+    fn quote(&mut self) -> Option<()> {
         let start = self.i;
         if self.lang == Lang::Rust {
             let next = self.peek(1);
@@ -396,11 +396,11 @@ impl Lexer<'_> {
                 return Some(());
             }
             let end = self.quoted(self.i, b'\'', true)?;
-            self.string(start, end, nested);
+            self.string(start, end);
             return Some(());
         }
         let end = self.quoted(self.i, b'\'', true)?;
-        self.string(start, end, nested);
+        self.string(start, end);
         Some(())
     }
 
@@ -540,7 +540,7 @@ impl Lexer<'_> {
                 b'\\' if self.peek(1) == b'\r' && self.peek(2) == b'\n' => self.i += 3,
                 b'#' => {
                     let end = self.line_end(self.i);
-                    self.mask(self.i, end, false, false);
+                    self.mask(self.i, end, false);
                     self.i = end;
                 }
                 b'(' | b'[' | b'{' => {
@@ -559,7 +559,7 @@ impl Lexer<'_> {
                 }
                 b'"' | b'\'' => {
                     let end = self.py_strings(self.i)?;
-                    self.mask(self.i, end, true, false);
+                    self.mask(self.i, end, true);
                     self.i = end;
                 }
                 c if ident_start(c) => {
@@ -570,7 +570,7 @@ impl Lexer<'_> {
                     if py_prefix(&self.b[self.i..e]) && matches!(self.b.get(e), Some(b'"' | b'\''))
                     {
                         let end = self.py_strings(e)?;
-                        self.mask(self.i, end, true, false);
+                        self.mask(self.i, end, true);
                         self.i = end;
                     } else {
                         self.i = e;
@@ -723,17 +723,17 @@ impl Lexer<'_> {
                 }
                 b'-' if self.peek(1) == b'-' => {
                     let end = self.line_end(self.i);
-                    self.mask(start, end, false, false);
+                    self.mask(start, end, false);
                     self.i = end;
                 }
                 b'/' if self.peek(1) == b'*' => {
                     let end = self.block_comment(self.i, false)?;
-                    self.mask(start, end, false, false);
+                    self.mask(start, end, false);
                     self.i = end;
                 }
                 b'\'' => {
                     let end = self.sql_string(self.i)?;
-                    self.mask(start, end, true, false);
+                    self.mask(start, end, true);
                     self.i = end;
                     after_semicolon = false;
                 }

@@ -136,8 +136,9 @@ impl Terms {
         let pat = self.patterns[p].as_bytes();
         let starts_ident = pat.first().is_some_and(|b| ident(*b));
         let ends_ident = pat.last().is_some_and(|b| ident(*b));
-        !(starts_ident && start > 0 && ident(bytes[start - 1]))
-            && !(ends_ident && end < bytes.len() && ident(bytes[end]))
+        let glued_before = starts_ident && start > 0 && ident(bytes[start - 1]);
+        let glued_after = ends_ident && end < bytes.len() && ident(bytes[end]);
+        !glued_before && !glued_after
     }
 
     /// Every match of the patterns `chosen` in `normalized`, with one
@@ -1057,10 +1058,7 @@ impl LangIndex {
     /// The masked text and embedded SQL from the lexer (`None`: not sure)
     /// and from the tree's walk, for the tests comparing the two.
     #[cfg(test)]
-    pub(super) fn masks(
-        &mut self,
-        text: &str,
-    ) -> (Option<(String, Vec<String>)>, (String, Vec<String>)) {
+    pub(super) fn masks(&mut self, text: &str) -> (Option<MaskedText>, MaskedText) {
         let lexed = lex::lex(self.lang, text).map(|l| {
             let sql = l
                 .strings
@@ -1107,6 +1105,10 @@ impl LangIndex {
         masked.sql
     }
 }
+
+/// A masked text and the SQL found in its string literals.
+#[cfg(test)]
+pub(super) type MaskedText = (String, Vec<String>);
 
 struct Masked {
     text: String,
