@@ -117,6 +117,16 @@ impl Lang {
         }
     }
 
+    /// Words every import form of the language holds.
+    pub(crate) fn import_words(self) -> &'static [&'static str] {
+        match self {
+            Self::Rust => &["use", "extern"],
+            Self::Python | Self::Go => &["import"],
+            Self::TypeScript | Self::Tsx | Self::JavaScript => &["import", "require"],
+            Self::Sql => &[],
+        }
+    }
+
     /// The separator between an import's path segments.
     pub(crate) fn import_separator(self) -> &'static str {
         match self {

@@ -4,11 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use tree_sitter::{Language, Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
 use super::Concepts;
 use super::lang::Lang;
+use super::lex;
 use super::rules::{Rule, STOP_IMPORTS, STOP_TERMS, rules, stopped};
 use crate::skill::catalogue::{Catalogue, Concept};
 
@@ -27,7 +28,7 @@ struct Terms {
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
     /// Pattern indexes by their first identifier token.
-    by_token: HashMap<String, Vec<usize>>,
+    by_token: HashMap<String, Vec<usize>, FxBuild>,
     /// Patterns without an identifier token (`?.`, `=>`): always tried.
     bare: Vec<usize>,
 }
@@ -57,7 +58,7 @@ impl Terms {
                 concepts[i].push(concept);
             }
         }
-        let mut by_token: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_token: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
         let mut bare = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             match tokens(p).next() {
@@ -75,7 +76,7 @@ impl Terms {
 
     /// The patterns that may match in a text holding `held` tokens, in
     /// index order.
-    fn candidates(&self, held: &HashSet<&str>) -> Vec<usize> {
+    fn candidates(&self, held: &HashSet<&str, FxBuild>) -> Vec<usize> {
         let mut out = self.bare.clone();
         for t in held {
             for &p in self.by_token.get(*t).into_iter().flatten() {
@@ -89,29 +90,75 @@ impl Terms {
     }
 
     fn find(&self, normalized: &str, found: &mut Concepts) {
-        let held: HashSet<&str> = tokens(normalized).collect();
+        let held: HashSet<&str, FxBuild> = tokens(normalized).collect();
         let chosen = self.candidates(&held);
         self.find_among(&chosen, normalized, found);
     }
 
-    /// Every match of the patterns `chosen` (indexes) in `normalized`.
+    /// Every match of the patterns `chosen` (indexes) in `normalized`,
+    /// leaving out those whose concepts are all found already.
     fn find_among(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
+        let chosen: Vec<usize> = chosen
+            .iter()
+            .copied()
+            .filter(|&p| self.concepts[p].iter().any(|c| !found.contains(c)))
+            .collect();
+        if normalized.len().saturating_mul(chosen.len()) > SEARCH_ALONE {
+            self.find_ac(&chosen, normalized, found);
+            return;
+        }
+        // Over a hook's few KB, building any automaton costs more than
+        // searching for each candidate in turn (building one was a third
+        // of tagging a snippet): the first match at identifier
+        // boundaries shows a pattern's concepts.
+        for &p in &chosen {
+            let pat = self.patterns[p].as_str();
+            let step = pat.chars().next().map_or(1, char::len_utf8);
+            let mut from = 0;
+            while let Some(at) = normalized[from..].find(pat) {
+                let start = from + at;
+                if self.bounded(p, normalized.as_bytes(), start, start + pat.len()) {
+                    for c in &self.concepts[p] {
+                        if !found.contains(c) {
+                            found.insert(c.clone());
+                        }
+                    }
+                    break;
+                }
+                from = start + step;
+            }
+        }
+    }
+
+    /// Whether a match of pattern `p` at `start..end` of `bytes` is at
+    /// identifier boundaries.
+    fn bounded(&self, p: usize, bytes: &[u8], start: usize, end: usize) -> bool {
+        let pat = self.patterns[p].as_bytes();
+        let starts_ident = pat.first().is_some_and(|b| ident(*b));
+        let ends_ident = pat.last().is_some_and(|b| ident(*b));
+        let glued_before = starts_ident && start > 0 && ident(bytes[start - 1]);
+        let glued_after = ends_ident && end < bytes.len() && ident(bytes[end]);
+        !glued_before && !glued_after
+    }
+
+    /// Every match of the patterns `chosen` in `normalized`, with one
+    /// automaton over them.
+    fn find_ac(&self, chosen: &[usize], normalized: &str, found: &mut Concepts) {
         if chosen.is_empty() {
             return;
         }
-        let Ok(ac) = AhoCorasick::new(chosen.iter().map(|&p| &self.patterns[p])) else {
+        // Below a few hundred KB a DFA costs more to build than it saves.
+        let kind = (normalized.len() < DFA_FROM).then_some(AhoCorasickKind::NoncontiguousNFA);
+        let Ok(ac) = AhoCorasick::builder()
+            .kind(kind)
+            .build(chosen.iter().map(|&p| &self.patterns[p]))
+        else {
             return;
         };
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
             let p = chosen[m.pattern().as_usize()];
-            let pat = self.patterns[p].as_bytes();
-            let starts_ident = pat.first().is_some_and(|b| ident(*b));
-            let ends_ident = pat.last().is_some_and(|b| ident(*b));
-            if starts_ident && m.start() > 0 && ident(bytes[m.start() - 1]) {
-                continue;
-            }
-            if ends_ident && m.end() < bytes.len() && ident(bytes[m.end()]) {
+            if !self.bounded(p, bytes, m.start(), m.end()) {
                 continue;
             }
             for c in &self.concepts[p] {
@@ -127,9 +174,41 @@ impl Terms {
     #[cfg(test)]
     fn find_with_all(&self, normalized: &str, found: &mut Concepts) {
         let all: Vec<usize> = (0..self.patterns.len()).collect();
-        self.find_among(&all, normalized, found);
+        self.find_ac(&all, normalized, found);
     }
 }
+
+/// From which text length the term automaton may be a DFA.
+const DFA_FROM: usize = 256 * 1024;
+
+/// Up to how many bytes searched in all (text length times candidate
+/// terms) the candidates are searched for one by one, not with an
+/// automaton.
+const SEARCH_ALONE: usize = 1 << 22;
+
+/// A fast, non-keyed hash for the term index's token maps (a text can
+/// only slow its own tagging down with colliding tokens).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
@@ -228,7 +307,76 @@ pub(super) struct LangIndex {
     terms: Terms,
     imports: Vec<(String, String)>,
     rules: SyntaxRules,
+    markers: Markers,
     parser: Option<Parser>,
+}
+
+/// The syntax rules' markers and the language's import words, found in
+/// one pass over a part of a text.
+struct Markers {
+    /// Over every marker and import word (`None`: more than 128 of them,
+    /// so every part is parsed).
+    ac: Option<AhoCorasick>,
+    /// Each rule's markers (bits by pattern) and concept.
+    rules: Vec<(u128, &'static str)>,
+    /// The import words' bits.
+    imports: u128,
+}
+
+impl Markers {
+    fn build(cat: &Catalogue, lang: Lang) -> Self {
+        let mut words: Vec<&'static str> = Vec::new();
+        let mut bits = |w: &'static str| {
+            let i = words.iter().position(|x| *x == w).unwrap_or_else(|| {
+                words.push(w);
+                words.len() - 1
+            });
+            1u128
+                .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(0)
+        };
+        let rules = super::rules::rules(lang)
+            .filter(|r| cat.contains(r.concept))
+            .map(|r| (r.markers.iter().fold(0, |a, m| a | bits(m)), r.concept))
+            .collect();
+        let imports = lang.import_words().iter().fold(0, |a, w| a | bits(w));
+        let ac = (words.len() <= 128)
+            .then(|| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(lang.case_insensitive())
+                    .build(&words)
+                    .ok()
+            })
+            .flatten();
+        Self { ac, rules, imports }
+    }
+}
+
+/// What [`LangIndex::tag`] still looks for: the markers of the rules,
+/// and the import entries (indexes), whose concepts are not found.
+struct Pending {
+    /// The markers (bits) of the rules not found.
+    rules: u128,
+    /// `None`: not listed yet.
+    imports: Option<Vec<usize>>,
+}
+
+/// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
+const GROUP: usize = 4096;
+
+/// `text` with the byte ranges `spans` blanked (newlines kept).
+fn mask(text: &str, spans: &[(usize, usize)]) -> String {
+    let mut masked = text.as_bytes().to_vec();
+    for (start, end) in spans {
+        for b in &mut masked[*start..*end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    // Spans start and end on character boundaries, so the masked text is
+    // UTF-8 unless a parser cut one (then as before: lossily).
+    String::from_utf8(masked).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A language's syntax rules, ready to run on a tree.
@@ -271,13 +419,15 @@ struct SyntaxRules {
     /// text, and whether it is the root kind of a rule of `queried`.
     tested: Vec<bool>,
     roots: Vec<bool>,
-    /// Queries compiled for sets of `queried` rules (indexes), so a
-    /// tagger that tags many texts compiles each set once.
-    compiled: HashMap<Vec<usize>, Query>,
+    /// The query compiled for a set of `queried` rules (indexes, sorted;
+    /// pattern `i` is rule `set[i]`). A text whose rules the set holds
+    /// runs it, ignoring the other patterns' matches; one that needs a
+    /// rule outside it compiles the union of the two, so a tagger that
+    /// tags many texts compiles at most once per rule it ever needs (a
+    /// cache of sets kept each set apart and, tagging the corpus snippet
+    /// by snippet, compiled one in three texts).
+    compiled: Option<(Vec<usize>, Query)>,
 }
-
-/// Which compiled sets [`SyntaxRules`] keeps at most (each is a few KB).
-const COMPILED_KEPT: usize = 16;
 
 /// What the walk over a tree notes for [`SyntaxRules::tag`].
 struct Seen<'t> {
@@ -541,7 +691,7 @@ impl SyntaxRules {
             queried,
             tested,
             roots,
-            compiled: HashMap::new(),
+            compiled: None,
         }
     }
 
@@ -586,8 +736,9 @@ impl SyntaxRules {
         }
         let chosen: Vec<usize> = (0..self.queried.len())
             .filter(|&i| {
-                let needs = &self.queried[i].0;
-                needs.kinds.iter().all(|k| seen.holds(*k))
+                let (needs, _, rule) = &self.queried[i];
+                !found.contains(rule.concept)
+                    && needs.kinds.iter().all(|k| seen.holds(*k))
                     && needs
                         .texts
                         .iter()
@@ -597,33 +748,41 @@ impl SyntaxRules {
         if chosen.is_empty() {
             return;
         }
-        if !self.compiled.contains_key(&chosen) {
-            let rules: Vec<&Rule> = chosen.iter().map(|&i| self.queried[i].2).collect();
+        let held = self
+            .compiled
+            .as_ref()
+            .is_some_and(|(set, _)| chosen.iter().all(|i| set.contains(i)));
+        if !held {
+            let mut set = chosen.clone();
+            if let Some((old, _)) = &self.compiled {
+                set.extend(old);
+                set.sort_unstable();
+                set.dedup();
+            }
+            let rules: Vec<&Rule> = set.iter().map(|&i| self.queried[i].2).collect();
             let Some(query) = compile(&self.grammar, &rules) else {
                 return;
             };
-            if self.compiled.len() >= COMPILED_KEPT {
-                self.compiled.clear();
-            }
-            self.compiled.insert(chosen.clone(), query);
+            self.compiled = Some((set, query));
         }
-        let Some(query) = self.compiled.get(&chosen) else {
+        let Some((set, query)) = &self.compiled else {
             return;
         };
-        let roots: Vec<Option<u16>> = chosen.iter().map(|&i| self.queried[i].1).collect();
-        let concepts: Vec<&str> = chosen.iter().map(|&i| self.queried[i].2.concept).collect();
+        // By pattern: its root kind, its concept, whether this text needs it.
+        let roots: Vec<Option<u16>> = set.iter().map(|&i| self.queried[i].1).collect();
+        let concepts: Vec<&str> = set.iter().map(|&i| self.queried[i].2.concept).collect();
+        let mut pending: Vec<bool> = set.iter().map(|i| chosen.contains(i)).collect();
         let mut cursor = QueryCursor::new();
-        if roots.iter().any(Option::is_none) {
+        if roots.iter().zip(&pending).any(|(r, p)| *p && r.is_none()) {
             // A pattern without one root kind: the whole tree, as before.
             let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
             while let Some(m) = matches.next() {
-                if let Some(c) = concepts.get(m.pattern_index) {
-                    found.insert((*c).to_string());
+                if pending.get(m.pattern_index).copied().unwrap_or(false) {
+                    found.insert(concepts[m.pattern_index].to_string());
                 }
             }
             return;
         }
-        let mut pending = vec![true; chosen.len()];
         let mut left = chosen.len();
         cursor.set_max_start_depth(Some(0));
         for node in &seen.roots {
@@ -703,6 +862,7 @@ impl LangIndex {
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
         let rules = SyntaxRules::build(cat, lang);
+        let markers = Markers::build(cat, lang);
         let mut parser = Parser::new();
         let parser = parser.set_language(&rules.grammar).ok().map(|()| parser);
         Self {
@@ -710,13 +870,139 @@ impl LangIndex {
             terms,
             imports,
             rules,
+            markers,
             parser,
         }
     }
 
     /// Adds what `text` shows to `found`; returns the string literals
     /// that read as SQL.
+    ///
+    /// When the lexer is sure of the text (`lex`), it gives the masked
+    /// text and the string literals without a tree, and splits the text
+    /// at its top-level items; only the items that may still show
+    /// something are parsed: those holding a marker of a syntax rule, or
+    /// every part of an import entry, whose concept is not found yet (by
+    /// the terms, or by an item before). One match anywhere shows a
+    /// rule's concept, so a rule found once needs no more looking for.
+    /// Otherwise the whole text is parsed, as before.
     pub(super) fn tag(&mut self, text: &str, found: &mut Concepts) -> Vec<String> {
+        let lexed = match self.parser {
+            Some(_) => lex::lex(self.lang, text),
+            None => None,
+        };
+        let Some(lexed) = lexed else {
+            return self.tag_whole(text, found);
+        };
+        let masked = mask(text, &lexed.masked);
+        let sql: Vec<String> = lexed
+            .strings
+            .iter()
+            .filter_map(|&(s, e)| embedded_sql(&text[s..e]))
+            .map(String::from)
+            .collect();
+        self.terms
+            .find(&normalize(&masked, self.lang.case_insensitive()), found);
+        let mut bounds = lexed.chunks;
+        bounds.push(text.len());
+        let mut pending = self.pending(found);
+        let mut k = 0;
+        while k + 1 < bounds.len() {
+            if pending.rules == 0 && pending.imports.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
+            let (from, mut to) = (bounds[k], bounds[k + 1]);
+            k += 1;
+            if !self.needed(&text[from..to], &mut pending, found) {
+                continue;
+            }
+            // Items next to each other are parsed together, up to a few
+            // KB (fewer parser runs).
+            while k + 1 < bounds.len()
+                && to - from < GROUP
+                && self.needed(&text[to..bounds[k + 1]], &mut pending, found)
+            {
+                to = bounds[k + 1];
+                k += 1;
+            }
+            let before = found.len();
+            self.tag_tree(&text[from..to], found);
+            if found.len() != before {
+                pending = self.pending(found);
+            }
+        }
+        sql
+    }
+
+    /// The rules and import entries whose concepts are not in `found`.
+    fn pending(&self, found: &Concepts) -> Pending {
+        let mut rules = 0u128;
+        for (ids, concept) in &self.markers.rules {
+            if !found.contains(*concept) {
+                rules |= ids;
+            }
+        }
+        Pending {
+            rules,
+            imports: None,
+        }
+    }
+
+    /// The import entries whose concepts are not in `found` (indexes),
+    /// listed the first time a part holds an import word.
+    fn pending_imports<'p>(&self, pending: &'p mut Pending, found: &Concepts) -> &'p [usize] {
+        pending.imports.get_or_insert_with(|| {
+            (0..self.imports.len())
+                .filter(|&i| !found.contains(&self.imports[i].1))
+                .collect()
+        })
+    }
+
+    /// Whether parsing `part` may show a concept still `pending`.
+    fn needed(&self, part: &str, pending: &mut Pending, found: &Concepts) -> bool {
+        let Some(ac) = &self.markers.ac else {
+            return true;
+        };
+        let mut import_word = false;
+        for m in ac.find_overlapping_iter(part) {
+            let bit = 1u128 << m.pattern().as_usize();
+            if pending.rules & bit != 0 {
+                return true;
+            }
+            import_word |= self.markers.imports & bit != 0;
+        }
+        if !import_word {
+            return false;
+        }
+        let sep = self.lang.import_separator();
+        self.pending_imports(pending, found)
+            .iter()
+            .any(|&i| self.imports[i].0.split(sep).all(|seg| part.contains(seg)))
+    }
+
+    /// Parses `part` alone: its imports and syntax rules.
+    fn tag_tree(&mut self, part: &str, found: &mut Concepts) {
+        let Some(tree) = self.parser.as_mut().and_then(|p| p.parse(part, None)) else {
+            return;
+        };
+        let mut scan = Scan::default();
+        let mut seen = self.rules.seen();
+        walk(
+            self.lang,
+            &self.rules,
+            tree.root_node(),
+            part,
+            &mut scan,
+            &mut seen,
+            found,
+        );
+        self.imported(&scan.imports, found);
+        self.rules.tag(&seen, &tree, part, found);
+    }
+
+    /// The whole text parsed, masked from the tree: for text the lexer is
+    /// not sure of.
+    fn tag_whole(&mut self, text: &str, found: &mut Concepts) -> Vec<String> {
         let tree = self.parser.as_mut().and_then(|p| p.parse(text, None));
         let Some(tree) = tree else {
             self.terms
@@ -746,16 +1032,17 @@ impl LangIndex {
     /// Masks the comments and strings the walk found and adds the
     /// concepts its imports show to `found`.
     fn masked(&self, scan: Scan, text: &str, found: &mut Concepts) -> Masked {
-        let mut masked = text.as_bytes().to_vec();
-        for (start, end) in &scan.masked {
-            for b in &mut masked[*start..*end] {
-                if *b != b'\n' {
-                    *b = b' ';
-                }
-            }
+        self.imported(&scan.imports, found);
+        Masked {
+            text: mask(text, &scan.masked),
+            sql: scan.sql,
         }
+    }
+
+    /// Adds the concepts the import paths show to `found`.
+    fn imported(&self, paths: &[String], found: &mut Concepts) {
         let sep = self.lang.import_separator();
-        for path in &scan.imports {
+        for path in paths {
             for (entry, concept) in &self.imports {
                 let hit = path == entry
                     || path
@@ -766,14 +1053,29 @@ impl LangIndex {
                 }
             }
         }
-        // Nodes start and end on character boundaries, so the masked text
-        // is UTF-8 unless the parser cut one (then as before: lossily).
-        let text = String::from_utf8(masked)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        Masked {
-            text,
-            sql: scan.sql,
-        }
+    }
+
+    /// The masked text and embedded SQL from the lexer (`None`: not sure)
+    /// and from the tree's walk, for the tests comparing the two.
+    #[cfg(test)]
+    pub(super) fn masks(&mut self, text: &str) -> (Option<MaskedText>, MaskedText) {
+        let lexed = lex::lex(self.lang, text).map(|l| {
+            let sql = l
+                .strings
+                .iter()
+                .filter_map(|&(s, e)| embedded_sql(&text[s..e]))
+                .map(String::from)
+                .collect();
+            (mask(text, &l.masked), sql)
+        });
+        let tree = self
+            .parser
+            .as_mut()
+            .and_then(|p| p.parse(text, None))
+            .expect("a tree");
+        let mut scan = Scan::default();
+        walk_masking_only(self.lang, tree.root_node(), text, &mut scan);
+        (lexed, (mask(text, &scan.masked), scan.sql))
     }
 
     /// [`LangIndex::tag`] with every term in one automaton and every rule
@@ -803,6 +1105,10 @@ impl LangIndex {
         masked.sql
     }
 }
+
+/// A masked text and the SQL found in its string literals.
+#[cfg(test)]
+pub(super) type MaskedText = (String, Vec<String>);
 
 struct Masked {
     text: String,

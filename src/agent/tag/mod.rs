@@ -14,6 +14,7 @@
 //! and a time.
 
 mod lang;
+mod lex;
 mod matcher;
 pub mod rules;
 

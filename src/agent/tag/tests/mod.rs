@@ -201,6 +201,9 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
     ] {
         cases.push(("extra".into(), lang, code.into()));
     }
+    for (lang, code) in tricky() {
+        cases.push(("tricky".into(), lang, code.into()));
+    }
     let mut t = tagger();
     let found = t.tag_code(
         Lang::JavaScript,
@@ -234,4 +237,141 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
         prose.tag_with_all(code, &mut all);
         assert_eq!(fast, all, "{id} as prose");
     }
+}
+
+/// Adversarial snippets for the lexer: strings holding comment markers
+/// and comments holding quotes, nested template literals, raw strings,
+/// lifetimes beside char literals, Python prefixes and triple quotes,
+/// Go raw strings, runes and struct tags, SQL dollar quotes.
+fn tricky() -> Vec<(Lang, &'static str)> {
+    vec![
+        (
+            Lang::Rust,
+            "fn f<'a>(x: &'a str) -> char { let s = \"// not a comment /* \"; let c = '\"'; let q = '\\''; 'outer: loop { break 'outer; } 'x' }\n// a \"quote\n/* nested /* block */ still \" comment */\nfn g() { let r = r##\"raw \"# quote\"##; let r1 = r#\"SELECT a FROM t JOIN u ON true\"#; let b = b'x'; let bs = br\"\\\"; let u = '\\u{1F600}'; }\n",
+        ),
+        (
+            Lang::Rust,
+            "const S: &str = \"multi\nline SELECT * FROM t JOIN u ON true\";\nimpl<'a> X<'a> for Y { fn m(&self) -> &'a u8 { match self { _ => &0 } } }\n",
+        ),
+        (
+            Lang::Python,
+            "s = f\"{x['k']} # not comment\" # a 'comment'\nt = rb'\\d+' \"\"\"triple ' \" \"\"\"\nu = (\"SELECT a \"\n     # between\n     \"FROM t JOIN u ON true\")\n@dec\ndef f(a: int = [], *args):\n    '''doc with \"quotes\" and # hash'''\n    return f'{a!r:>{10}}' + F\"{'nested'}\"\nelse_ = 1\n",
+        ),
+        (
+            Lang::Go,
+            "type T struct {\n\tID int `json:\"id\" db:\"id\"`\n\tName string \"plain tag\"\n}\n\nfunc f() rune { s := `raw // not comment\n \"still\"`; r := '\\''; t := \"/* no */\"; _ = s + t; return r } // \"c\n/* 'x' */\nvar q = \"SELECT 1 UNION SELECT 2\"\n",
+        ),
+        (
+            Lang::TypeScript,
+            "type H = `on${Capitalize<M>}` | `x-${string}`;\nconst a = `outer ${`inner ${b /* c } */ + '}'} tail`} // ${not}`; // comment ' \"\nconst r = /[/\"']+\\//g.test(x) ? 1 / 2 : a / b / c;\nconst q = \"SELECT 1 FROM t JOIN u ON true\";\n/* block ` ' \" */ function g(): string { return '//'; }\n",
+        ),
+        (
+            Lang::JavaScript,
+            "const t = `${require(\"zustand\")} ${`n${1}`}`;\nlet x = y / 2 / z; let re = /a\\/b/i;\nif (x) { return; }\nelse { z(); }\n",
+        ),
+        (
+            Lang::Sql,
+            "SELECT 'it''s -- not a comment', \"col;name\" FROM t -- a 'comment'\nWHERE x = $1 /* ; */;\nSELECT 'a;b' AS \"x'y\"; -- ;\nSELECT 1;\n",
+        ),
+    ]
+}
+
+/// The lexer masks what the tree's walk masks and finds the same SQL in
+/// string literals, on every corpus snippet it accepts, each language's
+/// snippets as one text, and the adversarial snippets; it accepts every
+/// corpus snippet but those with JSX.
+#[test]
+fn the_lexer_masks_what_the_tree_masks() {
+    use super::matcher::LangIndex;
+    let cat = Catalogue::builtin().expect("catalogue");
+    let mut indexes: std::collections::HashMap<Lang, LangIndex> = Default::default();
+    let mut cases: Vec<(String, Lang, String)> = corpus::load()
+        .into_iter()
+        .map(|s| (s.id, s.lang, s.code))
+        .collect();
+    let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
+    for (_, lang, code) in &cases {
+        let text = whole.entry(*lang).or_default();
+        text.push_str(code);
+        text.push('\n');
+    }
+    for (lang, text) in whole {
+        cases.push((format!("{lang:?} snippets as one text"), lang, text));
+    }
+    for (i, (lang, code)) in tricky().into_iter().enumerate() {
+        cases.push((format!("tricky {i}"), lang, code.to_string()));
+    }
+    let mut refused = Vec::new();
+    let mut failures = Vec::new();
+    for (id, lang, code) in &cases {
+        let index = indexes
+            .entry(*lang)
+            .or_insert_with(|| LangIndex::build(&cat, *lang));
+        let (lexed, tree) = index.masks(code);
+        match lexed {
+            None => refused.push(id.clone()),
+            Some(lexed) if lexed != tree => {
+                failures.push(format!(
+                    "{id}:\n--- lexer\n{}\n{:?}\n--- tree\n{}\n{:?}",
+                    lexed.0, lexed.1, tree.0, tree.1
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // Only JSX is refused (parsed whole, as before).
+    for (id, _, code) in &cases {
+        if refused.contains(id) {
+            assert!(code.contains("</") || code.contains("/>"), "{id} refused");
+        }
+    }
+    assert!(refused.len() < 10, "{refused:?}");
+}
+
+/// A rule's markers are held by every top-level item (as the lexer cuts
+/// them) in which the rule matches, parsed alone, over the corpus and the
+/// adversarial snippets: an item without one is rightly not parsed.
+#[test]
+fn markers_are_held_by_every_match() {
+    let cat = Catalogue::builtin().expect("catalogue");
+    let mut texts: Vec<(Lang, String)> = corpus::load()
+        .into_iter()
+        .map(|s| (s.lang, s.code))
+        .collect();
+    texts.extend(tricky().into_iter().map(|(l, c)| (l, c.to_string())));
+    let mut matched = 0;
+    for (lang, code) in &texts {
+        let Some(lexed) = super::lex::lex(*lang, code) else {
+            continue;
+        };
+        let mut bounds = lexed.chunks.clone();
+        bounds.push(code.len());
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&lang.grammar()).expect("grammar");
+        for w in bounds.windows(2) {
+            let part = &code[w[0]..w[1]];
+            let tree = parser.parse(part, None).expect("tree");
+            let hay = if lang.case_insensitive() {
+                part.to_ascii_uppercase()
+            } else {
+                part.to_string()
+            };
+            for rule in rules::rules(*lang).filter(|r| cat.contains(r.concept)) {
+                let query = tree_sitter::Query::new(&lang.grammar(), rule.query).expect("query");
+                let mut cursor = tree_sitter::QueryCursor::new();
+                let mut matches = cursor.matches(&query, tree.root_node(), part.as_bytes());
+                if tree_sitter::StreamingIterator::next(&mut matches).is_some() {
+                    matched += 1;
+                    assert!(
+                        rule.markers.iter().any(|m| hay.contains(m)),
+                        "{:?} matches without a marker {:?} in:\n{part}",
+                        rule.query,
+                        rule.markers
+                    );
+                }
+            }
+        }
+    }
+    assert!(matched > 300, "{matched}");
 }
