@@ -219,12 +219,32 @@ fn migrate(db: &Db, migrations: &Migrations<'_>, expected: usize) -> Result<(), 
                 supported: expected,
             });
         }
+        if found == expected {
+            return Ok(());
+        }
+        // A few migrations read every delta and take minutes on a large
+        // org (docs/operations.md, "Upgrades"): say so before and after,
+        // so that a slow start is not taken for a hung one.
+        let started = std::time::Instant::now();
+        tracing::info!(
+            path = %db.path().display(),
+            from = found,
+            to = expected,
+            "migrating a database; on a large organisation this can take minutes, do not stop it"
+        );
         migrations
             .to_latest(conn)
             .map_err(|source| StoreError::Migration {
                 path: db.path().to_path_buf(),
                 source,
-            })
+            })?;
+        tracing::info!(
+            path = %db.path().display(),
+            version = expected,
+            secs = started.elapsed().as_secs_f64(),
+            "database migrated"
+        );
+        Ok(())
     })
 }
 
