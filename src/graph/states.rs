@@ -511,6 +511,22 @@ mod tests {
             )
             .expect("count");
         prop_assert_eq!(unqueued, 0, "facts wait only for a queued refold");
+        // The sweep relies on it: deleting the states takes the rest.
+        let orphans: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM refold_queue q WHERE NOT EXISTS
+                   (SELECT 1 FROM concept_states s WHERE s.user_id = q.user_id AND s.concept = q.concept))
+                 + (SELECT count(*) FROM fold_checkpoints k WHERE NOT EXISTS
+                   (SELECT 1 FROM concept_states s WHERE s.user_id = k.user_id AND s.concept = k.concept))",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        prop_assert_eq!(
+            orphans,
+            0,
+            "every queued refold and checkpoint has its state row"
+        );
         Ok(())
     }
 

@@ -144,13 +144,10 @@ pub fn sweep_deletions(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<Ve
             .execute([u])?;
         conn.prepare_cached("DELETE FROM concept_states WHERE user_id = ?1")?
             .execute([u])?;
-        // Their triggers take these with each state; by user as well, so
-        // that no fact kept for a refold outlives the deltas whatever
-        // state rows there are.
-        for table in ["fold_checkpoints", "fold_pending", "refold_queue"] {
-            conn.prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?
-                .execute([u])?;
-        }
+        // Each state's triggers take its fold checkpoints (with the facts
+        // they keep), its waiting facts and its refold queue row with it
+        // (migrations 0018, 0023, 0024): every one of those rows belongs
+        // to a state row.
         conn.prepare_cached("DELETE FROM concept_weeks WHERE user_id = ?1")?
             .execute([u])?;
         conn.prepare_cached(
