@@ -214,15 +214,7 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
     assert!(has(&found, "ts-promises-async"), "{found:?}");
     // Each language's snippets as one text, as the bench tags them: many
     // nodes of each compiled rule's root kind, most rules matching early.
-    let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
-    for (_, lang, code) in &cases {
-        let text = whole.entry(*lang).or_default();
-        text.push_str(code);
-        text.push('\n');
-    }
-    for (lang, text) in whole {
-        cases.push((format!("{lang:?} snippets as one text"), lang, text));
-    }
+    add_each_language_as_one_text(&mut cases);
     for (id, lang, code) in &cases {
         let index = indexes
             .entry(*lang)
@@ -236,6 +228,19 @@ fn lazy_rules_and_candidate_terms_tag_as_every_rule_and_term_did() {
         prose.tag(code, &mut fast);
         prose.tag_with_all(code, &mut all);
         assert_eq!(fast, all, "{id} as prose");
+    }
+}
+
+/// Adds to `cases` each language's snippets joined into one text.
+fn add_each_language_as_one_text(cases: &mut Vec<(String, Lang, String)>) {
+    let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
+    for (_, lang, code) in cases.iter() {
+        let text = whole.entry(*lang).or_default();
+        text.push_str(code);
+        text.push('\n');
+    }
+    for (lang, text) in whole {
+        cases.push((format!("{lang:?} snippets as one text"), lang, text));
     }
 }
 
@@ -289,15 +294,7 @@ fn the_lexer_masks_what_the_tree_masks() {
         .into_iter()
         .map(|s| (s.id, s.lang, s.code))
         .collect();
-    let mut whole: std::collections::BTreeMap<Lang, String> = Default::default();
-    for (_, lang, code) in &cases {
-        let text = whole.entry(*lang).or_default();
-        text.push_str(code);
-        text.push('\n');
-    }
-    for (lang, text) in whole {
-        cases.push((format!("{lang:?} snippets as one text"), lang, text));
-    }
+    add_each_language_as_one_text(&mut cases);
     for (i, (lang, code)) in tricky().into_iter().enumerate() {
         cases.push((format!("tricky {i}"), lang, code.to_string()));
     }
