@@ -372,3 +372,114 @@ fn markers_are_held_by_every_match() {
     }
     assert!(matched > 300, "{matched}");
 }
+
+/// Fragments that trip a lexer: every language's quotes, comment markers,
+/// raw and template literals, brackets, escapes, multi-byte characters,
+/// and words that rules and imports look for.
+const FRAGMENTS: &[&str] = &[
+    "\"",
+    "'",
+    "`",
+    "r#\"",
+    "\"#",
+    "b'",
+    "f\"",
+    "\"\"\"",
+    "'''",
+    "/*",
+    "*/",
+    "//",
+    "#",
+    "--",
+    "${",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "<",
+    ">",
+    ";",
+    ":",
+    "|",
+    "&",
+    "/",
+    "\\",
+    "\n",
+    "\n\n",
+    " ",
+    "\t",
+    "$$",
+    "$tag$",
+    "'a",
+    "'_",
+    "é",
+    "😀",
+    "\u{0}",
+    "async ",
+    "await ",
+    "fn f",
+    "def f",
+    "impl<T> X for Y",
+    "where T: Clone",
+    "func (s *S) ",
+    "SELECT a FROM t JOIN u ON true",
+    "WITH x AS (",
+    "OVER (PARTITION BY a)",
+    "import x from \"react\"",
+    "use std::sync::Arc;",
+    "from typing import Protocol",
+    "import \"context\"",
+    "</div>",
+    "<div>",
+    "=>",
+    "extends ",
+    "else",
+    "except",
+    "BEGIN",
+    "END",
+    "x",
+    "1",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Whatever the text, in every language, nothing panics and only
+    /// catalogue concepts are tagged; where the text parses without an
+    /// error, the tags are those of the whole text parsed with every rule
+    /// and term. (Where the tree holds an error, the two may rightly
+    /// differ: the lexer masks `'a'` in SQL, or a `//` comment through a
+    /// NUL byte, where the tree's error recovery kept them. The masks
+    /// themselves are compared on the corpus and the adversarial snippets
+    /// by `the_lexer_masks_what_the_tree_masks`: on random text they
+    /// differ in ways no tag sees, such as Python's backticks.)
+    #[test]
+    fn random_fragments_never_panic_and_tag_as_every_rule_did_where_valid(
+        picks in proptest::collection::vec(0..FRAGMENTS.len(), 0..60),
+    ) {
+        use super::matcher::LangIndex;
+        let code: String = picks.iter().map(|&i| FRAGMENTS[i]).collect();
+        let cat = Catalogue::builtin().expect("catalogue");
+        for lang in Lang::ALL {
+            let mut index = LangIndex::build(&cat, lang);
+            let (mut fast, mut all) = (Concepts::new(), Concepts::new());
+            let sql_fast = index.tag(&code, &mut fast);
+            let sql_all = index.tag_with_all(&cat, &code, &mut all);
+            for slug in &fast {
+                proptest::prop_assert!(cat.contains(slug), "{} from {:?}", slug, code);
+            }
+            let mut parser = tree_sitter::Parser::new();
+            parser.set_language(&lang.grammar()).expect("grammar");
+            let valid = parser
+                .parse(&code, None)
+                .is_some_and(|t| !t.root_node().has_error());
+            if !valid {
+                continue;
+            }
+            proptest::prop_assert_eq!(fast, all, "{:?} tags {:?}", lang, code);
+            proptest::prop_assert_eq!(sql_fast, sql_all, "{:?} SQL {:?}", lang, code);
+        }
+    }
+}
