@@ -985,17 +985,7 @@ impl LangIndex {
         let Some(tree) = self.parser.as_mut().and_then(|p| p.parse(part, None)) else {
             return;
         };
-        let mut scan = Scan::default();
-        let mut seen = self.rules.seen();
-        walk(
-            self.lang,
-            &self.rules,
-            tree.root_node(),
-            part,
-            &mut scan,
-            &mut seen,
-            found,
-        );
+        let (scan, seen) = self.walked(&tree, part, found);
         self.imported(&scan.imports, found);
         self.rules.tag(&seen, &tree, part, found);
     }
@@ -1009,6 +999,19 @@ impl LangIndex {
                 .find(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
+        let (scan, seen) = self.walked(&tree, text, found);
+        let masked = self.masked(scan, text, found);
+        self.terms.find(
+            &normalize(&masked.text, self.lang.case_insensitive()),
+            found,
+        );
+        self.rules.tag(&seen, &tree, text, found);
+        masked.sql
+    }
+
+    /// One walk over `tree` (of `text`): what it found to mask and import,
+    /// and the nodes the syntax rules may start at.
+    fn walked<'t>(&self, tree: &'t Tree, text: &str, found: &mut Concepts) -> (Scan, Seen<'t>) {
         let mut scan = Scan::default();
         let mut seen = self.rules.seen();
         walk(
@@ -1020,13 +1023,7 @@ impl LangIndex {
             &mut seen,
             found,
         );
-        let masked = self.masked(scan, text, found);
-        self.terms.find(
-            &normalize(&masked.text, self.lang.case_insensitive()),
-            found,
-        );
-        self.rules.tag(&seen, &tree, text, found);
-        masked.sql
+        (scan, seen)
     }
 
     /// Masks the comments and strings the walk found and adds the
