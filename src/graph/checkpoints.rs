@@ -344,7 +344,7 @@ pub fn held_after(
 
 /// A fact from a row of (`id`, `transition`, `at`, `grade`); `None` for a
 /// transition this build does not know (the tables' CHECK admits none).
-fn fact_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fact>> {
+pub(super) fn fact_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fact>> {
     let Some(transition) = Transition::parse(&r.get::<_, String>(1)?) else {
         return Ok(None);
     };
@@ -423,6 +423,21 @@ pub fn drop_pending_through(
     Ok(())
 }
 
+/// The facts the stored state of (`user_id`, `concept`) folded since its
+/// last checkpoint (none without a row).
+///
+/// # Errors
+/// SQLite errors, a damaged tail.
+pub fn stored_tail(conn: &Connection, user_id: &str, concept: &str) -> rusqlite::Result<Vec<Fact>> {
+    use rusqlite::OptionalExtension;
+    let tail: Option<Vec<u8>> = conn
+        .prepare_cached(TAIL)?
+        .query_row(params![user_id, concept], |r| r.get(0))
+        .optional()?
+        .flatten();
+    unpacked(tail.as_deref())
+}
+
 /// Every fact the appliance holds about (`user_id`, `concept`), in fold
 /// order: its checkpoints' intervals, its stored state's tail and what
 /// waits for the refold worker. Each fact is in exactly one of them
@@ -432,19 +447,8 @@ pub fn drop_pending_through(
 /// # Errors
 /// SQLite errors, a damaged span.
 pub fn all_facts(conn: &Connection, user_id: &str, concept: &str) -> rusqlite::Result<Vec<Fact>> {
-    use rusqlite::OptionalExtension;
-    let tail: Option<Vec<u8>> = conn
-        .prepare_cached(TAIL)?
-        .query_row(params![user_id, concept], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let mut out = held_after(
-        conn,
-        user_id,
-        concept,
-        &Position::start(),
-        &unpacked(tail.as_deref())?,
-    )?;
+    let tail = stored_tail(conn, user_id, concept)?;
+    let mut out = held_after(conn, user_id, concept, &Position::start(), &tail)?;
     out.extend(pending_after(
         conn,
         user_id,
@@ -473,7 +477,7 @@ pub fn fold_on(
     for f in facts {
         at.state.apply(f);
         at.facts += 1;
-        at.cursor = Some((to_millis(f.at), f.id.clone()));
+        at.cursor = Some(cursor_of(f));
         at.tail.push(f.clone());
         if at.facts.is_multiple_of(every.max(1)) {
             put(conn, user_id, concept, &at)?;

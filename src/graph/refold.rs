@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use tokio::sync::watch;
 
 use super::checkpoints::{self, Cursor};
@@ -178,13 +178,12 @@ fn slice_of(
     // read lie only later checkpoints' facts and the tail, beyond the last
     // waiting fact read only later waiting ones.
     let last_span = spans.last().map(|(c, _)| c.clone());
-    let span_end = last_span.clone();
     let pending_end = read.last().map(checkpoints::cursor_of);
     let upto = match (more_spans, more_pending) {
         (false, false) => None,
-        (true, false) => span_end,
+        (true, false) => last_span.clone(),
         (false, true) => pending_end,
-        (true, true) => span_end.min(pending_end),
+        (true, true) => last_span.clone().min(pending_end),
     };
     for (_, facts) in spans {
         read.extend(facts);
@@ -193,12 +192,7 @@ fn slice_of(
     // those are all read it is read too (and, unless this slice finishes,
     // its facts wait with the others from now on).
     if !more_spans {
-        let tail: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT tail FROM concept_states WHERE user_id = ?1 AND concept = ?2")?
-            .query_row(params![user_id, concept], |r| r.get(0))
-            .optional()?
-            .flatten();
-        read.extend(checkpoints::unpacked(tail.as_deref())?);
+        read.extend(checkpoints::stored_tail(conn, user_id, concept)?);
     }
     read.sort_by(crate::skill::state::fact_order);
     // Up to `upto`, and no more than `n` facts a slice (both sources can

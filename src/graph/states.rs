@@ -94,6 +94,17 @@ pub fn of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<BTreeMap<St
     .collect()
 }
 
+/// The fact a delta is once stored: in whole milliseconds, so that a
+/// fold of it is what a fold from the table sees.
+fn stored_fact(d: &Delta) -> Fact {
+    Fact {
+        id: d.id.to_string(),
+        transition: d.transition,
+        at: from_millis(to_millis(d.at)),
+        grade: d.grade,
+    }
+}
+
 /// What a refresh did beyond folding in the push's own facts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Refreshed {
@@ -268,14 +279,9 @@ pub fn refresh_with(
 ) -> rusqlite::Result<Refreshed> {
     let mut new: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
     for d in deltas {
-        new.entry(d.concept.as_str()).or_default().push(Fact {
-            id: d.id.to_string(),
-            transition: d.transition,
-            // Stored in whole milliseconds: fold what a fold from the table
-            // would see.
-            at: from_millis(to_millis(d.at)),
-            grade: d.grade,
-        });
+        new.entry(d.concept.as_str())
+            .or_default()
+            .push(stored_fact(d));
     }
     for facts in new.values_mut() {
         facts.sort_by(state::fact_order);
@@ -538,12 +544,7 @@ mod tests {
         )
         .expect("prepare")
         .query_map(params![USER, concept], |r| {
-            Ok(Fact {
-                id: r.get(0)?,
-                transition: Transition::parse(&r.get::<_, String>(1)?).expect("known"),
-                at: from_millis(r.get(2)?),
-                grade: r.get::<_, Option<i64>>(3)?.map(|g| g as u8),
-            })
+            Ok(checkpoints::fact_of(r)?.expect("a known transition"))
         })
         .expect("query")
         .collect::<Result<_, _>>()
@@ -873,13 +874,11 @@ mod tests {
     fn facts(first_id: u128, n: usize) -> Vec<Fact> {
         let mut out: Vec<Fact> = (0..n)
             .map(|i| {
-                let d = fact(first_id + i as u128, Transition::ALL[i % 5], i as i64);
-                Fact {
-                    id: d.id.to_string(),
-                    transition: d.transition,
-                    at: d.at,
-                    grade: d.grade,
-                }
+                stored_fact(&fact(
+                    first_id + i as u128,
+                    Transition::ALL[i % 5],
+                    i as i64,
+                ))
             })
             .collect();
         out.sort_by(state::fact_order);
