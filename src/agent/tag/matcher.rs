@@ -27,6 +27,11 @@ use crate::skill::catalogue::{Catalogue, Concept};
 struct Terms {
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
+    /// Each pattern's identifier tokens after its first (`None`: the
+    /// pattern is one identifier token and nothing else, so the text
+    /// holding that token is a match at identifier boundaries and no
+    /// search is needed).
+    rest: Vec<Option<Vec<String>>>,
     /// Pattern indexes by their first identifier token.
     by_token: HashMap<String, Vec<usize>, FxBuild>,
     /// Patterns without an identifier token (`?.`, `=>`): always tried.
@@ -60,28 +65,39 @@ impl Terms {
         }
         let mut by_token: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
         let mut bare = Vec::new();
+        let mut rest = Vec::with_capacity(patterns.len());
         for (i, p) in patterns.iter().enumerate() {
-            match tokens(p).next() {
+            let mut toks = tokens(p);
+            match toks.next() {
                 Some(t) => by_token.entry(t.to_string()).or_default().push(i),
                 None => bare.push(i),
             }
+            let one_token = p.bytes().all(ident);
+            rest.push((!one_token).then(|| toks.map(String::from).collect()));
         }
         Self {
             patterns,
             concepts,
+            rest,
             by_token,
             bare,
         }
     }
 
-    /// The patterns that may match in a text holding `held` tokens, in
-    /// index order.
-    fn candidates(&self, held: &HashSet<&str, FxBuild>) -> Vec<usize> {
+    /// Shows the concepts of the one-token patterns the text holds (`held`
+    /// tokens) and returns the other patterns that may match, in index
+    /// order.
+    fn candidates(&self, held: &HashSet<&str, FxBuild>, found: &mut Concepts) -> Vec<usize> {
         let mut out = self.bare.clone();
         for t in held {
             for &p in self.by_token.get(*t).into_iter().flatten() {
-                if tokens(&self.patterns[p]).all(|u| held.contains(u)) {
-                    out.push(p);
+                match &self.rest[p] {
+                    None => self.show(p, found),
+                    Some(rest) => {
+                        if rest.iter().all(|u| held.contains(u.as_str())) {
+                            out.push(p);
+                        }
+                    }
                 }
             }
         }
@@ -89,9 +105,18 @@ impl Terms {
         out
     }
 
+    /// Adds pattern `p`'s concepts to `found`.
+    fn show(&self, p: usize, found: &mut Concepts) {
+        for c in &self.concepts[p] {
+            if !found.contains(c) {
+                found.insert(c.clone());
+            }
+        }
+    }
+
     fn find(&self, normalized: &str, found: &mut Concepts) {
         let held: HashSet<&str, FxBuild> = tokens(normalized).collect();
-        let chosen = self.candidates(&held);
+        let chosen = self.candidates(&held, found);
         self.find_among(&chosen, normalized, found);
     }
 
@@ -118,11 +143,7 @@ impl Terms {
             while let Some(at) = normalized[from..].find(pat) {
                 let start = from + at;
                 if self.bounded(p, normalized.as_bytes(), start, start + pat.len()) {
-                    for c in &self.concepts[p] {
-                        if !found.contains(c) {
-                            found.insert(c.clone());
-                        }
-                    }
+                    self.show(p, found);
                     break;
                 }
                 from = start + step;
@@ -133,12 +154,7 @@ impl Terms {
     /// Whether a match of pattern `p` at `start..end` of `bytes` is at
     /// identifier boundaries.
     fn bounded(&self, p: usize, bytes: &[u8], start: usize, end: usize) -> bool {
-        let pat = self.patterns[p].as_bytes();
-        let starts_ident = pat.first().is_some_and(|b| ident(*b));
-        let ends_ident = pat.last().is_some_and(|b| ident(*b));
-        let glued_before = starts_ident && start > 0 && ident(bytes[start - 1]);
-        let glued_after = ends_ident && end < bytes.len() && ident(bytes[end]);
-        !glued_before && !glued_after
+        bounded(self.patterns[p].as_bytes(), bytes, start, end)
     }
 
     /// Every match of the patterns `chosen` in `normalized`, with one
@@ -158,13 +174,8 @@ impl Terms {
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
             let p = chosen[m.pattern().as_usize()];
-            if !self.bounded(p, bytes, m.start(), m.end()) {
-                continue;
-            }
-            for c in &self.concepts[p] {
-                if !found.contains(c) {
-                    found.insert(c.clone());
-                }
+            if self.bounded(p, bytes, m.start(), m.end()) {
+                self.show(p, found);
             }
         }
     }
@@ -212,6 +223,43 @@ type FxBuild = std::hash::BuildHasherDefault<Fx>;
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether a match of `pat` at `start..end` of `bytes` is at identifier
+/// boundaries: not glued to an identifier byte where `pat` begins or ends
+/// with one.
+fn bounded(pat: &[u8], bytes: &[u8], start: usize, end: usize) -> bool {
+    let starts_ident = pat.first().is_some_and(|b| ident(*b));
+    let ends_ident = pat.last().is_some_and(|b| ident(*b));
+    let glued_before = starts_ident && start > 0 && ident(bytes[start - 1]);
+    let glued_after = ends_ident && end < bytes.len() && ident(bytes[end]);
+    !glued_before && !glued_after
+}
+
+/// `text` with its comments (the lexer's masked spans that are not
+/// string literals) blanked: where the syntax rules' markers are looked
+/// for, so a marker in a comment does not get a part parsed, and one in a
+/// string still does (a template string's code is code).
+pub(super) fn without_comments(text: &str, lexed: &lex::Lexed) -> String {
+    let strings: HashSet<&(usize, usize)> = lexed.strings.iter().collect();
+    let comments: Vec<(usize, usize)> = lexed
+        .masked
+        .iter()
+        .filter(|s| !strings.contains(s))
+        .copied()
+        .collect();
+    mask(text, &comments)
+}
+
+/// Whether `view` (a part [`without_comments`], [`normalize`]d) holds one
+/// of `words`, a word only as a whole word: the test of a rule's markers
+/// that [`LangIndex::needed`] runs with one automaton.
+#[cfg(test)]
+pub(super) fn holds_one(words: &[&str], view: &str) -> bool {
+    words.iter().any(|w| {
+        view.match_indices(w)
+            .any(|(at, _)| bounded(w.as_bytes(), view.as_bytes(), at, at + w.len()))
+    })
 }
 
 /// Whitespace runs become one space, no space before `(`, and (for SQL)
@@ -306,6 +354,9 @@ pub(super) struct LangIndex {
     lang: Lang,
     terms: Terms,
     imports: Vec<(String, String)>,
+    /// Each import entry's identifier tokens: a text that imports the
+    /// entry (or a path under it) holds every one as a whole token.
+    import_tokens: Vec<Vec<String>>,
     rules: SyntaxRules,
     markers: Markers,
     parser: Option<Parser>,
@@ -315,10 +366,13 @@ pub(super) struct LangIndex {
 /// one pass over a part of a text.
 struct Markers {
     /// Over every marker and import word (`None`: more than 128 of them,
-    /// so every part is parsed).
+    /// or more than 128 rules, so every part is parsed).
     ac: Option<AhoCorasick>,
-    /// Each rule's markers (bits by pattern) and concept.
-    rules: Vec<(u128, &'static str)>,
+    /// The automaton's patterns, to hold a word to whole words.
+    words: Vec<&'static str>,
+    /// Each rule's markers and `also` words (bits by pattern, `also` 0
+    /// when it has none), and its concept.
+    rules: Vec<(u128, u128, &'static str)>,
     /// The import words' bits.
     imports: u128,
 }
@@ -335,12 +389,16 @@ impl Markers {
                 .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
                 .unwrap_or(0)
         };
-        let rules = super::rules::rules(lang)
+        let rules: Vec<(u128, u128, &'static str)> = super::rules::rules(lang)
             .filter(|r| cat.contains(r.concept))
-            .map(|r| (r.markers.iter().fold(0, |a, m| a | bits(m)), r.concept))
+            .map(|r| {
+                let any = r.markers.iter().fold(0, |a, m| a | bits(m));
+                let also = r.also.iter().fold(0, |a, m| a | bits(m));
+                (any, also, r.concept)
+            })
             .collect();
         let imports = lang.import_words().iter().fold(0, |a, w| a | bits(w));
-        let ac = (words.len() <= 128)
+        let ac = (words.len() <= 128 && rules.len() <= 128)
             .then(|| {
                 AhoCorasick::builder()
                     .ascii_case_insensitive(lang.case_insensitive())
@@ -348,14 +406,19 @@ impl Markers {
                     .ok()
             })
             .flatten();
-        Self { ac, rules, imports }
+        Self {
+            ac,
+            words,
+            rules,
+            imports,
+        }
     }
 }
 
-/// What [`LangIndex::tag`] still looks for: the markers of the rules,
-/// and the import entries (indexes), whose concepts are not found.
+/// What [`LangIndex::tag`] still looks for: the rules and the import
+/// entries (indexes) whose concepts are not found.
 struct Pending {
-    /// The markers (bits) of the rules not found.
+    /// The rules not found (bits by index in [`Markers::rules`]).
     rules: u128,
     /// `None`: not listed yet.
     imports: Option<Vec<usize>>,
@@ -363,6 +426,15 @@ struct Pending {
 
 /// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
 const GROUP: usize = 4096;
+
+/// [`SyntaxRules::class`] bits: a one-kind rule tests the node's text...
+const TESTED: u8 = 1;
+/// ...a compiled rule's pattern has the node's kind at its root...
+const ROOT: u8 = 2;
+/// ...the node is a comment or a string ([`visit`] masks it)...
+const MASKED: u8 = 4;
+/// ...or [`visit`] reads an import from it.
+const IMPORT: u8 = 8;
 
 /// `text` with the byte ranges `spans` blanked (newlines kept).
 fn mask(text: &str, spans: &[(usize, usize)]) -> String {
@@ -415,10 +487,9 @@ struct SyntaxRules {
     /// match and their pattern's root node kind (`None`: not one kind, so
     /// run over the whole tree).
     queried: Vec<(Needs, Option<u16>, &'static Rule)>,
-    /// By node kind id: whether a rule of `nodes` tests such a node's
-    /// text, and whether it is the root kind of a rule of `queried`.
-    tested: Vec<bool>,
-    roots: Vec<bool>,
+    /// By node kind id, what the walk does at such a node ([`TESTED`],
+    /// [`ROOT`], [`MASKED`], [`IMPORT`]); most kinds are none of these.
+    class: Vec<u8>,
     /// The query compiled for a set of `queried` rules (indexes, sorted;
     /// pattern `i` is rule `set[i]`). A text whose rules the set holds
     /// runs it, ignoring the other patterns' matches; one that needs a
@@ -670,27 +741,39 @@ impl SyntaxRules {
                 None => {}
             }
         }
-        let kinds = grammar.node_kind_count();
-        let mut tested = vec![false; kinds];
-        let mut roots = vec![false; kinds];
+        let mut class: Vec<u8> = (0..grammar.node_kind_count())
+            .map(|id| {
+                let kind = u16::try_from(id)
+                    .ok()
+                    .and_then(|id| grammar.node_kind_for_id(id))
+                    .unwrap_or("");
+                let mut c = 0;
+                if lang.is_comment(kind) || lang.is_string(kind) {
+                    c |= MASKED;
+                }
+                if import_kind(lang, kind) {
+                    c |= IMPORT;
+                }
+                c
+            })
+            .collect();
         for (id, test, _) in &nodes {
             if test.is_some()
-                && let Some(t) = tested.get_mut(usize::from(*id))
+                && let Some(c) = class.get_mut(usize::from(*id))
             {
-                *t = true;
+                *c |= TESTED;
             }
         }
         for (_, root, _) in &queried {
-            if let Some(r) = root.and_then(|id| roots.get_mut(usize::from(id))) {
-                *r = true;
+            if let Some(c) = root.and_then(|id| class.get_mut(usize::from(id))) {
+                *c |= ROOT;
             }
         }
         Self {
             grammar,
             nodes,
             queried,
-            tested,
-            roots,
+            class,
             compiled: None,
         }
     }
@@ -702,15 +785,26 @@ impl SyntaxRules {
         }
     }
 
-    /// Notes one node of the walk: its kind held, the one-kind rules with
-    /// a text test it passes, whether a compiled rule may start at it.
-    fn see<'t>(&self, node: Node<'t>, text: &str, seen: &mut Seen<'t>, found: &mut Concepts) {
-        let id = node.kind_id();
-        let i = usize::from(id);
-        if let Some(h) = seen.held.get_mut(i) {
+    /// What the walk does at a node of kind `id`.
+    fn class(&self, id: u16) -> u8 {
+        self.class.get(usize::from(id)).copied().unwrap_or(0)
+    }
+
+    /// Notes one node of the walk (of kind `id`, [`SyntaxRules::class`]
+    /// `class`): its kind held, the one-kind rules with a text test it
+    /// passes, whether a compiled rule may start at it.
+    fn see<'t>(
+        &self,
+        node: Node<'t>,
+        (id, class): (u16, u8),
+        text: &str,
+        seen: &mut Seen<'t>,
+        found: &mut Concepts,
+    ) {
+        if let Some(h) = seen.held.get_mut(usize::from(id)) {
             *h = true;
         }
-        if self.tested.get(i).copied().unwrap_or(false) {
+        if class & TESTED != 0 {
             let span = node.utf8_text(text.as_bytes()).unwrap_or("");
             for (rule_id, test, concept) in &self.nodes {
                 if *rule_id == id
@@ -721,7 +815,7 @@ impl SyntaxRules {
                 }
             }
         }
-        if self.roots.get(i).copied().unwrap_or(false) {
+        if class & ROOT != 0 {
             seen.roots.push(node);
         }
     }
@@ -861,6 +955,10 @@ impl LangIndex {
             }
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
+        let import_tokens = imports
+            .iter()
+            .map(|(i, _)| tokens(i).map(String::from).collect())
+            .collect();
         let rules = SyntaxRules::build(cat, lang);
         let markers = Markers::build(cat, lang);
         let mut parser = Parser::new();
@@ -869,6 +967,7 @@ impl LangIndex {
             lang,
             terms,
             imports,
+            import_tokens,
             rules,
             markers,
             parser,
@@ -903,9 +1002,17 @@ impl LangIndex {
             .collect();
         self.terms
             .find(&normalize(&masked, self.lang.case_insensitive()), found);
+        let mut pending = self.pending(found);
+        if pending.rules == 0 && self.lang.import_words().is_empty() {
+            return sql;
+        }
+        let view = without_comments(text, &lexed);
+        let fold_case = self.lang.case_insensitive();
+        let view_of = |from: usize, to: usize| {
+            normalize(view.get(from..to).unwrap_or(&text[from..to]), fold_case)
+        };
         let mut bounds = lexed.chunks;
         bounds.push(text.len());
-        let mut pending = self.pending(found);
         let mut k = 0;
         while k + 1 < bounds.len() {
             if pending.rules == 0 && pending.imports.as_ref().is_some_and(Vec::is_empty) {
@@ -913,14 +1020,14 @@ impl LangIndex {
             }
             let (from, mut to) = (bounds[k], bounds[k + 1]);
             k += 1;
-            if !self.needed(&text[from..to], &mut pending, found) {
+            if !self.needed(&view_of(from, to), &mut pending, found) {
                 continue;
             }
             // Items next to each other are parsed together, up to a few
             // KB (fewer parser runs).
             while k + 1 < bounds.len()
                 && to - from < GROUP
-                && self.needed(&text[to..bounds[k + 1]], &mut pending, found)
+                && self.needed(&view_of(to, bounds[k + 1]), &mut pending, found)
             {
                 to = bounds[k + 1];
                 k += 1;
@@ -937,9 +1044,11 @@ impl LangIndex {
     /// The rules and import entries whose concepts are not in `found`.
     fn pending(&self, found: &Concepts) -> Pending {
         let mut rules = 0u128;
-        for (ids, concept) in &self.markers.rules {
+        for (k, (_, _, concept)) in self.markers.rules.iter().enumerate() {
             if !found.contains(*concept) {
-                rules |= ids;
+                rules |= 1u128
+                    .checked_shl(u32::try_from(k).unwrap_or(u32::MAX))
+                    .unwrap_or(0);
             }
         }
         Pending {
@@ -958,26 +1067,45 @@ impl LangIndex {
         })
     }
 
-    /// Whether parsing `part` may show a concept still `pending`.
-    fn needed(&self, part: &str, pending: &mut Pending, found: &Concepts) -> bool {
+    /// Whether parsing a part may show a concept still `pending`, from
+    /// `view`, the part [`without_comments`] and [`normalize`]d: a rule
+    /// not found whose markers (and `also` words) it holds, or an import
+    /// entry not found whose tokens it holds beside an import word.
+    fn needed(&self, view: &str, pending: &mut Pending, found: &Concepts) -> bool {
         let Some(ac) = &self.markers.ac else {
             return true;
         };
-        let mut import_word = false;
-        for m in ac.find_overlapping_iter(part) {
-            let bit = 1u128 << m.pattern().as_usize();
-            if pending.rules & bit != 0 {
+        let bytes = view.as_bytes();
+        let mut held = 0u128;
+        for m in ac.find_overlapping_iter(view) {
+            let i = m.pattern().as_usize();
+            if bounded(self.markers.words[i].as_bytes(), bytes, m.start(), m.end()) {
+                held |= 1u128 << i;
+            }
+        }
+        let rules = self.markers.rules.iter().enumerate();
+        for (k, (any, also, _)) in rules {
+            if (pending.rules >> k) & 1 == 1 && held & any != 0 && (*also == 0 || held & also != 0)
+            {
                 return true;
             }
-            import_word |= self.markers.imports & bit != 0;
         }
-        if !import_word {
+        if held & self.markers.imports == 0 {
             return false;
         }
-        let sep = self.lang.import_separator();
-        self.pending_imports(pending, found)
-            .iter()
-            .any(|&i| self.imports[i].0.split(sep).all(|seg| part.contains(seg)))
+        // An import path is read off the tree from the text's own tokens
+        // (a `use` tree's segments, a quoted module path), so every
+        // identifier token of an entry it shows is a whole token of the
+        // part.
+        if self.pending_imports(pending, found).is_empty() {
+            return false;
+        }
+        let held: HashSet<&str, FxBuild> = tokens(view).collect();
+        pending.imports.iter().flatten().any(|&i| {
+            self.import_tokens[i]
+                .iter()
+                .all(|t| held.contains(t.as_str()))
+        })
     }
 
     /// Parses `part` alone: its imports and syntax rules.
@@ -985,7 +1113,7 @@ impl LangIndex {
         let Some(tree) = self.parser.as_mut().and_then(|p| p.parse(part, None)) else {
             return;
         };
-        let (scan, seen) = self.walked(&tree, part, found);
+        let (scan, seen) = self.walked(&tree, part, false, found);
         self.imported(&scan.imports, found);
         self.rules.tag(&seen, &tree, part, found);
     }
@@ -999,7 +1127,7 @@ impl LangIndex {
                 .find(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
-        let (scan, seen) = self.walked(&tree, text, found);
+        let (scan, seen) = self.walked(&tree, text, true, found);
         let masked = self.masked(scan, text, found);
         self.terms.find(
             &normalize(&masked.text, self.lang.case_insensitive()),
@@ -1009,10 +1137,19 @@ impl LangIndex {
         masked.sql
     }
 
-    /// One walk over `tree` (of `text`): what it found to mask and import,
-    /// and the nodes the syntax rules may start at.
-    fn walked<'t>(&self, tree: &'t Tree, text: &str, found: &mut Concepts) -> (Scan, Seen<'t>) {
-        let mut scan = Scan::default();
+    /// One walk over `tree` (of `text`): what it found to import and (when
+    /// `masking`) to mask, and the nodes the syntax rules may start at.
+    fn walked<'t>(
+        &self,
+        tree: &'t Tree,
+        text: &str,
+        masking: bool,
+        found: &mut Concepts,
+    ) -> (Scan, Seen<'t>) {
+        let mut scan = Scan {
+            masking,
+            ..Scan::default()
+        };
         let mut seen = self.rules.seen();
         walk(
             self.lang,
@@ -1070,7 +1207,10 @@ impl LangIndex {
             .as_mut()
             .and_then(|p| p.parse(text, None))
             .expect("a tree");
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            masking: true,
+            ..Scan::default()
+        };
         walk_masking_only(self.lang, tree.root_node(), text, &mut scan);
         (lexed, (mask(text, &scan.masked), scan.sql))
     }
@@ -1091,7 +1231,10 @@ impl LangIndex {
                 .find_with_all(&normalize(text, self.lang.case_insensitive()), found);
             return Vec::new();
         };
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            masking: true,
+            ..Scan::default()
+        };
         walk_masking_only(self.lang, tree.root_node(), text, &mut scan);
         let masked = self.masked(scan, text, found);
         self.terms.find_with_all(
@@ -1114,6 +1257,9 @@ struct Masked {
 
 #[derive(Default)]
 struct Scan {
+    /// Whether comments and strings are noted in `masked` and `sql` (not
+    /// when the lexer masked the text already).
+    masking: bool,
     masked: Vec<(usize, usize)>,
     imports: Vec<String>,
     sql: Vec<String>,
@@ -1140,15 +1286,17 @@ fn walk<'t>(
     let mut visited = usize::MAX;
     loop {
         let node = cursor.node();
+        let id = node.kind_id();
+        let class = rules.class(id);
         let depth = path.len();
+        // A node that is no comment, string or import needs no visit: its
+        // children matter.
         if depth <= visited {
-            visited = if visit(lang, node, path.last().copied(), text, scan) {
-                usize::MAX
-            } else {
-                depth
-            };
+            let descend = class & (MASKED | IMPORT) == 0
+                || visit(lang, node, path.last().copied(), text, scan);
+            visited = if descend { usize::MAX } else { depth };
         }
-        rules.see(node, text, seen, found);
+        rules.see(node, (id, class), text, seen, found);
         if cursor.goto_first_child() {
             path.push(node);
             continue;
@@ -1187,18 +1335,33 @@ fn walk_masking_only(lang: Lang, root: Node, text: &str, scan: &mut Scan) {
     }
 }
 
+/// The node kinds [`visit`] reads an import from.
+fn import_kind(lang: Lang, kind: &str) -> bool {
+    match lang {
+        Lang::Rust => matches!(kind, "use_declaration" | "extern_crate_declaration"),
+        Lang::Python => matches!(kind, "import_statement" | "import_from_statement"),
+        Lang::Go => kind == "import_spec",
+        Lang::TypeScript | Lang::Tsx | Lang::JavaScript => {
+            matches!(kind, "import_statement" | "call_expression")
+        }
+        Lang::Sql => false,
+    }
+}
+
 /// Records what one node shows; returns whether its children matter.
 fn visit(lang: Lang, node: Node, parent: Option<Node>, text: &str, scan: &mut Scan) -> bool {
     let kind = node.kind();
     let span = || text.get(node.start_byte()..node.end_byte()).unwrap_or("");
     if lang.is_comment(kind) {
-        scan.masked.push((node.start_byte(), node.end_byte()));
+        if scan.masking {
+            scan.masked.push((node.start_byte(), node.end_byte()));
+        }
         return false;
     }
     let quoted = || lang != Lang::Sql || span().contains('\'') || span().starts_with('$');
     if lang.is_string(kind) && quoted() {
         let go_tag = lang == Lang::Go && parent.is_some_and(|p| p.kind() == "field_declaration");
-        if !go_tag {
+        if scan.masking && !go_tag {
             scan.masked.push((node.start_byte(), node.end_byte()));
             if let Some(sql) = embedded_sql(span()) {
                 scan.sql.push(sql.to_string());

@@ -13,7 +13,14 @@ pub struct Rule {
     /// Text a match must hold one of (case aside, for SQL): a part of
     /// the text holding none cannot match, so it is not parsed for this
     /// rule (`markers_are_held_by_every_match` checks them on the corpus).
+    /// They are looked for in the text with its comments blanked and its
+    /// spacing normalized as the terms' is (runs of white space read as
+    /// one space, none before `(`), a word only as a whole word: `in`
+    /// is not in `string`, and `if let` is in `if\n  let`.
     pub markers: &'static [&'static str],
+    /// When not empty, text a match must also hold one of: the rule's
+    /// node only ever appears beside one of these words or signs.
+    pub also: &'static [&'static str],
     pub query: &'static str,
 }
 
@@ -21,6 +28,22 @@ const fn r(concept: &'static str, markers: &'static [&'static str], query: &'sta
     Rule {
         concept,
         markers,
+        also: &[],
+        query,
+    }
+}
+
+/// A rule whose match holds one of `markers` and one of `also`.
+const fn r2(
+    concept: &'static str,
+    markers: &'static [&'static str],
+    also: &'static [&'static str],
+    query: &'static str,
+) -> Rule {
+    Rule {
+        concept,
+        markers,
+        also,
         query,
     }
 }
@@ -32,12 +55,28 @@ const RUST: &[Rule] = &[
         "((lifetime) @x (#not-eq? @x \"'_\"))",
     ),
     r("rust-traits", &["trait"], "(trait_item) @x"),
-    r("rust-traits", &[":"], "(trait_bounds) @x"),
+    // Bounds follow a type or lifetime parameter (`<T: Clone>`), an
+    // associated type binding (`Iterator<Item: Ord>`), a trait's name
+    // (`trait A: B`), an associated type (`type T: Ord;`) or a where
+    // predicate.
+    r2(
+        "rust-traits",
+        &[":"],
+        &["<", "trait", "type", "where"],
+        "(trait_bounds) @x",
+    ),
     r("rust-traits", &["where"], "(where_clause) @x"),
-    r("rust-traits", &["impl"], "(impl_item trait: (_)) @x"),
-    r(
+    r2(
+        "rust-traits",
+        &["impl"],
+        &["for"],
+        "(impl_item trait: (_)) @x",
+    ),
+    // Type parameters belong to a function, a type or an impl.
+    r2(
         "rust-generics-monomorphization",
         &["<"],
+        &["fn", "impl", "struct", "enum", "union", "trait", "type"],
         "(type_parameters (type_parameter)) @x",
     ),
     r(
@@ -67,15 +106,21 @@ const RUST: &[Rule] = &[
         &["unsafe"],
         "(function_modifiers \"unsafe\") @x",
     ),
-    r("rust-unsafe", &["*"], "(pointer_type) @x"),
+    r(
+        "rust-unsafe",
+        &["*const", "*mut", "* const", "* mut"],
+        "(pointer_type) @x",
+    ),
     r(
         "rust-enums-pattern-matching",
         &["match"],
         "(match_expression) @x",
     ),
+    // A let condition follows `if`, `while` (or a match guard's `if`),
+    // or `&&` in a let chain.
     r(
         "rust-enums-pattern-matching",
-        &["let"],
+        &["if let", "while let", "&& let", "&&let"],
         "(let_condition) @x",
     ),
     r("rust-enums-pattern-matching", &["enum"], "(enum_item) @x"),
@@ -150,7 +195,13 @@ const PYTHON: &[Rule] = &[
 ];
 
 const GO: &[Rule] = &[
-    r("go-generics", &["["], "(type_parameter_list) @x"),
+    // Type parameters belong to a function or a type declaration.
+    r2(
+        "go-generics",
+        &["["],
+        &["func", "type"],
+        "(type_parameter_list) @x",
+    ),
     r("go-goroutines", &["go"], "(go_statement) @x"),
     r("go-channels", &["chan"], "(channel_type) @x"),
     r("go-channels", &["<-"], "(send_statement) @x"),
@@ -161,11 +212,13 @@ const GO: &[Rule] = &[
     ),
     r("go-select", &["select"], "(select_statement) @x"),
     r("go-defer-panic-recover", &["defer"], "(defer_statement) @x"),
-    r("go-structs-methods", &["func"], "(method_declaration) @x"),
+    // `func (r T) Name(...)`: the receiver's list follows `func`.
+    r("go-structs-methods", &["func("], "(method_declaration) @x"),
     r("go-structs-methods", &["struct"], "(struct_type) @x"),
     r("go-interfaces", &["interface"], "(interface_type) @x"),
-    r("go-interfaces", &["switch"], "(type_switch_statement) @x"),
-    r("go-interfaces", &["."], "(type_assertion_expression) @x"),
+    // `x.(T)` and `switch v := x.(type)`.
+    r("go-interfaces", &[".("], "(type_switch_statement) @x"),
+    r("go-interfaces", &[".("], "(type_assertion_expression) @x"),
     r("go-slices-maps", &["map"], "(map_type) @x"),
     r(
         "go-errors",
@@ -203,9 +256,11 @@ const TYPESCRIPT: &[Rule] = &[
         &["extends"],
         "(conditional_type) @x",
     ),
-    r(
+    // `{ [K in keyof T]: ... }`
+    r2(
         "ts-mapped-conditional-types",
         &["in"],
+        &["["],
         "(mapped_type_clause) @x",
     ),
     r("ts-mapped-conditional-types", &["infer"], "(infer_type) @x"),
@@ -231,9 +286,10 @@ const TYPESCRIPT: &[Rule] = &[
         &["interface"],
         "(interface_declaration) @x",
     ),
-    r(
+    r2(
         "ts-type-vs-interface",
         &["type"],
+        &["{"],
         "(type_alias_declaration value: (object_type)) @x",
     ),
     r(

@@ -331,6 +331,7 @@ fn the_lexer_masks_what_the_tree_masks() {
 /// adversarial snippets: an item without one is rightly not parsed.
 #[test]
 fn markers_are_held_by_every_match() {
+    use super::matcher::holds_one;
     let cat = Catalogue::builtin().expect("catalogue");
     let mut texts: Vec<(Lang, String)> = corpus::load()
         .into_iter()
@@ -342,6 +343,7 @@ fn markers_are_held_by_every_match() {
         let Some(lexed) = super::lex::lex(*lang, code) else {
             continue;
         };
+        let view = super::matcher::without_comments(code, &lexed);
         let mut bounds = lexed.chunks.clone();
         bounds.push(code.len());
         let mut parser = tree_sitter::Parser::new();
@@ -349,11 +351,8 @@ fn markers_are_held_by_every_match() {
         for w in bounds.windows(2) {
             let part = &code[w[0]..w[1]];
             let tree = parser.parse(part, None).expect("tree");
-            let hay = if lang.case_insensitive() {
-                part.to_ascii_uppercase()
-            } else {
-                part.to_string()
-            };
+            // As the tagger looks: comments blanked, spacing normalized.
+            let hay = super::matcher::normalize(&view[w[0]..w[1]], lang.case_insensitive());
             for rule in rules::rules(*lang).filter(|r| cat.contains(r.concept)) {
                 let query = tree_sitter::Query::new(&lang.grammar(), rule.query).expect("query");
                 let mut cursor = tree_sitter::QueryCursor::new();
@@ -361,10 +360,16 @@ fn markers_are_held_by_every_match() {
                 if tree_sitter::StreamingIterator::next(&mut matches).is_some() {
                     matched += 1;
                     assert!(
-                        rule.markers.iter().any(|m| hay.contains(m)),
+                        holds_one(rule.markers, &hay),
                         "{:?} matches without a marker {:?} in:\n{part}",
                         rule.query,
                         rule.markers
+                    );
+                    assert!(
+                        rule.also.is_empty() || holds_one(rule.also, &hay),
+                        "{:?} matches without one of {:?} in:\n{part}",
+                        rule.query,
+                        rule.also
                     );
                 }
             }
