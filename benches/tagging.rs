@@ -11,7 +11,10 @@
 //! - **one snippet per text**: each snippet tagged as its own text, as a
 //!   hook tags what changed (a few KB per event), over every snippet of
 //!   the language, repeated to ~2 MiB in all. Nothing here profits from
-//!   the repetition: each text starts with nothing found.
+//!   the repetition: each text starts with nothing found. Beside it, the
+//!   baseline of tree-sitter parsing each of the same snippets alone
+//!   (what a tagger that parses every byte cannot go below), and the
+//!   ratio of the two.
 //!
 //! Run: `cargo bench --bench tagging` (under `cargo test` it runs one
 //! round on a small text as a smoke check).
@@ -20,7 +23,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use aiworklab::agent::tag::{Lang, Tagger};
+use aiworklab::agent::tag::{Lang, Tagger, grammar};
 
 /// The snippets of one corpus file. Snippets marked as another language
 /// (TSX, JS) are left out so every text is one language.
@@ -47,11 +50,11 @@ fn main() {
     let rounds = if smoke { 1 } else { 5 };
     let mut tagger = Tagger::builtin().expect("catalogue");
     println!(
-        "| language | text | floor (byte sum) | whole file | MB/s | one snippet per text | MB/s |"
+        "| language | text | floor (byte sum) | whole file | MB/s | one snippet per text | MB/s | parsing each snippet alone | MB/s | tagging ÷ parsing |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut total_bytes = 0usize;
-    let (mut total_secs, mut total_each_secs) = (0f64, 0f64);
+    let (mut total_secs, mut total_each_secs, mut total_parse_secs) = (0f64, 0f64, 0f64);
     for (name, lang) in [
         ("rust.txt", Lang::Rust),
         ("python.txt", Lang::Python),
@@ -71,6 +74,9 @@ fn main() {
         let mut best_floor = f64::MAX;
         let mut best = f64::MAX;
         let mut best_each = f64::MAX;
+        let mut best_parse = f64::MAX;
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&grammar(lang)).expect("grammar");
         for _ in 0..rounds {
             let t = Instant::now();
             black_box(text.bytes().fold(0u64, |a, b| a.wrapping_add(u64::from(b))));
@@ -89,27 +95,42 @@ fn main() {
             }
             best_each = best_each.min(t.elapsed().as_secs_f64());
             assert!(any > 0);
+            // The baseline: the same snippets, each parsed alone.
+            let t = Instant::now();
+            for _ in 0..copies {
+                for piece in &pieces {
+                    black_box(parser.parse(black_box(piece), None));
+                }
+            }
+            best_parse = best_parse.min(t.elapsed().as_secs_f64());
         }
         let mb = text.len() as f64 / 1e6;
         total_bytes += text.len();
         total_secs += best;
         total_each_secs += best_each;
+        total_parse_secs += best_parse;
         println!(
-            "| {lang:?} | {:.2} MB | {:.2} ms | {:.1} ms | {:.1} | {:.1} ms | {:.1} |",
+            "| {lang:?} | {:.2} MB | {:.2} ms | {:.1} ms | {:.1} | {:.1} ms | {:.1} | {:.1} ms | {:.1} | {:.2}x |",
             mb,
             best_floor * 1e3,
             best * 1e3,
             mb / best,
             best_each * 1e3,
-            mb / best_each
+            mb / best_each,
+            best_parse * 1e3,
+            mb / best_parse,
+            best_each / best_parse
         );
     }
     let mb = total_bytes as f64 / 1e6;
     println!(
-        "| all | {mb:.2} MB | | {:.1} ms | {:.1} | {:.1} ms | {:.1} |",
+        "| all | {mb:.2} MB | | {:.1} ms | {:.1} | {:.1} ms | {:.1} | {:.1} ms | {:.1} | {:.2}x |",
         total_secs * 1e3,
         mb / total_secs,
         total_each_secs * 1e3,
-        mb / total_each_secs
+        mb / total_each_secs,
+        total_parse_secs * 1e3,
+        mb / total_parse_secs,
+        total_each_secs / total_parse_secs
     );
 }

@@ -2,6 +2,7 @@
 //! catalogue's terms and imports, the masking of comments and strings
 //! from a syntax tree, and the syntax rules run as one tree-sitter query.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -27,21 +28,42 @@ use crate::skill::catalogue::{Catalogue, Concept};
 struct Terms {
     patterns: Vec<String>,
     concepts: Vec<Vec<String>>,
-    /// Each pattern's identifier tokens after its first (`None`: the
-    /// pattern is one identifier token and nothing else, so the text
-    /// holding that token is a match at identifier boundaries and no
-    /// search is needed).
+    /// Each pattern's identifier tokens but its key (`None`: the pattern
+    /// is one identifier token and nothing else, so the text holding that
+    /// token is a match at identifier boundaries and no search is needed).
     rest: Vec<Option<Vec<String>>>,
-    /// Pattern indexes by their first identifier token.
+    /// Pattern indexes by their [`key_token`] (`std::sync::Arc` under
+    /// `sync`, not under `std`).
     by_token: HashMap<String, Vec<usize>, FxBuild>,
     /// Patterns without an identifier token (`?.`, `=>`): always tried.
     bare: Vec<usize>,
 }
 
+/// Which of a pattern's identifier tokens to index it by: its longest
+/// (the last of equals), as a long word is rarer in a text than a short
+/// one.
+fn key_token(toks: &[&str]) -> Option<usize> {
+    toks.iter()
+        .enumerate()
+        .max_by_key(|(at, t)| (t.len(), *at))
+        .map(|(at, _)| at)
+}
+
 /// The identifier tokens of `text`: maximal runs of [`ident`] bytes.
 fn tokens(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|t| !t.is_empty())
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && !ident(bytes[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && ident(bytes[i]) {
+            i += 1;
+        }
+        // Runs of ASCII bytes begin and end on character boundaries.
+        (i > start).then(|| &text[start..i])
+    })
 }
 
 impl Terms {
@@ -67,13 +89,19 @@ impl Terms {
         let mut bare = Vec::new();
         let mut rest = Vec::with_capacity(patterns.len());
         for (i, p) in patterns.iter().enumerate() {
-            let mut toks = tokens(p);
-            match toks.next() {
-                Some(t) => by_token.entry(t.to_string()).or_default().push(i),
+            let toks: Vec<&str> = tokens(p).collect();
+            let key = key_token(&toks);
+            match key {
+                Some(k) => by_token.entry(toks[k].to_string()).or_default().push(i),
                 None => bare.push(i),
             }
             let one_token = p.bytes().all(ident);
-            rest.push((!one_token).then(|| toks.map(String::from).collect()));
+            rest.push((!one_token).then(|| {
+                (0..toks.len())
+                    .filter(|at| Some(*at) != key)
+                    .map(|at| toks[at].to_string())
+                    .collect()
+            }));
         }
         Self {
             patterns,
@@ -115,7 +143,9 @@ impl Terms {
     }
 
     fn find(&self, normalized: &str, found: &mut Concepts) {
-        let held: HashSet<&str, FxBuild> = tokens(normalized).collect();
+        let mut held: HashSet<&str, FxBuild> =
+            HashSet::with_capacity_and_hasher(normalized.len() / 8, FxBuild::default());
+        held.extend(tokens(normalized));
         let chosen = self.candidates(&held, found);
         self.find_among(&chosen, normalized, found);
     }
@@ -236,6 +266,20 @@ fn bounded(pat: &[u8], bytes: &[u8], start: usize, end: usize) -> bool {
     !glued_before && !glued_after
 }
 
+/// Whether a rule's marker `word` found at `start..end` of `bytes` counts:
+/// a word only as a whole word, and a sign of one character only alone
+/// (`:` is not in `::`, `|` not in `||`): rules whose node holds a doubled
+/// sign list the double too (`||` for a Rust closure without parameters).
+fn marker_at(word: &[u8], bytes: &[u8], start: usize, end: usize) -> bool {
+    if let [sign] = word
+        && !ident(*sign)
+    {
+        let doubled = (start > 0 && bytes[start - 1] == *sign) || bytes.get(end) == Some(sign);
+        return !doubled;
+    }
+    bounded(word, bytes, start, end)
+}
+
 /// `text` with its comments (the lexer's masked spans that are not
 /// string literals) blanked: where the syntax rules' markers are looked
 /// for, so a marker in a comment does not get a part parsed, and one in a
@@ -252,37 +296,88 @@ pub(super) fn without_comments(text: &str, lexed: &lex::Lexed) -> String {
 }
 
 /// Whether `view` (a part [`without_comments`], [`normalize`]d) holds one
-/// of `words`, a word only as a whole word: the test of a rule's markers
+/// of `words` as [`marker_at`] counts them: the test of a rule's markers
 /// that [`LangIndex::needed`] runs with one automaton.
 #[cfg(test)]
 pub(super) fn holds_one(words: &[&str], view: &str) -> bool {
     words.iter().any(|w| {
-        view.match_indices(w)
-            .any(|(at, _)| bounded(w.as_bytes(), view.as_bytes(), at, at + w.len()))
+        (0..view.len())
+            .filter(|&at| view[at..].starts_with(w))
+            .any(|at| marker_at(w.as_bytes(), view.as_bytes(), at, at + w.len()))
     })
 }
 
 /// Whitespace runs become one space, no space before `(`, and (for SQL)
 /// upper case: `OVER  (` and `over(` both read `OVER(`.
 pub(super) fn normalize(text: &str, fold_case: bool) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut space = false;
-    for ch in text.chars() {
-        if ch.is_whitespace() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(len) = white_at(text, i) {
             space = !out.is_empty();
+            i += len;
             continue;
         }
-        if space && ch != '(' {
+        // A run of anything but white space, copied whole.
+        let start = i;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                if ascii_white(b) {
+                    break;
+                }
+                i += 1;
+            } else if white_at(text, i).is_some() {
+                break;
+            } else {
+                i += utf8_len(b);
+            }
+        }
+        let run = &text[start..i];
+        if space && !run.starts_with('(') {
             out.push(' ');
         }
         space = false;
-        out.push(if fold_case {
-            ch.to_ascii_uppercase()
-        } else {
-            ch
-        });
+        let from = out.len();
+        out.push_str(run);
+        if fold_case {
+            out[from..].make_ascii_uppercase();
+        }
     }
     out
+}
+
+/// ASCII white space as [`char::is_whitespace`] has it (tab to carriage
+/// return, and space).
+fn ascii_white(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+/// The length of the UTF-8 sequence a leading byte opens.
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    }
+}
+
+/// The length of the white-space character at byte `i` of `text` (which
+/// starts a character), if it is one.
+#[inline]
+fn white_at(text: &str, i: usize) -> Option<usize> {
+    match text.as_bytes()[i] {
+        b if ascii_white(b) => Some(1),
+        b if b < 0x80 => None,
+        _ => text[i..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+            .map(char::len_utf8),
+    }
 }
 
 /// A term that reads as code rather than as an English word: it has
@@ -357,6 +452,9 @@ pub(super) struct LangIndex {
     /// Each import entry's identifier tokens: a text that imports the
     /// entry (or a path under it) holds every one as a whole token.
     import_tokens: Vec<Vec<String>>,
+    /// Import entries by their [`key_token`], and those without a token.
+    import_keys: HashMap<String, Vec<usize>, FxBuild>,
+    import_bare: Vec<usize>,
     rules: SyntaxRules,
     markers: Markers,
     parser: Option<Parser>,
@@ -415,13 +513,11 @@ impl Markers {
     }
 }
 
-/// What [`LangIndex::tag`] still looks for: the rules and the import
-/// entries (indexes) whose concepts are not found.
+/// What [`LangIndex::tag`] still looks for: the rules whose concepts are
+/// not found (bits by index in [`Markers::rules`]). Import entries are
+/// looked up only once a part holds all of an entry's tokens.
 struct Pending {
-    /// The rules not found (bits by index in [`Markers::rules`]).
     rules: u128,
-    /// `None`: not listed yet.
-    imports: Option<Vec<usize>>,
 }
 
 /// How many bytes of neighbouring items [`LangIndex::tag`] parses at once.
@@ -498,6 +594,8 @@ struct SyntaxRules {
     /// cache of sets kept each set apart and, tagging the corpus snippet
     /// by snippet, compiled one in three texts).
     compiled: Option<(Vec<usize>, Query)>,
+    /// One cursor for every run of the query (making one allocates).
+    cursor: QueryCursor,
 }
 
 /// What the walk over a tree notes for [`SyntaxRules::tag`].
@@ -775,6 +873,7 @@ impl SyntaxRules {
             queried,
             class,
             compiled: None,
+            cursor: QueryCursor::new(),
         }
     }
 
@@ -866,7 +965,8 @@ impl SyntaxRules {
         let roots: Vec<Option<u16>> = set.iter().map(|&i| self.queried[i].1).collect();
         let concepts: Vec<&str> = set.iter().map(|&i| self.queried[i].2.concept).collect();
         let mut pending: Vec<bool> = set.iter().map(|i| chosen.contains(i)).collect();
-        let mut cursor = QueryCursor::new();
+        let cursor = &mut self.cursor;
+        cursor.set_max_start_depth(None);
         if roots.iter().zip(&pending).any(|(r, p)| *p && r.is_none()) {
             // A pattern without one root kind: the whole tree, as before.
             let mut matches = cursor.matches(query, tree.root_node(), text.as_bytes());
@@ -955,10 +1055,19 @@ impl LangIndex {
             }
         }
         imports.retain(|(i, _)| owners.get(i.as_str()) == Some(&1));
-        let import_tokens = imports
+        let import_tokens: Vec<Vec<String>> = imports
             .iter()
             .map(|(i, _)| tokens(i).map(String::from).collect())
             .collect();
+        let mut import_keys: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
+        let mut import_bare = Vec::new();
+        for (i, toks) in import_tokens.iter().enumerate() {
+            let toks: Vec<&str> = toks.iter().map(String::as_str).collect();
+            match key_token(&toks) {
+                Some(k) => import_keys.entry(toks[k].to_string()).or_default().push(i),
+                None => import_bare.push(i),
+            }
+        }
         let rules = SyntaxRules::build(cat, lang);
         let markers = Markers::build(cat, lang);
         let mut parser = Parser::new();
@@ -968,6 +1077,8 @@ impl LangIndex {
             terms,
             imports,
             import_tokens,
+            import_keys,
+            import_bare,
             rules,
             markers,
             parser,
@@ -1000,34 +1111,47 @@ impl LangIndex {
             .filter_map(|&(s, e)| embedded_sql(&text[s..e]))
             .map(String::from)
             .collect();
-        self.terms
-            .find(&normalize(&masked, self.lang.case_insensitive()), found);
+        let fold_case = self.lang.case_insensitive();
+        let normalized = normalize(&masked, fold_case);
+        self.terms.find(&normalized, found);
         let mut pending = self.pending(found);
         if pending.rules == 0 && self.lang.import_words().is_empty() {
             return sql;
         }
-        let view = without_comments(text, &lexed);
-        let fold_case = self.lang.case_insensitive();
-        let view_of = |from: usize, to: usize| {
-            normalize(view.get(from..to).unwrap_or(&text[from..to]), fold_case)
+        // The markers' view: the text without its comments. With no
+        // string literal that is the masked text, and for the whole of it
+        // its normalized form is the terms' one.
+        let no_strings = lexed.strings.is_empty();
+        let view: Cow<str> = if no_strings {
+            Cow::Borrowed(&masked)
+        } else if lexed.masked.len() == lexed.strings.len() {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(without_comments(text, &lexed))
+        };
+        let view_of = |from: usize, to: usize| -> Cow<str> {
+            if no_strings && from == 0 && to == text.len() {
+                return Cow::Borrowed(&normalized);
+            }
+            Cow::Owned(normalize(
+                view.get(from..to).unwrap_or(&text[from..to]),
+                fold_case,
+            ))
         };
         let mut bounds = lexed.chunks;
         bounds.push(text.len());
         let mut k = 0;
         while k + 1 < bounds.len() {
-            if pending.rules == 0 && pending.imports.as_ref().is_some_and(Vec::is_empty) {
-                break;
-            }
             let (from, mut to) = (bounds[k], bounds[k + 1]);
             k += 1;
-            if !self.needed(&view_of(from, to), &mut pending, found) {
+            if !self.needed(&view_of(from, to), &pending, found) {
                 continue;
             }
             // Items next to each other are parsed together, up to a few
             // KB (fewer parser runs).
             while k + 1 < bounds.len()
                 && to - from < GROUP
-                && self.needed(&view_of(to, bounds[k + 1]), &mut pending, found)
+                && self.needed(&view_of(to, bounds[k + 1]), &pending, found)
             {
                 to = bounds[k + 1];
                 k += 1;
@@ -1051,27 +1175,14 @@ impl LangIndex {
                     .unwrap_or(0);
             }
         }
-        Pending {
-            rules,
-            imports: None,
-        }
-    }
-
-    /// The import entries whose concepts are not in `found` (indexes),
-    /// listed the first time a part holds an import word.
-    fn pending_imports<'p>(&self, pending: &'p mut Pending, found: &Concepts) -> &'p [usize] {
-        pending.imports.get_or_insert_with(|| {
-            (0..self.imports.len())
-                .filter(|&i| !found.contains(&self.imports[i].1))
-                .collect()
-        })
+        Pending { rules }
     }
 
     /// Whether parsing a part may show a concept still `pending`, from
     /// `view`, the part [`without_comments`] and [`normalize`]d: a rule
     /// not found whose markers (and `also` words) it holds, or an import
     /// entry not found whose tokens it holds beside an import word.
-    fn needed(&self, view: &str, pending: &mut Pending, found: &Concepts) -> bool {
+    fn needed(&self, view: &str, pending: &Pending, found: &Concepts) -> bool {
         let Some(ac) = &self.markers.ac else {
             return true;
         };
@@ -1079,7 +1190,7 @@ impl LangIndex {
         let mut held = 0u128;
         for m in ac.find_overlapping_iter(view) {
             let i = m.pattern().as_usize();
-            if bounded(self.markers.words[i].as_bytes(), bytes, m.start(), m.end()) {
+            if marker_at(self.markers.words[i].as_bytes(), bytes, m.start(), m.end()) {
                 held |= 1u128 << i;
             }
         }
@@ -1097,15 +1208,17 @@ impl LangIndex {
         // (a `use` tree's segments, a quoted module path), so every
         // identifier token of an entry it shows is a whole token of the
         // part.
-        if self.pending_imports(pending, found).is_empty() {
-            return false;
-        }
         let held: HashSet<&str, FxBuild> = tokens(view).collect();
-        pending.imports.iter().flatten().any(|&i| {
-            self.import_tokens[i]
+        let shown = |i: &usize| {
+            self.import_tokens[*i]
                 .iter()
                 .all(|t| held.contains(t.as_str()))
-        })
+                && !found.contains(&self.imports[*i].1)
+        };
+        self.import_bare.iter().any(shown)
+            || held
+                .iter()
+                .any(|t| self.import_keys.get(*t).into_iter().flatten().any(shown))
     }
 
     /// Parses `part` alone: its imports and syntax rules.

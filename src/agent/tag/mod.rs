@@ -140,6 +140,12 @@ impl Tagger {
     }
 }
 
+/// The tree-sitter grammar the tagger parses `lang` with (the tagging
+/// bench parses with it alone for its baseline).
+pub fn grammar(lang: Lang) -> tree_sitter::Language {
+    lang.grammar()
+}
+
 /// What the harness adapters tag with: a [`Tagger`], or a [`Lazy`] one.
 pub trait Tag {
     /// [`Tagger::tag_file`].

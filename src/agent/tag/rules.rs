@@ -15,8 +15,9 @@ pub struct Rule {
     /// rule (`markers_are_held_by_every_match` checks them on the corpus).
     /// They are looked for in the text with its comments blanked and its
     /// spacing normalized as the terms' is (runs of white space read as
-    /// one space, none before `(`), a word only as a whole word: `in`
-    /// is not in `string`, and `if let` is in `if\n  let`.
+    /// one space, none before `(`), a word only as a whole word and a
+    /// sign of one character only alone: `in` is not in `string`, `:` not
+    /// in `::`, and `if let` is in `if\n  let`.
     pub markers: &'static [&'static str],
     /// When not empty, text a match must also hold one of: the rule's
     /// node only ever appears beside one of these words or signs.
@@ -62,7 +63,7 @@ const RUST: &[Rule] = &[
     r2(
         "rust-traits",
         &[":"],
-        &["<", "trait", "type", "where"],
+        &["<", "<<", "trait", "type", "where"],
         "(trait_bounds) @x",
     ),
     r("rust-traits", &["where"], "(where_clause) @x"),
@@ -75,7 +76,7 @@ const RUST: &[Rule] = &[
     // Type parameters belong to a function, a type or an impl.
     r2(
         "rust-generics-monomorphization",
-        &["<"],
+        &["<", "<<"],
         &["fn", "impl", "struct", "enum", "union", "trait", "type"],
         "(type_parameters (type_parameter)) @x",
     ),
@@ -85,7 +86,7 @@ const RUST: &[Rule] = &[
         "(abstract_type) @x",
     ),
     r("rust-trait-objects", &["dyn"], "(dynamic_type) @x"),
-    r("rust-closures", &["|"], "(closure_expression) @x"),
+    r("rust-closures", &["|", "||"], "(closure_expression) @x"),
     r("rust-async-futures", &["async"], "(async_block) @x"),
     r("rust-async-futures", &["await"], "(await_expression) @x"),
     r(
@@ -124,10 +125,14 @@ const RUST: &[Rule] = &[
         "(let_condition) @x",
     ),
     r("rust-enums-pattern-matching", &["enum"], "(enum_item) @x"),
-    r("rust-result-error-handling", &["?"], "(try_expression) @x"),
+    r(
+        "rust-result-error-handling",
+        &["?", "??"],
+        "(try_expression) @x",
+    ),
     r("rust-macros", &["macro_rules"], "(macro_definition) @x"),
-    r("rust-borrowing", &["&"], "(reference_expression) @x"),
-    r("rust-borrowing", &["&"], "(reference_type) @x"),
+    r("rust-borrowing", &["&", "&&"], "(reference_expression) @x"),
+    r("rust-borrowing", &["&", "&&"], "(reference_type) @x"),
     r(
         "rust-send-sync",
         &["Send", "Sync"],
@@ -189,7 +194,7 @@ const PYTHON: &[Rule] = &[
     r("test-assertions", &["assert"], "(assert_statement) @x"),
     r(
         "py-mutable-defaults",
-        &["[", "{"],
+        &["[", "{", "[[", "{{"],
         "(default_parameter value: [(list) (dictionary) (set)]) @x",
     ),
 ];
@@ -230,7 +235,7 @@ const GO: &[Rule] = &[
 /// TypeScript's and TSX's own rules; they also take every rule of
 /// [`JAVASCRIPT`] (see [`rules`]).
 const TYPESCRIPT: &[Rule] = &[
-    r("ts-generics", &["<"], "(type_parameters) @x"),
+    r("ts-generics", &["<", "<<"], "(type_parameters) @x"),
     r("ts-unions-narrowing", &["|"], "(union_type) @x"),
     r(
         "ts-discriminated-unions",
@@ -248,7 +253,11 @@ const TYPESCRIPT: &[Rule] = &[
         "((predefined_type) @t (#any-of? @t \"any\" \"unknown\" \"never\"))",
     ),
     r("ts-type-assertions", &["as"], "(as_expression (_) (_)) @x"),
-    r("ts-type-assertions", &["!"], "(non_null_expression) @x"),
+    r(
+        "ts-type-assertions",
+        &["!", "!!"],
+        "(non_null_expression) @x",
+    ),
     r("ts-type-guards", &["is"], "(type_predicate_annotation) @x"),
     r("ts-type-guards", &["asserts"], "(asserts_annotation) @x"),
     r(
@@ -266,7 +275,7 @@ const TYPESCRIPT: &[Rule] = &[
     r("ts-mapped-conditional-types", &["infer"], "(infer_type) @x"),
     r(
         "ts-template-literal-types",
-        &["`"],
+        &["`", "``"],
         "(template_literal_type) @x",
     ),
     r("ts-satisfies", &["satisfies"], "(satisfies_expression) @x"),
