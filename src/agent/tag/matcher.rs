@@ -466,7 +466,7 @@ struct Markers {
     /// Over every marker and import word (`None`: more than 128 of them,
     /// or more than 128 rules, so every part is parsed).
     ac: Option<AhoCorasick>,
-    /// The automaton's patterns, to hold a word to whole words.
+    /// The automaton's patterns, to count a match as [`marker_at`] does.
     words: Vec<&'static str>,
     /// Each rule's markers and `also` words (bits by pattern, `also` 0
     /// when it has none), and its concept.
@@ -1165,7 +1165,7 @@ impl LangIndex {
         sql
     }
 
-    /// The rules and import entries whose concepts are not in `found`.
+    /// The rules whose concepts are not in `found`.
     fn pending(&self, found: &Concepts) -> Pending {
         let mut rules = 0u128;
         for (k, (_, _, concept)) in self.markers.rules.iter().enumerate() {
