@@ -2,7 +2,6 @@
 //! catalogue's terms and imports, the masking of comments and strings
 //! from a syntax tree, and the syntax rules run as one tree-sitter query.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -49,6 +48,22 @@ fn key_token(toks: &[&str]) -> Option<usize> {
         .map(|(at, _)| at)
 }
 
+/// Token lists indexed by their [`key_token`]: the indexes of the lists
+/// by key, and those of the lists without a token.
+type KeyIndex = (HashMap<String, Vec<usize>, FxBuild>, Vec<usize>);
+
+fn key_index<'a>(lists: impl IntoIterator<Item = &'a [&'a str]>) -> KeyIndex {
+    let mut by_key: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
+    let mut bare = Vec::new();
+    for (i, toks) in lists.into_iter().enumerate() {
+        match key_token(toks) {
+            Some(k) => by_key.entry(toks[k].to_string()).or_default().push(i),
+            None => bare.push(i),
+        }
+    }
+    (by_key, bare)
+}
+
 /// The identifier tokens of `text`: maximal runs of [`ident`] bytes.
 fn tokens(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
@@ -85,24 +100,22 @@ impl Terms {
                 concepts[i].push(concept);
             }
         }
-        let mut by_token: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
-        let mut bare = Vec::new();
-        let mut rest = Vec::with_capacity(patterns.len());
-        for (i, p) in patterns.iter().enumerate() {
-            let toks: Vec<&str> = tokens(p).collect();
-            let key = key_token(&toks);
-            match key {
-                Some(k) => by_token.entry(toks[k].to_string()).or_default().push(i),
-                None => bare.push(i),
-            }
-            let one_token = p.bytes().all(ident);
-            rest.push((!one_token).then(|| {
-                (0..toks.len())
-                    .filter(|at| Some(*at) != key)
-                    .map(|at| toks[at].to_string())
-                    .collect()
-            }));
-        }
+        let toks: Vec<Vec<&str>> = patterns.iter().map(|p| tokens(p).collect()).collect();
+        let (by_token, bare) = key_index(toks.iter().map(Vec::as_slice));
+        let rest = patterns
+            .iter()
+            .zip(&toks)
+            .map(|(p, toks)| {
+                let key = key_token(toks);
+                let one_token = p.bytes().all(ident);
+                (!one_token).then(|| {
+                    (0..toks.len())
+                        .filter(|at| Some(*at) != key)
+                        .map(|at| toks[at].to_string())
+                        .collect()
+                })
+            })
+            .collect();
         Self {
             patterns,
             concepts,
@@ -172,19 +185,18 @@ impl Terms {
             let mut from = 0;
             while let Some(at) = normalized[from..].find(pat) {
                 let start = from + at;
-                if self.bounded(p, normalized.as_bytes(), start, start + pat.len()) {
+                if bounded(
+                    pat.as_bytes(),
+                    normalized.as_bytes(),
+                    start,
+                    start + pat.len(),
+                ) {
                     self.show(p, found);
                     break;
                 }
                 from = start + step;
             }
         }
-    }
-
-    /// Whether a match of pattern `p` at `start..end` of `bytes` is at
-    /// identifier boundaries.
-    fn bounded(&self, p: usize, bytes: &[u8], start: usize, end: usize) -> bool {
-        bounded(self.patterns[p].as_bytes(), bytes, start, end)
     }
 
     /// Every match of the patterns `chosen` in `normalized`, with one
@@ -204,7 +216,7 @@ impl Terms {
         let bytes = normalized.as_bytes();
         for m in ac.find_overlapping_iter(normalized) {
             let p = chosen[m.pattern().as_usize()];
-            if self.bounded(p, bytes, m.start(), m.end()) {
+            if bounded(self.patterns[p].as_bytes(), bytes, m.start(), m.end()) {
                 self.show(p, found);
             }
         }
@@ -1059,15 +1071,11 @@ impl LangIndex {
             .iter()
             .map(|(i, _)| tokens(i).map(String::from).collect())
             .collect();
-        let mut import_keys: HashMap<String, Vec<usize>, FxBuild> = HashMap::default();
-        let mut import_bare = Vec::new();
-        for (i, toks) in import_tokens.iter().enumerate() {
-            let toks: Vec<&str> = toks.iter().map(String::as_str).collect();
-            match key_token(&toks) {
-                Some(k) => import_keys.entry(toks[k].to_string()).or_default().push(i),
-                None => import_bare.push(i),
-            }
-        }
+        let lists: Vec<Vec<&str>> = import_tokens
+            .iter()
+            .map(|t| t.iter().map(String::as_str).collect())
+            .collect();
+        let (import_keys, import_bare) = key_index(lists.iter().map(Vec::as_slice));
         let rules = SyntaxRules::build(cat, lang);
         let markers = Markers::build(cat, lang);
         let mut parser = Parser::new();
@@ -1112,31 +1120,15 @@ impl LangIndex {
             .map(String::from)
             .collect();
         let fold_case = self.lang.case_insensitive();
-        let normalized = normalize(&masked, fold_case);
-        self.terms.find(&normalized, found);
+        self.terms.find(&normalize(&masked, fold_case), found);
         let mut pending = self.pending(found);
         if pending.rules == 0 && self.lang.import_words().is_empty() {
             return sql;
         }
-        // The markers' view: the text without its comments. With no
-        // string literal that is the masked text, and for the whole of it
-        // its normalized form is the terms' one.
-        let no_strings = lexed.strings.is_empty();
-        let view: Cow<str> = if no_strings {
-            Cow::Borrowed(&masked)
-        } else if lexed.masked.len() == lexed.strings.len() {
-            Cow::Borrowed(text)
-        } else {
-            Cow::Owned(without_comments(text, &lexed))
-        };
-        let view_of = |from: usize, to: usize| -> Cow<str> {
-            if no_strings && from == 0 && to == text.len() {
-                return Cow::Borrowed(&normalized);
-            }
-            Cow::Owned(normalize(
-                view.get(from..to).unwrap_or(&text[from..to]),
-                fold_case,
-            ))
+        // Where the markers are looked for: the text without its comments.
+        let view = without_comments(text, &lexed);
+        let view_of = |from: usize, to: usize| {
+            normalize(view.get(from..to).unwrap_or(&text[from..to]), fold_case)
         };
         let mut bounds = lexed.chunks;
         bounds.push(text.len());
@@ -1208,15 +1200,15 @@ impl LangIndex {
         // (a `use` tree's segments, a quoted module path), so every
         // identifier token of an entry it shows is a whole token of the
         // part.
-        let held: HashSet<&str, FxBuild> = tokens(view).collect();
+        let words: HashSet<&str, FxBuild> = tokens(view).collect();
         let shown = |i: &usize| {
             self.import_tokens[*i]
                 .iter()
-                .all(|t| held.contains(t.as_str()))
+                .all(|t| words.contains(t.as_str()))
                 && !found.contains(&self.imports[*i].1)
         };
         self.import_bare.iter().any(shown)
-            || held
+            || words
                 .iter()
                 .any(|t| self.import_keys.get(*t).into_iter().flatten().any(shown))
     }
