@@ -10,6 +10,7 @@
 //! and adversarial snippets (`tests`).
 
 use super::lang::Lang;
+use super::rules::Place;
 
 /// What the lexer found in a text.
 #[derive(Debug, Default, PartialEq)]
@@ -22,6 +23,9 @@ pub(super) struct Lexed {
     /// text between two of them alone gives the tree the whole text
     /// would have there.
     pub chunks: Vec<usize>,
+    /// Where a [`Place`] was seen, as byte offsets and the place's bit, in
+    /// order.
+    pub places: Vec<(usize, u8)>,
 }
 
 /// Lexes `text` as `lang`; `None` when not sure (parse it whole).
@@ -39,6 +43,9 @@ pub(super) fn lex(lang: Lang, text: &str) -> Option<Lexed> {
         decorated: false,
         type_stmt: false,
         quiet: false,
+        line: PyLine::default(),
+        before: Last::Start,
+        rust: RustAngles::default(),
     };
     match lang {
         Lang::Python => l.python()?,
@@ -88,7 +95,53 @@ struct Lexer<'a> {
     type_stmt: bool,
     /// Inside a masked template literal's `${...}`: nothing more to mask.
     quiet: bool,
+    /// Python: the logical line being lexed.
+    line: PyLine,
+    /// What `last` was when the last word began: the token before it.
+    before: Last,
+    /// Rust: where a colon may begin trait bounds.
+    rust: RustAngles,
 }
+
+/// Rust: what the lexer knows to tell a colon that may begin trait bounds
+/// ([`Place::RustBound`]) from one of a `let`, a parameter or a field.
+#[derive(Debug, Default)]
+struct RustAngles {
+    /// `<` not yet closed by a `>` since the innermost open bracket: a
+    /// comparison's counts too, which only makes more colons count.
+    open: usize,
+    /// `open` of each enclosing bracket.
+    outer: Vec<usize>,
+    /// The bracket depth of a `where`, `trait` or `type` whose bounds may
+    /// follow, until a `{` or `;` at that depth.
+    bounds_at: Option<usize>,
+}
+
+/// The Rust words a type's or function's name follows, whose type
+/// parameters open right after that name.
+const RUST_NAMED: &[&[u8]] = &[b"fn", b"struct", b"enum", b"union", b"trait", b"type"];
+
+/// Python: what the lexer knows of the logical line it is in, to tell a
+/// compound statement's header colon from one that may begin an
+/// annotation ([`Place::PyAnnotation`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct PyLine {
+    /// Its first token is still to come.
+    first: bool,
+    /// Its first token is a keyword that opens a compound statement.
+    header: bool,
+    /// The header's colon (its first outside brackets) was passed.
+    header_colon: bool,
+}
+
+/// Python's keywords that open a compound statement (or one's clause),
+/// whose header ends at its first colon outside brackets. The soft ones
+/// (`match`, `case`) are left out: they are names too (`match: int`), as
+/// the grammar has `async` (see [`Lexer::py_header`]).
+const PY_HEADERS: &[&[u8]] = &[
+    b"if", b"elif", b"else", b"for", b"while", b"with", b"def", b"class", b"try", b"except",
+    b"finally",
+];
 
 fn ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80
@@ -112,6 +165,11 @@ impl Lexer<'_> {
             Last::Word(s, e) => self.word((s, e)),
             _ => b"",
         }
+    }
+
+    /// Notes that `place` was seen at the current offset.
+    fn place(&mut self, place: Place) {
+        self.out.places.push((self.i, place.bit()));
     }
 
     fn mask(&mut self, start: usize, end: usize, string: bool) {
@@ -183,6 +241,9 @@ impl Lexer<'_> {
                     }
                 }
                 b'(' | b'[' | b'{' => {
+                    if self.lang == Lang::Rust {
+                        self.rust_open(c);
+                    }
                     let mark =
                         if c == b'{' && self.lang == Lang::Go && self.last_word() == b"struct" {
                             b's'
@@ -205,6 +266,9 @@ impl Lexer<'_> {
                     };
                     if open != want && !(open == b's' && c == b'}') {
                         return None;
+                    }
+                    if self.lang == Lang::Rust {
+                        self.rust.open = self.rust.outer.pop().unwrap_or(0);
                     }
                     self.i += 1;
                     self.last = Last::Punct(c);
@@ -230,6 +294,13 @@ impl Lexer<'_> {
                     {
                         self.type_stmt = true;
                     }
+                    if self.lang == Lang::Go && w == b"func" && self.stack.is_empty() {
+                        self.place(Place::GoTopLevel);
+                    }
+                    if self.lang == Lang::Rust && matches!(w, b"where" | b"trait" | b"type") {
+                        self.rust.bounds_at = Some(self.stack.len());
+                    }
+                    self.before = self.last;
                     if self.lang != Lang::JavaScript && w == b"string" && self.ts_string_type(e) {
                         // TypeScript's predefined type `string` is a node
                         // of kind `string` too, and masked as one.
@@ -252,12 +323,57 @@ impl Lexer<'_> {
                     if c == b';' && self.stack.len() == base {
                         self.type_stmt = false;
                     }
+                    if self.lang == Lang::Rust {
+                        self.rust_punct(c);
+                    }
                     self.i += 1;
                     self.last = Last::Punct(c);
                 }
             }
         }
         if nested { None } else { Some(()) }
+    }
+
+    /// Rust: a bracket `c` opens at the current offset.
+    fn rust_open(&mut self, c: u8) {
+        if c == b'{' && self.rust.bounds_at == Some(self.stack.len()) {
+            self.rust.bounds_at = None;
+        }
+        self.rust.outer.push(self.rust.open);
+        self.rust.open = 0;
+    }
+
+    /// Rust: the places a punctuation byte `c` at the current offset may
+    /// be, and the angles it opens or closes.
+    fn rust_punct(&mut self, c: u8) {
+        let (prev, next) = (self.i.checked_sub(1).map_or(0, |p| self.b[p]), self.peek(1));
+        match c {
+            b';' if self.rust.bounds_at == Some(self.stack.len()) => self.rust.bounds_at = None,
+            b':' if prev != b':'
+                && next != b':'
+                && (self.rust.open > 0 || self.rust.bounds_at.is_some()) =>
+            {
+                self.place(Place::RustBound);
+            }
+            b'<' if next != b'=' => {
+                self.rust.open += 1;
+                // Type parameters open right after `impl`, `for` or the
+                // name a `fn`, `struct`, ... declares (`r#name` too).
+                let named = match (self.before, self.last) {
+                    (_, Last::Word(..)) if matches!(self.last_word(), b"impl" | b"for") => true,
+                    (Last::Punct(b'#'), Last::Word(..)) => true,
+                    (Last::Word(s, e), Last::Word(..)) => RUST_NAMED.contains(&self.word((s, e))),
+                    _ => false,
+                };
+                if named {
+                    self.place(Place::RustTypeParams);
+                }
+            }
+            b'>' if !matches!(prev, b'-' | b'=') && next != b'=' => {
+                self.rust.open = self.rust.open.saturating_sub(1);
+            }
+            _ => {}
+        }
     }
 
     /// Whether the word `string` ending at `e` is TypeScript's type (not
@@ -529,12 +645,38 @@ impl Lexer<'_> {
             let c = self.b[self.i];
             if line_start {
                 line_start = false;
+                if self.stack.is_empty() {
+                    self.line = PyLine {
+                        first: true,
+                        ..PyLine::default()
+                    };
+                }
                 self.python_line();
+            }
+            if self.line.first && !c.is_ascii_whitespace() && c != b'\\' && c != b'#' {
+                self.line.first = false;
+                if c == b'@' && self.i > 0 && self.b[self.i - 1] != b'\n' {
+                    self.place(Place::PyInnerDecorator);
+                }
+                self.line.header = self.py_header();
             }
             match c {
                 b'\n' => {
                     self.i += 1;
                     line_start = true;
+                }
+                b':' => {
+                    if self.peek(1) != b'=' {
+                        match self.stack.last() {
+                            Some(b'(') => self.place(Place::PyAnnotation),
+                            None if self.line.header && !self.line.header_colon => {
+                                self.line.header_colon = true;
+                            }
+                            None => self.place(Place::PyAnnotation),
+                            Some(_) => {}
+                        }
+                    }
+                    self.i += 1;
                 }
                 b'\\' if self.peek(1) == b'\n' => self.i += 2,
                 b'\\' if self.peek(1) == b'\r' && self.peek(2) == b'\n' => self.i += 3,
@@ -544,6 +686,9 @@ impl Lexer<'_> {
                     self.i = end;
                 }
                 b'(' | b'[' | b'{' => {
+                    if c != b'(' && self.stack.last() == Some(&b'(') {
+                        self.place(Place::PyCollectionInParens);
+                    }
                     self.stack.push(c);
                     self.i += 1;
                 }
@@ -559,6 +704,7 @@ impl Lexer<'_> {
                 }
                 b'"' | b'\'' => {
                     let end = self.py_strings(self.i)?;
+                    self.py_string_places(end);
                     self.mask(self.i, end, true);
                     self.i = end;
                 }
@@ -567,12 +713,19 @@ impl Lexer<'_> {
                     while e < self.b.len() && ident(self.b[e]) {
                         e += 1;
                     }
-                    if py_prefix(&self.b[self.i..e]) && matches!(self.b.get(e), Some(b'"' | b'\''))
-                    {
+                    let w = &self.b[self.i..e];
+                    if py_prefix(w) && matches!(self.b.get(e), Some(b'"' | b'\'')) {
                         let end = self.py_strings(e)?;
+                        self.py_string_places(end);
                         self.mask(self.i, end, true);
                         self.i = end;
                     } else {
+                        if w == b"lambda" {
+                            self.place(Place::PyAnnotation);
+                            self.place(Place::PyCollectionInParens);
+                        } else if w == b"for" && self.stack.last() == Some(&b'(') {
+                            self.place(Place::PyGenerator);
+                        }
                         self.i = e;
                     }
                 }
@@ -580,6 +733,51 @@ impl Lexer<'_> {
             }
         }
         Some(())
+    }
+
+    /// Whether the Python line's first token, at the current offset, opens
+    /// a compound statement's header: one of [`PY_HEADERS`], or `async`
+    /// before `def`, `for` or `with` (alone it is a name to the grammar).
+    fn py_header(&self) -> bool {
+        let word_at = |from: usize| {
+            let mut e = from;
+            while e < self.b.len() && ident(self.b[e]) {
+                e += 1;
+            }
+            &self.b[from..e]
+        };
+        let first = word_at(self.i);
+        if first == b"async" {
+            let mut j = self.i + first.len();
+            while matches!(self.b.get(j), Some(b' ' | b'\t')) {
+                j += 1;
+            }
+            return matches!(word_at(j), b"def" | b"for" | b"with");
+        }
+        !first.is_empty() && PY_HEADERS.contains(&first)
+    }
+
+    /// The places in the Python string literals from the offset to `end`:
+    /// an f-string's `{...}` is code, so a `for` or `lambda` in a literal
+    /// with a brace counts wherever it stands.
+    fn py_string_places(&mut self, end: usize) {
+        let lit = &self.b[self.i..end];
+        if !lit.contains(&b'{') {
+            return;
+        }
+        let words = lit.split(|c| !ident(*c));
+        let (mut generator, mut lambda) = (false, false);
+        for w in words {
+            generator |= w == b"for";
+            lambda |= w == b"lambda";
+        }
+        if generator {
+            self.place(Place::PyGenerator);
+        }
+        if lambda {
+            self.place(Place::PyAnnotation);
+            self.place(Place::PyCollectionInParens);
+        }
     }
 
     /// At a line's start (outside brackets and strings): a new top-level

@@ -319,6 +319,17 @@ pub(super) fn holds_one(words: &[&str], view: &str) -> bool {
     })
 }
 
+/// Whether `view` holds `word` twice or more, as [`marker_at`] counts it
+/// (a word in both a rule's markers and its `also` words).
+#[cfg(test)]
+pub(super) fn holds_twice(word: &str, view: &str) -> bool {
+    (0..view.len())
+        .filter(|&at| view[at..].starts_with(word))
+        .filter(|&at| marker_at(word.as_bytes(), view.as_bytes(), at, at + word.len()))
+        .nth(1)
+        .is_some()
+}
+
 /// Whitespace runs become one space, no space before `(`, and (for SQL)
 /// upper case: `OVER  (` and `over(` both read `OVER(`.
 pub(super) fn normalize(text: &str, fold_case: bool) -> String {
@@ -480,11 +491,34 @@ struct Markers {
     ac: Option<AhoCorasick>,
     /// The automaton's patterns, to count a match as [`marker_at`] does.
     words: Vec<&'static str>,
-    /// Each rule's markers and `also` words (bits by pattern, `also` 0
-    /// when it has none), and its concept.
-    rules: Vec<(u128, u128, &'static str)>,
+    /// Each rule's markers, in the order of [`super::rules::rules`].
+    rules: Vec<MarkerRule>,
     /// The import words' bits.
     imports: u128,
+}
+
+/// What one rule's match holds: bits by the automaton's pattern.
+struct MarkerRule {
+    /// One of these.
+    any: u128,
+    /// One of these too (`0`: no such condition) once...
+    also: u128,
+    /// ...or, for these (in `any` too), the same one twice.
+    twice: u128,
+    /// The [`super::rules::Place`] bit its markers must stand at (`0`:
+    /// anywhere).
+    place: u8,
+    concept: &'static str,
+}
+
+impl MarkerRule {
+    /// Whether a part whose markers are `held` (`held2`: twice or more),
+    /// and where the lexer saw `places`, may hold a match.
+    fn may_match(&self, held: u128, held2: u128, places: u8) -> bool {
+        held & self.any != 0
+            && (self.also == 0 || held & self.also & !self.twice != 0 || held2 & self.twice != 0)
+            && places & self.place == self.place
+    }
 }
 
 impl Markers {
@@ -499,12 +533,18 @@ impl Markers {
                 .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
                 .unwrap_or(0)
         };
-        let rules: Vec<(u128, u128, &'static str)> = super::rules::rules(lang)
+        let rules: Vec<MarkerRule> = super::rules::rules(lang)
             .filter(|r| cat.contains(r.concept))
             .map(|r| {
                 let any = r.markers.iter().fold(0, |a, m| a | bits(m));
                 let also = r.also.iter().fold(0, |a, m| a | bits(m));
-                (any, also, r.concept)
+                MarkerRule {
+                    any,
+                    also,
+                    twice: any & also,
+                    place: r.place.map_or(0, |p| p.bit()),
+                    concept: r.concept,
+                }
             })
             .collect();
         let imports = lang.import_words().iter().fold(0, |a, w| a | bits(w));
@@ -1130,20 +1170,34 @@ impl LangIndex {
         let view_of = |from: usize, to: usize| {
             normalize(view.get(from..to).unwrap_or(&text[from..to]), fold_case)
         };
+        // The places the lexer saw between two offsets.
+        let seen = lexed.places;
+        let places = |from: usize, to: usize| {
+            let at = seen.partition_point(|(i, _)| *i < from);
+            seen[at..]
+                .iter()
+                .take_while(|(i, _)| *i < to)
+                .fold(0u8, |a, (_, bit)| a | bit)
+        };
         let mut bounds = lexed.chunks;
         bounds.push(text.len());
         let mut k = 0;
         while k + 1 < bounds.len() {
             let (from, mut to) = (bounds[k], bounds[k + 1]);
             k += 1;
-            if !self.needed(&view_of(from, to), &pending, found) {
+            if !self.needed(&view_of(from, to), places(from, to), &pending, found) {
                 continue;
             }
             // Items next to each other are parsed together, up to a few
             // KB (fewer parser runs).
             while k + 1 < bounds.len()
                 && to - from < GROUP
-                && self.needed(&view_of(to, bounds[k + 1]), &pending, found)
+                && self.needed(
+                    &view_of(to, bounds[k + 1]),
+                    places(to, bounds[k + 1]),
+                    &pending,
+                    found,
+                )
             {
                 to = bounds[k + 1];
                 k += 1;
@@ -1160,8 +1214,8 @@ impl LangIndex {
     /// The rules whose concepts are not in `found`.
     fn pending(&self, found: &Concepts) -> Pending {
         let mut rules = 0u128;
-        for (k, (_, _, concept)) in self.markers.rules.iter().enumerate() {
-            if !found.contains(*concept) {
+        for (k, rule) in self.markers.rules.iter().enumerate() {
+            if !found.contains(rule.concept) {
                 rules |= 1u128
                     .checked_shl(u32::try_from(k).unwrap_or(u32::MAX))
                     .unwrap_or(0);
@@ -1171,25 +1225,26 @@ impl LangIndex {
     }
 
     /// Whether parsing a part may show a concept still `pending`, from
-    /// `view`, the part [`without_comments`] and [`normalize`]d: a rule
-    /// not found whose markers (and `also` words) it holds, or an import
-    /// entry not found whose tokens it holds beside an import word.
-    fn needed(&self, view: &str, pending: &Pending, found: &Concepts) -> bool {
+    /// `view`, the part [`without_comments`] and [`normalize`]d, and the
+    /// `places` the lexer saw in it: a rule not found whose markers (and
+    /// `also` words, at its place) it holds, or an import entry not found
+    /// whose tokens it holds beside an import word.
+    fn needed(&self, view: &str, places: u8, pending: &Pending, found: &Concepts) -> bool {
         let Some(ac) = &self.markers.ac else {
             return true;
         };
         let bytes = view.as_bytes();
-        let mut held = 0u128;
+        let (mut held, mut held2) = (0u128, 0u128);
         for m in ac.find_overlapping_iter(view) {
             let i = m.pattern().as_usize();
             if marker_at(self.markers.words[i].as_bytes(), bytes, m.start(), m.end()) {
+                held2 |= held & (1u128 << i);
                 held |= 1u128 << i;
             }
         }
         let rules = self.markers.rules.iter().enumerate();
-        for (k, (any, also, _)) in rules {
-            if (pending.rules >> k) & 1 == 1 && held & any != 0 && (*also == 0 || held & also != 0)
-            {
+        for (k, rule) in rules {
+            if (pending.rules >> k) & 1 == 1 && rule.may_match(held, held2, places) {
                 return true;
             }
         }

@@ -20,9 +20,67 @@ pub struct Rule {
     /// in `::`, and `if let` is in `if\n  let`.
     pub markers: &'static [&'static str],
     /// When not empty, text a match must also hold one of: the rule's
-    /// node only ever appears beside one of these words or signs.
+    /// node only ever appears beside one of these words or signs. A word
+    /// in both lists must be held twice (a nested `def` holds `def` twice).
     pub also: &'static [&'static str],
+    /// When set, where the lexer must have seen one of the markers for the
+    /// match to be possible (`markers_are_held_by_every_match` checks these
+    /// too).
+    pub place: Option<Place>,
     pub query: &'static str,
+}
+
+/// Where a marker stands, as the lexer sees it (comments and strings
+/// aside, brackets counted); [`super::lex::Lexed::places`] notes each.
+/// Only what valid code can hold is promised: a text that does not parse
+/// may be tagged otherwise than its whole tree would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Python: a `:` that may begin an annotation (`x: int`, a typed
+    /// parameter): one whose innermost open bracket is `(`, or one outside
+    /// brackets but the colon that ends a compound statement's header
+    /// (`if x:`, `def f(...) -> T:`), not `:=`; and wherever `lambda` is
+    /// (a lambda's parameters are parsed as typed ones).
+    PyAnnotation,
+    /// Python: a `for` whose innermost open bracket is `(`: a generator
+    /// expression is always in parentheses, its own or a call's, while a
+    /// `for` statement is outside brackets and a comprehension's `for` is
+    /// in `[` or `{`. An f-string's code counts wherever it is.
+    PyGenerator,
+    /// Python: a `[` or `{` opened right inside `(` (a parameter's
+    /// default value is in the parameters' parentheses), and wherever
+    /// `lambda` is (a lambda's parameters have none).
+    PyCollectionInParens,
+    /// Python: an `@` that begins an indented line: a decorator inside a
+    /// body (a top-level one begins its line).
+    PyInnerDecorator,
+    /// Rust: a `:` (not in `::`) inside `<...>` (type parameters, or
+    /// arguments with associated type bounds), or after a `where`, `trait`
+    /// or `type` before the `{` or `;` that ends its header: where trait
+    /// bounds begin. Any `<` opens, so a comparison only makes more count.
+    RustBound,
+    /// Rust: a `<` right after `impl`, `for`, or the name a `fn`,
+    /// `struct`, `enum`, `union`, `trait` or `type` declares: where type
+    /// parameters open.
+    RustTypeParams,
+    /// Go: `func` outside any bracket: a method is a top-level
+    /// declaration, and a function literal inside a body is not one.
+    GoTopLevel,
+}
+
+impl Place {
+    /// Each place's bit in a set of places.
+    pub const fn bit(self) -> u8 {
+        match self {
+            Self::PyAnnotation => 1,
+            Self::PyGenerator => 2,
+            Self::PyCollectionInParens => 4,
+            Self::PyInnerDecorator => 8,
+            Self::GoTopLevel => 16,
+            Self::RustBound => 32,
+            Self::RustTypeParams => 64,
+        }
+    }
 }
 
 const fn r(concept: &'static str, markers: &'static [&'static str], query: &'static str) -> Rule {
@@ -30,6 +88,7 @@ const fn r(concept: &'static str, markers: &'static [&'static str], query: &'sta
         concept,
         markers,
         also: &[],
+        place: None,
         query,
     }
 }
@@ -45,7 +104,18 @@ const fn r2(
         concept,
         markers,
         also,
+        place: None,
         query,
+    }
+}
+
+impl Rule {
+    /// The rule with its markers counting only at `place`.
+    const fn at(self, place: Place) -> Rule {
+        Rule {
+            place: Some(place),
+            ..self
+        }
     }
 }
 
@@ -60,12 +130,7 @@ const RUST: &[Rule] = &[
     // associated type binding (`Iterator<Item: Ord>`), a trait's name
     // (`trait A: B`), an associated type (`type T: Ord;`) or a where
     // predicate.
-    r2(
-        "rust-traits",
-        &[":"],
-        &["<", "<<", "trait", "type", "where"],
-        "(trait_bounds) @x",
-    ),
+    r("rust-traits", &[":"], "(trait_bounds) @x").at(Place::RustBound),
     r("rust-traits", &["where"], "(where_clause) @x"),
     r2(
         "rust-traits",
@@ -73,13 +138,14 @@ const RUST: &[Rule] = &[
         &["for"],
         "(impl_item trait: (_)) @x",
     ),
-    // Type parameters belong to a function, a type or an impl.
-    r2(
+    // Type parameters belong to a function, a type, an impl or a
+    // higher-ranked `for<...>`.
+    r(
         "rust-generics-monomorphization",
         &["<", "<<"],
-        &["fn", "impl", "struct", "enum", "union", "trait", "type"],
         "(type_parameters (type_parameter)) @x",
-    ),
+    )
+    .at(Place::RustTypeParams),
     r(
         "rust-generics-monomorphization",
         &["impl"],
@@ -146,26 +212,33 @@ const RUST: &[Rule] = &[
 ];
 
 const PYTHON: &[Rule] = &[
-    r(
+    // A decorator's wrapper and a closure are functions inside a function:
+    // `def` twice.
+    r2(
         "py-decorators",
-        &["return"],
+        &["def"],
+        &["def"],
         "(function_definition body: (block (function_definition name: (identifier) @a parameters: (parameters (list_splat_pattern))) (return_statement (identifier) @b)) (#eq? @a @b)) @x",
     ),
-    r(
+    r2(
         "py-decorators",
-        &["return"],
+        &["def"],
+        &["def"],
         "(function_definition body: (block (decorated_definition definition: (function_definition name: (identifier) @a)) (return_statement (identifier) @b)) (#eq? @a @b)) @x",
     ),
-    r(
+    r2(
         "py-closures-scope",
+        &["def"],
         &["def"],
         "(function_definition body: (block (function_definition) @x))",
     ),
-    r(
+    r2(
         "py-closures-scope",
         &["@"],
+        &["def"],
         "(function_definition body: (block (decorated_definition) @x))",
-    ),
+    )
+    .at(Place::PyInnerDecorator),
     r(
         "py-closures-scope",
         &["nonlocal"],
@@ -177,7 +250,8 @@ const PYTHON: &[Rule] = &[
         "py-iterators-generators",
         &["for"],
         "(generator_expression) @x",
-    ),
+    )
+    .at(Place::PyGenerator),
     r("py-context-managers", &["with"], "(with_statement) @x"),
     r("py-exceptions", &["try"], "(try_statement) @x"),
     r("py-exceptions", &["raise"], "(raise_statement) @x"),
@@ -186,17 +260,20 @@ const PYTHON: &[Rule] = &[
         &["->"],
         "(function_definition return_type: (type)) @x",
     ),
-    r("py-type-hints", &[":"], "(typed_parameter) @x"),
-    r("py-type-hints", &[":"], "(typed_default_parameter) @x"),
-    r("py-type-hints", &[":"], "(assignment type: (type)) @x"),
+    r("py-type-hints", &[":"], "(typed_parameter) @x").at(Place::PyAnnotation),
+    r("py-type-hints", &[":"], "(typed_default_parameter) @x").at(Place::PyAnnotation),
+    r("py-type-hints", &[":"], "(assignment type: (type)) @x").at(Place::PyAnnotation),
     r("py-asyncio-event-loop", &["await"], "(await) @x"),
     r("conc-async-await", &["await"], "(await) @x"),
     r("test-assertions", &["assert"], "(assert_statement) @x"),
-    r(
+    // Default values are a function's or a lambda's parameters'.
+    r2(
         "py-mutable-defaults",
         &["[", "{", "[[", "{{"],
+        &["def", "lambda"],
         "(default_parameter value: [(list) (dictionary) (set)]) @x",
-    ),
+    )
+    .at(Place::PyCollectionInParens),
 ];
 
 const GO: &[Rule] = &[
@@ -217,8 +294,9 @@ const GO: &[Rule] = &[
     ),
     r("go-select", &["select"], "(select_statement) @x"),
     r("go-defer-panic-recover", &["defer"], "(defer_statement) @x"),
-    // `func (r T) Name(...)`: the receiver's list follows `func`.
-    r("go-structs-methods", &["func("], "(method_declaration) @x"),
+    // `func (r T) Name(...)`: the receiver's list follows `func`, at the
+    // top level.
+    r("go-structs-methods", &["func("], "(method_declaration) @x").at(Place::GoTopLevel),
     r("go-structs-methods", &["struct"], "(struct_type) @x"),
     r("go-interfaces", &["interface"], "(interface_type) @x"),
     // `x.(T)` and `switch v := x.(type)`.

@@ -262,6 +262,19 @@ fn tricky() -> Vec<(Lang, &'static str)> {
             Lang::Python,
             "s = f\"{x['k']} # not comment\" # a 'comment'\nt = rb'\\d+' \"\"\"triple ' \" \"\"\"\nu = (\"SELECT a \"\n     # between\n     \"FROM t JOIN u ON true\")\n@dec\ndef f(a: int = [], *args):\n    '''doc with \"quotes\" and # hash'''\n    return f'{a!r:>{10}}' + F\"{'nested'}\"\nelse_ = 1\n",
         ),
+        // Where the lexer's places must be seen (`markers_are_held_by_every_match`).
+        (
+            Lang::Python,
+            "if ok: n: int = 1\nclass A: x: int\ntotal = sum(\n    x\n    for x in xs\n)\nmsg = f\"{sum(x for x in xs)} {(lambda v=[]: v)()}\"\ndef g(\n    a: int,\n    b: str = \"\",\n    c=[],\n): pass\nh = lambda y={}: y\nif (n := 10) > 5: pass\nwhile m := next(it): pass\ndef outer(f):\n    @wraps(f)\n    def inner(*a):\n        return f(*a)\n    return inner\nelse_: int = 2\nmatch: int = 3\nx = 1; y: int = 2\nfor i in r: k: int = i\nasync: int = 4\nasync def co(q: int): pass\n",
+        ),
+        (
+            Lang::Rust,
+            "fn f<T: Clone, const N: usize>(x: impl Iterator<Item: Ord>) -> u8 where T: Copy { let y: u8 = if a < b { 1 } else { 2 }; y }\ntrait A: B { type T: Ord; fn g<U>(&self) where U: Send; }\nimpl<T> X for Y<T> where T: for<'a> Fn(&'a u8) {}\nstruct S<T> { a: T }\nenum E<T> { V(T) }\nunion W<T: Copy> { a: T }\ntype Al<T> = Vec<T>;\nfn h(x: &dyn for<'b> Fn(&'b u8)) -> Vec<Box<dyn Iterator<Item = u8>>> { let v: Vec<Vec<u8>> = Vec::new(); v }\nfn k(it: impl Iterator<Item: Clone + Ord>) {}\n",
+        ),
+        (
+            Lang::Go,
+            "var f = func() int { return 1 }\nfunc (s *S) M() { g := func(x int) {}; g(1) }\nfunc (s S[T]) N() {}\n",
+        ),
         (
             Lang::Go,
             "type T struct {\n\tID int `json:\"id\" db:\"id\"`\n\tName string \"plain tag\"\n}\n\nfunc f() rune { s := `raw // not comment\n \"still\"`; r := '\\''; t := \"/* no */\"; _ = s + t; return r } // \"c\n/* 'x' */\nvar q = \"SELECT 1 UNION SELECT 2\"\n",
@@ -279,6 +292,78 @@ fn tricky() -> Vec<(Lang, &'static str)> {
             "SELECT 'it''s -- not a comment', \"col;name\" FROM t -- a 'comment'\nWHERE x = $1 /* ; */;\nSELECT 'a;b' AS \"x'y\"; -- ;\nSELECT 1;\n",
         ),
     ]
+}
+
+/// The places the lexer notes are sharp: a compound statement's header
+/// colon, a `for` statement or comprehension, a top-level decorator or a
+/// function literal in a body is none of them (that each one found where
+/// a rule matches is `markers_are_held_by_every_match`'s).
+#[test]
+fn the_lexer_places_markers_where_their_nodes_can_be() {
+    use super::rules::Place;
+    let places = |lang: Lang, code: &str| -> Vec<Place> {
+        let lexed = super::lex::lex(lang, code).expect("lexed");
+        [
+            Place::PyAnnotation,
+            Place::PyGenerator,
+            Place::PyCollectionInParens,
+            Place::PyInnerDecorator,
+            Place::GoTopLevel,
+            Place::RustBound,
+            Place::RustTypeParams,
+        ]
+        .into_iter()
+        .filter(|p| lexed.places.iter().any(|(_, bit)| *bit == p.bit()))
+        .collect()
+    };
+    let none: Vec<Place> = Vec::new();
+    let plain = "@app.get(\"/x\")\ndef f(a, b=1) -> None:\n    if a: return [i for i in b if i]\n    for k, v in {1: 2}.items():\n        print(f\"{k:>3}\")\n        s = a[1:2]\n    with open(a) as h:\n        pass\n    try:\n        pass\n    except E:\n        pass\n    else:\n        pass\n";
+    assert_eq!(places(Lang::Python, plain), none);
+    assert_eq!(
+        places(Lang::Python, "def f(a: int): pass\n"),
+        vec![Place::PyAnnotation]
+    );
+    assert_eq!(
+        places(Lang::Python, "x: int = 1\n"),
+        vec![Place::PyAnnotation]
+    );
+    assert_eq!(
+        places(Lang::Python, "if a: x: int = 1\n"),
+        vec![Place::PyAnnotation]
+    );
+    assert_eq!(
+        places(Lang::Python, "s = sum(i for i in a)\n"),
+        vec![Place::PyGenerator]
+    );
+    assert_eq!(
+        places(Lang::Python, "def f(a=[]): pass\n"),
+        vec![Place::PyCollectionInParens]
+    );
+    assert_eq!(
+        places(Lang::Python, "def f():\n    @d\n    def g(): pass\n"),
+        vec![Place::PyInnerDecorator]
+    );
+    assert_eq!(
+        places(Lang::Python, "f = lambda a=[]: a\n"),
+        vec![Place::PyAnnotation, Place::PyCollectionInParens]
+    );
+    assert_eq!(
+        places(Lang::Go, "func f() { g := func() {}; g() }\n"),
+        vec![Place::GoTopLevel]
+    );
+    assert_eq!(places(Lang::Go, "var x = 1\n"), none);
+    let rust = "fn f(a: u8) -> Vec<u8> { let v: Vec<Vec<u8>> = g::<u8>(a); if a < b { S { x: 1 } } else { v } }\nstruct P { x: u8 }\n";
+    assert_eq!(places(Lang::Rust, rust), none);
+    assert_eq!(
+        places(Lang::Rust, "fn f<T: Copy>(x: T) {}\n"),
+        vec![Place::RustBound, Place::RustTypeParams]
+    );
+    assert_eq!(
+        places(Lang::Rust, "fn f(x: u8) where u8: Copy {}\n"),
+        vec![Place::RustBound]
+    );
+    let lexed = super::lex::lex(Lang::Go, "func f() { g := func() {}; g() }\n").expect("lexed");
+    assert_eq!(lexed.places, vec![(0, Place::GoTopLevel.bit())]);
 }
 
 /// The lexer masks what the tree's walk masks and finds the same SQL in
@@ -331,14 +416,14 @@ fn the_lexer_masks_what_the_tree_masks() {
 /// adversarial snippets: an item without one is rightly not parsed.
 #[test]
 fn markers_are_held_by_every_match() {
-    use super::matcher::holds_one;
+    use super::matcher::{holds_one, holds_twice};
     let cat = Catalogue::builtin().expect("catalogue");
     let mut texts: Vec<(Lang, String)> = corpus::load()
         .into_iter()
         .map(|s| (s.lang, s.code))
         .collect();
     texts.extend(tricky().into_iter().map(|(l, c)| (l, c.to_string())));
-    let mut matched = 0;
+    let (mut matched, mut placed) = (0, 0);
     for (lang, code) in &texts {
         let Some(lexed) = super::lex::lex(*lang, code) else {
             continue;
@@ -365,17 +450,43 @@ fn markers_are_held_by_every_match() {
                         rule.query,
                         rule.markers
                     );
+                    let twice: Vec<&str> = rule
+                        .also
+                        .iter()
+                        .copied()
+                        .filter(|w| rule.markers.contains(w))
+                        .collect();
+                    let once: Vec<&str> = rule
+                        .also
+                        .iter()
+                        .copied()
+                        .filter(|w| !rule.markers.contains(w))
+                        .collect();
                     assert!(
-                        rule.also.is_empty() || holds_one(rule.also, &hay),
+                        rule.also.is_empty()
+                            || holds_one(&once, &hay)
+                            || twice.iter().any(|w| holds_twice(w, &hay)),
                         "{:?} matches without one of {:?} in:\n{part}",
                         rule.query,
                         rule.also
                     );
+                    if let Some(place) = rule.place {
+                        assert!(
+                            lexed
+                                .places
+                                .iter()
+                                .any(|(at, bit)| (w[0]..w[1]).contains(at) && *bit == place.bit()),
+                            "{:?} matches where the lexer saw no {place:?} in:\n{part}",
+                            rule.query,
+                        );
+                        placed += 1;
+                    }
                 }
             }
         }
     }
     assert!(matched > 300, "{matched}");
+    assert!(placed > 10, "{placed}");
 }
 
 /// Fragments that trip a lexer: every language's quotes, comment markers,
