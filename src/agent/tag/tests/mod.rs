@@ -300,70 +300,69 @@ fn tricky() -> Vec<(Lang, &'static str)> {
 /// a rule matches is `markers_are_held_by_every_match`'s).
 #[test]
 fn the_lexer_places_markers_where_their_nodes_can_be() {
-    use super::rules::Place;
+    use super::rules::Place::{
+        self, GoTopLevel, PyAnnotation, PyCollectionInParens, PyGenerator, PyInnerDecorator,
+        RustBound, RustTypeParams,
+    };
     let places = |lang: Lang, code: &str| -> Vec<Place> {
         let lexed = super::lex::lex(lang, code).expect("lexed");
         [
-            Place::PyAnnotation,
-            Place::PyGenerator,
-            Place::PyCollectionInParens,
-            Place::PyInnerDecorator,
-            Place::GoTopLevel,
-            Place::RustBound,
-            Place::RustTypeParams,
+            PyAnnotation,
+            PyGenerator,
+            PyCollectionInParens,
+            PyInnerDecorator,
+            GoTopLevel,
+            RustBound,
+            RustTypeParams,
         ]
         .into_iter()
         .filter(|p| lexed.places.iter().any(|(_, bit)| *bit == p.bit()))
         .collect()
     };
-    let none: Vec<Place> = Vec::new();
-    let plain = "@app.get(\"/x\")\ndef f(a, b=1) -> None:\n    if a: return [i for i in b if i]\n    for k, v in {1: 2}.items():\n        print(f\"{k:>3}\")\n        s = a[1:2]\n    with open(a) as h:\n        pass\n    try:\n        pass\n    except E:\n        pass\n    else:\n        pass\n";
-    assert_eq!(places(Lang::Python, plain), none);
-    assert_eq!(
-        places(Lang::Python, "def f(a: int): pass\n"),
-        vec![Place::PyAnnotation]
-    );
-    assert_eq!(
-        places(Lang::Python, "x: int = 1\n"),
-        vec![Place::PyAnnotation]
-    );
-    assert_eq!(
-        places(Lang::Python, "if a: x: int = 1\n"),
-        vec![Place::PyAnnotation]
-    );
-    assert_eq!(
-        places(Lang::Python, "s = sum(i for i in a)\n"),
-        vec![Place::PyGenerator]
-    );
-    assert_eq!(
-        places(Lang::Python, "def f(a=[]): pass\n"),
-        vec![Place::PyCollectionInParens]
-    );
-    assert_eq!(
-        places(Lang::Python, "def f():\n    @d\n    def g(): pass\n"),
-        vec![Place::PyInnerDecorator]
-    );
-    assert_eq!(
-        places(Lang::Python, "f = lambda a=[]: a\n"),
-        vec![Place::PyAnnotation, Place::PyCollectionInParens]
-    );
-    assert_eq!(
-        places(Lang::Go, "func f() { g := func() {}; g() }\n"),
-        vec![Place::GoTopLevel]
-    );
-    assert_eq!(places(Lang::Go, "var x = 1\n"), none);
-    let rust = "fn f(a: u8) -> Vec<u8> { let v: Vec<Vec<u8>> = g::<u8>(a); if a < b { S { x: 1 } } else { v } }\nstruct P { x: u8 }\n";
-    assert_eq!(places(Lang::Rust, rust), none);
-    assert_eq!(
-        places(Lang::Rust, "fn f<T: Copy>(x: T) {}\n"),
-        vec![Place::RustBound, Place::RustTypeParams]
-    );
-    assert_eq!(
-        places(Lang::Rust, "fn f(x: u8) where u8: Copy {}\n"),
-        vec![Place::RustBound]
-    );
+    let cases: &[(Lang, &str, &[Place])] = &[
+        (
+            Lang::Python,
+            "@app.get(\"/x\")\ndef f(a, b=1) -> None:\n    if a: return [i for i in b if i]\n    for k, v in {1: 2}.items():\n        print(f\"{k:>3}\")\n        s = a[1:2]\n    with open(a) as h:\n        pass\n    try:\n        pass\n    except E:\n        pass\n    else:\n        pass\n",
+            &[],
+        ),
+        (Lang::Python, "def f(a: int): pass\n", &[PyAnnotation]),
+        (Lang::Python, "x: int = 1\n", &[PyAnnotation]),
+        (Lang::Python, "if a: x: int = 1\n", &[PyAnnotation]),
+        (Lang::Python, "s = sum(i for i in a)\n", &[PyGenerator]),
+        (Lang::Python, "def f(a=[]): pass\n", &[PyCollectionInParens]),
+        (
+            Lang::Python,
+            "def f():\n    @d\n    def g(): pass\n",
+            &[PyInnerDecorator],
+        ),
+        (
+            Lang::Python,
+            "f = lambda a=[]: a\n",
+            &[PyAnnotation, PyCollectionInParens],
+        ),
+        (
+            Lang::Go,
+            "func f() { g := func() {}; g() }\n",
+            &[GoTopLevel],
+        ),
+        (Lang::Go, "var x = 1\n", &[]),
+        (
+            Lang::Rust,
+            "fn f(a: u8) -> Vec<u8> { let v: Vec<Vec<u8>> = g::<u8>(a); if a < b { S { x: 1 } } else { v } }\nstruct P { x: u8 }\n",
+            &[],
+        ),
+        (
+            Lang::Rust,
+            "fn f<T: Copy>(x: T) {}\n",
+            &[RustBound, RustTypeParams],
+        ),
+        (Lang::Rust, "fn f(x: u8) where u8: Copy {}\n", &[RustBound]),
+    ];
+    for (lang, code, want) in cases {
+        assert_eq!(places(*lang, code), *want, "{code}");
+    }
     let lexed = super::lex::lex(Lang::Go, "func f() { g := func() {}; g() }\n").expect("lexed");
-    assert_eq!(lexed.places, vec![(0, Place::GoTopLevel.bit())]);
+    assert_eq!(lexed.places, vec![(0, GoTopLevel.bit())]);
 }
 
 /// The lexer masks what the tree's walk masks and finds the same SQL in
