@@ -23,9 +23,8 @@ pub struct Rule {
     /// node only ever appears beside one of these words or signs. A word
     /// in both lists must be held twice (a nested `def` holds `def` twice).
     pub also: &'static [&'static str],
-    /// When set, where the lexer must have seen one of the markers for the
-    /// match to be possible (`markers_are_held_by_every_match` checks these
-    /// too).
+    /// When set, a place the lexer must have seen in a part for the rule
+    /// to match there (`markers_are_held_by_every_match` checks these too).
     pub place: Option<Place>,
     pub query: &'static str,
 }
@@ -38,9 +37,10 @@ pub struct Rule {
 pub enum Place {
     /// Python: a `:` that may begin an annotation (`x: int`, a typed
     /// parameter): one whose innermost open bracket is `(`, or one outside
-    /// brackets but the colon that ends a compound statement's header
-    /// (`if x:`, `def f(...) -> T:`), not `:=`; and wherever `lambda` is
-    /// (a lambda's parameters are parsed as typed ones).
+    /// brackets that is not the colon ending a compound statement's header
+    /// (`if x:`, `def f(...) -> T:`); never `:=`; and wherever `lambda` is
+    /// (the grammar parses a lambda's parameters as a function's, typed
+    /// ones included).
     PyAnnotation,
     /// Python: a `for` whose innermost open bracket is `(`: a generator
     /// expression is always in parentheses, its own or a call's, while a
