@@ -156,6 +156,15 @@ impl Lexer<'_> {
         self.b.get(self.i + k).copied().unwrap_or(0)
     }
 
+    /// Where the run of identifier bytes from `from` ends.
+    fn word_end(&self, from: usize) -> usize {
+        let mut e = from;
+        while e < self.b.len() && ident(self.b[e]) {
+            e += 1;
+        }
+        e
+    }
+
     fn word(&self, (s, e): (usize, usize)) -> &[u8] {
         &self.b[s..e]
     }
@@ -274,10 +283,7 @@ impl Lexer<'_> {
                     self.last = Last::Punct(c);
                 }
                 c if ident_start(c) => {
-                    let mut e = self.i + 1;
-                    while e < self.b.len() && ident(self.b[e]) {
-                        e += 1;
-                    }
+                    let e = self.word_end(self.i + 1);
                     let w = &self.b[self.i..e];
                     let next = self.b.get(e).copied().unwrap_or(0);
                     if self.lang == Lang::Rust && self.rust_prefix(w, next) {
@@ -419,10 +425,7 @@ impl Lexer<'_> {
         if !(ident_start(c) || c == b'#' || c == b'@') {
             return;
         }
-        let mut e = self.i;
-        while e < self.b.len() && ident(self.b[e]) {
-            e += 1;
-        }
+        let e = self.word_end(self.i);
         const GO_ON: [&[u8]; 12] = [
             b"else",
             b"catch",
@@ -504,10 +507,7 @@ impl Lexer<'_> {
                 || (next != b'\'' && self.b.get(self.i + 1 + char_len) == Some(&b'\''));
             if !is_char {
                 // A lifetime or a label: a quote and a word, not masked.
-                self.i += 1;
-                while self.i < self.b.len() && ident(self.b[self.i]) {
-                    self.i += 1;
-                }
+                self.i = self.word_end(self.i + 1);
                 self.last = Last::Literal;
                 return Some(());
             }
@@ -600,11 +600,7 @@ impl Lexer<'_> {
                     i += 1;
                 }
                 b'/' if !class => {
-                    i += 1;
-                    while i < self.b.len() && ident(self.b[i]) {
-                        i += 1;
-                    }
-                    return Some(i);
+                    return Some(self.word_end(i + 1));
                 }
                 _ => i += 1,
             }
@@ -709,10 +705,7 @@ impl Lexer<'_> {
                     self.i = end;
                 }
                 c if ident_start(c) => {
-                    let mut e = self.i + 1;
-                    while e < self.b.len() && ident(self.b[e]) {
-                        e += 1;
-                    }
+                    let e = self.word_end(self.i + 1);
                     let w = &self.b[self.i..e];
                     if py_prefix(w) && matches!(self.b.get(e), Some(b'"' | b'\'')) {
                         let end = self.py_strings(e)?;
@@ -739,13 +732,7 @@ impl Lexer<'_> {
     /// a compound statement's header: one of [`PY_HEADERS`], or `async`
     /// before `def`, `for` or `with` (alone it is a name to the grammar).
     fn py_header(&self) -> bool {
-        let word_at = |from: usize| {
-            let mut e = from;
-            while e < self.b.len() && ident(self.b[e]) {
-                e += 1;
-            }
-            &self.b[from..e]
-        };
+        let word_at = |from: usize| &self.b[from..self.word_end(from)];
         let first = word_at(self.i);
         if first == b"async" {
             let mut j = self.i + first.len();
@@ -796,10 +783,7 @@ impl Lexer<'_> {
         if self.i >= 2 && self.b[self.i - 2] == b'\\' {
             return;
         }
-        let mut e = self.i;
-        while e < self.b.len() && ident(self.b[e]) {
-            e += 1;
-        }
+        let e = self.word_end(self.i);
         let w = &self.b[self.i..e];
         let go_on = matches!(w, b"else" | b"elif" | b"except" | b"finally");
         if !go_on && !self.decorated {
@@ -825,10 +809,7 @@ impl Lexer<'_> {
                     _ => break,
                 }
             }
-            let mut e = i;
-            while e < self.b.len() && ident(self.b[e]) {
-                e += 1;
-            }
+            let e = self.word_end(i);
             let quote_at = if matches!(self.b.get(e), Some(b'"' | b'\''))
                 && (e == i || py_prefix(&self.b[i..e]))
             {
@@ -959,9 +940,7 @@ impl Lexer<'_> {
                 }
                 c if c.is_ascii_whitespace() => self.i += 1,
                 c if ident_start(c) => {
-                    while self.i < self.b.len() && ident(self.b[self.i]) {
-                        self.i += 1;
-                    }
+                    self.i = self.word_end(self.i);
                     after_semicolon = false;
                 }
                 _ => {

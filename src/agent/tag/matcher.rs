@@ -312,22 +312,22 @@ pub(super) fn without_comments(text: &str, lexed: &lex::Lexed) -> String {
 /// that [`LangIndex::needed`] runs with one automaton.
 #[cfg(test)]
 pub(super) fn holds_one(words: &[&str], view: &str) -> bool {
-    words.iter().any(|w| {
-        (0..view.len())
-            .filter(|&at| view[at..].starts_with(w))
-            .any(|at| marker_at(w.as_bytes(), view.as_bytes(), at, at + w.len()))
-    })
+    words.iter().any(|w| marker_hits(w, view).next().is_some())
 }
 
 /// Whether `view` holds `word` twice or more, as [`marker_at`] counts it
 /// (a word in both a rule's markers and its `also` words).
 #[cfg(test)]
 pub(super) fn holds_twice(word: &str, view: &str) -> bool {
+    marker_hits(word, view).nth(1).is_some()
+}
+
+/// Where in `view` `word` stands as [`marker_at`] counts it.
+#[cfg(test)]
+fn marker_hits<'v>(word: &'v str, view: &'v str) -> impl Iterator<Item = usize> + 'v {
     (0..view.len())
-        .filter(|&at| view[at..].starts_with(word))
-        .filter(|&at| marker_at(word.as_bytes(), view.as_bytes(), at, at + word.len()))
-        .nth(1)
-        .is_some()
+        .filter(move |&at| view[at..].starts_with(word))
+        .filter(move |&at| marker_at(word.as_bytes(), view.as_bytes(), at, at + word.len()))
 }
 
 /// Whitespace runs become one space, no space before `(`, and (for SQL)
